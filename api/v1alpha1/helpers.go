@@ -1,0 +1,124 @@
+package v1alpha1
+
+import (
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// VMName is the name of the KubeVirt VirtualMachine made for a profile. The
+// CRD limits profile names to 60 characters so that this name fits in a label.
+func VMName(profileName string) string {
+	return profileName + "-vm"
+}
+
+// VolumeName is the name of the PVC (or DataVolume) that holds one disk of a
+// profile. It depends only on the two names, so a re-created profile finds the
+// disks it retained.
+func VolumeName(profileName, diskName string) string {
+	return profileName + "-" + diskName
+}
+
+// EffectiveRunStrategy applies the documented precedence: an explicit
+// runStrategy wins; otherwise autoStart: false means Halted; otherwise the
+// high-availability restart policy maps Always → Always, OnFailure →
+// RerunOnFailure, Never → Once; otherwise Always.
+func (s *VirtualMachineProfileSpec) EffectiveRunStrategy() RunStrategy {
+	if s.StartStrategy != nil && s.StartStrategy.RunStrategy != "" {
+		return s.StartStrategy.RunStrategy
+	}
+	if s.StartStrategy != nil && s.StartStrategy.AutoStart != nil && !*s.StartStrategy.AutoStart {
+		return RunStrategyHalted
+	}
+	if s.HighAvailability != nil {
+		switch s.HighAvailability.RestartPolicy {
+		case RestartOnFailure:
+			return RunStrategyRerunOnFailure
+		case RestartNever:
+			return RunStrategyOnce
+		}
+	}
+	return RunStrategyAlways
+}
+
+// BootDisk returns the disk marked boot: true, or nil.
+func (s *VirtualMachineProfileSpec) BootDisk() *DiskConfig {
+	for i := range s.Disks {
+		if s.Disks[i].Boot {
+			return &s.Disks[i]
+		}
+	}
+	return nil
+}
+
+// DiskImage is the image imported into a disk: its own image, or the
+// profile's osImage for a boot disk without one; empty for a blank disk.
+func (s *VirtualMachineProfileSpec) DiskImage(d *DiskConfig) string {
+	if d.Image != "" {
+		return d.Image
+	}
+	if d.Boot {
+		return s.OSImage
+	}
+	return ""
+}
+
+// EffectiveRetainPolicy is the disk's retain policy with the API default
+// applied, for objects that did not pass through the apiserver.
+func (d *DiskConfig) EffectiveRetainPolicy() RetainPolicy {
+	if d.RetainPolicy == "" {
+		return RetainPolicyRetain
+	}
+	return d.RetainPolicy
+}
+
+// FormatVLANs writes VLAN ids as a sorted, compact list of ids and ranges,
+// for example "1,100,200-210". Duplicates are dropped.
+func FormatVLANs(ids []int) string {
+	sorted := slices.Clone(ids)
+	slices.Sort(sorted)
+	sorted = slices.Compact(sorted)
+	var b strings.Builder
+	for i := 0; i < len(sorted); {
+		j := i
+		for j+1 < len(sorted) && sorted[j+1] == sorted[j]+1 {
+			j++
+		}
+		if b.Len() > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(strconv.Itoa(sorted[i]))
+		if j > i {
+			b.WriteByte('-')
+			b.WriteString(strconv.Itoa(sorted[j]))
+		}
+		i = j + 1
+	}
+	return b.String()
+}
+
+// VLANsContain reports whether a list written by FormatVLANs contains id.
+// A malformed list contains nothing, and says why.
+func VLANsContain(list string, id int) (bool, error) {
+	if list == "" {
+		return false, nil
+	}
+	for _, part := range strings.Split(list, ",") {
+		lo, hi, isRange := strings.Cut(part, "-")
+		from, err := strconv.Atoi(lo)
+		if err != nil {
+			return false, fmt.Errorf("VLAN list %q: %q is not a VLAN id", list, lo)
+		}
+		to := from
+		if isRange {
+			if to, err = strconv.Atoi(hi); err != nil {
+				return false, fmt.Errorf("VLAN list %q: %q is not a VLAN id", list, hi)
+			}
+		}
+		if from <= id && id <= to {
+			return true, nil
+		}
+	}
+	return false, nil
+}

@@ -1,0 +1,179 @@
+// Package controlplane starts the real test control plane — etcd and
+// kube-apiserver built from their Go modules into bin/ (make controlplane) —
+// through envtest, installs the operator's CRDs and the third-party CRDs
+// generated from the upstream KubeVirt, CDI, Multus and nmstate API types,
+// and, for tests that need garbage collection, runs the real
+// kube-controller-manager against it.
+package controlplane
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"time"
+
+	nadv1 "github.com/k8snetworkplumbingwg/network-attachment-definition-client/pkg/apis/k8s.cni.cncf.io/v1"
+	nmstatev1 "github.com/nmstate/kubernetes-nmstate/api/v1"
+	nmstatev1beta1 "github.com/nmstate/kubernetes-nmstate/api/v1beta1"
+	k8sruntime "k8s.io/apimachinery/pkg/runtime"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	kubevirtv1 "kubevirt.io/api/core/v1"
+	cdiv1 "kubevirt.io/containerized-data-importer-api/pkg/apis/core/v1beta1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+
+	vmv1alpha1 "github.com/jianfenliu/vmoperator/api/v1alpha1"
+)
+
+// ControlPlane is a running etcd and kube-apiserver with every CRD installed.
+type ControlPlane struct {
+	// Config reaches the apiserver as cluster admin.
+	Config *rest.Config
+	// Client is a cluster-admin client that knows every type the operator uses.
+	Client client.Client
+	// Scheme is the scheme Client uses.
+	Scheme *k8sruntime.Scheme
+	// Kubeconfig is the path of a cluster-admin kubeconfig file, for kubectl
+	// and for kube-controller-manager.
+	Kubeconfig string
+
+	env               *envtest.Environment
+	workDir           string
+	controllerManager *exec.Cmd
+	controllerExited  chan error
+}
+
+// RepoRoot is the root of this repository, found from this source file.
+func RepoRoot() string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Clean(filepath.Join(filepath.Dir(file), "..", ".."))
+}
+
+// BinDir is where make builds etcd, kube-apiserver and kube-controller-manager.
+func BinDir() string {
+	if dir := os.Getenv("KUBEBUILDER_ASSETS"); dir != "" {
+		return dir
+	}
+	return filepath.Join(RepoRoot(), "bin")
+}
+
+// NewScheme knows the operator's types, the core Kubernetes types and the
+// KubeVirt, CDI, Multus and nmstate types.
+func NewScheme() *k8sruntime.Scheme {
+	scheme := k8sruntime.NewScheme()
+	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
+	utilruntime.Must(vmv1alpha1.AddToScheme(scheme))
+	utilruntime.Must(kubevirtv1.AddToScheme(scheme))
+	utilruntime.Must(cdiv1.AddToScheme(scheme))
+	utilruntime.Must(nadv1.AddToScheme(scheme))
+	utilruntime.Must(nmstatev1.AddToScheme(scheme))
+	utilruntime.Must(nmstatev1beta1.AddToScheme(scheme))
+	return scheme
+}
+
+// Start runs etcd and kube-apiserver from BinDir and installs the CRDs in
+// deploy/crds and test/crds. The binaries must exist: make controlplane builds them.
+func Start() (*ControlPlane, error) {
+	bin := BinDir()
+	for _, name := range []string{"etcd", "kube-apiserver"} {
+		if _, err := os.Stat(filepath.Join(bin, name)); err != nil {
+			return nil, fmt.Errorf("test control plane: %s not found in %s; run `make controlplane` (or `make test`, which builds it): %w", name, bin, err)
+		}
+	}
+	root := RepoRoot()
+	scheme := NewScheme()
+	env := &envtest.Environment{
+		BinaryAssetsDirectory: bin,
+		CRDDirectoryPaths: []string{
+			filepath.Join(root, "deploy", "crds"),
+			filepath.Join(root, "test", "crds"),
+		},
+		ErrorIfCRDPathMissing:    true,
+		Scheme:                   scheme,
+		ControlPlaneStartTimeout: time.Minute,
+	}
+	config, err := env.Start()
+	if err != nil {
+		// Start leaves etcd and kube-apiserver running when a later step
+		// (installing CRDs) fails.
+		return nil, errors.Join(fmt.Errorf("test control plane: %w", err), env.Stop())
+	}
+	cp := &ControlPlane{Config: config, Scheme: scheme, env: env}
+	if err := cp.finishSetup(); err != nil {
+		return nil, errors.Join(err, cp.Stop())
+	}
+	return cp, nil
+}
+
+func (cp *ControlPlane) finishSetup() error {
+	var err error
+	cp.Client, err = client.New(cp.Config, client.Options{Scheme: cp.Scheme})
+	if err != nil {
+		return fmt.Errorf("test control plane: client: %w", err)
+	}
+	cp.workDir, err = os.MkdirTemp("", "vmop-controlplane-")
+	if err != nil {
+		return err
+	}
+	admin, err := cp.env.AddUser(envtest.User{Name: "vmop-test-admin", Groups: []string{"system:masters"}}, nil)
+	if err != nil {
+		return fmt.Errorf("test control plane: admin user: %w", err)
+	}
+	kubeconfig, err := admin.KubeConfig()
+	if err != nil {
+		return err
+	}
+	cp.Kubeconfig = filepath.Join(cp.workDir, "kubeconfig")
+	return os.WriteFile(cp.Kubeconfig, kubeconfig, 0o600)
+}
+
+// StartGarbageCollector runs the real kube-controller-manager with only the
+// garbage collector and namespace controllers, so owner references and
+// namespace deletion behave as on a real cluster.
+func (cp *ControlPlane) StartGarbageCollector() error {
+	path := filepath.Join(BinDir(), "kube-controller-manager")
+	if _, err := os.Stat(path); err != nil {
+		return fmt.Errorf("kube-controller-manager not found; run `make controlplane`: %w", err)
+	}
+	logFile, err := os.Create(filepath.Join(cp.workDir, "kube-controller-manager.log"))
+	if err != nil {
+		return err
+	}
+	cmd := exec.Command(path,
+		"--kubeconfig="+cp.Kubeconfig,
+		"--controllers=garbagecollector,namespace",
+		"--leader-elect=false",
+		"--secure-port=0",
+		"--authentication-skip-lookup=true",
+	)
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("start kube-controller-manager: %w", err)
+	}
+	cp.controllerManager = cmd
+	cp.controllerExited = make(chan error, 1)
+	go func() { cp.controllerExited <- cmd.Wait(); logFile.Close() }()
+	return nil
+}
+
+// Stop ends kube-controller-manager (if started), kube-apiserver and etcd and
+// removes their files.
+func (cp *ControlPlane) Stop() error {
+	var errs []error
+	if cp.controllerManager != nil {
+		_ = cp.controllerManager.Process.Kill()
+		<-cp.controllerExited
+	}
+	if err := cp.env.Stop(); err != nil {
+		errs = append(errs, err)
+	}
+	if cp.workDir != "" {
+		errs = append(errs, os.RemoveAll(cp.workDir))
+	}
+	return errors.Join(errs...)
+}

@@ -1,20 +1,32 @@
-// Command vmop-controller reconciles VirtualMachineProfiles into networks,
-// disks and KubeVirt VMs. Reconciliation is not implemented yet (issue #3):
-// for now it parses its flags and exits.
+// Command vmop-controller reconciles VirtualMachineProfiles into network
+// attachments, host-network policies, disks, cloud-init and KubeVirt VMs, and
+// keeps their status true. It runs leader-elected; only the leader reconciles.
 package main
 
 import (
 	"flag"
 	"fmt"
 	"os"
+
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+
+	"github.com/jianfenliu/vmoperator/controller/manager"
 )
 
 func main() {
-	flags := flag.NewFlagSet("vmop-controller", flag.ContinueOnError)
-	kubeconfig := flags.String("kubeconfig", "", "kubeconfig file; empty means in-cluster configuration")
-	if err := flags.Parse(os.Args[1:]); err != nil {
-		os.Exit(2)
+	options := manager.Options{}
+	flag.StringVar(&options.MetricsAddress, "metrics-bind-address", ":8080", "address of the /metrics endpoint; 0 disables it")
+	flag.StringVar(&options.ProbeAddress, "health-probe-bind-address", ":8081", "address of the /healthz and /readyz endpoints")
+	flag.BoolVar(&options.LeaderElection, "leader-elect", true, "elect a leader so that only one replica reconciles")
+	flag.StringVar(&options.LeaderElectionNamespace, "leader-election-namespace", "", "namespace of the leader-election Lease (default: the pod's namespace)")
+	flag.StringVar(&options.DefaultSRIOVResource, "default-sriov-resource", "intel.com/sriov_netdevice",
+		"device-plugin resource of SR-IOV networks that do not set sriov.resourceName")
+	zapOptions := zap.Options{}
+	zapOptions.BindFlags(flag.CommandLine)
+	flag.Parse()
+	options.Logger = zap.New(zap.UseFlagOptions(&zapOptions))
+	if err := manager.Run(options); err != nil {
+		fmt.Fprintln(os.Stderr, "vmop-controller:", err)
+		os.Exit(1)
 	}
-	_ = kubeconfig
-	fmt.Fprintln(os.Stderr, "vmop-controller: reconciliation is not implemented yet; nothing to do")
 }

@@ -1,0 +1,86 @@
+package desired
+
+import (
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	cdiv1 "kubevirt.io/containerized-data-importer-api/pkg/apis/core/v1beta1"
+
+	vmv1alpha1 "github.com/jianfenliu/vmoperator/api/v1alpha1"
+)
+
+const dockerScheme = "docker://"
+
+// RegistryURL is an image reference as CDI's registry source wants it: with
+// the docker:// scheme.
+func RegistryURL(image string) string {
+	if strings.HasPrefix(image, dockerScheme) {
+		return image
+	}
+	return dockerScheme + image
+}
+
+// ContainerDiskImage is an image reference as KubeVirt's containerDisk wants
+// it: without a scheme.
+func ContainerDiskImage(image string) string {
+	return strings.TrimPrefix(image, dockerScheme)
+}
+
+// VolumeLabels are the labels of a disk's volume: the profile's, plus the
+// disk name, so a re-created profile can find what it retained.
+func VolumeLabels(profile *vmv1alpha1.VirtualMachineProfile, disk *vmv1alpha1.DiskConfig) map[string]string {
+	labels := OwnedLabels(profile)
+	labels[LabelDisk] = disk.Name
+	return labels
+}
+
+func volumeMeta(profile *vmv1alpha1.VirtualMachineProfile, disk *vmv1alpha1.DiskConfig) metav1.ObjectMeta {
+	return metav1.ObjectMeta{
+		Name:      vmv1alpha1.VolumeName(profile.Name, disk.Name),
+		Namespace: profile.Namespace,
+		Labels:    VolumeLabels(profile, disk),
+		// Owned by the profile, never by the VM: deleting the VM must not take data with it.
+		OwnerReferences: []metav1.OwnerReference{OwnerReference(profile)},
+	}
+}
+
+func storageClass(disk *vmv1alpha1.DiskConfig) *string {
+	if disk.StorageClassName == "" {
+		return nil // the cluster's default class
+	}
+	name := disk.StorageClassName
+	return &name
+}
+
+// PVC is the claim of a blank disk.
+func PVC(profile *vmv1alpha1.VirtualMachineProfile, disk *vmv1alpha1.DiskConfig, size resource.Quantity) *corev1.PersistentVolumeClaim {
+	return &corev1.PersistentVolumeClaim{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "PersistentVolumeClaim"},
+		ObjectMeta: volumeMeta(profile, disk),
+		Spec: corev1.PersistentVolumeClaimSpec{
+			AccessModes:      []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
+			Resources:        corev1.VolumeResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceStorage: size}},
+			StorageClassName: storageClass(disk),
+		},
+	}
+}
+
+// DataVolume imports image into a disk through CDI. CDI creates the claim,
+// named like the DataVolume.
+func DataVolume(profile *vmv1alpha1.VirtualMachineProfile, disk *vmv1alpha1.DiskConfig, image string, size resource.Quantity) *cdiv1.DataVolume {
+	url := RegistryURL(image)
+	return &cdiv1.DataVolume{
+		TypeMeta:   metav1.TypeMeta{APIVersion: cdiv1.SchemeGroupVersion.String(), Kind: "DataVolume"},
+		ObjectMeta: volumeMeta(profile, disk),
+		Spec: cdiv1.DataVolumeSpec{
+			Source: &cdiv1.DataVolumeSource{Registry: &cdiv1.DataVolumeSourceRegistry{URL: &url}},
+			Storage: &cdiv1.StorageSpec{
+				AccessModes:      []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
+				Resources:        corev1.VolumeResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceStorage: size}},
+				StorageClassName: storageClass(disk),
+			},
+		},
+	}
+}

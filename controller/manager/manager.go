@@ -1,0 +1,118 @@
+// Package manager wires vmop-controller: the controller-runtime manager with
+// leader election, probes and metrics, dependency discovery, and the profile
+// reconciler. cmd/vmop-controller only parses flags and calls Run; tests and
+// the local environment call New and start the manager themselves.
+package manager
+
+import (
+	"fmt"
+
+	"github.com/go-logr/logr"
+	nadv1 "github.com/k8snetworkplumbingwg/network-attachment-definition-client/pkg/apis/k8s.cni.cncf.io/v1"
+	nmstatev1 "github.com/nmstate/kubernetes-nmstate/api/v1"
+	nmstatev1beta1 "github.com/nmstate/kubernetes-nmstate/api/v1beta1"
+	"github.com/prometheus/client_golang/prometheus"
+	k8sruntime "k8s.io/apimachinery/pkg/runtime"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	kubevirtv1 "kubevirt.io/api/core/v1"
+	cdiv1 "kubevirt.io/containerized-data-importer-api/pkg/apis/core/v1beta1"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	vmv1alpha1 "github.com/jianfenliu/vmoperator/api/v1alpha1"
+	"github.com/jianfenliu/vmoperator/controller/profile"
+	"github.com/jianfenliu/vmoperator/metrics"
+)
+
+// Options configure vmop-controller.
+type Options struct {
+	MetricsAddress          string
+	ProbeAddress            string
+	LeaderElection          bool
+	LeaderElectionNamespace string
+	DefaultSRIOVResource    string
+	Logger                  logr.Logger
+	// MetricsRegistry receives vmop's own metrics; nil means controller-runtime's
+	// registry, which the metrics endpoint serves.
+	MetricsRegistry prometheus.Registerer
+}
+
+// NewScheme knows every type vmop-controller reads or writes.
+func NewScheme() *k8sruntime.Scheme {
+	scheme := k8sruntime.NewScheme()
+	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
+	utilruntime.Must(vmv1alpha1.AddToScheme(scheme))
+	utilruntime.Must(kubevirtv1.AddToScheme(scheme))
+	utilruntime.Must(cdiv1.AddToScheme(scheme))
+	utilruntime.Must(nadv1.AddToScheme(scheme))
+	utilruntime.Must(nmstatev1.AddToScheme(scheme))
+	utilruntime.Must(nmstatev1beta1.AddToScheme(scheme))
+	return scheme
+}
+
+// New builds the manager with the profile controllers registered.
+func New(config *rest.Config, options Options) (ctrl.Manager, error) {
+	ctrl.SetLogger(options.Logger)
+	scheme := NewScheme()
+	mgr, err := ctrl.NewManager(config, ctrl.Options{
+		Scheme:                  scheme,
+		Metrics:                 metricsserver.Options{BindAddress: options.MetricsAddress},
+		HealthProbeBindAddress:  options.ProbeAddress,
+		LeaderElection:          options.LeaderElection,
+		LeaderElectionID:        "vmop-controller.vm.example.com",
+		LeaderElectionNamespace: options.LeaderElectionNamespace,
+		Logger:                  options.Logger,
+	})
+	if err != nil {
+		return nil, err
+	}
+	deps, err := profile.DiscoverDependencies(mgr.GetRESTMapper())
+	if err != nil {
+		return nil, fmt.Errorf("discover installed APIs: %w", err)
+	}
+	options.Logger.Info("discovered dependencies", "kubevirt", deps.KubeVirt, "cdi", deps.CDI, "multus", deps.Multus, "nmstate", deps.NMState)
+	registry := options.MetricsRegistry
+	if registry == nil {
+		registry = ctrlmetrics.Registry
+	}
+	controllerMetrics, err := metrics.NewController(registry, mgr.GetClient())
+	if err != nil {
+		return nil, err
+	}
+	reconciler := &profile.Reconciler{
+		Client:               mgr.GetClient(),
+		Scheme:               scheme,
+		Recorder:             mgr.GetEventRecorder("vmop-controller"),
+		Deps:                 deps,
+		DefaultSRIOVResource: options.DefaultSRIOVResource,
+		Ready:                controllerMetrics,
+	}
+	if err := reconciler.SetupWithManager(mgr); err != nil {
+		return nil, err
+	}
+	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
+		return nil, err
+	}
+	if err := mgr.AddReadyzCheck("readyz", healthz.Ping); err != nil {
+		return nil, err
+	}
+	return mgr, nil
+}
+
+// Run starts vmop-controller against the cluster in $KUBECONFIG, --kubeconfig
+// or the pod's service account, until SIGTERM or SIGINT.
+func Run(options Options) error {
+	config, err := ctrl.GetConfig()
+	if err != nil {
+		return err
+	}
+	mgr, err := New(config, options)
+	if err != nil {
+		return err
+	}
+	return mgr.Start(ctrl.SetupSignalHandler())
+}

@@ -1,0 +1,6 @@
+// Package profile reconciles VirtualMachineProfiles into their children —
+// network attachments, shared host-network policies, disks, cloud-init and the
+// KubeVirt VM — and writes the profile's status once per reconcile, only when
+// it changed. Reconcile reads like a table of contents: each step is a small
+// method that records a check in status.Observed.
+package profile

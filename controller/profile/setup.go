@@ -1,0 +1,201 @@
+package profile
+
+import (
+	"context"
+
+	nadv1 "github.com/k8snetworkplumbingwg/network-attachment-definition-client/pkg/apis/k8s.cni.cncf.io/v1"
+	nmstatev1 "github.com/nmstate/kubernetes-nmstate/api/v1"
+	corev1 "k8s.io/api/core/v1"
+	storagev1 "k8s.io/api/storage/v1"
+	"k8s.io/apimachinery/pkg/types"
+	kubevirtv1 "kubevirt.io/api/core/v1"
+	cdiv1 "kubevirt.io/containerized-data-importer-api/pkg/apis/core/v1beta1"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	vmv1alpha1 "github.com/jianfenliu/vmoperator/api/v1alpha1"
+	"github.com/jianfenliu/vmoperator/controller/desired"
+)
+
+// Field indexes on profiles, so that an event on another object wakes only
+// the profiles it concerns.
+const (
+	indexHostInterface = "vmop.hostInterface"
+	indexStaticIP      = "vmop.staticIP"
+	indexNAD           = "vmop.nad"
+	indexStorageClass  = "vmop.storageClass"
+	indexSSHKeySecret  = "vmop.sshKeySecret"
+)
+
+func profileIndexes() map[string]func(*vmv1alpha1.VirtualMachineProfile) []string {
+	return map[string]func(*vmv1alpha1.VirtualMachineProfile) []string{
+		indexHostInterface: func(p *vmv1alpha1.VirtualMachineProfile) []string {
+			var names []string
+			for _, host := range hostNetworks(p) {
+				names = append(names, host.Interface)
+			}
+			return names
+		},
+		indexStaticIP: staticIPKeys,
+		indexNAD: func(p *vmv1alpha1.VirtualMachineProfile) []string {
+			var keys []string
+			for i := range p.Spec.Networks {
+				if p.Spec.Networks[i].NADName != "" {
+					keys = append(keys, nadKey(p, p.Spec.Networks[i].NADName).String())
+				}
+			}
+			return keys
+		},
+		indexStorageClass: func(p *vmv1alpha1.VirtualMachineProfile) []string {
+			var names []string
+			for i := range p.Spec.Disks {
+				if p.Spec.Disks[i].StorageClassName != "" {
+					names = append(names, p.Spec.Disks[i].StorageClassName)
+				}
+			}
+			return names
+		},
+		indexSSHKeySecret: func(p *vmv1alpha1.VirtualMachineProfile) []string {
+			if p.Spec.SSHKeySecret == "" {
+				return nil
+			}
+			return []string{p.Namespace + "/" + p.Spec.SSHKeySecret}
+		},
+	}
+}
+
+// SetupWithManager registers the indexes and the two controllers: profiles,
+// and the shared host interfaces (only when nmstate is installed). Watches
+// cover only the dependencies the cluster serves.
+func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
+	ctx := context.Background()
+	for name, extract := range profileIndexes() {
+		extract := extract
+		err := mgr.GetFieldIndexer().IndexField(ctx, &vmv1alpha1.VirtualMachineProfile{}, name, func(obj client.Object) []string {
+			return extract(obj.(*vmv1alpha1.VirtualMachineProfile))
+		})
+		if err != nil {
+			return err
+		}
+	}
+	b := ctrl.NewControllerManagedBy(mgr).
+		For(&vmv1alpha1.VirtualMachineProfile{}).
+		Owns(&corev1.PersistentVolumeClaim{}).
+		Owns(&corev1.Secret{}, builder.OnlyMetadata).
+		Watches(&corev1.Secret{}, r.profilesByIndex(indexSSHKeySecret, namespacedKey), builder.OnlyMetadata).
+		Watches(&storagev1.StorageClass{}, r.profilesByIndex(indexStorageClass, nameKey)).
+		Watches(&vmv1alpha1.VirtualMachineProfile{}, handler.EnqueueRequestsFromMapFunc(r.profilesSharingStaticIPs))
+	if r.Deps.KubeVirt {
+		b = b.Owns(&kubevirtv1.VirtualMachine{}).
+			Watches(&kubevirtv1.VirtualMachineInstance{}, handler.EnqueueRequestsFromMapFunc(profileOfInstance))
+	}
+	if r.Deps.CDI {
+		b = b.Owns(&cdiv1.DataVolume{})
+	}
+	if r.Deps.Multus {
+		b = b.Owns(&nadv1.NetworkAttachmentDefinition{}).
+			Watches(&nadv1.NetworkAttachmentDefinition{}, r.profilesByIndex(indexNAD, namespacedKey))
+	}
+	if r.Deps.NMState {
+		b = b.Watches(&nmstatev1.NodeNetworkConfigurationPolicy{}, r.profilesByIndex(indexHostInterface, policyInterface))
+	}
+	if err := b.Complete(r); err != nil {
+		return err
+	}
+	if !r.Deps.NMState {
+		return nil
+	}
+	return ctrl.NewControllerManagedBy(mgr).
+		Named("hostinterface").
+		Watches(&vmv1alpha1.VirtualMachineProfile{}, handler.EnqueueRequestsFromMapFunc(r.hostInterfacesOfProfile)).
+		Watches(&nmstatev1.NodeNetworkConfigurationPolicy{}, handler.EnqueueRequestsFromMapFunc(hostInterfaceOfPolicy)).
+		Complete(reconcile.Func(r.ReconcileHostInterface))
+}
+
+func namespacedKey(obj client.Object) string { return obj.GetNamespace() + "/" + obj.GetName() }
+func nameKey(obj client.Object) string       { return obj.GetName() }
+func policyInterface(obj client.Object) string {
+	return obj.GetAnnotations()[annotationHostInterface]
+}
+
+// profilesByIndex maps an object to the profiles whose index holds its key.
+func (r *Reconciler) profilesByIndex(index string, key func(client.Object) string) handler.EventHandler {
+	return handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, obj client.Object) []reconcile.Request {
+		value := key(obj)
+		if value == "" || value == "/" {
+			return nil
+		}
+		var profiles vmv1alpha1.VirtualMachineProfileList
+		if err := r.Client.List(ctx, &profiles, client.MatchingFields{index: value}); err != nil {
+			return nil
+		}
+		requests := make([]reconcile.Request, 0, len(profiles.Items))
+		for i := range profiles.Items {
+			requests = append(requests, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&profiles.Items[i])})
+		}
+		return requests
+	})
+}
+
+// profilesSharingStaticIPs wakes the other profiles that use one of this
+// profile's static addresses, so the younger one proceeds once the older is gone.
+func (r *Reconciler) profilesSharingStaticIPs(ctx context.Context, obj client.Object) []reconcile.Request {
+	profile := obj.(*vmv1alpha1.VirtualMachineProfile)
+	var requests []reconcile.Request
+	for _, key := range staticIPKeys(profile) {
+		var profiles vmv1alpha1.VirtualMachineProfileList
+		if err := r.Client.List(ctx, &profiles, client.MatchingFields{indexStaticIP: key}); err != nil {
+			return nil
+		}
+		for i := range profiles.Items {
+			if profiles.Items[i].UID != profile.UID {
+				requests = append(requests, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&profiles.Items[i])})
+			}
+		}
+	}
+	return requests
+}
+
+// profileOfInstance maps a VM instance to its profile through the label the
+// VM template carries.
+func profileOfInstance(_ context.Context, obj client.Object) []reconcile.Request {
+	name := obj.GetLabels()[desired.LabelProfile]
+	if name == "" {
+		return nil
+	}
+	return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: obj.GetNamespace(), Name: name}}}
+}
+
+// hostInterfacesOfProfile wakes the host-interface reconciler for every
+// interface the profile needs and every interface the operator manages, so a
+// profile that stops needing one (spec change or deletion) releases it.
+func (r *Reconciler) hostInterfacesOfProfile(ctx context.Context, obj client.Object) []reconcile.Request {
+	seen := map[string]bool{}
+	for _, host := range hostNetworks(obj.(*vmv1alpha1.VirtualMachineProfile)) {
+		seen[host.Interface] = true
+	}
+	var policies nmstatev1.NodeNetworkConfigurationPolicyList
+	if err := r.Client.List(ctx, &policies, client.MatchingLabels{desired.LabelHostNetwork: "true"}); err == nil {
+		for i := range policies.Items {
+			if name := policyInterface(&policies.Items[i]); name != "" {
+				seen[name] = true
+			}
+		}
+	}
+	requests := make([]reconcile.Request, 0, len(seen))
+	for name := range seen {
+		requests = append(requests, reconcile.Request{NamespacedName: types.NamespacedName{Name: name}})
+	}
+	return requests
+}
+
+func hostInterfaceOfPolicy(_ context.Context, obj client.Object) []reconcile.Request {
+	name := policyInterface(obj)
+	if name == "" {
+		return nil
+	}
+	return []reconcile.Request{{NamespacedName: types.NamespacedName{Name: name}}}
+}

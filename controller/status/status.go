@@ -1,0 +1,218 @@
+// Package status derives a VirtualMachineProfile's status — phase,
+// conditions, per-network addresses — from what the reconciler observed, with
+// one small pure function for each, so every rule has its own table test.
+package status
+
+import (
+	"fmt"
+	"strings"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	kubevirtv1 "kubevirt.io/api/core/v1"
+
+	vmv1alpha1 "github.com/jianfenliu/vmoperator/api/v1alpha1"
+)
+
+// Check is the outcome of one part of the reconcile (networks, volumes, ...).
+// The zero value is a pass.
+type Check struct {
+	// Failed is true when the part is not done yet or cannot be done.
+	Failed bool
+	// Fatal marks failures that need the user to act (a name clash, a
+	// conflict): the profile's phase becomes Error.
+	Fatal bool
+	// Holds is true when the VM must not be created while this check fails.
+	Holds   bool
+	Reason  string
+	Message string
+}
+
+// Pass is a successful check with a reason and message for its condition.
+func Pass(reason, message string) Check {
+	return Check{Reason: reason, Message: message}
+}
+
+// Wait is a check that is not done yet and keeps the VM from being created.
+func Wait(reason, format string, args ...any) Check {
+	return Check{Failed: true, Holds: true, Reason: reason, Message: fmt.Sprintf(format, args...)}
+}
+
+// Problem is a check that needs the user: phase Error, VM held.
+func Problem(reason, format string, args ...any) Check {
+	return Check{Failed: true, Fatal: true, Holds: true, Reason: reason, Message: fmt.Sprintf(format, args...)}
+}
+
+// Observed is everything one reconcile learned, the input of every status function.
+type Observed struct {
+	Networks Check
+	Volumes  Check
+	// VolumeStatuses are the per-disk reports.
+	VolumeStatuses []vmv1alpha1.VolumeStatus
+	// Blockers are other checks that failed (cloud-init, SSH key secret,
+	// KubeVirt missing, name clashes with the VM).
+	Blockers    []Check
+	RunStrategy vmv1alpha1.RunStrategy
+	VM          *kubevirtv1.VirtualMachine
+	VMI         *kubevirtv1.VirtualMachineInstance
+}
+
+// firstProblem is the first failed check among blockers, networks and
+// volumes, fatal ones first.
+func (o *Observed) firstProblem() *Check {
+	all := append([]Check{}, o.Blockers...)
+	all = append(all, o.Networks, o.Volumes)
+	for _, fatal := range []bool{true, false} {
+		for i := range all {
+			if all[i].Failed && all[i].Fatal == fatal {
+				return &all[i]
+			}
+		}
+	}
+	return nil
+}
+
+// Holds says whether some failed check keeps the VM from being created.
+func (o *Observed) Holds() bool {
+	for _, check := range append(append([]Check{}, o.Blockers...), o.Networks, o.Volumes) {
+		if check.Failed && check.Holds {
+			return true
+		}
+	}
+	return false
+}
+
+func vmiPhase(o *Observed) kubevirtv1.VirtualMachineInstancePhase {
+	if o.VMI == nil {
+		return ""
+	}
+	return o.VMI.Status.Phase
+}
+
+// Phase is the one-word summary of the profile.
+func Phase(o *Observed) vmv1alpha1.Phase {
+	if problem := o.firstProblem(); problem != nil && problem.Fatal {
+		return vmv1alpha1.PhaseError
+	}
+	switch vmiPhase(o) {
+	case kubevirtv1.Failed:
+		return vmv1alpha1.PhaseError
+	case kubevirtv1.Running:
+		return vmv1alpha1.PhaseRunning
+	}
+	if o.VM == nil {
+		return vmv1alpha1.PhasePending
+	}
+	if o.VMI == nil && (o.RunStrategy == vmv1alpha1.RunStrategyHalted ||
+		o.RunStrategy == vmv1alpha1.RunStrategyManual ||
+		o.VM.Status.PrintableStatus == kubevirtv1.VirtualMachineStatusStopped) {
+		return vmv1alpha1.PhaseStopped
+	}
+	if vmiPhase(o) == kubevirtv1.Succeeded {
+		return vmv1alpha1.PhaseStopped
+	}
+	return vmv1alpha1.PhaseCreating
+}
+
+func condition(conditionType string, ok bool, reason, message string) metav1.Condition {
+	status := metav1.ConditionFalse
+	if ok {
+		status = metav1.ConditionTrue
+	}
+	return metav1.Condition{Type: conditionType, Status: status, Reason: reason, Message: message}
+}
+
+// NetworksConfigured reflects attachments present and host policies applied.
+func NetworksConfigured(o *Observed) metav1.Condition {
+	return condition(vmv1alpha1.ConditionNetworksConfigured, !o.Networks.Failed, o.Networks.Reason, o.Networks.Message)
+}
+
+// VolumesBound reflects every disk's claim bound and imported.
+func VolumesBound(o *Observed) metav1.Condition {
+	return condition(vmv1alpha1.ConditionVolumesBound, !o.Volumes.Failed, o.Volumes.Reason, o.Volumes.Message)
+}
+
+// Ready is True when the VM runs and nothing is failing; otherwise it says
+// why, naming the first problem.
+func Ready(o *Observed) metav1.Condition {
+	if problem := o.firstProblem(); problem != nil {
+		return condition(vmv1alpha1.ConditionReady, false, problem.Reason, problem.Message)
+	}
+	switch Phase(o) {
+	case vmv1alpha1.PhaseRunning:
+		message := fmt.Sprintf("VM %s is running on node %s", o.VM.Name, o.VMI.Status.NodeName)
+		if restartRequired(o.VM) {
+			return condition(vmv1alpha1.ConditionReady, true, vmv1alpha1.ReasonRestartRequired,
+				message+"; the spec changed in ways that take effect after a restart")
+		}
+		return condition(vmv1alpha1.ConditionReady, true, vmv1alpha1.ReasonVMRunning, message)
+	case vmv1alpha1.PhaseStopped:
+		return condition(vmv1alpha1.ConditionReady, false, vmv1alpha1.ReasonVMStopped, "VM is stopped (run strategy "+string(o.RunStrategy)+")")
+	case vmv1alpha1.PhaseError:
+		return condition(vmv1alpha1.ConditionReady, false, vmv1alpha1.ReasonVMFailed, "VM instance failed: "+vmiMessage(o.VMI))
+	}
+	if o.VM == nil {
+		return condition(vmv1alpha1.ConditionReady, false, vmv1alpha1.ReasonReconciling, "creating the VM")
+	}
+	return condition(vmv1alpha1.ConditionReady, false, vmv1alpha1.ReasonVMNotRunning, "VM is starting: "+vmStartMessage(o))
+}
+
+// Scheduled is True once the VM instance has a node; False with the
+// scheduler's word while it waits for one. Nil until a VM instance exists.
+func Scheduled(o *Observed) *metav1.Condition {
+	if o.VMI == nil {
+		return nil
+	}
+	if o.VMI.Status.NodeName != "" {
+		c := condition(vmv1alpha1.ConditionScheduled, true, vmv1alpha1.ReasonNodesEligible, "scheduled on node "+o.VMI.Status.NodeName)
+		return &c
+	}
+	for _, c := range o.VMI.Status.Conditions {
+		if c.Type == kubevirtv1.VirtualMachineInstanceConditionType("PodScheduled") && c.Status == "False" {
+			unscheduled := condition(vmv1alpha1.ConditionScheduled, false, vmv1alpha1.ReasonNoEligibleNodes, c.Message)
+			return &unscheduled
+		}
+	}
+	return nil
+}
+
+func restartRequired(vm *kubevirtv1.VirtualMachine) bool {
+	for _, c := range vm.Status.Conditions {
+		if c.Type == kubevirtv1.VirtualMachineRestartRequired && c.Status == "True" {
+			return true
+		}
+	}
+	return false
+}
+
+// RestartRequired surfaces KubeVirt's RestartRequired condition of the VM
+// (set when CPU or memory changed), or nil when KubeVirt does not report it.
+func RestartRequired(o *Observed) *metav1.Condition {
+	if o.VM == nil || !restartRequired(o.VM) {
+		return nil
+	}
+	c := condition("RestartRequired", true, vmv1alpha1.ReasonRestartRequired,
+		"the VM runs with an older spec; restart it to apply the change")
+	return &c
+}
+
+func vmiMessage(vmi *kubevirtv1.VirtualMachineInstance) string {
+	if vmi == nil {
+		return "no details"
+	}
+	for _, c := range vmi.Status.Conditions {
+		if c.Message != "" {
+			return c.Message
+		}
+	}
+	return "phase " + string(vmi.Status.Phase)
+}
+
+func vmStartMessage(o *Observed) string {
+	if o.VMI != nil {
+		return "instance phase " + string(o.VMI.Status.Phase)
+	}
+	if o.VM.Status.PrintableStatus != "" {
+		return strings.ToLower(string(o.VM.Status.PrintableStatus))
+	}
+	return "waiting for KubeVirt"
+}

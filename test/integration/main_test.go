@@ -1,0 +1,194 @@
+// Package integration runs vmop-controller against the real test control
+// plane (with the real garbage collector) and the simulator, and checks the
+// seed's end-to-end scenarios and the operator's safety rules.
+package integration
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/go-logr/logr"
+	"github.com/prometheus/client_golang/prometheus"
+	corev1 "k8s.io/api/core/v1"
+	storagev1 "k8s.io/api/storage/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/yaml"
+
+	vmv1alpha1 "github.com/jianfenliu/vmoperator/api/v1alpha1"
+	"github.com/jianfenliu/vmoperator/controller/manager"
+	"github.com/jianfenliu/vmoperator/test/controlplane"
+	"github.com/jianfenliu/vmoperator/test/simulator"
+)
+
+// cluster is shared by every test of the package: one control plane, one
+// controller, one simulator. Tests isolate themselves in namespaces.
+var cluster *controlplane.ControlPlane
+
+// Nodes of the simulated cluster; the seed's nodeSelector asks for amd64.
+var nodeNames = []string{"node-a", "node-b", "node-c"}
+
+func TestMain(m *testing.M) {
+	code, err := run(m)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	os.Exit(code)
+}
+
+func run(m *testing.M) (int, error) {
+	var err error
+	cluster, err = controlplane.Start()
+	if err != nil {
+		return 0, err
+	}
+	defer cluster.Stop()
+	if err := cluster.StartGarbageCollector(); err != nil {
+		return 0, err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	if err := seedCluster(ctx, cluster.Client); err != nil {
+		return 0, err
+	}
+	if err := simulator.Start(ctx, cluster.Config); err != nil {
+		return 0, err
+	}
+	mgr, err := manager.New(cluster.Config, manager.Options{
+		MetricsAddress: "0", ProbeAddress: "0", DefaultSRIOVResource: "intel.com/sriov_netdevice",
+		Logger: logr.Discard(), MetricsRegistry: prometheus.NewRegistry(),
+	})
+	if err != nil {
+		return 0, err
+	}
+	go func() {
+		if err := mgr.Start(ctx); err != nil {
+			fmt.Fprintln(os.Stderr, "controller stopped:", err)
+		}
+	}()
+	return m.Run(), nil
+}
+
+// seedCluster creates the nodes and storage classes the scenarios use.
+func seedCluster(ctx context.Context, c client.Client) error {
+	for _, name := range nodeNames {
+		node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{
+			"kubernetes.io/arch": "amd64", corev1.LabelHostname: name,
+		}}}
+		if err := c.Create(ctx, node); err != nil {
+			return err
+		}
+	}
+	wffc := storagev1.VolumeBindingWaitForFirstConsumer
+	classes := []*storagev1.StorageClass{
+		{ObjectMeta: metav1.ObjectMeta{Name: "huamei-sc-ssd"}, Provisioner: "huamei.example.com/csi", AllowVolumeExpansion: ptr.To(true)},
+		{ObjectMeta: metav1.ObjectMeta{Name: "huamei-sc-hdd"}, Provisioner: "huamei.example.com/csi", AllowVolumeExpansion: ptr.To(false)},
+		{ObjectMeta: metav1.ObjectMeta{Name: "local-wffc"}, Provisioner: "kubernetes.io/no-provisioner", VolumeBindingMode: &wffc},
+	}
+	for _, class := range classes {
+		if err := c.Create(ctx, class); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func newNamespace(t *testing.T) string {
+	t.Helper()
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "it-"}}
+	if err := cluster.Client.Create(context.Background(), ns); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cluster.Client.Delete(context.Background(), ns) })
+	return ns.Name
+}
+
+// sample reads a profile from deploy/samples.
+func sample(t *testing.T, file, namespace string) *vmv1alpha1.VirtualMachineProfile {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join(controlplane.RepoRoot(), "deploy", "samples", file))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var profile vmv1alpha1.VirtualMachineProfile
+	if err := yaml.Unmarshal(raw, &profile); err != nil {
+		t.Fatal(err)
+	}
+	profile.Namespace = namespace
+	return &profile
+}
+
+func create(t *testing.T, obj client.Object) {
+	t.Helper()
+	if err := cluster.Client.Create(context.Background(), obj); err != nil {
+		t.Fatalf("create %T %s: %v", obj, obj.GetName(), err)
+	}
+}
+
+// eventually polls check until it reports done, failing with its last word
+// after timeout. Timeouts are generous: they bound a hang, not a speed.
+func eventually(t *testing.T, timeout time.Duration, what string, check func() (bool, string)) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	last := ""
+	for time.Now().Before(deadline) {
+		ok, detail := check()
+		if ok {
+			return
+		}
+		last = detail
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("%s: not reached within %v; last seen: %s", what, timeout, last)
+}
+
+func getProfile(t *testing.T, namespace, name string) *vmv1alpha1.VirtualMachineProfile {
+	t.Helper()
+	var profile vmv1alpha1.VirtualMachineProfile
+	if err := cluster.Client.Get(context.Background(), client.ObjectKey{Namespace: namespace, Name: name}, &profile); err != nil {
+		t.Fatal(err)
+	}
+	return &profile
+}
+
+// describe summarises a profile's status for failure messages.
+func describe(p *vmv1alpha1.VirtualMachineProfile) string {
+	s := fmt.Sprintf("phase=%s node=%s", p.Status.Phase, p.Status.NodeName)
+	for _, c := range p.Status.Conditions {
+		s += fmt.Sprintf(" [%s=%s %s: %s]", c.Type, c.Status, c.Reason, c.Message)
+	}
+	return s
+}
+
+// waitForPhase waits until the profile reports phase.
+func waitForPhase(t *testing.T, namespace, name string, phase vmv1alpha1.Phase) *vmv1alpha1.VirtualMachineProfile {
+	t.Helper()
+	var profile *vmv1alpha1.VirtualMachineProfile
+	eventually(t, 30*time.Second, fmt.Sprintf("profile %s phase %s", name, phase), func() (bool, string) {
+		profile = getProfile(t, namespace, name)
+		return profile.Status.Phase == phase && profile.Status.ObservedGeneration == profile.Generation, describe(profile)
+	})
+	return profile
+}
+
+// waitForCondition waits until the profile's condition has the status and reason.
+func waitForCondition(t *testing.T, namespace, name, conditionType string, status metav1.ConditionStatus, reason string) *vmv1alpha1.VirtualMachineProfile {
+	t.Helper()
+	var profile *vmv1alpha1.VirtualMachineProfile
+	eventually(t, 30*time.Second, fmt.Sprintf("profile %s %s=%s %s", name, conditionType, status, reason), func() (bool, string) {
+		profile = getProfile(t, namespace, name)
+		for _, c := range profile.Status.Conditions {
+			if c.Type == conditionType && c.Status == status && c.Reason == reason {
+				return true, ""
+			}
+		}
+		return false, describe(profile)
+	})
+	return profile
+}

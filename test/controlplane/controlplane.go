@@ -13,11 +13,14 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
+	"strings"
 	"time"
 
 	nadv1 "github.com/k8snetworkplumbingwg/network-attachment-definition-client/pkg/apis/k8s.cni.cncf.io/v1"
 	nmstatev1 "github.com/nmstate/kubernetes-nmstate/api/v1"
 	nmstatev1beta1 "github.com/nmstate/kubernetes-nmstate/api/v1beta1"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	k8sruntime "k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
@@ -26,6 +29,7 @@ import (
 	cdiv1 "kubevirt.io/containerized-data-importer-api/pkg/apis/core/v1beta1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
+	"sigs.k8s.io/yaml"
 
 	vmv1alpha1 "github.com/jianfenliu/vmoperator/api/v1alpha1"
 )
@@ -76,9 +80,27 @@ func NewScheme() *k8sruntime.Scheme {
 	return scheme
 }
 
+// Option adjusts the control plane Start brings up.
+type Option func(*settings)
+
+type settings struct {
+	withoutCRDs []string
+}
+
+// WithoutCRDs leaves out the third-party CRD files of test/crds whose names
+// start with one of prefixes (for example "kubevirt.io_"), to play a cluster
+// where that dependency is not installed.
+func WithoutCRDs(prefixes ...string) Option {
+	return func(s *settings) { s.withoutCRDs = append(s.withoutCRDs, prefixes...) }
+}
+
 // Start runs etcd and kube-apiserver from BinDir and installs the CRDs in
 // deploy/crds and test/crds. The binaries must exist: make controlplane builds them.
-func Start() (*ControlPlane, error) {
+func Start(options ...Option) (*ControlPlane, error) {
+	var s settings
+	for _, option := range options {
+		option(&s)
+	}
 	bin := BinDir()
 	for _, name := range []string{"etcd", "kube-apiserver"} {
 		if _, err := os.Stat(filepath.Join(bin, name)); err != nil {
@@ -87,12 +109,14 @@ func Start() (*ControlPlane, error) {
 	}
 	root := RepoRoot()
 	scheme := NewScheme()
+	thirdParty, err := thirdPartyCRDs(root, s.withoutCRDs)
+	if err != nil {
+		return nil, err
+	}
 	env := &envtest.Environment{
-		BinaryAssetsDirectory: bin,
-		CRDDirectoryPaths: []string{
-			filepath.Join(root, "deploy", "crds"),
-			filepath.Join(root, "test", "crds"),
-		},
+		BinaryAssetsDirectory:    bin,
+		CRDs:                     thirdParty,
+		CRDDirectoryPaths:        []string{filepath.Join(root, "deploy", "crds")},
 		ErrorIfCRDPathMissing:    true,
 		Scheme:                   scheme,
 		ControlPlaneStartTimeout: time.Minute,
@@ -108,6 +132,30 @@ func Start() (*ControlPlane, error) {
 		return nil, errors.Join(err, cp.Stop())
 	}
 	return cp, nil
+}
+
+// thirdPartyCRDs reads test/crds, less the files left out.
+func thirdPartyCRDs(root string, without []string) ([]*apiextensionsv1.CustomResourceDefinition, error) {
+	files, err := filepath.Glob(filepath.Join(root, "test", "crds", "*.yaml"))
+	if err != nil || len(files) == 0 {
+		return nil, fmt.Errorf("test control plane: no CRDs in test/crds (%v)", err)
+	}
+	var crds []*apiextensionsv1.CustomResourceDefinition
+	for _, file := range files {
+		if slices.ContainsFunc(without, func(prefix string) bool { return strings.HasPrefix(filepath.Base(file), prefix) }) {
+			continue
+		}
+		raw, err := os.ReadFile(file)
+		if err != nil {
+			return nil, err
+		}
+		crd := &apiextensionsv1.CustomResourceDefinition{}
+		if err := yaml.UnmarshalStrict(raw, crd); err != nil {
+			return nil, fmt.Errorf("%s: %w", file, err)
+		}
+		crds = append(crds, crd)
+	}
+	return crds, nil
 }
 
 func (cp *ControlPlane) finishSetup() error {
@@ -133,8 +181,8 @@ func (cp *ControlPlane) finishSetup() error {
 }
 
 // StartGarbageCollector runs the real kube-controller-manager with only the
-// garbage collector and namespace controllers, so owner references and
-// namespace deletion behave as on a real cluster.
+// garbage collector, namespace and PVC-protection controllers, so owner
+// references, namespace deletion and claim deletion behave as on a real cluster.
 func (cp *ControlPlane) StartGarbageCollector() error {
 	path := filepath.Join(BinDir(), "kube-controller-manager")
 	if _, err := os.Stat(path); err != nil {
@@ -146,7 +194,7 @@ func (cp *ControlPlane) StartGarbageCollector() error {
 	}
 	cmd := exec.Command(path,
 		"--kubeconfig="+cp.Kubeconfig,
-		"--controllers=garbagecollector,namespace",
+		"--controllers=garbagecollector,namespace,pvc-protection",
 		"--leader-elect=false",
 		"--secure-port=0",
 		"--authentication-skip-lookup=true",

@@ -16,6 +16,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	storagev1 "k8s.io/api/storage/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
@@ -29,6 +30,9 @@ import (
 // cluster is shared by every test of the package: one control plane, one
 // controller, one simulator. Tests isolate themselves in namespaces.
 var cluster *controlplane.ControlPlane
+
+// controllerWrites counts the requests the controller sends that write.
+var controllerWrites = newWriteCounter()
 
 // Nodes of the simulated cluster; the seed's nodeSelector asks for amd64.
 var nodeNames = []string{"node-a", "node-b", "node-c"}
@@ -60,7 +64,9 @@ func run(m *testing.M) (int, error) {
 	if err := simulator.Start(ctx, cluster.Config); err != nil {
 		return 0, err
 	}
-	mgr, err := manager.New(cluster.Config, manager.Options{
+	controllerConfig := rest.CopyConfig(cluster.Config)
+	controllerConfig.Wrap(controllerWrites.wrap)
+	mgr, err := manager.New(controllerConfig, manager.Options{
 		MetricsAddress: "0", ProbeAddress: "0", DefaultSRIOVResource: "intel.com/sriov_netdevice",
 		Logger: logr.Discard(), MetricsRegistry: prometheus.NewRegistry(),
 	})

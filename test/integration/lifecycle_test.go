@@ -1,0 +1,228 @@
+package integration
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	nadv1 "github.com/k8snetworkplumbingwg/network-attachment-definition-client/pkg/apis/k8s.cni.cncf.io/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+	kubevirtv1 "kubevirt.io/api/core/v1"
+	cdiv1 "kubevirt.io/containerized-data-importer-api/pkg/apis/core/v1beta1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	vmv1alpha1 "github.com/jianfenliu/vmoperator/api/v1alpha1"
+)
+
+// profile builds a small profile; options adjust it.
+func profile(name, namespace string, options ...func(*vmv1alpha1.VirtualMachineProfile)) *vmv1alpha1.VirtualMachineProfile {
+	p := &vmv1alpha1.VirtualMachineProfile{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: namespace},
+		Spec: vmv1alpha1.VirtualMachineProfileSpec{
+			CPU: 1, Memory: "1Gi",
+			Networks: []vmv1alpha1.NetworkConfig{{Name: "lan", Type: vmv1alpha1.NetworkTypeBridge,
+				IPConfig: &vmv1alpha1.IPConfigSpec{Mode: vmv1alpha1.IPModeDHCP}}},
+		},
+	}
+	for _, option := range options {
+		option(p)
+	}
+	return p
+}
+
+func withDisk(name, size, class string, retain vmv1alpha1.RetainPolicy) func(*vmv1alpha1.VirtualMachineProfile) {
+	return func(p *vmv1alpha1.VirtualMachineProfile) {
+		p.Spec.Disks = append(p.Spec.Disks, vmv1alpha1.DiskConfig{Name: name, Size: size, StorageClassName: class,
+			Boot: len(p.Spec.Disks) == 0, RetainPolicy: retain})
+	}
+}
+
+func withImage(image string) func(*vmv1alpha1.VirtualMachineProfile) {
+	return func(p *vmv1alpha1.VirtualMachineProfile) { p.Spec.OSImage = image }
+}
+
+func withStaticIP(address string) func(*vmv1alpha1.VirtualMachineProfile) {
+	return func(p *vmv1alpha1.VirtualMachineProfile) {
+		p.Spec.Networks[0].IPConfig = &vmv1alpha1.IPConfigSpec{Mode: vmv1alpha1.IPModeStatic, Address: ptr.To(address)}
+	}
+}
+
+func getObject(t *testing.T, obj client.Object, namespace, name string) bool {
+	t.Helper()
+	err := cluster.Client.Get(context.Background(), client.ObjectKey{Namespace: namespace, Name: name}, obj)
+	if apierrors.IsNotFound(err) {
+		return false
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return true
+}
+
+// TestVMDeletedFromUnderTheProfileIsRecreatedWithTheSameDisks is the seed's
+// recovery scenario.
+func TestVMDeletedFromUnderTheProfileIsRecreatedWithTheSameDisks(t *testing.T) {
+	ns := newNamespace(t)
+	create(t, profile("recover", ns, withImage("registry.local/os:1"), withDisk("system", "10Gi", "huamei-sc-ssd", ""), withDisk("data", "5Gi", "huamei-sc-hdd", "")))
+	waitForPhase(t, ns, "recover", vmv1alpha1.PhaseRunning)
+	var system, data corev1.PersistentVolumeClaim
+	getObject(t, &system, ns, "recover-system")
+	getObject(t, &data, ns, "recover-data")
+	var vm kubevirtv1.VirtualMachine
+	getObject(t, &vm, ns, "recover-vm")
+	oldUID := vm.UID
+	if err := cluster.Client.Delete(context.Background(), &vm); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 30*time.Second, "VM re-created", func() (bool, string) {
+		var again kubevirtv1.VirtualMachine
+		return getObject(t, &again, ns, "recover-vm") && again.UID != oldUID, "old VM still there or none yet"
+	})
+	waitForPhase(t, ns, "recover", vmv1alpha1.PhaseRunning)
+	var systemAfter, dataAfter corev1.PersistentVolumeClaim
+	getObject(t, &systemAfter, ns, "recover-system")
+	getObject(t, &dataAfter, ns, "recover-data")
+	if systemAfter.UID != system.UID || dataAfter.UID != data.UID {
+		t.Fatal("disks were replaced when the VM was re-created")
+	}
+}
+
+// TestDeleteRetainsDisksAndReadopts: Retain (the default) keeps the volumes
+// when the profile goes, the garbage collector removes the rest, and a profile
+// re-created with the same name adopts the same volumes.
+func TestDeleteRetainsDisksAndReadopts(t *testing.T) {
+	ctx := context.Background()
+	ns := newNamespace(t)
+	create(t, profile("keeper", ns, withImage("registry.local/os:1"), withDisk("system", "10Gi", "huamei-sc-ssd", ""), withDisk("data", "5Gi", "", "")))
+	waitForPhase(t, ns, "keeper", vmv1alpha1.PhaseRunning)
+	var dv cdiv1.DataVolume
+	var data corev1.PersistentVolumeClaim
+	getObject(t, &dv, ns, "keeper-system")
+	getObject(t, &data, ns, "keeper-data")
+
+	if err := cluster.Client.Delete(ctx, getProfile(t, ns, "keeper")); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 30*time.Second, "VM, NAD and cloud-init collected", func() (bool, string) {
+		return !getObject(t, &kubevirtv1.VirtualMachine{}, ns, "keeper-vm") &&
+			!getObject(t, &nadv1.NetworkAttachmentDefinition{}, ns, "keeper-lan") &&
+			!getObject(t, &corev1.Secret{}, ns, "keeper-cloudinit") &&
+			!getObject(t, &vmv1alpha1.VirtualMachineProfile{}, ns, "keeper"), "children still present"
+	})
+	// Give the garbage collector time to (wrongly) act on the volumes.
+	time.Sleep(2 * time.Second)
+	var dvAfter cdiv1.DataVolume
+	var dataAfter corev1.PersistentVolumeClaim
+	if !getObject(t, &dvAfter, ns, "keeper-system") || !getObject(t, &dataAfter, ns, "keeper-data") {
+		t.Fatal("a retained volume was deleted")
+	}
+	if len(dvAfter.OwnerReferences) != 0 || len(dataAfter.OwnerReferences) != 0 {
+		t.Fatalf("retained volumes still owned: %v %v", dvAfter.OwnerReferences, dataAfter.OwnerReferences)
+	}
+
+	create(t, profile("keeper", ns, withImage("registry.local/os:1"), withDisk("system", "10Gi", "huamei-sc-ssd", ""), withDisk("data", "5Gi", "", "")))
+	waitForPhase(t, ns, "keeper", vmv1alpha1.PhaseRunning)
+	var dvAdopted cdiv1.DataVolume
+	var dataAdopted corev1.PersistentVolumeClaim
+	getObject(t, &dvAdopted, ns, "keeper-system")
+	getObject(t, &dataAdopted, ns, "keeper-data")
+	if dvAdopted.UID != dv.UID || dataAdopted.UID != data.UID {
+		t.Fatal("the re-created profile got new volumes instead of its retained ones")
+	}
+	if metav1.GetControllerOf(&dataAdopted) == nil || metav1.GetControllerOf(&dataAdopted).Name != "keeper" {
+		t.Fatalf("retained claim not adopted: %v", dataAdopted.OwnerReferences)
+	}
+}
+
+// TestDeletePolicyRemovesVolumes: retainPolicy Delete lets the garbage
+// collector remove the disk with the profile.
+func TestDeletePolicyRemovesVolumes(t *testing.T) {
+	ns := newNamespace(t)
+	create(t, profile("scratch", ns, withDisk("tmp", "1Gi", "huamei-sc-ssd", vmv1alpha1.RetainPolicyDelete)))
+	waitForPhase(t, ns, "scratch", vmv1alpha1.PhaseRunning)
+	if err := cluster.Client.Delete(context.Background(), getProfile(t, ns, "scratch")); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 30*time.Second, "claim deleted with the profile", func() (bool, string) {
+		return !getObject(t, &corev1.PersistentVolumeClaim{}, ns, "scratch-tmp"), "claim still present"
+	})
+}
+
+// TestForeignObjectsWithClashingNamesAreLeftAlone: a PVC and a NAD the
+// operator did not create are never modified or adopted; the profile says why it waits.
+func TestForeignObjectsWithClashingNamesAreLeftAlone(t *testing.T) {
+	ns := newNamespace(t)
+	foreign := &corev1.PersistentVolumeClaim{
+		ObjectMeta: metav1.ObjectMeta{Name: "clash-data", Namespace: ns, Labels: map[string]string{"owner": "someone-else"}},
+		Spec: corev1.PersistentVolumeClaimSpec{
+			AccessModes: []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
+			Resources:   corev1.VolumeResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceStorage: resource.MustParse("1Gi")}},
+		},
+	}
+	create(t, foreign)
+	foreignNAD := &nadv1.NetworkAttachmentDefinition{ObjectMeta: metav1.ObjectMeta{Name: "clash-lan", Namespace: ns},
+		Spec: nadv1.NetworkAttachmentDefinitionSpec{Config: `{"cniVersion":"0.3.1","type":"macvlan"}`}}
+	create(t, foreignNAD)
+	create(t, profile("clash", ns, withDisk("data", "5Gi", "", "")))
+	p := waitForCondition(t, ns, "clash", vmv1alpha1.ConditionReady, metav1.ConditionFalse, vmv1alpha1.ReasonNameConflict)
+	if p.Status.Phase != vmv1alpha1.PhaseError {
+		t.Fatalf("phase: %s", describe(p))
+	}
+	var pvc corev1.PersistentVolumeClaim
+	var nad nadv1.NetworkAttachmentDefinition
+	getObject(t, &pvc, ns, "clash-data")
+	getObject(t, &nad, ns, "clash-lan")
+	if pvc.ResourceVersion != foreign.ResourceVersion && len(pvc.OwnerReferences) > 0 {
+		t.Fatalf("foreign claim modified: %+v", pvc.ObjectMeta)
+	}
+	if len(pvc.OwnerReferences) != 0 || len(nad.OwnerReferences) != 0 || nad.Spec.Config != foreignNAD.Spec.Config {
+		t.Fatal("foreign objects were adopted or changed")
+	}
+	if getObject(t, &kubevirtv1.VirtualMachine{}, ns, "clash-vm") {
+		t.Fatal("VM created despite the conflict")
+	}
+}
+
+// TestMissingNADWaitsThenProceeds: a network naming an absent NAD is a
+// condition; creating the NAD lets the profile run, without a restart.
+func TestMissingNADWaitsThenProceeds(t *testing.T) {
+	ns := newNamespace(t)
+	create(t, profile("late-nad", ns, func(p *vmv1alpha1.VirtualMachineProfile) { p.Spec.Networks[0].NADName = "corp-net" }))
+	p := waitForCondition(t, ns, "late-nad", vmv1alpha1.ConditionNetworksConfigured, metav1.ConditionFalse, vmv1alpha1.ReasonNADMissing)
+	if p.Status.Phase != vmv1alpha1.PhasePending || getObject(t, &kubevirtv1.VirtualMachine{}, ns, "late-nad-vm") {
+		t.Fatalf("should wait without a VM: %s", describe(p))
+	}
+	create(t, &nadv1.NetworkAttachmentDefinition{ObjectMeta: metav1.ObjectMeta{Name: "corp-net", Namespace: ns},
+		Spec: nadv1.NetworkAttachmentDefinitionSpec{Config: `{"cniVersion":"0.3.1","type":"bridge","bridge":"br-corp"}`}})
+	waitForPhase(t, ns, "late-nad", vmv1alpha1.PhaseRunning)
+}
+
+// TestStaticIPAlreadyUsedOnTheSameNetwork: the younger profile reports the
+// conflict and gets no VM; removing the older one lets it proceed.
+func TestStaticIPAlreadyUsedOnTheSameNetwork(t *testing.T) {
+	ns := newNamespace(t)
+	create(t, profile("first", ns, withStaticIP("10.1.0.5/24")))
+	waitForPhase(t, ns, "first", vmv1alpha1.PhaseRunning)
+	create(t, profile("second", ns, withStaticIP("10.1.0.5/24")))
+	p := waitForCondition(t, ns, "second", vmv1alpha1.ConditionNetworksConfigured, metav1.ConditionFalse, vmv1alpha1.ReasonStaticIPConflict)
+	if p.Status.Phase != vmv1alpha1.PhaseError || getObject(t, &kubevirtv1.VirtualMachine{}, ns, "second-vm") {
+		t.Fatalf("second profile: %s", describe(p))
+	}
+	if err := cluster.Client.Delete(context.Background(), getProfile(t, ns, "first")); err != nil {
+		t.Fatal(err)
+	}
+	waitForPhase(t, ns, "second", vmv1alpha1.PhaseRunning)
+}
+
+// TestMissingSSHKeySecretHoldsTheVM: the key Secret is checked by name only.
+func TestMissingSSHKeySecretHoldsTheVM(t *testing.T) {
+	ns := newNamespace(t)
+	create(t, profile("keyless", ns, func(p *vmv1alpha1.VirtualMachineProfile) { p.Spec.SSHKeySecret = "my-key" }))
+	waitForCondition(t, ns, "keyless", vmv1alpha1.ConditionReady, metav1.ConditionFalse, vmv1alpha1.ReasonSecretMissing)
+	create(t, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "my-key", Namespace: ns}, StringData: map[string]string{"key": "ssh-ed25519 AAAA test"}})
+	waitForPhase(t, ns, "keyless", vmv1alpha1.PhaseRunning)
+}

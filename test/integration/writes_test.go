@@ -1,0 +1,88 @@
+package integration
+
+import (
+	"fmt"
+	"net/http"
+	"sort"
+	"strings"
+	"sync"
+)
+
+// writeCounter counts the controller's write requests by method and
+// resource, through a transport wrapped around its REST config: the
+// controller code is unchanged, the test sees every request it sends.
+type writeCounter struct {
+	mu     sync.Mutex
+	counts map[string]int
+}
+
+func newWriteCounter() *writeCounter {
+	return &writeCounter{counts: map[string]int{}}
+}
+
+func (w *writeCounter) wrap(next http.RoundTripper) http.RoundTripper {
+	return roundTripperFunc(func(req *http.Request) (*http.Response, error) {
+		if req.Method != http.MethodGet {
+			w.mu.Lock()
+			w.counts[req.Method+" "+resourceOf(req.URL.Path)]++
+			w.mu.Unlock()
+		}
+		return next.RoundTrip(req)
+	})
+}
+
+type roundTripperFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripperFunc) RoundTrip(req *http.Request) (*http.Response, error) { return f(req) }
+
+// resourceOf turns /apis/g/v/namespaces/ns/kind/name/sub into kind[/sub].
+func resourceOf(path string) string {
+	parts := strings.Split(strings.Trim(path, "/"), "/")
+	for i := 0; i+1 < len(parts); i++ {
+		if parts[i] == "namespaces" && i+2 < len(parts) {
+			parts = parts[i+2:]
+			break
+		}
+	}
+	if len(parts) >= 3 && (parts[0] == "api" || parts[0] == "apis") {
+		// cluster-scoped: /api/v1/kind/name or /apis/g/v/kind/name
+		skip := 2
+		if parts[0] == "apis" {
+			skip = 3
+		}
+		parts = parts[min(skip, len(parts)-1):]
+	}
+	switch len(parts) {
+	case 0:
+		return "?"
+	case 3:
+		return parts[0] + "/" + parts[2]
+	default:
+		return parts[0]
+	}
+}
+
+// snapshot copies the counts.
+func (w *writeCounter) snapshot() map[string]int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	copied := make(map[string]int, len(w.counts))
+	for k, v := range w.counts {
+		copied[k] = v
+	}
+	return copied
+}
+
+// since reports the writes after an earlier snapshot: total and a sorted breakdown.
+func (w *writeCounter) since(before map[string]int) (int, string) {
+	total := 0
+	var lines []string
+	for key, n := range w.snapshot() {
+		if delta := n - before[key]; delta > 0 {
+			total += delta
+			lines = append(lines, fmt.Sprintf("%s=%d", key, delta))
+		}
+	}
+	sort.Strings(lines)
+	return total, strings.Join(lines, " ")
+}

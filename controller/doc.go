@@ -1,4 +1,5 @@
-// Package controller will hold the VirtualMachineProfile reconciler: pure
-// builders for NADs, NNCPs, DataVolumes, PVCs, cloud-init and the KubeVirt VM,
-// placement from NodeCapabilities, and status. Nothing is implemented yet (issue #3).
+// Package controller holds vmop-controller: desired (pure builders of every
+// child object), status (pure status rules), profile (the reconcilers) and
+// manager (the wiring cmd/vmop-controller runs). Placement from node
+// capabilities is still to come (issue #5): desired.Placement is its hook.
 package controller

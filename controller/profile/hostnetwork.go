@@ -7,6 +7,7 @@ import (
 
 	nmstateshared "github.com/nmstate/kubernetes-nmstate/api/shared"
 	nmstatev1 "github.com/nmstate/kubernetes-nmstate/api/v1"
+	nmstatev1beta1 "github.com/nmstate/kubernetes-nmstate/api/v1beta1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -81,27 +82,77 @@ func (r *Reconciler) checkHostNetwork(ctx context.Context, host desired.HostNetw
 	if err != nil {
 		return nil, err
 	}
-	return policyCheck(&policy, host), nil
+	return r.policyCheck(ctx, &policy, host)
 }
 
-// policyCheck reads nmstate's verdict on a policy.
-func policyCheck(policy *nmstatev1.NodeNetworkConfigurationPolicy, host desired.HostNetwork) *status.Check {
+// policyCheck reads nmstate's verdict on the current generation of a policy:
+// applied when every node's enactment reports that generation Available.
+func (r *Reconciler) policyCheck(ctx context.Context, policy *nmstatev1.NodeNetworkConfigurationPolicy, host desired.HostNetwork) (*status.Check, error) {
+	verdict, err := r.enactments(ctx, policy)
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case verdict.failure != "":
+		check := status.Check{Failed: true, Holds: true, Reason: vmv1alpha1.ReasonHostNetworkFailed,
+			Message: fmt.Sprintf("nmstate could not apply policy %s (%s %s): %s", policy.Name, host.Type, host.Interface, verdict.failure)}
+		return &check, nil
+	case !verdict.applied || !policyAvailable(policy):
+		check := status.Wait(vmv1alpha1.ReasonHostNetworkPending, "nmstate is applying policy %s (%s %s on %s)",
+			policy.Name, host.Type, host.Interface, host.Uplink)
+		return &check, nil
+	}
+	return nil, nil
+}
+
+func policyAvailable(policy *nmstatev1.NodeNetworkConfigurationPolicy) bool {
 	for _, c := range policy.Status.Conditions {
-		if c.Status != corev1.ConditionTrue {
-			continue
-		}
-		switch c.Type {
-		case nmstateshared.NodeNetworkConfigurationPolicyConditionAvailable:
-			return nil
-		case nmstateshared.NodeNetworkConfigurationPolicyConditionDegraded:
-			check := status.Check{Failed: true, Holds: true, Reason: vmv1alpha1.ReasonHostNetworkFailed,
-				Message: fmt.Sprintf("nmstate could not apply policy %s (%s %s): %s", policy.Name, host.Type, host.Interface, c.Message)}
-			return &check
+		if c.Type == nmstateshared.NodeNetworkConfigurationPolicyConditionAvailable && c.Status == corev1.ConditionTrue {
+			return true
 		}
 	}
-	check := status.Wait(vmv1alpha1.ReasonHostNetworkPending, "nmstate is applying policy %s (%s %s on %s)",
-		policy.Name, host.Type, host.Interface, host.Uplink)
-	return &check
+	return false
+}
+
+// enactmentVerdict sums up the per-node enactments of one policy generation.
+type enactmentVerdict struct {
+	// applied: every enactment reports this generation Available.
+	applied bool
+	// failure is the first node's failure message, if any node failed.
+	failure string
+}
+
+// enactments reads nmstate's per-node enactments of a policy. An enactment
+// speaks for the policy's current generation only once its policyGeneration
+// caught up, so a stale Available from an older spec is never taken for done.
+func (r *Reconciler) enactments(ctx context.Context, policy *nmstatev1.NodeNetworkConfigurationPolicy) (enactmentVerdict, error) {
+	var list nmstatev1beta1.NodeNetworkConfigurationEnactmentList
+	if err := r.Client.List(ctx, &list, client.MatchingLabels{nmstateshared.EnactmentPolicyLabel: policy.Name}); err != nil {
+		return enactmentVerdict{}, err
+	}
+	verdict := enactmentVerdict{applied: true}
+	for i := range list.Items {
+		enactment := &list.Items[i]
+		current := enactment.Status.PolicyGeneration >= policy.Generation
+		failing := enactmentCondition(enactment, nmstateshared.NodeNetworkConfigurationEnactmentConditionFailing)
+		if current && failing != nil && verdict.failure == "" {
+			verdict.failure = enactment.Labels[nmstateshared.EnactmentNodeLabel] + ": " + failing.Message
+		}
+		if !current || enactmentCondition(enactment, nmstateshared.NodeNetworkConfigurationEnactmentConditionAvailable) == nil {
+			verdict.applied = false
+		}
+	}
+	return verdict, nil
+}
+
+// enactmentCondition returns the condition of that type when it is True.
+func enactmentCondition(enactment *nmstatev1beta1.NodeNetworkConfigurationEnactment, conditionType nmstateshared.ConditionType) *nmstateshared.Condition {
+	for i, c := range enactment.Status.Conditions {
+		if c.Type == conditionType && c.Status == corev1.ConditionTrue {
+			return &enactment.Status.Conditions[i]
+		}
+	}
+	return nil
 }
 
 // hostInterfaceUsers are the live profiles that need a host interface.
@@ -172,31 +223,22 @@ func (r *Reconciler) applyPolicy(ctx context.Context, existing client.Object, ho
 	return r.applyIfChanged(ctx, existing, policy)
 }
 
-// removePolicy runs the two steps of removing a host interface.
+// removePolicy runs the two steps of removing a host interface: apply
+// state absent, then — once every node's enactment applied that generation —
+// delete the policy. Nodes without an enactment never had the interface.
 func (r *Reconciler) removePolicy(ctx context.Context, policy *nmstatev1.NodeNetworkConfigurationPolicy) error {
-	host := desired.HostNetwork{
-		Interface:    policy.Annotations[annotationHostInterface],
-		Type:         policy.Annotations[annotationHostInterfaceType],
-		NodeSelector: policy.Spec.NodeSelector,
-	}
-	requested, asked := policy.Annotations[annotationAbsentRequestedAt]
-	if !asked {
+	if _, asked := policy.Annotations[annotationAbsentRequestedAt]; !asked {
+		host := desired.HostNetwork{
+			Interface:    policy.Annotations[annotationHostInterface],
+			Type:         policy.Annotations[annotationHostInterfaceType],
+			NodeSelector: policy.Spec.NodeSelector,
+		}
 		return r.applyPolicy(ctx, policy, host, desired.AbsentState(host), r.now().UTC().Format(time.RFC3339))
 	}
-	requestedAt, err := time.Parse(time.RFC3339, requested)
-	if err != nil || !absentApplied(policy, requestedAt) {
-		return nil // the policy's status change brings us back
+	// The cached policy carries the marker, so its generation is the absent one (or later).
+	verdict, err := r.enactments(ctx, policy)
+	if err != nil || !verdict.applied {
+		return err // an enactment's change brings us back
 	}
 	return client.IgnoreNotFound(r.Client.Delete(ctx, policy))
-}
-
-// absentApplied says nmstate reported the policy Available after the
-// absent state was requested.
-func absentApplied(policy *nmstatev1.NodeNetworkConfigurationPolicy, requestedAt time.Time) bool {
-	for _, c := range policy.Status.Conditions {
-		if c.Type == nmstateshared.NodeNetworkConfigurationPolicyConditionAvailable && c.Status == corev1.ConditionTrue {
-			return !c.LastTransitionTime.Time.Before(requestedAt)
-		}
-	}
-	return false
 }

@@ -37,6 +37,35 @@ func (r *Reconciler) reconcileNetworks(ctx context.Context, profile *vmv1alpha1.
 			return nil
 		}
 	}
+	return r.removeUnusedNADs(ctx, profile)
+}
+
+// removeUnusedNADs deletes the attachments the operator made for networks
+// since removed from the profile (attachments hold no data).
+func (r *Reconciler) removeUnusedNADs(ctx context.Context, profile *vmv1alpha1.VirtualMachineProfile) error {
+	if !r.Deps.Multus {
+		return nil
+	}
+	wanted := map[string]bool{}
+	for i := range profile.Spec.Networks {
+		if profile.Spec.Networks[i].NADName == "" {
+			wanted[desired.NADName(profile.Name, profile.Spec.Networks[i].Name)] = true
+		}
+	}
+	var nads nadv1.NetworkAttachmentDefinitionList
+	if err := r.Client.List(ctx, &nads, client.InNamespace(profile.Namespace), client.MatchingLabels(desired.OwnedLabels(profile))); err != nil {
+		return err
+	}
+	for i := range nads.Items {
+		nad := &nads.Items[i]
+		if wanted[nad.Name] || ownershipOf(nad, profile) != ownedByProfile {
+			continue
+		}
+		if err := r.Client.Delete(ctx, nad, client.Preconditions{UID: &nad.UID}); client.IgnoreNotFound(err) != nil {
+			return fmt.Errorf("delete unused NetworkAttachmentDefinition %s: %w", nad.Name, err)
+		}
+		r.event(profile, "Normal", "Deleted", "deleted NetworkAttachmentDefinition %s: its network was removed", nad.Name)
+	}
 	return nil
 }
 

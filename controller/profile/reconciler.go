@@ -93,6 +93,7 @@ func (r *Reconciler) writeStatus(ctx context.Context, profile *vmv1alpha1.Virtua
 	original := profile.DeepCopy()
 	next := &profile.Status
 	wasReady := meta.IsStatusConditionTrue(next.Conditions, vmv1alpha1.ConditionReady)
+	previousReady := meta.FindStatusCondition(original.Status.Conditions, vmv1alpha1.ConditionReady)
 	next.Phase = status.Phase(observed)
 	next.Networks = status.Networks(profile, observed.VMI)
 	next.Volumes = observed.VolumeStatuses
@@ -117,10 +118,24 @@ func (r *Reconciler) writeStatus(ctx context.Context, profile *vmv1alpha1.Virtua
 	if err := r.Client.Status().Patch(ctx, profile, client.MergeFrom(original)); err != nil {
 		return fmt.Errorf("write status: %w", err)
 	}
+	r.warnOnNewProblem(profile, observed, previousReady)
 	if !wasReady && meta.IsStatusConditionTrue(next.Conditions, vmv1alpha1.ConditionReady) && r.Ready != nil {
 		r.Ready.ObserveTimeToReady(r.now().Sub(profile.CreationTimestamp.Time))
 	}
 	return nil
+}
+
+// warnOnNewProblem records a Warning event when the profile runs into a
+// problem it did not have before: once per problem, not once per reconcile.
+func (r *Reconciler) warnOnNewProblem(profile *vmv1alpha1.VirtualMachineProfile, observed *status.Observed, previous *metav1.Condition) {
+	ready := status.Ready(observed)
+	if ready.Status == metav1.ConditionTrue || !observed.Holds() && status.Phase(observed) != vmv1alpha1.PhaseError {
+		return
+	}
+	if previous != nil && previous.Reason == ready.Reason && previous.Message == ready.Message {
+		return
+	}
+	r.event(profile, "Warning", ready.Reason, "%s", ready.Message)
 }
 
 // setCondition keeps the transition time when the status did not change, so

@@ -4,7 +4,9 @@ import (
 	"context"
 
 	nadv1 "github.com/k8snetworkplumbingwg/network-attachment-definition-client/pkg/apis/k8s.cni.cncf.io/v1"
+	nmstateshared "github.com/nmstate/kubernetes-nmstate/api/shared"
 	nmstatev1 "github.com/nmstate/kubernetes-nmstate/api/v1"
+	nmstatev1beta1 "github.com/nmstate/kubernetes-nmstate/api/v1beta1"
 	corev1 "k8s.io/api/core/v1"
 	storagev1 "k8s.io/api/storage/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -100,7 +102,8 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 			Watches(&nadv1.NetworkAttachmentDefinition{}, r.profilesByIndex(indexNAD, namespacedKey))
 	}
 	if r.Deps.NMState {
-		b = b.Watches(&nmstatev1.NodeNetworkConfigurationPolicy{}, r.profilesByIndex(indexHostInterface, policyInterface))
+		b = b.Watches(&nmstatev1.NodeNetworkConfigurationPolicy{}, r.profilesByIndex(indexHostInterface, policyInterface)).
+			Watches(&nmstatev1beta1.NodeNetworkConfigurationEnactment{}, r.profilesByIndex(indexHostInterface, r.enactmentInterface))
 	}
 	if err := b.Complete(r); err != nil {
 		return err
@@ -112,7 +115,24 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Named("hostinterface").
 		Watches(&vmv1alpha1.VirtualMachineProfile{}, handler.EnqueueRequestsFromMapFunc(r.hostInterfacesOfProfile)).
 		Watches(&nmstatev1.NodeNetworkConfigurationPolicy{}, handler.EnqueueRequestsFromMapFunc(hostInterfaceOfPolicy)).
+		Watches(&nmstatev1beta1.NodeNetworkConfigurationEnactment{}, handler.EnqueueRequestsFromMapFunc(
+			func(ctx context.Context, obj client.Object) []reconcile.Request {
+				if name := r.enactmentInterface(obj); name != "" {
+					return []reconcile.Request{{NamespacedName: types.NamespacedName{Name: name}}}
+				}
+				return nil
+			})).
 		Complete(reconcile.Func(r.ReconcileHostInterface))
+}
+
+// enactmentInterface is the host interface of the policy an enactment belongs to.
+func (r *Reconciler) enactmentInterface(obj client.Object) string {
+	var policy nmstatev1.NodeNetworkConfigurationPolicy
+	key := client.ObjectKey{Name: obj.GetLabels()[nmstateshared.EnactmentPolicyLabel]}
+	if key.Name == "" || r.Client.Get(context.Background(), key, &policy) != nil {
+		return ""
+	}
+	return policyInterface(&policy)
 }
 
 func namespacedKey(obj client.Object) string { return obj.GetNamespace() + "/" + obj.GetName() }

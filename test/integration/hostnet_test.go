@@ -7,6 +7,7 @@ import (
 	"time"
 
 	nmstatev1 "github.com/nmstate/kubernetes-nmstate/api/v1"
+	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
@@ -64,15 +65,30 @@ func TestSharedHostNetworkPolicy(t *testing.T) {
 		return strings.Contains(state, `"trunk-tags":[{"id":301}]`), state
 	})
 
+	// Watch, not poll: every state the policy goes through is seen.
+	watcher, err := client.NewWithWatch(cluster.Config, client.Options{Scheme: cluster.Scheme})
+	if err != nil {
+		t.Fatal(err)
+	}
+	events, err := watcher.Watch(ctx, &nmstatev1.NodeNetworkConfigurationPolicyList{}, client.MatchingFields{"metadata.name": "vmop-br-edge"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer events.Stop()
 	sawAbsent := make(chan bool, 1)
 	go func() {
-		deadline := time.Now().Add(30 * time.Second)
-		for time.Now().Before(deadline) {
-			if state, ok := policyState(t, "vmop-br-edge"); ok && strings.Contains(state, `"state":"absent"`) {
-				sawAbsent <- true
+		absent := false
+		for event := range events.ResultChan() {
+			policy, ok := event.Object.(*nmstatev1.NodeNetworkConfigurationPolicy)
+			if !ok {
+				continue
+			}
+			state, _ := yaml.YAMLToJSON(policy.Spec.DesiredState.Raw)
+			absent = absent || strings.Contains(string(state), `"state":"absent"`)
+			if event.Type == watch.Deleted {
+				sawAbsent <- absent
 				return
 			}
-			time.Sleep(20 * time.Millisecond)
 		}
 		sawAbsent <- false
 	}()
@@ -83,8 +99,13 @@ func TestSharedHostNetworkPolicy(t *testing.T) {
 		_, exists := policyState(t, "vmop-br-edge")
 		return !exists, "policy still present"
 	})
-	if !<-sawAbsent {
-		t.Fatal("the policy was deleted without first applying state: absent")
+	select {
+	case absent := <-sawAbsent:
+		if !absent {
+			t.Fatal("the policy was deleted without first applying state: absent")
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("no deletion seen on the watch")
 	}
 }
 

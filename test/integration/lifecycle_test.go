@@ -7,6 +7,7 @@ import (
 
 	nadv1 "github.com/k8snetworkplumbingwg/network-attachment-definition-client/pkg/apis/k8s.cni.cncf.io/v1"
 	corev1 "k8s.io/api/core/v1"
+	storagev1 "k8s.io/api/storage/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -225,4 +226,44 @@ func TestMissingSSHKeySecretHoldsTheVM(t *testing.T) {
 	waitForCondition(t, ns, "keyless", vmv1alpha1.ConditionReady, metav1.ConditionFalse, vmv1alpha1.ReasonSecretMissing)
 	create(t, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "my-key", Namespace: ns}, StringData: map[string]string{"key": "ssh-ed25519 AAAA test"}})
 	waitForPhase(t, ns, "keyless", vmv1alpha1.PhaseRunning)
+}
+
+// TestMissingStorageClassHoldsTheVM: a disk in a class that does not exist
+// is reported, and the profile proceeds once the class appears.
+func TestMissingStorageClassHoldsTheVM(t *testing.T) {
+	ns := newNamespace(t)
+	create(t, profile("classless", ns, withDisk("data", "1Gi", "not-yet", "")))
+	p := waitForCondition(t, ns, "classless", vmv1alpha1.ConditionVolumesBound, metav1.ConditionFalse, vmv1alpha1.ReasonStorageClassMissing)
+	if getObject(t, &kubevirtv1.VirtualMachine{}, ns, "classless-vm") || getObject(t, &corev1.PersistentVolumeClaim{}, ns, "classless-data") {
+		t.Fatalf("nothing should be created for a disk whose class is missing: %s", describe(p))
+	}
+	create(t, &storagev1.StorageClass{ObjectMeta: metav1.ObjectMeta{Name: "not-yet"}, Provisioner: "example.com/csi"})
+	t.Cleanup(func() {
+		_ = cluster.Client.Delete(context.Background(), &storagev1.StorageClass{ObjectMeta: metav1.ObjectMeta{Name: "not-yet"}})
+	})
+	waitForPhase(t, ns, "classless", vmv1alpha1.PhaseRunning)
+}
+
+// TestRemovedNetworkLosesItsAttachment: removing a network from the profile
+// removes it from the VM and deletes the attachment the operator made for it.
+func TestRemovedNetworkLosesItsAttachment(t *testing.T) {
+	ns := newNamespace(t)
+	create(t, profile("shrink", ns, func(p *vmv1alpha1.VirtualMachineProfile) {
+		p.Spec.Networks = append(p.Spec.Networks, vmv1alpha1.NetworkConfig{Name: "extra", Type: vmv1alpha1.NetworkTypeMacvlan})
+	}))
+	waitForPhase(t, ns, "shrink", vmv1alpha1.PhaseRunning)
+	if !getObject(t, &nadv1.NetworkAttachmentDefinition{}, ns, "shrink-extra") {
+		t.Fatal("attachment of the extra network missing")
+	}
+	p := getProfile(t, ns, "shrink")
+	p.Spec.Networks = p.Spec.Networks[:1]
+	if err := cluster.Client.Update(context.Background(), p); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 30*time.Second, "extra attachment deleted and VM updated", func() (bool, string) {
+		var vm kubevirtv1.VirtualMachine
+		getObject(t, &vm, ns, "shrink-vm")
+		return !getObject(t, &nadv1.NetworkAttachmentDefinition{}, ns, "shrink-extra") && len(vm.Spec.Template.Spec.Networks) == 1,
+			"attachment or VM network still there"
+	})
 }

@@ -6,8 +6,11 @@ import (
 
 	nmstateshared "github.com/nmstate/kubernetes-nmstate/api/shared"
 	nmstatev1 "github.com/nmstate/kubernetes-nmstate/api/v1"
+	nmstatev1beta1 "github.com/nmstate/kubernetes-nmstate/api/v1beta1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 )
@@ -18,25 +21,65 @@ func (s *Simulator) setupPolicies(mgr ctrl.Manager) error {
 		Complete(ctrlFunc(s.reconcilePolicy))
 }
 
-// reconcilePolicy plays nmstate's handler: every new generation of a policy
-// becomes Available, with a fresh transition time, as a successful apply does.
+// reconcilePolicy plays nmstate: each node the policy selects gets an
+// enactment that reports the policy's current generation Available, then
+// the policy itself turns Available.
 func (s *Simulator) reconcilePolicy(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	var policy nmstatev1.NodeNetworkConfigurationPolicy
 	if err := s.client.Get(ctx, req.NamespacedName, &policy); err != nil || !policy.DeletionTimestamp.IsZero() {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
-	applied := fmt.Sprintf("applied generation %d (simulated)", policy.Generation)
+	var nodes corev1.NodeList
+	if err := s.client.List(ctx, &nodes, client.MatchingLabelsSelector{Selector: labels.SelectorFromSet(policy.Spec.NodeSelector)}); err != nil {
+		return ctrl.Result{}, err
+	}
+	for i := range nodes.Items {
+		if err := s.enact(ctx, &nodes.Items[i], &policy); err != nil {
+			return ctrl.Result{}, err
+		}
+	}
+	applied := fmt.Sprintf("applied generation %d on %d node(s) (simulated)", policy.Generation, len(nodes.Items))
 	for _, c := range policy.Status.Conditions {
 		if c.Type == nmstateshared.NodeNetworkConfigurationPolicyConditionAvailable && c.Message == applied {
 			return ctrl.Result{}, nil
 		}
 	}
-	now := metav1.Now()
-	policy.Status.Conditions = nmstateshared.ConditionList{
-		{Type: nmstateshared.NodeNetworkConfigurationPolicyConditionAvailable, Status: corev1.ConditionTrue,
-			Reason: "SuccessfullyConfigured", Message: applied, LastTransitionTime: now, LastHeartbeatTime: now},
-		{Type: nmstateshared.NodeNetworkConfigurationPolicyConditionDegraded, Status: corev1.ConditionFalse,
-			Reason: "SuccessfullyConfigured", LastTransitionTime: now, LastHeartbeatTime: now},
-	}
+	policy.Status.Conditions = conditions(nmstateshared.NodeNetworkConfigurationPolicyConditionAvailable,
+		nmstateshared.NodeNetworkConfigurationPolicyConditionDegraded, applied)
 	return ctrl.Result{}, s.client.Status().Update(ctx, &policy, client.FieldOwner(FieldOwner))
+}
+
+func conditions(available, notThere nmstateshared.ConditionType, message string) nmstateshared.ConditionList {
+	now := metav1.Now()
+	return nmstateshared.ConditionList{
+		{Type: available, Status: corev1.ConditionTrue, Reason: "SuccessfullyConfigured", Message: message, LastTransitionTime: now, LastHeartbeatTime: now},
+		{Type: notThere, Status: corev1.ConditionFalse, Reason: "SuccessfullyConfigured", LastTransitionTime: now, LastHeartbeatTime: now},
+	}
+}
+
+// enact writes one node's enactment of the policy's current generation.
+func (s *Simulator) enact(ctx context.Context, node *corev1.Node, policy *nmstatev1.NodeNetworkConfigurationPolicy) error {
+	enactment := &nmstatev1beta1.NodeNetworkConfigurationEnactment{}
+	key := nmstateshared.EnactmentKey(node.Name, policy.Name)
+	err := s.client.Get(ctx, key, enactment)
+	if apierrors.IsNotFound(err) {
+		enactment = &nmstatev1beta1.NodeNetworkConfigurationEnactment{ObjectMeta: metav1.ObjectMeta{
+			Name:            key.Name,
+			Labels:          map[string]string{nmstateshared.EnactmentPolicyLabel: policy.Name, nmstateshared.EnactmentNodeLabel: node.Name},
+			OwnerReferences: []metav1.OwnerReference{{APIVersion: "v1", Kind: "Node", Name: node.Name, UID: node.UID}},
+		}}
+		if err := s.client.Create(ctx, enactment, client.FieldOwner(FieldOwner)); err != nil {
+			return err
+		}
+	} else if err != nil {
+		return err
+	}
+	if enactment.Status.PolicyGeneration == policy.Generation {
+		return nil
+	}
+	enactment.Status.PolicyGeneration = policy.Generation
+	enactment.Status.DesiredState = policy.Spec.DesiredState
+	enactment.Status.Conditions = conditions(nmstateshared.NodeNetworkConfigurationEnactmentConditionAvailable,
+		nmstateshared.NodeNetworkConfigurationEnactmentConditionFailing, "successfully reconciled (simulated)")
+	return s.client.Status().Update(ctx, enactment, client.FieldOwner(FieldOwner))
 }

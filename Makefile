@@ -11,7 +11,7 @@ CONTROL_PLANE := $(ETCD) $(KUBE_APISERVER) $(KUBE_CONTROLLER_MANAGER)
 # Upstream API packages whose CRDs the test control plane installs.
 THIRD_PARTY_APIS := kubevirt.io/api/core/v1;kubevirt.io/containerized-data-importer-api/pkg/apis/core/v1beta1;github.com/k8snetworkplumbingwg/network-attachment-definition-client/pkg/apis/k8s.cni.cncf.io/v1;github.com/nmstate/kubernetes-nmstate/api/v1;github.com/nmstate/kubernetes-nmstate/api/v1beta1
 # Files `make generate manifests` writes; `make verify` checks they are current.
-GENERATED := api/v1alpha1/zz_generated.deepcopy.go deploy/crds test/crds
+GENERATED := api/v1alpha1/zz_generated.deepcopy.go deploy/crds deploy/rbac test/crds
 
 .DEFAULT_GOAL := help
 
@@ -30,8 +30,9 @@ generate: $(CONTROLLER_GEN) ## Generate deepcopy code for api/.
 	$(CONTROLLER_GEN) object paths=./api/...
 
 .PHONY: manifests
-manifests: $(CONTROLLER_GEN) ## Generate our CRDs (deploy/crds) and the third-party CRDs for tests (test/crds).
+manifests: $(CONTROLLER_GEN) ## Generate our CRDs (deploy/crds), the controller's RBAC role (deploy/rbac) and the third-party CRDs for tests (test/crds).
 	$(CONTROLLER_GEN) crd:crdVersions=v1 paths=./api/... output:crd:dir=deploy/crds
+	$(CONTROLLER_GEN) rbac:roleName=vmop-controller paths=./controller/... output:rbac:dir=deploy/rbac
 	tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && \
 	$(CONTROLLER_GEN) crd:crdVersions=v1,maxDescLen=0,allowDangerousTypes=true 'paths=$(THIRD_PARTY_APIS)' output:crd:dir=$$tmp && \
 	go run ./test/crds/postprocess -in $$tmp -out test/crds

@@ -14,6 +14,7 @@ import (
 	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	storagev1 "k8s.io/api/storage/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
@@ -64,7 +65,13 @@ func run(m *testing.M) (int, error) {
 	if err := simulator.Start(ctx, cluster.Config); err != nil {
 		return 0, err
 	}
+	if err := grantControllerRole(ctx, cluster.Client); err != nil {
+		return 0, err
+	}
+	// The controller runs as its service account would, with exactly the
+	// generated role: a missing permission fails here, not on a cluster.
 	controllerConfig := rest.CopyConfig(cluster.Config)
+	controllerConfig.Impersonate = rest.ImpersonationConfig{UserName: controllerUser}
 	controllerConfig.Wrap(controllerWrites.wrap)
 	mgr, err := manager.New(controllerConfig, manager.Options{
 		MetricsAddress: "0", ProbeAddress: "0", DefaultSRIOVResource: "intel.com/sriov_netdevice",
@@ -79,6 +86,29 @@ func run(m *testing.M) (int, error) {
 		}
 	}()
 	return m.Run(), nil
+}
+
+// controllerUser is the identity the controller runs under in the tests.
+const controllerUser = "system:serviceaccount:vmop-system:vmop-controller"
+
+// grantControllerRole installs deploy/rbac/role.yaml and binds it to controllerUser.
+func grantControllerRole(ctx context.Context, c client.Client) error {
+	raw, err := os.ReadFile(filepath.Join(controlplane.RepoRoot(), "deploy", "rbac", "role.yaml"))
+	if err != nil {
+		return err
+	}
+	var role rbacv1.ClusterRole
+	if err := yaml.UnmarshalStrict(raw, &role); err != nil {
+		return err
+	}
+	if err := c.Create(ctx, &role); err != nil {
+		return err
+	}
+	return c.Create(ctx, &rbacv1.ClusterRoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: "vmop-controller"},
+		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: role.Name},
+		Subjects:   []rbacv1.Subject{{Kind: rbacv1.UserKind, APIGroup: rbacv1.GroupName, Name: controllerUser}},
+	})
 }
 
 // seedCluster creates the nodes and storage classes the scenarios use.

@@ -1,0 +1,20 @@
+package profile
+
+// The permissions vmop-controller needs; `make manifests` turns these markers
+// into deploy/rbac/role.yaml, and the integration tests run the controller
+// under exactly that role, so a missing permission fails a test, not a cluster.
+//
+// +kubebuilder:rbac:groups=vm.example.com,resources=virtualmachineprofiles,verbs=get;list;watch;update;patch
+// +kubebuilder:rbac:groups=vm.example.com,resources=virtualmachineprofiles/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=vm.example.com,resources=virtualmachineprofiles/finalizers,verbs=update
+// +kubebuilder:rbac:groups=k8s.cni.cncf.io,resources=network-attachment-definitions,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups=nmstate.io,resources=nodenetworkconfigurationpolicies,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups=nmstate.io,resources=nodenetworkconfigurationenactments,verbs=get;list;watch
+// +kubebuilder:rbac:groups=cdi.kubevirt.io,resources=datavolumes,verbs=get;list;watch;create;update;patch
+// +kubebuilder:rbac:groups=kubevirt.io,resources=virtualmachines,verbs=get;list;watch;create;update;patch
+// +kubebuilder:rbac:groups=kubevirt.io,resources=virtualmachineinstances,verbs=get;list;watch
+// +kubebuilder:rbac:groups="",resources=persistentvolumeclaims,verbs=get;list;watch;create;update;patch
+// +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;create;update;patch
+// +kubebuilder:rbac:groups=storage.k8s.io,resources=storageclasses,verbs=get;list;watch
+// +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;update;patch
+// +kubebuilder:rbac:groups=coordination.k8s.io,resources=leases,verbs=get;list;watch;create;update;patch;delete

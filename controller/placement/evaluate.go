@@ -1,0 +1,70 @@
+package placement
+
+import (
+	"sort"
+
+	vmv1alpha1 "github.com/jianfenliu/vmoperator/api/v1alpha1"
+	"github.com/jianfenliu/vmoperator/controller/desired"
+)
+
+// MaxExcludedListed bounds the excluded nodes a profile's status lists.
+const MaxExcludedListed = 10
+
+// Result is where a profile may run.
+type Result struct {
+	// Eligible are the nodes that pass every check, sorted.
+	Eligible []string
+	// Status is the summary for the profile's status.
+	Status vmv1alpha1.PlacementStatus
+	// Placement is what the VM's required node affinity asks for.
+	Placement desired.Placement
+}
+
+// Evaluate runs the eligibility chain for a profile over nodes. The first
+// failing check of each excluded node is its reason.
+func Evaluate(profile *vmv1alpha1.VirtualMachineProfile, nodes []Node) Result {
+	needs := Requirements(profile)
+	selector := nodeSelector(profile)
+	var result Result
+	var excluded []vmv1alpha1.NodeExclusion
+	for i := range nodes {
+		reason := firstFailure(&nodes[i], needs, selector)
+		if reason == "" {
+			result.Eligible = append(result.Eligible, nodes[i].Name)
+			continue
+		}
+		excluded = append(excluded, vmv1alpha1.NodeExclusion{Node: nodes[i].Name, Reason: reason})
+	}
+	sort.Strings(result.Eligible)
+	sort.Slice(excluded, func(i, j int) bool { return excluded[i].Node < excluded[j].Node })
+	result.Status = vmv1alpha1.PlacementStatus{
+		EligibleNodes: int32(len(result.Eligible)),
+		ExcludedNodes: int32(len(excluded)),
+		Excluded:      excluded[:min(len(excluded), MaxExcludedListed)],
+	}
+	result.Placement = desired.Placement{RequiredNodeLabels: map[string]string{LabelReporting: "true"}}
+	for _, need := range needs {
+		result.Placement.RequiredNodeLabels[need.Label] = "true"
+	}
+	return result
+}
+
+func firstFailure(node *Node, needs []Requirement, selector map[string]string) string {
+	for _, run := range chain() {
+		if reason := run(node, needs, selector); reason != "" {
+			return reason
+		}
+	}
+	return ""
+}
+
+func nodeSelector(profile *vmv1alpha1.VirtualMachineProfile) map[string]string {
+	if profile.Spec.HighAvailability == nil {
+		return nil
+	}
+	selector := map[string]string{}
+	for k, v := range profile.Spec.HighAvailability.NodeSelector {
+		selector[k] = string(v)
+	}
+	return selector
+}

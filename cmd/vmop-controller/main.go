@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"time"
 
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
@@ -21,6 +22,9 @@ func main() {
 	flag.StringVar(&options.LeaderElectionNamespace, "leader-election-namespace", "", "namespace of the leader-election Lease (default: the pod's namespace)")
 	flag.StringVar(&options.DefaultSRIOVResource, "default-sriov-resource", "intel.com/sriov_netdevice",
 		"device-plugin resource of SR-IOV networks that do not set sriov.resourceName")
+	flag.StringVar(&options.LeaseNamespace, "agent-lease-namespace", manager.DefaultLeaseNamespace, "namespace of the vmop-agents' per-node Leases")
+	flag.DurationVar(&options.LabelGrace, "capability-label-grace", 2*time.Minute,
+		"how long a node keeps a capability label after the capability disappeared (running VMs are never evicted)")
 	zapOptions := zap.Options{}
 	zapOptions.BindFlags(flag.CommandLine)
 	flag.Parse()

@@ -7,11 +7,14 @@ package manager
 import (
 	"fmt"
 
+	"time"
+
 	"github.com/go-logr/logr"
 	nadv1 "github.com/k8snetworkplumbingwg/network-attachment-definition-client/pkg/apis/k8s.cni.cncf.io/v1"
 	nmstatev1 "github.com/nmstate/kubernetes-nmstate/api/v1"
 	nmstatev1beta1 "github.com/nmstate/kubernetes-nmstate/api/v1beta1"
 	"github.com/prometheus/client_golang/prometheus"
+	coordinationv1 "k8s.io/api/coordination/v1"
 	k8sruntime "k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
@@ -19,11 +22,14 @@ import (
 	kubevirtv1 "kubevirt.io/api/core/v1"
 	cdiv1 "kubevirt.io/containerized-data-importer-api/pkg/apis/core/v1beta1"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	vmv1alpha1 "github.com/jianfenliu/vmoperator/api/v1alpha1"
+	"github.com/jianfenliu/vmoperator/controller/nodelabels"
 	"github.com/jianfenliu/vmoperator/controller/profile"
 	"github.com/jianfenliu/vmoperator/metrics"
 )
@@ -35,11 +41,19 @@ type Options struct {
 	LeaderElection          bool
 	LeaderElectionNamespace string
 	DefaultSRIOVResource    string
-	Logger                  logr.Logger
+	// LeaseNamespace holds the agents' per-node Leases (agent liveness).
+	LeaseNamespace string
+	// LabelGrace is how long a node keeps a capability label after the
+	// capability disappeared.
+	LabelGrace time.Duration
+	Logger     logr.Logger
 	// MetricsRegistry receives vmop's own metrics; nil means controller-runtime's
 	// registry, which the metrics endpoint serves.
 	MetricsRegistry prometheus.Registerer
 }
+
+// DefaultLeaseNamespace is where agents renew their per-node Leases.
+const DefaultLeaseNamespace = "vmop-system"
 
 // NewScheme knows every type vmop-controller reads or writes.
 func NewScheme() *k8sruntime.Scheme {
@@ -58,8 +72,15 @@ func NewScheme() *k8sruntime.Scheme {
 func New(config *rest.Config, options Options) (ctrl.Manager, error) {
 	ctrl.SetLogger(options.Logger)
 	scheme := NewScheme()
+	if options.LeaseNamespace == "" {
+		options.LeaseNamespace = DefaultLeaseNamespace
+	}
 	mgr, err := ctrl.NewManager(config, ctrl.Options{
-		Scheme:                  scheme,
+		Scheme: scheme,
+		// Only the agents' Leases: every node also has one in kube-node-lease.
+		Cache: cache.Options{ByObject: map[client.Object]cache.ByObject{
+			&coordinationv1.Lease{}: {Namespaces: map[string]cache.Config{options.LeaseNamespace: {}}},
+		}},
 		Metrics:                 metricsserver.Options{BindAddress: options.MetricsAddress},
 		HealthProbeBindAddress:  options.ProbeAddress,
 		LeaderElection:          options.LeaderElection,
@@ -89,9 +110,14 @@ func New(config *rest.Config, options Options) (ctrl.Manager, error) {
 		Recorder:             mgr.GetEventRecorder("vmop-controller"),
 		Deps:                 deps,
 		DefaultSRIOVResource: options.DefaultSRIOVResource,
+		LeaseNamespace:       options.LeaseNamespace,
 		Ready:                controllerMetrics,
 	}
 	if err := reconciler.SetupWithManager(mgr); err != nil {
+		return nil, err
+	}
+	labeller := &nodelabels.Reconciler{Client: mgr.GetClient(), LeaseNamespace: options.LeaseNamespace, Grace: options.LabelGrace}
+	if err := labeller.SetupWithManager(mgr); err != nil {
 		return nil, err
 	}
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {

@@ -37,6 +37,8 @@ type Reconciler struct {
 	// DefaultSRIOVResource is the device-plugin resource of SR-IOV networks
 	// that do not name one.
 	DefaultSRIOVResource string
+	// LeaseNamespace holds the agents' per-node Leases.
+	LeaseNamespace string
 	// Ready, if set, receives the time from creation to Ready.
 	Ready ReadyObserver
 	// Now is the clock; tests may replace it.
@@ -76,6 +78,7 @@ func (r *Reconciler) runSteps(ctx context.Context, profile *vmv1alpha1.VirtualMa
 		r.reconcileHostNetwork,
 		r.reconcileDisks,
 		r.reconcileCloudInit,
+		r.reconcilePlacement,
 		r.reconcileVM,
 	}
 	for _, run := range steps {
@@ -109,6 +112,7 @@ func (r *Reconciler) writeStatus(ctx context.Context, profile *vmv1alpha1.Virtua
 	setCondition(next, profile.Generation, status.VolumesBound(observed))
 	setOptionalCondition(next, profile.Generation, vmv1alpha1.ConditionScheduled, status.Scheduled(observed))
 	setOptionalCondition(next, profile.Generation, "RestartRequired", status.RestartRequired(observed))
+	next.Placement = observed.Placement
 	if succeeded {
 		next.ObservedGeneration = profile.Generation
 	}

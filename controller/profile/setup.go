@@ -9,17 +9,22 @@ import (
 	nmstatev1beta1 "github.com/nmstate/kubernetes-nmstate/api/v1beta1"
 	corev1 "k8s.io/api/core/v1"
 	storagev1 "k8s.io/api/storage/v1"
+	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/util/workqueue"
 	kubevirtv1 "kubevirt.io/api/core/v1"
 	cdiv1 "kubevirt.io/containerized-data-importer-api/pkg/apis/core/v1beta1"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	vmv1alpha1 "github.com/jianfenliu/vmoperator/api/v1alpha1"
 	"github.com/jianfenliu/vmoperator/controller/desired"
+	"github.com/jianfenliu/vmoperator/controller/placement"
 )
 
 // Field indexes on profiles, so that an event on another object wakes only
@@ -30,6 +35,7 @@ const (
 	indexNAD           = "vmop.nad"
 	indexStorageClass  = "vmop.storageClass"
 	indexSSHKeySecret  = "vmop.sshKeySecret"
+	indexRequirement   = "vmop.requirement"
 )
 
 func profileIndexes() map[string]func(*vmv1alpha1.VirtualMachineProfile) []string {
@@ -59,6 +65,13 @@ func profileIndexes() map[string]func(*vmv1alpha1.VirtualMachineProfile) []strin
 				}
 			}
 			return names
+		},
+		indexRequirement: func(p *vmv1alpha1.VirtualMachineProfile) []string {
+			var labels []string
+			for _, need := range placement.Requirements(p) {
+				labels = append(labels, need.Label)
+			}
+			return labels
 		},
 		indexSSHKeySecret: func(p *vmv1alpha1.VirtualMachineProfile) []string {
 			if p.Spec.SSHKeySecret == "" {
@@ -92,7 +105,12 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Watches(&vmv1alpha1.VirtualMachineProfile{}, handler.EnqueueRequestsFromMapFunc(r.profilesSharingStaticIPs))
 	if r.Deps.KubeVirt {
 		b = b.Owns(&kubevirtv1.VirtualMachine{}).
-			Watches(&kubevirtv1.VirtualMachineInstance{}, handler.EnqueueRequestsFromMapFunc(profileOfInstance))
+			Watches(&kubevirtv1.VirtualMachineInstance{}, handler.EnqueueRequestsFromMapFunc(profileOfInstance)).
+			Watches(&vmv1alpha1.NodeCapability{}, r.profilesAffectedByCapability()).
+			// Label changes (the reporting label comes and goes with the
+			// agent's Lease) and cordons can change every profile's placement.
+			Watches(&corev1.Node{}, handler.EnqueueRequestsFromMapFunc(r.allProfiles),
+				builder.WithPredicates(predicate.Or(predicate.LabelChangedPredicate{}, nodeCordonChanged())))
 	}
 	if r.Deps.CDI {
 		b = b.Owns(&cdiv1.DataVolume{})
@@ -133,6 +151,109 @@ func (r *Reconciler) enactmentInterface(obj client.Object) string {
 		return ""
 	}
 	return policyInterface(&policy)
+}
+
+// profilesAffectedByCapability wakes only the profiles that need something
+// whose availability changed on the node: a field-index lookup per changed
+// requirement label, not a pass over all profiles.
+func (r *Reconciler) profilesAffectedByCapability() handler.EventHandler {
+	enqueue := func(ctx context.Context, labels map[string]bool, queue workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+		for label := range labels {
+			var profiles vmv1alpha1.VirtualMachineProfileList
+			if err := r.Client.List(ctx, &profiles, client.MatchingFields{indexRequirement: label}); err != nil {
+				continue
+			}
+			for i := range profiles.Items {
+				queue.Add(reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&profiles.Items[i])})
+			}
+		}
+	}
+	whole := func(ctx context.Context, obj client.Object, queue workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+		if capability, ok := obj.(*vmv1alpha1.NodeCapability); ok {
+			enqueue(ctx, changedRequirements(nil, &capability.Status), queue)
+		}
+	}
+	return handler.Funcs{
+		CreateFunc: func(ctx context.Context, e event.CreateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+			whole(ctx, e.Object, q)
+		},
+		DeleteFunc: func(ctx context.Context, e event.DeleteEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+			whole(ctx, e.Object, q)
+		},
+		UpdateFunc: func(ctx context.Context, e event.UpdateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+			old, okOld := e.ObjectOld.(*vmv1alpha1.NodeCapability)
+			updated, okNew := e.ObjectNew.(*vmv1alpha1.NodeCapability)
+			if okOld && okNew {
+				enqueue(ctx, changedRequirements(&old.Status, &updated.Status), q)
+			}
+		},
+	}
+}
+
+// changedRequirements are the requirement labels whose availability differs
+// between two capabilities (nil: nothing offered). A bridge whose ports or
+// VLANs changed counts under its bridge label, which every VLAN requirement
+// on that bridge comes with.
+func changedRequirements(old, updated *vmv1alpha1.NodeCapabilityStatus) map[string]bool {
+	offered := func(c *vmv1alpha1.NodeCapabilityStatus) map[string]string {
+		if c == nil {
+			return map[string]string{}
+		}
+		return placement.NodeLabels(c, nil)
+	}
+	before, after := offered(old), offered(updated)
+	changed := map[string]bool{}
+	for label := range before {
+		if _, ok := after[label]; !ok {
+			changed[label] = true
+		}
+	}
+	for label := range after {
+		if _, ok := before[label]; !ok {
+			changed[label] = true
+		}
+	}
+	bridges := func(c *vmv1alpha1.NodeCapabilityStatus) map[string]vmv1alpha1.BridgeStatus {
+		out := map[string]vmv1alpha1.BridgeStatus{}
+		if c != nil {
+			for _, b := range c.Bridges {
+				out[b.Name] = b
+			}
+		}
+		return out
+	}
+	oldBridges, newBridges := bridges(old), bridges(updated)
+	for name, b := range newBridges {
+		if previous, ok := oldBridges[name]; !ok || !apiequality.Semantic.DeepEqual(previous, b) {
+			changed[placement.BridgeLabel(name)] = true
+		}
+	}
+	for name := range oldBridges {
+		if _, ok := newBridges[name]; !ok {
+			changed[placement.BridgeLabel(name)] = true
+		}
+	}
+	return changed
+}
+
+func nodeCordonChanged() predicate.Predicate {
+	return predicate.Funcs{UpdateFunc: func(e event.UpdateEvent) bool {
+		old, okOld := e.ObjectOld.(*corev1.Node)
+		updated, okNew := e.ObjectNew.(*corev1.Node)
+		return okOld && okNew && old.Spec.Unschedulable != updated.Spec.Unschedulable
+	}}
+}
+
+func (r *Reconciler) allProfiles(ctx context.Context, _ client.Object) []reconcile.Request {
+	var profiles vmv1alpha1.VirtualMachineProfileList
+	if err := r.Client.List(ctx, &profiles); err != nil {
+		return nil
+	}
+	requests := make([]reconcile.Request, 0, len(profiles.Items))
+	for i := range profiles.Items {
+		requests = append(requests, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&profiles.Items[i])})
+	}
+	return requests
 }
 
 func namespacedKey(obj client.Object) string { return obj.GetNamespace() + "/" + obj.GetName() }

@@ -29,7 +29,7 @@ func (r *Reconciler) reconcileVM(ctx context.Context, profile *vmv1alpha1.Virtua
 }
 
 func (r *Reconciler) applyVM(ctx context.Context, profile *vmv1alpha1.VirtualMachineProfile, observed *status.Observed) error {
-	vm, err := desired.VM(profile, r.placement(profile))
+	vm, err := desired.VM(profile, observed.Affinity)
 	if err != nil {
 		return err
 	}
@@ -48,12 +48,6 @@ func (r *Reconciler) applyVM(ctx context.Context, profile *vmv1alpha1.VirtualMac
 		r.event(profile, "Normal", "Created", "created VirtualMachine %s", vm.Name)
 	}
 	return nil
-}
-
-// placement is the hook node placement fills in; until then a VM carries
-// only the profile's nodeSelector and anti-affinity.
-func (r *Reconciler) placement(*vmv1alpha1.VirtualMachineProfile) desired.Placement {
-	return desired.Placement{}
 }
 
 // observeVM reads the profile's VM and VM instance, when they are ours.

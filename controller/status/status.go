@@ -11,6 +11,7 @@ import (
 	kubevirtv1 "kubevirt.io/api/core/v1"
 
 	vmv1alpha1 "github.com/jianfenliu/vmoperator/api/v1alpha1"
+	"github.com/jianfenliu/vmoperator/controller/desired"
 )
 
 // Check is the outcome of one part of the reconcile (networks, volumes, ...).
@@ -54,6 +55,12 @@ type Observed struct {
 	RunStrategy vmv1alpha1.RunStrategy
 	VM          *kubevirtv1.VirtualMachine
 	VMI         *kubevirtv1.VirtualMachineInstance
+	// Placement is the eligibility summary, nil when placement did not run.
+	Placement *vmv1alpha1.PlacementStatus
+	// Affinity is what the VM's required node affinity asks for.
+	Affinity desired.Placement
+	// SpreadShortage explains why antiAffinity cannot be met, when it cannot.
+	SpreadShortage string
 }
 
 // firstProblem is the first failed check among blockers, networks and
@@ -156,11 +163,27 @@ func Ready(o *Observed) metav1.Condition {
 	return condition(vmv1alpha1.ConditionReady, false, vmv1alpha1.ReasonVMNotRunning, "VM is starting: "+vmStartMessage(o))
 }
 
-// Scheduled is True once the VM instance has a node; False with the
-// scheduler's word while it waits for one. Nil until a VM instance exists.
+// Scheduled says whether the VM has (or can get) a node: False when no node
+// passes placement (with each excluded node's reason in status.placement),
+// when antiAffinity cannot be met, or with the scheduler's word while the
+// instance waits; True once it has a node or while eligible nodes exist.
+// Nil when neither placement nor an instance has anything to say.
 func Scheduled(o *Observed) *metav1.Condition {
+	if o.Placement != nil && o.Placement.EligibleNodes == 0 {
+		c := condition(vmv1alpha1.ConditionScheduled, false, vmv1alpha1.ReasonNoEligibleNodes, placementSummary(o.Placement))
+		return &c
+	}
+	if o.SpreadShortage != "" && (o.VMI == nil || o.VMI.Status.NodeName == "") {
+		c := condition(vmv1alpha1.ConditionScheduled, false, vmv1alpha1.ReasonTooFewNodes, o.SpreadShortage)
+		return &c
+	}
 	if o.VMI == nil {
-		return nil
+		if o.Placement == nil {
+			return nil
+		}
+		c := condition(vmv1alpha1.ConditionScheduled, true, vmv1alpha1.ReasonNodesEligible,
+			fmt.Sprintf("%d eligible node(s)", o.Placement.EligibleNodes))
+		return &c
 	}
 	if o.VMI.Status.NodeName != "" {
 		c := condition(vmv1alpha1.ConditionScheduled, true, vmv1alpha1.ReasonNodesEligible, "scheduled on node "+o.VMI.Status.NodeName)
@@ -173,6 +196,22 @@ func Scheduled(o *Observed) *metav1.Condition {
 		}
 	}
 	return nil
+}
+
+// placementSummary names the first excluded nodes and their reasons.
+func placementSummary(p *vmv1alpha1.PlacementStatus) string {
+	parts := make([]string, 0, len(p.Excluded))
+	for _, e := range p.Excluded {
+		parts = append(parts, e.Node+": "+e.Reason)
+	}
+	message := fmt.Sprintf("no node can host the VM (0 of %d eligible)", p.ExcludedNodes)
+	if len(parts) > 0 {
+		message += ": " + strings.Join(parts, "; ")
+	}
+	if int(p.ExcludedNodes) > len(parts) {
+		message += fmt.Sprintf("; and %d more", int(p.ExcludedNodes)-len(parts))
+	}
+	return message
 }
 
 func restartRequired(vm *kubevirtv1.VirtualMachine) bool {

@@ -19,7 +19,9 @@ func TestAntiAffinitySpreadsProfiles(t *testing.T) {
 	ns := newNamespace(t)
 	for i := 1; i <= 3; i++ {
 		name := fmt.Sprintf("rack-%d", i)
-		create(t, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{"zone": "ha-test", corev1.LabelHostname: name}}})
+		if err := addNode(context.Background(), cluster.Client, name, map[string]string{"zone": "ha-test"}, fullCapability()); err != nil {
+			t.Fatal(err)
+		}
 		t.Cleanup(func() {
 			_ = cluster.Client.Delete(context.Background(), &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name}})
 		})
@@ -46,7 +48,7 @@ func TestAntiAffinitySpreadsProfiles(t *testing.T) {
 		t.Fatalf("restartPolicy OnFailure gave run strategy %s", *vm.Spec.RunStrategy)
 	}
 	create(t, profile("ha-4", ns, ha))
-	p := waitForCondition(t, ns, "ha-4", vmv1alpha1.ConditionScheduled, metav1.ConditionFalse, vmv1alpha1.ReasonNoEligibleNodes)
+	p := waitForCondition(t, ns, "ha-4", vmv1alpha1.ConditionScheduled, metav1.ConditionFalse, vmv1alpha1.ReasonTooFewNodes)
 	if p.Status.Phase == vmv1alpha1.PhaseRunning {
 		t.Fatalf("fourth profile running: %s", describe(p))
 	}

@@ -75,6 +75,7 @@ func run(m *testing.M) (int, error) {
 	controllerConfig.Wrap(controllerWrites.wrap)
 	mgr, err := manager.New(controllerConfig, manager.Options{
 		MetricsAddress: "0", ProbeAddress: "0", DefaultSRIOVResource: "intel.com/sriov_netdevice",
+		LeaseNamespace: leaseNamespace, LabelGrace: labelGrace,
 		Logger: logr.Discard(), MetricsRegistry: prometheus.NewRegistry(),
 	})
 	if err != nil {
@@ -111,13 +112,21 @@ func grantControllerRole(ctx context.Context, c client.Client) error {
 	})
 }
 
-// seedCluster creates the nodes and storage classes the scenarios use.
+// Where the agents' Leases live, and how long a vanished capability keeps
+// its node label in these tests (production: 2 minutes).
+const (
+	leaseNamespace = "vmop-system"
+	labelGrace     = 3 * time.Second
+)
+
+// seedCluster creates the nodes (each with what its agent would report),
+// and the storage classes the scenarios use.
 func seedCluster(ctx context.Context, c client.Client) error {
+	if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: leaseNamespace}}); err != nil {
+		return err
+	}
 	for _, name := range nodeNames {
-		node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{
-			"kubernetes.io/arch": "amd64", corev1.LabelHostname: name,
-		}}}
-		if err := c.Create(ctx, node); err != nil {
+		if err := addNode(ctx, c, name, map[string]string{"kubernetes.io/arch": "amd64"}, fullCapability()); err != nil {
 			return err
 		}
 	}

@@ -1,0 +1,58 @@
+package nodelabels
+
+import (
+	"testing"
+	"time"
+
+	"github.com/jianfenliu/vmoperator/controller/placement"
+)
+
+func TestPlanLabels(t *testing.T) {
+	now := time.Date(2026, 11, 27, 8, 0, 0, 0, time.UTC)
+	grace := 2 * time.Minute
+	bridge, kvm, reporting := placement.BridgeLabel("br-mgmt"), placement.LabelKVM, placement.LabelReporting
+	current := map[string]string{bridge: "true", kvm: "true", reporting: "true", "kubernetes.io/arch": "amd64"}
+	cases := []struct {
+		name        string
+		since       map[string]time.Time
+		offered     map[string]string
+		reporting   bool
+		wantLabels  []string
+		wantPending []string
+	}{
+		{"everything still offered", nil, map[string]string{bridge: "true", kvm: "true", reporting: "true"}, true,
+			[]string{bridge, kvm, reporting}, nil},
+		{"bridge vanished: kept during grace", nil, map[string]string{kvm: "true", reporting: "true"}, true,
+			[]string{bridge, kvm, reporting}, []string{bridge}},
+		{"bridge vanished long ago: removed", map[string]time.Time{bridge: now.Add(-3 * time.Minute)}, map[string]string{kvm: "true", reporting: "true"}, true,
+			[]string{kvm, reporting}, nil},
+		{"bridge came back: grace cancelled", map[string]time.Time{bridge: now.Add(-time.Minute)}, map[string]string{bridge: "true", kvm: "true", reporting: "true"}, true,
+			[]string{bridge, kvm, reporting}, nil},
+		{"agent silent: only the reporting label goes", map[string]time.Time{bridge: now.Add(-time.Hour)}, nil, false,
+			[]string{bridge, kvm}, []string{bridge}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			p := planLabels(current, c.since, c.offered, c.reporting, now, grace)
+			if len(p.labels) != len(c.wantLabels) {
+				t.Fatalf("labels %v, want %v", p.labels, c.wantLabels)
+			}
+			for _, key := range c.wantLabels {
+				if p.labels[key] != "true" {
+					t.Errorf("label %s missing: %v", key, p.labels)
+				}
+			}
+			if _, ok := p.labels["kubernetes.io/arch"]; ok {
+				t.Error("labels outside the prefix are not the controller's to plan")
+			}
+			if len(p.absentSince) != len(c.wantPending) {
+				t.Fatalf("pending %v, want %v", p.absentSince, c.wantPending)
+			}
+		})
+	}
+	// The grace period ends are timers: the next check comes when the first ends.
+	p := planLabels(current, nil, map[string]string{kvm: "true"}, true, now, grace)
+	if got := p.nextCheck(now, now.Add(time.Hour), true, grace); got < grace || got > grace+time.Second {
+		t.Fatalf("next check in %v", got)
+	}
+}

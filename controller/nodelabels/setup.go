@@ -1,0 +1,82 @@
+package nodelabels
+
+import (
+	"context"
+	"slices"
+
+	coordinationv1 "k8s.io/api/coordination/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	vmv1alpha1 "github.com/jianfenliu/vmoperator/api/v1alpha1"
+	"github.com/jianfenliu/vmoperator/controller/placement"
+)
+
+// SetupWithManager watches Nodes (labels and annotations only: status
+// heartbeats are not our business), NodeCapabilities, the agents' Leases
+// (only renewals that end a lapse: routine renewals cost nothing), and
+// profiles whose wanted VLANs change.
+func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
+	sameName := handler.EnqueueRequestsFromMapFunc(func(_ context.Context, obj client.Object) []reconcile.Request {
+		return []reconcile.Request{{NamespacedName: types.NamespacedName{Name: obj.GetName()}}}
+	})
+	return ctrl.NewControllerManagedBy(mgr).
+		Named("nodelabels").
+		For(&corev1.Node{}, builder.WithPredicates(predicate.Or(predicate.LabelChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
+		Watches(&vmv1alpha1.NodeCapability{}, sameName).
+		Watches(&coordinationv1.Lease{}, sameName, builder.WithPredicates(r.leaseRevived())).
+		Watches(&vmv1alpha1.VirtualMachineProfile{}, handler.EnqueueRequestsFromMapFunc(r.allNodes), builder.WithPredicates(wantedVLANsChanged())).
+		Complete(r)
+}
+
+// leaseRevived passes Lease events of the agents' namespace that can change
+// a node's reporting label: a new Lease, a renewal after a lapse, a deletion.
+func (r *Reconciler) leaseRevived() predicate.Predicate {
+	inNamespace := func(obj client.Object) bool { return obj.GetNamespace() == r.LeaseNamespace }
+	return predicate.Funcs{
+		CreateFunc: func(e event.CreateEvent) bool { return inNamespace(e.Object) },
+		DeleteFunc: func(e event.DeleteEvent) bool { return inNamespace(e.Object) },
+		UpdateFunc: func(e event.UpdateEvent) bool {
+			old, ok := e.ObjectOld.(*coordinationv1.Lease)
+			return ok && inNamespace(e.ObjectNew) && !r.now().Before(LeaseExpiry(old))
+		},
+		GenericFunc: func(event.GenericEvent) bool { return false },
+	}
+}
+
+func wantedVLANsChanged() predicate.Predicate {
+	vlans := func(obj client.Object) []string {
+		profile, ok := obj.(*vmv1alpha1.VirtualMachineProfile)
+		if !ok {
+			return nil
+		}
+		return placement.WantedVLANs(profile)
+	}
+	return predicate.Funcs{
+		CreateFunc: func(e event.CreateEvent) bool { return len(vlans(e.Object)) > 0 },
+		DeleteFunc: func(e event.DeleteEvent) bool { return false },
+		UpdateFunc: func(e event.UpdateEvent) bool {
+			return !slices.Equal(vlans(e.ObjectOld), vlans(e.ObjectNew))
+		},
+		GenericFunc: func(event.GenericEvent) bool { return false },
+	}
+}
+
+func (r *Reconciler) allNodes(ctx context.Context, _ client.Object) []reconcile.Request {
+	var nodes corev1.NodeList
+	if err := r.Client.List(ctx, &nodes); err != nil {
+		return nil
+	}
+	requests := make([]reconcile.Request, 0, len(nodes.Items))
+	for i := range nodes.Items {
+		requests = append(requests, reconcile.Request{NamespacedName: types.NamespacedName{Name: nodes.Items[i].Name}})
+	}
+	return requests
+}

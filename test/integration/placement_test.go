@@ -1,0 +1,177 @@
+package integration
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+	kubevirtv1 "kubevirt.io/api/core/v1"
+
+	vmv1alpha1 "github.com/jianfenliu/vmoperator/api/v1alpha1"
+	"github.com/jianfenliu/vmoperator/controller/placement"
+)
+
+// zoneNodes adds nodes in a zone of their own (so other tests' VMs never
+// land there) with the given capabilities, and removes them afterwards.
+func zoneNodes(t *testing.T, zone string, capabilities map[string]vmv1alpha1.NodeCapabilityStatus) {
+	t.Helper()
+	for name, capability := range capabilities {
+		if err := addNode(context.Background(), cluster.Client, name, map[string]string{"zone": zone}, capability); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			_ = cluster.Client.Delete(context.Background(), &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name}})
+			_ = cluster.Client.Delete(context.Background(), &vmv1alpha1.NodeCapability{ObjectMeta: metav1.ObjectMeta{Name: name}})
+		})
+	}
+}
+
+func inZone(zone string) func(*vmv1alpha1.VirtualMachineProfile) {
+	return func(p *vmv1alpha1.VirtualMachineProfile) {
+		p.Spec.HighAvailability = &vmv1alpha1.HighAvailabilitySpec{NodeSelector: map[string]vmv1alpha1.LabelValue{"zone": vmv1alpha1.LabelValue(zone)}}
+	}
+}
+
+func onBridgeVLAN(bridge string, vlan int32) func(*vmv1alpha1.VirtualMachineProfile) {
+	return func(p *vmv1alpha1.VirtualMachineProfile) {
+		p.Spec.Networks[0].BridgeName = bridge
+		p.Spec.Networks[0].VLANID = ptr.To(vlan)
+	}
+}
+
+// trunk is a capability with br-mgmt trunking vlans on uplink eth1 (VLAN filtering on).
+func trunk(vlans string, up bool) vmv1alpha1.NodeCapabilityStatus {
+	c := fullCapability()
+	c.Bridges = []vmv1alpha1.BridgeStatus{{Name: "br-mgmt", Up: up, VLANFiltering: true,
+		Ports: []vmv1alpha1.BridgePort{{Name: "eth1", Up: true, VLANs: vlans}}}}
+	return c
+}
+
+func exclusion(p *vmv1alpha1.VirtualMachineProfile, node string) string {
+	if p.Status.Placement == nil {
+		return ""
+	}
+	for _, e := range p.Status.Placement.Excluded {
+		if e.Node == node {
+			return e.Reason
+		}
+	}
+	return ""
+}
+
+func nodeLabels(t *testing.T, name string) map[string]string {
+	t.Helper()
+	var node corev1.Node
+	getObject(t, &node, "", name)
+	return node.Labels
+}
+
+// TestPlacementFollowsCapabilities is the seed's VLAN 100 case: node-a of
+// the zone trunks VLAN 100, node-b has the bridge without VLAN 100, node-c
+// has no bridge. The VM lands on node-a; the status says why not the others.
+func TestPlacementFollowsCapabilities(t *testing.T) {
+	zoneNodes(t, "vlan-test", map[string]vmv1alpha1.NodeCapabilityStatus{
+		"vlan-a": trunk("1,100", true),
+		"vlan-b": trunk("200", true),
+		"vlan-c": func() vmv1alpha1.NodeCapabilityStatus { c := fullCapability(); c.Bridges = nil; return c }(),
+	})
+	ns := newNamespace(t)
+	create(t, profile("vlan100", ns, inZone("vlan-test"), onBridgeVLAN("br-mgmt", 100)))
+	p := waitForPhase(t, ns, "vlan100", vmv1alpha1.PhaseRunning)
+	if p.Status.NodeName != "vlan-a" {
+		t.Fatalf("placed on %s: %s", p.Status.NodeName, describe(p))
+	}
+	if got := exclusion(p, "vlan-b"); got != "VLAN 100 not allowed on uplink eth1" {
+		t.Errorf("vlan-b: %q", got)
+	}
+	if got := exclusion(p, "vlan-c"); got != "bridge br-mgmt missing" {
+		t.Errorf("vlan-c: %q", got)
+	}
+	var vm kubevirtv1.VirtualMachine
+	getObject(t, &vm, ns, "vlan100-vm")
+	terms := vm.Spec.Template.Spec.Affinity.NodeAffinity.RequiredDuringSchedulingIgnoredDuringExecution.NodeSelectorTerms
+	var keys []string
+	for _, e := range terms[0].MatchExpressions {
+		keys = append(keys, e.Key)
+	}
+	want := []string{placement.BridgeLabel("br-mgmt"), placement.LabelKVM, placement.LabelReporting, placement.VLANLabel("br-mgmt", 100)}
+	if strings.Join(keys, " ") != strings.Join(want, " ") {
+		t.Fatalf("VM affinity on %v, want exactly %v", keys, want)
+	}
+	if nodeLabels(t, "vlan-a")[placement.VLANLabel("br-mgmt", 100)] != "true" || nodeLabels(t, "vlan-b")[placement.VLANLabel("br-mgmt", 100)] != "" {
+		t.Fatal("VLAN labels do not follow the trunks")
+	}
+}
+
+// TestBridgeDownExcludesTheNodeFromNewPlacementsOnly: a bridge going down
+// excludes its node from new VMs at once (status says why), the running VM
+// stays, the label goes only after the grace period, and the bridge coming
+// back restores eligibility.
+func TestBridgeDownExcludesTheNodeFromNewPlacementsOnly(t *testing.T) {
+	ctx := context.Background()
+	zoneNodes(t, "flap-test", map[string]vmv1alpha1.NodeCapabilityStatus{"flap-a": trunk("100", true)})
+	ns := newNamespace(t)
+	create(t, profile("first", ns, inZone("flap-test"), onBridgeVLAN("br-mgmt", 100)))
+	waitForPhase(t, ns, "first", vmv1alpha1.PhaseRunning)
+	var vmi kubevirtv1.VirtualMachineInstance
+	getObject(t, &vmi, ns, "first-vm")
+
+	start := time.Now()
+	if err := report(ctx, cluster.Client, "flap-a", trunk("100", false)); err != nil {
+		t.Fatal(err)
+	}
+	create(t, profile("second", ns, inZone("flap-test"), onBridgeVLAN("br-mgmt", 100)))
+	p := waitForCondition(t, ns, "second", vmv1alpha1.ConditionScheduled, metav1.ConditionFalse, vmv1alpha1.ReasonNoEligibleNodes)
+	if got := exclusion(p, "flap-a"); got != "bridge br-mgmt is down" || p.Status.Phase != vmv1alpha1.PhasePending {
+		t.Fatalf("second: %q %s", got, describe(p))
+	}
+	t.Logf("bridge down → new profile excluded the node within %v", time.Since(start).Round(time.Millisecond))
+	if nodeLabels(t, "flap-a")[placement.BridgeLabel("br-mgmt")] != "true" {
+		t.Fatal("the label went before its grace period")
+	}
+	eventually(t, 30*time.Second, "label removed after the grace period", func() (bool, string) {
+		return nodeLabels(t, "flap-a")[placement.BridgeLabel("br-mgmt")] == "", fmt.Sprint(nodeLabels(t, "flap-a"))
+	})
+	var still kubevirtv1.VirtualMachineInstance
+	getObject(t, &still, ns, "first-vm")
+	if still.UID != vmi.UID || still.Status.Phase != kubevirtv1.Running || getProfile(t, ns, "first").Status.Phase != vmv1alpha1.PhaseRunning {
+		t.Fatal("the running VM was disturbed")
+	}
+	if err := report(ctx, cluster.Client, "flap-a", trunk("100", true)); err != nil {
+		t.Fatal(err)
+	}
+	waitForPhase(t, ns, "second", vmv1alpha1.PhaseRunning)
+}
+
+// TestSilentAgent: when a node's agent stops renewing its Lease, the node
+// leaves new placements (its reporting label goes at expiry) but keeps its
+// capability labels, so nothing flaps; a renewal brings it back.
+func TestSilentAgent(t *testing.T) {
+	ctx := context.Background()
+	zoneNodes(t, "silent-test", map[string]vmv1alpha1.NodeCapabilityStatus{"silent-a": fullCapability()})
+	if err := renewLease(ctx, cluster.Client, "silent-a", 3*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 30*time.Second, "reporting label removed when the Lease expires", func() (bool, string) {
+		labels := nodeLabels(t, "silent-a")
+		return labels[placement.LabelReporting] == "" && labels[placement.BridgeLabel("br-lan")] == "true", fmt.Sprint(labels)
+	})
+	ns := newNamespace(t)
+	create(t, profile("waits", ns, inZone("silent-test")))
+	p := waitForCondition(t, ns, "waits", vmv1alpha1.ConditionScheduled, metav1.ConditionFalse, vmv1alpha1.ReasonNoEligibleNodes)
+	if got := exclusion(p, "silent-a"); !strings.HasPrefix(got, "agent not reporting for") {
+		t.Fatalf("silent-a: %q", got)
+	}
+	if getObject(t, &kubevirtv1.VirtualMachine{}, ns, "waits-vm") {
+		t.Fatal("a VM was created although no node can host it")
+	}
+	if err := renewLease(ctx, cluster.Client, "silent-a", time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	waitForPhase(t, ns, "waits", vmv1alpha1.PhaseRunning)
+}

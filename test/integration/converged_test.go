@@ -15,6 +15,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	vmv1alpha1 "github.com/jianfenliu/vmoperator/api/v1alpha1"
+	"github.com/jianfenliu/vmoperator/controller/placement"
 )
 
 // quietPeriod is how long a converged profile must cause no write: at least
@@ -77,12 +78,24 @@ func TestConvergedProfileCausesNoWrites(t *testing.T) {
 		Spec:       nadv1.NetworkAttachmentDefinitionSpec{Config: `{"cniVersion":"0.3.1","type":"bridge","bridge":"br-mgmt"}`},
 	})
 	create(t, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "web-vm-ssh", Namespace: ns}, StringData: map[string]string{"key": "ssh-ed25519 AAAA test"}})
+	// Start counting once the startup labelling of the nodes is done.
+	eventually(t, 30*time.Second, "nodes labelled", func() (bool, string) {
+		for _, name := range nodeNames {
+			if nodeLabels(t, name)[placement.LabelReporting] != "true" {
+				return false, name + " not labelled yet"
+			}
+		}
+		return true, ""
+	})
 	before := controllerWrites.snapshot()
+	apiserverBefore := apiserverWrites(t)
 	start := time.Now()
 	create(t, sample(t, "seed-web-vm-01.yaml", ns))
 	waitForPhase(t, ns, "web-vm-01", vmv1alpha1.PhaseRunning)
 	total, breakdown := controllerWrites.since(before)
 	t.Logf("creation to Running: %v, controller writes: %d (%s)", time.Since(start).Round(time.Millisecond), total, breakdown)
+	all, allBreakdown := writesSince(t, apiserverBefore)
+	t.Logf("all writes the apiserver served meanwhile (controller, simulator, test): %.0f (%s)", all, allBreakdown)
 
 	// Let the last status write and its echo settle before the quiet period.
 	time.Sleep(2 * time.Second)

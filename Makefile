@@ -60,6 +60,10 @@ build: ## Build vmop-controller and vmop-agent into bin/.
 test: $(CONTROL_PLANE) ## Run unit and integration tests (builds the test control plane into bin/ first).
 	KUBEBUILDER_ASSETS=$(BIN) go test -count=1 ./...
 
+.PHONY: bench
+bench: ## Run the benchmarks (placement over 1,000 and 10,000 nodes) and print their numbers.
+	go test -run '^$$' -bench . -benchmem ./controller/placement/
+
 .PHONY: controlplane
 controlplane: $(CONTROL_PLANE) ## Build etcd, kube-apiserver and kube-controller-manager into bin/ (cached).
 

@@ -17,21 +17,14 @@ import (
 	"strings"
 	"time"
 
-	nadv1 "github.com/k8snetworkplumbingwg/network-attachment-definition-client/pkg/apis/k8s.cni.cncf.io/v1"
-	nmstatev1 "github.com/nmstate/kubernetes-nmstate/api/v1"
-	nmstatev1beta1 "github.com/nmstate/kubernetes-nmstate/api/v1beta1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	k8sruntime "k8s.io/apimachinery/pkg/runtime"
-	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
-	kubevirtv1 "kubevirt.io/api/core/v1"
-	cdiv1 "kubevirt.io/containerized-data-importer-api/pkg/apis/core/v1beta1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	"sigs.k8s.io/yaml"
 
-	vmv1alpha1 "github.com/jianfenliu/vmoperator/api/v1alpha1"
+	"github.com/jianfenliu/vmoperator/controller/manager"
 )
 
 // ControlPlane is a running etcd and kube-apiserver with every CRD installed.
@@ -66,18 +59,9 @@ func BinDir() string {
 	return filepath.Join(RepoRoot(), "bin")
 }
 
-// NewScheme knows the operator's types, the core Kubernetes types and the
-// KubeVirt, CDI, Multus and nmstate types.
+// NewScheme knows every type the operator reads or writes: the controller's own scheme.
 func NewScheme() *k8sruntime.Scheme {
-	scheme := k8sruntime.NewScheme()
-	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
-	utilruntime.Must(vmv1alpha1.AddToScheme(scheme))
-	utilruntime.Must(kubevirtv1.AddToScheme(scheme))
-	utilruntime.Must(cdiv1.AddToScheme(scheme))
-	utilruntime.Must(nadv1.AddToScheme(scheme))
-	utilruntime.Must(nmstatev1.AddToScheme(scheme))
-	utilruntime.Must(nmstatev1beta1.AddToScheme(scheme))
-	return scheme
+	return manager.NewScheme()
 }
 
 // Option adjusts the control plane Start brings up.

@@ -2,6 +2,7 @@ package probe
 
 import (
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netlink/nl"
+	"golang.org/x/sys/unix"
 )
 
 // Link kinds as netlink names them (IFLA_INFO_KIND, or "device" for a NIC).
@@ -34,12 +36,14 @@ type LinkStats struct {
 // Link is what the kernel shows for one interface, flattened so that the
 // status builder and the metrics need no netlink types.
 type Link struct {
-	Name    string
-	Index   int
-	Kind    string
-	AdminUp bool // IFF_UP
-	Carrier bool // operstate up (or unknown with IFF_RUNNING, as for some virtual links)
-	MTU     int
+	Name  string
+	Index int
+	Kind  string
+	// Loopback is set on lo, which netlink calls a "device" like a NIC.
+	Loopback bool
+	AdminUp  bool // IFF_UP
+	Carrier  bool // operstate up (or unknown with IFF_RUNNING, as for some virtual links)
+	MTU      int
 	// SpeedMbps is 0 when unknown (no sysfs root given, or the driver does not say).
 	SpeedMbps int
 	// Master is the bridge or bond this link is enslaved to, if any.
@@ -118,14 +122,15 @@ func (p *Links) ProbeLinks() (Snapshot, error) {
 func (p *Links) convert(l netlink.Link, names map[int]string, vlans []*nl.BridgeVlanInfo) Link {
 	attrs := l.Attrs()
 	out := Link{
-		Name:    attrs.Name,
-		Index:   attrs.Index,
-		Kind:    l.Type(),
-		AdminUp: attrs.Flags&netFlagUp != 0,
-		Carrier: hasCarrier(attrs),
-		MTU:     attrs.MTU,
-		Master:  names[attrs.MasterIndex],
-		Stats:   convertStats(attrs.Statistics),
+		Name:     attrs.Name,
+		Index:    attrs.Index,
+		Kind:     l.Type(),
+		AdminUp:  attrs.Flags&net.FlagUp != 0,
+		Loopback: attrs.Flags&net.FlagLoopback != 0,
+		Carrier:  hasCarrier(attrs),
+		MTU:      attrs.MTU,
+		Master:   names[attrs.MasterIndex],
+		Stats:    convertStats(attrs.Statistics),
 	}
 	out.PortVLANs, out.PVID = portVLANs(vlans)
 	switch link := l.(type) {
@@ -151,7 +156,7 @@ func hasCarrier(attrs *netlink.LinkAttrs) bool {
 		return true
 	case netlink.OperUnknown:
 		// Loopback and some virtual links never report an operstate.
-		return attrs.RawFlags&uint32(rawFlagRunning) != 0
+		return attrs.RawFlags&unix.IFF_RUNNING != 0
 	}
 	return false
 }

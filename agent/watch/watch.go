@@ -113,10 +113,10 @@ func (w *Watcher) loop(ctx context.Context, round func(context.Context, Round)) 
 			lastRun = time.Now()
 		case <-w.lost:
 			round(ctx, RoundFull)
-			lastRun = time.Now()
 		case <-resync.C:
+			// Full rounds do not count towards MinInterval: it limits how
+			// often events cause work, and a resync must not delay the next event.
 			round(ctx, RoundFull)
-			lastRun = time.Now()
 			resync.Reset(w.jittered())
 		}
 	}

@@ -64,16 +64,19 @@ func New(kvm probe.KVMProber, links probe.LinkProber, sriov probe.SRIOVProber, p
 
 // Run runs rounds as w decides until ctx ends.
 func (a *Agent) Run(ctx context.Context, w *watch.Watcher) {
-	w.Run(ctx, func(ctx context.Context, r watch.Round) {
-		if err := a.Round(ctx, r); err != nil && ctx.Err() == nil {
+	w.Run(ctx, func(ctx context.Context, r watch.Round) bool {
+		wrote, err := a.Round(ctx, r)
+		if err != nil && ctx.Err() == nil {
 			a.log.Error(err, "publishing NodeCapability failed; the next event or resync retries")
 		}
+		return wrote
 	})
 }
 
-// Round probes, verifies, publishes and updates metrics once. Probe failures
-// end up in the status (as conditions); only a failed publish is an error.
-func (a *Agent) Round(ctx context.Context, r watch.Round) error {
+// Round probes, verifies, publishes and updates metrics once, and says
+// whether it wrote. Probe failures end up in the status (as conditions);
+// only a failed publish is an error.
+func (a *Agent) Round(ctx context.Context, r watch.Round) (bool, error) {
 	if r == watch.RoundFull {
 		a.probeHost()
 	}
@@ -95,7 +98,7 @@ func (a *Agent) Round(ctx context.Context, r watch.Round) error {
 	if wrote {
 		a.log.V(1).Info("NodeCapability written", "round", r)
 	}
-	return err
+	return wrote, err
 }
 
 func (a *Agent) probeHost() {

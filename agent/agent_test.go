@@ -73,6 +73,13 @@ type running struct {
 
 func startAgent(t *testing.T, nodeName string, ns *netnstest.Namespace, cfg watch.Config, opts ...Option) *running {
 	t.Helper()
+	return startAgentWith(t, nodeName, ns, cfg, func(*watch.Watcher) {}, opts...)
+}
+
+// startAgentWith lets the test wire extra event sources to the watcher
+// before the agent runs.
+func startAgentWith(t *testing.T, nodeName string, ns *netnstest.Namespace, cfg watch.Config, wire func(*watch.Watcher), opts ...Option) *running {
+	t.Helper()
 	m := metrics.NewNode("test")
 	sysfs := t.TempDir() // an SR-IOV-less sysfs: class/net exists and holds nothing
 	if err := os.MkdirAll(filepath.Join(sysfs, "class", "net"), 0o755); err != nil {
@@ -87,6 +94,7 @@ func startAgent(t *testing.T, nodeName string, ns *netnstest.Namespace, cfg watc
 	)
 	w := watch.New(cfg, m.SubscriptionRestarts, func(err error) { t.Errorf("subscription: %v", err) },
 		watch.LinkSubscription(ns.NS), watch.AddrSubscription(ns.NS))
+	wire(w)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); a.Run(ctx, w) }()

@@ -146,3 +146,24 @@ func TestCompare(t *testing.T) {
 		})
 	}
 }
+
+func TestSelects(t *testing.T) {
+	cases := []struct {
+		name     string
+		selector map[string]string
+		labels   map[string]string
+		want     bool
+	}{
+		{name: "empty selector selects all", labels: map[string]string{"a": "b"}, want: true},
+		{name: "match", selector: map[string]string{"role": "vm"}, labels: map[string]string{"role": "vm", "x": "y"}, want: true},
+		{name: "value differs", selector: map[string]string{"role": "vm"}, labels: map[string]string{"role": "db"}},
+		{name: "label missing", selector: map[string]string{"role": "vm"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := Selects(tc.selector, tc.labels); got != tc.want {
+				t.Errorf("Selects = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}

@@ -24,8 +24,9 @@ const (
 type Config struct {
 	// Debounce is how long after the first event of a burst the round runs (500 ms).
 	Debounce time.Duration
-	// MinInterval is the least time between two event rounds (2 s), which
-	// bounds the writes a flapping link can cause.
+	// MinInterval is the least time between an event round that wrote and
+	// the next event round (2 s), which bounds the writes a flapping link can
+	// cause without delaying changes that follow rounds with nothing to write.
 	MinInterval time.Duration
 	// Resync is the base period of full rounds (5 min), stretched by up to 20 %
 	// at random so that agents across a cluster do not resync together.
@@ -74,9 +75,18 @@ func New(cfg Config, restarts *prometheus.CounterVec, onError func(error), subs 
 	}
 }
 
+// Kick asks for an event round, as a kernel event would; the policy
+// verifier calls it when policies or enactments change. It never blocks.
+func (w *Watcher) Kick() {
+	signal(w.kick)
+}
+
+// RoundFunc runs one round and says whether it wrote anything.
+type RoundFunc func(context.Context, Round) (wrote bool)
+
 // Run calls round once with RoundFull, then whenever events or the resync
 // timer say so, until ctx ends. Rounds never overlap.
-func (w *Watcher) Run(ctx context.Context, round func(context.Context, Round)) {
+func (w *Watcher) Run(ctx context.Context, round RoundFunc) {
 	var wg sync.WaitGroup
 	for _, sub := range w.subs {
 		wg.Add(1)
@@ -89,9 +99,11 @@ func (w *Watcher) Run(ctx context.Context, round func(context.Context, Round)) {
 	wg.Wait()
 }
 
-func (w *Watcher) loop(ctx context.Context, round func(context.Context, Round)) {
-	round(ctx, RoundFull)
-	lastRun := time.Now()
+func (w *Watcher) loop(ctx context.Context, round RoundFunc) {
+	var lastWrite time.Time
+	if round(ctx, RoundFull) {
+		lastWrite = time.Now()
+	}
 	resync := time.NewTimer(w.jittered())
 	defer resync.Stop()
 	debounce := time.NewTimer(0)
@@ -105,27 +117,28 @@ func (w *Watcher) loop(ctx context.Context, round func(context.Context, Round)) 
 		case <-w.kick:
 			if !pending {
 				pending = true
-				debounce.Reset(w.delay(lastRun))
+				debounce.Reset(w.delay(lastWrite))
 			}
 		case <-debounce.C:
 			pending = false
-			round(ctx, RoundEvents)
-			lastRun = time.Now()
+			if round(ctx, RoundEvents) {
+				lastWrite = time.Now()
+			}
 		case <-w.lost:
 			round(ctx, RoundFull)
 		case <-resync.C:
 			// Full rounds do not count towards MinInterval: it limits how
-			// often events cause work, and a resync must not delay the next event.
+			// often events cause writes, and a resync must not delay the next event.
 			round(ctx, RoundFull)
 			resync.Reset(w.jittered())
 		}
 	}
 }
 
-// delay waits Debounce after the first event, but never lets two event
-// rounds come closer than MinInterval.
-func (w *Watcher) delay(lastRun time.Time) time.Duration {
-	return max(w.cfg.Debounce, time.Until(lastRun.Add(w.cfg.MinInterval)))
+// delay waits Debounce after the first event, but never lets an event round
+// come closer than MinInterval to the last round that wrote.
+func (w *Watcher) delay(lastWrite time.Time) time.Duration {
+	return max(w.cfg.Debounce, time.Until(lastWrite.Add(w.cfg.MinInterval)))
 }
 
 func (w *Watcher) jittered() time.Duration {

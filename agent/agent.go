@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -40,6 +41,20 @@ type Agent struct {
 	kvmStatus vmv1alpha1.KVMStatus
 	pfs       []vmv1alpha1.SRIOVPF
 	pfsErr    error
+
+	// lastPublished is when a round last got the stored status in line
+	// (written or found equal), in Unix nanoseconds; read by health checks.
+	lastPublished atomic.Int64
+}
+
+// LastPublished is when the stored NodeCapability was last known to be
+// current; zero before the first successful round.
+func (a *Agent) LastPublished() time.Time {
+	ns := a.lastPublished.Load()
+	if ns == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, ns)
 }
 
 // Option sets an optional part of the agent.
@@ -95,6 +110,9 @@ func (a *Agent) Round(ctx context.Context, r watch.Round) (bool, error) {
 	status := capability.Build(in)
 	a.recordMetrics(in)
 	wrote, err := a.publisher.Publish(ctx, status)
+	if err == nil {
+		a.lastPublished.Store(time.Now().UnixNano())
+	}
 	if wrote {
 		a.log.V(1).Info("NodeCapability written", "round", r)
 	}

@@ -56,8 +56,13 @@ build: ## Build vmop-controller and vmop-agent into bin/.
 ##@ Test
 
 .PHONY: test
-test: $(CONTROL_PLANE) ## Run unit and integration tests (builds the test control plane into bin/ first).
+test: $(CONTROL_PLANE) ## Run unit and integration tests (builds the test control plane into bin/ first), then test-kernel.
 	KUBEBUILDER_ASSETS=$(BIN) go test -count=1 ./...
+	$(MAKE) --no-print-directory test-kernel
+
+.PHONY: test-kernel
+test-kernel: ## Run the kernelvm-tagged agent tests (VLAN, vlan_filtering, bond, dummy, OVS) in Debian's kernel under qemu; downloads cached in bin/kernelvm.
+	test/kernelvm/run.sh
 
 .PHONY: controlplane
 controlplane: $(CONTROL_PLANE) ## Build etcd, kube-apiserver and kube-controller-manager into bin/ (cached).

@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
@@ -57,7 +58,7 @@ func namespace(path string) (netns.NsHandle, *netlink.Handle, error) {
 			return ns, nil, fmt.Errorf("opening network namespace %s: %w", path, err)
 		}
 	}
-	handle, err := netlink.NewHandleAt(ns)
+	handle, err := netlink.NewHandleAt(ns, unix.NETLINK_ROUTE) // links only: no xfrm/netfilter sockets
 	if err != nil {
 		return ns, nil, fmt.Errorf("netlink handle: %w", err)
 	}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
 )
 
 // Namespace is one throwaway network namespace.
@@ -29,7 +30,7 @@ func New(t testing.TB) *Namespace {
 		t.Skip("needs root to create network namespaces")
 	}
 	ns := newNS(t)
-	handle, err := netlink.NewHandleAt(ns)
+	handle, err := netlink.NewHandleAt(ns, unix.NETLINK_ROUTE) // links only: no xfrm/netfilter sockets
 	if err != nil {
 		ns.Close()
 		t.Fatalf("netlink handle in new namespace: %v", err)

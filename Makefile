@@ -56,13 +56,21 @@ build: ## Build vmop-controller and vmop-agent into bin/.
 ##@ Test
 
 .PHONY: test
-test: $(CONTROL_PLANE) ## Run unit and integration tests (builds the test control plane into bin/ first), then test-kernel.
+test: $(CONTROL_PLANE) $(BIN)/promtool ## Run unit and integration tests (builds the test control plane into bin/ first), then test-kernel.
 	KUBEBUILDER_ASSETS=$(BIN) go test -count=1 ./...
 	$(MAKE) --no-print-directory test-kernel
 
 .PHONY: test-kernel
 test-kernel: ## Run the kernelvm-tagged agent tests (VLAN, vlan_filtering, bond, dummy, OVS) in Debian's kernel under qemu; downloads cached in bin/kernelvm.
 	test/kernelvm/run.sh
+
+.PHONY: promtool
+promtool: $(BIN)/promtool ## Unpack promtool from Debian's prometheus package into bin/ (the agent's metrics test runs `promtool check metrics` with it).
+
+$(BIN)/promtool:
+	tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && \
+	(cd "$$tmp" && apt-get download prometheus >/dev/null && dpkg -x prometheus_*.deb root) && \
+	cp "$$tmp/root/usr/bin/promtool" $@
 
 .PHONY: controlplane
 controlplane: $(CONTROL_PLANE) ## Build etcd, kube-apiserver and kube-controller-manager into bin/ (cached).

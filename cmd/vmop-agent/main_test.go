@@ -171,6 +171,8 @@ func TestRunServesAndShutsDown(t *testing.T) {
 		}
 	}
 
+	t.Run("promtool check metrics", func(t *testing.T) { promtoolCheck(t, body) })
+
 	if err := syscall.Kill(os.Getpid(), syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
@@ -231,6 +233,22 @@ func TestIdleFootprint(t *testing.T) {
 	if err := cmd.Wait(); err != nil {
 		t.Errorf("exit after SIGTERM: %v", err)
 	}
+}
+
+// promtoolCheck runs Prometheus's own linter over a real scrape. promtool
+// comes from Debian's prometheus package (make promtool).
+func promtoolCheck(t *testing.T, scrape string) {
+	promtool := filepath.Join(controlplane.BinDir(), "promtool")
+	if _, err := os.Stat(promtool); err != nil {
+		t.Fatalf("%s missing; run `make promtool`: %v", promtool, err)
+	}
+	cmd := exec.Command(promtool, "check", "metrics")
+	cmd.Stdin = strings.NewReader(scrape)
+	out, err := cmd.CombinedOutput()
+	if err != nil || len(strings.TrimSpace(string(out))) != 0 {
+		t.Errorf("promtool check metrics: %v\n%s", err, out)
+	}
+	t.Logf("promtool check metrics: clean over %d lines", strings.Count(scrape, "\n"))
 }
 
 func metricLine(scrape, prefix string) string {

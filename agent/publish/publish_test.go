@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -155,5 +156,34 @@ func TestLeaseRenewal(t *testing.T) {
 		if got := renewTimes[i].Sub(renewTimes[i-1]); got != 10*time.Second {
 			t.Errorf("renewal %d moved renewTime by %v, want 10s", i, got)
 		}
+	}
+}
+
+// TestNodeDeletionRemovesCapability runs the real garbage collector: the
+// Node owns its capability, so deleting the Node removes it (and deleting an
+// agent pod, which owns nothing, cannot).
+func TestNodeDeletionRemovesCapability(t *testing.T) {
+	ctx := context.Background()
+	if err := cp.StartGarbageCollector(); err != nil {
+		t.Fatal(err)
+	}
+	node := createNode(t, "node-gc")
+	pub := NewPublisher(cp.Client, node.Name, prometheus.NewCounter(prometheus.CounterOpts{Name: "w"}))
+	if _, err := pub.Publish(ctx, status(true, "")); err != nil {
+		t.Fatal(err)
+	}
+	if err := cp.Client.Delete(ctx, node); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		err := cp.Client.Get(ctx, client.ObjectKey{Name: node.Name}, &vmv1alpha1.NodeCapability{})
+		if apierrors.IsNotFound(err) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("NodeCapability still there 60s after its Node was deleted (last error: %v)", err)
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -55,8 +56,16 @@ func (s *SRIOV) ProbeSRIOV() ([]vmv1alpha1.SRIOVPF, error) {
 	return pfs, nil
 }
 
+// representorPort matches phys_port_name of switchdev representors (pf0vf3,
+// pf0sf1, c1pf0vf2). Their device link points at the PF's PCI function too,
+// so without this filter every representor would be listed as another PF.
+var representorPort = regexp.MustCompile(`^(c\d+)?pf\d+(vf|sf)\d+$`)
+
 func (s *SRIOV) probePF(name string) (vmv1alpha1.SRIOVPF, bool, error) {
 	netdev := filepath.Join(s.sysfsRoot, "class", "net", name)
+	if port, err := os.ReadFile(filepath.Join(netdev, "phys_port_name")); err == nil && representorPort.MatchString(strings.TrimSpace(string(port))) {
+		return vmv1alpha1.SRIOVPF{}, false, nil
+	}
 	device := filepath.Join(netdev, "device")
 	total, err := readInt(filepath.Join(device, "sriov_totalvfs"))
 	if errors.Is(err, fs.ErrNotExist) {

@@ -19,6 +19,7 @@ type fakeVF struct {
 
 type fakePF struct {
 	name, pci, driver, operstate string
+	representors                 []string // phys_port_name of switchdev representors sharing the PF's device
 	total                        int
 	vfs                          []fakeVF
 	numVFs                       string // raw sriov_numvfs content; defaults to len(vfs)
@@ -39,10 +40,13 @@ func withDriver(d string) pfOption    { return func(p *fakePF) { p.driver = d } 
 func withOperstate(s string) pfOption { return func(p *fakePF) { p.operstate = s } }
 func withRawNumVFs(s string) pfOption { return func(p *fakePF) { p.numVFs = s } }
 func withVFs(vfs ...fakeVF) pfOption  { return func(p *fakePF) { p.vfs = append(p.vfs, vfs...) } }
-func idleVF() fakeVF                  { return fakeVF{driver: "iavf", hostNetns: true} }
-func vfioVF() fakeVF                  { return fakeVF{driver: vfioDriver} }
-func movedVF() fakeVF                 { return fakeVF{driver: "iavf"} }
-func unboundVF() fakeVF               { return fakeVF{} }
+func withRepresentors(ports ...string) pfOption {
+	return func(p *fakePF) { p.representors = append(p.representors, ports...) }
+}
+func idleVF() fakeVF    { return fakeVF{driver: "iavf", hostNetns: true} }
+func vfioVF() fakeVF    { return fakeVF{driver: vfioDriver} }
+func movedVF() fakeVF   { return fakeVF{driver: "iavf"} }
+func unboundVF() fakeVF { return fakeVF{} }
 func symlink(t *testing.T, target, link string) {
 	t.Helper()
 	if err := os.MkdirAll(filepath.Dir(link), 0o755); err != nil {
@@ -77,6 +81,14 @@ func writeSysfs(t *testing.T, pfs ...fakePF) string {
 		mustWrite(t, filepath.Join(dev, "sriov_numvfs"), num)
 		for i, vf := range p.vfs {
 			writeVF(t, root, p, i, vf)
+		}
+		mustWrite(t, filepath.Join(netdev, "phys_port_name"), "p0\n") // the uplink representor: a real PF
+		for i, port := range p.representors {
+			rep := filepath.Join(dev, "net", fmt.Sprintf("%s_%d", p.name, i))
+			mustWrite(t, filepath.Join(rep, "phys_port_name"), port+"\n")
+			mustWrite(t, filepath.Join(rep, "operstate"), "up\n")
+			symlink(t, dev, filepath.Join(rep, "device"))
+			symlink(t, rep, filepath.Join(root, "class", "net", filepath.Base(rep)))
 		}
 	}
 	// A non-SR-IOV NIC and a virtual link, which the probe must pass over.
@@ -119,11 +131,11 @@ func TestSRIOV(t *testing.T) {
 	}{
 		{name: "no SR-IOV on the node"},
 		{
-			name: "several PFs, VFs idle, passed through, moved and unbound",
+			name: "several PFs, VFs idle, passed through, moved and unbound; representors are not PFs",
 			pfs: []fakePF{
 				pf("ens2f0", "0000:3b:00.0", withVFs(idleVF(), vfioVF(), vfioVF(), movedVF(), unboundVF())),
 				pf("ens2f1", "0000:3c:00.0", withTotal(8), withDriver("mlx5_core"), withOperstate("down")),
-				pf("ens1", "0000:5e:00.0", withVFs(idleVF(), idleVF())),
+				pf("ens1", "0000:5e:00.0", withVFs(idleVF(), idleVF()), withRepresentors("pf0vf0", "pf0vf1", "c1pf0sf7")),
 			},
 			want: []vmv1alpha1.SRIOVPF{
 				{Name: "ens1", PCIAddress: "0000:5e:00.0", Driver: "ice", TotalVFs: 64, NumVFs: 2, VFsInUse: 0, LinkUp: true},

@@ -108,9 +108,14 @@ func serve(ctx context.Context, o options, log logr.Logger) error {
 		return err
 	}
 	lease := publish.NewLease(c, o.leaseNamespace, o.nodeName, o.leaseDuration)
-	go lease.Run(ctx, o.leaseRenew, func(err error) { log.Error(err, "renewing Lease") })
+	leaseDone := make(chan struct{})
+	go func() {
+		defer close(leaseDone)
+		lease.Run(ctx, o.leaseRenew, func(err error) { log.Error(err, "renewing Lease") })
+	}()
 	log.Info("vmop-agent started", "node", o.nodeName, "version", version)
 	a.Run(ctx, w)
+	<-leaseDone // no renewal in flight when the process exits
 	return shutdownHTTP(servers)
 }
 

@@ -77,12 +77,27 @@ func New(kvm probe.KVMProber, links probe.LinkProber, sriov probe.SRIOVProber, p
 	return a
 }
 
-// Run runs rounds as w decides until ctx ends.
+// Retry delays after a failed publish: the next event or resync may be
+// minutes away, and a stale capability misleads placement.
+const (
+	firstRetry = time.Second
+	maxRetry   = time.Minute
+)
+
+// Run runs rounds as w decides until ctx ends. A failed publish asks w for
+// another round after a growing delay.
 func (a *Agent) Run(ctx context.Context, w *watch.Watcher) {
+	retry := firstRetry
 	w.Run(ctx, func(ctx context.Context, r watch.Round) bool {
 		wrote, err := a.Round(ctx, r)
-		if err != nil && ctx.Err() == nil {
-			a.log.Error(err, "publishing NodeCapability failed; the next event or resync retries")
+		if err == nil {
+			retry = firstRetry
+			return wrote
+		}
+		if ctx.Err() == nil {
+			a.log.Error(err, "publishing NodeCapability failed", "retryIn", retry)
+			time.AfterFunc(retry, w.Kick)
+			retry = min(2*retry, maxRetry)
 		}
 		return wrote
 	})

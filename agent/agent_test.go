@@ -265,3 +265,46 @@ func histogramCount(t *testing.T, m *metrics.Node, probeName string) uint64 {
 	}
 	return 0
 }
+
+// TestFlappingLinkWrites flaps a bridge port 40 times in about 2 s and
+// counts the capability writes the apiserver received: the flap limiter
+// allows one per MinInterval, and the final state must still be stored.
+func TestFlappingLinkWrites(t *testing.T) {
+	const node = "node-flap"
+	createNode(t, node)
+	ns := netnstest.New(t)
+	ns.Bridge(t, "br-flap")
+	ns.VethPair(t, "flap-p0", "flap-q0", "br-flap")
+	cfg := watch.Config{Debounce: 500 * time.Millisecond, MinInterval: 2 * time.Second, Resync: time.Hour}
+	agent := startAgent(t, node, ns, cfg)
+	waitStored(t, node, 10*time.Second, "flap-p0 up", func(nc *vmv1alpha1.NodeCapability) bool {
+		p := port(nc, "br-flap", "flap-p0")
+		return p != nil && p.Up
+	})
+	time.Sleep(cfg.MinInterval)
+	before := testutil.ToFloat64(agent.metrics.CapabilityWrites)
+	rvBefore := stored(t, node).ResourceVersion
+	start := time.Now()
+	for i := range 40 {
+		if i%2 == 0 {
+			ns.SetDown(t, "flap-p0")
+		} else {
+			ns.SetUp(t, "flap-p0")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	ns.SetDown(t, "flap-p0") // settles down
+	flapping := time.Since(start)
+	waitStored(t, node, 10*time.Second, "flap-p0 finally down", func(nc *vmv1alpha1.NodeCapability) bool {
+		p := port(nc, "br-flap", "flap-p0")
+		return p != nil && !p.Up
+	})
+	time.Sleep(cfg.MinInterval + cfg.Debounce)
+	writes := testutil.ToFloat64(agent.metrics.CapabilityWrites) - before
+	limit := float64(flapping/cfg.MinInterval) + 2
+	t.Logf("41 link changes over %v → %v capability writes (limit %v); resourceVersion %s → %s",
+		flapping, writes, limit, rvBefore, stored(t, node).ResourceVersion)
+	if writes < 1 || writes > limit {
+		t.Errorf("flapping caused %v writes, want 1..%v", writes, limit)
+	}
+}

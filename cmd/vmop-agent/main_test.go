@@ -209,7 +209,8 @@ func TestIdleFootprint(t *testing.T) {
 	ns := setupNode(t, node)
 	metricsAddr := freeAddr(t)
 	// The child opens the namespace through this process's /proc/PID/fd entry.
-	cmd := exec.Command(bin, append(agentArgs(t, node, ns, metricsAddr, freeAddr(t)), "--resync=1m")...)
+	cmd := exec.Command(bin, append(agentArgs(t, node, ns, metricsAddr, freeAddr(t)),
+		"--lease-renew-interval=10s", "--lease-duration=40s", "--resync=5m")...) // production timings
 	cmd.Stderr = os.Stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -54,9 +54,10 @@ copy_module() {
 }
 
 build_initramfs() {
-	local kroot=$1 ver=$2 bb=$3 out=$4 work
+	local kroot=$1 ver=$2 bb=$3 out=$4
+	# Global, so the EXIT trap still sees it after this function returns.
 	work=$(mktemp -d)
-	trap 'rm -rf "$work"' RETURN
+	trap 'rm -rf "$work"' EXIT
 	mkdir -p "$work"/{bin,sbin,proc,sys,dev,tmp,tests,lib/modules/"$ver"}
 	cp "$bb" "$work/bin/busybox"
 	for m in "${MODULES[@]}"; do copy_module "$kroot" "$ver" "${m%% *}" "$work"; done

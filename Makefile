@@ -57,8 +57,26 @@ build: ## Build vmop-controller and vmop-agent into bin/.
 ##@ Test
 
 .PHONY: test
-test: $(CONTROL_PLANE) ## Run unit and integration tests (builds the test control plane into bin/ first).
+test: $(CONTROL_PLANE) $(BIN)/promtool ## Run unit and integration tests (builds the test control plane into bin/ first), then test-kernel.
 	KUBEBUILDER_ASSETS=$(BIN) go test -count=1 ./...
+	$(MAKE) --no-print-directory test-kernel
+
+.PHONY: test-kernel
+test-kernel: ## Run the kernelvm-tagged agent tests (VLAN, vlan_filtering, bond, dummy, OVS) in Debian's kernel under qemu; downloads cached in bin/kernelvm.
+	test/kernelvm/run.sh
+
+.PHONY: promtool
+promtool: $(BIN)/promtool ## Unpack promtool from Debian's prometheus package into bin/ (the agent's metrics test runs `promtool check metrics` with it).
+
+$(BIN)/promtool:
+	tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && \
+	compgen -G '/var/lib/apt/lists/*_Packages' >/dev/null || apt-get update && \
+	(cd "$$tmp" && apt-get download prometheus >/dev/null && dpkg -x prometheus_*.deb root) && \
+	cp "$$tmp/root/usr/bin/promtool" $@
+
+.PHONY: measure-idle
+measure-idle: $(CONTROL_PLANE) ## Measure the agent's idle RSS and CPU over VMOP_MEASURE_IDLE (default 60s); prints numbers, asserts nothing.
+	KUBEBUILDER_ASSETS=$(BIN) go test -count=1 -tags measure -run TestIdleFootprint -v ./cmd/vmop-agent/
 
 .PHONY: bench
 bench: ## Run the benchmarks (placement over 1,000 and 10,000 nodes) and print their numbers.

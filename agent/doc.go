@@ -1,4 +1,6 @@
-// Package agent will hold the node agent: probes for KVM, links and SR-IOV
-// behind small interfaces, the NodeCapability publisher and the nmstate
-// policy verifier. Nothing is implemented yet (issue #4).
+// Package agent runs one node's vmop-agent: on every round it probes the
+// kernel (KVM, links, SR-IOV), verifies the nmstate policies that select the
+// node, builds the NodeCapability status, publishes it when it changed and
+// refreshes the node metrics. Rounds come from the watch package; the probes,
+// verifier and publisher live in their own sub-packages.
 package agent

@@ -1,23 +1,114 @@
 // Command vmop-agent probes its node (KVM, bridges, VLANs, bonds, OVS,
-// SR-IOV) and publishes a NodeCapability. Probing is not implemented yet
-// (issue #4): for now it parses its flags and exits.
+// SR-IOV), verifies the nmstate policies selecting it, publishes the node's
+// NodeCapability when it changes, renews the node's Lease and serves
+// /metrics, /healthz and /readyz. Flags and wiring only; the work is in agent/.
 package main
 
 import (
+	"context"
+	"errors"
 	"flag"
 	"fmt"
+	"log/slog"
 	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/go-logr/logr"
 )
 
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+// options are the agent's flags.
+type options struct {
+	nodeName       string
+	kubeconfig     string
+	leaseNamespace string
+	leaseDuration  time.Duration
+	leaseRenew     time.Duration
+	metricsAddr    string
+	healthAddr     string
+	kvmDevice      string
+	sysfsRoot      string
+	procRoot       string
+	netnsPath      string
+	uplinks        string
+	debounce       time.Duration
+	minInterval    time.Duration
+	resync         time.Duration
+	verifyPolicies bool
+}
+
+func parseFlags(args []string) (options, error) {
+	var o options
+	fs := flag.NewFlagSet("vmop-agent", flag.ContinueOnError)
+	fs.StringVar(&o.nodeName, "node-name", os.Getenv("NODE_NAME"), "name of this node (default $NODE_NAME, from the downward API)")
+	fs.StringVar(&o.kubeconfig, "kubeconfig", os.Getenv("KUBECONFIG"), "kubeconfig file; empty means in-cluster")
+	fs.StringVar(&o.leaseNamespace, "lease-namespace", envOr("POD_NAMESPACE", "vmop-system"), "namespace of the per-node Leases")
+	fs.DurationVar(&o.leaseDuration, "lease-duration", 40*time.Second, "how long a Lease promises the agent is alive")
+	fs.DurationVar(&o.leaseRenew, "lease-renew-interval", 10*time.Second, "how often the Lease is renewed")
+	fs.StringVar(&o.metricsAddr, "metrics-bind-address", ":9464", "address of /metrics; empty disables it")
+	fs.StringVar(&o.healthAddr, "health-probe-bind-address", ":8081", "address of /healthz and /readyz")
+	fs.StringVar(&o.kvmDevice, "kvm-device", "/dev/kvm", "KVM device to probe")
+	fs.StringVar(&o.sysfsRoot, "sysfs-root", "/sys", "sysfs mount to read SR-IOV, KVM module parameters and link speeds from")
+	fs.StringVar(&o.procRoot, "procfs-root", "/proc", "procfs mount to read cpuinfo from")
+	fs.StringVar(&o.netnsPath, "netns", "", "network namespace to probe (a /proc/PID/ns/net or /run/netns path); empty means the agent's own")
+	fs.StringVar(&o.uplinks, "extra-uplinks", "", "comma-separated links to report as uplinks besides NICs and bonds")
+	fs.DurationVar(&o.debounce, "debounce", 500*time.Millisecond, "wait after the first kernel event of a burst")
+	fs.DurationVar(&o.minInterval, "min-write-interval", 2*time.Second, "least time between a write and the next event round")
+	fs.DurationVar(&o.resync, "resync", 5*time.Minute, "base period of full re-probes (jittered by up to 20%)")
+	fs.BoolVar(&o.verifyPolicies, "verify-policies", true, "verify nmstate policies selecting this node (off automatically when nmstate's CRDs are missing)")
+	if err := fs.Parse(args); err != nil {
+		return o, err
+	}
+	if o.nodeName == "" {
+		return o, errors.New("--node-name or $NODE_NAME is required")
+	}
+	if o.leaseRenew >= o.leaseDuration {
+		return o, fmt.Errorf("--lease-renew-interval (%v) must be shorter than --lease-duration (%v)", o.leaseRenew, o.leaseDuration)
+	}
+	return o, nil
+}
+
+func envOr(name, def string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return def
+}
+
+func (o options) extraUplinks() []string {
+	var out []string
+	for _, name := range strings.Split(o.uplinks, ",") {
+		if name = strings.TrimSpace(name); name != "" {
+			out = append(out, name)
+		}
+	}
+	return out
+}
+
 func main() {
-	flags := flag.NewFlagSet("vmop-agent", flag.ContinueOnError)
-	nodeName := flags.String("node-name", os.Getenv("NODE_NAME"), "name of this node (default from $NODE_NAME)")
-	if err := flags.Parse(os.Args[1:]); err != nil {
-		os.Exit(2)
+	os.Exit(run(os.Args[1:]))
+}
+
+// run returns the exit code: 2 for bad flags, 1 when the agent cannot start,
+// 0 after a graceful shutdown on SIGTERM or SIGINT.
+func run(args []string) int {
+	log := logr.FromSlogHandler(slog.NewJSONHandler(os.Stderr, nil))
+	opts, err := parseFlags(args)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "vmop-agent:", err)
+		return 2
 	}
-	if *nodeName == "" {
-		fmt.Fprintln(os.Stderr, "vmop-agent: --node-name or $NODE_NAME is required")
-		os.Exit(2)
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	if err := serve(ctx, opts, log); err != nil {
+		log.Error(err, "vmop-agent stopped")
+		return 1
 	}
-	fmt.Fprintln(os.Stderr, "vmop-agent: probing is not implemented yet; nothing to do")
+	log.Info("vmop-agent shut down")
+	return 0
 }

@@ -1,0 +1,183 @@
+package agent
+
+import (
+	"context"
+	"sync/atomic"
+	"time"
+
+	"github.com/go-logr/logr"
+
+	"github.com/jianfenliu/vmoperator/agent/capability"
+	"github.com/jianfenliu/vmoperator/agent/probe"
+	"github.com/jianfenliu/vmoperator/agent/watch"
+	vmv1alpha1 "github.com/jianfenliu/vmoperator/api/v1alpha1"
+	"github.com/jianfenliu/vmoperator/metrics"
+)
+
+// PolicyVerifier compares the nmstate policies selecting this node with the
+// links the kernel shows.
+type PolicyVerifier interface {
+	Verify(ctx context.Context, links probe.Snapshot) ([]vmv1alpha1.PolicyVerification, error)
+}
+
+// Publisher stores the status and says whether it had to write.
+type Publisher interface {
+	Publish(ctx context.Context, status vmv1alpha1.NodeCapabilityStatus) (bool, error)
+}
+
+// Agent probes one node. Build it with New.
+type Agent struct {
+	kvm          probe.KVMProber
+	links        probe.LinkProber
+	sriov        probe.SRIOVProber
+	verifier     PolicyVerifier // nil: no policy verification
+	publisher    Publisher
+	metrics      *metrics.Node
+	extraUplinks []string
+	log          logr.Logger
+
+	// Results of the last full round, reused by event rounds: netlink events
+	// say nothing about /dev/kvm or sysfs SR-IOV counts.
+	kvmStatus vmv1alpha1.KVMStatus
+	pfs       []vmv1alpha1.SRIOVPF
+	pfsErr    error
+
+	// lastPublished is when a round last got the stored status in line
+	// (written or found equal), in Unix nanoseconds; read by health checks.
+	lastPublished atomic.Int64
+}
+
+// LastPublished is when the stored NodeCapability was last known to be
+// current; zero before the first successful round.
+func (a *Agent) LastPublished() time.Time {
+	ns := a.lastPublished.Load()
+	if ns == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, ns)
+}
+
+// Option sets an optional part of the agent.
+type Option func(*Agent)
+
+// WithPolicyVerifier turns policy verification on.
+func WithPolicyVerifier(v PolicyVerifier) Option { return func(a *Agent) { a.verifier = v } }
+
+// WithExtraUplinks reports these links as uplinks besides NICs and bonds.
+func WithExtraUplinks(names ...string) Option {
+	return func(a *Agent) { a.extraUplinks = append(a.extraUplinks, names...) }
+}
+
+// New wires an agent from its probes, publisher and metrics.
+func New(kvm probe.KVMProber, links probe.LinkProber, sriov probe.SRIOVProber, pub Publisher, m *metrics.Node, log logr.Logger, opts ...Option) *Agent {
+	a := &Agent{kvm: kvm, links: links, sriov: sriov, publisher: pub, metrics: m, log: log}
+	for _, o := range opts {
+		o(a)
+	}
+	return a
+}
+
+// Retry delays after a failed publish: the next event or resync may be
+// minutes away, and a stale capability misleads placement.
+const (
+	firstRetry = time.Second
+	maxRetry   = time.Minute
+)
+
+// Run runs rounds as w decides until ctx ends. A failed publish asks w for
+// another round after a growing delay.
+func (a *Agent) Run(ctx context.Context, w *watch.Watcher) {
+	retry := firstRetry
+	w.Run(ctx, func(ctx context.Context, r watch.Round) bool {
+		wrote, err := a.Round(ctx, r)
+		if err == nil {
+			retry = firstRetry
+			return wrote
+		}
+		if ctx.Err() == nil {
+			a.log.Error(err, "publishing NodeCapability failed", "retryIn", retry)
+			time.AfterFunc(retry, w.Kick)
+			retry = min(2*retry, maxRetry)
+		}
+		return wrote
+	})
+}
+
+// Round probes, verifies, publishes and updates metrics once, and says
+// whether it wrote. Probe failures end up in the status (as conditions);
+// only a failed publish is an error.
+func (a *Agent) Round(ctx context.Context, r watch.Round) (bool, error) {
+	if r == watch.RoundFull {
+		a.probeHost()
+	}
+	in := capability.Input{KVM: a.kvmStatus, SRIOV: a.pfs, SRIOVErr: a.pfsErr, ExtraUplinks: a.extraUplinks}
+	timed(a.metrics, "links", func() { in.Links, in.LinksErr = a.links.ProbeLinks() })
+	if in.LinksErr != nil {
+		a.log.Error(in.LinksErr, "probing links")
+	}
+	if a.verifier != nil && in.LinksErr == nil {
+		var err error
+		timed(a.metrics, "policies", func() { in.Policies, err = a.verifier.Verify(ctx, in.Links) })
+		if err != nil {
+			a.log.Error(err, "verifying policies")
+		}
+	}
+	status := capability.Build(in)
+	a.recordMetrics(in)
+	wrote, err := a.publisher.Publish(ctx, status)
+	if err == nil {
+		a.lastPublished.Store(time.Now().UnixNano())
+	}
+	if wrote {
+		a.log.V(1).Info("NodeCapability written", "round", r)
+	}
+	return wrote, err
+}
+
+func (a *Agent) probeHost() {
+	timed(a.metrics, "kvm", func() { a.kvmStatus = a.kvm.ProbeKVM() })
+	timed(a.metrics, "sriov", func() { a.pfs, a.pfsErr = a.sriov.ProbeSRIOV() })
+	if a.pfsErr != nil {
+		a.log.Error(a.pfsErr, "probing SR-IOV")
+	}
+}
+
+func timed(m *metrics.Node, name string, fn func()) {
+	start := time.Now()
+	fn()
+	m.ProbeDuration.WithLabelValues(name).Observe(time.Since(start).Seconds())
+}
+
+func (a *Agent) recordMetrics(in capability.Input) {
+	a.metrics.SetKVM(in.KVM.Available)
+	pfNames := make([]string, 0, len(in.SRIOV))
+	pfSamples := make([]metrics.PFSample, 0, len(in.SRIOV))
+	for _, pf := range in.SRIOV {
+		pfNames = append(pfNames, pf.Name)
+		pfSamples = append(pfSamples, metrics.PFSample{Name: pf.Name, Total: int(pf.TotalVFs), Configured: int(pf.NumVFs), InUse: int(pf.VFsInUse)})
+	}
+	a.metrics.SetSRIOV(pfSamples)
+	verified := 0
+	for _, p := range in.Policies {
+		if p.Verified {
+			verified++
+		}
+	}
+	a.metrics.SetPolicies(verified, len(in.Policies)-verified)
+	if in.LinksErr == nil {
+		a.metrics.SetLinks(linkSamples(capability.RelevantLinks(in.Links, in.ExtraUplinks, pfNames)))
+	}
+}
+
+func linkSamples(links []capability.RoleLink) []metrics.LinkSample {
+	out := make([]metrics.LinkSample, 0, len(links))
+	for _, l := range links {
+		s := l.Stats
+		out = append(out, metrics.LinkSample{
+			Name: l.Name, Role: l.Role, Up: l.AdminUp, Carrier: l.Carrier,
+			RxBytes: s.RxBytes, TxBytes: s.TxBytes, RxPackets: s.RxPackets, TxPackets: s.TxPackets,
+			RxErrors: s.RxErrors, TxErrors: s.TxErrors, RxDropped: s.RxDropped, TxDropped: s.TxDropped,
+		})
+	}
+	return out
+}

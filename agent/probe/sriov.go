@@ -1,0 +1,151 @@
+package probe
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+
+	vmv1alpha1 "github.com/jianfenliu/vmoperator/api/v1alpha1"
+)
+
+// vfioDriver is the driver a VF is bound to when it is handed to a VM.
+const vfioDriver = "vfio-pci"
+
+// SRIOVProber lists the SR-IOV physical functions of the node.
+type SRIOVProber interface {
+	ProbeSRIOV() ([]vmv1alpha1.SRIOVPF, error)
+}
+
+// SRIOV reads sysfs under a root. sriovnet v1.2.0 reads fixed /sys paths
+// through package globals, so it cannot be pointed at a test tree or used
+// from parallel tests; the few files we need are read here instead.
+type SRIOV struct {
+	sysfsRoot string
+}
+
+// NewSRIOV builds an SR-IOV probe reading sysfsRoot (usually /sys).
+func NewSRIOV(sysfsRoot string) *SRIOV {
+	return &SRIOV{sysfsRoot: sysfsRoot}
+}
+
+// ProbeSRIOV returns one entry per network interface whose PCI device has
+// sriov_totalvfs, sorted by name. A node without SR-IOV returns nothing.
+func (s *SRIOV) ProbeSRIOV() ([]vmv1alpha1.SRIOVPF, error) {
+	netDir := filepath.Join(s.sysfsRoot, "class", "net")
+	entries, err := os.ReadDir(netDir)
+	if err != nil {
+		return nil, fmt.Errorf("listing %s: %w", netDir, err)
+	}
+	var pfs []vmv1alpha1.SRIOVPF
+	for _, entry := range entries {
+		pf, ok, err := s.probePF(entry.Name())
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			pfs = append(pfs, pf)
+		}
+	}
+	slices.SortFunc(pfs, func(a, b vmv1alpha1.SRIOVPF) int { return strings.Compare(a.Name, b.Name) })
+	return pfs, nil
+}
+
+// representorPort matches phys_port_name of switchdev representors (pf0vf3,
+// pf0sf1, c1pf0vf2). Their device link points at the PF's PCI function too,
+// so without this filter every representor would be listed as another PF.
+var representorPort = regexp.MustCompile(`^(c\d+)?pf\d+(vf|sf)\d+$`)
+
+func (s *SRIOV) probePF(name string) (vmv1alpha1.SRIOVPF, bool, error) {
+	netdev := filepath.Join(s.sysfsRoot, "class", "net", name)
+	if port, err := os.ReadFile(filepath.Join(netdev, "phys_port_name")); err == nil && representorPort.MatchString(strings.TrimSpace(string(port))) {
+		return vmv1alpha1.SRIOVPF{}, false, nil
+	}
+	device := filepath.Join(netdev, "device")
+	total, err := readInt(filepath.Join(device, "sriov_totalvfs"))
+	if errors.Is(err, fs.ErrNotExist) {
+		return vmv1alpha1.SRIOVPF{}, false, nil // not an SR-IOV capable PCI function
+	}
+	if err != nil {
+		return vmv1alpha1.SRIOVPF{}, false, fmt.Errorf("PF %s: %w", name, err)
+	}
+	num, err := readInt(filepath.Join(device, "sriov_numvfs"))
+	if err != nil {
+		return vmv1alpha1.SRIOVPF{}, false, fmt.Errorf("PF %s: %w", name, err)
+	}
+	pciPath, err := filepath.EvalSymlinks(device)
+	if err != nil {
+		return vmv1alpha1.SRIOVPF{}, false, fmt.Errorf("PF %s: resolving PCI device: %w", name, err)
+	}
+	inUse, err := countVFsInUse(device)
+	if err != nil {
+		return vmv1alpha1.SRIOVPF{}, false, fmt.Errorf("PF %s: %w", name, err)
+	}
+	return vmv1alpha1.SRIOVPF{
+		Name:       name,
+		PCIAddress: filepath.Base(pciPath),
+		Driver:     driverOf(device),
+		TotalVFs:   int32(total),
+		NumVFs:     int32(num),
+		VFsInUse:   int32(inUse),
+		LinkUp:     linkUp(netdev),
+	}, true, nil
+}
+
+// countVFsInUse follows the PF's virtfnN links. A VF is in use when it is
+// bound to vfio-pci (passed to a VM) or when it is bound to a network driver
+// but its netdev is gone from the host namespace (moved into a pod). A VF
+// with no driver at all is idle.
+func countVFsInUse(pfDevice string) (int, error) {
+	vfs, err := filepath.Glob(filepath.Join(pfDevice, "virtfn*"))
+	if err != nil {
+		return 0, err
+	}
+	inUse := 0
+	for _, vf := range vfs {
+		driver := driverOf(vf)
+		switch {
+		case driver == vfioDriver:
+			inUse++
+		case driver != "" && !hasNetdev(vf):
+			inUse++
+		}
+	}
+	return inUse, nil
+}
+
+func driverOf(device string) string {
+	target, err := filepath.EvalSymlinks(filepath.Join(device, "driver"))
+	if err != nil {
+		return ""
+	}
+	return filepath.Base(target)
+}
+
+func hasNetdev(device string) bool {
+	entries, err := os.ReadDir(filepath.Join(device, "net"))
+	return err == nil && len(entries) > 0
+}
+
+// linkUp prefers operstate, which says "up" only with carrier.
+func linkUp(netdev string) bool {
+	raw, err := os.ReadFile(filepath.Join(netdev, "operstate"))
+	return err == nil && strings.TrimSpace(string(raw)) == "up"
+}
+
+func readInt(path string) (int, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return 0, err
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(string(raw)))
+	if err != nil {
+		return 0, fmt.Errorf("%s: %q is not a number", path, strings.TrimSpace(string(raw)))
+	}
+	return n, nil
+}

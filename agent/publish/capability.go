@@ -1,0 +1,106 @@
+package publish
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/util/retry"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/jianfenliu/vmoperator/agent/capability"
+	vmv1alpha1 "github.com/jianfenliu/vmoperator/api/v1alpha1"
+)
+
+// Publisher writes one node's NodeCapability.
+type Publisher struct {
+	// client must read from the API, not from a cache, so that the
+	// comparison is with what is stored.
+	client   client.Client
+	nodeName string
+	writes   prometheus.Counter
+	now      func() time.Time
+}
+
+// NewPublisher builds a publisher for nodeName; writes counts every create
+// and status update.
+func NewPublisher(c client.Client, nodeName string, writes prometheus.Counter) *Publisher {
+	return &Publisher{client: c, nodeName: nodeName, writes: writes, now: time.Now}
+}
+
+// Publish makes the stored status equal to built and reports whether it had
+// to write. Conditions keep their stored transition times unless their
+// status changed.
+func (p *Publisher) Publish(ctx context.Context, built vmv1alpha1.NodeCapabilityStatus) (bool, error) {
+	wrote := false
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		var err error
+		wrote, err = p.publishOnce(ctx, built)
+		return err
+	})
+	return wrote, err
+}
+
+func (p *Publisher) publishOnce(ctx context.Context, built vmv1alpha1.NodeCapabilityStatus) (bool, error) {
+	stored, created, err := p.getOrCreate(ctx)
+	if err != nil {
+		return created, err
+	}
+	desired := built
+	desired.Conditions = capability.MergeConditions(stored.Status.Conditions, built.Conditions, metav1.NewTime(p.now().Truncate(time.Second)))
+	if equality.Semantic.DeepEqual(stored.Status, desired) {
+		return created, nil
+	}
+	stored.Status = desired
+	if err := p.client.Status().Update(ctx, stored); err != nil {
+		return created, fmt.Errorf("updating NodeCapability %s status: %w", p.nodeName, err)
+	}
+	p.writes.Inc()
+	return true, nil
+}
+
+// getOrCreate reads the capability, creating it (owned by the Node) when it
+// does not exist yet.
+func (p *Publisher) getOrCreate(ctx context.Context) (*vmv1alpha1.NodeCapability, bool, error) {
+	stored := &vmv1alpha1.NodeCapability{}
+	err := p.client.Get(ctx, client.ObjectKey{Name: p.nodeName}, stored)
+	if err == nil {
+		return stored, false, nil
+	}
+	if !apierrors.IsNotFound(err) {
+		return nil, false, fmt.Errorf("reading NodeCapability %s: %w", p.nodeName, err)
+	}
+	owner, err := p.nodeOwnerRef(ctx)
+	if err != nil {
+		return nil, false, err
+	}
+	stored = &vmv1alpha1.NodeCapability{ObjectMeta: metav1.ObjectMeta{
+		Name:            p.nodeName,
+		OwnerReferences: []metav1.OwnerReference{owner},
+	}}
+	if err := p.client.Create(ctx, stored); err != nil {
+		return nil, false, fmt.Errorf("creating NodeCapability %s: %w", p.nodeName, err)
+	}
+	p.writes.Inc()
+	return stored, true, nil
+}
+
+// nodeOwnerRef makes the Node the owner, so that deleting an agent pod
+// keeps the capability and deleting the Node removes it.
+func (p *Publisher) nodeOwnerRef(ctx context.Context) (metav1.OwnerReference, error) {
+	node := &corev1.Node{}
+	if err := p.client.Get(ctx, client.ObjectKey{Name: p.nodeName}, node); err != nil {
+		return metav1.OwnerReference{}, fmt.Errorf("reading Node %s to own its NodeCapability: %w", p.nodeName, err)
+	}
+	return metav1.OwnerReference{
+		APIVersion: "v1",
+		Kind:       "Node",
+		Name:       node.Name,
+		UID:        node.UID,
+	}, nil
+}

@@ -1,0 +1,235 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	coordinationv1 "k8s.io/api/coordination/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	vmv1alpha1 "github.com/jianfenliu/vmoperator/api/v1alpha1"
+	"github.com/jianfenliu/vmoperator/test/controlplane"
+	"github.com/jianfenliu/vmoperator/test/netnstest"
+)
+
+var cp *controlplane.ControlPlane
+
+func TestMain(m *testing.M) {
+	var err error
+	cp, err = controlplane.Start()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	if err := cp.Stop(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+	}
+	os.Exit(code)
+}
+
+func TestFlags(t *testing.T) {
+	t.Setenv("NODE_NAME", "")
+	cases := []struct {
+		name    string
+		args    []string
+		wantErr string
+	}{
+		{name: "node name required", args: nil, wantErr: "--node-name or $NODE_NAME is required"},
+		{name: "renew must beat the lease", args: []string{"--node-name=n", "--lease-duration=10s", "--lease-renew-interval=10s"}, wantErr: "must be shorter"},
+		{name: "unknown flag", args: []string{"--node-name=n", "--nope"}, wantErr: "flag provided but not defined"},
+		{name: "good", args: []string{"--node-name=n", "--extra-uplinks= a, ,b"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			o, err := parseFlags(tc.args)
+			if tc.wantErr == "" {
+				if err != nil || strings.Join(o.extraUplinks(), "|") != "a|b" {
+					t.Fatalf("err=%v uplinks=%q", err, o.extraUplinks())
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Fatalf("err = %v, want %q", err, tc.wantErr)
+			}
+		})
+	}
+	if code := run(nil); code != 2 {
+		t.Errorf("run without a node name exited %d, want 2", code)
+	}
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+func get(url string) (int, string) {
+	resp, err := http.Get(url)
+	if err != nil {
+		return 0, err.Error()
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(body)
+}
+
+func setupNode(t *testing.T, name string) *netnstest.Namespace {
+	t.Helper()
+	ctx := context.Background()
+	for _, obj := range []client.Object{
+		&corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name}},
+		&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "vmop-" + name}},
+	} {
+		if err := cp.Client.Create(ctx, obj); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ns := netnstest.New(t)
+	ns.Bridge(t, "br-main")
+	ns.VethPair(t, "main-p0", "main-q0", "br-main")
+	return ns
+}
+
+func agentArgs(t *testing.T, node string, ns *netnstest.Namespace, metricsAddr, healthAddr string) []string {
+	return []string{
+		"--node-name=" + node, "--kubeconfig=" + cp.Kubeconfig, "--lease-namespace=vmop-" + node,
+		"--metrics-bind-address=" + metricsAddr, "--health-probe-bind-address=" + healthAddr,
+		"--netns=" + fmt.Sprintf("/proc/%d/fd/%d", os.Getpid(), int(ns.NS)),
+		"--sysfs-root=" + emptySysfs(t), "--lease-renew-interval=1s", "--lease-duration=5s",
+	}
+}
+
+// emptySysfs is a sysfs without SR-IOV devices, so the test does not depend
+// on the host's NICs.
+func emptySysfs(t *testing.T) string {
+	dir := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(dir, "class", "net"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// TestRunServesAndShutsDown runs the real entry point in-process: it
+// publishes, renews its Lease, serves /metrics and /readyz, and on SIGTERM
+// exits 0.
+func TestRunServesAndShutsDown(t *testing.T) {
+	const node = "node-main"
+	ns := setupNode(t, node)
+	metricsAddr, healthAddr := freeAddr(t), freeAddr(t)
+	exit := make(chan int, 1)
+	go func() { exit <- run(agentArgs(t, node, ns, metricsAddr, healthAddr)) }()
+
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		if code, _ := get("http://" + healthAddr + "/readyz"); code == http.StatusOK {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("agent never became ready")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	nc := &vmv1alpha1.NodeCapability{}
+	if err := cp.Client.Get(context.Background(), client.ObjectKey{Name: node}, nc); err != nil {
+		t.Fatal(err)
+	}
+	if len(nc.Status.Bridges) != 1 || nc.Status.Bridges[0].Name != "br-main" {
+		t.Errorf("bridges = %+v, want br-main from the probed namespace", nc.Status.Bridges)
+	}
+	lease := &coordinationv1.Lease{}
+	if err := cp.Client.Get(context.Background(), client.ObjectKey{Namespace: "vmop-" + node, Name: node}, lease); err != nil {
+		t.Errorf("Lease: %v", err)
+	}
+	code, body := get("http://" + metricsAddr + "/metrics")
+	for _, want := range []string{
+		`vmop_node_build_info{goversion=`,
+		`vmop_node_link_up{interface="br-main",role="bridge"} 1`,
+		`vmop_node_capability_writes_total 2`,
+		`vmop_node_netlink_subscription_restarts_total{subscription="link"} 0`,
+	} {
+		if code != http.StatusOK || !strings.Contains(body, want) {
+			t.Errorf("/metrics (HTTP %d) lacks %q", code, want)
+		}
+	}
+
+	t.Run("promtool check metrics", func(t *testing.T) { promtoolCheck(t, body) })
+
+	if err := syscall.Kill(os.Getpid(), syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case code := <-exit:
+		if code != 0 {
+			t.Errorf("exit code after SIGTERM = %d, want 0", code)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("agent did not shut down within 10s of SIGTERM")
+	}
+	if code, _ := get("http://" + healthAddr + "/healthz"); code != 0 {
+		t.Errorf("health endpoint still answers after shutdown")
+	}
+}
+
+// promtoolCheck runs Prometheus's own linter over a real scrape. promtool
+// comes from Debian's prometheus package (make promtool).
+func promtoolCheck(t *testing.T, scrape string) {
+	promtool := filepath.Join(controlplane.BinDir(), "promtool")
+	if _, err := os.Stat(promtool); err != nil {
+		t.Fatalf("%s missing; run `make promtool`: %v", promtool, err)
+	}
+	cmd := exec.Command(promtool, "check", "metrics")
+	cmd.Stdin = strings.NewReader(scrape)
+	out, err := cmd.CombinedOutput()
+	if err != nil || len(strings.TrimSpace(string(out))) != 0 {
+		t.Errorf("promtool check metrics: %v\n%s", err, out)
+	}
+	t.Logf("promtool check metrics: clean over %d lines", strings.Count(scrape, "\n"))
+}
+
+func metricLine(scrape, prefix string) string {
+	for _, line := range strings.Split(scrape, "\n") {
+		if strings.HasPrefix(line, prefix) {
+			return line
+		}
+	}
+	return ""
+}
+
+func rss(t *testing.T, pid int) string {
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.TrimSpace(strings.TrimPrefix(metricLine(string(raw), "VmRSS:"), "VmRSS:"))
+}
+
+// cpuTime is utime+stime from /proc/PID/stat (clock ticks of 10ms).
+func cpuTime(t *testing.T, pid int) time.Duration {
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fields := strings.Fields(string(raw[strings.LastIndexByte(string(raw), ')')+2:]))
+	utime, _ := strconv.Atoi(fields[11])
+	stime, _ := strconv.Atoi(fields[12])
+	return time.Duration(utime+stime) * 10 * time.Millisecond
+}

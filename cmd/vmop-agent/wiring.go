@@ -1,0 +1,200 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/go-logr/logr"
+	nmstatev1 "github.com/nmstate/kubernetes-nmstate/api/v1"
+	nmstatev1beta1 "github.com/nmstate/kubernetes-nmstate/api/v1beta1"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
+	"k8s.io/apimachinery/pkg/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/jianfenliu/vmoperator/agent"
+	"github.com/jianfenliu/vmoperator/agent/probe"
+	"github.com/jianfenliu/vmoperator/agent/publish"
+	"github.com/jianfenliu/vmoperator/agent/verify"
+	"github.com/jianfenliu/vmoperator/agent/watch"
+	vmv1alpha1 "github.com/jianfenliu/vmoperator/api/v1alpha1"
+	"github.com/jianfenliu/vmoperator/metrics"
+)
+
+func newScheme() (*runtime.Scheme, error) {
+	scheme := runtime.NewScheme()
+	for _, add := range []func(*runtime.Scheme) error{
+		clientgoscheme.AddToScheme, vmv1alpha1.AddToScheme, nmstatev1.AddToScheme, nmstatev1beta1.AddToScheme,
+	} {
+		if err := add(scheme); err != nil {
+			return nil, err
+		}
+	}
+	return scheme, nil
+}
+
+func restConfig(kubeconfig string) (*rest.Config, error) {
+	if kubeconfig == "" {
+		return rest.InClusterConfig()
+	}
+	return clientcmd.BuildConfigFromFlags("", kubeconfig)
+}
+
+// namespace opens the namespace to probe and a netlink handle inside it.
+func namespace(path string) (netns.NsHandle, *netlink.Handle, error) {
+	ns := netns.None()
+	if path != "" {
+		var err error
+		if ns, err = netns.GetFromPath(path); err != nil {
+			return ns, nil, fmt.Errorf("opening network namespace %s: %w", path, err)
+		}
+	}
+	handle, err := netlink.NewHandleAt(ns, unix.NETLINK_ROUTE) // links only: no xfrm/netfilter sockets
+	if err != nil {
+		return ns, nil, fmt.Errorf("netlink handle: %w", err)
+	}
+	return ns, handle, nil
+}
+
+// serve wires everything and runs until ctx ends.
+func serve(ctx context.Context, o options, log logr.Logger) error {
+	scheme, err := newScheme()
+	if err != nil {
+		return err
+	}
+	cfg, err := restConfig(o.kubeconfig)
+	if err != nil {
+		return fmt.Errorf("kubernetes client config: %w", err)
+	}
+	// Uncached on purpose: the publisher compares with what the API stores.
+	c, err := client.New(cfg, client.Options{Scheme: scheme})
+	if err != nil {
+		return fmt.Errorf("kubernetes client: %w", err)
+	}
+	ns, handle, err := namespace(o.netnsPath)
+	if err != nil {
+		return err
+	}
+	defer handle.Close()
+	m := metrics.NewNode(version)
+
+	w := watch.New(watch.Config{Debounce: o.debounce, MinInterval: o.minInterval, Resync: o.resync},
+		m.SubscriptionRestarts, func(err error) { log.Error(err, "netlink subscription") },
+		watch.LinkSubscription(ns), watch.AddrSubscription(ns))
+	agentOpts := []agent.Option{agent.WithExtraUplinks(o.extraUplinks()...)}
+	if o.verifyPolicies {
+		if v := startVerifier(ctx, cfg, scheme, o.nodeName, w, log); v != nil {
+			agentOpts = append(agentOpts, agent.WithPolicyVerifier(v))
+		}
+	}
+	a := agent.New(
+		probe.NewKVM(o.kvmDevice, o.sysfsRoot, o.procRoot),
+		probe.NewLinks(handle, sysfsForSpeeds(o)),
+		probe.NewSRIOV(o.sysfsRoot),
+		publish.NewPublisher(c, o.nodeName, m.CapabilityWrites),
+		m, log.WithValues("node", o.nodeName), agentOpts...,
+	)
+	servers, err := startHTTP(o, m, a, log)
+	if err != nil {
+		return err
+	}
+	lease := publish.NewLease(c, o.leaseNamespace, o.nodeName, o.leaseDuration)
+	leaseDone := make(chan struct{})
+	go func() {
+		defer close(leaseDone)
+		lease.Run(ctx, o.leaseRenew, func(err error) { log.Error(err, "renewing Lease") })
+	}()
+	log.Info("vmop-agent started", "node", o.nodeName, "version", version)
+	a.Run(ctx, w)
+	<-leaseDone // no renewal in flight when the process exits
+	return shutdownHTTP(servers)
+}
+
+// sysfsForSpeeds: /sys/class/net shows the agent's own namespace, so link
+// speeds are read only when probing that namespace.
+func sysfsForSpeeds(o options) string {
+	if o.netnsPath != "" {
+		return ""
+	}
+	return o.sysfsRoot
+}
+
+// startVerifier returns nil, and says why, when nmstate is not installed:
+// the agent still reports everything else.
+func startVerifier(ctx context.Context, cfg *rest.Config, scheme *runtime.Scheme, node string, w *watch.Watcher, log logr.Logger) *verify.Verifier {
+	v, err := verify.NewVerifier(cfg, scheme, node)
+	if err == nil {
+		err = v.OnChange(ctx, w.Kick)
+	}
+	if err == nil {
+		syncCtx, cancel := context.WithTimeout(ctx, time.Minute)
+		defer cancel()
+		err = v.Start(syncCtx)
+	}
+	if err != nil {
+		log.Error(err, "policy verification is off (is kubernetes-nmstate installed?)")
+		return nil
+	}
+	return v
+}
+
+// startHTTP binds every address before serving, so a taken port stops the
+// agent at start with exit code 1 instead of leaving it half-alive.
+func startHTTP(o options, m *metrics.Node, a *agent.Agent, log logr.Logger) ([]*http.Server, error) {
+	health := http.NewServeMux()
+	health.HandleFunc("/healthz", func(rw http.ResponseWriter, _ *http.Request) { _, _ = rw.Write([]byte("ok")) })
+	health.HandleFunc("/readyz", func(rw http.ResponseWriter, _ *http.Request) {
+		// Ready once the stored capability is known current, and only while
+		// rounds keep succeeding (at least one full resync window).
+		last := a.LastPublished()
+		if last.IsZero() || time.Since(last) > 3*o.resync {
+			http.Error(rw, "NodeCapability not published recently", http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = rw.Write([]byte("ok"))
+	})
+	servers := []*http.Server{{Addr: o.healthAddr, Handler: health, ReadHeaderTimeout: 5 * time.Second}}
+	if o.metricsAddr != "" {
+		mux := http.NewServeMux()
+		mux.Handle("/metrics", promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{}))
+		servers = append(servers, &http.Server{Addr: o.metricsAddr, Handler: mux, ReadHeaderTimeout: 5 * time.Second})
+	}
+	listeners := make([]net.Listener, 0, len(servers))
+	for _, s := range servers {
+		l, err := net.Listen("tcp", s.Addr)
+		if err != nil {
+			for _, open := range listeners {
+				open.Close()
+			}
+			return nil, fmt.Errorf("listening on %s: %w", s.Addr, err)
+		}
+		listeners = append(listeners, l)
+	}
+	for i, s := range servers {
+		go func() {
+			if err := s.Serve(listeners[i]); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				log.Error(err, "HTTP server", "address", s.Addr)
+			}
+		}()
+	}
+	return servers, nil
+}
+
+func shutdownHTTP(servers []*http.Server) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	var errs []error
+	for _, s := range servers {
+		errs = append(errs, s.Shutdown(ctx))
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,215 @@
+package metrics
+
+import (
+	"runtime"
+	"sync"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// LinkSample is one relevant interface as the agent last probed it. Role is
+// one of a handful of words (bridge, bridge-port, vlan, bond, uplink, pf), so
+// labels stay bounded: the agent never samples per-VM links.
+type LinkSample struct {
+	Name    string
+	Role    string
+	Up      bool
+	Carrier bool
+	// Counters straight from the kernel.
+	RxBytes, TxBytes, RxPackets, TxPackets, RxErrors, TxErrors, RxDropped, TxDropped uint64
+}
+
+// PFSample is one SR-IOV physical function.
+type PFSample struct {
+	Name                     string
+	Total, Configured, InUse int
+}
+
+// Node holds the agent's metrics in a registry of its own, so tests can
+// build one per agent and nothing depends on the global default registry.
+type Node struct {
+	Registry             *prometheus.Registry
+	ProbeDuration        *prometheus.HistogramVec
+	CapabilityWrites     prometheus.Counter
+	SubscriptionRestarts *prometheus.CounterVec
+
+	kvmAvailable prometheus.Gauge
+	policies     *prometheus.GaugeVec
+	sriov        *prometheus.GaugeVec
+	links        *linkCollector
+}
+
+// NewNode registers every vmop_node_* metric in a new registry. version is
+// reported in vmop_node_build_info.
+func NewNode(version string) *Node {
+	n := &Node{
+		Registry: prometheus.NewRegistry(),
+		ProbeDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "vmop_node_probe_duration_seconds",
+			Help:    "Time one probe of the node took, by probe (kvm, links, sriov, policies).",
+			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
+		}, []string{"probe"}),
+		CapabilityWrites: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "vmop_node_capability_writes_total",
+			Help: "Writes of this node's NodeCapability (create or status update); zero at rest.",
+		}),
+		SubscriptionRestarts: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "vmop_node_netlink_subscription_restarts_total",
+			Help: "Netlink subscriptions re-established after they failed or closed, by subscription (link, addr).",
+		}, []string{"subscription"}),
+		kvmAvailable: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "vmop_node_kvm_available",
+			Help: "1 when /dev/kvm opens and answers KVM API version 12.",
+		}),
+		policies: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "vmop_node_policies",
+			Help: "nmstate policies selecting this node, by whether the kernel matches them (verified, unverified).",
+		}, []string{"state"}),
+		sriov: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "vmop_node_sriov_vfs",
+			Help: "SR-IOV virtual functions per PF: total the device supports, configured (numvfs), in_use.",
+		}, []string{"pf", "state"}),
+		links: newLinkCollector(),
+	}
+	buildInfo := prometheus.NewGauge(prometheus.GaugeOpts{
+		Name:        "vmop_node_build_info",
+		Help:        "Always 1; labels say which vmop-agent build runs.",
+		ConstLabels: prometheus.Labels{"version": version, "goversion": runtime.Version()},
+	})
+	buildInfo.Set(1)
+	n.Registry.MustRegister(n.ProbeDuration, n.CapabilityWrites, n.SubscriptionRestarts,
+		n.kvmAvailable, n.policies, n.sriov, n.links, buildInfo)
+	for _, s := range []string{"link", "addr"} {
+		n.SubscriptionRestarts.WithLabelValues(s) // present at zero, so alerts can use rate()
+	}
+	return n
+}
+
+// SetKVM records whether KVM is usable.
+func (n *Node) SetKVM(available bool) {
+	n.kvmAvailable.Set(boolValue(available))
+}
+
+// SetPolicies records how many policies are verified and unverified.
+func (n *Node) SetPolicies(verified, unverified int) {
+	n.policies.WithLabelValues("verified").Set(float64(verified))
+	n.policies.WithLabelValues("unverified").Set(float64(unverified))
+}
+
+// SetSRIOV replaces the per-PF VF gauges; PFs that disappeared are dropped.
+func (n *Node) SetSRIOV(pfs []PFSample) {
+	n.sriov.Reset()
+	for _, pf := range pfs {
+		n.sriov.WithLabelValues(pf.Name, "total").Set(float64(pf.Total))
+		n.sriov.WithLabelValues(pf.Name, "configured").Set(float64(pf.Configured))
+		n.sriov.WithLabelValues(pf.Name, "in_use").Set(float64(pf.InUse))
+	}
+}
+
+// SetLinks replaces the link samples and counts carrier changes since the
+// previous call. Changes that happen and revert between two probes are not
+// seen; netlink events make probes frequent enough for a health signal.
+func (n *Node) SetLinks(samples []LinkSample) {
+	n.links.set(samples)
+}
+
+func boolValue(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// linkCollector emits the latest link samples at scrape time: the kernel's
+// counters are exported as they are (they are already monotonic), not
+// re-counted.
+type linkCollector struct {
+	mu             sync.Mutex
+	samples        []LinkSample
+	carrier        map[string]bool   // last seen carrier, by interface
+	carrierChanges map[string]uint64 // by interface
+	roles          map[string]string // role of each interface with a carrier-change count
+
+	up, carrierDesc, changes *prometheus.Desc
+	counters                 []counterDesc
+}
+
+type counterDesc struct {
+	desc  *prometheus.Desc
+	value func(LinkSample) uint64
+}
+
+func newLinkCollector() *linkCollector {
+	labels := []string{"interface", "role"}
+	counter := func(name, help string, value func(LinkSample) uint64) counterDesc {
+		return counterDesc{desc: prometheus.NewDesc(name, help, labels, nil), value: value}
+	}
+	return &linkCollector{
+		carrier:        map[string]bool{},
+		carrierChanges: map[string]uint64{},
+		roles:          map[string]string{},
+		up:             prometheus.NewDesc("vmop_node_link_up", "1 when the interface is administratively up.", labels, nil),
+		carrierDesc:    prometheus.NewDesc("vmop_node_link_carrier", "1 when the interface has carrier (operstate up).", labels, nil),
+		changes:        prometheus.NewDesc("vmop_node_link_carrier_changes_total", "Carrier changes the agent observed between probes.", labels, nil),
+		counters: []counterDesc{
+			counter("vmop_node_link_receive_bytes_total", "Bytes received, from the kernel's link statistics.", func(s LinkSample) uint64 { return s.RxBytes }),
+			counter("vmop_node_link_transmit_bytes_total", "Bytes transmitted, from the kernel's link statistics.", func(s LinkSample) uint64 { return s.TxBytes }),
+			counter("vmop_node_link_receive_packets_total", "Packets received.", func(s LinkSample) uint64 { return s.RxPackets }),
+			counter("vmop_node_link_transmit_packets_total", "Packets transmitted.", func(s LinkSample) uint64 { return s.TxPackets }),
+			counter("vmop_node_link_receive_errors_total", "Receive errors.", func(s LinkSample) uint64 { return s.RxErrors }),
+			counter("vmop_node_link_transmit_errors_total", "Transmit errors.", func(s LinkSample) uint64 { return s.TxErrors }),
+			counter("vmop_node_link_receive_drops_total", "Received packets dropped.", func(s LinkSample) uint64 { return s.RxDropped }),
+			counter("vmop_node_link_transmit_drops_total", "Transmitted packets dropped.", func(s LinkSample) uint64 { return s.TxDropped }),
+		},
+	}
+}
+
+func (c *linkCollector) set(samples []LinkSample) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	present := make(map[string]bool, len(samples))
+	unique := make([]LinkSample, 0, len(samples))
+	for _, s := range samples {
+		if present[s.Name] {
+			continue // one series per interface: a second role would be a duplicate
+		}
+		present[s.Name] = true
+		unique = append(unique, s)
+		if last, seen := c.carrier[s.Name]; seen && last != s.Carrier {
+			c.carrierChanges[s.Name]++
+		}
+		c.carrier[s.Name] = s.Carrier
+		c.roles[s.Name] = s.Role
+	}
+	// Forget interfaces that are gone, so deleted links do not pile up as series.
+	for name := range c.carrier {
+		if !present[name] {
+			delete(c.carrier, name)
+			delete(c.carrierChanges, name)
+			delete(c.roles, name)
+		}
+	}
+	c.samples = unique
+}
+
+func (c *linkCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- c.up
+	ch <- c.carrierDesc
+	ch <- c.changes
+	for _, cd := range c.counters {
+		ch <- cd.desc
+	}
+}
+
+func (c *linkCollector) Collect(ch chan<- prometheus.Metric) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, s := range c.samples {
+		ch <- prometheus.MustNewConstMetric(c.up, prometheus.GaugeValue, boolValue(s.Up), s.Name, s.Role)
+		ch <- prometheus.MustNewConstMetric(c.carrierDesc, prometheus.GaugeValue, boolValue(s.Carrier), s.Name, s.Role)
+		ch <- prometheus.MustNewConstMetric(c.changes, prometheus.CounterValue, float64(c.carrierChanges[s.Name]), s.Name, s.Role)
+		for _, cd := range c.counters {
+			ch <- prometheus.MustNewConstMetric(cd.desc, prometheus.CounterValue, float64(cd.value(s)), s.Name, s.Role)
+		}
+	}
+}

@@ -1,0 +1,115 @@
+package metrics
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+)
+
+func TestNodeLinkMetrics(t *testing.T) {
+	n := NewNode("test")
+	n.SetLinks([]LinkSample{
+		{Name: "br-mgmt", Role: "bridge", Up: true, Carrier: true, RxBytes: 100, TxBytes: 200, RxPackets: 1, TxPackets: 2},
+		{Name: "eth1", Role: "uplink", Up: true, Carrier: true, RxErrors: 3, TxDropped: 4},
+		{Name: "eth1", Role: "bridge-port", Up: true, Carrier: true}, // duplicate name: dropped
+	})
+	n.SetLinks([]LinkSample{
+		{Name: "br-mgmt", Role: "bridge", Up: true, Carrier: true, RxBytes: 150, TxBytes: 250, RxPackets: 2, TxPackets: 3},
+		{Name: "eth1", Role: "uplink", Up: true, Carrier: false, RxErrors: 3, TxDropped: 4},
+	})
+	n.SetLinks([]LinkSample{
+		{Name: "br-mgmt", Role: "bridge", Up: true, Carrier: true, RxBytes: 150, TxBytes: 250, RxPackets: 2, TxPackets: 3},
+		{Name: "eth1", Role: "uplink", Up: true, Carrier: true, RxErrors: 3, TxDropped: 4},
+	})
+	want := `
+# HELP vmop_node_link_carrier 1 when the interface has carrier (operstate up).
+# TYPE vmop_node_link_carrier gauge
+vmop_node_link_carrier{interface="br-mgmt",role="bridge"} 1
+vmop_node_link_carrier{interface="eth1",role="uplink"} 1
+# HELP vmop_node_link_carrier_changes_total Carrier changes the agent observed between probes.
+# TYPE vmop_node_link_carrier_changes_total counter
+vmop_node_link_carrier_changes_total{interface="br-mgmt",role="bridge"} 0
+vmop_node_link_carrier_changes_total{interface="eth1",role="uplink"} 2
+# HELP vmop_node_link_receive_bytes_total Bytes received, from the kernel's link statistics.
+# TYPE vmop_node_link_receive_bytes_total counter
+vmop_node_link_receive_bytes_total{interface="br-mgmt",role="bridge"} 150
+vmop_node_link_receive_bytes_total{interface="eth1",role="uplink"} 0
+# HELP vmop_node_link_receive_errors_total Receive errors.
+# TYPE vmop_node_link_receive_errors_total counter
+vmop_node_link_receive_errors_total{interface="br-mgmt",role="bridge"} 0
+vmop_node_link_receive_errors_total{interface="eth1",role="uplink"} 3
+# HELP vmop_node_link_transmit_drops_total Transmitted packets dropped.
+# TYPE vmop_node_link_transmit_drops_total counter
+vmop_node_link_transmit_drops_total{interface="br-mgmt",role="bridge"} 0
+vmop_node_link_transmit_drops_total{interface="eth1",role="uplink"} 4
+# HELP vmop_node_link_up 1 when the interface is administratively up.
+# TYPE vmop_node_link_up gauge
+vmop_node_link_up{interface="br-mgmt",role="bridge"} 1
+vmop_node_link_up{interface="eth1",role="uplink"} 1
+`
+	names := []string{"vmop_node_link_carrier", "vmop_node_link_carrier_changes_total", "vmop_node_link_receive_bytes_total",
+		"vmop_node_link_receive_errors_total", "vmop_node_link_transmit_drops_total", "vmop_node_link_up"}
+	if err := testutil.GatherAndCompare(n.Registry, strings.NewReader(want), names...); err != nil {
+		t.Error(err)
+	}
+	// A link that disappears takes its series with it.
+	n.SetLinks([]LinkSample{{Name: "br-mgmt", Role: "bridge", Up: true, Carrier: true}})
+	if got := testutil.CollectAndCount(n.links, "vmop_node_link_up"); got != 1 {
+		t.Errorf("vmop_node_link_up series after eth1 vanished = %d, want 1", got)
+	}
+}
+
+func TestNodeScalarMetrics(t *testing.T) {
+	n := NewNode("v1.2.3")
+	n.SetKVM(true)
+	n.SetPolicies(2, 1)
+	n.SetSRIOV([]PFSample{{Name: "ens2f0", Total: 64, Configured: 8, InUse: 3}})
+	n.SetSRIOV([]PFSample{{Name: "ens2f1", Total: 8, Configured: 4, InUse: 0}}) // ens2f0 gone
+	n.CapabilityWrites.Inc()
+	n.SubscriptionRestarts.WithLabelValues("link").Inc()
+	want := `
+# HELP vmop_node_capability_writes_total Writes of this node's NodeCapability (create or status update); zero at rest.
+# TYPE vmop_node_capability_writes_total counter
+vmop_node_capability_writes_total 1
+# HELP vmop_node_kvm_available 1 when /dev/kvm opens and answers KVM API version 12.
+# TYPE vmop_node_kvm_available gauge
+vmop_node_kvm_available 1
+# HELP vmop_node_netlink_subscription_restarts_total Netlink subscriptions re-established after they failed or closed, by subscription (link, addr).
+# TYPE vmop_node_netlink_subscription_restarts_total counter
+vmop_node_netlink_subscription_restarts_total{subscription="addr"} 0
+vmop_node_netlink_subscription_restarts_total{subscription="link"} 1
+# HELP vmop_node_policies nmstate policies selecting this node, by whether the kernel matches them (verified, unverified).
+# TYPE vmop_node_policies gauge
+vmop_node_policies{state="unverified"} 1
+vmop_node_policies{state="verified"} 2
+# HELP vmop_node_sriov_vfs SR-IOV virtual functions per PF: total the device supports, configured (numvfs), in_use.
+# TYPE vmop_node_sriov_vfs gauge
+vmop_node_sriov_vfs{pf="ens2f1",state="configured"} 4
+vmop_node_sriov_vfs{pf="ens2f1",state="in_use"} 0
+vmop_node_sriov_vfs{pf="ens2f1",state="total"} 8
+`
+	names := []string{"vmop_node_capability_writes_total", "vmop_node_kvm_available", "vmop_node_netlink_subscription_restarts_total",
+		"vmop_node_policies", "vmop_node_sriov_vfs"}
+	if err := testutil.GatherAndCompare(n.Registry, strings.NewReader(want), names...); err != nil {
+		t.Error(err)
+	}
+	if got := testutil.CollectAndCount(n.Registry, "vmop_node_build_info"); got != 1 {
+		t.Errorf("build info series = %d, want 1", got)
+	}
+}
+
+// TestNodeLint runs client_golang's metric linter (the same rules as
+// promtool check metrics) over a full scrape.
+func TestNodeLint(t *testing.T) {
+	n := NewNode("test")
+	n.SetLinks([]LinkSample{{Name: "eth0", Role: "uplink", Up: true, Carrier: true}})
+	n.ProbeDuration.WithLabelValues("links").Observe(0.01)
+	problems, err := testutil.GatherAndLint(n.Registry)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range problems {
+		t.Errorf("lint: %s: %s", p.Metric, p.Text)
+	}
+}

@@ -30,9 +30,10 @@ generate: $(CONTROLLER_GEN) ## Generate deepcopy code for api/.
 	$(CONTROLLER_GEN) object paths=./api/...
 
 .PHONY: manifests
-manifests: $(CONTROLLER_GEN) ## Generate our CRDs (deploy/crds), the controller's RBAC role (deploy/rbac) and the third-party CRDs for tests (test/crds).
+manifests: $(CONTROLLER_GEN) ## Generate our CRDs (deploy/crds), the RBAC roles of both components (deploy/rbac) and the third-party CRDs for tests (test/crds).
 	$(CONTROLLER_GEN) crd:crdVersions=v1 paths=./api/... output:crd:dir=deploy/crds
-	$(CONTROLLER_GEN) rbac:roleName=vmop-controller paths=./controller/... output:rbac:dir=deploy/rbac
+	$(CONTROLLER_GEN) rbac:roleName=vmop-controller paths=./controller/... output:rbac:dir=deploy/rbac/controller
+	$(CONTROLLER_GEN) rbac:roleName=vmop-agent paths=./agent/... output:rbac:dir=deploy/rbac/agent
 	tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && \
 	$(CONTROLLER_GEN) crd:crdVersions=v1,maxDescLen=0,allowDangerousTypes=true 'paths=$(THIRD_PARTY_APIS)' output:crd:dir=$$tmp && \
 	go run ./test/crds/postprocess -in $$tmp -out test/crds

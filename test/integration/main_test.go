@@ -92,9 +92,9 @@ func run(m *testing.M) (int, error) {
 // controllerUser is the identity the controller runs under in the tests.
 const controllerUser = "system:serviceaccount:vmop-system:vmop-controller"
 
-// grantControllerRole installs deploy/rbac/role.yaml and binds it to controllerUser.
+// grantControllerRole installs deploy/rbac/controller/role.yaml and binds it to controllerUser.
 func grantControllerRole(ctx context.Context, c client.Client) error {
-	raw, err := os.ReadFile(filepath.Join(controlplane.RepoRoot(), "deploy", "rbac", "role.yaml"))
+	raw, err := os.ReadFile(filepath.Join(controlplane.RepoRoot(), "deploy", "rbac", "controller", "role.yaml"))
 	if err != nil {
 		return err
 	}

@@ -71,7 +71,7 @@ promtool: $(BIN)/promtool ## Unpack promtool from Debian's prometheus package in
 
 $(BIN)/promtool:
 	tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && \
-	compgen -G '/var/lib/apt/lists/*_Packages' >/dev/null || apt-get update && \
+	compgen -G '/var/lib/apt/lists/*_Packages*' >/dev/null || apt-get update && \
 	(cd "$$tmp" && apt-get download prometheus >/dev/null && dpkg -x prometheus_*.deb root) && \
 	cp "$$tmp/root/usr/bin/promtool" $@
 

@@ -4,6 +4,10 @@ import (
 	"testing"
 	"time"
 
+	coordinationv1 "k8s.io/api/coordination/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+
 	"github.com/jianfenliu/vmoperator/controller/placement"
 )
 
@@ -54,5 +58,32 @@ func TestPlanLabels(t *testing.T) {
 	p := planLabels(current, nil, map[string]string{kvm: "true"}, true, now, grace)
 	if got := p.nextCheck(now, now.Add(time.Hour), true, grace); got < grace || got > grace+time.Second {
 		t.Fatalf("next check in %v", got)
+	}
+}
+
+func TestLeaseEventsThatMatter(t *testing.T) {
+	now := time.Date(2026, 11, 27, 8, 0, 0, 0, time.UTC)
+	r := &Reconciler{LeaseNamespace: "vmop-system", Now: func() time.Time { return now }}
+	lease := func(namespace string, renewed time.Time, seconds int32) *coordinationv1.Lease {
+		return &coordinationv1.Lease{
+			ObjectMeta: metav1.ObjectMeta{Name: "node-a", Namespace: namespace},
+			Spec:       coordinationv1.LeaseSpec{RenewTime: &metav1.MicroTime{Time: renewed}, LeaseDurationSeconds: &seconds},
+		}
+	}
+	cases := []struct {
+		name     string
+		old, new *coordinationv1.Lease
+		want     bool
+	}{
+		{"routine renewal", lease("vmop-system", now.Add(-10*time.Second), 40), lease("vmop-system", now, 40), false},
+		{"renewal after a lapse", lease("vmop-system", now.Add(-time.Minute), 40), lease("vmop-system", now, 40), true},
+		{"shorter duration brings the expiry closer", lease("vmop-system", now.Add(-time.Second), 3600), lease("vmop-system", now, 3), true},
+		{"another namespace", lease("kube-node-lease", now.Add(-time.Minute), 40), lease("kube-node-lease", now, 40), false},
+	}
+	predicate := r.leaseRevived()
+	for _, c := range cases {
+		if got := predicate.Update(event.UpdateEvent{ObjectOld: c.old, ObjectNew: c.new}); got != c.want {
+			t.Errorf("%s: %v, want %v", c.name, got, c.want)
+		}
 	}
 }

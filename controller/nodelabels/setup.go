@@ -37,15 +37,21 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 }
 
 // leaseRevived passes Lease events of the agents' namespace that can change
-// a node's reporting label: a new Lease, a renewal after a lapse, a deletion.
+// a node's reporting label or when it lapses: a new Lease, a renewal after a
+// lapse, a renewal that brings the expiry closer (a shorter duration), a
+// deletion. Routine renewals, which only push the expiry out, pass nothing.
 func (r *Reconciler) leaseRevived() predicate.Predicate {
 	inNamespace := func(obj client.Object) bool { return obj.GetNamespace() == r.LeaseNamespace }
 	return predicate.Funcs{
 		CreateFunc: func(e event.CreateEvent) bool { return inNamespace(e.Object) },
 		DeleteFunc: func(e event.DeleteEvent) bool { return inNamespace(e.Object) },
 		UpdateFunc: func(e event.UpdateEvent) bool {
-			old, ok := e.ObjectOld.(*coordinationv1.Lease)
-			return ok && inNamespace(e.ObjectNew) && !r.now().Before(LeaseExpiry(old))
+			old, okOld := e.ObjectOld.(*coordinationv1.Lease)
+			updated, okNew := e.ObjectNew.(*coordinationv1.Lease)
+			if !okOld || !okNew || !inNamespace(updated) {
+				return false
+			}
+			return !r.now().Before(LeaseExpiry(old)) || LeaseExpiry(updated).Before(LeaseExpiry(old))
 		},
 		GenericFunc: func(event.GenericEvent) bool { return false },
 	}

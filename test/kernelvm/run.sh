@@ -22,7 +22,7 @@ log() { echo "kernelvm: $*" >&2; }
 # ensure_apt_lists: a new machine has no package lists; apt-get download
 # and apt-cache need them.
 ensure_apt_lists() {
-	compgen -G '/var/lib/apt/lists/*_Packages' >/dev/null && return
+	compgen -G '/var/lib/apt/lists/*_Packages*' >/dev/null && return
 	log "no apt package lists yet: apt-get update"
 	apt-get update >&2
 }
@@ -123,4 +123,7 @@ main() {
 	grep -q 'VMOP-KERNEL-RESULT=PASS' "$console"
 }
 
-main "$@"
+# Run as a script; when sourced (test/devenv/nodevm.sh), only define the functions.
+if [[ ${BASH_SOURCE[0]} == "$0" ]]; then
+	main "$@"
+fi

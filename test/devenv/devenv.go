@@ -1,0 +1,185 @@
+// Package devenv is the local development environment behind `make dev`:
+// the real control plane from bin/, the SIMULATOR for KubeVirt/CDI/PV
+// binding/nmstate, vmop-controller, and "nodes" that each run their own
+// vmop-agent probing their own kernel links. Nodes that need only what the
+// host kernel has live in network namespaces; nodes that need 802.1Q VLANs
+// or bridge VLAN filtering live in a small VM booting Debian's stock kernel
+// (the host kernel lacks both). Everything it creates — processes,
+// namespaces, links, the VM, temporary files — goes away on Stop, so the
+// next `make dev` starts clean. It needs root.
+package devenv
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/go-logr/logr"
+	"github.com/prometheus/client_golang/prometheus"
+	corev1 "k8s.io/api/core/v1"
+	storagev1 "k8s.io/api/storage/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	nadv1 "github.com/k8snetworkplumbingwg/network-attachment-definition-client/pkg/apis/k8s.cni.cncf.io/v1"
+
+	"github.com/jianfenliu/vmoperator/controller/manager"
+	"github.com/jianfenliu/vmoperator/test/controlplane"
+	"github.com/jianfenliu/vmoperator/test/simulator"
+)
+
+// LeaseNamespace is where the agents renew their Leases.
+const LeaseNamespace = "vmop-system"
+
+// Env is a running development environment.
+type Env struct {
+	ControlPlane *controlplane.ControlPlane
+	// Nodes lists the nodes and how each is built.
+	Nodes []NodeInfo
+	log   io.Writer
+	stops []func() error // run in reverse order by Stop
+	dir   string
+}
+
+// NodeInfo describes one node of the environment.
+type NodeInfo struct {
+	Name        string
+	Description string
+}
+
+// Options configure Start.
+type Options struct {
+	// AgentBinary is the vmop-agent to run for each node.
+	AgentBinary string
+	// Log receives progress lines and the agents' output.
+	Log io.Writer
+	// ControllerLogger is vmop-controller's logger.
+	ControllerLogger logr.Logger
+}
+
+// Start brings the environment up. On error, whatever was started is stopped.
+func Start(ctx context.Context, options Options) (env *Env, err error) {
+	if os.Geteuid() != 0 {
+		return nil, errors.New("the development environment creates network namespaces and links: run it as root")
+	}
+	env = &Env{log: options.Log}
+	defer func() {
+		if err != nil {
+			err = errors.Join(err, env.Stop())
+			env = nil
+		}
+	}()
+	if env.dir, err = os.MkdirTemp("", "vmop-dev-"); err != nil {
+		return nil, err
+	}
+	env.onStop(func() error { return os.RemoveAll(env.dir) })
+	if err := env.startControlPlane(); err != nil {
+		return nil, err
+	}
+	if err := env.seed(ctx); err != nil {
+		return nil, err
+	}
+	if err := env.startSimulatorAndController(ctx, options.ControllerLogger); err != nil {
+		return nil, err
+	}
+	if err := env.startNodes(ctx, options.AgentBinary); err != nil {
+		return nil, err
+	}
+	return env, nil
+}
+
+func (env *Env) onStop(stop func() error) { env.stops = append(env.stops, stop) }
+
+func (env *Env) logf(format string, args ...any) {
+	if env.log != nil {
+		fmt.Fprintf(env.log, "vmop-dev: "+format+"\n", args...)
+	}
+}
+
+// Stop tears everything down, in reverse order of creation.
+func (env *Env) Stop() error {
+	var errs []error
+	for i := len(env.stops) - 1; i >= 0; i-- {
+		errs = append(errs, env.stops[i]())
+	}
+	env.stops = nil
+	return errors.Join(errs...)
+}
+
+func (env *Env) startControlPlane() error {
+	start := time.Now()
+	cp, err := controlplane.Start()
+	if err != nil {
+		return err
+	}
+	env.ControlPlane = cp
+	env.onStop(cp.Stop)
+	if err := cp.StartGarbageCollector(); err != nil {
+		return err
+	}
+	env.logf("control plane up in %v (etcd, kube-apiserver, kube-controller-manager from bin/)", time.Since(start).Round(100*time.Millisecond))
+	return nil
+}
+
+// seed creates what the samples expect to exist: the agents' namespace, the
+// storage classes, the seed example's mgmt-net attachment and SSH key Secret.
+func (env *Env) seed(ctx context.Context) error {
+	wffc := storagev1.VolumeBindingWaitForFirstConsumer
+	for _, obj := range []client.Object{
+		&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: LeaseNamespace}},
+		&storagev1.StorageClass{ObjectMeta: metav1.ObjectMeta{Name: "huamei-sc-ssd", Annotations: map[string]string{
+			"storageclass.kubernetes.io/is-default-class": "true"}}, Provisioner: "huamei.example.com/csi", AllowVolumeExpansion: ptr.To(true)},
+		&storagev1.StorageClass{ObjectMeta: metav1.ObjectMeta{Name: "huamei-sc-hdd"}, Provisioner: "huamei.example.com/csi", AllowVolumeExpansion: ptr.To(true)},
+		&storagev1.StorageClass{ObjectMeta: metav1.ObjectMeta{Name: "local-wffc"}, Provisioner: "kubernetes.io/no-provisioner", VolumeBindingMode: &wffc},
+		&nadv1.NetworkAttachmentDefinition{ObjectMeta: metav1.ObjectMeta{Name: "mgmt-net", Namespace: "default"},
+			Spec: nadv1.NetworkAttachmentDefinitionSpec{Config: `{"cniVersion":"0.3.1","name":"mgmt-net","type":"bridge","bridge":"br-mgmt","vlan":100,"ipam":{}}`}},
+		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "web-vm-ssh", Namespace: "default"},
+			StringData: map[string]string{"key": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIDevEnvironmentPlaceholderKeyOnly dev@vmop"}},
+	} {
+		if err := env.ControlPlane.Client.Create(ctx, obj); err != nil {
+			return fmt.Errorf("seed %s: %w", obj.GetName(), err)
+		}
+	}
+	return nil
+}
+
+func (env *Env) startSimulatorAndController(ctx context.Context, logger logr.Logger) error {
+	ctx, cancel := context.WithCancel(ctx)
+	env.onStop(func() error { cancel(); return nil })
+	if err := simulator.Start(ctx, env.ControlPlane.Config); err != nil {
+		return err
+	}
+	mgr, err := manager.New(env.ControlPlane.Config, manager.Options{
+		MetricsAddress: "127.0.0.1:18080", ProbeAddress: "127.0.0.1:18081",
+		DefaultSRIOVResource: "intel.com/sriov_netdevice", LeaseNamespace: LeaseNamespace,
+		LabelGrace: 30 * time.Second, Logger: logger, MetricsRegistry: prometheus.NewRegistry(),
+	})
+	if err != nil {
+		return err
+	}
+	go func() {
+		if err := mgr.Start(ctx); err != nil {
+			env.logf("vmop-controller stopped: %v", err)
+		}
+	}()
+	env.logf("simulator and vmop-controller running (controller metrics on http://127.0.0.1:18080/metrics)")
+	return nil
+}
+
+// run runs a command, returning its output in the error when it fails.
+func run(name string, args ...string) error {
+	out, err := exec.Command(name, args...).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("%s %s: %w: %s", name, strings.Join(args, " "), err, strings.TrimSpace(string(out)))
+	}
+	return nil
+}
+
+func (env *Env) path(name string) string { return filepath.Join(env.dir, name) }

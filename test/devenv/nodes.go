@@ -1,0 +1,139 @@
+package devenv
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// netnsPrefix names everything the environment creates in the kernel, so a
+// crashed run's leftovers can be found and removed.
+const netnsPrefix = "vmop-dev-"
+
+// netnsNode is a node whose links live in a network namespace of this host.
+type netnsNode struct {
+	name        string
+	description string
+	// links are `ip` commands (without "ip -n NS") that build the node's links.
+	links [][]string
+}
+
+// hostNodes are the nodes that need only what the host kernel offers.
+func hostNodes() []netnsNode {
+	return []netnsNode{{
+		name:        "node-c",
+		description: "network namespace: uplink eth1, no bridge (cannot host bridge networks)",
+	}}
+}
+
+// cleanLeftovers removes namespaces and links a crashed run left behind.
+func cleanLeftovers() {
+	out, _ := exec.Command("ip", "netns", "list").Output()
+	for _, line := range strings.Split(string(out), "\n") {
+		if name, _, _ := strings.Cut(strings.TrimSpace(line), " "); strings.HasPrefix(name, netnsPrefix) {
+			_ = run("ip", "netns", "del", name)
+		}
+	}
+}
+
+func (env *Env) startNodes(ctx context.Context, agentBinary string) error {
+	if _, err := os.Stat(agentBinary); err != nil {
+		return fmt.Errorf("vmop-agent binary: %w (make dev builds it)", err)
+	}
+	cleanLeftovers()
+	for i, node := range hostNodes() {
+		if err := env.startNetnsNode(ctx, node, agentBinary, i); err != nil {
+			return fmt.Errorf("node %s: %w", node.name, err)
+		}
+	}
+	return nil
+}
+
+// createNode registers a Node object, as a kubelet would.
+func (env *Env) createNode(ctx context.Context, name string) error {
+	node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{
+		"kubernetes.io/arch": "amd64", "kubernetes.io/os": "linux", corev1.LabelHostname: name,
+	}}}
+	return env.ControlPlane.Client.Create(ctx, node)
+}
+
+func (env *Env) startNetnsNode(ctx context.Context, node netnsNode, agentBinary string, index int) error {
+	namespace := netnsPrefix + node.name
+	hostEnd := fmt.Sprintf("vmopdev%d", index)
+	steps := [][]string{
+		{"netns", "add", namespace},
+		{"-n", namespace, "link", "set", "lo", "up"},
+		// The node's uplink: one end of a veth pair, the other end on the host,
+		// so it has carrier like a cabled NIC.
+		{"link", "add", hostEnd, "type", "veth", "peer", "name", "eth1", "netns", namespace},
+		{"link", "set", hostEnd, "up"},
+		{"-n", namespace, "link", "set", "eth1", "up"},
+	}
+	env.onStop(func() error {
+		_ = run("ip", "link", "del", hostEnd)
+		return run("ip", "netns", "del", namespace)
+	})
+	for _, step := range steps {
+		if err := run("ip", step...); err != nil {
+			return err
+		}
+	}
+	for _, link := range node.links {
+		if err := run("ip", append([]string{"-n", namespace}, link...)...); err != nil {
+			return err
+		}
+	}
+	if err := env.createNode(ctx, node.name); err != nil {
+		return err
+	}
+	env.Nodes = append(env.Nodes, NodeInfo{Name: node.name, Description: node.description})
+	return env.startAgent(node.name, agentBinary, index, "--netns", "/run/netns/"+namespace, "--extra-uplinks", "eth1")
+}
+
+// startAgent runs vmop-agent for one node, against the environment's apiserver.
+func (env *Env) startAgent(node, agentBinary string, index int, extra ...string) error {
+	sysfs := env.path("sysfs-" + node) // no SR-IOV hardware on this node
+	if err := os.MkdirAll(filepath.Join(sysfs, "class", "net"), 0o755); err != nil {
+		return err
+	}
+	args := append([]string{
+		"--node-name", node,
+		"--kubeconfig", env.ControlPlane.Kubeconfig,
+		"--lease-namespace", LeaseNamespace,
+		"--lease-duration", "20s", "--lease-renew-interval", "5s",
+		"--metrics-bind-address", fmt.Sprintf("127.0.0.1:%d", 19460+index),
+		"--health-probe-bind-address", fmt.Sprintf("127.0.0.1:%d", 19480+index),
+		"--sysfs-root", sysfs,
+	}, extra...)
+	logFile, err := os.Create(env.path("agent-" + node + ".log"))
+	if err != nil {
+		return err
+	}
+	cmd := exec.Command(agentBinary, args...)
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	exited := make(chan struct{})
+	go func() { _ = cmd.Wait(); logFile.Close(); close(exited) }()
+	env.onStop(func() error {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-exited:
+		case <-time.After(10 * time.Second):
+			_ = cmd.Process.Kill()
+			<-exited
+		}
+		return nil
+	})
+	env.logf("node %s: vmop-agent running (log %s, metrics http://127.0.0.1:%d/metrics)", node, logFile.Name(), 19460+index)
+	return nil
+}

@@ -1,0 +1,59 @@
+// Command vmop-dev brings up the local development environment (see package
+// devenv) and keeps it running until Ctrl-C, which tears it all down.
+// `make dev` builds and runs it; it needs root.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+
+	"github.com/jianfenliu/vmoperator/test/controlplane"
+	"github.com/jianfenliu/vmoperator/test/devenv"
+)
+
+func main() {
+	agent := flag.String("agent", filepath.Join(controlplane.BinDir(), "vmop-agent"), "vmop-agent binary to run on each node")
+	verbose := flag.Bool("v", false, "show vmop-controller's log")
+	flag.Parse()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	logger := zap.New(zap.WriteTo(os.Stderr), zap.Level(zap.Options{}.Level))
+	if !*verbose {
+		logger = logger.V(10) // errors only: the environment's own lines say what happens
+	}
+	start := time.Now()
+	env, err := devenv.Start(ctx, devenv.Options{AgentBinary: *agent, Log: os.Stderr, ControllerLogger: logger})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "vmop-dev:", err)
+		os.Exit(1)
+	}
+	fmt.Printf("\nvmoperator development environment is up (%v).\n\n", time.Since(start).Round(100*time.Millisecond))
+	for _, node := range env.Nodes {
+		fmt.Printf("  %-8s %s\n", node.Name, node.Description)
+	}
+	fmt.Printf(`
+Try:
+  export KUBECONFIG=%s
+  kubectl get nodecap
+  kubectl apply -f deploy/samples/seed-test-vm.yaml
+  kubectl get vmp -w
+  kubectl describe vmp test-vm
+  kubectl get nodes --show-labels
+
+Ctrl-C tears everything down.
+`, env.ControlPlane.Kubeconfig)
+	<-ctx.Done()
+	fmt.Fprintln(os.Stderr, "\nvmop-dev: tearing down")
+	if err := env.Stop(); err != nil {
+		fmt.Fprintln(os.Stderr, "vmop-dev: teardown:", err)
+		os.Exit(1)
+	}
+}

@@ -51,6 +51,11 @@ verify: ## Fail when generated files are stale, code is not gofmt'ed, or go vet 
 	go vet ./...
 	go mod tidy -diff
 
+.PHONY: dev
+dev: $(CONTROL_PLANE) ## Bring up the local environment (control plane, simulator, controller, three nodes with agents); Ctrl-C tears it down. Needs root.
+	go build -o $(BIN)/vmop-agent ./cmd/vmop-agent
+	go run ./test/devenv/vmop-dev
+
 .PHONY: build
 build: ## Build vmop-controller and vmop-agent into bin/.
 	go build -o $(BIN)/ ./cmd/...

@@ -25,6 +25,8 @@ func main() {
 	flag.StringVar(&options.LeaseNamespace, "agent-lease-namespace", manager.DefaultLeaseNamespace, "namespace of the vmop-agents' per-node Leases")
 	flag.DurationVar(&options.LabelGrace, "capability-label-grace", 2*time.Minute,
 		"how long a node keeps a capability label after the capability disappeared (running VMs are never evicted)")
+	flag.BoolVar(&options.AllowEmulation, "allow-emulation", false,
+		"place VMs on nodes without usable /dev/kvm, for KubeVirt configured with useEmulation: true")
 	zapOptions := zap.Options{}
 	zapOptions.BindFlags(flag.CommandLine)
 	flag.Parse()

@@ -43,6 +43,9 @@ type Options struct {
 	DefaultSRIOVResource    string
 	// LeaseNamespace holds the agents' per-node Leases (agent liveness).
 	LeaseNamespace string
+	// AllowEmulation places VMs on nodes without usable KVM, for KubeVirt
+	// configured with useEmulation: true.
+	AllowEmulation bool
 	// LabelGrace is how long a node keeps a capability label after the
 	// capability disappeared.
 	LabelGrace time.Duration
@@ -111,6 +114,7 @@ func New(config *rest.Config, options Options) (ctrl.Manager, error) {
 		Deps:                 deps,
 		DefaultSRIOVResource: options.DefaultSRIOVResource,
 		LeaseNamespace:       options.LeaseNamespace,
+		AllowEmulation:       options.AllowEmulation,
 		Ready:                controllerMetrics,
 	}
 	if err := reconciler.SetupWithManager(mgr); err != nil {

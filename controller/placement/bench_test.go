@@ -31,7 +31,7 @@ func BenchmarkEvaluate(b *testing.B) {
 			b.ReportAllocs()
 			var eligible int
 			for b.Loop() {
-				eligible = len(Evaluate(profile, nodes).Eligible)
+				eligible = len(Evaluate(profile, nodes, Options{}).Eligible)
 			}
 			b.ReportMetric(float64(eligible), "eligible")
 		})

@@ -1,6 +1,7 @@
 package placement
 
 import (
+	"slices"
 	"sort"
 
 	vmv1alpha1 "github.com/jianfenliu/vmoperator/api/v1alpha1"
@@ -20,10 +21,20 @@ type Result struct {
 	Placement desired.Placement
 }
 
+// Options adjust placement for a cluster.
+type Options struct {
+	// AllowEmulation drops the KVM requirement, for clusters whose KubeVirt
+	// runs VMs in software emulation (useEmulation: true).
+	AllowEmulation bool
+}
+
 // Evaluate runs the eligibility chain for a profile over nodes. The first
 // failing check of each excluded node is its reason.
-func Evaluate(profile *vmv1alpha1.VirtualMachineProfile, nodes []Node) Result {
+func Evaluate(profile *vmv1alpha1.VirtualMachineProfile, nodes []Node, options Options) Result {
 	needs := Requirements(profile)
+	if options.AllowEmulation {
+		needs = slices.DeleteFunc(needs, func(r Requirement) bool { return r.Kind == NeedKVM })
+	}
 	selector := nodeSelector(profile)
 	var result Result
 	var excluded []vmv1alpha1.NodeExclusion

@@ -88,7 +88,7 @@ func TestEvaluateExplainsEveryExcludedNode(t *testing.T) {
 		{Name: "node-i", Capability: capability(withBridge("br-mgmt", true, "eth1", ""), withPF("ens1f0", 2, 0))},
 		{Name: "node-j", Capability: capability(withBridge("br-mgmt", true, "eth1", "100"), withPF("p0", 2, 0)), Unschedulable: true},
 	}
-	result := Evaluate(seedProfile(), nodes)
+	result := Evaluate(seedProfile(), nodes, Options{})
 	if strings.Join(result.Eligible, ",") != "node-a,node-i" {
 		t.Fatalf("eligible: %v", result.Eligible)
 	}
@@ -129,7 +129,7 @@ func TestEvaluateBoundsTheListAndHonoursTheSelector(t *testing.T) {
 		}
 		nodes = append(nodes, Node{Name: fmt.Sprintf("n%02d", i), Labels: map[string]string{"rack": rack}, Capability: capability()})
 	}
-	result := Evaluate(p, nodes)
+	result := Evaluate(p, nodes, Options{})
 	if result.Status.EligibleNodes != 5 || result.Status.ExcludedNodes != 20 || len(result.Status.Excluded) != MaxExcludedListed {
 		t.Fatalf("%+v", result.Status)
 	}
@@ -145,7 +145,7 @@ func TestPolicyRequirement(t *testing.T) {
 		{Name: "ok", Capability: capability(withPolicy("vmop-br-edge", true, ""))},
 		{Name: "drift", Capability: capability(withPolicy("vmop-br-edge", false, "nmstate reports Available but bridge br-edge does not exist"))},
 		{Name: "none", Capability: capability()},
-	})
+	}, Options{})
 	if strings.Join(result.Eligible, ",") != "ok" {
 		t.Fatalf("eligible %v", result.Eligible)
 	}
@@ -177,5 +177,18 @@ func TestNodeLabelsFollowTheSameRules(t *testing.T) {
 		if !Owned(key) {
 			t.Errorf("label %s outside the controller's prefix", key)
 		}
+	}
+}
+
+func TestAllowEmulationDropsOnlyTheKVMRequirement(t *testing.T) {
+	p := seedProfile()
+	p.Spec.Networks = nil
+	nodes := []Node{{Name: "no-kvm", Capability: capability(withoutKVM("/dev/kvm does not exist"))}}
+	if got := Evaluate(p, nodes, Options{}); got.Status.EligibleNodes != 0 {
+		t.Fatalf("without emulation a node without KVM must be excluded: %+v", got.Status)
+	}
+	got := Evaluate(p, nodes, Options{AllowEmulation: true})
+	if got.Status.EligibleNodes != 1 || got.Placement.RequiredNodeLabels[LabelKVM] != "" {
+		t.Fatalf("with emulation: %+v %v", got.Status, got.Placement.RequiredNodeLabels)
 	}
 }

@@ -29,7 +29,7 @@ func (r *Reconciler) reconcilePlacement(ctx context.Context, profile *vmv1alpha1
 	if err != nil {
 		return err
 	}
-	result := placement.Evaluate(profile, nodes)
+	result := placement.Evaluate(profile, nodes, placement.Options{AllowEmulation: r.AllowEmulation})
 	observed.Placement = &result.Status
 	observed.Affinity = result.Placement
 	if len(result.Eligible) == 0 {

@@ -39,6 +39,8 @@ type Reconciler struct {
 	DefaultSRIOVResource string
 	// LeaseNamespace holds the agents' per-node Leases.
 	LeaseNamespace string
+	// AllowEmulation places VMs on nodes without usable KVM (KubeVirt's useEmulation).
+	AllowEmulation bool
 	// Ready, if set, receives the time from creation to Ready.
 	Ready ReadyObserver
 	// Now is the clock; tests may replace it.

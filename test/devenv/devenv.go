@@ -43,9 +43,15 @@ type Env struct {
 	ControlPlane *controlplane.ControlPlane
 	// Nodes lists the nodes and how each is built.
 	Nodes []NodeInfo
-	log   io.Writer
-	stops []func() error // run in reverse order by Stop
-	dir   string
+	// AllowEmulation is true when the host has no /dev/kvm, so the controller
+	// places VMs without requiring KVM (KubeVirt's useEmulation).
+	AllowEmulation bool
+	log            io.Writer
+	stops          []func() error // run in reverse order by Stop
+	dir            string
+	// The host nodes' agents and how to start them.
+	agents    map[string]*agentProcess
+	agentArgs map[string][]string
 }
 
 // NodeInfo describes one node of the environment.
@@ -65,15 +71,14 @@ type Options struct {
 }
 
 // Start brings the environment up. On error, whatever was started is stopped.
-func Start(ctx context.Context, options Options) (env *Env, err error) {
+func Start(ctx context.Context, options Options) (_ *Env, err error) {
 	if os.Geteuid() != 0 {
 		return nil, errors.New("the development environment creates network namespaces and links: run it as root")
 	}
-	env = &Env{log: options.Log}
+	env := &Env{log: options.Log}
 	defer func() {
 		if err != nil {
 			err = errors.Join(err, env.Stop())
-			env = nil
 		}
 	}()
 	if env.dir, err = os.MkdirTemp("", "vmop-dev-"); err != nil {
@@ -156,7 +161,12 @@ func (env *Env) startSimulatorAndController(ctx context.Context, logger logr.Log
 	if err := simulator.Start(ctx, env.ControlPlane.Config); err != nil {
 		return err
 	}
+	// Without /dev/kvm (this machine's case), VMs run in software emulation,
+	// as KubeVirt does with useEmulation: true.
+	_, kvmErr := os.Stat("/dev/kvm")
+	env.AllowEmulation = kvmErr != nil
 	mgr, err := manager.New(env.ControlPlane.Config, manager.Options{
+		AllowEmulation: env.AllowEmulation,
 		MetricsAddress: "127.0.0.1:18080", ProbeAddress: "127.0.0.1:18081",
 		DefaultSRIOVResource: "intel.com/sriov_netdevice", LeaseNamespace: LeaseNamespace,
 		LabelGrace: 30 * time.Second, Logger: logger, MetricsRegistry: prometheus.NewRegistry(),

@@ -30,7 +30,12 @@ type netnsNode struct {
 func hostNodes() []netnsNode {
 	return []netnsNode{{
 		name:        "node-c",
-		description: "network namespace: uplink eth1, no bridge (cannot host bridge networks)",
+		description: "network namespace: bridge br-lan on uplink eth1, no br-mgmt",
+		links: [][]string{
+			{"link", "add", "br-lan", "type", "bridge"},
+			{"link", "set", "eth1", "master", "br-lan"},
+			{"link", "set", "br-lan", "up"},
+		},
 	}}
 }
 
@@ -49,6 +54,9 @@ func (env *Env) startNodes(ctx context.Context, agentBinary string) error {
 		return fmt.Errorf("vmop-agent binary: %w (make dev builds it)", err)
 	}
 	cleanLeftovers()
+	if err := env.startVMNodes(ctx); err != nil {
+		return err
+	}
 	for i, node := range hostNodes() {
 		if err := env.startNetnsNode(ctx, node, agentBinary, i); err != nil {
 			return fmt.Errorf("node %s: %w", node.name, err)
@@ -98,6 +106,12 @@ func (env *Env) startNetnsNode(ctx context.Context, node netnsNode, agentBinary 
 	return env.startAgent(node.name, agentBinary, index, "--netns", "/run/netns/"+namespace, "--extra-uplinks", "eth1")
 }
 
+// agentProcess is one running vmop-agent.
+type agentProcess struct {
+	cmd    *exec.Cmd
+	exited chan struct{}
+}
+
 // startAgent runs vmop-agent for one node, against the environment's apiserver.
 func (env *Env) startAgent(node, agentBinary string, index int, extra ...string) error {
 	sysfs := env.path("sysfs-" + node) // no SR-IOV hardware on this node
@@ -108,32 +122,86 @@ func (env *Env) startAgent(node, agentBinary string, index int, extra ...string)
 		"--node-name", node,
 		"--kubeconfig", env.ControlPlane.Kubeconfig,
 		"--lease-namespace", LeaseNamespace,
-		"--lease-duration", "20s", "--lease-renew-interval", "5s",
+		"--lease-duration", AgentLeaseDuration.String(), "--lease-renew-interval", AgentRenewInterval.String(),
 		"--metrics-bind-address", fmt.Sprintf("127.0.0.1:%d", 19460+index),
 		"--health-probe-bind-address", fmt.Sprintf("127.0.0.1:%d", 19480+index),
 		"--sysfs-root", sysfs,
 	}, extra...)
-	logFile, err := os.Create(env.path("agent-" + node + ".log"))
+	if env.agentArgs == nil {
+		env.agentArgs = map[string][]string{}
+		env.agents = map[string]*agentProcess{}
+	}
+	env.agentArgs[node] = append([]string{agentBinary}, args...)
+	env.onStop(func() error { env.StopAgent(node); return nil })
+	if err := env.RestartAgent(node); err != nil {
+		return err
+	}
+	env.logf("node %s: vmop-agent running (log %s, metrics http://127.0.0.1:%d/metrics)", node, env.path("agent-"+node+".log"), 19460+index)
+	return nil
+}
+
+// AgentLeaseDuration is the Lease the host nodes' agents promise: after an
+// agent stops, its node leaves new placements this long after its last renewal.
+const AgentLeaseDuration = 20 * time.Second
+
+// AgentRenewInterval is how often the host nodes' agents renew their Lease.
+const AgentRenewInterval = 5 * time.Second
+
+// StopAgent stops a host node's agent (SIGTERM, then SIGKILL after 10 s),
+// as a crashed or evicted agent pod would.
+func (env *Env) StopAgent(node string) {
+	agent := env.agents[node]
+	if agent == nil {
+		return
+	}
+	delete(env.agents, node)
+	_ = agent.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-agent.exited:
+	case <-time.After(10 * time.Second):
+		_ = agent.cmd.Process.Kill()
+		<-agent.exited
+	}
+}
+
+// KillAgent kills a host node's agent at once (SIGKILL): no goodbye.
+func (env *Env) KillAgent(node string) {
+	if agent := env.agents[node]; agent != nil {
+		_ = agent.cmd.Process.Kill()
+		<-agent.exited
+		delete(env.agents, node)
+	}
+}
+
+// RestartAgent starts a host node's agent again (or the first time).
+func (env *Env) RestartAgent(node string) error {
+	args, ok := env.agentArgs[node]
+	if !ok {
+		return fmt.Errorf("no agent for node %s (only host nodes' agents are managed here)", node)
+	}
+	env.StopAgent(node)
+	logFile, err := os.OpenFile(env.path("agent-"+node+".log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
 	if err != nil {
 		return err
 	}
-	cmd := exec.Command(agentBinary, args...)
+	cmd := exec.Command(args[0], args[1:]...)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	if err := cmd.Start(); err != nil {
+		logFile.Close()
 		return err
 	}
-	exited := make(chan struct{})
-	go func() { _ = cmd.Wait(); logFile.Close(); close(exited) }()
-	env.onStop(func() error {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(10 * time.Second):
-			_ = cmd.Process.Kill()
-			<-exited
-		}
-		return nil
-	})
-	env.logf("node %s: vmop-agent running (log %s, metrics http://127.0.0.1:%d/metrics)", node, logFile.Name(), 19460+index)
+	agent := &agentProcess{cmd: cmd, exited: make(chan struct{})}
+	go func() { _ = cmd.Wait(); logFile.Close(); close(agent.exited) }()
+	env.agents[node] = agent
 	return nil
+}
+
+// SetLink sets a link of a host node up or down, as an operator or a
+// failing cable would.
+func (env *Env) SetLink(node, link string, up bool) error {
+	state := "down"
+	if up {
+		state = "up"
+	}
+	return run("ip", "-n", netnsPrefix+node, "link", "set", link, state)
 }

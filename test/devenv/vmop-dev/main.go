@@ -13,6 +13,7 @@ import (
 	"syscall"
 	"time"
 
+	"go.uber.org/zap/zapcore"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	"github.com/jianfenliu/vmoperator/test/controlplane"
@@ -25,10 +26,12 @@ func main() {
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	logger := zap.New(zap.WriteTo(os.Stderr), zap.Level(zap.Options{}.Level))
-	if !*verbose {
-		logger = logger.V(10) // errors only: the environment's own lines say what happens
+	// Errors only unless -v: the environment's own lines say what happens.
+	level := zapcore.ErrorLevel
+	if *verbose {
+		level = zapcore.InfoLevel
 	}
+	logger := zap.New(zap.WriteTo(os.Stderr), zap.Level(level))
 	start := time.Now()
 	env, err := devenv.Start(ctx, devenv.Options{AgentBinary: *agent, Log: os.Stderr, ControllerLogger: logger})
 	if err != nil {
@@ -38,6 +41,9 @@ func main() {
 	fmt.Printf("\nvmoperator development environment is up (%v).\n\n", time.Since(start).Round(100*time.Millisecond))
 	for _, node := range env.Nodes {
 		fmt.Printf("  %-8s %s\n", node.Name, node.Description)
+	}
+	if env.AllowEmulation {
+		fmt.Println("\n  No /dev/kvm here: the controller runs with --allow-emulation (KubeVirt's useEmulation).")
 	}
 	fmt.Printf(`
 Try:

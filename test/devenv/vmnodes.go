@@ -1,0 +1,144 @@
+package devenv
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/jianfenliu/vmoperator/test/controlplane"
+)
+
+// vmNodes are the nodes that run in the VM, with what they offer.
+func vmNodes() []NodeInfo {
+	return []NodeInfo{
+		{Name: "node-a", Description: "VM (Debian kernel): br-mgmt with VLAN filtering, VLANs 1,100 trunked on eth1; SR-IOV PF ens1f0 (4 VFs, 1 in use)"},
+		{Name: "node-b", Description: "VM (Debian kernel): br-mgmt with VLAN filtering, only VLAN 200 trunked on eth1"},
+	}
+}
+
+// startVMNodes boots the node VM: its nodes need 802.1Q VLANs and bridge
+// VLAN filtering, which the host kernel lacks.
+func (env *Env) startVMNodes(ctx context.Context) error {
+	start := time.Now()
+	for _, node := range vmNodes() {
+		if err := env.createNode(ctx, node.Name); err != nil {
+			return err
+		}
+	}
+	kernel, initramfs, err := env.buildNodeVM()
+	if err != nil {
+		return err
+	}
+	console := env.path("node-vm-console.log")
+	cmd := exec.Command("qemu-system-x86_64", "-accel", "tcg", "-cpu", "max", "-smp", "1", "-m", "1024",
+		"-nographic", "-no-reboot", "-kernel", kernel, "-initrd", initramfs,
+		"-append", "console=ttyS0 panic=-1 quiet", "-serial", "file:"+console, "-monitor", "none", "-display", "none",
+		"-nic", "user,model=e1000")
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("qemu: %w", err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	env.onStop(func() error {
+		_ = cmd.Process.Kill()
+		<-exited
+		return nil
+	})
+	if err := waitForConsole(console, "VMOP-DEV-NODE-READY node-b", "VMOP-DEV-NODE-FAILED", exited, 3*time.Minute); err != nil {
+		return err
+	}
+	env.Nodes = append(env.Nodes, vmNodes()...)
+	env.logf("node VM up in %v (console %s)", time.Since(start).Round(100*time.Millisecond), console)
+	return nil
+}
+
+// buildNodeVM builds the static binaries, the VM's kubeconfig and its boot files.
+func (env *Env) buildNodeVM() (kernel, initramfs string, err error) {
+	root := controlplane.RepoRoot()
+	binaries := map[string]string{"vmnode": "./test/devenv/vmnode", "vmop-agent": "./cmd/vmop-agent"}
+	for name, pkg := range binaries {
+		build := exec.Command("go", "build", "-ldflags=-s -w", "-o", env.path(name), pkg)
+		build.Dir, build.Env = root, append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := build.CombinedOutput(); err != nil {
+			return "", "", fmt.Errorf("build %s: %w: %s", name, err, out)
+		}
+	}
+	if err := env.writeVMKubeconfig(env.path("vm-kubeconfig")); err != nil {
+		return "", "", err
+	}
+	script := exec.Command(filepath.Join(root, "test", "devenv", "nodevm.sh"),
+		env.path("vm"), env.path("vmnode"), env.path("vmop-agent"), env.path("vm-kubeconfig"))
+	var stdout bytes.Buffer
+	script.Stdout, script.Stderr = &stdout, env.log
+	if err := os.MkdirAll(env.path("vm"), 0o755); err != nil {
+		return "", "", err
+	}
+	if err := script.Run(); err != nil {
+		return "", "", fmt.Errorf("building the node VM: %w", err)
+	}
+	lines := strings.Fields(stdout.String())
+	if len(lines) < 2 {
+		return "", "", fmt.Errorf("nodevm.sh printed %q, want the kernel and initramfs paths", stdout.String())
+	}
+	return lines[len(lines)-2], lines[len(lines)-1], nil
+}
+
+// writeVMKubeconfig rewrites the admin kubeconfig for the VM: qemu's user
+// network maps the host's loopback to 10.0.2.2, and the apiserver's
+// certificate names "localhost", so the VM connects to 10.0.2.2 and checks
+// the certificate against "localhost".
+func (env *Env) writeVMKubeconfig(path string) error {
+	config, err := clientcmd.LoadFromFile(env.ControlPlane.Kubeconfig)
+	if err != nil {
+		return err
+	}
+	for _, cluster := range config.Clusters {
+		server, err := url.Parse(cluster.Server)
+		if err != nil {
+			return err
+		}
+		server.Host = "10.0.2.2:" + server.Port()
+		cluster.Server = server.String()
+		cluster.TLSServerName = "localhost"
+	}
+	return clientcmd.WriteToFile(*config, path)
+}
+
+// waitForConsole waits until the VM's serial console shows ready, fails on
+// failed, or the VM exits.
+func waitForConsole(console, ready, failed string, exited <-chan error, timeout time.Duration) error {
+	deadline := time.After(timeout)
+	for {
+		content, _ := os.ReadFile(console)
+		switch {
+		case bytes.Contains(content, []byte(ready)):
+			return nil
+		case bytes.Contains(content, []byte(failed)):
+			return fmt.Errorf("node VM: %s (console %s)", lastLine(content, failed), console)
+		}
+		select {
+		case err := <-exited:
+			return fmt.Errorf("node VM exited before its nodes were ready: %v (console %s)", err, console)
+		case <-deadline:
+			return fmt.Errorf("node VM not ready after %v (console %s)", timeout, console)
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+func lastLine(content []byte, containing string) string {
+	for _, line := range strings.Split(string(content), "\n") {
+		if strings.Contains(line, containing) {
+			return strings.TrimSpace(line)
+		}
+	}
+	return ""
+}

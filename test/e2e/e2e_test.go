@@ -1,0 +1,206 @@
+// Package e2e runs the placement scenarios on the development environment
+// of `make dev` itself (package devenv): real agents probing their own
+// kernel links — two nodes in a VM booting Debian's stock kernel (VLAN
+// filtering), one in a network namespace of this host — the real control
+// plane, the simulator, and vmop-controller. It needs root, like make dev.
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/yaml"
+
+	"github.com/go-logr/logr"
+
+	vmv1alpha1 "github.com/jianfenliu/vmoperator/api/v1alpha1"
+	"github.com/jianfenliu/vmoperator/controller/placement"
+	"github.com/jianfenliu/vmoperator/test/controlplane"
+	"github.com/jianfenliu/vmoperator/test/devenv"
+)
+
+// env is the one environment every scenario runs on.
+var env *devenv.Env
+
+func TestMain(m *testing.M) {
+	code, err := run(m)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "e2e:", err)
+		os.Exit(1)
+	}
+	os.Exit(code)
+}
+
+func run(m *testing.M) (int, error) {
+	dir, err := os.MkdirTemp("", "vmop-e2e-")
+	if err != nil {
+		return 0, err
+	}
+	defer os.RemoveAll(dir)
+	agent := filepath.Join(dir, "vmop-agent")
+	build := exec.Command("go", "build", "-o", agent, "./cmd/vmop-agent")
+	build.Dir = controlplane.RepoRoot()
+	if out, err := build.CombinedOutput(); err != nil {
+		return 0, fmt.Errorf("build vmop-agent: %w: %s", err, out)
+	}
+	start := time.Now()
+	env, err = devenv.Start(context.Background(), devenv.Options{AgentBinary: agent, Log: os.Stderr, ControllerLogger: logr.Discard()})
+	if err != nil {
+		return 0, err
+	}
+	fmt.Fprintf(os.Stderr, "e2e: environment up in %v\n", time.Since(start).Round(100*time.Millisecond))
+	defer func() {
+		if err := env.Stop(); err != nil {
+			fmt.Fprintln(os.Stderr, "e2e: teardown:", err)
+		}
+	}()
+	if err := waitForCapabilities(3, 2*time.Minute); err != nil {
+		return 0, err
+	}
+	return m.Run(), nil
+}
+
+// waitForCapabilities waits until n nodes carry the reporting label, that is
+// until their agents published and the controller labelled them.
+func waitForCapabilities(n int, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		var nodes corev1.NodeList
+		if err := env.ControlPlane.Client.List(context.Background(), &nodes, client.MatchingLabels{placement.LabelReporting: "true"}); err == nil && len(nodes.Items) >= n {
+			return nil
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	return fmt.Errorf("fewer than %d nodes reported within %v", n, timeout)
+}
+
+func c() client.Client { return env.ControlPlane.Client }
+
+func newNamespace(t *testing.T) string {
+	t.Helper()
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "e2e-"}}
+	if err := c().Create(context.Background(), ns); err != nil {
+		t.Fatal(err)
+	}
+	// Profiles go first, so their VMs leave the nodes before the next scenario.
+	t.Cleanup(func() {
+		_ = c().DeleteAllOf(context.Background(), &vmv1alpha1.VirtualMachineProfile{}, client.InNamespace(ns.Name))
+		eventually(t, time.Minute, "profiles of "+ns.Name+" gone", func() (bool, string) {
+			var list vmv1alpha1.VirtualMachineProfileList
+			_ = c().List(context.Background(), &list, client.InNamespace(ns.Name))
+			return len(list.Items) == 0, fmt.Sprintf("%d left", len(list.Items))
+		})
+		_ = c().Delete(context.Background(), ns)
+	})
+	return ns.Name
+}
+
+func sample(t *testing.T, file, namespace string) *vmv1alpha1.VirtualMachineProfile {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join(controlplane.RepoRoot(), "deploy", "samples", file))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var p vmv1alpha1.VirtualMachineProfile
+	if err := yaml.Unmarshal(raw, &p); err != nil {
+		t.Fatal(err)
+	}
+	p.Namespace = namespace
+	return &p
+}
+
+// profile is a small profile on bridge br-lan without VLAN, or with no network.
+func profile(name, namespace, bridge string, antiAffinity bool) *vmv1alpha1.VirtualMachineProfile {
+	p := &vmv1alpha1.VirtualMachineProfile{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: namespace},
+		Spec:       vmv1alpha1.VirtualMachineProfileSpec{CPU: 1, Memory: "1Gi"},
+	}
+	if bridge != "" {
+		p.Spec.Networks = []vmv1alpha1.NetworkConfig{{Name: "lan", Type: vmv1alpha1.NetworkTypeBridge, BridgeName: bridge,
+			IPConfig: &vmv1alpha1.IPConfigSpec{Mode: vmv1alpha1.IPModeDHCP}}}
+	}
+	if antiAffinity {
+		p.Spec.HighAvailability = &vmv1alpha1.HighAvailabilitySpec{AntiAffinity: true}
+	}
+	return p
+}
+
+func create(t *testing.T, obj client.Object) {
+	t.Helper()
+	if err := c().Create(context.Background(), obj); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func eventually(t *testing.T, timeout time.Duration, what string, check func() (bool, string)) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	last := ""
+	for time.Now().Before(deadline) {
+		ok, detail := check()
+		if ok {
+			return
+		}
+		last = detail
+		time.Sleep(200 * time.Millisecond)
+	}
+	t.Fatalf("%s: not within %v; last seen: %s", what, timeout, last)
+}
+
+func get(t *testing.T, namespace, name string) *vmv1alpha1.VirtualMachineProfile {
+	t.Helper()
+	var p vmv1alpha1.VirtualMachineProfile
+	if err := c().Get(context.Background(), client.ObjectKey{Namespace: namespace, Name: name}, &p); err != nil {
+		t.Fatal(err)
+	}
+	return &p
+}
+
+func describe(p *vmv1alpha1.VirtualMachineProfile) string {
+	s := fmt.Sprintf("phase=%s node=%s", p.Status.Phase, p.Status.NodeName)
+	if p.Status.Placement != nil {
+		s += fmt.Sprintf(" placement=%+v", *p.Status.Placement)
+	}
+	for _, cond := range p.Status.Conditions {
+		s += fmt.Sprintf(" [%s=%s %s: %s]", cond.Type, cond.Status, cond.Reason, cond.Message)
+	}
+	return s
+}
+
+func waitForPhase(t *testing.T, namespace, name string, phase vmv1alpha1.Phase) *vmv1alpha1.VirtualMachineProfile {
+	t.Helper()
+	var p *vmv1alpha1.VirtualMachineProfile
+	eventually(t, time.Minute, name+" "+string(phase), func() (bool, string) {
+		p = get(t, namespace, name)
+		return p.Status.Phase == phase, describe(p)
+	})
+	return p
+}
+
+func exclusion(p *vmv1alpha1.VirtualMachineProfile, node string) string {
+	if p.Status.Placement != nil {
+		for _, e := range p.Status.Placement.Excluded {
+			if e.Node == node {
+				return e.Reason
+			}
+		}
+	}
+	return ""
+}
+
+func nodeLabels(t *testing.T, name string) map[string]string {
+	t.Helper()
+	var node corev1.Node
+	if err := c().Get(context.Background(), client.ObjectKey{Name: name}, &node); err != nil {
+		t.Fatal(err)
+	}
+	return node.Labels
+}

@@ -11,16 +11,7 @@ source "$(dirname "$0")/../kernelvm/run.sh"
 
 DEV_MODULES=(crc32c_generic "dummy numdummies=0" 8021q bridge e1000)
 
-mkdir -p "$CACHE"
-ensure_apt_lists
-ensure_qemu
-kpkg=$(kernel_package)
-kroot=$CACHE/$kpkg
-fetch_deb "$kpkg" "$kroot"
-fetch_deb busybox-static "$CACHE/busybox"
-bb=$CACHE/busybox/bin/busybox
-ver=$(ls "$kroot/lib/modules")
-[[ -f $kroot/lib/modules/$ver/modules.dep ]] || "$bb" depmod -b "$kroot" "$ver"
+prepare_kernel # sets kroot, ver, bb
 
 root=$OUT/initramfs
 rm -rf "$root"

@@ -25,6 +25,7 @@ import (
 	"github.com/jianfenliu/vmoperator/controller/placement"
 	"github.com/jianfenliu/vmoperator/test/controlplane"
 	"github.com/jianfenliu/vmoperator/test/devenv"
+	"github.com/jianfenliu/vmoperator/test/observe"
 )
 
 // env is the one environment every scenario runs on.
@@ -93,7 +94,7 @@ func newNamespace(t *testing.T) string {
 	// Profiles go first, so their VMs leave the nodes before the next scenario.
 	t.Cleanup(func() {
 		_ = c().DeleteAllOf(context.Background(), &vmv1alpha1.VirtualMachineProfile{}, client.InNamespace(ns.Name))
-		eventually(t, time.Minute, "profiles of "+ns.Name+" gone", func() (bool, string) {
+		observe.Eventually(t, time.Minute, "profiles of "+ns.Name+" gone", func() (bool, string) {
 			var list vmv1alpha1.VirtualMachineProfileList
 			_ = c().List(context.Background(), &list, client.InNamespace(ns.Name))
 			return len(list.Items) == 0, fmt.Sprintf("%d left", len(list.Items))
@@ -140,21 +141,6 @@ func create(t *testing.T, obj client.Object) {
 	}
 }
 
-func eventually(t *testing.T, timeout time.Duration, what string, check func() (bool, string)) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	last := ""
-	for time.Now().Before(deadline) {
-		ok, detail := check()
-		if ok {
-			return
-		}
-		last = detail
-		time.Sleep(200 * time.Millisecond)
-	}
-	t.Fatalf("%s: not within %v; last seen: %s", what, timeout, last)
-}
-
 func get(t *testing.T, namespace, name string) *vmv1alpha1.VirtualMachineProfile {
 	t.Helper()
 	var p vmv1alpha1.VirtualMachineProfile
@@ -164,36 +150,14 @@ func get(t *testing.T, namespace, name string) *vmv1alpha1.VirtualMachineProfile
 	return &p
 }
 
-func describe(p *vmv1alpha1.VirtualMachineProfile) string {
-	s := fmt.Sprintf("phase=%s node=%s", p.Status.Phase, p.Status.NodeName)
-	if p.Status.Placement != nil {
-		s += fmt.Sprintf(" placement=%+v", *p.Status.Placement)
-	}
-	for _, cond := range p.Status.Conditions {
-		s += fmt.Sprintf(" [%s=%s %s: %s]", cond.Type, cond.Status, cond.Reason, cond.Message)
-	}
-	return s
-}
-
 func waitForPhase(t *testing.T, namespace, name string, phase vmv1alpha1.Phase) *vmv1alpha1.VirtualMachineProfile {
 	t.Helper()
 	var p *vmv1alpha1.VirtualMachineProfile
-	eventually(t, time.Minute, name+" "+string(phase), func() (bool, string) {
+	observe.Eventually(t, time.Minute, name+" "+string(phase), func() (bool, string) {
 		p = get(t, namespace, name)
-		return p.Status.Phase == phase, describe(p)
+		return p.Status.Phase == phase, observe.Describe(p)
 	})
 	return p
-}
-
-func exclusion(p *vmv1alpha1.VirtualMachineProfile, node string) string {
-	if p.Status.Placement != nil {
-		for _, e := range p.Status.Placement.Excluded {
-			if e.Node == node {
-				return e.Reason
-			}
-		}
-	}
-	return ""
 }
 
 func nodeLabels(t *testing.T, name string) map[string]string {

@@ -14,6 +14,7 @@ import (
 	vmv1alpha1 "github.com/jianfenliu/vmoperator/api/v1alpha1"
 	"github.com/jianfenliu/vmoperator/controller/placement"
 	"github.com/jianfenliu/vmoperator/test/devenv"
+	"github.com/jianfenliu/vmoperator/test/observe"
 )
 
 // TestSeedExamplesArePlacedOnlyWhereTheyCanRun: the request's test sample
@@ -27,12 +28,12 @@ func TestSeedExamplesArePlacedOnlyWhereTheyCanRun(t *testing.T) {
 	p := waitForPhase(t, ns, "test-vm", vmv1alpha1.PhaseRunning)
 	t.Logf("seed test sample Running on %s %v after apply", p.Status.NodeName, time.Since(start).Round(time.Millisecond))
 	if p.Status.NodeName != "node-a" {
-		t.Fatalf("test-vm on %s: %s", p.Status.NodeName, describe(p))
+		t.Fatalf("test-vm on %s: %s", p.Status.NodeName, observe.Describe(p))
 	}
-	if got := exclusion(p, "node-b"); got != "VLAN 100 not allowed on uplink eth1" {
+	if got := observe.Exclusion(p, "node-b"); got != "VLAN 100 not allowed on uplink eth1" {
 		t.Errorf("node-b: %q", got)
 	}
-	if got := exclusion(p, "node-c"); got != "bridge br-mgmt missing" {
+	if got := observe.Exclusion(p, "node-c"); got != "bridge br-mgmt missing" {
 		t.Errorf("node-c: %q", got)
 	}
 
@@ -43,10 +44,10 @@ func TestSeedExamplesArePlacedOnlyWhereTheyCanRun(t *testing.T) {
 	t.Cleanup(func() { _ = c().Delete(context.Background(), full) })
 	p = waitForPhase(t, "default", "web-vm-01", vmv1alpha1.PhaseRunning)
 	if p.Status.NodeName != "node-a" {
-		t.Fatalf("web-vm-01 on %s: %s", p.Status.NodeName, describe(p))
+		t.Fatalf("web-vm-01 on %s: %s", p.Status.NodeName, observe.Describe(p))
 	}
 	for _, node := range []string{"node-b", "node-c"} {
-		if got := exclusion(p, node); got != "no SR-IOV physical function" {
+		if got := observe.Exclusion(p, node); got != "no SR-IOV physical function" {
 			t.Errorf("%s: %q", node, got)
 		}
 	}
@@ -72,7 +73,7 @@ func TestBridgeDownExcludesTheNodeFromNewPlacements(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = env.SetLink("node-c", "br-lan", true) })
 	down := time.Now()
-	eventually(t, 30*time.Second, "node-c's capability shows br-lan down", func() (bool, string) {
+	observe.Eventually(t, 30*time.Second, "node-c's capability shows br-lan down", func() (bool, string) {
 		var capability vmv1alpha1.NodeCapability
 		if err := c().Get(context.Background(), client.ObjectKey{Name: "node-c"}, &capability); err != nil {
 			return false, err.Error()
@@ -87,13 +88,13 @@ func TestBridgeDownExcludesTheNodeFromNewPlacements(t *testing.T) {
 	t.Logf("bridge down → stored NodeCapability in %v", time.Since(down).Round(time.Millisecond))
 	create(t, profile("lan-2", ns, "br-lan", false))
 	var second *vmv1alpha1.VirtualMachineProfile
-	eventually(t, 30*time.Second, "lan-2 excluded from node-c", func() (bool, string) {
+	observe.Eventually(t, 30*time.Second, "lan-2 excluded from node-c", func() (bool, string) {
 		second = get(t, ns, "lan-2")
-		return exclusion(second, "node-c") == "bridge br-lan is down", describe(second)
+		return observe.Exclusion(second, "node-c") == "bridge br-lan is down", observe.Describe(second)
 	})
 	t.Logf("bridge down → new profile's status says why in %v", time.Since(down).Round(time.Millisecond))
 	if second.Status.Phase != vmv1alpha1.PhasePending {
-		t.Fatalf("lan-2 should wait: %s", describe(second))
+		t.Fatalf("lan-2 should wait: %s", observe.Describe(second))
 	}
 	var still kubevirtv1.VirtualMachineInstance
 	if err := c().Get(context.Background(), client.ObjectKey{Namespace: ns, Name: "lan-1-vm"}, &still); err != nil || still.UID != vmi.UID {
@@ -125,17 +126,17 @@ func TestAntiAffinitySpreadsOverTheThreeNodes(t *testing.T) {
 	}
 	create(t, profile("spread-4", ns, "", true))
 	var p *vmv1alpha1.VirtualMachineProfile
-	eventually(t, 30*time.Second, "fourth profile says why", func() (bool, string) {
+	observe.Eventually(t, 30*time.Second, "fourth profile says why", func() (bool, string) {
 		p = get(t, ns, "spread-4")
 		for _, cond := range p.Status.Conditions {
 			if cond.Type == vmv1alpha1.ConditionScheduled && cond.Status == metav1.ConditionFalse && cond.Reason == vmv1alpha1.ReasonTooFewNodes {
 				return true, ""
 			}
 		}
-		return false, describe(p)
+		return false, observe.Describe(p)
 	})
 	if p.Status.Phase == vmv1alpha1.PhaseRunning {
-		t.Fatalf("fourth profile running: %s", describe(p))
+		t.Fatalf("fourth profile running: %s", observe.Describe(p))
 	}
 }
 
@@ -165,7 +166,7 @@ func TestKilledAgent(t *testing.T) {
 		}
 		time.Sleep(time.Second)
 	}
-	eventually(t, 30*time.Second, "node-c stale after its Lease", func() (bool, string) {
+	observe.Eventually(t, 30*time.Second, "node-c stale after its Lease", func() (bool, string) {
 		now := nodeLabels(t, "node-c")
 		return now[placement.LabelReporting] == "", fmt.Sprint(now)
 	})
@@ -178,9 +179,9 @@ func TestKilledAgent(t *testing.T) {
 	}
 	ns := newNamespace(t)
 	create(t, profile("after-kill", ns, "br-lan", false))
-	eventually(t, 30*time.Second, "node-c excluded as silent", func() (bool, string) {
+	observe.Eventually(t, 30*time.Second, "node-c excluded as silent", func() (bool, string) {
 		p := get(t, ns, "after-kill")
-		return strings.HasPrefix(exclusion(p, "node-c"), "agent not reporting for"), describe(p)
+		return strings.HasPrefix(observe.Exclusion(p, "node-c"), "agent not reporting for"), observe.Describe(p)
 	})
 }
 

@@ -16,6 +16,7 @@ import (
 
 	vmv1alpha1 "github.com/jianfenliu/vmoperator/api/v1alpha1"
 	"github.com/jianfenliu/vmoperator/controller/placement"
+	"github.com/jianfenliu/vmoperator/test/observe"
 )
 
 // quietPeriod is how long a converged profile must cause no write: at least
@@ -79,7 +80,7 @@ func TestConvergedProfileCausesNoWrites(t *testing.T) {
 	})
 	create(t, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "web-vm-ssh", Namespace: ns}, StringData: map[string]string{"key": "ssh-ed25519 AAAA test"}})
 	// Start counting once the startup labelling of the nodes is done.
-	eventually(t, 30*time.Second, "nodes labelled", func() (bool, string) {
+	observe.Eventually(t, 30*time.Second, "nodes labelled", func() (bool, string) {
 		for _, name := range nodeNames {
 			if nodeLabels(t, name)[placement.LabelReporting] != "true" {
 				return false, name + " not labelled yet"

@@ -10,6 +10,7 @@ import (
 	kubevirtv1 "kubevirt.io/api/core/v1"
 
 	vmv1alpha1 "github.com/jianfenliu/vmoperator/api/v1alpha1"
+	"github.com/jianfenliu/vmoperator/test/observe"
 )
 
 // TestAntiAffinitySpreadsProfiles is the seed's HA scenario: three profiles
@@ -50,7 +51,7 @@ func TestAntiAffinitySpreadsProfiles(t *testing.T) {
 	create(t, profile("ha-4", ns, ha))
 	p := waitForCondition(t, ns, "ha-4", vmv1alpha1.ConditionScheduled, metav1.ConditionFalse, vmv1alpha1.ReasonTooFewNodes)
 	if p.Status.Phase == vmv1alpha1.PhaseRunning {
-		t.Fatalf("fourth profile running: %s", describe(p))
+		t.Fatalf("fourth profile running: %s", observe.Describe(p))
 	}
-	t.Logf("fourth profile: %s", describe(p))
+	t.Logf("fourth profile: %s", observe.Describe(p))
 }

@@ -13,6 +13,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	vmv1alpha1 "github.com/jianfenliu/vmoperator/api/v1alpha1"
+	"github.com/jianfenliu/vmoperator/test/observe"
 )
 
 func onUplink(bridge, uplink string, vlan int32) func(*vmv1alpha1.VirtualMachineProfile) {
@@ -52,7 +53,7 @@ func TestSharedHostNetworkPolicy(t *testing.T) {
 	}
 	create(t, profile("edge-b", ns, onUplink("br-edge", "bond0", 301)))
 	waitForPhase(t, ns, "edge-b", vmv1alpha1.PhaseRunning)
-	eventually(t, 30*time.Second, "VLANs of both users trunked", func() (bool, string) {
+	observe.Eventually(t, 30*time.Second, "VLANs of both users trunked", func() (bool, string) {
 		state, _ := policyState(t, "vmop-br-edge")
 		return strings.Contains(state, `"trunk-tags":[{"id":300},{"id":301}]`), state
 	})
@@ -60,7 +61,7 @@ func TestSharedHostNetworkPolicy(t *testing.T) {
 	if err := cluster.Client.Delete(ctx, getProfile(t, ns, "edge-a")); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 30*time.Second, "only edge-b's VLAN left", func() (bool, string) {
+	observe.Eventually(t, 30*time.Second, "only edge-b's VLAN left", func() (bool, string) {
 		state, _ := policyState(t, "vmop-br-edge")
 		return strings.Contains(state, `"trunk-tags":[{"id":301}]`), state
 	})
@@ -95,7 +96,7 @@ func TestSharedHostNetworkPolicy(t *testing.T) {
 	if err := cluster.Client.Delete(ctx, getProfile(t, ns, "edge-b")); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 30*time.Second, "policy deleted after the last user", func() (bool, string) {
+	observe.Eventually(t, 30*time.Second, "policy deleted after the last user", func() (bool, string) {
 		_, exists := policyState(t, "vmop-br-edge")
 		return !exists, "policy still present"
 	})
@@ -117,7 +118,7 @@ func TestHostNetworkConflict(t *testing.T) {
 	waitForPhase(t, ns, "left", vmv1alpha1.PhaseRunning)
 	create(t, profile("right", ns, onUplink("br-split", "eth2", 11)))
 	p := waitForPhase(t, ns, "right", vmv1alpha1.PhaseError)
-	if !strings.Contains(describe(p), "eth1") || !strings.Contains(describe(p), "eth2") {
-		t.Fatalf("conflict message should name both uplinks: %s", describe(p))
+	if !strings.Contains(observe.Describe(p), "eth1") || !strings.Contains(observe.Describe(p), "eth2") {
+		t.Fatalf("conflict message should name both uplinks: %s", observe.Describe(p))
 	}
 }

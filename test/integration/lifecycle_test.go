@@ -17,6 +17,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	vmv1alpha1 "github.com/jianfenliu/vmoperator/api/v1alpha1"
+	"github.com/jianfenliu/vmoperator/test/observe"
 )
 
 // profile builds a small profile; options adjust it.
@@ -79,7 +80,7 @@ func TestVMDeletedFromUnderTheProfileIsRecreatedWithTheSameDisks(t *testing.T) {
 	if err := cluster.Client.Delete(context.Background(), &vm); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 30*time.Second, "VM re-created", func() (bool, string) {
+	observe.Eventually(t, 30*time.Second, "VM re-created", func() (bool, string) {
 		var again kubevirtv1.VirtualMachine
 		return getObject(t, &again, ns, "recover-vm") && again.UID != oldUID, "old VM still there or none yet"
 	})
@@ -108,7 +109,7 @@ func TestDeleteRetainsDisksAndReadopts(t *testing.T) {
 	if err := cluster.Client.Delete(ctx, getProfile(t, ns, "keeper")); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 30*time.Second, "VM, NAD and cloud-init collected", func() (bool, string) {
+	observe.Eventually(t, 30*time.Second, "VM, NAD and cloud-init collected", func() (bool, string) {
 		return !getObject(t, &kubevirtv1.VirtualMachine{}, ns, "keeper-vm") &&
 			!getObject(t, &nadv1.NetworkAttachmentDefinition{}, ns, "keeper-lan") &&
 			!getObject(t, &corev1.Secret{}, ns, "keeper-cloudinit") &&
@@ -148,7 +149,7 @@ func TestDeletePolicyRemovesVolumes(t *testing.T) {
 	if err := cluster.Client.Delete(context.Background(), getProfile(t, ns, "scratch")); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 30*time.Second, "claim deleted with the profile", func() (bool, string) {
+	observe.Eventually(t, 30*time.Second, "claim deleted with the profile", func() (bool, string) {
 		return !getObject(t, &corev1.PersistentVolumeClaim{}, ns, "scratch-tmp"), "claim still present"
 	})
 }
@@ -171,7 +172,7 @@ func TestForeignObjectsWithClashingNamesAreLeftAlone(t *testing.T) {
 	create(t, profile("clash", ns, withDisk("data", "5Gi", "", "")))
 	p := waitForCondition(t, ns, "clash", vmv1alpha1.ConditionReady, metav1.ConditionFalse, vmv1alpha1.ReasonNameConflict)
 	if p.Status.Phase != vmv1alpha1.PhaseError {
-		t.Fatalf("phase: %s", describe(p))
+		t.Fatalf("phase: %s", observe.Describe(p))
 	}
 	var pvc corev1.PersistentVolumeClaim
 	var nad nadv1.NetworkAttachmentDefinition
@@ -195,7 +196,7 @@ func TestMissingNADWaitsThenProceeds(t *testing.T) {
 	create(t, profile("late-nad", ns, func(p *vmv1alpha1.VirtualMachineProfile) { p.Spec.Networks[0].NADName = "corp-net" }))
 	p := waitForCondition(t, ns, "late-nad", vmv1alpha1.ConditionNetworksConfigured, metav1.ConditionFalse, vmv1alpha1.ReasonNADMissing)
 	if p.Status.Phase != vmv1alpha1.PhasePending || getObject(t, &kubevirtv1.VirtualMachine{}, ns, "late-nad-vm") {
-		t.Fatalf("should wait without a VM: %s", describe(p))
+		t.Fatalf("should wait without a VM: %s", observe.Describe(p))
 	}
 	create(t, &nadv1.NetworkAttachmentDefinition{ObjectMeta: metav1.ObjectMeta{Name: "corp-net", Namespace: ns},
 		Spec: nadv1.NetworkAttachmentDefinitionSpec{Config: `{"cniVersion":"0.3.1","type":"bridge","bridge":"br-corp"}`}})
@@ -211,7 +212,7 @@ func TestStaticIPAlreadyUsedOnTheSameNetwork(t *testing.T) {
 	create(t, profile("second", ns, withStaticIP("10.1.0.5/24")))
 	p := waitForCondition(t, ns, "second", vmv1alpha1.ConditionNetworksConfigured, metav1.ConditionFalse, vmv1alpha1.ReasonStaticIPConflict)
 	if p.Status.Phase != vmv1alpha1.PhaseError || getObject(t, &kubevirtv1.VirtualMachine{}, ns, "second-vm") {
-		t.Fatalf("second profile: %s", describe(p))
+		t.Fatalf("second profile: %s", observe.Describe(p))
 	}
 	if err := cluster.Client.Delete(context.Background(), getProfile(t, ns, "first")); err != nil {
 		t.Fatal(err)
@@ -235,7 +236,7 @@ func TestMissingStorageClassHoldsTheVM(t *testing.T) {
 	create(t, profile("classless", ns, withDisk("data", "1Gi", "not-yet", "")))
 	p := waitForCondition(t, ns, "classless", vmv1alpha1.ConditionVolumesBound, metav1.ConditionFalse, vmv1alpha1.ReasonStorageClassMissing)
 	if getObject(t, &kubevirtv1.VirtualMachine{}, ns, "classless-vm") || getObject(t, &corev1.PersistentVolumeClaim{}, ns, "classless-data") {
-		t.Fatalf("nothing should be created for a disk whose class is missing: %s", describe(p))
+		t.Fatalf("nothing should be created for a disk whose class is missing: %s", observe.Describe(p))
 	}
 	create(t, &storagev1.StorageClass{ObjectMeta: metav1.ObjectMeta{Name: "not-yet"}, Provisioner: "example.com/csi"})
 	t.Cleanup(func() {
@@ -260,7 +261,7 @@ func TestRemovedNetworkLosesItsAttachment(t *testing.T) {
 	if err := cluster.Client.Update(context.Background(), p); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 30*time.Second, "extra attachment deleted and VM updated", func() (bool, string) {
+	observe.Eventually(t, 30*time.Second, "extra attachment deleted and VM updated", func() (bool, string) {
 		var vm kubevirtv1.VirtualMachine
 		getObject(t, &vm, ns, "shrink-vm")
 		return !getObject(t, &nadv1.NetworkAttachmentDefinition{}, ns, "shrink-extra") && len(vm.Spec.Template.Spec.Networks) == 1,

@@ -25,6 +25,7 @@ import (
 	vmv1alpha1 "github.com/jianfenliu/vmoperator/api/v1alpha1"
 	"github.com/jianfenliu/vmoperator/controller/manager"
 	"github.com/jianfenliu/vmoperator/test/controlplane"
+	"github.com/jianfenliu/vmoperator/test/observe"
 	"github.com/jianfenliu/vmoperator/test/simulator"
 )
 
@@ -176,23 +177,6 @@ func create(t *testing.T, obj client.Object) {
 	}
 }
 
-// eventually polls check until it reports done, failing with its last word
-// after timeout. Timeouts are generous: they bound a hang, not a speed.
-func eventually(t *testing.T, timeout time.Duration, what string, check func() (bool, string)) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	last := ""
-	for time.Now().Before(deadline) {
-		ok, detail := check()
-		if ok {
-			return
-		}
-		last = detail
-		time.Sleep(100 * time.Millisecond)
-	}
-	t.Fatalf("%s: not reached within %v; last seen: %s", what, timeout, last)
-}
-
 func getProfile(t *testing.T, namespace, name string) *vmv1alpha1.VirtualMachineProfile {
 	t.Helper()
 	var profile vmv1alpha1.VirtualMachineProfile
@@ -202,22 +186,13 @@ func getProfile(t *testing.T, namespace, name string) *vmv1alpha1.VirtualMachine
 	return &profile
 }
 
-// describe summarises a profile's status for failure messages.
-func describe(p *vmv1alpha1.VirtualMachineProfile) string {
-	s := fmt.Sprintf("phase=%s node=%s", p.Status.Phase, p.Status.NodeName)
-	for _, c := range p.Status.Conditions {
-		s += fmt.Sprintf(" [%s=%s %s: %s]", c.Type, c.Status, c.Reason, c.Message)
-	}
-	return s
-}
-
 // waitForPhase waits until the profile reports phase.
 func waitForPhase(t *testing.T, namespace, name string, phase vmv1alpha1.Phase) *vmv1alpha1.VirtualMachineProfile {
 	t.Helper()
 	var profile *vmv1alpha1.VirtualMachineProfile
-	eventually(t, 30*time.Second, fmt.Sprintf("profile %s phase %s", name, phase), func() (bool, string) {
+	observe.Eventually(t, 30*time.Second, fmt.Sprintf("profile %s phase %s", name, phase), func() (bool, string) {
 		profile = getProfile(t, namespace, name)
-		return profile.Status.Phase == phase && profile.Status.ObservedGeneration == profile.Generation, describe(profile)
+		return profile.Status.Phase == phase && profile.Status.ObservedGeneration == profile.Generation, observe.Describe(profile)
 	})
 	return profile
 }
@@ -226,14 +201,14 @@ func waitForPhase(t *testing.T, namespace, name string, phase vmv1alpha1.Phase) 
 func waitForCondition(t *testing.T, namespace, name, conditionType string, status metav1.ConditionStatus, reason string) *vmv1alpha1.VirtualMachineProfile {
 	t.Helper()
 	var profile *vmv1alpha1.VirtualMachineProfile
-	eventually(t, 30*time.Second, fmt.Sprintf("profile %s %s=%s %s", name, conditionType, status, reason), func() (bool, string) {
+	observe.Eventually(t, 30*time.Second, fmt.Sprintf("profile %s %s=%s %s", name, conditionType, status, reason), func() (bool, string) {
 		profile = getProfile(t, namespace, name)
 		for _, c := range profile.Status.Conditions {
 			if c.Type == conditionType && c.Status == status && c.Reason == reason {
 				return true, ""
 			}
 		}
-		return false, describe(profile)
+		return false, observe.Describe(profile)
 	})
 	return profile
 }

@@ -14,6 +14,7 @@ import (
 
 	vmv1alpha1 "github.com/jianfenliu/vmoperator/api/v1alpha1"
 	"github.com/jianfenliu/vmoperator/controller/placement"
+	"github.com/jianfenliu/vmoperator/test/observe"
 )
 
 // zoneNodes adds nodes in a zone of their own (so other tests' VMs never
@@ -52,18 +53,6 @@ func trunk(vlans string, up bool) vmv1alpha1.NodeCapabilityStatus {
 	return c
 }
 
-func exclusion(p *vmv1alpha1.VirtualMachineProfile, node string) string {
-	if p.Status.Placement == nil {
-		return ""
-	}
-	for _, e := range p.Status.Placement.Excluded {
-		if e.Node == node {
-			return e.Reason
-		}
-	}
-	return ""
-}
-
 func nodeLabels(t *testing.T, name string) map[string]string {
 	t.Helper()
 	var node corev1.Node
@@ -84,12 +73,12 @@ func TestPlacementFollowsCapabilities(t *testing.T) {
 	create(t, profile("vlan100", ns, inZone("vlan-test"), onBridgeVLAN("br-mgmt", 100)))
 	p := waitForPhase(t, ns, "vlan100", vmv1alpha1.PhaseRunning)
 	if p.Status.NodeName != "vlan-a" {
-		t.Fatalf("placed on %s: %s", p.Status.NodeName, describe(p))
+		t.Fatalf("placed on %s: %s", p.Status.NodeName, observe.Describe(p))
 	}
-	if got := exclusion(p, "vlan-b"); got != "VLAN 100 not allowed on uplink eth1" {
+	if got := observe.Exclusion(p, "vlan-b"); got != "VLAN 100 not allowed on uplink eth1" {
 		t.Errorf("vlan-b: %q", got)
 	}
-	if got := exclusion(p, "vlan-c"); got != "bridge br-mgmt missing" {
+	if got := observe.Exclusion(p, "vlan-c"); got != "bridge br-mgmt missing" {
 		t.Errorf("vlan-c: %q", got)
 	}
 	var vm kubevirtv1.VirtualMachine
@@ -127,14 +116,14 @@ func TestBridgeDownExcludesTheNodeFromNewPlacementsOnly(t *testing.T) {
 	}
 	create(t, profile("second", ns, inZone("flap-test"), onBridgeVLAN("br-mgmt", 100)))
 	p := waitForCondition(t, ns, "second", vmv1alpha1.ConditionScheduled, metav1.ConditionFalse, vmv1alpha1.ReasonNoEligibleNodes)
-	if got := exclusion(p, "flap-a"); got != "bridge br-mgmt is down" || p.Status.Phase != vmv1alpha1.PhasePending {
-		t.Fatalf("second: %q %s", got, describe(p))
+	if got := observe.Exclusion(p, "flap-a"); got != "bridge br-mgmt is down" || p.Status.Phase != vmv1alpha1.PhasePending {
+		t.Fatalf("second: %q %s", got, observe.Describe(p))
 	}
 	t.Logf("bridge down → new profile excluded the node within %v", time.Since(start).Round(time.Millisecond))
 	if nodeLabels(t, "flap-a")[placement.BridgeLabel("br-mgmt")] != "true" {
 		t.Fatal("the label went before its grace period")
 	}
-	eventually(t, 30*time.Second, "label removed after the grace period", func() (bool, string) {
+	observe.Eventually(t, 30*time.Second, "label removed after the grace period", func() (bool, string) {
 		return nodeLabels(t, "flap-a")[placement.BridgeLabel("br-mgmt")] == "", fmt.Sprint(nodeLabels(t, "flap-a"))
 	})
 	var still kubevirtv1.VirtualMachineInstance
@@ -157,14 +146,14 @@ func TestSilentAgent(t *testing.T) {
 	if err := renewLease(ctx, cluster.Client, "silent-a", 3*time.Second); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 30*time.Second, "reporting label removed when the Lease expires", func() (bool, string) {
+	observe.Eventually(t, 30*time.Second, "reporting label removed when the Lease expires", func() (bool, string) {
 		labels := nodeLabels(t, "silent-a")
 		return labels[placement.LabelReporting] == "" && labels[placement.BridgeLabel("br-lan")] == "true", fmt.Sprint(labels)
 	})
 	ns := newNamespace(t)
 	create(t, profile("waits", ns, inZone("silent-test")))
 	p := waitForCondition(t, ns, "waits", vmv1alpha1.ConditionScheduled, metav1.ConditionFalse, vmv1alpha1.ReasonNoEligibleNodes)
-	if got := exclusion(p, "silent-a"); !strings.HasPrefix(got, "agent not reporting for") {
+	if got := observe.Exclusion(p, "silent-a"); !strings.HasPrefix(got, "agent not reporting for") {
 		t.Fatalf("silent-a: %q", got)
 	}
 	if getObject(t, &kubevirtv1.VirtualMachine{}, ns, "waits-vm") {

@@ -15,6 +15,7 @@ import (
 
 	vmv1alpha1 "github.com/jianfenliu/vmoperator/api/v1alpha1"
 	"github.com/jianfenliu/vmoperator/controller/desired"
+	"github.com/jianfenliu/vmoperator/test/observe"
 )
 
 // TestSeedFullExample applies the original request's full example verbatim:
@@ -100,7 +101,7 @@ func TestSeedFullExample(t *testing.T) {
 	}
 
 	if profile.Status.VMName != "web-vm-01-vm" || profile.Status.NodeName == "" {
-		t.Fatalf("status: %s", describe(profile))
+		t.Fatalf("status: %s", observe.Describe(profile))
 	}
 	mgmt, businessStatus := profile.Status.Networks[0], profile.Status.Networks[1]
 	if mgmt.IPAddress != "192.168.100.10/24" || mgmt.IPSource != vmv1alpha1.IPSourceGuest || mgmt.Interface != "eth0" {
@@ -120,7 +121,7 @@ func TestSeedFullExample(t *testing.T) {
 			found = found || (got.Type == c && got.Status == metav1.ConditionTrue)
 		}
 		if !found {
-			t.Errorf("condition %s not True: %s", c, describe(profile))
+			t.Errorf("condition %s not True: %s", c, observe.Describe(profile))
 		}
 	}
 }

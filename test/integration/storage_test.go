@@ -11,6 +11,7 @@ import (
 	kubevirtv1 "kubevirt.io/api/core/v1"
 
 	vmv1alpha1 "github.com/jianfenliu/vmoperator/api/v1alpha1"
+	"github.com/jianfenliu/vmoperator/test/observe"
 )
 
 // TestStorageClassesAndLargeDisks is the seed's storage scenario: disks in
@@ -56,7 +57,7 @@ func TestDiskGrowth(t *testing.T) {
 	if err := cluster.Client.Update(ctx, p); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 30*time.Second, "fast claim grown", func() (bool, string) {
+	observe.Eventually(t, 30*time.Second, "fast claim grown", func() (bool, string) {
 		var claim corev1.PersistentVolumeClaim
 		getObject(t, &claim, ns, "grow-fast")
 		return claim.Status.Capacity.Storage().String() == "20Gi", claim.Status.Capacity.Storage().String()

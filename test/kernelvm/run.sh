@@ -99,11 +99,12 @@ INIT
 	(cd "$work" && find . | "$bb" cpio -o -H newc >"$out" 2>/dev/null)
 }
 
-main() {
+# prepare_kernel fetches (once) qemu, Debian's kernel and busybox, and sets
+# kpkg, kroot (the unpacked kernel), ver (its version) and bb (busybox).
+prepare_kernel() {
 	mkdir -p "$CACHE"
 	ensure_apt_lists
 	ensure_qemu
-	local kpkg kroot ver bb
 	kpkg=$(kernel_package)
 	kroot=$CACHE/$kpkg
 	fetch_deb "$kpkg" "$kroot"
@@ -111,6 +112,11 @@ main() {
 	bb=$CACHE/busybox/bin/busybox
 	ver=$(ls "$kroot/lib/modules")
 	[[ -f $kroot/lib/modules/$ver/modules.dep ]] || "$bb" depmod -b "$kroot" "$ver"
+}
+
+main() {
+	local kpkg kroot ver bb
+	prepare_kernel
 	build_initramfs "$kroot" "$ver" "$bb" "$CACHE/initramfs.cpio"
 	log "booting $kpkg under qemu (TCG)"
 	local console=$CACHE/console.log start

@@ -1,0 +1,54 @@
+// Package observe holds what the integration and end-to-end tests share to
+// watch profiles: waiting for a condition with a generous bound, and
+// describing a profile's status for failure messages.
+package observe
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	vmv1alpha1 "github.com/jianfenliu/vmoperator/api/v1alpha1"
+)
+
+// Eventually polls check until it reports done, failing with its last word
+// after timeout. Timeouts bound a hang; they do not measure speed.
+func Eventually(t testing.TB, timeout time.Duration, what string, check func() (bool, string)) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	last := ""
+	for time.Now().Before(deadline) {
+		ok, detail := check()
+		if ok {
+			return
+		}
+		last = detail
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("%s: not reached within %v; last seen: %s", what, timeout, last)
+}
+
+// Describe summarises a profile's status: phase, node, placement, conditions.
+func Describe(p *vmv1alpha1.VirtualMachineProfile) string {
+	s := fmt.Sprintf("phase=%s node=%s", p.Status.Phase, p.Status.NodeName)
+	if p.Status.Placement != nil {
+		s += fmt.Sprintf(" placement=%+v", *p.Status.Placement)
+	}
+	for _, c := range p.Status.Conditions {
+		s += fmt.Sprintf(" [%s=%s %s: %s]", c.Type, c.Status, c.Reason, c.Message)
+	}
+	return s
+}
+
+// Exclusion is the reason placement gives for not using node, or "".
+func Exclusion(p *vmv1alpha1.VirtualMachineProfile, node string) string {
+	if p.Status.Placement == nil {
+		return ""
+	}
+	for _, e := range p.Status.Placement.Excluded {
+		if e.Node == node {
+			return e.Reason
+		}
+	}
+	return ""
+}

@@ -6,6 +6,7 @@ CONTROLLER_GEN := $(BIN)/controller-gen
 ETCD         := $(BIN)/etcd
 KUBE_APISERVER := $(BIN)/kube-apiserver
 KUBE_CONTROLLER_MANAGER := $(BIN)/kube-controller-manager
+HELM         := $(BIN)/helm
 CONTROL_PLANE := $(ETCD) $(KUBE_APISERVER) $(KUBE_CONTROLLER_MANAGER)
 
 # Upstream API packages whose CRDs the test control plane installs.
@@ -63,7 +64,7 @@ build: ## Build vmop-controller and vmop-agent into bin/.
 ##@ Test
 
 .PHONY: test
-test: $(CONTROL_PLANE) $(BIN)/promtool ## Run unit and integration tests (builds the test control plane into bin/ first), then test-kernel.
+test: $(CONTROL_PLANE) $(BIN)/promtool $(HELM) ## Run unit and integration tests (builds the test control plane into bin/ first), then test-kernel.
 	KUBEBUILDER_ASSETS=$(BIN) go test -count=1 ./...
 	$(MAKE) --no-print-directory test-kernel
 
@@ -101,6 +102,9 @@ $(ETCD): test/tools/etcd/go.mod test/tools/etcd/go.sum
 
 $(KUBE_APISERVER): test/tools/kube/go.mod test/tools/kube/go.sum
 	cd test/tools/kube && go build -o $@ k8s.io/kubernetes/cmd/kube-apiserver
+
+$(HELM): test/tools/helm/go.mod test/tools/helm/go.sum
+	cd test/tools/helm && go build -o $@ helm.sh/helm/v3/cmd/helm
 
 $(KUBE_CONTROLLER_MANAGER): test/tools/kube/go.mod test/tools/kube/go.sum
 	cd test/tools/kube && go build -o $@ k8s.io/kubernetes/cmd/kube-controller-manager

@@ -27,7 +27,7 @@ type Namespace struct {
 func New(t testing.TB) *Namespace {
 	t.Helper()
 	if os.Geteuid() != 0 {
-		t.Skip("needs root to create network namespaces")
+		t.Fatal("needs root to create network namespaces: run the tests as root (make test)")
 	}
 	ns := newNS(t)
 	handle, err := netlink.NewHandleAt(ns, unix.NETLINK_ROUTE) // links only: no xfrm/netfilter sockets

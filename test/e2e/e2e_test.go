@@ -17,7 +17,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/yaml"
 
 	"github.com/go-logr/logr"
 
@@ -102,20 +101,6 @@ func newNamespace(t *testing.T) string {
 		_ = c().Delete(context.Background(), ns)
 	})
 	return ns.Name
-}
-
-func sample(t *testing.T, file, namespace string) *vmv1alpha1.VirtualMachineProfile {
-	t.Helper()
-	raw, err := os.ReadFile(filepath.Join(controlplane.RepoRoot(), "deploy", "samples", file))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var p vmv1alpha1.VirtualMachineProfile
-	if err := yaml.Unmarshal(raw, &p); err != nil {
-		t.Fatal(err)
-	}
-	p.Namespace = namespace
-	return &p
 }
 
 // profile is a small profile on bridge br-lan without VLAN, or with no network.

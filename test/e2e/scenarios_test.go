@@ -24,7 +24,7 @@ import (
 func TestSeedExamplesArePlacedOnlyWhereTheyCanRun(t *testing.T) {
 	ns := newNamespace(t)
 	start := time.Now()
-	create(t, sample(t, "seed-test-vm.yaml", ns))
+	create(t, observe.Sample(t, "seed-test-vm.yaml", ns))
 	p := waitForPhase(t, ns, "test-vm", vmv1alpha1.PhaseRunning)
 	t.Logf("seed test sample Running on %s %v after apply", p.Status.NodeName, time.Since(start).Round(time.Millisecond))
 	if p.Status.NodeName != "node-a" {
@@ -39,7 +39,7 @@ func TestSeedExamplesArePlacedOnlyWhereTheyCanRun(t *testing.T) {
 
 	// The full example uses the existing mgmt-net (no host requirement) and an
 	// SR-IOV network; the environment provides mgmt-net and web-vm-ssh in default.
-	full := sample(t, "seed-web-vm-01.yaml", "default")
+	full := observe.Sample(t, "seed-web-vm-01.yaml", "default")
 	create(t, full)
 	t.Cleanup(func() { _ = c().Delete(context.Background(), full) })
 	p = waitForPhase(t, "default", "web-vm-01", vmv1alpha1.PhaseRunning)

@@ -91,7 +91,7 @@ func TestConvergedProfileCausesNoWrites(t *testing.T) {
 	before := controllerWrites.snapshot()
 	apiserverBefore := apiserverWrites(t)
 	start := time.Now()
-	create(t, sample(t, "seed-web-vm-01.yaml", ns))
+	create(t, observe.Sample(t, "seed-web-vm-01.yaml", ns))
 	waitForPhase(t, ns, "web-vm-01", vmv1alpha1.PhaseRunning)
 	total, breakdown := controllerWrites.since(before)
 	t.Logf("creation to Running: %v, controller writes: %d (%s)", time.Since(start).Round(time.Millisecond), total, breakdown)

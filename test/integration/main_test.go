@@ -155,21 +155,6 @@ func newNamespace(t *testing.T) string {
 	return ns.Name
 }
 
-// sample reads a profile from deploy/samples.
-func sample(t *testing.T, file, namespace string) *vmv1alpha1.VirtualMachineProfile {
-	t.Helper()
-	raw, err := os.ReadFile(filepath.Join(controlplane.RepoRoot(), "deploy", "samples", file))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var profile vmv1alpha1.VirtualMachineProfile
-	if err := yaml.Unmarshal(raw, &profile); err != nil {
-		t.Fatal(err)
-	}
-	profile.Namespace = namespace
-	return &profile
-}
-
 func create(t *testing.T, obj client.Object) {
 	t.Helper()
 	if err := cluster.Client.Create(context.Background(), obj); err != nil {

@@ -31,7 +31,7 @@ func TestSeedFullExample(t *testing.T) {
 	})
 	create(t, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "web-vm-ssh", Namespace: ns},
 		StringData: map[string]string{"key": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIE2x4mjvQp9hfKXkqW6Qq8r3dZ4ZtUuK2cH1w2cYyN0c user@example"}})
-	create(t, sample(t, "seed-web-vm-01.yaml", ns))
+	create(t, observe.Sample(t, "seed-web-vm-01.yaml", ns))
 
 	profile := waitForPhase(t, ns, "web-vm-01", vmv1alpha1.PhaseRunning)
 
@@ -130,7 +130,7 @@ func TestSeedFullExample(t *testing.T) {
 // network on VLAN 100 without bridgeName gets the default bridge br-mgmt.
 func TestSeedTestSample(t *testing.T) {
 	ns := newNamespace(t)
-	create(t, sample(t, "seed-test-vm.yaml", ns))
+	create(t, observe.Sample(t, "seed-test-vm.yaml", ns))
 	profile := waitForPhase(t, ns, "test-vm", vmv1alpha1.PhaseRunning)
 	var nad nadv1.NetworkAttachmentDefinition
 	if err := cluster.Client.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: "test-vm-mgmt"}, &nad); err != nil {

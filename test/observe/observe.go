@@ -5,10 +5,15 @@ package observe
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
+	"sigs.k8s.io/yaml"
+
 	vmv1alpha1 "github.com/jianfenliu/vmoperator/api/v1alpha1"
+	"github.com/jianfenliu/vmoperator/test/controlplane"
 )
 
 // Eventually polls check until it reports done, failing with its last word
@@ -51,4 +56,19 @@ func Exclusion(p *vmv1alpha1.VirtualMachineProfile, node string) string {
 		}
 	}
 	return ""
+}
+
+// Sample reads a profile from deploy/samples into namespace.
+func Sample(t testing.TB, file, namespace string) *vmv1alpha1.VirtualMachineProfile {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join(controlplane.RepoRoot(), "deploy", "samples", file))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var profile vmv1alpha1.VirtualMachineProfile
+	if err := yaml.Unmarshal(raw, &profile); err != nil {
+		t.Fatal(err)
+	}
+	profile.Namespace = namespace
+	return &profile
 }

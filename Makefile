@@ -64,7 +64,7 @@ build: ## Build vmop-controller and vmop-agent into bin/.
 ##@ Test
 
 .PHONY: test
-test: $(CONTROL_PLANE) $(BIN)/promtool $(HELM) ## Run unit and integration tests (builds the test control plane into bin/ first), then test-kernel.
+test: $(CONTROL_PLANE) $(BIN)/promtool $(HELM) $(CONTROLLER_GEN) ## Run every test: builds what the tests need into bin/ first (control plane, promtool, helm, controller-gen), then runs unit, integration and e2e tests and test-kernel.
 	KUBEBUILDER_ASSETS=$(BIN) go test -count=1 ./...
 	$(MAKE) --no-print-directory test-kernel
 

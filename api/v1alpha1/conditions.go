@@ -10,6 +10,8 @@ const (
 	ConditionVolumesBound = "VolumesBound"
 	// ConditionScheduled is True when at least one node can host the VM.
 	ConditionScheduled = "Scheduled"
+	// ConditionRestartRequired mirrors KubeVirt's: the VM runs an older spec.
+	ConditionRestartRequired = "RestartRequired"
 )
 
 // Condition types of a NodeCapability.
@@ -46,6 +48,12 @@ const (
 	ReasonNodesEligible       = "NodesEligible"
 	ReasonNoEligibleNodes     = "NoEligibleNodes"
 	ReasonTooFewNodes         = "TooFewNodesForAntiAffinity"
+	// ReasonPreviousProfileVolume: a volume of this name still belongs to a
+	// deleted profile of the same name and is waiting for garbage collection.
+	ReasonPreviousProfileVolume = "PreviousProfileVolume"
+	// ReasonStaticIPSettling: the VM waits until every profile created in the
+	// same second is visible, so the older one reliably gets the address.
+	ReasonStaticIPSettling = "StaticIPSettling"
 
 	ReasonProbeSucceeded   = "ProbeSucceeded"
 	ReasonProbeFailed      = "ProbeFailed"
@@ -53,3 +61,28 @@ const (
 	ReasonKVMUnavailable   = "KVMUnavailable"
 	ReasonPolicyUnverified = "PolicyUnverified"
 )
+
+// Reasons of the Normal events vmop-controller records on profiles. Warning
+// events carry the reason of the Ready condition they announce.
+const (
+	// EventCreated: a child object was created.
+	EventCreated = "Created"
+	// EventAdopted: a retained disk (or an orphaned child) was taken back by a
+	// profile of the name it was made for.
+	EventAdopted = "Adopted"
+	// EventReleased: a disk lost its owner reference (retainPolicy Retain, or
+	// the disk left the spec), so nothing deletes it with the profile.
+	EventReleased = "Released"
+	// EventImportDetached: a retained disk's import finished; its claim no
+	// longer depends on the DataVolume, which was removed.
+	EventImportDetached = "ImportDetached"
+	// EventDeleted: a child the profile no longer needs was deleted.
+	EventDeleted = "Deleted"
+	// EventResizing: a claim's request was raised to the disk's new size.
+	EventResizing = "Resizing"
+)
+
+// NormalEventReasons lists the reasons of the Normal events above.
+func NormalEventReasons() []string {
+	return []string{EventCreated, EventAdopted, EventReleased, EventImportDetached, EventDeleted, EventResizing}
+}

@@ -13,6 +13,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
+	kubevirtv1 "kubevirt.io/api/core/v1"
 	"sigs.k8s.io/yaml"
 
 	vmv1alpha1 "github.com/jianfenliu/vmoperator/api/v1alpha1"
@@ -229,7 +230,7 @@ func TestCloudInit(t *testing.T) {
 
 func TestVM(t *testing.T) {
 	p := seedProfile()
-	vm, err := VM(p, Placement{RequiredNodeLabels: map[string]string{"cap.vm.example.com/kvm": "true"}})
+	vm, err := VM(p, Placement{RequiredNodeLabels: map[string]string{"cap.vm.example.com/kvm": "true"}}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -244,7 +245,7 @@ func TestVMBootsFromContainerDiskWithoutDisks(t *testing.T) {
 	p := &vmv1alpha1.VirtualMachineProfile{ObjectMeta: metav1.ObjectMeta{Name: "eph", Namespace: "ns"},
 		Spec: vmv1alpha1.VirtualMachineProfileSpec{CPU: 1, Memory: "1Gi", OSImage: "docker://registry.local/cirros:0.6",
 			StartStrategy: &vmv1alpha1.StartStrategySpec{AutoStart: ptr.To(false)}}}
-	vm, err := VM(p, Placement{})
+	vm, err := VM(p, Placement{}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -273,5 +274,60 @@ func TestMACAddressIsStableAndLocallyAdministered(t *testing.T) {
 	p.Spec.Networks[0].MACAddress = "02:AA:00:00:00:01"
 	if MACAddress(p, &p.Spec.Networks[0]) != "02:aa:00:00:00:01" {
 		t.Fatal("explicit MAC not used")
+	}
+}
+
+func TestVolumeOwnershipFollowsTheRetainPolicy(t *testing.T) {
+	p := seedProfile()
+	retained := PVC(p, &p.Spec.Disks[1], resource.MustParse("500Gi"))
+	if len(retained.OwnerReferences) != 0 || retained.Labels[LabelRetainPolicy] != "Retain" {
+		t.Fatalf("a Retain disk must have no owner: %v %v", retained.OwnerReferences, retained.Labels)
+	}
+	p.Spec.Disks[1].RetainPolicy = vmv1alpha1.RetainPolicyDelete
+	deleted := PVC(p, &p.Spec.Disks[1], resource.MustParse("500Gi"))
+	ref := metav1.GetControllerOf(deleted)
+	if ref == nil || ref.UID != p.UID || !*ref.BlockOwnerDeletion || deleted.Labels[LabelRetainPolicy] != "Delete" {
+		t.Fatalf("a Delete disk must be owned by its profile: %v %v", deleted.OwnerReferences, deleted.Labels)
+	}
+	if deleted.Annotations[AnnotationProfileUID] != string(p.UID) {
+		t.Fatalf("profile UID annotation: %v", deleted.Annotations)
+	}
+}
+
+func TestKeptRunStrategy(t *testing.T) {
+	halted := kubevirtv1.RunStrategyHalted
+	always := kubevirtv1.RunStrategyAlways
+	vm := func(annotation string, strategy *kubevirtv1.VirtualMachineRunStrategy) *kubevirtv1.VirtualMachine {
+		return &kubevirtv1.VirtualMachine{ObjectMeta: metav1.ObjectMeta{Annotations: map[string]string{AnnotationRunStrategy: annotation}},
+			Spec: kubevirtv1.VirtualMachineSpec{RunStrategy: strategy}}
+	}
+	cases := []struct {
+		name     string
+		existing *kubevirtv1.VirtualMachine
+		profile  vmv1alpha1.RunStrategy
+		want     *kubevirtv1.VirtualMachineRunStrategy
+	}{
+		{"no VM yet", nil, vmv1alpha1.RunStrategyAlways, nil},
+		{"virtctl stop is kept", vm("Always", &halted), vmv1alpha1.RunStrategyAlways, &halted},
+		{"unchanged VM", vm("Always", &always), vmv1alpha1.RunStrategyAlways, &always},
+		{"the profile changed its strategy: the profile wins", vm("Always", &halted), vmv1alpha1.RunStrategyRerunOnFailure, nil},
+		{"VM of an earlier version (no annotation): the profile wins", vm("", &halted), vmv1alpha1.RunStrategyAlways, nil},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			p := seedProfile()
+			p.Spec.StartStrategy.RunStrategy = c.profile
+			got := KeptRunStrategy(p, c.existing)
+			if (got == nil) != (c.want == nil) || (got != nil && *got != *c.want) {
+				t.Fatalf("KeptRunStrategy = %v, want %v", got, c.want)
+			}
+			built, err := VM(p, Placement{}, got)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if built.Annotations[AnnotationRunStrategy] != string(c.profile) {
+				t.Fatalf("the VM must record the profile's strategy: %v", built.Annotations)
+			}
+		})
 	}
 }

@@ -20,6 +20,15 @@ const (
 	LabelProfile = "vm.example.com/profile"
 	// LabelDisk names the disk of the profile a volume holds.
 	LabelDisk = "vm.example.com/disk"
+	// LabelRetainPolicy is the retain policy of a disk's volume.
+	LabelRetainPolicy = "vm.example.com/retain-policy"
+	// AnnotationImportedFrom marks a retained disk's claim whose import
+	// finished and which no longer depends on its DataVolume: the image it
+	// was imported from.
+	AnnotationImportedFrom = "vm.example.com/imported-from"
+	// AnnotationProfileUID is the UID of the profile that last took a volume
+	// (volumes may outlive profiles), so adoption by a new one is visible.
+	AnnotationProfileUID = "vm.example.com/profile-uid"
 	// LabelManagedBy marks objects the operator created; it never touches others.
 	LabelManagedBy = "app.kubernetes.io/managed-by"
 	// ManagedByValue is the value of LabelManagedBy.
@@ -29,9 +38,6 @@ const (
 	LabelSpread = "vm.example.com/spread"
 	// LabelHostNetwork marks NodeNetworkConfigurationPolicies the operator owns.
 	LabelHostNetwork = "vm.example.com/host-network"
-	// AnnotationDesiredHash records the hash of what was last applied, so an
-	// unchanged object costs no API request.
-	AnnotationDesiredHash = "vm.example.com/desired-hash"
 	// AnnotationResourceName is Multus's annotation naming the device-plugin
 	// resource a NetworkAttachmentDefinition needs.
 	AnnotationResourceName = "k8s.v1.cni.cncf.io/resourceName"

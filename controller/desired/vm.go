@@ -33,13 +33,35 @@ func NADReference(profile *vmv1alpha1.VirtualMachineProfile, network *vmv1alpha1
 	return NADName(profile.Name, network.Name)
 }
 
-// VM is the KubeVirt VirtualMachine of a profile.
-func VM(profile *vmv1alpha1.VirtualMachineProfile, placement Placement) (*kubevirtv1.VirtualMachine, error) {
+// AnnotationRunStrategy on a VM is the profile's run strategy when the VM
+// was last written, so a run strategy changed since by someone else
+// (virtctl) can be told apart from one the profile changed.
+const AnnotationRunStrategy = "vm.example.com/run-strategy"
+
+// KeptRunStrategy is the run strategy of an existing VM to keep instead of
+// the profile's, or nil. virtctl stop, start and restart change a VM's
+// runStrategy through KubeVirt's subresources; that choice stands until the
+// profile's own run strategy changes, and then the profile wins.
+func KeptRunStrategy(profile *vmv1alpha1.VirtualMachineProfile, existing *kubevirtv1.VirtualMachine) *kubevirtv1.VirtualMachineRunStrategy {
+	if existing == nil || existing.Spec.RunStrategy == nil ||
+		existing.Annotations[AnnotationRunStrategy] != string(profile.Spec.EffectiveRunStrategy()) {
+		return nil
+	}
+	kept := *existing.Spec.RunStrategy
+	return &kept
+}
+
+// VM is the KubeVirt VirtualMachine of a profile. keptRunStrategy, when not
+// nil, replaces the profile's (see KeptRunStrategy).
+func VM(profile *vmv1alpha1.VirtualMachineProfile, placement Placement, keptRunStrategy *kubevirtv1.VirtualMachineRunStrategy) (*kubevirtv1.VirtualMachine, error) {
 	memory, err := resource.ParseQuantity(profile.Spec.Memory)
 	if err != nil {
 		return nil, fmt.Errorf("spec.memory %q: %w", profile.Spec.Memory, err)
 	}
 	runStrategy := kubevirtv1.VirtualMachineRunStrategy(profile.Spec.EffectiveRunStrategy())
+	if keptRunStrategy != nil {
+		runStrategy = *keptRunStrategy
+	}
 	templateLabels := map[string]string{LabelProfile: profile.Name}
 	if spread(profile) {
 		templateLabels[LabelSpread] = "true"
@@ -51,6 +73,7 @@ func VM(profile *vmv1alpha1.VirtualMachineProfile, placement Placement) (*kubevi
 			Name:            vmv1alpha1.VMName(profile.Name),
 			Namespace:       profile.Namespace,
 			Labels:          OwnedLabels(profile),
+			Annotations:     map[string]string{AnnotationRunStrategy: string(profile.Spec.EffectiveRunStrategy())},
 			OwnerReferences: []metav1.OwnerReference{OwnerReference(profile)},
 		},
 		Spec: kubevirtv1.VirtualMachineSpec{

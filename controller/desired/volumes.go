@@ -28,21 +28,37 @@ func ContainerDiskImage(image string) string {
 	return strings.TrimPrefix(image, dockerScheme)
 }
 
-// VolumeLabels are the labels of a disk's volume: the profile's, plus the
-// disk name, so a re-created profile can find what it retained.
+// VolumeLabels are the labels of a disk's volume: the profile's, the disk
+// name, so a re-created profile can find what it retained, and the retain
+// policy, so orphaned volumes are only ever collected when the user asked
+// for Delete.
 func VolumeLabels(profile *vmv1alpha1.VirtualMachineProfile, disk *vmv1alpha1.DiskConfig) map[string]string {
 	labels := OwnedLabels(profile)
 	labels[LabelDisk] = disk.Name
+	labels[LabelRetainPolicy] = string(disk.EffectiveRetainPolicy())
 	return labels
+}
+
+// VolumeOwnerReferences are the owner references a disk's volume should
+// carry. A Retain disk has none, as StatefulSet's retained claims: no path
+// through the garbage collector (foreground or background deletion, a
+// stripped finalizer, a pruning tool) can reach it. A Delete disk is owned
+// by the profile and goes with it. Never by the VM: deleting the VM must not
+// take data with it.
+func VolumeOwnerReferences(profile *vmv1alpha1.VirtualMachineProfile, disk *vmv1alpha1.DiskConfig) []metav1.OwnerReference {
+	if disk.EffectiveRetainPolicy() == vmv1alpha1.RetainPolicyRetain {
+		return nil
+	}
+	return []metav1.OwnerReference{OwnerReference(profile)}
 }
 
 func volumeMeta(profile *vmv1alpha1.VirtualMachineProfile, disk *vmv1alpha1.DiskConfig) metav1.ObjectMeta {
 	return metav1.ObjectMeta{
-		Name:      vmv1alpha1.VolumeName(profile.Name, disk.Name),
-		Namespace: profile.Namespace,
-		Labels:    VolumeLabels(profile, disk),
-		// Owned by the profile, never by the VM: deleting the VM must not take data with it.
-		OwnerReferences: []metav1.OwnerReference{OwnerReference(profile)},
+		Name:            vmv1alpha1.VolumeName(profile.Name, disk.Name),
+		Namespace:       profile.Namespace,
+		Labels:          VolumeLabels(profile, disk),
+		Annotations:     map[string]string{AnnotationProfileUID: string(profile.UID)},
+		OwnerReferences: VolumeOwnerReferences(profile, disk),
 	}
 }
 

@@ -24,6 +24,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	ctrlconfig "sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
@@ -53,6 +54,9 @@ type Options struct {
 	// MetricsRegistry receives vmop's own metrics; nil means controller-runtime's
 	// registry, which the metrics endpoint serves.
 	MetricsRegistry prometheus.Registerer
+	// SkipControllerNameValidation lets one process start the controller
+	// more than once (tests that stop and restart it).
+	SkipControllerNameValidation bool
 }
 
 // DefaultLeaseNamespace is where agents renew their per-node Leases.
@@ -90,6 +94,7 @@ func New(config *rest.Config, options Options) (ctrl.Manager, error) {
 		LeaderElectionID:        "vmop-controller.vm.example.com",
 		LeaderElectionNamespace: options.LeaderElectionNamespace,
 		Logger:                  options.Logger,
+		Controller:              ctrlconfig.Controller{SkipNameValidation: &options.SkipControllerNameValidation},
 	})
 	if err != nil {
 		return nil, err
@@ -109,6 +114,7 @@ func New(config *rest.Config, options Options) (ctrl.Manager, error) {
 	}
 	reconciler := &profile.Reconciler{
 		Client:               mgr.GetClient(),
+		APIReader:            mgr.GetAPIReader(),
 		Scheme:               scheme,
 		Recorder:             mgr.GetEventRecorder("vmop-controller"),
 		Deps:                 deps,

@@ -35,7 +35,8 @@ func agentReporting(node *Node, _ []Requirement, _ map[string]string) string {
 	case node.Capability == nil:
 		return "no NodeCapability: the vmop-agent has not reported"
 	case node.SilentFor > 0:
-		return fmt.Sprintf("agent not reporting for %s", node.SilentFor.Round(time.Second))
+		// No duration here: status must not change with the clock alone.
+		return "agent not reporting: its Lease expired"
 	}
 	return ""
 }

@@ -95,7 +95,7 @@ func TestEvaluateExplainsEveryExcludedNode(t *testing.T) {
 	want := map[string]string{
 		"node-b": "bridge br-mgmt is down",
 		"node-c": "VLAN 100 not allowed on uplink eth1",
-		"node-d": "agent not reporting for 2m0s",
+		"node-d": "agent not reporting: its Lease expired",
 		"node-e": "no free VFs on ens1f0",
 		"node-f": "KVM unavailable: /dev/kvm: no such file",
 		"node-g": "bridge br-mgmt missing",

@@ -2,16 +2,15 @@ package profile
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
-	"encoding/json"
 	"fmt"
 
+	nadv1 "github.com/k8snetworkplumbingwg/network-attachment-definition-client/pkg/apis/k8s.cni.cncf.io/v1"
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	k8sruntime "k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/types"
+	kubevirtv1 "kubevirt.io/api/core/v1"
+	cdiv1 "kubevirt.io/containerized-data-importer-api/pkg/apis/core/v1beta1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	vmv1alpha1 "github.com/jianfenliu/vmoperator/api/v1alpha1"
@@ -19,157 +18,114 @@ import (
 	"github.com/jianfenliu/vmoperator/controller/status"
 )
 
-// FieldOwner is the server-side-apply manager of everything the controller writes.
-const FieldOwner = "vmop-controller"
-
 // ownership says how an existing object relates to a profile.
 type ownership int
 
 const (
-	// ownedByProfile: the profile is its controller owner.
-	ownedByProfile ownership = iota
-	// adoptable: created by the operator for a profile of this name and left
-	// without owner (a retained disk): a re-created profile takes it back.
-	adoptable
+	// ours: made by the operator for a profile of this name, and either
+	// owned by this profile or by no profile at all (a retained disk, or a
+	// child orphaned by an orphan deletion): this profile takes it.
+	ours ownership = iota
+	// previousProfile: still owned by a deleted profile of the same name;
+	// the garbage collector is about to remove it. Wait, never take it.
+	previousProfile
 	// foreign: someone else's object; never modified, adopted or deleted.
 	foreign
 )
 
 func ownershipOf(existing client.Object, profile *vmv1alpha1.VirtualMachineProfile) ownership {
-	if ref := metav1.GetControllerOf(existing); ref != nil {
-		if ref.UID == profile.UID {
-			return ownedByProfile
-		}
-		return foreign
-	}
 	labels := existing.GetLabels()
-	if labels[desired.LabelManagedBy] == desired.ManagedByValue && labels[desired.LabelProfile] == profile.Name {
-		return adoptable
+	labelled := labels[desired.LabelManagedBy] == desired.ManagedByValue && labels[desired.LabelProfile] == profile.Name
+	ref := metav1.GetControllerOf(existing)
+	switch {
+	case ref != nil && ref.UID == profile.UID:
+		return ours
+	case ref != nil && labelled && ref.Kind == "VirtualMachineProfile" && ref.Name == profile.Name:
+		return previousProfile
+	case ref == nil && labelled:
+		return ours
 	}
 	return foreign
 }
 
+// kindOf names an object's kind for messages. Objects read from the cache
+// may come without their type meta, so known types are named by Go type.
 func kindOf(obj k8sruntime.Object) string {
-	return obj.GetObjectKind().GroupVersionKind().Kind
-}
-
-// nameConflict is the check reported when an object the profile needs
-// exists and belongs to someone else.
-func nameConflict(obj client.Object) status.Check {
-	return status.Problem(vmv1alpha1.ReasonNameConflict,
-		"%s %s already exists and was not created for this profile; it is left untouched: rename or remove it",
-		kindOf(obj), obj.GetName())
-}
-
-// hashOf is a stable digest of what the controller wants an object to be.
-func hashOf(obj client.Object) (string, error) {
-	raw, err := json.Marshal(obj)
-	if err != nil {
-		return "", err
+	if kind := obj.GetObjectKind().GroupVersionKind().Kind; kind != "" {
+		return kind
 	}
-	sum := sha256.Sum256(raw)
-	return hex.EncodeToString(sum[:])[:16], nil
+	switch obj.(type) {
+	case *corev1.PersistentVolumeClaim:
+		return "PersistentVolumeClaim"
+	case *cdiv1.DataVolume:
+		return "DataVolume"
+	case *kubevirtv1.VirtualMachine:
+		return "VirtualMachine"
+	case *nadv1.NetworkAttachmentDefinition:
+		return "NetworkAttachmentDefinition"
+	case *corev1.Secret:
+		return "Secret"
+	}
+	return fmt.Sprintf("%T", obj)
 }
 
-// get reads the object of obj's kind and name from the cache into a fresh
-// object; found is false when it does not exist.
-func (r *Reconciler) get(ctx context.Context, obj client.Object) (client.Object, bool, error) {
-	fresh, err := r.Scheme.New(obj.GetObjectKind().GroupVersionKind())
-	if err != nil {
-		return nil, false, err
+// ownershipCheck is the check reported when an object the profile needs
+// exists and cannot be taken: nil when it is ours.
+func ownershipCheck(existing client.Object, want client.Object, profile *vmv1alpha1.VirtualMachineProfile) *status.Check {
+	switch ownershipOf(existing, profile) {
+	case foreign:
+		check := status.Problem(vmv1alpha1.ReasonNameConflict,
+			"%s %s already exists and was not created for this profile; it is left untouched: rename or remove it",
+			kindOf(want), want.GetName())
+		return &check
+	case previousProfile:
+		check := status.Settling(vmv1alpha1.ReasonPreviousProfileVolume,
+			"%s %s still belongs to a deleted profile named %s and is being garbage-collected",
+			kindOf(want), want.GetName(), profile.Name)
+		return &check
 	}
-	existing := fresh.(client.Object)
-	err = r.Client.Get(ctx, client.ObjectKeyFromObject(obj), existing)
-	if apierrors.IsNotFound(err) {
-		return nil, false, nil
-	}
-	return existing, err == nil, err
+	return nil
 }
 
-// apply makes an object the profile owns look like want, with server-side
-// apply. An object whose last applied hash matches costs no request at all,
-// so a converged profile makes no writes. An existing object the profile
-// does not own is never touched: that is a name conflict.
-func (r *Reconciler) apply(ctx context.Context, profile *vmv1alpha1.VirtualMachineProfile, want client.Object) (*status.Check, error) {
-	existing, found, err := r.get(ctx, want)
+// get reads the object of want's kind and name from the cache into a fresh
+// object; nil when it does not exist.
+func (r *Reconciler) get(ctx context.Context, want client.Object) (client.Object, error) {
+	fresh, err := r.Scheme.New(want.GetObjectKind().GroupVersionKind())
 	if err != nil {
 		return nil, err
 	}
-	if found && ownershipOf(existing, profile) == foreign {
-		conflict := nameConflict(want)
-		return &conflict, nil
+	existing := fresh.(client.Object)
+	err = r.Client.Get(ctx, client.ObjectKeyFromObject(want), existing)
+	if apierrors.IsNotFound(err) {
+		return nil, nil
 	}
-	return nil, r.applyIfChanged(ctx, existing, want)
+	if err != nil {
+		return nil, fmt.Errorf("read %s %s: %w", kindOf(want), client.ObjectKeyFromObject(want), err)
+	}
+	return existing, nil
 }
 
-// applyIfChanged server-side-applies want unless existing already carries its hash.
-func (r *Reconciler) applyIfChanged(ctx context.Context, existing, want client.Object) error {
-	hash, err := hashOf(want)
+// apply makes an object the profile owns look like want. An existing
+// object that is not the profile's is never touched: the check says why.
+func (r *Reconciler) apply(ctx context.Context, profile *vmv1alpha1.VirtualMachineProfile, want client.Object) (*status.Check, error) {
+	existing, err := r.get(ctx, want)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	if existing != nil && existing.GetAnnotations()[desired.AnnotationDesiredHash] == hash {
-		return nil
-	}
-	annotations := want.GetAnnotations()
-	if annotations == nil {
-		annotations = map[string]string{}
-	}
-	annotations[desired.AnnotationDesiredHash] = hash
-	want.SetAnnotations(annotations)
-	content, err := k8sruntime.DefaultUnstructuredConverter.ToUnstructured(want)
-	if err != nil {
-		return err
-	}
-	// Status is not ours to set, and a zero creationTimestamp is noise.
-	delete(content, "status")
-	unstructured.RemoveNestedField(content, "metadata", "creationTimestamp")
-	applyConfig := client.ApplyConfigurationFromUnstructured(&unstructured.Unstructured{Object: content})
-	if err := r.Client.Apply(ctx, applyConfig, client.FieldOwner(FieldOwner), client.ForceOwnership); err != nil {
-		return fmt.Errorf("apply %s %s: %w", kindOf(want), want.GetName(), err)
-	}
-	return nil
-}
-
-// ensureCreated creates an object that is only ever created, never updated
-// (a claim or a DataVolume: their specs are immutable), adopting it when it
-// is a retained disk of this profile's name.
-func (r *Reconciler) ensureCreated(ctx context.Context, profile *vmv1alpha1.VirtualMachineProfile, want client.Object) (client.Object, *status.Check, error) {
-	existing, found, err := r.get(ctx, want)
-	if err != nil {
-		return nil, nil, err
-	}
-	if !found {
-		if err := r.Client.Create(ctx, want, client.FieldOwner(FieldOwner)); err != nil {
-			return nil, nil, fmt.Errorf("create %s %s: %w", kindOf(want), want.GetName(), err)
+	if existing != nil {
+		if check := ownershipCheck(existing, want, profile); check != nil {
+			return check, nil
 		}
-		r.event(profile, "Normal", "Created", "created %s %s", kindOf(want), want.GetName())
-		return want, nil, nil
 	}
-	switch ownershipOf(existing, profile) {
-	case foreign:
-		conflict := nameConflict(want)
-		return existing, &conflict, nil
-	case adoptable:
-		return existing, nil, r.adopt(ctx, profile, existing, kindOf(want))
-	}
-	return existing, nil, nil
-}
-
-// adopt makes the profile the controller owner of a retained object again.
-func (r *Reconciler) adopt(ctx context.Context, profile *vmv1alpha1.VirtualMachineProfile, existing client.Object, kind string) error {
-	patch := map[string]any{"metadata": map[string]any{
-		"ownerReferences": append(existing.GetOwnerReferences(), desired.OwnerReference(profile)),
-		// The UID precondition makes the patch fail if the object was replaced meanwhile.
-		"uid": existing.GetUID(),
-	}}
-	raw, err := json.Marshal(patch)
+	wrote, err := r.applier().Apply(ctx, existing, want)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	if err := r.Client.Patch(ctx, existing, client.RawPatch(types.MergePatchType, raw)); err != nil {
-		return fmt.Errorf("adopt %s %s: %w", kind, existing.GetName(), err)
+	switch {
+	case wrote && existing == nil:
+		r.event(profile, corev1.EventTypeNormal, vmv1alpha1.EventCreated, "created %s %s", kindOf(want), want.GetName())
+	case wrote && metav1.GetControllerOf(existing) == nil:
+		r.event(profile, corev1.EventTypeNormal, vmv1alpha1.EventAdopted, "adopted %s %s, left without owner", kindOf(want), want.GetName())
 	}
-	r.event(profile, "Normal", "Adopted", "adopted retained %s %s", kind, existing.GetName())
-	return nil
+	return nil, nil
 }

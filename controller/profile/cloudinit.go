@@ -2,6 +2,7 @@ package profile
 
 import (
 	"context"
+	"fmt"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -31,7 +32,7 @@ func (r *Reconciler) reconcileCloudInit(ctx context.Context, profile *vmv1alpha1
 			observed.Blockers = append(observed.Blockers, status.Wait(vmv1alpha1.ReasonSecretMissing,
 				"sshKeySecret %s does not exist in namespace %s", name, profile.Namespace))
 		} else if err != nil {
-			return err
+			return fmt.Errorf("read sshKeySecret %s: %w", name, err)
 		}
 	}
 	secret, err := desired.CloudInitSecret(profile)
@@ -42,12 +43,29 @@ func (r *Reconciler) reconcileCloudInit(ctx context.Context, profile *vmv1alpha1
 	err = r.Client.Get(ctx, client.ObjectKeyFromObject(secret), existing)
 	switch {
 	case apierrors.IsNotFound(err):
-		return r.applyIfChanged(ctx, nil, secret)
+		existing = nil
 	case err != nil:
-		return err
-	case ownershipOf(existing, profile) == foreign:
-		observed.Blockers = append(observed.Blockers, nameConflict(secret))
+		return fmt.Errorf("read cloud-init Secret %s: %w", secret.Name, err)
+	}
+	if existing != nil {
+		if check := ownershipCheck(existing, secret, profile); check != nil {
+			observed.Blockers = append(observed.Blockers, *check)
+			return nil
+		}
+	}
+	// The cache holds Secrets' metadata only: the applier judges their data
+	// by who manages it (a hand edit takes over the fields it changed).
+	wrote, err := r.applier().Apply(ctx, existingOrNil(existing), secret)
+	if wrote && existing == nil {
+		r.event(profile, corev1.EventTypeNormal, vmv1alpha1.EventCreated, "created Secret %s", secret.Name)
+	}
+	return err
+}
+
+// existingOrNil keeps a typed nil out of the client.Object interface.
+func existingOrNil(meta *metav1.PartialObjectMetadata) client.Object {
+	if meta == nil {
 		return nil
 	}
-	return r.applyIfChanged(ctx, existing, secret)
+	return meta
 }

@@ -3,17 +3,23 @@ package profile
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	storagev1 "k8s.io/api/storage/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	cdiv1 "kubevirt.io/containerized-data-importer-api/pkg/apis/core/v1beta1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	vmv1alpha1 "github.com/jianfenliu/vmoperator/api/v1alpha1"
+	"github.com/jianfenliu/vmoperator/controller/apply"
 	"github.com/jianfenliu/vmoperator/controller/desired"
 	"github.com/jianfenliu/vmoperator/controller/status"
 )
@@ -24,30 +30,56 @@ type diskState struct {
 	check  *status.Check // nil when the disk is bound and imported
 }
 
+// volume is what exists of one disk: its DataVolume (image disks, until a
+// retained import is detached) and its claim.
+type volume struct {
+	dv    *cdiv1.DataVolume
+	claim *corev1.PersistentVolumeClaim
+}
+
+// top is the object that stands for the disk: the DataVolume while there
+// is one, else the claim.
+func (v volume) top() client.Object {
+	if v.dv != nil {
+		return v.dv
+	}
+	if v.claim != nil {
+		return v.claim
+	}
+	return nil
+}
+
 // reconcileDisks creates each disk's DataVolume (image) or claim (blank),
-// grows claims whose size grew, and reports each volume. Pending volumes do
-// not hold the VM: WaitForFirstConsumer classes bind only once it runs.
+// keeps its owner references in line with its retain policy, grows claims
+// whose size grew, and reports each volume. Pending volumes do not hold the
+// VM: WaitForFirstConsumer classes bind only once it runs.
 func (r *Reconciler) reconcileDisks(ctx context.Context, profile *vmv1alpha1.VirtualMachineProfile, observed *status.Observed) error {
 	observed.Volumes = status.Pass(vmv1alpha1.ReasonVolumesBound, fmt.Sprintf("%d volume(s) bound", len(profile.Spec.Disks)))
 	var checks []status.Check
+	var errs []error
 	for i := range profile.Spec.Disks {
 		state, err := r.reconcileDisk(ctx, profile, &profile.Spec.Disks[i])
 		if err != nil {
-			return err
+			state.status.Message = "could not be checked: " + err.Error()
+			errs = append(errs, fmt.Errorf("disk %s: %w", profile.Spec.Disks[i].Name, err))
 		}
 		observed.VolumeStatuses = append(observed.VolumeStatuses, state.status)
 		if state.check != nil {
 			checks = append(checks, *state.check)
 		}
 	}
+	errs = append(errs, r.releaseRemovedDisks(ctx, profile))
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
 	if len(checks) > 0 {
 		observed.Volumes = worstCheck(checks)
 		return nil
 	}
 	var resizeMessages []string
-	for _, volume := range observed.VolumeStatuses {
-		if volume.Message != "" {
-			resizeMessages = append(resizeMessages, "disk "+volume.Name+": "+volume.Message)
+	for _, v := range observed.VolumeStatuses {
+		if v.Message != "" {
+			resizeMessages = append(resizeMessages, "disk "+v.Name+": "+v.Message)
 		}
 	}
 	if len(resizeMessages) > 0 {
@@ -58,9 +90,9 @@ func (r *Reconciler) reconcileDisks(ctx context.Context, profile *vmv1alpha1.Vir
 
 // previousVolumeMessage is the message a volume had in the stored status.
 func previousVolumeMessage(profile *vmv1alpha1.VirtualMachineProfile, disk string) string {
-	for _, volume := range profile.Status.Volumes {
-		if volume.Name == disk {
-			return volume.Message
+	for _, v := range profile.Status.Volumes {
+		if v.Name == disk {
+			return v.Message
 		}
 	}
 	return ""
@@ -85,7 +117,7 @@ func (r *Reconciler) reconcileDisk(ctx context.Context, profile *vmv1alpha1.Virt
 	state := diskState{status: vmv1alpha1.VolumeStatus{Name: disk.Name, PVCName: name}}
 	size, err := resource.ParseQuantity(disk.Size)
 	if err != nil {
-		return state, fmt.Errorf("disk %s: size %q: %w", disk.Name, disk.Size, err)
+		return state, fmt.Errorf("size %q: %w", disk.Size, err)
 	}
 	class, check, err := r.storageClass(ctx, disk)
 	if err != nil || check != nil {
@@ -93,21 +125,201 @@ func (r *Reconciler) reconcileDisk(ctx context.Context, profile *vmv1alpha1.Virt
 		return state, err
 	}
 	image := profile.Spec.DiskImage(disk)
-	var want client.Object = desired.PVC(profile, disk, size)
-	if image != "" {
-		if !r.Deps.CDI {
-			wait := status.Wait(vmv1alpha1.ReasonDependencyMissing,
-				"disk %s imports an image, which needs CDI (cdi.kubevirt.io/v1beta1), and CDI is not installed", disk.Name)
-			state.check = &wait
-			return state, nil
-		}
-		want = desired.DataVolume(profile, disk, image, size)
+	if image != "" && !r.Deps.CDI {
+		wait := status.Wait(vmv1alpha1.ReasonDependencyMissing,
+			"disk %s imports an image, which needs CDI (cdi.kubevirt.io/v1beta1), and CDI is not installed", disk.Name)
+		state.check = &wait
+		return state, nil
 	}
-	if _, conflict, err := r.ensureCreated(ctx, profile, want); err != nil || conflict != nil {
-		state.check = conflict
+	vol, err := r.readVolume(ctx, profile.Namespace, name, image != "")
+	if err != nil {
 		return state, err
 	}
-	return r.observeDisk(ctx, profile, disk, class, size, image != "", state)
+	if check := volumeOwnershipCheck(vol, profile, disk); check != nil {
+		state.check = check
+		return state, nil
+	}
+	if vol.top() == nil {
+		if vol, err = r.createVolume(ctx, profile, disk, image, size); err != nil {
+			return state, err
+		}
+	}
+	if err := r.reconcileVolumeMeta(ctx, profile, disk, vol.top()); err != nil {
+		return state, err
+	}
+	if importDone(vol) && disk.EffectiveRetainPolicy() == vmv1alpha1.RetainPolicyRetain {
+		if err := r.detachImport(ctx, profile, disk, vol); err != nil {
+			return state, err
+		}
+	}
+	return r.observeDisk(ctx, profile, disk, class, size, image != "", vol, state)
+}
+
+func (r *Reconciler) readVolume(ctx context.Context, namespace, name string, image bool) (volume, error) {
+	var vol volume
+	key := client.ObjectKey{Namespace: namespace, Name: name}
+	claim := &corev1.PersistentVolumeClaim{}
+	if err := r.Client.Get(ctx, key, claim); err == nil {
+		vol.claim = claim
+	} else if !apierrors.IsNotFound(err) {
+		return vol, fmt.Errorf("read claim %s: %w", key, err)
+	}
+	if !image {
+		return vol, nil
+	}
+	dv := &cdiv1.DataVolume{}
+	if err := r.Client.Get(ctx, key, dv); err == nil {
+		vol.dv = dv
+	} else if !apierrors.IsNotFound(err) {
+		return vol, fmt.Errorf("read DataVolume %s: %w", key, err)
+	}
+	return vol, nil
+}
+
+// volumeOwnershipCheck refuses a volume that is someone else's, and waits
+// for one that still belongs to a deleted profile (or a deleted DataVolume)
+// of the same name. A claim controlled by our DataVolume is CDI's, fine.
+func volumeOwnershipCheck(vol volume, profile *vmv1alpha1.VirtualMachineProfile, disk *vmv1alpha1.DiskConfig) *status.Check {
+	if vol.dv != nil {
+		if check := ownershipCheck(vol.dv, vol.dv, profile); check != nil {
+			return check
+		}
+	}
+	if vol.claim == nil {
+		return nil
+	}
+	if ref := metav1.GetControllerOf(vol.claim); ref != nil && ref.Kind == "DataVolume" {
+		if vol.dv != nil && ref.UID == vol.dv.UID {
+			return nil
+		}
+		check := status.Settling(vmv1alpha1.ReasonPreviousProfileVolume,
+			"disk %s: claim %s belongs to a DataVolume that was deleted and is being garbage-collected", disk.Name, vol.claim.Name)
+		return &check
+	}
+	claim := vol.claim.DeepCopy()
+	claim.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("PersistentVolumeClaim"))
+	return ownershipCheck(claim, claim, profile)
+}
+
+// createVolume creates a disk's DataVolume (image) or claim (blank).
+func (r *Reconciler) createVolume(ctx context.Context, profile *vmv1alpha1.VirtualMachineProfile, disk *vmv1alpha1.DiskConfig,
+	image string, size resource.Quantity) (volume, error) {
+	var vol volume
+	var want client.Object
+	if image != "" {
+		vol.dv = desired.DataVolume(profile, disk, image, size)
+		want = vol.dv
+	} else {
+		vol.claim = desired.PVC(profile, disk, size)
+		want = vol.claim
+	}
+	if err := r.Client.Create(ctx, want, client.FieldOwner(apply.FieldOwner)); err != nil {
+		return vol, fmt.Errorf("create %s %s: %w", kindOf(want), want.GetName(), err)
+	}
+	r.event(profile, corev1.EventTypeNormal, vmv1alpha1.EventCreated, "created %s %s (retainPolicy %s)",
+		kindOf(want), want.GetName(), disk.EffectiveRetainPolicy())
+	return vol, nil
+}
+
+// reconcileVolumeMeta keeps a disk's volume labelled, annotated with the
+// profile that holds it, and owned exactly as its retain policy says. This
+// also migrates volumes made by earlier versions (owned whatever the
+// policy) and takes back retained volumes for a re-created profile.
+func (r *Reconciler) reconcileVolumeMeta(ctx context.Context, profile *vmv1alpha1.VirtualMachineProfile, disk *vmv1alpha1.DiskConfig, obj client.Object) error {
+	labels := desired.VolumeLabels(profile, disk)
+	refs := volumeOwnerRefs(obj.GetOwnerReferences(), desired.VolumeOwnerReferences(profile, disk))
+	previousUID := obj.GetAnnotations()[desired.AnnotationProfileUID]
+	labelsCurrent := true
+	for key, value := range labels {
+		labelsCurrent = labelsCurrent && obj.GetLabels()[key] == value
+	}
+	if labelsCurrent && previousUID == string(profile.UID) && slices.EqualFunc(refs, obj.GetOwnerReferences(), sameRef) {
+		return nil
+	}
+	released := hasProfileRef(obj.GetOwnerReferences()) && !hasProfileRef(refs)
+	patch := map[string]any{
+		"uid":             obj.GetUID(), // fails the patch if the object was replaced meanwhile
+		"labels":          labels,
+		"annotations":     map[string]string{desired.AnnotationProfileUID: string(profile.UID)},
+		"ownerReferences": refs,
+	}
+	if err := r.patchMetadata(ctx, obj, patch); err != nil {
+		return fmt.Errorf("disk %s: update ownership of %s: %w", disk.Name, obj.GetName(), err)
+	}
+	switch {
+	case previousUID != "" && previousUID != string(profile.UID):
+		r.event(profile, corev1.EventTypeNormal, vmv1alpha1.EventAdopted, "adopted retained %s %s", kindOf(obj), obj.GetName())
+	case released:
+		r.event(profile, corev1.EventTypeNormal, vmv1alpha1.EventReleased,
+			"%s %s has no owner reference (retainPolicy Retain): deleting the profile keeps it, and a profile re-created with this name adopts it", kindOf(obj), obj.GetName())
+	}
+	return nil
+}
+
+// volumeOwnerRefs replaces the profile references among refs by want,
+// keeping any other owner someone added.
+func volumeOwnerRefs(refs, want []metav1.OwnerReference) []metav1.OwnerReference {
+	kept := slices.DeleteFunc(slices.Clone(refs), func(ref metav1.OwnerReference) bool { return ref.Kind == "VirtualMachineProfile" })
+	return append(kept, want...)
+}
+
+func hasProfileRef(refs []metav1.OwnerReference) bool {
+	return slices.ContainsFunc(refs, func(ref metav1.OwnerReference) bool { return ref.Kind == "VirtualMachineProfile" })
+}
+
+func sameRef(a, b metav1.OwnerReference) bool {
+	return a.UID == b.UID && a.Kind == b.Kind && ptrEqual(a.Controller, b.Controller) && ptrEqual(a.BlockOwnerDeletion, b.BlockOwnerDeletion)
+}
+
+func ptrEqual(a, b *bool) bool { return (a == nil) == (b == nil) && (a == nil || *a == *b) }
+
+// patchMetadata merge-patches the metadata fields given.
+func (r *Reconciler) patchMetadata(ctx context.Context, obj client.Object, metadata map[string]any) error {
+	raw, err := json.Marshal(map[string]any{"metadata": metadata})
+	if err != nil {
+		return err
+	}
+	return r.Client.Patch(ctx, obj, client.RawPatch(types.MergePatchType, raw), client.FieldOwner(apply.FieldOwner))
+}
+
+// importDone: a DataVolume that finished importing into its bound claim.
+func importDone(vol volume) bool {
+	if vol.dv == nil || vol.claim == nil || vol.dv.Status.Phase != cdiv1.Succeeded || vol.claim.Status.Phase != corev1.ClaimBound {
+		return false
+	}
+	ref := metav1.GetControllerOf(vol.claim)
+	return ref != nil && ref.UID == vol.dv.UID
+}
+
+// detachImport makes a retained disk independent of its DataVolume once the
+// import is done, as CDI's own DataVolume garbage collection does: the claim
+// loses the DataVolume's owner reference and the DataVolume is deleted. A
+// DataVolume is in kubectl's "all" category, so otherwise `kubectl delete
+// all` would take the claim (and the data) with it. KubeVirt runs VMs whose
+// DataVolume was collected from the claim of the same name.
+func (r *Reconciler) detachImport(ctx context.Context, profile *vmv1alpha1.VirtualMachineProfile, disk *vmv1alpha1.DiskConfig, vol volume) error {
+	refs := slices.DeleteFunc(slices.Clone(vol.claim.OwnerReferences), func(ref metav1.OwnerReference) bool { return ref.UID == vol.dv.UID })
+	annotations := map[string]string{desired.AnnotationProfileUID: string(profile.UID), desired.AnnotationImportedFrom: importSource(vol.dv)}
+	patch := map[string]any{"uid": vol.claim.UID, "labels": desired.VolumeLabels(profile, disk), "annotations": annotations, "ownerReferences": refs}
+	if err := r.patchMetadata(ctx, vol.claim, patch); err != nil {
+		return fmt.Errorf("detach claim %s from its DataVolume: %w", vol.claim.Name, err)
+	}
+	// Orphan: should the patch above not have reached the garbage collector
+	// yet, the claim still stays.
+	err := r.Client.Delete(ctx, vol.dv, client.Preconditions{UID: &vol.dv.UID}, client.PropagationPolicy(metav1.DeletePropagationOrphan))
+	if client.IgnoreNotFound(err) != nil {
+		return fmt.Errorf("delete imported DataVolume %s: %w", vol.dv.Name, err)
+	}
+	r.event(profile, corev1.EventTypeNormal, vmv1alpha1.EventImportDetached,
+		"disk %s imported; claim %s is kept on its own and DataVolume %s was removed (retainPolicy Retain)", disk.Name, vol.claim.Name, vol.dv.Name)
+	return nil
+}
+
+func importSource(dv *cdiv1.DataVolume) string {
+	if dv.Spec.Source != nil && dv.Spec.Source.Registry != nil && dv.Spec.Source.Registry.URL != nil {
+		return *dv.Spec.Source.Registry.URL
+	}
+	return "unknown"
 }
 
 // storageClass looks up the disk's class; a missing class holds the VM with
@@ -123,7 +335,7 @@ func (r *Reconciler) storageClass(ctx context.Context, disk *vmv1alpha1.DiskConf
 		return nil, &check, nil
 	}
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, fmt.Errorf("read StorageClass %s: %w", disk.StorageClassName, err)
 	}
 	return &class, nil, nil
 }
@@ -131,33 +343,25 @@ func (r *Reconciler) storageClass(ctx context.Context, disk *vmv1alpha1.DiskConf
 // observeDisk reads the claim (and DataVolume) behind a disk into its status,
 // and grows the claim when the disk's size grew.
 func (r *Reconciler) observeDisk(ctx context.Context, profile *vmv1alpha1.VirtualMachineProfile, disk *vmv1alpha1.DiskConfig,
-	class *storagev1.StorageClass, size resource.Quantity, imported bool, state diskState) (diskState, error) {
-	key := client.ObjectKey{Namespace: profile.Namespace, Name: state.status.PVCName}
-	var dv cdiv1.DataVolume
-	if imported {
-		if err := r.Client.Get(ctx, key, &dv); client.IgnoreNotFound(err) != nil {
-			return state, err
-		}
-		state.status.Phase, state.status.Progress = string(dv.Status.Phase), string(dv.Status.Progress)
+	class *storagev1.StorageClass, size resource.Quantity, imported bool, vol volume, state diskState) (diskState, error) {
+	detached := vol.claim != nil && vol.claim.Annotations[desired.AnnotationImportedFrom] != ""
+	switch {
+	case imported && vol.dv != nil:
+		state.status.Phase, state.status.Progress = string(vol.dv.Status.Phase), string(vol.dv.Status.Progress)
+	case imported && detached:
+		state.status.Phase, state.status.Progress = string(cdiv1.Succeeded), "100.0%"
+	case vol.claim != nil:
+		state.status.Phase = string(vol.claim.Status.Phase)
 	}
-	var claim corev1.PersistentVolumeClaim
-	err := r.Client.Get(ctx, key, &claim)
-	if client.IgnoreNotFound(err) != nil {
-		return state, err
-	}
-	claimFound := err == nil
-	if claimFound {
-		state.status.Bound = claim.Status.Phase == corev1.ClaimBound
-		if !imported {
-			state.status.Phase = string(claim.Status.Phase)
-		}
-		if capacity, ok := claim.Status.Capacity[corev1.ResourceStorage]; ok {
+	if vol.claim != nil {
+		state.status.Bound = vol.claim.Status.Phase == corev1.ClaimBound
+		if capacity, ok := vol.claim.Status.Capacity[corev1.ResourceStorage]; ok {
 			state.status.Capacity = capacity.String()
 		}
 	}
-	state.check = diskCheck(disk, imported, &dv, claimFound, &claim, class)
-	if claimFound && state.check == nil {
-		resize, err := r.growClaim(ctx, profile, &claim, class, size)
+	state.check = diskCheck(disk, imported && !detached, vol, class)
+	if vol.claim != nil && state.check == nil {
+		resize, err := r.growClaim(ctx, profile, vol.claim, class, size)
 		if err != nil {
 			return state, err
 		}
@@ -167,16 +371,16 @@ func (r *Reconciler) observeDisk(ctx context.Context, profile *vmv1alpha1.Virtua
 }
 
 // diskCheck says whether a disk is ready and, if not, why.
-func diskCheck(disk *vmv1alpha1.DiskConfig, imported bool, dv *cdiv1.DataVolume, claimFound bool,
-	claim *corev1.PersistentVolumeClaim, class *storagev1.StorageClass) *status.Check {
+func diskCheck(disk *vmv1alpha1.DiskConfig, importing bool, vol volume, class *storagev1.StorageClass) *status.Check {
 	pending := func(reason, format string, args ...any) *status.Check {
 		return &status.Check{Failed: true, Reason: reason, Message: fmt.Sprintf(format, args...)}
 	}
-	if imported && dv.Status.Phase == cdiv1.Failed {
+	if importing && vol.dv != nil && vol.dv.Status.Phase == cdiv1.Failed {
 		check := status.Problem(vmv1alpha1.ReasonImportFailed, "disk %s: importing the image failed", disk.Name)
 		return &check
 	}
-	if !claimFound {
+	claim := vol.claim
+	if claim == nil {
 		return pending(vmv1alpha1.ReasonVolumesPending, "disk %s: waiting for its claim to be created", disk.Name)
 	}
 	if claim.Status.Phase != corev1.ClaimBound {
@@ -185,8 +389,8 @@ func diskCheck(disk *vmv1alpha1.DiskConfig, imported bool, dv *cdiv1.DataVolume,
 		}
 		return pending(vmv1alpha1.ReasonVolumesPending, "disk %s: claim is %s", disk.Name, strings.ToLower(string(claim.Status.Phase)))
 	}
-	if imported && dv.Status.Phase != cdiv1.Succeeded {
-		return pending(vmv1alpha1.ReasonImportInProgress, "disk %s: importing image (%s %s)", disk.Name, dv.Status.Phase, dv.Status.Progress)
+	if importing && vol.dv != nil && vol.dv.Status.Phase != cdiv1.Succeeded {
+		return pending(vmv1alpha1.ReasonImportInProgress, "disk %s: importing image (%s %s)", disk.Name, vol.dv.Status.Phase, vol.dv.Status.Progress)
 	}
 	return nil
 }
@@ -208,7 +412,7 @@ func (r *Reconciler) growClaim(ctx context.Context, profile *vmv1alpha1.VirtualM
 		message := fmt.Sprintf("cannot grow from %s to %s: %s does not allow volume expansion", current.String(), size.String(), className)
 		// Once per change, not once per reconcile: an event is a write.
 		if previousVolumeMessage(profile, claim.Labels[desired.LabelDisk]) != message {
-			r.event(profile, "Warning", vmv1alpha1.ReasonResizeNotSupported, "claim %s: %s", claim.Name, message)
+			r.event(profile, corev1.EventTypeWarning, vmv1alpha1.ReasonResizeNotSupported, "claim %s: %s", claim.Name, message)
 		}
 		return message, nil
 	}
@@ -218,9 +422,65 @@ func (r *Reconciler) growClaim(ctx context.Context, profile *vmv1alpha1.VirtualM
 	if err != nil {
 		return "", err
 	}
-	if err := r.Client.Patch(ctx, claim, client.RawPatch("application/merge-patch+json", patch)); err != nil {
+	if err := r.Client.Patch(ctx, claim, client.RawPatch(types.MergePatchType, patch), client.FieldOwner(apply.FieldOwner)); err != nil {
 		return "", fmt.Errorf("grow claim %s: %w", claim.Name, err)
 	}
-	r.event(profile, "Normal", "Resizing", "growing claim %s from %s to %s", claim.Name, current.String(), size.String())
+	r.event(profile, corev1.EventTypeNormal, vmv1alpha1.EventResizing, "growing claim %s from %s to %s", claim.Name, current.String(), size.String())
 	return "", nil
+}
+
+// releaseRemovedDisks keeps the volumes of disks taken out of the spec:
+// their profile owner reference goes, so deleting the profile later keeps
+// them (data is never deleted unless the user asked for Delete on a disk
+// that is still in the spec).
+func (r *Reconciler) releaseRemovedDisks(ctx context.Context, profile *vmv1alpha1.VirtualMachineProfile) error {
+	inSpec := map[string]bool{}
+	for i := range profile.Spec.Disks {
+		inSpec[profile.Spec.Disks[i].Name] = true
+	}
+	volumes, err := r.listVolumes(ctx, profile.Namespace, profile.Name)
+	if err != nil {
+		return err
+	}
+	for _, obj := range volumes {
+		disk := obj.GetLabels()[desired.LabelDisk]
+		if inSpec[disk] || !hasProfileRef(obj.GetOwnerReferences()) || ownershipOf(obj, profile) != ours {
+			continue
+		}
+		labels := maps.Clone(obj.GetLabels())
+		labels[desired.LabelRetainPolicy] = string(vmv1alpha1.RetainPolicyRetain)
+		patch := map[string]any{"uid": obj.GetUID(), "labels": labels, "ownerReferences": volumeOwnerRefs(obj.GetOwnerReferences(), nil)}
+		if err := r.patchMetadata(ctx, obj, patch); err != nil {
+			return fmt.Errorf("release volume %s of removed disk %s: %w", obj.GetName(), disk, err)
+		}
+		r.event(profile, corev1.EventTypeNormal, vmv1alpha1.EventReleased,
+			"disk %s left the spec; %s %s is kept without owner reference", disk, kindOf(obj), obj.GetName())
+	}
+	return nil
+}
+
+// listVolumes lists the claims and DataVolumes made for a profile name.
+func (r *Reconciler) listVolumes(ctx context.Context, namespace, profileName string) ([]client.Object, error) {
+	selector := client.MatchingLabels{desired.LabelProfile: profileName, desired.LabelManagedBy: desired.ManagedByValue}
+	var claims corev1.PersistentVolumeClaimList
+	if err := r.Client.List(ctx, &claims, client.InNamespace(namespace), selector); err != nil {
+		return nil, fmt.Errorf("list claims of profile %s/%s: %w", namespace, profileName, err)
+	}
+	var volumes []client.Object
+	for i := range claims.Items {
+		claims.Items[i].SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("PersistentVolumeClaim"))
+		volumes = append(volumes, &claims.Items[i])
+	}
+	if !r.Deps.CDI {
+		return volumes, nil
+	}
+	var dataVolumes cdiv1.DataVolumeList
+	if err := r.Client.List(ctx, &dataVolumes, client.InNamespace(namespace), selector); err != nil {
+		return nil, fmt.Errorf("list DataVolumes of profile %s/%s: %w", namespace, profileName, err)
+	}
+	for i := range dataVolumes.Items {
+		dataVolumes.Items[i].SetGroupVersionKind(cdiv1.SchemeGroupVersion.WithKind("DataVolume"))
+		volumes = append(volumes, &dataVolumes.Items[i])
+	}
+	return volumes, nil
 }

@@ -2,46 +2,77 @@ package profile
 
 import (
 	"context"
-	"encoding/json"
+	"errors"
 	"fmt"
 
-	nmstatev1 "github.com/nmstate/kubernetes-nmstate/api/v1"
+	nadv1 "github.com/k8snetworkplumbingwg/network-attachment-definition-client/pkg/apis/k8s.cni.cncf.io/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
-	cdiv1 "kubevirt.io/containerized-data-importer-api/pkg/apis/core/v1beta1"
+	kubevirtv1 "kubevirt.io/api/core/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/log"
 
 	vmv1alpha1 "github.com/jianfenliu/vmoperator/api/v1alpha1"
 	"github.com/jianfenliu/vmoperator/controller/desired"
 )
 
-// finalize runs when a profile is deleted: it releases the volumes to keep
-// (so the garbage collector leaves them), waits until the shared host
-// policies it was the last user of are removed, then lets the profile go.
-// Everything else it owns — VM, attachments, cloud-init, volumes to delete —
-// goes with it through owner references.
-func (r *Reconciler) finalize(ctx context.Context, profile *vmv1alpha1.VirtualMachineProfile) error {
-	if !controllerutil.ContainsFinalizer(profile, Finalizer) {
+// finalizeLegacy handles a profile deleted while it still carries the
+// finalizer of earlier versions: its retained disks lose their owner
+// reference (if the migration had not run yet), then the finalizer goes.
+// New profiles have no finalizer and need nothing here.
+func (r *Reconciler) finalizeLegacy(ctx context.Context, profile *vmv1alpha1.VirtualMachineProfile) error {
+	if !controllerutil.ContainsFinalizer(profile, LegacyFinalizer) {
 		return nil
 	}
 	if err := r.releaseRetainedVolumes(ctx, profile); err != nil {
 		return err
 	}
-	waiting, err := r.hostPoliciesStillInUse(ctx, profile)
-	if err != nil || waiting {
+	return r.removeLegacyFinalizer(ctx, profile)
+}
+
+// dropLegacyFinalizer removes the old finalizer from a live profile once a
+// reconcile succeeded, which means its disks are owned as their policy says.
+func (r *Reconciler) dropLegacyFinalizer(ctx context.Context, profile *vmv1alpha1.VirtualMachineProfile) error {
+	if !controllerutil.ContainsFinalizer(profile, LegacyFinalizer) {
+		return nil
+	}
+	return r.removeLegacyFinalizer(ctx, profile)
+}
+
+func (r *Reconciler) removeLegacyFinalizer(ctx context.Context, profile *vmv1alpha1.VirtualMachineProfile) error {
+	patch := client.MergeFrom(profile.DeepCopy())
+	controllerutil.RemoveFinalizer(profile, LegacyFinalizer)
+	if err := client.IgnoreNotFound(r.Client.Patch(ctx, profile, patch)); err != nil {
+		return fmt.Errorf("remove legacy finalizer from profile %s/%s: %w", profile.Namespace, profile.Name, err)
+	}
+	return nil
+}
+
+// releaseRetainedVolumes drops the profile's owner reference from the
+// volumes of disks it keeps (Retain, or no longer in the spec).
+func (r *Reconciler) releaseRetainedVolumes(ctx context.Context, profile *vmv1alpha1.VirtualMachineProfile) error {
+	volumes, err := r.listVolumes(ctx, profile.Namespace, profile.Name)
+	if err != nil {
 		return err
 	}
-	patch := client.MergeFrom(profile.DeepCopy())
-	controllerutil.RemoveFinalizer(profile, Finalizer)
-	return client.IgnoreNotFound(r.Client.Patch(ctx, profile, patch))
+	for _, obj := range volumes {
+		if ownershipOf(obj, profile) != ours || !retained(profile, obj.GetLabels()[desired.LabelDisk]) || !hasProfileRef(obj.GetOwnerReferences()) {
+			continue
+		}
+		patch := map[string]any{"uid": obj.GetUID(), "ownerReferences": volumeOwnerRefs(obj.GetOwnerReferences(), nil)}
+		if err := r.patchMetadata(ctx, obj, patch); err != nil {
+			return fmt.Errorf("release retained volume %s: %w", obj.GetName(), err)
+		}
+		r.event(profile, corev1.EventTypeNormal, vmv1alpha1.EventReleased, "kept %s %s (retainPolicy Retain)", kindOf(obj), obj.GetName())
+	}
+	return nil
 }
 
 // retained says whether a volume is kept when its profile goes: disks with
-// retainPolicy Retain, and volumes of disks no longer in the spec (data is
-// never deleted unless the user asked for Delete).
+// retainPolicy Retain, and volumes of disks no longer in the spec.
 func retained(profile *vmv1alpha1.VirtualMachineProfile, diskName string) bool {
 	for i := range profile.Spec.Disks {
 		if profile.Spec.Disks[i].Name == diskName {
@@ -51,80 +82,83 @@ func retained(profile *vmv1alpha1.VirtualMachineProfile, diskName string) bool {
 	return true
 }
 
-// releaseRetainedVolumes removes the profile's owner reference from the
-// DataVolumes and claims it keeps. A DataVolume's claim is owned by the
-// DataVolume, so it stays with it.
-func (r *Reconciler) releaseRetainedVolumes(ctx context.Context, profile *vmv1alpha1.VirtualMachineProfile) error {
-	selector := client.MatchingLabels{desired.LabelProfile: profile.Name, desired.LabelManagedBy: desired.ManagedByValue}
-	var claims corev1.PersistentVolumeClaimList
-	if err := r.Client.List(ctx, &claims, client.InNamespace(profile.Namespace), selector); err != nil {
-		return err
+// collectOrphans runs when a profile is gone. Its children normally go
+// with it through owner references; an orphan deletion (kubectl delete
+// --cascade=orphan) leaves them without owner instead. The VM, attachments
+// and cloud-init of the gone profile are deleted, and so are volumes whose
+// retain policy is Delete; Retain volumes stay for a profile re-created with
+// the name. Only objects with no owner at all are touched: anything still
+// owned is the garbage collector's.
+func (r *Reconciler) collectOrphans(ctx context.Context, key types.NamespacedName) error {
+	// The cache may lag behind a re-creation: only delete when the apiserver
+	// itself says no profile of this name exists.
+	err := r.APIReader.Get(ctx, key, &vmv1alpha1.VirtualMachineProfile{})
+	if err == nil || !apierrors.IsNotFound(err) {
+		return client.IgnoreNotFound(err)
 	}
-	var volumes []client.Object
-	for i := range claims.Items {
-		volumes = append(volumes, &claims.Items[i])
-	}
-	if r.Deps.CDI {
-		var dataVolumes cdiv1.DataVolumeList
-		if err := r.Client.List(ctx, &dataVolumes, client.InNamespace(profile.Namespace), selector); err != nil {
-			return err
-		}
-		for i := range dataVolumes.Items {
-			volumes = append(volumes, &dataVolumes.Items[i])
-		}
-	}
-	for _, volume := range volumes {
-		if ownershipOf(volume, profile) != ownedByProfile || !retained(profile, volume.GetLabels()[desired.LabelDisk]) {
-			continue
-		}
-		if err := r.release(ctx, profile, volume); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// release drops the profile's owner reference from one object.
-func (r *Reconciler) release(ctx context.Context, profile *vmv1alpha1.VirtualMachineProfile, obj client.Object) error {
-	var kept []metav1.OwnerReference
-	for _, ref := range obj.GetOwnerReferences() {
-		if ref.UID != profile.UID {
-			kept = append(kept, ref)
-		}
-	}
-	patch, err := json.Marshal(map[string]any{"metadata": map[string]any{"ownerReferences": kept, "uid": obj.GetUID()}})
+	candidates, err := r.orphanCandidates(ctx, key)
 	if err != nil {
 		return err
 	}
-	if err := r.Client.Patch(ctx, obj, client.RawPatch(types.MergePatchType, patch)); err != nil {
-		return fmt.Errorf("retain %s: %w", obj.GetName(), err)
-	}
-	r.event(profile, "Normal", "Retained", "kept volume %s (retainPolicy Retain); a profile re-created with this name adopts it", obj.GetName())
-	return nil
-}
-
-// hostPoliciesStillInUse says whether a policy this profile needed still
-// exists with no other user: the host-network reconciler is removing it
-// (state absent, then delete), and the profile waits for that.
-func (r *Reconciler) hostPoliciesStillInUse(ctx context.Context, profile *vmv1alpha1.VirtualMachineProfile) (bool, error) {
-	if !r.Deps.NMState {
-		return false, nil
-	}
-	for _, host := range hostNetworks(profile) {
-		users, err := r.hostInterfaceUsers(ctx, host.Interface)
-		if err != nil {
-			return false, err
-		}
-		if len(users) > 0 {
+	var errs []error
+	for _, obj := range candidates {
+		if len(obj.GetOwnerReferences()) > 0 || obj.GetLabels()[desired.LabelRetainPolicy] == string(vmv1alpha1.RetainPolicyRetain) {
 			continue
 		}
-		err = r.Client.Get(ctx, client.ObjectKey{Name: desired.NNCPName(host.Interface)}, &nmstatev1.NodeNetworkConfigurationPolicy{})
-		if err == nil {
-			return true, nil
+		uid := obj.GetUID()
+		if err := r.Client.Delete(ctx, obj, client.Preconditions{UID: &uid}); client.IgnoreNotFound(err) != nil {
+			errs = append(errs, fmt.Errorf("delete orphaned %s %s: %w", kindOf(obj), obj.GetName(), err))
+			continue
 		}
-		if !apierrors.IsNotFound(err) {
-			return false, err
+		log.FromContext(ctx).Info("deleted orphan of a deleted profile", "kind", kindOf(obj), "name", obj.GetName())
+	}
+	return errors.Join(errs...)
+}
+
+// orphanCandidates lists every object made for a profile of that name.
+// Volumes without a retain-policy label (made by earlier versions) count as
+// Retain: data is never deleted on a guess.
+func (r *Reconciler) orphanCandidates(ctx context.Context, key types.NamespacedName) ([]client.Object, error) {
+	selector := client.MatchingLabels{desired.LabelProfile: key.Name, desired.LabelManagedBy: desired.ManagedByValue}
+	in := client.InNamespace(key.Namespace)
+	volumes, err := r.listVolumes(ctx, key.Namespace, key.Name)
+	if err != nil {
+		return nil, err
+	}
+	var candidates []client.Object
+	for _, v := range volumes {
+		if v.GetLabels()[desired.LabelRetainPolicy] == string(vmv1alpha1.RetainPolicyDelete) {
+			candidates = append(candidates, v)
 		}
 	}
-	return false, nil
+	secrets := &metav1.PartialObjectMetadataList{}
+	secrets.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("SecretList"))
+	if err := r.Client.List(ctx, secrets, in, selector); err != nil {
+		return nil, fmt.Errorf("list cloud-init Secrets of %s: %w", key, err)
+	}
+	for i := range secrets.Items {
+		secrets.Items[i].SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Secret"))
+		candidates = append(candidates, &secrets.Items[i])
+	}
+	if r.Deps.KubeVirt {
+		var vms kubevirtv1.VirtualMachineList
+		if err := r.Client.List(ctx, &vms, in, selector); err != nil {
+			return nil, fmt.Errorf("list VMs of %s: %w", key, err)
+		}
+		for i := range vms.Items {
+			vms.Items[i].SetGroupVersionKind(kubevirtv1.VirtualMachineGroupVersionKind)
+			candidates = append(candidates, &vms.Items[i])
+		}
+	}
+	if r.Deps.Multus {
+		var nads nadv1.NetworkAttachmentDefinitionList
+		if err := r.Client.List(ctx, &nads, in, selector); err != nil {
+			return nil, fmt.Errorf("list attachments of %s: %w", key, err)
+		}
+		for i := range nads.Items {
+			nads.Items[i].SetGroupVersionKind(nadv1.SchemeGroupVersion.WithKind("NetworkAttachmentDefinition"))
+			candidates = append(candidates, &nads.Items[i])
+		}
+	}
+	return candidates, nil
 }

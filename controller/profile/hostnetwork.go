@@ -75,7 +75,7 @@ func (r *Reconciler) checkHostNetwork(ctx context.Context, host desired.HostNetw
 	var policy nmstatev1.NodeNetworkConfigurationPolicy
 	err = r.Client.Get(ctx, client.ObjectKey{Name: desired.NNCPName(host.Interface)}, &policy)
 	if apierrors.IsNotFound(err) {
-		check := status.Wait(vmv1alpha1.ReasonHostNetworkPending, "waiting for NodeNetworkConfigurationPolicy %s (%s %s)",
+		check := status.Settling(vmv1alpha1.ReasonHostNetworkPending, "waiting for NodeNetworkConfigurationPolicy %s (%s %s)",
 			desired.NNCPName(host.Interface), host.Type, host.Interface)
 		return &check, nil
 	}
@@ -98,7 +98,7 @@ func (r *Reconciler) policyCheck(ctx context.Context, policy *nmstatev1.NodeNetw
 			Message: fmt.Sprintf("nmstate could not apply policy %s (%s %s): %s", policy.Name, host.Type, host.Interface, verdict.failure)}
 		return &check, nil
 	case !verdict.applied || !policyAvailable(policy):
-		check := status.Wait(vmv1alpha1.ReasonHostNetworkPending, "nmstate is applying policy %s (%s %s on %s)",
+		check := status.Settling(vmv1alpha1.ReasonHostNetworkPending, "nmstate is applying policy %s (%s %s on %s)",
 			policy.Name, host.Type, host.Interface, host.Uplink)
 		return &check, nil
 	}
@@ -199,7 +199,7 @@ func (r *Reconciler) ReconcileHostInterface(ctx context.Context, req ctrl.Reques
 		if err != nil {
 			return ctrl.Result{}, nil // the users' profiles report the disagreement
 		}
-		return ctrl.Result{}, r.applyPolicy(ctx, existingOrNil(found, &existing), merged, desired.DesiredState(merged, vlans), "")
+		return ctrl.Result{}, r.applyPolicy(ctx, policyOrNil(found, &existing), merged, desired.DesiredState(merged, vlans), "")
 	}
 	if !found {
 		return ctrl.Result{}, nil
@@ -207,7 +207,7 @@ func (r *Reconciler) ReconcileHostInterface(ctx context.Context, req ctrl.Reques
 	return ctrl.Result{}, r.removePolicy(ctx, &existing)
 }
 
-func existingOrNil(found bool, policy *nmstatev1.NodeNetworkConfigurationPolicy) client.Object {
+func policyOrNil(found bool, policy *nmstatev1.NodeNetworkConfigurationPolicy) client.Object {
 	if !found {
 		return nil
 	}
@@ -220,7 +220,8 @@ func (r *Reconciler) applyPolicy(ctx context.Context, existing client.Object, ho
 	if absentAt != "" {
 		policy.Annotations[annotationAbsentRequestedAt] = absentAt
 	}
-	return r.applyIfChanged(ctx, existing, policy)
+	_, err := r.applier().Apply(ctx, existing, policy)
+	return err
 }
 
 // removePolicy runs the two steps of removing a host interface: apply

@@ -5,8 +5,10 @@ import (
 	"fmt"
 	"net/netip"
 	"strings"
+	"time"
 
 	nadv1 "github.com/k8snetworkplumbingwg/network-attachment-definition-client/pkg/apis/k8s.cni.cncf.io/v1"
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -21,7 +23,7 @@ import (
 // address another profile already uses on the same network.
 func (r *Reconciler) reconcileNetworks(ctx context.Context, profile *vmv1alpha1.VirtualMachineProfile, observed *status.Observed) error {
 	observed.Networks = status.Pass(vmv1alpha1.ReasonNetworksReady, fmt.Sprintf("%d network(s) attached", len(profile.Spec.Networks)))
-	if conflict, err := r.staticIPConflict(ctx, profile); err != nil || conflict != nil {
+	if conflict, err := r.staticIPConflict(ctx, profile, observed); err != nil || conflict != nil {
 		if conflict != nil {
 			observed.Networks = *conflict
 		}
@@ -58,13 +60,13 @@ func (r *Reconciler) removeUnusedNADs(ctx context.Context, profile *vmv1alpha1.V
 	}
 	for i := range nads.Items {
 		nad := &nads.Items[i]
-		if wanted[nad.Name] || ownershipOf(nad, profile) != ownedByProfile {
+		if wanted[nad.Name] || ownershipOf(nad, profile) != ours {
 			continue
 		}
 		if err := r.Client.Delete(ctx, nad, client.Preconditions{UID: &nad.UID}); client.IgnoreNotFound(err) != nil {
 			return fmt.Errorf("delete unused NetworkAttachmentDefinition %s: %w", nad.Name, err)
 		}
-		r.event(profile, "Normal", "Deleted", "deleted NetworkAttachmentDefinition %s: its network was removed", nad.Name)
+		r.event(profile, corev1.EventTypeNormal, vmv1alpha1.EventDeleted, "deleted NetworkAttachmentDefinition %s: its network was removed", nad.Name)
 	}
 	return nil
 }
@@ -145,14 +147,24 @@ func staticIPKeys(profile *vmv1alpha1.VirtualMachineProfile) []string {
 	return keys
 }
 
+// staticIPSettle is how long after its creation a profile with a static
+// address waits before its VM is made. Creation times have one-second
+// resolution and ties go to the lower UID, so a profile created in the same
+// second as this one may be the older; after this window every such profile
+// is in the cache (the watch delivers within milliseconds) and the check
+// below decides for good: the loser never gets a VM.
+const staticIPSettle = 2 * time.Second
+
 // staticIPConflict finds an older profile using one of this profile's static
 // addresses on the same segment. The older one keeps the address; this one
-// waits with a condition naming the other.
-func (r *Reconciler) staticIPConflict(ctx context.Context, profile *vmv1alpha1.VirtualMachineProfile) (*status.Check, error) {
-	for _, key := range staticIPKeys(profile) {
+// is refused. The message names the other profile only within the same
+// namespace: other tenants' names are not this user's business.
+func (r *Reconciler) staticIPConflict(ctx context.Context, profile *vmv1alpha1.VirtualMachineProfile, observed *status.Observed) (*status.Check, error) {
+	keys := staticIPKeys(profile)
+	for _, key := range keys {
 		var users vmv1alpha1.VirtualMachineProfileList
 		if err := r.Client.List(ctx, &users, client.MatchingFields{indexStaticIP: key}); err != nil {
-			return nil, err
+			return nil, fmt.Errorf("list profiles using static address %s: %w", key, err)
 		}
 		for i := range users.Items {
 			other := &users.Items[i]
@@ -160,19 +172,28 @@ func (r *Reconciler) staticIPConflict(ctx context.Context, profile *vmv1alpha1.V
 				continue
 			}
 			address := key[strings.LastIndex(key, "|")+1:]
-			check := status.Problem(vmv1alpha1.ReasonStaticIPConflict,
-				"static address %s is already used by profile %s/%s on the same network", address, other.Namespace, other.Name)
+			holder := "an older profile in another namespace"
+			if other.Namespace == profile.Namespace {
+				holder = "the older profile " + other.Name
+			}
+			check := status.Problem(vmv1alpha1.ReasonStaticIPConflict, "static address %s is already used on the same network by %s", address, holder)
 			return &check, nil
 		}
+	}
+	if wait := profile.CreationTimestamp.Add(staticIPSettle).Sub(r.now()); len(keys) > 0 && wait > 0 {
+		observed.RecheckAfter = wait
+		check := status.Settling(vmv1alpha1.ReasonStaticIPSettling,
+			"waiting %s so that every profile created in the same second is seen before the static address is taken", staticIPSettle)
+		return &check, nil
 	}
 	return nil, nil
 }
 
-// olderThan orders profiles by creation, then by namespace and name, so
-// exactly one of two clashing profiles wins.
+// olderThan orders profiles by creation, then by UID, so exactly one of two
+// clashing profiles wins, whatever their names.
 func olderThan(a, b *vmv1alpha1.VirtualMachineProfile) bool {
 	if !a.CreationTimestamp.Equal(&b.CreationTimestamp) {
 		return a.CreationTimestamp.Before(&b.CreationTimestamp)
 	}
-	return a.Namespace+"/"+a.Name < b.Namespace+"/"+b.Name
+	return a.UID < b.UID
 }

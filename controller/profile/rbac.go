@@ -1,8 +1,12 @@
 package profile
 
 // The permissions vmop-controller needs; `make manifests` turns these markers
-// into deploy/rbac/role.yaml, and the integration tests run the controller
+// into deploy/rbac/controller/role.yaml, and the integration tests run the controller
 // under exactly that role, so a missing permission fails a test, not a cluster.
+// Delete on VMs, Secrets, claims and DataVolumes is for the children a
+// deleted profile left without owner (orphan deletion): its VM, cloud-init
+// and the disks whose retainPolicy is Delete; and for a retained disk's
+// DataVolume once its import is done.
 //
 // +kubebuilder:rbac:groups=vm.example.com,resources=virtualmachineprofiles,verbs=get;list;watch;update;patch
 // +kubebuilder:rbac:groups=vm.example.com,resources=virtualmachineprofiles/status,verbs=get;update;patch
@@ -10,11 +14,11 @@ package profile
 // +kubebuilder:rbac:groups=k8s.cni.cncf.io,resources=network-attachment-definitions,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups=nmstate.io,resources=nodenetworkconfigurationpolicies,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups=nmstate.io,resources=nodenetworkconfigurationenactments,verbs=get;list;watch
-// +kubebuilder:rbac:groups=cdi.kubevirt.io,resources=datavolumes,verbs=get;list;watch;create;update;patch
-// +kubebuilder:rbac:groups=kubevirt.io,resources=virtualmachines,verbs=get;list;watch;create;update;patch
+// +kubebuilder:rbac:groups=cdi.kubevirt.io,resources=datavolumes,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups=kubevirt.io,resources=virtualmachines,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups=kubevirt.io,resources=virtualmachineinstances,verbs=get;list;watch
-// +kubebuilder:rbac:groups="",resources=persistentvolumeclaims,verbs=get;list;watch;create;update;patch
-// +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;create;update;patch
+// +kubebuilder:rbac:groups="",resources=persistentvolumeclaims,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups=storage.k8s.io,resources=storageclasses,verbs=get;list;watch
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;update;patch
 // +kubebuilder:rbac:groups="",resources=nodes,verbs=get;list;watch;patch

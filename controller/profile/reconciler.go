@@ -2,25 +2,32 @@ package profile
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	apiequality "k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	k8sruntime "k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/log"
 
 	vmv1alpha1 "github.com/jianfenliu/vmoperator/api/v1alpha1"
+	"github.com/jianfenliu/vmoperator/controller/apply"
 	"github.com/jianfenliu/vmoperator/controller/status"
 )
 
-// Finalizer keeps a deleted profile until its retained disks are released and
-// the shared host-network policies it was the last user of are removed.
-const Finalizer = "vm.example.com/cleanup"
+// LegacyFinalizer was put on every profile by earlier versions, to release
+// retained disks before the garbage collector saw the deletion. Retained
+// disks now carry no owner reference at all, so nothing needs to wait for
+// the controller: the finalizer is removed once the profile's disks are
+// migrated, and no profile gets it any more.
+const LegacyFinalizer = "vm.example.com/cleanup"
 
 // ReadyObserver is told how long a profile took from creation to its first Ready.
 type ReadyObserver interface {
@@ -29,9 +36,12 @@ type ReadyObserver interface {
 
 // Reconciler turns a VirtualMachineProfile into its children and its status.
 type Reconciler struct {
-	Client   client.Client
-	Scheme   *k8sruntime.Scheme
-	Recorder events.EventRecorder
+	Client client.Client
+	// APIReader reads from the apiserver, bypassing the cache, where acting on
+	// a stale cache would delete something (orphan collection).
+	APIReader client.Reader
+	Scheme    *k8sruntime.Scheme
+	Recorder  events.EventRecorder
 	// Deps says which optional APIs (KubeVirt, CDI, Multus, nmstate) the cluster serves.
 	Deps Dependencies
 	// DefaultSRIOVResource is the device-plugin resource of SR-IOV networks
@@ -47,49 +57,97 @@ type Reconciler struct {
 	Now func() time.Time
 }
 
-// step is one part of the reconcile. It records what it found in observed
-// and returns an error only for failures worth a retry (API errors).
-type step func(ctx context.Context, profile *vmv1alpha1.VirtualMachineProfile, observed *status.Observed) error
+func (r *Reconciler) applier() apply.Applier { return apply.Applier{Client: r.Client} }
+
+// step is one part of the reconcile. It records what it found in observed.
+// An error means the step could not finish (the apiserver refused or did
+// not answer); the runner turns it into a check on the step's part, so the
+// status says what could not be done instead of passing it.
+type step struct {
+	name string
+	run  func(ctx context.Context, profile *vmv1alpha1.VirtualMachineProfile, observed *status.Observed) error
+	// fail records the step's error in observed.
+	fail func(observed *status.Observed, check status.Check)
+}
 
 // Reconcile brings one profile's children and status up to date.
 func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	var profile vmv1alpha1.VirtualMachineProfile
-	if err := r.Client.Get(ctx, req.NamespacedName, &profile); err != nil {
-		return ctrl.Result{}, client.IgnoreNotFound(err)
+	err := r.Client.Get(ctx, req.NamespacedName, &profile)
+	if apierrors.IsNotFound(err) {
+		return ctrl.Result{}, r.collectOrphans(ctx, req.NamespacedName)
+	}
+	if err != nil {
+		return ctrl.Result{}, fmt.Errorf("read profile %s: %w", req.NamespacedName, err)
 	}
 	if !profile.DeletionTimestamp.IsZero() {
-		return ctrl.Result{}, r.finalize(ctx, &profile)
-	}
-	if !controllerutil.ContainsFinalizer(&profile, Finalizer) {
-		// The patch triggers the next reconcile, which does the work.
-		patch := client.MergeFrom(profile.DeepCopy())
-		controllerutil.AddFinalizer(&profile, Finalizer)
-		return ctrl.Result{}, r.Client.Patch(ctx, &profile, patch)
+		return ctrl.Result{}, r.finalizeLegacy(ctx, &profile)
 	}
 	observed := &status.Observed{RunStrategy: profile.Spec.EffectiveRunStrategy()}
 	reconcileErr := r.runSteps(ctx, &profile, observed)
 	if err := r.writeStatus(ctx, &profile, observed, reconcileErr == nil); err != nil {
-		return ctrl.Result{}, err
+		return ctrl.Result{}, errors.Join(reconcileErr, err)
 	}
-	return ctrl.Result{}, reconcileErr
+	if reconcileErr == nil {
+		reconcileErr = r.dropLegacyFinalizer(ctx, &profile)
+	}
+	return ctrl.Result{RequeueAfter: observed.RecheckAfter}, reconcileErr
 }
 
+// runSteps runs every step, even after one failed: each part reports on its
+// own, and the VM is always observed. The VM is only written when every
+// step succeeded and nothing holds it.
 func (r *Reconciler) runSteps(ctx context.Context, profile *vmv1alpha1.VirtualMachineProfile, observed *status.Observed) error {
+	blocker := func(o *status.Observed, check status.Check) { o.Blockers = append(o.Blockers, check) }
 	steps := []step{
-		r.reconcileNetworks,
-		r.reconcileHostNetwork,
-		r.reconcileDisks,
-		r.reconcileCloudInit,
-		r.reconcilePlacement,
-		r.reconcileVM,
+		{"networks", r.reconcileNetworks, func(o *status.Observed, c status.Check) { o.Networks = c }},
+		{"host networks", r.reconcileHostNetwork, func(o *status.Observed, c status.Check) { o.Networks = c }},
+		{"disks", r.reconcileDisks, func(o *status.Observed, c status.Check) { o.Volumes = c }},
+		{"cloud-init", r.reconcileCloudInit, blocker},
+		{"placement", r.reconcilePlacement, blocker},
 	}
-	for _, run := range steps {
-		if err := run(ctx, profile, observed); err != nil {
-			r.event(profile, "Warning", "ReconcileFailed", "%v", err)
-			return err
+	logger := log.FromContext(ctx)
+	var errs []error
+	for _, s := range steps {
+		if err := s.run(ctx, profile, observed); err != nil {
+			logger.Error(err, "reconcile step failed", "step", s.name)
+			s.fail(observed, failedCheck(s.name, err))
+			errs = append(errs, err)
 		}
 	}
-	return nil
+	if len(errs) == 0 && !observed.Holds() {
+		if err := r.applyVM(ctx, profile, observed); err != nil {
+			logger.Error(err, "reconcile step failed", "step", "VM")
+			blocker(observed, failedCheck("VM", err))
+			errs = append(errs, err)
+		}
+	} else if len(errs) == 0 {
+		logger.V(1).Info("VM held", "reason", firstHold(observed))
+	}
+	if err := r.observeVM(ctx, profile, observed); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// failedCheck says what a failed step means for its part: a definitive
+// refusal (quota, admission, RBAC, invalid) needs someone to act; anything
+// else leaves the part unknown until a retry succeeds.
+func failedCheck(part string, err error) status.Check {
+	reason, definitive := apply.Classify(err)
+	if definitive {
+		return status.Problem(reason, "%s: %v", part, err)
+	}
+	return status.Unknown(reason, "%s could not be checked: %v", part, err)
+}
+
+func firstHold(observed *status.Observed) string {
+	for _, check := range append(append([]status.Check{}, observed.Blockers...), observed.Networks, observed.Volumes) {
+		if check.Failed && check.Holds {
+			return check.Reason
+		}
+	}
+	return ""
 }
 
 // writeStatus computes the new status and writes it only when it differs
@@ -113,7 +171,7 @@ func (r *Reconciler) writeStatus(ctx context.Context, profile *vmv1alpha1.Virtua
 	setCondition(next, profile.Generation, status.NetworksConfigured(observed))
 	setCondition(next, profile.Generation, status.VolumesBound(observed))
 	setOptionalCondition(next, profile.Generation, vmv1alpha1.ConditionScheduled, status.Scheduled(observed))
-	setOptionalCondition(next, profile.Generation, "RestartRequired", status.RestartRequired(observed))
+	setOptionalCondition(next, profile.Generation, vmv1alpha1.ConditionRestartRequired, status.RestartRequired(observed))
 	next.Placement = observed.Placement
 	if succeeded {
 		next.ObservedGeneration = profile.Generation
@@ -122,8 +180,9 @@ func (r *Reconciler) writeStatus(ctx context.Context, profile *vmv1alpha1.Virtua
 		return nil
 	}
 	if err := r.Client.Status().Patch(ctx, profile, client.MergeFrom(original)); err != nil {
-		return fmt.Errorf("write status: %w", err)
+		return fmt.Errorf("write status of profile %s/%s: %w", profile.Namespace, profile.Name, err)
 	}
+	log.FromContext(ctx).V(1).Info("status written", "phase", next.Phase, "ready", meta.FindStatusCondition(next.Conditions, vmv1alpha1.ConditionReady).Reason)
 	r.warnOnNewProblem(profile, observed, previousReady)
 	if !wasReady && meta.IsStatusConditionTrue(next.Conditions, vmv1alpha1.ConditionReady) && r.Ready != nil {
 		r.Ready.ObserveTimeToReady(r.now().Sub(profile.CreationTimestamp.Time))
@@ -132,16 +191,17 @@ func (r *Reconciler) writeStatus(ctx context.Context, profile *vmv1alpha1.Virtua
 }
 
 // warnOnNewProblem records a Warning event when the profile runs into a
-// problem it did not have before: once per problem, not once per reconcile.
+// problem it did not have before: once per problem, not once per reconcile
+// or retry. Its reason is the Ready condition's.
 func (r *Reconciler) warnOnNewProblem(profile *vmv1alpha1.VirtualMachineProfile, observed *status.Observed, previous *metav1.Condition) {
 	ready := status.Ready(observed)
-	if ready.Status == metav1.ConditionTrue || !observed.Holds() && status.Phase(observed) != vmv1alpha1.PhaseError {
+	if ready.Status == metav1.ConditionTrue || !status.Warns(observed) {
 		return
 	}
 	if previous != nil && previous.Reason == ready.Reason && previous.Message == ready.Message {
 		return
 	}
-	r.event(profile, "Warning", ready.Reason, "%s", ready.Message)
+	r.event(profile, corev1.EventTypeWarning, ready.Reason, "%s", ready.Message)
 }
 
 // setCondition keeps the transition time when the status did not change, so

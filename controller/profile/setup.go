@@ -96,15 +96,20 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 			return err
 		}
 	}
+	// Children are mapped to their profile by label, not by owner reference:
+	// retained disks have no owner, and an orphan deletion strips the owner
+	// references of everything, which must still bring the profile's name
+	// back for collection.
+	children := handler.EnqueueRequestsFromMapFunc(profileOfChild)
 	b := ctrl.NewControllerManagedBy(mgr).
 		For(&vmv1alpha1.VirtualMachineProfile{}).
-		Owns(&corev1.PersistentVolumeClaim{}).
-		Owns(&corev1.Secret{}, builder.OnlyMetadata).
+		Watches(&corev1.PersistentVolumeClaim{}, children).
+		Watches(&corev1.Secret{}, children, builder.OnlyMetadata).
 		Watches(&corev1.Secret{}, r.profilesByIndex(indexSSHKeySecret, namespacedKey), builder.OnlyMetadata).
 		Watches(&storagev1.StorageClass{}, r.profilesByIndex(indexStorageClass, nameKey)).
 		Watches(&vmv1alpha1.VirtualMachineProfile{}, handler.EnqueueRequestsFromMapFunc(r.profilesSharingStaticIPs))
 	if r.Deps.KubeVirt {
-		b = b.Owns(&kubevirtv1.VirtualMachine{}).
+		b = b.Watches(&kubevirtv1.VirtualMachine{}, children).
 			Watches(&kubevirtv1.VirtualMachineInstance{}, handler.EnqueueRequestsFromMapFunc(profileOfInstance)).
 			Watches(&vmv1alpha1.NodeCapability{}, r.profilesAffectedByCapability()).
 			// Label changes (the reporting label comes and goes with the
@@ -113,10 +118,10 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 				builder.WithPredicates(predicate.Or(predicate.LabelChangedPredicate{}, nodeCordonChanged())))
 	}
 	if r.Deps.CDI {
-		b = b.Owns(&cdiv1.DataVolume{})
+		b = b.Watches(&cdiv1.DataVolume{}, children)
 	}
 	if r.Deps.Multus {
-		b = b.Owns(&nadv1.NetworkAttachmentDefinition{}).
+		b = b.Watches(&nadv1.NetworkAttachmentDefinition{}, children).
 			Watches(&nadv1.NetworkAttachmentDefinition{}, r.profilesByIndex(indexNAD, namespacedKey))
 	}
 	if r.Deps.NMState {
@@ -298,6 +303,16 @@ func (r *Reconciler) profilesSharingStaticIPs(ctx context.Context, obj client.Ob
 		}
 	}
 	return requests
+}
+
+// profileOfChild maps an object the operator made to the profile whose
+// name its labels carry.
+func profileOfChild(_ context.Context, obj client.Object) []reconcile.Request {
+	labels := obj.GetLabels()
+	if labels[desired.LabelManagedBy] != desired.ManagedByValue || labels[desired.LabelProfile] == "" {
+		return nil
+	}
+	return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: obj.GetNamespace(), Name: labels[desired.LabelProfile]}}}
 }
 
 // profileOfInstance maps a VM instance to its profile through the label the

@@ -2,7 +2,9 @@ package profile
 
 import (
 	"context"
+	"fmt"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	kubevirtv1 "kubevirt.io/api/core/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -11,54 +13,45 @@ import (
 	"github.com/jianfenliu/vmoperator/controller/status"
 )
 
-// reconcileVM creates or updates the VirtualMachine once nothing holds it,
-// and reads it and its instance back for status. A VM deleted from under the
-// profile is simply created again, with the same disks.
-func (r *Reconciler) reconcileVM(ctx context.Context, profile *vmv1alpha1.VirtualMachineProfile, observed *status.Observed) error {
+// applyVM creates or updates the VirtualMachine. A VM deleted from under
+// the profile is simply created again, with the same disks.
+func (r *Reconciler) applyVM(ctx context.Context, profile *vmv1alpha1.VirtualMachineProfile, observed *status.Observed) error {
 	if !r.Deps.KubeVirt {
 		observed.Blockers = append(observed.Blockers, status.Wait(vmv1alpha1.ReasonDependencyMissing,
 			"KubeVirt (kubevirt.io/v1 VirtualMachine) is not installed; networks and disks are prepared, the VM waits"))
 		return nil
 	}
-	if !observed.Holds() {
-		if err := r.applyVM(ctx, profile, observed); err != nil {
-			return err
-		}
+	key := client.ObjectKey{Namespace: profile.Namespace, Name: vmv1alpha1.VMName(profile.Name)}
+	var existing *kubevirtv1.VirtualMachine
+	current := &kubevirtv1.VirtualMachine{}
+	if err := r.Client.Get(ctx, key, current); err == nil {
+		existing = current
+	} else if client.IgnoreNotFound(err) != nil {
+		return fmt.Errorf("read VirtualMachine %s: %w", key, err)
 	}
-	return r.observeVM(ctx, profile, observed)
-}
-
-func (r *Reconciler) applyVM(ctx context.Context, profile *vmv1alpha1.VirtualMachineProfile, observed *status.Observed) error {
-	vm, err := desired.VM(profile, observed.Affinity)
+	vm, err := desired.VM(profile, observed.Affinity, desired.KeptRunStrategy(profile, existing))
 	if err != nil {
 		return err
 	}
-	existing, found, err := r.get(ctx, vm)
-	if err != nil {
-		return err
+	check, err := r.apply(ctx, profile, vm)
+	if check != nil {
+		observed.Blockers = append(observed.Blockers, *check)
 	}
-	if found && ownershipOf(existing, profile) != ownedByProfile {
-		observed.Blockers = append(observed.Blockers, nameConflict(vm))
-		return nil
-	}
-	if err := r.applyIfChanged(ctx, existing, vm); err != nil {
-		return err
-	}
-	if !found {
-		r.event(profile, "Normal", "Created", "created VirtualMachine %s", vm.Name)
-	}
-	return nil
+	return err
 }
 
 // observeVM reads the profile's VM and VM instance, when they are ours.
 func (r *Reconciler) observeVM(ctx context.Context, profile *vmv1alpha1.VirtualMachineProfile, observed *status.Observed) error {
+	if !r.Deps.KubeVirt {
+		return nil
+	}
 	key := client.ObjectKey{Namespace: profile.Namespace, Name: vmv1alpha1.VMName(profile.Name)}
 	var vm kubevirtv1.VirtualMachine
 	if err := r.Client.Get(ctx, key, &vm); err != nil {
 		return client.IgnoreNotFound(err)
 	}
-	if ownershipOf(&vm, profile) != ownedByProfile {
-		return nil
+	if ref := metav1.GetControllerOf(&vm); ref == nil || ref.UID != profile.UID {
+		return nil // someone else's VM: the apply step reports the name conflict
 	}
 	observed.VM = &vm
 	var vmi kubevirtv1.VirtualMachineInstance

@@ -6,6 +6,7 @@ package status
 import (
 	"fmt"
 	"strings"
+	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	kubevirtv1 "kubevirt.io/api/core/v1"
@@ -19,11 +20,17 @@ import (
 type Check struct {
 	// Failed is true when the part is not done yet or cannot be done.
 	Failed bool
+	// Unknown marks a part that could not be checked at all (the apiserver
+	// did not answer): its condition is Unknown, not True.
+	Unknown bool
 	// Fatal marks failures that need the user to act (a name clash, a
 	// conflict): the profile's phase becomes Error.
 	Fatal bool
 	// Holds is true when the VM must not be created while this check fails.
-	Holds   bool
+	Holds bool
+	// Quiet marks a short wait that is part of normal progress (a host
+	// network being applied, an address claim settling): no Warning event.
+	Quiet   bool
 	Reason  string
 	Message string
 }
@@ -41,6 +48,13 @@ func Wait(reason, format string, args ...any) Check {
 // Problem is a check that needs the user: phase Error, VM held.
 func Problem(reason, format string, args ...any) Check {
 	return Check{Failed: true, Fatal: true, Holds: true, Reason: reason, Message: fmt.Sprintf(format, args...)}
+}
+
+// Unknown is a part that could not be checked because a request failed
+// for a reason that may pass (timeout, 5xx, throttling). The VM is held: the
+// reconcile did not see enough to change it.
+func Unknown(reason, format string, args ...any) Check {
+	return Check{Failed: true, Unknown: true, Holds: true, Reason: reason, Message: fmt.Sprintf(format, args...)}
 }
 
 // Observed is everything one reconcile learned, the input of every status function.
@@ -61,21 +75,48 @@ type Observed struct {
 	Affinity desired.Placement
 	// SpreadShortage explains why antiAffinity cannot be met, when it cannot.
 	SpreadShortage string
+	// RecheckAfter asks for another reconcile after this long, for a
+	// decision that waits on time rather than on an event; zero for none.
+	RecheckAfter time.Duration
 }
 
 // firstProblem is the first failed check among blockers, networks and
-// volumes, fatal ones first.
+// volumes: fatal ones first, then unknown ones.
 func (o *Observed) firstProblem() *Check {
 	all := append([]Check{}, o.Blockers...)
 	all = append(all, o.Networks, o.Volumes)
-	for _, fatal := range []bool{true, false} {
+	// What needs the user first, then what could not be checked, then waits.
+	for _, matches := range []func(Check) bool{
+		func(c Check) bool { return c.Fatal },
+		func(c Check) bool { return c.Unknown },
+		func(Check) bool { return true },
+	} {
 		for i := range all {
-			if all[i].Failed && all[i].Fatal == fatal {
+			if all[i].Failed && matches(all[i]) {
 				return &all[i]
 			}
 		}
 	}
 	return nil
+}
+
+// Settling is a Wait that is part of normal progress: it holds the VM for
+// a moment but is not worth a Warning event.
+func Settling(reason, format string, args ...any) Check {
+	check := Wait(reason, format, args...)
+	check.Quiet = true
+	return check
+}
+
+// Warns says whether the profile's first problem deserves a Warning event:
+// one that needs the user, could not be checked, or holds the VM for a
+// reason other than normal progress.
+func Warns(o *Observed) bool {
+	problem := o.firstProblem()
+	if problem == nil {
+		return Phase(o) == vmv1alpha1.PhaseError
+	}
+	return !problem.Quiet && (problem.Fatal || problem.Unknown || problem.Holds)
 }
 
 // Holds says whether some failed check keeps the VM from being created.
@@ -128,21 +169,31 @@ func condition(conditionType string, ok bool, reason, message string) metav1.Con
 	return metav1.Condition{Type: conditionType, Status: status, Reason: reason, Message: message}
 }
 
+// fromCheck is the condition a check stands for: True when it passed,
+// Unknown when it could not be made, False otherwise.
+func fromCheck(conditionType string, check Check) metav1.Condition {
+	c := condition(conditionType, !check.Failed, check.Reason, check.Message)
+	if check.Unknown {
+		c.Status = metav1.ConditionUnknown
+	}
+	return c
+}
+
 // NetworksConfigured reflects attachments present and host policies applied.
 func NetworksConfigured(o *Observed) metav1.Condition {
-	return condition(vmv1alpha1.ConditionNetworksConfigured, !o.Networks.Failed, o.Networks.Reason, o.Networks.Message)
+	return fromCheck(vmv1alpha1.ConditionNetworksConfigured, o.Networks)
 }
 
 // VolumesBound reflects every disk's claim bound and imported.
 func VolumesBound(o *Observed) metav1.Condition {
-	return condition(vmv1alpha1.ConditionVolumesBound, !o.Volumes.Failed, o.Volumes.Reason, o.Volumes.Message)
+	return fromCheck(vmv1alpha1.ConditionVolumesBound, o.Volumes)
 }
 
 // Ready is True when the VM runs and nothing is failing; otherwise it says
 // why, naming the first problem.
 func Ready(o *Observed) metav1.Condition {
 	if problem := o.firstProblem(); problem != nil {
-		return condition(vmv1alpha1.ConditionReady, false, problem.Reason, problem.Message)
+		return fromCheck(vmv1alpha1.ConditionReady, *problem)
 	}
 	switch Phase(o) {
 	case vmv1alpha1.PhaseRunning:
@@ -229,7 +280,7 @@ func RestartRequired(o *Observed) *metav1.Condition {
 	if o.VM == nil || !restartRequired(o.VM) {
 		return nil
 	}
-	c := condition("RestartRequired", true, vmv1alpha1.ReasonRestartRequired,
+	c := condition(vmv1alpha1.ConditionRestartRequired, true, vmv1alpha1.ReasonRestartRequired,
 		"the VM runs with an older spec; restart it to apply the change")
 	return &c
 }

@@ -181,7 +181,7 @@ func TestKilledAgent(t *testing.T) {
 	create(t, profile("after-kill", ns, "br-lan", false))
 	observe.Eventually(t, 30*time.Second, "node-c excluded as silent", func() (bool, string) {
 		p := get(t, ns, "after-kill")
-		return strings.HasPrefix(observe.Exclusion(p, "node-c"), "agent not reporting for"), observe.Describe(p)
+		return observe.Exclusion(p, "node-c") == "agent not reporting: its Lease expired", observe.Describe(p)
 	})
 }
 

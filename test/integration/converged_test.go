@@ -11,10 +11,10 @@ import (
 	eventsv1 "k8s.io/api/events/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	kubevirtv1 "kubevirt.io/api/core/v1"
-	cdiv1 "kubevirt.io/containerized-data-importer-api/pkg/apis/core/v1beta1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	vmv1alpha1 "github.com/jianfenliu/vmoperator/api/v1alpha1"
+	"github.com/jianfenliu/vmoperator/controller/desired"
 	"github.com/jianfenliu/vmoperator/controller/placement"
 	"github.com/jianfenliu/vmoperator/test/observe"
 )
@@ -46,7 +46,6 @@ func resourceVersions(t *testing.T, ns string) map[string]string {
 		{"vm", &kubevirtv1.VirtualMachine{}, "web-vm-01-vm"},
 		{"vmi", &kubevirtv1.VirtualMachineInstance{}, "web-vm-01-vm"},
 		{"nad", &nadv1.NetworkAttachmentDefinition{}, "web-vm-01-business"},
-		{"dv", &cdiv1.DataVolume{}, "web-vm-01-system"},
 		{"pvc", &corev1.PersistentVolumeClaim{}, "web-vm-01-system"},
 		{"pvc", &corev1.PersistentVolumeClaim{}, "web-vm-01-data"},
 		{"secret", &corev1.Secret{}, "web-vm-01-cloudinit"},
@@ -92,6 +91,7 @@ func TestConvergedProfileCausesNoWrites(t *testing.T) {
 	apiserverBefore := apiserverWrites(t)
 	start := time.Now()
 	create(t, observe.Sample(t, "seed-web-vm-01.yaml", ns))
+	waitUntilImported(t, ns, "web-vm-01-system")
 	waitForPhase(t, ns, "web-vm-01", vmv1alpha1.PhaseRunning)
 	total, breakdown := controllerWrites.since(before)
 	t.Logf("creation to Running: %v, controller writes: %d (%s)", time.Since(start).Round(time.Millisecond), total, breakdown)
@@ -117,4 +117,14 @@ func TestConvergedProfileCausesNoWrites(t *testing.T) {
 		t.Errorf("controller wrote %d time(s) during the quiet period: %s", writes, what)
 	}
 	t.Logf("quiet period %v: %d objects unchanged, 0 controller writes", quiet, len(versions))
+}
+
+// waitUntilImported waits until a retained imported disk's claim stands
+// alone (its DataVolume removed), the last step of a disk's setup.
+func waitUntilImported(t *testing.T, ns, claim string) {
+	t.Helper()
+	observe.Eventually(t, 30*time.Second, claim+" imported", func() (bool, string) {
+		var c corev1.PersistentVolumeClaim
+		return getObject(t, &c, ns, claim) && c.Annotations[desired.AnnotationImportedFrom] != "", "not yet"
+	})
 }

@@ -121,4 +121,5 @@ func TestHostNetworkConflict(t *testing.T) {
 	if !strings.Contains(observe.Describe(p), "eth1") || !strings.Contains(observe.Describe(p), "eth2") {
 		t.Fatalf("conflict message should name both uplinks: %s", observe.Describe(p))
 	}
+	expectEvent(t, ns, "right", vmv1alpha1.ReasonHostNetworkFailed)
 }

@@ -13,7 +13,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 	kubevirtv1 "kubevirt.io/api/core/v1"
-	cdiv1 "kubevirt.io/containerized-data-importer-api/pkg/apis/core/v1beta1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	vmv1alpha1 "github.com/jianfenliu/vmoperator/api/v1alpha1"
@@ -93,67 +92,6 @@ func TestVMDeletedFromUnderTheProfileIsRecreatedWithTheSameDisks(t *testing.T) {
 	}
 }
 
-// TestDeleteRetainsDisksAndReadopts: Retain (the default) keeps the volumes
-// when the profile goes, the garbage collector removes the rest, and a profile
-// re-created with the same name adopts the same volumes.
-func TestDeleteRetainsDisksAndReadopts(t *testing.T) {
-	ctx := context.Background()
-	ns := newNamespace(t)
-	create(t, profile("keeper", ns, withImage("registry.local/os:1"), withDisk("system", "10Gi", "huamei-sc-ssd", ""), withDisk("data", "5Gi", "", "")))
-	waitForPhase(t, ns, "keeper", vmv1alpha1.PhaseRunning)
-	var dv cdiv1.DataVolume
-	var data corev1.PersistentVolumeClaim
-	getObject(t, &dv, ns, "keeper-system")
-	getObject(t, &data, ns, "keeper-data")
-
-	if err := cluster.Client.Delete(ctx, getProfile(t, ns, "keeper")); err != nil {
-		t.Fatal(err)
-	}
-	observe.Eventually(t, 30*time.Second, "VM, NAD and cloud-init collected", func() (bool, string) {
-		return !getObject(t, &kubevirtv1.VirtualMachine{}, ns, "keeper-vm") &&
-			!getObject(t, &nadv1.NetworkAttachmentDefinition{}, ns, "keeper-lan") &&
-			!getObject(t, &corev1.Secret{}, ns, "keeper-cloudinit") &&
-			!getObject(t, &vmv1alpha1.VirtualMachineProfile{}, ns, "keeper"), "children still present"
-	})
-	// Give the garbage collector time to (wrongly) act on the volumes.
-	time.Sleep(2 * time.Second)
-	var dvAfter cdiv1.DataVolume
-	var dataAfter corev1.PersistentVolumeClaim
-	if !getObject(t, &dvAfter, ns, "keeper-system") || !getObject(t, &dataAfter, ns, "keeper-data") {
-		t.Fatal("a retained volume was deleted")
-	}
-	if len(dvAfter.OwnerReferences) != 0 || len(dataAfter.OwnerReferences) != 0 {
-		t.Fatalf("retained volumes still owned: %v %v", dvAfter.OwnerReferences, dataAfter.OwnerReferences)
-	}
-
-	create(t, profile("keeper", ns, withImage("registry.local/os:1"), withDisk("system", "10Gi", "huamei-sc-ssd", ""), withDisk("data", "5Gi", "", "")))
-	waitForPhase(t, ns, "keeper", vmv1alpha1.PhaseRunning)
-	var dvAdopted cdiv1.DataVolume
-	var dataAdopted corev1.PersistentVolumeClaim
-	getObject(t, &dvAdopted, ns, "keeper-system")
-	getObject(t, &dataAdopted, ns, "keeper-data")
-	if dvAdopted.UID != dv.UID || dataAdopted.UID != data.UID {
-		t.Fatal("the re-created profile got new volumes instead of its retained ones")
-	}
-	if metav1.GetControllerOf(&dataAdopted) == nil || metav1.GetControllerOf(&dataAdopted).Name != "keeper" {
-		t.Fatalf("retained claim not adopted: %v", dataAdopted.OwnerReferences)
-	}
-}
-
-// TestDeletePolicyRemovesVolumes: retainPolicy Delete lets the garbage
-// collector remove the disk with the profile.
-func TestDeletePolicyRemovesVolumes(t *testing.T) {
-	ns := newNamespace(t)
-	create(t, profile("scratch", ns, withDisk("tmp", "1Gi", "huamei-sc-ssd", vmv1alpha1.RetainPolicyDelete)))
-	waitForPhase(t, ns, "scratch", vmv1alpha1.PhaseRunning)
-	if err := cluster.Client.Delete(context.Background(), getProfile(t, ns, "scratch")); err != nil {
-		t.Fatal(err)
-	}
-	observe.Eventually(t, 30*time.Second, "claim deleted with the profile", func() (bool, string) {
-		return !getObject(t, &corev1.PersistentVolumeClaim{}, ns, "scratch-tmp"), "claim still present"
-	})
-}
-
 // TestForeignObjectsWithClashingNamesAreLeftAlone: a PVC and a NAD the
 // operator did not create are never modified or adopted; the profile says why it waits.
 func TestForeignObjectsWithClashingNamesAreLeftAlone(t *testing.T) {
@@ -187,6 +125,7 @@ func TestForeignObjectsWithClashingNamesAreLeftAlone(t *testing.T) {
 	if getObject(t, &kubevirtv1.VirtualMachine{}, ns, "clash-vm") {
 		t.Fatal("VM created despite the conflict")
 	}
+	expectEvent(t, ns, "clash", vmv1alpha1.ReasonNameConflict)
 }
 
 // TestMissingNADWaitsThenProceeds: a network naming an absent NAD is a
@@ -195,6 +134,7 @@ func TestMissingNADWaitsThenProceeds(t *testing.T) {
 	ns := newNamespace(t)
 	create(t, profile("late-nad", ns, func(p *vmv1alpha1.VirtualMachineProfile) { p.Spec.Networks[0].NADName = "corp-net" }))
 	p := waitForCondition(t, ns, "late-nad", vmv1alpha1.ConditionNetworksConfigured, metav1.ConditionFalse, vmv1alpha1.ReasonNADMissing)
+	expectEvent(t, ns, "late-nad", vmv1alpha1.ReasonNADMissing)
 	if p.Status.Phase != vmv1alpha1.PhasePending || getObject(t, &kubevirtv1.VirtualMachine{}, ns, "late-nad-vm") {
 		t.Fatalf("should wait without a VM: %s", observe.Describe(p))
 	}
@@ -214,6 +154,7 @@ func TestStaticIPAlreadyUsedOnTheSameNetwork(t *testing.T) {
 	if p.Status.Phase != vmv1alpha1.PhaseError || getObject(t, &kubevirtv1.VirtualMachine{}, ns, "second-vm") {
 		t.Fatalf("second profile: %s", observe.Describe(p))
 	}
+	expectEvent(t, ns, "second", vmv1alpha1.ReasonStaticIPConflict)
 	if err := cluster.Client.Delete(context.Background(), getProfile(t, ns, "first")); err != nil {
 		t.Fatal(err)
 	}
@@ -225,6 +166,7 @@ func TestMissingSSHKeySecretHoldsTheVM(t *testing.T) {
 	ns := newNamespace(t)
 	create(t, profile("keyless", ns, func(p *vmv1alpha1.VirtualMachineProfile) { p.Spec.SSHKeySecret = "my-key" }))
 	waitForCondition(t, ns, "keyless", vmv1alpha1.ConditionReady, metav1.ConditionFalse, vmv1alpha1.ReasonSecretMissing)
+	expectEvent(t, ns, "keyless", vmv1alpha1.ReasonSecretMissing)
 	create(t, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "my-key", Namespace: ns}, StringData: map[string]string{"key": "ssh-ed25519 AAAA test"}})
 	waitForPhase(t, ns, "keyless", vmv1alpha1.PhaseRunning)
 }
@@ -235,6 +177,7 @@ func TestMissingStorageClassHoldsTheVM(t *testing.T) {
 	ns := newNamespace(t)
 	create(t, profile("classless", ns, withDisk("data", "1Gi", "not-yet", "")))
 	p := waitForCondition(t, ns, "classless", vmv1alpha1.ConditionVolumesBound, metav1.ConditionFalse, vmv1alpha1.ReasonStorageClassMissing)
+	expectEvent(t, ns, "classless", vmv1alpha1.ReasonStorageClassMissing)
 	if getObject(t, &kubevirtv1.VirtualMachine{}, ns, "classless-vm") || getObject(t, &corev1.PersistentVolumeClaim{}, ns, "classless-data") {
 		t.Fatalf("nothing should be created for a disk whose class is missing: %s", observe.Describe(p))
 	}
@@ -267,4 +210,5 @@ func TestRemovedNetworkLosesItsAttachment(t *testing.T) {
 		return !getObject(t, &nadv1.NetworkAttachmentDefinition{}, ns, "shrink-extra") && len(vm.Spec.Template.Spec.Networks) == 1,
 			"attachment or VM network still there"
 	})
+	expectEvent(t, ns, "shrink", vmv1alpha1.EventDeleted)
 }

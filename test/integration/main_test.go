@@ -69,25 +69,81 @@ func run(m *testing.M) (int, error) {
 	if err := grantControllerRole(ctx, cluster.Client); err != nil {
 		return 0, err
 	}
-	// The controller runs as its service account would, with exactly the
-	// generated role: a missing permission fails here, not on a cluster.
+	if err := events.watchEvents(ctx); err != nil {
+		return 0, err
+	}
+	if err := startController(); err != nil {
+		return 0, err
+	}
+	defer stopController()
+	code := m.Run()
+	if missing := events.unasserted(); code == 0 && fullSuite() && len(missing) > 0 {
+		fmt.Fprintf(os.Stderr, "FAIL: the controller records event reasons no test asserts: %v\n", missing)
+		return 1, nil
+	}
+	return code, nil
+}
+
+// controllerRun is the running controller; tests that need it down (to
+// delete behind its back) stop and start it again.
+var controllerRun struct {
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// startController runs vmop-controller as its service account would, with
+// exactly the generated role (a missing permission fails here, not on a
+// cluster), every request counted and passed through the fault injector.
+func startController() error {
 	controllerConfig := rest.CopyConfig(cluster.Config)
 	controllerConfig.Impersonate = rest.ImpersonationConfig{UserName: controllerUser}
 	controllerConfig.Wrap(controllerWrites.wrap)
+	controllerConfig.Wrap(faults.wrap)
 	mgr, err := manager.New(controllerConfig, manager.Options{
 		MetricsAddress: "0", ProbeAddress: "0", DefaultSRIOVResource: "intel.com/sriov_netdevice",
 		LeaseNamespace: leaseNamespace, LabelGrace: labelGrace,
 		Logger: logr.Discard(), MetricsRegistry: prometheus.NewRegistry(),
+		SkipControllerNameValidation: true,
 	})
 	if err != nil {
-		return 0, err
+		return err
 	}
+	ctx, cancel := context.WithCancel(context.Background())
+	controllerRun.cancel, controllerRun.done = cancel, make(chan struct{})
 	go func() {
+		defer close(controllerRun.done)
 		if err := mgr.Start(ctx); err != nil {
 			fmt.Fprintln(os.Stderr, "controller stopped:", err)
 		}
 	}()
-	return m.Run(), nil
+	return nil
+}
+
+// stopController stops the controller and waits until it has.
+func stopController() {
+	if controllerRun.cancel != nil {
+		controllerRun.cancel()
+		<-controllerRun.done
+		controllerRun.cancel = nil
+	}
+}
+
+// withControllerStopped stops the controller for the rest of a test's step
+// and makes sure it runs again afterwards, also when the test fails.
+func withControllerStopped(t *testing.T) (restart func()) {
+	t.Helper()
+	stopController()
+	restarted := false
+	restart = func() {
+		if !restarted {
+			restarted = true
+			if err := startController(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	t.Cleanup(restart)
+	return restart
 }
 
 // controllerUser is the identity the controller runs under in the tests.

@@ -153,9 +153,10 @@ func TestSilentAgent(t *testing.T) {
 	ns := newNamespace(t)
 	create(t, profile("waits", ns, inZone("silent-test")))
 	p := waitForCondition(t, ns, "waits", vmv1alpha1.ConditionScheduled, metav1.ConditionFalse, vmv1alpha1.ReasonNoEligibleNodes)
-	if got := observe.Exclusion(p, "silent-a"); !strings.HasPrefix(got, "agent not reporting for") {
+	if got := observe.Exclusion(p, "silent-a"); got != "agent not reporting: its Lease expired" {
 		t.Fatalf("silent-a: %q", got)
 	}
+	expectEvent(t, ns, "waits", vmv1alpha1.ReasonNoEligibleNodes)
 	if getObject(t, &kubevirtv1.VirtualMachine{}, ns, "waits-vm") {
 		t.Fatal("a VM was created although no node can host it")
 	}

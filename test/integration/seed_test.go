@@ -3,8 +3,10 @@ package integration
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	nadv1 "github.com/k8snetworkplumbingwg/network-attachment-definition-client/pkg/apis/k8s.cni.cncf.io/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -51,13 +53,23 @@ func TestSeedFullExample(t *testing.T) {
 		t.Fatalf("business NAD: %s annotations %v", business.Spec.Config, business.Annotations)
 	}
 
-	var dv cdiv1.DataVolume
-	if err := cluster.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: "web-vm-01-system"}, &dv); err != nil {
-		t.Fatalf("system disk DataVolume: %v", err)
+	// The system disk is imported by a DataVolume; once the import is done
+	// the retained claim stands alone and records where it came from.
+	var system corev1.PersistentVolumeClaim
+	observe.Eventually(t, 30*time.Second, "system disk imported and detached", func() (bool, string) {
+		if err := cluster.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: "web-vm-01-system"}, &system); err != nil {
+			return false, err.Error()
+		}
+		return system.Annotations[desired.AnnotationImportedFrom] != "", fmt.Sprintf("annotations %v", system.Annotations)
+	})
+	if url := system.Annotations[desired.AnnotationImportedFrom]; url != "docker://registry.local/centos-stream:8" {
+		t.Fatalf("registry URL not normalised: %s", url)
 	}
-	if *dv.Spec.Source.Registry.URL != "docker://registry.local/centos-stream:8" {
-		t.Fatalf("registry URL not normalised: %s", *dv.Spec.Source.Registry.URL)
+	if getObject(t, &cdiv1.DataVolume{}, ns, "web-vm-01-system") {
+		t.Fatal("the retained disk's DataVolume should be gone after the import")
 	}
+	expectEvent(t, ns, "web-vm-01", vmv1alpha1.EventCreated)
+	expectEvent(t, ns, "web-vm-01", vmv1alpha1.EventImportDetached)
 	var data corev1.PersistentVolumeClaim
 	if err := cluster.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: "web-vm-01-data"}, &data); err != nil {
 		t.Fatalf("data disk PVC: %v", err)

@@ -71,6 +71,8 @@ func TestDiskGrowth(t *testing.T) {
 	if msg := p.Status.Volumes[1].Message; !strings.Contains(msg, "does not allow volume expansion") {
 		t.Fatalf("slow volume message: %q", msg)
 	}
+	expectEvent(t, ns, "grow", vmv1alpha1.EventResizing)
+	expectEvent(t, ns, "grow", vmv1alpha1.ReasonResizeNotSupported)
 }
 
 // TestSpecChangesPropagate: CPU changes reach the VM template and KubeVirt's

@@ -1,0 +1,224 @@
+package integration
+
+import (
+	"context"
+	"fmt"
+	"os/exec"
+	"testing"
+	"time"
+
+	nadv1 "github.com/k8snetworkplumbingwg/network-attachment-definition-client/pkg/apis/k8s.cni.cncf.io/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	kubevirtv1 "kubevirt.io/api/core/v1"
+	cdiv1 "kubevirt.io/containerized-data-importer-api/pkg/apis/core/v1beta1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+
+	vmv1alpha1 "github.com/jianfenliu/vmoperator/api/v1alpha1"
+	"github.com/jianfenliu/vmoperator/controller/desired"
+	vmprofile "github.com/jianfenliu/vmoperator/controller/profile"
+	"github.com/jianfenliu/vmoperator/test/observe"
+)
+
+// fourDisks is a profile with a disk of each kind: an imported and a blank
+// disk kept on deletion, an imported and a blank disk deleted with it.
+func fourDisks(name, namespace string) *vmv1alpha1.VirtualMachineProfile {
+	return profile(name, namespace, withImage("registry.local/os:1"),
+		withDisk("system", "10Gi", "huamei-sc-ssd", vmv1alpha1.RetainPolicyRetain),
+		withDisk("data", "5Gi", "huamei-sc-hdd", vmv1alpha1.RetainPolicyRetain),
+		withDisk("scratch", "1Gi", "huamei-sc-ssd", vmv1alpha1.RetainPolicyDelete),
+		func(p *vmv1alpha1.VirtualMachineProfile) {
+			p.Spec.Disks = append(p.Spec.Disks, vmv1alpha1.DiskConfig{Name: "cache", Size: "2Gi",
+				Image: "registry.local/cache:1", RetainPolicy: vmv1alpha1.RetainPolicyDelete})
+		})
+}
+
+// claimUIDs reads the UID of each disk's claim; absent claims are left out.
+func claimUIDs(t *testing.T, ns, name string) map[string]types.UID {
+	t.Helper()
+	uids := map[string]types.UID{}
+	for _, disk := range []string{"system", "data", "scratch", "cache"} {
+		var claim corev1.PersistentVolumeClaim
+		if getObject(t, &claim, ns, name+"-"+disk) {
+			uids[disk] = claim.UID
+		}
+	}
+	return uids
+}
+
+// waitUntilSafe waits for the state a Retain disk is safe in: Running, and
+// the imported disk's claim detached from its DataVolume.
+func waitUntilSafe(t *testing.T, ns, name string) {
+	t.Helper()
+	waitForPhase(t, ns, name, vmv1alpha1.PhaseRunning)
+	observe.Eventually(t, 30*time.Second, "retained import detached", func() (bool, string) {
+		var claim corev1.PersistentVolumeClaim
+		if !getObject(t, &claim, ns, name+"-system") {
+			return false, "no claim yet"
+		}
+		detached := claim.Annotations[desired.AnnotationImportedFrom] != "" && metav1.GetControllerOf(&claim) == nil
+		return detached && !getObject(t, &cdiv1.DataVolume{}, ns, name+"-system"), fmt.Sprintf("claim owners %v", claim.OwnerReferences)
+	})
+}
+
+// TestRetainedDisksSurviveEveryWayOfDeleting deletes a profile in each way a
+// user, a tool or the garbage collector can, with the real garbage
+// collector running: the Retain disks survive and a re-created profile
+// adopts them; the Delete disks, the VM, the attachment and the cloud-init
+// go.
+func TestRetainedDisksSurviveEveryWayOfDeleting(t *testing.T) {
+	ways := []struct {
+		name string
+		// holds: the profile keeps another tool's finalizer into the deletion.
+		holds  bool
+		delete func(t *testing.T, ns, name string)
+	}{
+		{"background deletion", false, func(t *testing.T, ns, name string) { deleteProfile(t, ns, name, metav1.DeletePropagationBackground) }},
+		{"foreground deletion", false, func(t *testing.T, ns, name string) { deleteProfile(t, ns, name, metav1.DeletePropagationForeground) }},
+		{"orphan deletion", false, func(t *testing.T, ns, name string) { deleteProfile(t, ns, name, metav1.DeletePropagationOrphan) }},
+		{"finalizer stripped while the controller is stopped", true, func(t *testing.T, ns, name string) {
+			restart := withControllerStopped(t)
+			deleteProfile(t, ns, name, metav1.DeletePropagationBackground)
+			releaseHold(t, getProfile(t, ns, name)) // the stuck deletion is "fixed" by hand
+			// The garbage collector acts alone; only then does the controller come back.
+			waitForCollection(t, ns, name)
+			restart()
+		}},
+		{"kubectl delete all", false, func(t *testing.T, ns, _ string) {
+			out, err := exec.Command("kubectl", "--kubeconfig", cluster.Kubeconfig, "delete", "all", "--all", "-n", ns, "--wait=false").CombinedOutput()
+			if err != nil {
+				t.Fatalf("kubectl delete all: %v\n%s", err, out)
+			}
+			t.Logf("kubectl delete all:\n%s", out)
+		}},
+	}
+	for _, way := range ways {
+		t.Run(way.name, func(t *testing.T) {
+			ns := newNamespace(t)
+			p := fourDisks("keep", ns)
+			p.Finalizers = []string{holdFinalizer} // someone else's finalizer, as a GitOps tool adds
+			create(t, p)
+			waitUntilSafe(t, ns, "keep")
+			before := claimUIDs(t, ns, "keep")
+			if len(before) != 4 {
+				t.Fatalf("claims before: %v", before)
+			}
+			if !way.holds {
+				releaseHold(t, getProfile(t, ns, "keep"))
+			}
+
+			way.delete(t, ns, "keep")
+			waitForCollection(t, ns, "keep")
+			after := claimUIDs(t, ns, "keep")
+			t.Logf("after %s: kept %v", way.name, after)
+			for _, disk := range []string{"system", "data"} {
+				if after[disk] != before[disk] {
+					t.Errorf("Retain disk %s lost: %v before, %v after", disk, before[disk], after[disk])
+				}
+			}
+
+			create(t, fourDisks("keep", ns))
+			waitForPhase(t, ns, "keep", vmv1alpha1.PhaseRunning)
+			again := claimUIDs(t, ns, "keep")
+			for _, disk := range []string{"system", "data"} {
+				if again[disk] != before[disk] {
+					t.Errorf("re-created profile did not adopt %s: %v, want %v", disk, again[disk], before[disk])
+				}
+			}
+			for _, disk := range []string{"scratch", "cache"} {
+				if again[disk] == "" || again[disk] == before[disk] {
+					t.Errorf("Delete disk %s: %v before, %v after re-creation (want a new one)", disk, before[disk], again[disk])
+				}
+			}
+			expectEvent(t, ns, "keep", vmv1alpha1.EventAdopted)
+		})
+	}
+}
+
+// holdFinalizer stands for a finalizer another tool put on a profile.
+const holdFinalizer = "test.vm.example.com/hold"
+
+// releaseHold removes holdFinalizer, as its tool would when done.
+func releaseHold(t *testing.T, p *vmv1alpha1.VirtualMachineProfile) {
+	t.Helper()
+	patch := client.MergeFrom(p.DeepCopy())
+	controllerutil.RemoveFinalizer(p, holdFinalizer)
+	if err := cluster.Client.Patch(context.Background(), p, patch); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func deleteProfile(t *testing.T, ns, name string, propagation metav1.DeletionPropagation) {
+	t.Helper()
+	p := &vmv1alpha1.VirtualMachineProfile{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}}
+	if err := cluster.Client.Delete(context.Background(), p, client.PropagationPolicy(propagation)); err != nil {
+		t.Fatalf("delete profile (%s): %v", propagation, err)
+	}
+}
+
+// waitForCollection waits until the profile and everything that should go
+// with it are gone: VM, attachment, cloud-init, the Delete disks (claims
+// and DataVolumes).
+func waitForCollection(t *testing.T, ns, name string) {
+	t.Helper()
+	observe.Eventually(t, 60*time.Second, "profile and its disposable children gone", func() (bool, string) {
+		left := map[string]bool{
+			"profile":           getObject(t, &vmv1alpha1.VirtualMachineProfile{}, ns, name),
+			"vm":                getObject(t, &kubevirtv1.VirtualMachine{}, ns, name+"-vm"),
+			"nad":               getObject(t, &nadv1.NetworkAttachmentDefinition{}, ns, name+"-lan"),
+			"cloud-init":        getObject(t, &corev1.Secret{}, ns, name+"-cloudinit"),
+			"scratch claim":     getObject(t, &corev1.PersistentVolumeClaim{}, ns, name+"-scratch"),
+			"cache claim":       getObject(t, &corev1.PersistentVolumeClaim{}, ns, name+"-cache"),
+			"cache DataVolume":  getObject(t, &cdiv1.DataVolume{}, ns, name+"-cache"),
+			"system DataVolume": getObject(t, &cdiv1.DataVolume{}, ns, name+"-system"),
+		}
+		var still []string
+		for what, there := range left {
+			if there {
+				still = append(still, what)
+			}
+		}
+		return len(still) == 0, fmt.Sprintf("still there: %v", still)
+	})
+}
+
+// TestDiskOwnedByAnEarlierVersionIsReleased: volumes made by earlier
+// versions carry an owner reference whatever their policy, and profiles
+// carry a finalizer. The next reconcile drops both; a deletion behind the
+// stopped controller's back then keeps the disk.
+func TestDiskOwnedByAnEarlierVersionIsReleased(t *testing.T) {
+	ns := newNamespace(t)
+	restart := withControllerStopped(t)
+	old := profile("legacy", ns, withDisk("data", "5Gi", "huamei-sc-hdd", ""))
+	old.Finalizers = []string{vmprofile.LegacyFinalizer}
+	create(t, old)
+	claim := desired.PVC(old, &old.Spec.Disks[0], resource.MustParse("5Gi"))
+	claim.Labels = map[string]string{desired.LabelProfile: "legacy", desired.LabelManagedBy: desired.ManagedByValue, desired.LabelDisk: "data"}
+	claim.Annotations = nil
+	claim.OwnerReferences = []metav1.OwnerReference{desired.OwnerReference(old)}
+	create(t, claim)
+	restart()
+
+	observe.Eventually(t, 30*time.Second, "claim released and finalizer dropped", func() (bool, string) {
+		var c corev1.PersistentVolumeClaim
+		getObject(t, &c, ns, "legacy-data")
+		p := getProfile(t, ns, "legacy")
+		return len(c.OwnerReferences) == 0 && c.Labels[desired.LabelRetainPolicy] == "Retain" && len(p.Finalizers) == 0,
+			fmt.Sprintf("owners %v labels %v finalizers %v", c.OwnerReferences, c.Labels, p.Finalizers)
+	})
+	expectEvent(t, ns, "legacy", vmv1alpha1.EventReleased)
+
+	withControllerStopped(t)
+	deleteProfile(t, ns, "legacy", metav1.DeletePropagationForeground)
+	observe.Eventually(t, 30*time.Second, "profile gone", func() (bool, string) {
+		return !getObject(t, &vmv1alpha1.VirtualMachineProfile{}, ns, "legacy"), "profile still there"
+	})
+	time.Sleep(3 * time.Second) // the garbage collector's turn
+	var kept corev1.PersistentVolumeClaim
+	if !getObject(t, &kept, ns, "legacy-data") || kept.UID != claim.UID {
+		t.Fatal("the released claim was deleted")
+	}
+}

@@ -14,12 +14,39 @@ const (
 	ConditionRestartRequired = "RestartRequired"
 )
 
+// Condition types of a HostNetwork.
+const (
+	// ConditionDeleting says what the deletion of a HostNetwork waits for.
+	ConditionDeleting = "Deleting"
+	// HostNetwork also uses ConditionReady: every selected node has it, verified.
+)
+
+// Reasons on HostNetwork conditions.
+const (
+	ReasonAllNodesVerified    = "AllNodesVerified"
+	ReasonNodesNotVerified    = "NodesNotVerified"
+	ReasonNoNodesSelected     = "NoNodesSelected"
+	ReasonUplinkConflict      = "UplinkConflict"
+	ReasonBridgeConflict      = "BridgeConflict"
+	ReasonUplinkGroupsOverlap = "UplinkGroupsOverlap"
+	ReasonNMStateMissing      = "NMStateMissing"
+	ReasonInUse               = "InUse"
+	ReasonReverting           = "Reverting"
+	ReasonRevertTimedOut      = "RevertTimedOut"
+)
+
 // Condition types of a NodeCapability.
 const (
 	// ConditionKVMReady is True when /dev/kvm is usable.
 	ConditionKVMReady = "KVMReady"
 	// ConditionNetworkReady is True when the node's network probes succeeded and every policy is verified.
 	ConditionNetworkReady = "NetworkReady"
+	// ConditionLinksProbed is True when the last link dump succeeded fully.
+	ConditionLinksProbed = "LinksProbed"
+	// ConditionBridgeVLANsProbed is True when the last bridge VLAN dump succeeded.
+	ConditionBridgeVLANsProbed = "BridgeVLANsProbed"
+	// ConditionSRIOVProbed is True when the last SR-IOV probe succeeded fully.
+	ConditionSRIOVProbed = "SRIOVProbed"
 	// NodeCapability also uses ConditionReady: the agent probed the node successfully.
 )
 
@@ -54,9 +81,29 @@ const (
 	// ReasonStaticIPSettling: the VM waits until every profile created in the
 	// same second is visible, so the older one reliably gets the address.
 	ReasonStaticIPSettling = "StaticIPSettling"
+	// ReasonHostNetworkNotDeclared: no HostNetwork declares the host side a
+	// network needs (its bridge, or a default of its type).
+	ReasonHostNetworkNotDeclared = "HostNetworkNotDeclared"
+	// ReasonHostNetworkNotFound: networks[].hostNetwork names no HostNetwork.
+	ReasonHostNetworkNotFound = "HostNetworkNotFound"
+	// ReasonHostNetworkMismatch: the named HostNetwork is of another type,
+	// bridge or resource than the network.
+	ReasonHostNetworkMismatch = "HostNetworkMismatch"
+	// ReasonNamespaceNotAllowed: the HostNetwork's namespaceSelector does not
+	// pick the profile's namespace.
+	ReasonNamespaceNotAllowed = "NamespaceNotAllowed"
+	// ReasonVLANNotAllowed: the VLAN is outside the HostNetwork's allowedVLANs,
+	// or needs a HostNetwork that says where it is trunked.
+	ReasonVLANNotAllowed = "VLANNotAllowed"
+	// ReasonMTUTooLarge: the network's MTU is above the HostNetwork's.
+	ReasonMTUTooLarge = "MTUTooLarge"
+	// ReasonNADNamespaceNotShared: nadName points into a namespace the
+	// operator is not configured to share attachments from.
+	ReasonNADNamespaceNotShared = "NADNamespaceNotShared"
 
 	ReasonProbeSucceeded   = "ProbeSucceeded"
 	ReasonProbeFailed      = "ProbeFailed"
+	ReasonProbePartial     = "ProbePartial"
 	ReasonKVMAvailable     = "KVMAvailable"
 	ReasonKVMUnavailable   = "KVMUnavailable"
 	ReasonPolicyUnverified = "PolicyUnverified"

@@ -122,3 +122,56 @@ func VLANsContain(list string, id int) (bool, error) {
 	}
 	return false, nil
 }
+
+// VLANSpan is an inclusive range of VLAN ids.
+type VLANSpan struct{ From, To int32 }
+
+// Spans parses a HostNetwork's allowed VLANs. The CRD validates them, so
+// an error only comes from objects that skipped admission.
+func Spans(ranges []VLANRange) ([]VLANSpan, error) {
+	spans := make([]VLANSpan, 0, len(ranges))
+	for _, r := range ranges {
+		lo, hi, isRange := strings.Cut(string(r), "-")
+		from, err := strconv.Atoi(lo)
+		if err != nil {
+			return nil, fmt.Errorf("VLAN range %q: %q is not a VLAN id", r, lo)
+		}
+		to := from
+		if isRange {
+			if to, err = strconv.Atoi(hi); err != nil {
+				return nil, fmt.Errorf("VLAN range %q: %q is not a VLAN id", r, hi)
+			}
+		}
+		if from < 1 || to > 4094 || from > to {
+			return nil, fmt.Errorf("VLAN range %q is outside 1-4094 or reversed", r)
+		}
+		spans = append(spans, VLANSpan{From: int32(from), To: int32(to)})
+	}
+	slices.SortFunc(spans, func(a, b VLANSpan) int { return int(a.From - b.From) })
+	return spans, nil
+}
+
+// AllowsVLAN says whether a HostNetwork allows a VLAN id.
+func (s *HostNetworkSpec) AllowsVLAN(id int32) bool {
+	spans, err := Spans(s.AllowedVLANs)
+	if err != nil {
+		return false
+	}
+	for _, span := range spans {
+		if span.From <= id && id <= span.To {
+			return true
+		}
+	}
+	return false
+}
+
+// DefaultHostMTU is the MTU of a HostNetwork that does not set one.
+const DefaultHostMTU = 1500
+
+// EffectiveMTU is the largest MTU VMs may use on the network.
+func (s *HostNetworkSpec) EffectiveMTU() int32 {
+	if s.MTU == nil {
+		return DefaultHostMTU
+	}
+	return *s.MTU
+}

@@ -146,12 +146,10 @@ type VirtualMachineProfileSpec struct {
 	StartStrategy *StartStrategySpec `json:"startStrategy,omitempty"`
 }
 
-// NetworkConfig is one VM network interface and, where needed, the host side it rides on.
+// NetworkConfig is one VM network interface and the host network it attaches to.
 //
 // +kubebuilder:validation:XValidation:rule="!has(self.bridgeName) || self.type == 'bridge' || self.type == 'ovs'",message="bridgeName applies only to networks of type bridge or ovs",fieldPath=".bridgeName"
-// +kubebuilder:validation:XValidation:rule="self.type != 'ovs' || has(self.bridgeName) || has(self.nadName)",message="bridgeName (the OVS bridge to attach to) is required for type ovs unless nadName names an existing attachment",fieldPath=".bridgeName"
-// +kubebuilder:validation:XValidation:rule="!has(self.uplink) || self.type != 'sriov'",message="uplink does not apply to sriov networks: VFs come from the physical function behind sriov.resourceName",fieldPath=".uplink"
-// +kubebuilder:validation:XValidation:rule="!(has(self.uplink) && has(self.nadName))",message="uplink cannot be combined with nadName: the host side of an existing NetworkAttachmentDefinition is not managed",fieldPath=".uplink"
+// +kubebuilder:validation:XValidation:rule="!(has(self.hostNetwork) && has(self.nadName))",message="hostNetwork cannot be combined with nadName: an existing NetworkAttachmentDefinition already says where it attaches",fieldPath=".hostNetwork"
 // +kubebuilder:validation:XValidation:rule="!has(self.sriov) || self.type == 'sriov'",message="sriov settings apply only to networks of type sriov",fieldPath=".sriov"
 type NetworkConfig struct {
 	// name identifies the network inside the profile; a DNS-1123 label, unique among networks.
@@ -180,25 +178,25 @@ type NetworkConfig struct {
 	VLANID *int32 `json:"vlanId,omitempty"`
 
 	// bridgeName is the host bridge the interface attaches to (Linux bridge for
-	// type bridge, OVS bridge for type ovs): a Linux interface name of at most 15 characters.
+	// type bridge, OVS bridge for type ovs): a Linux interface name of at most
+	// 15 characters. Unset means br-<network name>. A HostNetwork must declare it.
 	// +optional
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=15
 	// +kubebuilder:validation:XValidation:rule="self.matches('^[a-zA-Z0-9][a-zA-Z0-9_.-]*$')",message="bridgeName must be a Linux interface name: 1 to 15 letters, digits, '-', '_' or '.', starting with a letter or digit"
 	BridgeName string `json:"bridgeName,omitempty"`
 
-	// uplink is the node NIC or bond the network rides on. When set (and
-	// nadName is not), the operator creates a NodeNetworkConfigurationPolicy
-	// that builds the host side: a bridge with the VLAN trunked on this uplink,
-	// a VLAN sub-interface for macvlan, or an OVS bridge. When unset, the host
-	// side must already exist and nodes are chosen by what their agents report.
+	// hostNetwork names the HostNetwork (declared by a cluster admin) this
+	// network attaches to. Unset: a bridge or ovs network attaches to the
+	// HostNetwork declaring its bridgeName; a macvlan or sriov network to the
+	// default HostNetwork of its type.
 	// +optional
 	// +kubebuilder:validation:MinLength=1
-	// +kubebuilder:validation:MaxLength=15
-	// +kubebuilder:validation:XValidation:rule="self.matches('^[a-zA-Z0-9][a-zA-Z0-9_.-]*$')",message="uplink must be a Linux interface name: 1 to 15 letters, digits, '-', '_' or '.', starting with a letter or digit"
-	Uplink string `json:"uplink,omitempty"`
+	// +kubebuilder:validation:MaxLength=50
+	// +kubebuilder:validation:XValidation:rule="!format.dns1123Label().validate(self).hasValue()",message="hostNetwork must be a HostNetwork name: a DNS-1123 label"
+	HostNetwork string `json:"hostNetwork,omitempty"`
 
-	// mtu of the interface and of a bridge the operator creates, 68 to 65535.
+	// mtu of the interface, 68 to 65535, at most the HostNetwork's.
 	// Unset keeps the host default.
 	// +optional
 	// +kubebuilder:validation:Minimum=68
@@ -225,7 +223,8 @@ type NetworkConfig struct {
 // SRIOVConfig selects the SR-IOV virtual functions a network uses.
 type SRIOVConfig struct {
 	// resourceName is the device-plugin resource that provides the VFs, for
-	// example intel.com/sriov_netdevice.
+	// example intel.com/sriov_netdevice. Without hostNetwork, it picks the
+	// sriov HostNetwork with this resource.
 	// +optional
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=316
@@ -375,6 +374,9 @@ type NetworkStatus struct {
 	// macAddress of the interface.
 	// +optional
 	MACAddress string `json:"macAddress,omitempty"`
+	// hostNetwork is the HostNetwork the interface attaches to, when one declares its segment.
+	// +optional
+	HostNetwork string `json:"hostNetwork,omitempty"`
 }
 
 // VolumeStatus is the state of one disk's volume.
@@ -460,7 +462,7 @@ type VirtualMachineProfileStatus struct {
 //
 // +kubebuilder:object:root=true
 // +kubebuilder:subresource:status
-// +kubebuilder:resource:shortName=vmprofile;vmp,categories=all;vmoperator
+// +kubebuilder:resource:shortName=vmprofile,categories=all;vmoperator
 // +kubebuilder:printcolumn:name="Phase",type=string,JSONPath=`.status.phase`
 // +kubebuilder:printcolumn:name="Node",type=string,JSONPath=`.status.nodeName`
 // +kubebuilder:printcolumn:name="IP",type=string,JSONPath=`.status.networks[0].ipAddress`

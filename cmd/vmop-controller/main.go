@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"strings"
 	"time"
 
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
@@ -27,12 +28,30 @@ func main() {
 		"how long a node keeps a capability label after the capability disappeared (running VMs are never evicted)")
 	flag.BoolVar(&options.AllowEmulation, "allow-emulation", false,
 		"place VMs on nodes without usable /dev/kvm, for KubeVirt configured with useEmulation: true")
+	flag.BoolVar(&options.AllowUndeclaredHostNetworks, "allow-undeclared-host-networks", false,
+		"let profiles attach to host bridges and links no HostNetwork declares (single-tenant clusters only)")
+	sharedNADs := flag.String("shared-nad-namespaces", "",
+		"comma-separated namespaces whose NetworkAttachmentDefinitions profiles of other namespaces may name in nadName")
+	flag.DurationVar(&options.HostNetworkRevertTimeout, "host-network-revert-timeout", 5*time.Minute,
+		"how long deleting a managed HostNetwork waits for nmstate to revert the host side before deleting its policies anyway")
 	zapOptions := zap.Options{}
 	zapOptions.BindFlags(flag.CommandLine)
 	flag.Parse()
+	options.SharedNADNamespaces = splitList(*sharedNADs)
 	options.Logger = zap.New(zap.UseFlagOptions(&zapOptions))
 	if err := manager.Run(options); err != nil {
 		fmt.Fprintln(os.Stderr, "vmop-controller:", err)
 		os.Exit(1)
 	}
+}
+
+// splitList splits a comma-separated flag value, dropping empty items.
+func splitList(value string) []string {
+	var out []string
+	for _, item := range strings.Split(value, ",") {
+		if item = strings.TrimSpace(item); item != "" {
+			out = append(out, item)
+		}
+	}
+	return out
 }

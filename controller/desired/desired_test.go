@@ -68,29 +68,28 @@ func seedProfile() *vmv1alpha1.VirtualMachineProfile {
 }
 
 func TestCNIConfigs(t *testing.T) {
+	net := &vmv1alpha1.NetworkConfig{Name: "n", Type: vmv1alpha1.NetworkTypeBridge}
 	cases := []struct {
-		name    string
-		network vmv1alpha1.NetworkConfig
-		want    string
+		name string
+		a    Attachment
+		want string
 	}{
-		{"bridge with vlan and mtu", vmv1alpha1.NetworkConfig{Name: "mgmt", Type: vmv1alpha1.NetworkTypeBridge, BridgeName: "br-mgmt", VLANID: ptr.To[int32](100), MTU: ptr.To[int32](9000)},
+		{"bridge with vlan and mtu", Attachment{Network: net, Type: vmv1alpha1.NetworkTypeBridge, Bridge: "br-mgmt", VLAN: 100, MTU: 9000},
 			`{"cniVersion":"0.3.1","name":"nad","type":"bridge","bridge":"br-mgmt","vlan":100,"mtu":9000,"ipam":{}}`},
-		{"bridge defaults its name from the network", vmv1alpha1.NetworkConfig{Name: "mgmt", Type: vmv1alpha1.NetworkTypeBridge},
+		{"bridge untagged", Attachment{Network: net, Type: vmv1alpha1.NetworkTypeBridge, Bridge: "br-mgmt"},
 			`{"cniVersion":"0.3.1","name":"nad","type":"bridge","bridge":"br-mgmt","ipam":{}}`},
-		{"macvlan on an uplink's VLAN sub-interface", vmv1alpha1.NetworkConfig{Name: "storage", Type: vmv1alpha1.NetworkTypeMacvlan, Uplink: "eth2", VLANID: ptr.To[int32](310)},
-			`{"cniVersion":"0.3.1","name":"nad","type":"macvlan","master":"eth2.310","mode":"bridge","ipam":{}}`},
-		{"macvlan on the uplink itself", vmv1alpha1.NetworkConfig{Name: "storage", Type: vmv1alpha1.NetworkTypeMacvlan, Uplink: "eth2"},
-			`{"cniVersion":"0.3.1","name":"nad","type":"macvlan","master":"eth2","mode":"bridge","ipam":{}}`},
-		{"macvlan on the default route's interface", vmv1alpha1.NetworkConfig{Name: "storage", Type: vmv1alpha1.NetworkTypeMacvlan},
+		{"macvlan on a VLAN sub-interface: the VLAN is on the master", Attachment{Network: net, Type: vmv1alpha1.NetworkTypeMacvlan, Master: "storage.310", VLAN: 310},
+			`{"cniVersion":"0.3.1","name":"nad","type":"macvlan","master":"storage.310","mode":"bridge","ipam":{}}`},
+		{"macvlan on the default route's interface", Attachment{Network: net, Type: vmv1alpha1.NetworkTypeMacvlan},
 			`{"cniVersion":"0.3.1","name":"nad","type":"macvlan","mode":"bridge","ipam":{}}`},
-		{"sriov with vlan", vmv1alpha1.NetworkConfig{Name: "fast", Type: vmv1alpha1.NetworkTypeSRIOV, VLANID: ptr.To[int32](200)},
+		{"sriov with vlan", Attachment{Network: net, Type: vmv1alpha1.NetworkTypeSRIOV, VLAN: 200, ResourceName: "intel.com/x"},
 			`{"cniVersion":"0.3.1","name":"nad","type":"sriov","vlan":200,"ipam":{}}`},
-		{"ovs with vlan", vmv1alpha1.NetworkConfig{Name: "overlay", Type: vmv1alpha1.NetworkTypeOVS, BridgeName: "br-int", VLANID: ptr.To[int32](42)},
+		{"ovs with vlan", Attachment{Network: net, Type: vmv1alpha1.NetworkTypeOVS, Bridge: "br-int", VLAN: 42},
 			`{"cniVersion":"0.3.1","name":"nad","type":"ovs","bridge":"br-int","vlan":42}`},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			got, err := CNIConfig("nad", &c.network)
+			got, err := CNIConfig("nad", c.a)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -99,97 +98,98 @@ func TestCNIConfigs(t *testing.T) {
 			}
 		})
 	}
-	if _, err := CNIConfig("nad", &vmv1alpha1.NetworkConfig{Name: "x", Type: "vxlan"}); err == nil {
+	if _, err := CNIConfig("nad", Attachment{Network: &vmv1alpha1.NetworkConfig{Name: "x", Type: "vxlan"}, Type: "vxlan"}); err == nil {
 		t.Fatal("an unknown type must be an error")
 	}
 }
 
 func TestNADOfSRIOVNetworkNamesItsResource(t *testing.T) {
 	p := seedProfile()
-	nad, err := NAD(p, &p.Spec.Networks[1], "intel.com/sriov_netdevice")
+	nad, err := NAD(p, Attachment{Network: &p.Spec.Networks[1], Type: vmv1alpha1.NetworkTypeSRIOV, VLAN: 200, ResourceName: "mellanox.com/cx5"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if nad.Name != "web-vm-01-business" || nad.Annotations[AnnotationResourceName] != "intel.com/sriov_netdevice" {
+	if nad.Name != "web-vm-01-business" || nad.Annotations[AnnotationResourceName] != "mellanox.com/cx5" {
 		t.Fatalf("%s %v", nad.Name, nad.Annotations)
-	}
-	p.Spec.Networks[1].SRIOV = &vmv1alpha1.SRIOVConfig{ResourceName: "mellanox.com/cx5"}
-	nad, _ = NAD(p, &p.Spec.Networks[1], "intel.com/sriov_netdevice")
-	if nad.Annotations[AnnotationResourceName] != "mellanox.com/cx5" {
-		t.Fatalf("explicit resource ignored: %v", nad.Annotations)
 	}
 	if ref := nad.OwnerReferences[0]; ref.Name != "web-vm-01" || !*ref.Controller {
 		t.Fatalf("owner: %+v", ref)
 	}
 }
 
-func TestHostNetworkFor(t *testing.T) {
-	p := seedProfile()
+// hostNetwork builds a HostNetwork for the builder tests.
+func hostNetwork(name string, spec vmv1alpha1.HostNetworkSpec) *vmv1alpha1.HostNetwork {
+	return &vmv1alpha1.HostNetwork{ObjectMeta: metav1.ObjectMeta{Name: name, UID: types.UID("hn-" + name)}, Spec: spec}
+}
+
+func TestHostNetworkPolicies(t *testing.T) {
+	bond := &vmv1alpha1.Bond{Name: "bond0", Mode: "802.3ad", Ports: []string{"ens1f0", "ens1f1"}}
 	cases := []struct {
-		name    string
-		network vmv1alpha1.NetworkConfig
-		want    *HostNetwork
+		golden string
+		h      *vmv1alpha1.HostNetwork
 	}{
-		{"no uplink: host side must exist", vmv1alpha1.NetworkConfig{Name: "a", Type: vmv1alpha1.NetworkTypeBridge, BridgeName: "br0"}, nil},
-		{"bridge trunked on uplink", vmv1alpha1.NetworkConfig{Name: "a", Type: vmv1alpha1.NetworkTypeBridge, BridgeName: "br0", Uplink: "bond0", VLANID: ptr.To[int32](7)},
-			&HostNetwork{Interface: "br0", Type: "linux-bridge", Uplink: "bond0", VLAN: 7}},
-		{"macvlan needs a VLAN sub-interface", vmv1alpha1.NetworkConfig{Name: "a", Type: vmv1alpha1.NetworkTypeMacvlan, Uplink: "eth2", VLANID: ptr.To[int32](310)},
-			&HostNetwork{Interface: "eth2.310", Type: "vlan", Uplink: "eth2", VLAN: 310}},
-		{"macvlan without VLAN needs nothing", vmv1alpha1.NetworkConfig{Name: "a", Type: vmv1alpha1.NetworkTypeMacvlan, Uplink: "eth2"}, nil},
-		{"ovs bridge on uplink", vmv1alpha1.NetworkConfig{Name: "a", Type: vmv1alpha1.NetworkTypeOVS, BridgeName: "br-ex", Uplink: "eth3"},
-			&HostNetwork{Interface: "br-ex", Type: "ovs-bridge", Uplink: "eth3"}},
+		{"nncp-bridge-trunk", hostNetwork("mgmt", vmv1alpha1.HostNetworkSpec{Type: vmv1alpha1.NetworkTypeBridge, BridgeName: "br-mgmt", Managed: true,
+			Uplinks: []vmv1alpha1.Uplink{{Interface: "eth1"}}, AllowedVLANs: []vmv1alpha1.VLANRange{"100", "200-210"}, MTU: ptr.To[int32](9000),
+			NodeSelector: map[string]string{"network.example.com/mgmt": "true"}})},
+		{"nncp-bridge-bond", hostNetwork("data", vmv1alpha1.HostNetworkSpec{Type: vmv1alpha1.NetworkTypeBridge, BridgeName: "br-data", Managed: true,
+			Uplinks: []vmv1alpha1.Uplink{{Bond: bond}}})},
+		{"nncp-macvlan-vlans", hostNetwork("storage", vmv1alpha1.HostNetworkSpec{Type: vmv1alpha1.NetworkTypeMacvlan, Managed: true,
+			Uplinks: []vmv1alpha1.Uplink{{Interface: "eth2"}}, AllowedVLANs: []vmv1alpha1.VLANRange{"310", "311"}})},
+		{"nncp-sriov", hostNetwork("fast", vmv1alpha1.HostNetworkSpec{Type: vmv1alpha1.NetworkTypeSRIOV, Managed: true,
+			Uplinks: []vmv1alpha1.Uplink{{Interface: "ens1f0"}}, SRIOV: &vmv1alpha1.HostSRIOV{NumVFs: ptr.To[int32](8), ResourceName: "intel.com/sriov"}})},
+		{"nncp-ovs", hostNetwork("overlay", vmv1alpha1.HostNetworkSpec{Type: vmv1alpha1.NetworkTypeOVS, BridgeName: "br-int", Managed: true,
+			Uplinks: []vmv1alpha1.Uplink{{Interface: "eth3"}}})},
 	}
 	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			got, ok := HostNetworkFor(p, &c.network)
-			if (c.want == nil) != !ok {
-				t.Fatalf("needs host network: %v, want %v", ok, c.want != nil)
+		t.Run(c.golden, func(t *testing.T) {
+			uplink := &c.h.Spec.Uplinks[0]
+			state, err := HostNetworkState(c.h, uplink)
+			if err != nil {
+				t.Fatal(err)
 			}
-			if c.want == nil {
-				return
+			policy := HostNetworkPolicy(c.h, uplink, state)
+			if policy.Name != "vmop-"+c.h.Name || HostNetworkOf(policy) != c.h.Name || metav1.GetControllerOf(policy).UID != c.h.UID {
+				t.Fatalf("policy %s labels %v owners %v", policy.Name, policy.Labels, policy.OwnerReferences)
 			}
-			if got.Interface != c.want.Interface || got.Type != c.want.Type || got.Uplink != c.want.Uplink || got.VLAN != c.want.VLAN ||
-				got.NodeSelector["kubernetes.io/arch"] != "amd64" {
-				t.Fatalf("got %+v, want %+v", got, c.want)
+			golden(t, c.golden, policy)
+			revert, err := RevertState(state)
+			if err != nil {
+				t.Fatal(err)
 			}
+			golden(t, c.golden+"-revert", revert)
 		})
 	}
 }
 
-func TestMergeSharedHostNetworks(t *testing.T) {
-	a := HostNetwork{Interface: "br0", Type: "linux-bridge", Uplink: "bond0", VLAN: 200, MTU: 1500,
-		NodeSelector: map[string]string{"rack": "r1", "kubernetes.io/arch": "amd64"}}
-	b := HostNetwork{Interface: "br0", Type: "linux-bridge", Uplink: "bond0", VLAN: 100, MTU: 9000,
-		NodeSelector: map[string]string{"kubernetes.io/arch": "amd64"}}
-	merged, vlans, err := Merge([]HostNetwork{a, b, a})
-	if err != nil {
-		t.Fatal(err)
+func TestPolicyPerUplinkGroup(t *testing.T) {
+	h := hostNetwork("mgmt", vmv1alpha1.HostNetworkSpec{Type: vmv1alpha1.NetworkTypeBridge, BridgeName: "br-mgmt", Managed: true,
+		NodeSelector: map[string]string{"role": "worker"},
+		Uplinks: []vmv1alpha1.Uplink{
+			{NodeSelector: map[string]string{"hw": "dell"}, Interface: "eno1"},
+			{NodeSelector: map[string]string{"hw": "hpe"}, Interface: "ens2f0"},
+		}})
+	first, second := PolicyName(h, &h.Spec.Uplinks[0]), PolicyName(h, &h.Spec.Uplinks[1])
+	if first == second || !strings.HasPrefix(first, "vmop-mgmt.") || !strings.HasPrefix(second, "vmop-mgmt.") {
+		t.Fatalf("group policies %s %s", first, second)
 	}
-	if len(vlans) != 2 || vlans[0] != 100 || vlans[1] != 200 || merged.MTU != 9000 {
-		t.Fatalf("vlans %v mtu %d", vlans, merged.MTU)
+	reordered := h.DeepCopy()
+	reordered.Spec.Uplinks[0], reordered.Spec.Uplinks[1] = reordered.Spec.Uplinks[1], reordered.Spec.Uplinks[0]
+	if PolicyName(reordered, &reordered.Spec.Uplinks[1]) != first {
+		t.Fatal("a group's policy name must not depend on the order of the list")
 	}
-	if len(merged.NodeSelector) != 1 || merged.NodeSelector["kubernetes.io/arch"] != "amd64" {
-		t.Fatalf("node selector should be the labels common to all users: %v", merged.NodeSelector)
-	}
-	golden(t, "nncp-shared-bridge", NNCP(merged, DesiredState(merged, vlans)))
-	golden(t, "nncp-absent", AbsentState(merged))
-	other := b
-	other.Uplink = "eth1"
-	if _, _, err := Merge([]HostNetwork{a, other}); err == nil || !strings.Contains(err.Error(), "eth1") {
-		t.Fatalf("users on different uplinks must conflict, got %v", err)
+	selector := PolicyNodeSelector(h, &h.Spec.Uplinks[1])
+	if len(selector) != 2 || selector["role"] != "worker" || selector["hw"] != "hpe" {
+		t.Fatalf("group selector %v", selector)
 	}
 }
 
-func TestNNCPNames(t *testing.T) {
-	if got := NNCPName("br-mgmt"); got != "vmop-br-mgmt" {
+func TestVLANInterfaceNames(t *testing.T) {
+	if got := VLANInterfaceName("storage", 310); got != "storage.310" {
 		t.Fatal(got)
 	}
-	// Characters object names cannot hold get a hash, so br_A and br-a stay apart.
-	if NNCPName("br_A") == NNCPName("br-a") || !strings.HasPrefix(NNCPName("eth1.100"), "vmop-eth1-100-") {
-		t.Fatalf("%s %s %s", NNCPName("br_A"), NNCPName("br-a"), NNCPName("eth1.100"))
-	}
-	if got := VLANInterfaceName("enp175s0f1np1", 4000); len(got) > 15 || !strings.HasSuffix(got, ".4000") {
-		t.Fatalf("VLAN interface name %q", got)
+	long := VLANInterfaceName("storage-network-east", 4000)
+	if len(long) > 15 || !strings.HasSuffix(long, ".4000") || long == VLANInterfaceName("storage-network-west", 4000) {
+		t.Fatalf("shortened names must fit and stay distinct: %s %s", long, VLANInterfaceName("storage-network-west", 4000))
 	}
 }
 

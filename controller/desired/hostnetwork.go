@@ -3,13 +3,13 @@ package desired
 import (
 	"encoding/json"
 	"fmt"
-	"regexp"
-	"slices"
-	"strings"
+	"maps"
+	"sort"
 
 	nmstateshared "github.com/nmstate/kubernetes-nmstate/api/shared"
 	nmstatev1 "github.com/nmstate/kubernetes-nmstate/api/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/yaml"
 
 	vmv1alpha1 "github.com/jianfenliu/vmoperator/api/v1alpha1"
 )
@@ -19,121 +19,71 @@ const (
 	nmLinuxBridge = "linux-bridge"
 	nmVLAN        = "vlan"
 	nmOVSBridge   = "ovs-bridge"
+	nmBondType    = "bond"
+	nmEthernet    = "ethernet"
 )
 
-// HostNetwork is the host side one network of one profile needs nmstate to
-// build. Several profiles may need the same host interface: their
-// HostNetworks merge into one shared policy (see NNCP).
-type HostNetwork struct {
-	// Interface is the host interface built: a bridge, a VLAN sub-interface or
-	// an OVS bridge. It identifies the shared policy.
-	Interface string
-	// Type is the nmstate interface type.
-	Type string
-	// Uplink is the NIC or bond the interface rides on.
-	Uplink string
-	// VLAN is trunked on the uplink (linux-bridge) or is the sub-interface's id (vlan).
-	VLAN int32
-	// MTU of the interface; 0 keeps the default.
-	MTU int32
-	// NodeSelector is the profile's highAvailability.nodeSelector.
-	NodeSelector map[string]string
+// PolicyPrefix starts the name of every NodeNetworkConfigurationPolicy the
+// operator makes.
+const PolicyPrefix = "vmop-"
+
+// PolicyName is the policy that builds one uplink group of a HostNetwork:
+// vmop-<name> for a network with one uplink, vmop-<name>.<group> with
+// several, the group named by a hash of its node selector (stable when the
+// admin reorders the list). HostNetwork names are DNS labels (no dots), so
+// the HostNetwork is the part before the first dot.
+func PolicyName(hostNetwork *vmv1alpha1.HostNetwork, uplink *vmv1alpha1.Uplink) string {
+	name := PolicyPrefix + hostNetwork.Name
+	if len(hostNetwork.Spec.Uplinks) <= 1 {
+		return name
+	}
+	keys := sortedKeys(uplink.NodeSelector)
+	parts := make([]string, 0, len(keys))
+	for _, k := range keys {
+		parts = append(parts, k+"="+uplink.NodeSelector[k])
+	}
+	return name + "." + hashOf(parts...)[:6]
 }
 
-// HostNetworkFor says what host side a network needs, if the operator builds
-// one: only networks with an uplink (the CRD forbids uplink with nadName and
-// on SR-IOV networks), and for macvlan only when a VLAN sub-interface is needed.
-func HostNetworkFor(profile *vmv1alpha1.VirtualMachineProfile, network *vmv1alpha1.NetworkConfig) (HostNetwork, bool) {
-	if network.Uplink == "" || network.NADName != "" {
-		return HostNetwork{}, false
+// VLANInterfaceName is the VLAN sub-interface a managed macvlan network
+// builds for a VLAN. It is named after the HostNetwork, not the uplink, so
+// it is the same on every node group (the attachment names one master for
+// all nodes) and two networks can never collide; a name that does not fit
+// Linux's 15 characters is shortened to a hash.
+func VLANInterfaceName(hostNetwork string, vlan int32) string {
+	suffix := fmt.Sprintf(".%d", vlan)
+	if len(hostNetwork)+len(suffix) <= 15 {
+		return hostNetwork + suffix
 	}
-	host := HostNetwork{Uplink: network.Uplink, NodeSelector: nodeSelector(profile)}
-	if network.VLANID != nil {
-		host.VLAN = *network.VLANID
-	}
-	if network.MTU != nil {
-		host.MTU = *network.MTU
-	}
-	switch network.Type {
-	case vmv1alpha1.NetworkTypeBridge:
-		host.Type, host.Interface = nmLinuxBridge, BridgeName(network)
-	case vmv1alpha1.NetworkTypeOVS:
-		host.Type, host.Interface = nmOVSBridge, BridgeName(network)
-	case vmv1alpha1.NetworkTypeMacvlan:
-		if network.VLANID == nil {
-			return HostNetwork{}, false // macvlan rides the uplink itself: nothing to build
-		}
-		host.Type, host.Interface = nmVLAN, MacvlanMaster(network)
-	default:
-		return HostNetwork{}, false
-	}
-	return host, true
+	return "hn" + hashOf(hostNetwork)[:8] + suffix
 }
 
-func nodeSelector(profile *vmv1alpha1.VirtualMachineProfile) map[string]string {
-	if profile.Spec.HighAvailability == nil || len(profile.Spec.HighAvailability.NodeSelector) == 0 {
-		return nil
+// UplinkInterface is the interface an uplink names or builds.
+func UplinkInterface(uplink *vmv1alpha1.Uplink) string {
+	if uplink.Bond != nil {
+		return uplink.Bond.Name
 	}
-	selector := make(map[string]string, len(profile.Spec.HighAvailability.NodeSelector))
-	for k, v := range profile.Spec.HighAvailability.NodeSelector {
-		selector[k] = string(v)
+	return uplink.Interface
+}
+
+// UplinkClaims are the interfaces an uplink group takes over on its nodes:
+// the NIC, or the bond and its ports. Two HostNetworks must not claim one
+// on the same node.
+func UplinkClaims(uplink *vmv1alpha1.Uplink) []string {
+	if uplink.Bond == nil {
+		return []string{uplink.Interface}
 	}
+	return append([]string{uplink.Bond.Name}, uplink.Bond.Ports...)
+}
+
+// PolicyNodeSelector selects the nodes of one uplink group.
+func PolicyNodeSelector(hostNetwork *vmv1alpha1.HostNetwork, uplink *vmv1alpha1.Uplink) map[string]string {
+	selector := maps.Clone(hostNetwork.Spec.NodeSelector)
+	if selector == nil && len(uplink.NodeSelector) > 0 {
+		selector = map[string]string{}
+	}
+	maps.Copy(selector, uplink.NodeSelector)
 	return selector
-}
-
-var notInObjectName = regexp.MustCompile(`[^a-z0-9-]+`)
-
-// NNCPName is the shared policy that builds a host interface. Interface
-// names may hold characters object names may not ('_', upper case, '.'), so
-// those names get a hash suffix to stay distinct.
-func NNCPName(hostInterface string) string {
-	clean := strings.Trim(notInObjectName.ReplaceAllString(strings.ToLower(hostInterface), "-"), "-")
-	if clean == hostInterface {
-		return "vmop-" + clean
-	}
-	return "vmop-" + clean + "-" + hashOf(hostInterface)[:6]
-}
-
-// Merge combines the host networks of every profile that needs the same
-// interface: VLANs are unioned, the largest MTU wins, and the policy selects
-// the nodes common to all selectors (the labels every user shares), so each
-// user's nodes get the interface. Users that disagree on the uplink or type
-// cannot share an interface: that is an error naming both.
-func Merge(users []HostNetwork) (merged HostNetwork, vlans []int32, err error) {
-	if len(users) == 0 {
-		return HostNetwork{}, nil, fmt.Errorf("no users")
-	}
-	merged = users[0]
-	merged.NodeSelector = users[0].NodeSelector
-	for _, user := range users {
-		if user.Type != merged.Type || user.Uplink != merged.Uplink {
-			return HostNetwork{}, nil, fmt.Errorf("host interface %s is wanted as %s on %s and as %s on %s",
-				merged.Interface, merged.Type, merged.Uplink, user.Type, user.Uplink)
-		}
-		if merged.Type == nmVLAN && user.VLAN != merged.VLAN {
-			return HostNetwork{}, nil, fmt.Errorf("VLAN interface %s is wanted with id %d and %d", merged.Interface, merged.VLAN, user.VLAN)
-		}
-		merged.MTU = max(merged.MTU, user.MTU)
-		merged.NodeSelector = commonLabels(merged.NodeSelector, user.NodeSelector)
-		if user.VLAN != 0 && !slices.Contains(vlans, user.VLAN) {
-			vlans = append(vlans, user.VLAN)
-		}
-	}
-	slices.Sort(vlans)
-	return merged, vlans, nil
-}
-
-func commonLabels(a, b map[string]string) map[string]string {
-	common := map[string]string{}
-	for k, v := range a {
-		if b[k] == v {
-			common[k] = v
-		}
-	}
-	if len(common) == 0 {
-		return nil
-	}
-	return common
 }
 
 // nmstate's desired-state document, typed so that no string template can go wrong.
@@ -142,14 +92,16 @@ type nmState struct {
 }
 
 type nmInterface struct {
-	Name   string     `json:"name"`
-	Type   string     `json:"type"`
-	State  string     `json:"state"`
-	MTU    int32      `json:"mtu,omitempty"`
-	IPv4   *nmIP      `json:"ipv4,omitempty"`
-	IPv6   *nmIP      `json:"ipv6,omitempty"`
-	Bridge *nmBridge  `json:"bridge,omitempty"`
-	VLAN   *nmVLANCfg `json:"vlan,omitempty"`
+	Name            string             `json:"name"`
+	Type            string             `json:"type"`
+	State           string             `json:"state"`
+	MTU             int32              `json:"mtu,omitempty"`
+	IPv4            *nmIP              `json:"ipv4,omitempty"`
+	IPv6            *nmIP              `json:"ipv6,omitempty"`
+	Bridge          *nmBridge          `json:"bridge,omitempty"`
+	VLAN            *nmVLANCfg         `json:"vlan,omitempty"`
+	LinkAggregation *nmLinkAggregation `json:"link-aggregation,omitempty"`
+	Ethernet        *nmEthernetCfg     `json:"ethernet,omitempty"`
 }
 
 type nmIP struct {
@@ -180,7 +132,13 @@ type nmPortVLAN struct {
 }
 
 type nmTrunkTag struct {
-	ID int32 `json:"id"`
+	ID      int32      `json:"id,omitempty"`
+	IDRange *nmIDRange `json:"id-range,omitempty"`
+}
+
+type nmIDRange struct {
+	Min int32 `json:"min"`
+	Max int32 `json:"max"`
 }
 
 type nmVLANCfg struct {
@@ -188,50 +146,147 @@ type nmVLANCfg struct {
 	ID        int32  `json:"id"`
 }
 
-// DesiredState is nmstate's document for a merged host network.
-func DesiredState(host HostNetwork, vlans []int32) nmstateshared.State {
+type nmLinkAggregation struct {
+	Mode string   `json:"mode"`
+	Port []string `json:"port"`
+}
+
+type nmEthernetCfg struct {
+	SRIOV nmSRIOV `json:"sr-iov"`
+}
+
+type nmSRIOV struct {
+	TotalVFs int32 `json:"total-vfs"`
+}
+
+// HostNetworkState is nmstate's document for one uplink group of a managed
+// HostNetwork: the bond (if the uplink is one), the uplink's MTU, and the
+// bridge trunking every allowed VLAN, the OVS bridge, the VLAN
+// sub-interfaces, or the PF's VF count.
+func HostNetworkState(hostNetwork *vmv1alpha1.HostNetwork, uplink *vmv1alpha1.Uplink) (nmstateshared.State, error) {
+	spec := &hostNetwork.Spec
+	spans, err := vmv1alpha1.Spans(spec.AllowedVLANs)
+	if err != nil {
+		return nmstateshared.State{}, err
+	}
+	mtu := int32(0)
+	if spec.MTU != nil {
+		mtu = *spec.MTU
+	}
 	off := &nmIP{Enabled: false}
-	iface := nmInterface{Name: host.Interface, Type: host.Type, State: "up", MTU: host.MTU, IPv4: off, IPv6: off}
-	switch host.Type {
-	case nmLinuxBridge:
-		port := nmPort{Name: host.Uplink}
-		if len(vlans) > 0 {
+	base := UplinkInterface(uplink)
+	var interfaces []nmInterface
+	if uplink.Bond != nil {
+		interfaces = append(interfaces, nmInterface{Name: uplink.Bond.Name, Type: nmBondType, State: "up", MTU: mtu, IPv4: off, IPv6: off,
+			LinkAggregation: &nmLinkAggregation{Mode: string(uplink.Bond.Mode), Port: uplink.Bond.Ports}})
+	} else if mtu != 0 || spec.Type == vmv1alpha1.NetworkTypeSRIOV {
+		nic := nmInterface{Name: base, Type: nmEthernet, State: "up", MTU: mtu}
+		if spec.Type == vmv1alpha1.NetworkTypeSRIOV && spec.SRIOV != nil && spec.SRIOV.NumVFs != nil {
+			nic.Ethernet = &nmEthernetCfg{SRIOV: nmSRIOV{TotalVFs: *spec.SRIOV.NumVFs}}
+		}
+		interfaces = append(interfaces, nic)
+	}
+	switch spec.Type {
+	case vmv1alpha1.NetworkTypeBridge:
+		port := nmPort{Name: base}
+		if len(spans) > 0 {
 			// A trunk port makes nmstate turn on VLAN filtering on the bridge;
 			// the bridge CNI then tags each VM port with its own VLAN.
-			port.VLAN = &nmPortVLAN{Mode: "trunk"}
-			for _, id := range vlans {
-				port.VLAN.TrunkTags = append(port.VLAN.TrunkTags, nmTrunkTag{ID: id})
+			port.VLAN = &nmPortVLAN{Mode: "trunk", TrunkTags: trunkTags(spans)}
+		}
+		interfaces = append(interfaces, nmInterface{Name: spec.BridgeName, Type: nmLinuxBridge, State: "up", MTU: mtu, IPv4: off, IPv6: off,
+			Bridge: &nmBridge{Options: &nmBridgeOptions{}, Port: []nmPort{port}}})
+	case vmv1alpha1.NetworkTypeOVS:
+		interfaces = append(interfaces, nmInterface{Name: spec.BridgeName, Type: nmOVSBridge, State: "up",
+			Bridge: &nmBridge{Port: []nmPort{{Name: base}}}})
+	case vmv1alpha1.NetworkTypeMacvlan:
+		for _, span := range spans {
+			for id := span.From; id <= span.To; id++ {
+				interfaces = append(interfaces, nmInterface{Name: VLANInterfaceName(hostNetwork.Name, id), Type: nmVLAN, State: "up", MTU: mtu,
+					IPv4: off, IPv6: off, VLAN: &nmVLANCfg{BaseIface: base, ID: id}})
 			}
 		}
-		iface.Bridge = &nmBridge{Options: &nmBridgeOptions{}, Port: []nmPort{port}}
-	case nmOVSBridge:
-		iface.IPv4, iface.IPv6 = nil, nil // an OVS bridge has no IP stack of its own in nmstate
-		iface.Bridge = &nmBridge{Port: []nmPort{{Name: host.Uplink}}}
-	case nmVLAN:
-		iface.VLAN = &nmVLANCfg{BaseIface: host.Uplink, ID: host.VLAN}
 	}
-	return mustState(nmState{Interfaces: []nmInterface{iface}})
+	return toState(nmState{Interfaces: interfaces}), nil
 }
 
-// AbsentState removes the host interface: applied before the policy is
-// deleted, since deleting a policy does not revert the host.
-func AbsentState(host HostNetwork) nmstateshared.State {
-	return mustState(nmState{Interfaces: []nmInterface{{Name: host.Interface, Type: host.Type, State: "absent"}}})
+func trunkTags(spans []vmv1alpha1.VLANSpan) []nmTrunkTag {
+	tags := make([]nmTrunkTag, 0, len(spans))
+	for _, span := range spans {
+		if span.From == span.To {
+			tags = append(tags, nmTrunkTag{ID: span.From})
+		} else {
+			tags = append(tags, nmTrunkTag{IDRange: &nmIDRange{Min: span.From, Max: span.To}})
+		}
+	}
+	return tags
 }
 
-func mustState(state nmState) nmstateshared.State {
+// RevertState undoes what a policy's desired state built, to be applied
+// before the policy is deleted (deleting a policy does not revert the host):
+// bridges, VLAN sub-interfaces and bonds go, a PF's VFs go back to 0. NICs
+// themselves and their MTU are left as they are. Stacked interfaces are
+// listed before the ones beneath them.
+func RevertState(built nmstateshared.State) (nmstateshared.State, error) {
+	var doc nmState
+	// nmstate's State reads back from the apiserver as YAML.
+	if err := yaml.Unmarshal(built.Raw, &doc); err != nil {
+		return nmstateshared.State{}, fmt.Errorf("reading the policy's desired state: %w", err)
+	}
+	var revert []nmInterface
+	for i := len(doc.Interfaces) - 1; i >= 0; i-- {
+		iface := doc.Interfaces[i]
+		switch {
+		case iface.Type == nmEthernet && iface.Ethernet != nil:
+			revert = append(revert, nmInterface{Name: iface.Name, Type: nmEthernet, State: "up",
+				Ethernet: &nmEthernetCfg{SRIOV: nmSRIOV{TotalVFs: 0}}})
+		case iface.Type == nmEthernet:
+			// A NIC is not ours to remove.
+		default:
+			revert = append(revert, nmInterface{Name: iface.Name, Type: iface.Type, State: "absent"})
+		}
+	}
+	return toState(nmState{Interfaces: revert}), nil
+}
+
+func toState(state nmState) nmstateshared.State {
 	raw, _ := json.Marshal(state) // plain structs of strings, ints and bools always marshal
 	return nmstateshared.NewState(string(raw))
 }
 
-// NNCP is the shared policy for a merged host network.
-func NNCP(host HostNetwork, state nmstateshared.State) *nmstatev1.NodeNetworkConfigurationPolicy {
+// HostNetworkPolicy is the policy for one uplink group of a managed
+// HostNetwork, owned by it.
+func HostNetworkPolicy(hostNetwork *vmv1alpha1.HostNetwork, uplink *vmv1alpha1.Uplink, state nmstateshared.State) *nmstatev1.NodeNetworkConfigurationPolicy {
 	return &nmstatev1.NodeNetworkConfigurationPolicy{
 		TypeMeta: metav1.TypeMeta{APIVersion: nmstatev1.GroupVersion.String(), Kind: "NodeNetworkConfigurationPolicy"},
 		ObjectMeta: metav1.ObjectMeta{
-			Name:   NNCPName(host.Interface),
-			Labels: map[string]string{LabelManagedBy: ManagedByValue, LabelHostNetwork: "true"},
+			Name:   PolicyName(hostNetwork, uplink),
+			Labels: map[string]string{LabelManagedBy: ManagedByValue, LabelHostNetwork: hostNetwork.Name},
+			OwnerReferences: []metav1.OwnerReference{*metav1.NewControllerRef(hostNetwork,
+				vmv1alpha1.GroupVersion.WithKind("HostNetwork"))},
 		},
-		Spec: nmstateshared.NodeNetworkConfigurationPolicySpec{NodeSelector: host.NodeSelector, DesiredState: state},
+		Spec: nmstateshared.NodeNetworkConfigurationPolicySpec{
+			NodeSelector: PolicyNodeSelector(hostNetwork, uplink),
+			DesiredState: state,
+		},
 	}
+}
+
+// SRIOVUplinks lists the PF names of an sriov HostNetwork.
+func SRIOVUplinks(hostNetwork *vmv1alpha1.HostNetwork) []string {
+	var pfs []string
+	for i := range hostNetwork.Spec.Uplinks {
+		pfs = append(pfs, hostNetwork.Spec.Uplinks[i].Interface)
+	}
+	sort.Strings(pfs)
+	return pfs
+}
+
+// HostNetworkOf is the HostNetwork a policy the operator made belongs to,
+// or "" for any other policy.
+func HostNetworkOf(policy metav1.Object) string {
+	if policy.GetLabels()[LabelManagedBy] != ManagedByValue {
+		return ""
+	}
+	return policy.GetLabels()[LabelHostNetwork]
 }

@@ -5,12 +5,49 @@ import (
 
 	nadv1 "github.com/k8snetworkplumbingwg/network-attachment-definition-client/pkg/apis/k8s.cni.cncf.io/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 
 	vmv1alpha1 "github.com/jianfenliu/vmoperator/api/v1alpha1"
 )
 
 // cniVersion is understood by every CNI plugin the operator configures.
 const cniVersion = "0.3.1"
+
+// Attachment is how one network of a profile reaches the host, resolved
+// against the HostNetworks an admin declared (or the user's own
+// NetworkAttachmentDefinition): everything the attachment, the VM and
+// placement need, as plain values.
+type Attachment struct {
+	Network *vmv1alpha1.NetworkConfig
+	// Declared is the HostNetwork that declares the segment; nil when none does.
+	Declared *vmv1alpha1.HostNetwork
+	Type     vmv1alpha1.NetworkType
+	// Bridge is the Linux or OVS bridge (bridge and ovs).
+	Bridge string
+	// Master is the macvlan master: the uplink or its VLAN sub-interface;
+	// "" leaves it to the plugin (the default route's interface).
+	Master string
+	// VLAN is the tag of the VM's traffic; for macvlan it lives on the master.
+	VLAN int32
+	// MTU of the interface; 0 keeps the host default.
+	MTU int32
+	// ResourceName is the device-plugin resource of an SR-IOV network.
+	ResourceName string
+	// NAD is the NetworkAttachmentDefinition the VM uses.
+	NAD types.NamespacedName
+	// Named: the user's nadName, never written by the operator.
+	Named bool
+	// Segment names the L2 domain, however it is reached, for static address checks.
+	Segment string
+}
+
+// HostNetworkName is the name of the declaring HostNetwork, or "".
+func (a *Attachment) HostNetworkName() string {
+	if a.Declared == nil {
+		return ""
+	}
+	return a.Declared.Name
+}
 
 // emptyIPAM leaves addressing to the guest (cloud-init static config or
 // DHCP on the segment): KubeVirt's bridge and SR-IOV bindings hand the link
@@ -58,61 +95,30 @@ type ovsCNI struct {
 	MTU        int32  `json:"mtu,omitempty"`
 }
 
-// MacvlanMaster is the host interface a macvlan network hangs off: the
-// VLAN sub-interface of the uplink when a VLAN is set, else the uplink.
-// Empty means the plugin's default (the interface of the default route).
-func MacvlanMaster(network *vmv1alpha1.NetworkConfig) string {
-	if network.Uplink == "" {
-		return ""
-	}
-	if network.VLANID != nil {
-		return VLANInterfaceName(network.Uplink, *network.VLANID)
-	}
-	return network.Uplink
-}
-
-// SRIOVResourceName is the device-plugin resource of an SR-IOV network:
-// sriov.resourceName, else the operator's configured default.
-func SRIOVResourceName(network *vmv1alpha1.NetworkConfig, defaultResource string) string {
-	if network.SRIOV != nil && network.SRIOV.ResourceName != "" {
-		return network.SRIOV.ResourceName
-	}
-	return defaultResource
-}
-
-// CNIConfig is the CNI configuration of a network, as JSON.
-func CNIConfig(name string, network *vmv1alpha1.NetworkConfig) (string, error) {
-	vlan := int32(0)
-	if network.VLANID != nil {
-		vlan = *network.VLANID
-	}
-	mtu := int32(0)
-	if network.MTU != nil {
-		mtu = *network.MTU
-	}
+// CNIConfig is the CNI configuration of an attachment, as JSON.
+func CNIConfig(name string, a Attachment) (string, error) {
 	var config any
-	switch network.Type {
+	switch a.Type {
 	case vmv1alpha1.NetworkTypeBridge:
-		config = bridgeCNI{CNIVersion: cniVersion, Name: name, Type: "bridge", Bridge: BridgeName(network), VLAN: vlan, MTU: mtu}
+		config = bridgeCNI{CNIVersion: cniVersion, Name: name, Type: "bridge", Bridge: a.Bridge, VLAN: a.VLAN, MTU: a.MTU}
 	case vmv1alpha1.NetworkTypeMacvlan:
-		// With an uplink and a VLAN, the VLAN lives on the master
-		// sub-interface; macvlan itself is untagged.
-		config = macvlanCNI{CNIVersion: cniVersion, Name: name, Type: "macvlan", Master: MacvlanMaster(network), Mode: "bridge", MTU: mtu}
+		// The VLAN lives on the master sub-interface; macvlan itself is untagged.
+		config = macvlanCNI{CNIVersion: cniVersion, Name: name, Type: "macvlan", Master: a.Master, Mode: "bridge", MTU: a.MTU}
 	case vmv1alpha1.NetworkTypeSRIOV:
-		config = sriovCNI{CNIVersion: cniVersion, Name: name, Type: "sriov", VLAN: vlan}
+		config = sriovCNI{CNIVersion: cniVersion, Name: name, Type: "sriov", VLAN: a.VLAN}
 	case vmv1alpha1.NetworkTypeOVS:
-		config = ovsCNI{CNIVersion: cniVersion, Name: name, Type: "ovs", Bridge: BridgeName(network), VLAN: vlan, MTU: mtu}
+		config = ovsCNI{CNIVersion: cniVersion, Name: name, Type: "ovs", Bridge: a.Bridge, VLAN: a.VLAN, MTU: a.MTU}
 	default:
-		return "", errUnknownNetworkType(network)
+		return "", errUnknownNetworkType(a.Network)
 	}
 	raw, err := json.Marshal(config)
 	return string(raw), err
 }
 
 // NAD is the NetworkAttachmentDefinition of a network without nadName.
-func NAD(profile *vmv1alpha1.VirtualMachineProfile, network *vmv1alpha1.NetworkConfig, defaultSRIOVResource string) (*nadv1.NetworkAttachmentDefinition, error) {
-	name := NADName(profile.Name, network.Name)
-	config, err := CNIConfig(name, network)
+func NAD(profile *vmv1alpha1.VirtualMachineProfile, a Attachment) (*nadv1.NetworkAttachmentDefinition, error) {
+	name := NADName(profile.Name, a.Network.Name)
+	config, err := CNIConfig(name, a)
 	if err != nil {
 		return nil, err
 	}
@@ -126,8 +132,8 @@ func NAD(profile *vmv1alpha1.VirtualMachineProfile, network *vmv1alpha1.NetworkC
 		},
 		Spec: nadv1.NetworkAttachmentDefinitionSpec{Config: config},
 	}
-	if network.Type == vmv1alpha1.NetworkTypeSRIOV {
-		nad.Annotations = map[string]string{AnnotationResourceName: SRIOVResourceName(network, defaultSRIOVResource)}
+	if a.Type == vmv1alpha1.NetworkTypeSRIOV {
+		nad.Annotations = map[string]string{AnnotationResourceName: a.ResourceName}
 	}
 	return nad, nil
 }

@@ -3,7 +3,6 @@ package desired
 import (
 	"crypto/sha256"
 	"encoding/hex"
-	"fmt"
 	"net"
 	"sort"
 	"strings"
@@ -36,7 +35,8 @@ const (
 	// LabelSpread marks VMs of profiles with antiAffinity: true; such VMs avoid
 	// nodes that already run one.
 	LabelSpread = "vm.example.com/spread"
-	// LabelHostNetwork marks NodeNetworkConfigurationPolicies the operator owns.
+	// LabelHostNetwork names the HostNetwork a NodeNetworkConfigurationPolicy
+	// the operator made belongs to.
 	LabelHostNetwork = "vm.example.com/host-network"
 	// AnnotationResourceName is Multus's annotation naming the device-plugin
 	// resource a NetworkAttachmentDefinition needs.
@@ -76,17 +76,6 @@ func BridgeName(network *vmv1alpha1.NetworkConfig) string {
 		name = strings.TrimRight(name[:15], "-")
 	}
 	return name
-}
-
-// VLANInterfaceName is the VLAN sub-interface of uplink for vlan, as
-// nmstate and iproute2 name it ("eth1.100"), shortened to 15 characters by
-// keeping the tail of the uplink name when needed.
-func VLANInterfaceName(uplink string, vlan int32) string {
-	suffix := fmt.Sprintf(".%d", vlan)
-	if len(uplink)+len(suffix) > 15 {
-		uplink = uplink[:15-len(suffix)]
-	}
-	return uplink + suffix
 }
 
 // MACAddress is the guest MAC of a network: macAddress when set, else one

@@ -2,10 +2,12 @@ package desired
 
 import (
 	"fmt"
+	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	kubevirtv1 "kubevirt.io/api/core/v1"
 
 	vmv1alpha1 "github.com/jianfenliu/vmoperator/api/v1alpha1"
@@ -31,6 +33,16 @@ func NADReference(profile *vmv1alpha1.VirtualMachineProfile, network *vmv1alpha1
 		return network.NADName
 	}
 	return NADName(profile.Name, network.Name)
+}
+
+// NADKey resolves a network's attachment ("name" or "namespace/name")
+// against the profile's namespace.
+func NADKey(profile *vmv1alpha1.VirtualMachineProfile, network *vmv1alpha1.NetworkConfig) types.NamespacedName {
+	ref := NADReference(profile, network)
+	if namespace, name, ok := strings.Cut(ref, "/"); ok {
+		return types.NamespacedName{Namespace: namespace, Name: name}
+	}
+	return types.NamespacedName{Namespace: profile.Namespace, Name: ref}
 }
 
 // AnnotationRunStrategy on a VM is the profile's run strategy when the VM
@@ -219,4 +231,15 @@ func accessCredentials(profile *vmv1alpha1.VirtualMachineProfile) []kubevirtv1.A
 			NoCloud: &kubevirtv1.NoCloudSSHPublicKeyAccessCredentialPropagation{},
 		},
 	}}}
+}
+
+func nodeSelector(profile *vmv1alpha1.VirtualMachineProfile) map[string]string {
+	if profile.Spec.HighAvailability == nil || len(profile.Spec.HighAvailability.NodeSelector) == 0 {
+		return nil
+	}
+	selector := make(map[string]string, len(profile.Spec.HighAvailability.NodeSelector))
+	for k, v := range profile.Spec.HighAvailability.NodeSelector {
+		selector[k] = string(v)
+	}
+	return selector
 }

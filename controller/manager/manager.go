@@ -1,6 +1,6 @@
 // Package manager wires vmop-controller: the controller-runtime manager with
-// leader election, probes and metrics, dependency discovery, and the profile
-// reconciler. cmd/vmop-controller only parses flags and calls Run; tests and
+// leader election, probes and metrics, dependency discovery, and the
+// profile, HostNetwork and node-label reconcilers. cmd/vmop-controller only parses flags and calls Run; tests and
 // the local environment call New and start the manager themselves.
 package manager
 
@@ -30,7 +30,10 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	vmv1alpha1 "github.com/jianfenliu/vmoperator/api/v1alpha1"
+	"github.com/jianfenliu/vmoperator/controller/attach"
+	"github.com/jianfenliu/vmoperator/controller/hostnetwork"
 	"github.com/jianfenliu/vmoperator/controller/nodelabels"
+	"github.com/jianfenliu/vmoperator/controller/placement"
 	"github.com/jianfenliu/vmoperator/controller/profile"
 	"github.com/jianfenliu/vmoperator/metrics"
 )
@@ -54,6 +57,15 @@ type Options struct {
 	// MetricsRegistry receives vmop's own metrics; nil means controller-runtime's
 	// registry, which the metrics endpoint serves.
 	MetricsRegistry prometheus.Registerer
+	// AllowUndeclaredHostNetworks lets profiles attach to host bridges and
+	// links no HostNetwork declares (single-tenant clusters). Off by default.
+	AllowUndeclaredHostNetworks bool
+	// SharedNADNamespaces are the namespaces a nadName may point into
+	// besides the profile's own.
+	SharedNADNamespaces []string
+	// HostNetworkRevertTimeout bounds how long deleting a managed
+	// HostNetwork waits for nmstate to revert the host side.
+	HostNetworkRevertTimeout time.Duration
 	// SkipControllerNameValidation lets one process start the controller
 	// more than once (tests that stop and restart it).
 	SkipControllerNameValidation bool
@@ -112,21 +124,34 @@ func New(config *rest.Config, options Options) (ctrl.Manager, error) {
 	if err != nil {
 		return nil, err
 	}
-	reconciler := &profile.Reconciler{
-		Client:               mgr.GetClient(),
-		APIReader:            mgr.GetAPIReader(),
-		Scheme:               scheme,
-		Recorder:             mgr.GetEventRecorder("vmop-controller"),
-		Deps:                 deps,
+	networks := attach.Policy{
+		AllowUndeclared:      options.AllowUndeclaredHostNetworks,
+		SharedNADNamespaces:  options.SharedNADNamespaces,
 		DefaultSRIOVResource: options.DefaultSRIOVResource,
-		LeaseNamespace:       options.LeaseNamespace,
-		AllowEmulation:       options.AllowEmulation,
-		Ready:                controllerMetrics,
+	}
+	index := placement.NewIndex()
+	recorder := mgr.GetEventRecorder("vmop-controller")
+	reconciler := &profile.Reconciler{
+		Client:         mgr.GetClient(),
+		APIReader:      mgr.GetAPIReader(),
+		Scheme:         scheme,
+		Recorder:       recorder,
+		Deps:           deps,
+		Networks:       networks,
+		Index:          index,
+		LeaseNamespace: options.LeaseNamespace,
+		AllowEmulation: options.AllowEmulation,
+		Ready:          controllerMetrics,
 	}
 	if err := reconciler.SetupWithManager(mgr); err != nil {
 		return nil, err
 	}
-	labeller := &nodelabels.Reconciler{Client: mgr.GetClient(), LeaseNamespace: options.LeaseNamespace, Grace: options.LabelGrace}
+	hostNetworks := &hostnetwork.Reconciler{Client: mgr.GetClient(), Recorder: recorder, NMState: deps.NMState,
+		Networks: networks, RevertTimeout: options.HostNetworkRevertTimeout}
+	if err := hostNetworks.SetupWithManager(mgr); err != nil {
+		return nil, err
+	}
+	labeller := &nodelabels.Reconciler{Client: mgr.GetClient(), LeaseNamespace: options.LeaseNamespace, Grace: options.LabelGrace, Index: index}
 	if err := labeller.SetupWithManager(mgr); err != nil {
 		return nil, err
 	}

@@ -10,6 +10,7 @@ package nodelabels
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"time"
 
 	coordinationv1 "k8s.io/api/coordination/v1"
@@ -35,6 +36,8 @@ type Reconciler struct {
 	LeaseNamespace string
 	// Grace is how long a vanished capability keeps its label.
 	Grace time.Duration
+	// Index says which VLANs profiles want labelled.
+	Index *placement.Index
 	Now   func() time.Time
 }
 
@@ -71,11 +74,11 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	reporting := capability != nil && now.Before(expiry)
 	var offered map[string]string
 	if reporting {
-		wanted, err := r.wantedVLANs(ctx)
+		offers, err := HostNetworkOffers(ctx, r.Client)
 		if err != nil {
 			return ctrl.Result{}, err
 		}
-		offered = placement.NodeLabels(&capability.Status, wanted)
+		offered = placement.NodeLabels(&capability.Status, r.Index.WantedVLANs(), offers)
 		offered[placement.LabelReporting] = "true"
 	}
 	plan := planLabels(node.Labels, absentSince(&node), offered, reporting, now, r.Grace)
@@ -103,22 +106,17 @@ func (r *Reconciler) leaseExpiry(ctx context.Context, name string) (time.Time, e
 	return LeaseExpiry(&lease), err
 }
 
-// wantedVLANs collects the (bridge, VLAN) requirements of every profile:
-// only those VLANs become labels.
-func (r *Reconciler) wantedVLANs(ctx context.Context) (map[string]placement.Requirement, error) {
-	var profiles vmv1alpha1.VirtualMachineProfileList
-	if err := r.Client.List(ctx, &profiles); err != nil {
-		return nil, err
+// HostNetworkOffers is what each declared host network asks of a node.
+func HostNetworkOffers(ctx context.Context, c client.Reader) ([]placement.HostNetworkOffer, error) {
+	var list vmv1alpha1.HostNetworkList
+	if err := c.List(ctx, &list); err != nil {
+		return nil, fmt.Errorf("list HostNetworks: %w", err)
 	}
-	wanted := map[string]placement.Requirement{}
-	for i := range profiles.Items {
-		for _, need := range placement.Requirements(&profiles.Items[i]) {
-			if need.Kind == placement.NeedVLAN {
-				wanted[need.Label] = need
-			}
-		}
+	offers := make([]placement.HostNetworkOffer, 0, len(list.Items))
+	for i := range list.Items {
+		offers = append(offers, placement.OfferOf(&list.Items[i]))
 	}
-	return wanted, nil
+	return offers, nil
 }
 
 func absentSince(node *corev1.Node) map[string]time.Time {

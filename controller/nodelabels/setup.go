@@ -2,7 +2,6 @@ package nodelabels
 
 import (
 	"context"
-	"slices"
 
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -12,27 +11,47 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	vmv1alpha1 "github.com/jianfenliu/vmoperator/api/v1alpha1"
-	"github.com/jianfenliu/vmoperator/controller/placement"
 )
 
 // SetupWithManager watches Nodes (labels and annotations only: status
 // heartbeats are not our business), NodeCapabilities, the agents' Leases
-// (only renewals that end a lapse: routine renewals cost nothing), and
-// profiles whose wanted VLANs change.
+// (only renewals that end a lapse: routine renewals cost nothing),
+// HostNetworks, and the set of VLANs profiles want, which the profile
+// reconciler keeps in the index.
 func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 	sameName := handler.EnqueueRequestsFromMapFunc(func(_ context.Context, obj client.Object) []reconcile.Request {
 		return []reconcile.Request{{NamespacedName: types.NamespacedName{Name: obj.GetName()}}}
 	})
+	vlansChanged := make(chan event.GenericEvent)
+	if err := mgr.Add(manager.RunnableFunc(func(ctx context.Context) error {
+		for {
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-r.Index.VLANsChanged():
+				select {
+				case vlansChanged <- event.GenericEvent{Object: &corev1.Node{}}:
+				case <-ctx.Done():
+					return nil
+				}
+			}
+		}
+	})); err != nil {
+		return err
+	}
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("nodelabels").
 		For(&corev1.Node{}, builder.WithPredicates(predicate.Or(predicate.LabelChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
 		Watches(&vmv1alpha1.NodeCapability{}, sameName).
 		Watches(&coordinationv1.Lease{}, sameName, builder.WithPredicates(r.leaseRevived())).
-		Watches(&vmv1alpha1.VirtualMachineProfile{}, handler.EnqueueRequestsFromMapFunc(r.allNodes), builder.WithPredicates(wantedVLANsChanged())).
+		Watches(&vmv1alpha1.HostNetwork{}, handler.EnqueueRequestsFromMapFunc(r.allNodes)).
+		WatchesRawSource(source.Channel(vlansChanged, handler.EnqueueRequestsFromMapFunc(r.allNodes))).
 		Complete(r)
 }
 
@@ -52,24 +71,6 @@ func (r *Reconciler) leaseRevived() predicate.Predicate {
 				return false
 			}
 			return !r.now().Before(LeaseExpiry(old)) || LeaseExpiry(updated).Before(LeaseExpiry(old))
-		},
-		GenericFunc: func(event.GenericEvent) bool { return false },
-	}
-}
-
-func wantedVLANsChanged() predicate.Predicate {
-	vlans := func(obj client.Object) []string {
-		profile, ok := obj.(*vmv1alpha1.VirtualMachineProfile)
-		if !ok {
-			return nil
-		}
-		return placement.WantedVLANs(profile)
-	}
-	return predicate.Funcs{
-		CreateFunc: func(e event.CreateEvent) bool { return len(vlans(e.Object)) > 0 },
-		DeleteFunc: func(e event.DeleteEvent) bool { return false },
-		UpdateFunc: func(e event.UpdateEvent) bool {
-			return !slices.Equal(vlans(e.ObjectOld), vlans(e.ObjectNew))
 		},
 		GenericFunc: func(event.GenericEvent) bool { return false },
 	}

@@ -11,7 +11,7 @@ func benchNodes(n int) []Node {
 	nodes := make([]Node, n)
 	for i := range nodes {
 		var c = capability(withBridge("br-mgmt", true, "eth1", "1,100-110,200-210"), withBridge("br-data", true, "eth2", "300"),
-			withPF("ens1f0", 8, int32(i%9)), withPolicy("vmop-br-edge", i%7 != 0, "drift"))
+			withPF("ens1f0", 8, int32(i%9)), withPolicy("vmop-edge", i%7 != 0, "drift"))
 		switch i % 10 {
 		case 1:
 			c.Bridges[0].Up = false
@@ -25,13 +25,14 @@ func benchNodes(n int) []Node {
 
 func BenchmarkEvaluate(b *testing.B) {
 	profile := seedProfile()
+	needs := needsOf(b, profile)
 	for _, n := range []int{1_000, 10_000} {
 		nodes := benchNodes(n)
 		b.Run(fmt.Sprintf("nodes=%d", n), func(b *testing.B) {
 			b.ReportAllocs()
 			var eligible int
 			for b.Loop() {
-				eligible = len(Evaluate(profile, nodes, Options{}).Eligible)
+				eligible = len(Evaluate(profile, needs, nodes, Options{}).Eligible)
 			}
 			b.ReportMetric(float64(eligible), "eligible")
 		})

@@ -2,10 +2,13 @@ package placement
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
 
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 
 	vmv1alpha1 "github.com/jianfenliu/vmoperator/api/v1alpha1"
@@ -27,7 +30,7 @@ type Node struct {
 type check func(node *Node, needs []Requirement, selector map[string]string) string
 
 func chain() []check {
-	return []check{agentReporting, schedulable, matchesSelector, offersEverything}
+	return []check{agentReporting, schedulable, matchesSelector, selectedByHostNetworks, probesHealthy, offersEverything}
 }
 
 func agentReporting(node *Node, _ []Requirement, _ map[string]string) string {
@@ -53,6 +56,62 @@ func matchesSelector(node *Node, _ []Requirement, selector map[string]string) st
 		return "does not match highAvailability.nodeSelector"
 	}
 	return ""
+}
+
+// selectedByHostNetworks: a declared host network exists only on the nodes
+// its nodeSelector picks.
+func selectedByHostNetworks(node *Node, needs []Requirement, _ map[string]string) string {
+	for _, need := range needs {
+		if need.Kind == NeedNodeLabels && !labels.SelectorFromSet(need.Selector).Matches(labels.Set(node.Labels)) {
+			return "HostNetwork " + need.Name + " does not select this node (its nodeSelector)"
+		}
+	}
+	return ""
+}
+
+// probesHealthy excludes a node whose agent says the probe a requirement
+// depends on failed: its report of that part is stale, whatever it shows.
+func probesHealthy(node *Node, needs []Requirement, _ map[string]string) string {
+	for _, need := range needs {
+		for _, probe := range probesFor(need) {
+			if c := meta.FindStatusCondition(node.Capability.Conditions, probe); c != nil &&
+				c.Status == metav1.ConditionFalse && c.Reason == vmv1alpha1.ReasonProbeFailed {
+				return fmt.Sprintf("the agent's %s probe failed: %s", probeNoun(probe), c.Message)
+			}
+		}
+	}
+	return ""
+}
+
+// probesFor names the capability conditions of the probes a requirement
+// is judged from.
+func probesFor(need Requirement) []string {
+	switch need.Kind {
+	case NeedBridge, NeedOVS, NeedLink:
+		return []string{vmv1alpha1.ConditionLinksProbed}
+	case NeedVLAN:
+		return []string{vmv1alpha1.ConditionLinksProbed, vmv1alpha1.ConditionBridgeVLANsProbed}
+	case NeedSRIOV:
+		return []string{vmv1alpha1.ConditionSRIOVProbed}
+	case NeedHostNetwork:
+		if need.HostNetwork != nil && need.HostNetwork.Type == vmv1alpha1.NetworkTypeSRIOV {
+			return []string{vmv1alpha1.ConditionLinksProbed, vmv1alpha1.ConditionSRIOVProbed}
+		}
+		return []string{vmv1alpha1.ConditionLinksProbed}
+	}
+	return nil
+}
+
+func probeNoun(condition string) string {
+	switch condition {
+	case vmv1alpha1.ConditionLinksProbed:
+		return "link"
+	case vmv1alpha1.ConditionBridgeVLANsProbed:
+		return "bridge VLAN"
+	case vmv1alpha1.ConditionSRIOVProbed:
+		return "SR-IOV"
+	}
+	return condition
 }
 
 func offersEverything(node *Node, needs []Requirement, _ map[string]string) string {
@@ -90,11 +149,65 @@ func Offers(c *vmv1alpha1.NodeCapabilityStatus, need Requirement) (bool, string)
 	case NeedLink:
 		return linkUp(c, need.Name)
 	case NeedSRIOV:
-		return freeVFs(c)
-	case NeedPolicy:
-		return policyVerified(c, need.Name)
+		return freeVFs(c, nil)
+	case NeedHostNetwork:
+		return offersHostNetwork(c, need.HostNetwork)
 	}
 	return true, ""
+}
+
+// offersHostNetwork: a managed network's policy is verified on the node
+// (and an SR-IOV one has free VFs); an unmanaged one is there and up.
+func offersHostNetwork(c *vmv1alpha1.NodeCapabilityStatus, offer *HostNetworkOffer) (bool, string) {
+	if offer.Managed {
+		if ok, why := policiesVerified(c, offer); !ok {
+			return false, why
+		}
+	}
+	switch offer.Type {
+	case vmv1alpha1.NetworkTypeBridge:
+		if bridge := findBridge(c, offer.Bridge); bridge == nil || !bridge.Up {
+			return Offers(c, Requirement{Kind: NeedBridge, Name: offer.Bridge})
+		}
+	case vmv1alpha1.NetworkTypeOVS:
+		return ovsBridgeUp(c, offer.Bridge)
+	case vmv1alpha1.NetworkTypeMacvlan:
+		return anyLinkUp(c, offer.Uplinks)
+	case vmv1alpha1.NetworkTypeSRIOV:
+		return freeVFs(c, offer.Uplinks)
+	}
+	return true, ""
+}
+
+// policiesVerified: of a managed network's policies, the ones that select
+// this node (its agent lists them) are all verified, and there is one.
+func policiesVerified(c *vmv1alpha1.NodeCapabilityStatus, offer *HostNetworkOffer) (bool, string) {
+	listed := 0
+	for _, p := range c.Policies {
+		if !slices.Contains(offer.Policies, p.Name) {
+			continue
+		}
+		listed++
+		if !p.Verified {
+			return false, "HostNetwork " + offer.Name + " not verified: policy " + p.Name + ": " + p.Message
+		}
+	}
+	if listed == 0 {
+		return false, "HostNetwork " + offer.Name + " not built here: no policy of it applies to this node"
+	}
+	return true, ""
+}
+
+func anyLinkUp(c *vmv1alpha1.NodeCapabilityStatus, names []string) (bool, string) {
+	why := "no uplink"
+	for _, name := range names {
+		ok, reason := linkUp(c, name)
+		if ok {
+			return true, ""
+		}
+		why = reason
+	}
+	return false, why
 }
 
 func findBridge(c *vmv1alpha1.NodeCapabilityStatus, name string) *vmv1alpha1.BridgeStatus {
@@ -194,12 +307,22 @@ func linkUp(c *vmv1alpha1.NodeCapabilityStatus, name string) (bool, string) {
 	return false, "link " + name + " missing"
 }
 
-func freeVFs(c *vmv1alpha1.NodeCapabilityStatus) (bool, string) {
-	if len(c.SRIOV) == 0 {
+// freeVFs: some physical function (among pfs, when given) has a free VF.
+func freeVFs(c *vmv1alpha1.NodeCapabilityStatus, pfs []string) (bool, string) {
+	var candidates []vmv1alpha1.SRIOVPF
+	for _, pf := range c.SRIOV {
+		if len(pfs) == 0 || slices.Contains(pfs, pf.Name) {
+			candidates = append(candidates, pf)
+		}
+	}
+	if len(candidates) == 0 {
+		if len(pfs) > 0 {
+			return false, "no SR-IOV physical function " + strings.Join(pfs, " or ")
+		}
 		return false, "no SR-IOV physical function"
 	}
 	var full []string
-	for _, pf := range c.SRIOV {
+	for _, pf := range candidates {
 		if pf.LinkUp && pf.NumVFs > pf.VFsInUse {
 			return true, ""
 		}
@@ -207,16 +330,4 @@ func freeVFs(c *vmv1alpha1.NodeCapabilityStatus) (bool, string) {
 	}
 	sort.Strings(full)
 	return false, "no free VFs on " + strings.Join(full, ",")
-}
-
-func policyVerified(c *vmv1alpha1.NodeCapabilityStatus, name string) (bool, string) {
-	for _, p := range c.Policies {
-		if p.Name == name {
-			if !p.Verified {
-				return false, "policy " + name + " not verified: " + p.Message
-			}
-			return true, ""
-		}
-	}
-	return false, "policy " + name + " not applied on this node"
 }

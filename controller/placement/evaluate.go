@@ -1,6 +1,7 @@
 package placement
 
 import (
+	"maps"
 	"slices"
 	"sort"
 
@@ -28,10 +29,10 @@ type Options struct {
 	AllowEmulation bool
 }
 
-// Evaluate runs the eligibility chain for a profile over nodes. The first
-// failing check of each excluded node is its reason.
-func Evaluate(profile *vmv1alpha1.VirtualMachineProfile, nodes []Node, options Options) Result {
-	needs := Requirements(profile)
+// Evaluate runs the eligibility chain for a profile, which needs what needs
+// lists (see Requirements), over nodes. The first failing check of each
+// excluded node is its reason.
+func Evaluate(profile *vmv1alpha1.VirtualMachineProfile, needs []Requirement, nodes []Node, options Options) Result {
 	if options.AllowEmulation {
 		needs = slices.DeleteFunc(needs, func(r Requirement) bool { return r.Kind == NeedKVM })
 	}
@@ -55,6 +56,10 @@ func Evaluate(profile *vmv1alpha1.VirtualMachineProfile, nodes []Node, options O
 	}
 	result.Placement = desired.Placement{RequiredNodeLabels: map[string]string{LabelReporting: "true"}}
 	for _, need := range needs {
+		if need.Kind == NeedNodeLabels {
+			maps.Copy(result.Placement.RequiredNodeLabels, need.Selector)
+			continue
+		}
 		result.Placement.RequiredNodeLabels[need.Label] = "true"
 	}
 	return result

@@ -10,11 +10,12 @@ import (
 
 // NodeLabels projects a capability into the labels the node should carry
 // (all "true"): KVM, every bridge that is up, the wanted VLANs the bridge
-// passes, OVS bridges and links that are up, free SR-IOV VFs, and verified
-// policies. The same Offers rules decide labels and eligibility, so the
-// scheduler and the status never disagree. Names that cannot form a label
-// key are left out (placement then reports them as missing).
-func NodeLabels(c *vmv1alpha1.NodeCapabilityStatus, wantedVLANs map[string]Requirement) map[string]string {
+// passes, OVS bridges and links that are up, free SR-IOV VFs, and each
+// declared host network the node offers. The same Offers rules decide
+// labels and eligibility, so the scheduler and the status never disagree.
+// Names that cannot form a label key are left out (placement then reports
+// them as missing).
+func NodeLabels(c *vmv1alpha1.NodeCapabilityStatus, wantedVLANs []Requirement, hostNetworks []HostNetworkOffer) map[string]string {
 	out := map[string]string{}
 	offer := func(need Requirement) {
 		if ok, _ := Offers(c, need); ok && len(validation.IsQualifiedName(need.Label)) == 0 {
@@ -41,8 +42,8 @@ func NodeLabels(c *vmv1alpha1.NodeCapabilityStatus, wantedVLANs map[string]Requi
 	for _, b := range c.Bonds {
 		offer(Requirement{Label: LinkLabel(b.Name), Kind: NeedLink, Name: b.Name})
 	}
-	for _, p := range c.Policies {
-		offer(Requirement{Label: PolicyLabel(p.Name), Kind: NeedPolicy, Name: p.Name})
+	for i := range hostNetworks {
+		offer(Requirement{Label: HostNetworkLabel(hostNetworks[i].Name), Kind: NeedHostNetwork, Name: hostNetworks[i].Name, HostNetwork: &hostNetworks[i]})
 	}
 	return out
 }

@@ -7,9 +7,11 @@ import (
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
 
 	vmv1alpha1 "github.com/jianfenliu/vmoperator/api/v1alpha1"
+	"github.com/jianfenliu/vmoperator/controller/attach"
 )
 
 // capability builds a NodeCapabilityStatus; options add what the node has.
@@ -56,20 +58,39 @@ func seedProfile() *vmv1alpha1.VirtualMachineProfile {
 	}
 }
 
+// needsOf resolves a profile's networks (undeclared ones allowed, as on a
+// single-tenant cluster, unless HostNetworks are given) and lists its requirements.
+func needsOf(t testing.TB, p *vmv1alpha1.VirtualMachineProfile, hostNetworks ...vmv1alpha1.HostNetwork) []Requirement {
+	t.Helper()
+	attachments, refusal := attach.Resolve(p, attach.Inputs{HostNetworks: hostNetworks, Policy: attach.Policy{AllowUndeclared: true, DefaultSRIOVResource: "intel.com/sriov"}})
+	if refusal != nil {
+		t.Fatalf("refused: %+v", refusal)
+	}
+	return Requirements(attachments)
+}
+
+func managedBridge(name, bridge string, selector map[string]string) vmv1alpha1.HostNetwork {
+	return vmv1alpha1.HostNetwork{ObjectMeta: metav1.ObjectMeta{Name: name}, Spec: vmv1alpha1.HostNetworkSpec{Type: "bridge", BridgeName: bridge,
+		Managed: true, Uplinks: []vmv1alpha1.Uplink{{Interface: "bond0"}}, AllowedVLANs: []vmv1alpha1.VLANRange{"300"}, NodeSelector: selector}}
+}
+
 func TestRequirements(t *testing.T) {
 	p := seedProfile()
 	p.Spec.Networks = append(p.Spec.Networks,
-		vmv1alpha1.NetworkConfig{Name: "edge", Type: vmv1alpha1.NetworkTypeBridge, BridgeName: "br-edge", Uplink: "bond0", VLANID: ptr.To[int32](300)},
-		vmv1alpha1.NetworkConfig{Name: "stor", Type: vmv1alpha1.NetworkTypeMacvlan, Uplink: "eth2"},
+		vmv1alpha1.NetworkConfig{Name: "edge", Type: vmv1alpha1.NetworkTypeBridge, BridgeName: "br-edge", VLANID: ptr.To[int32](300)},
 		vmv1alpha1.NetworkConfig{Name: "ovs", Type: vmv1alpha1.NetworkTypeOVS, BridgeName: "br-int"},
 		vmv1alpha1.NetworkConfig{Name: "ext", Type: vmv1alpha1.NetworkTypeBridge, NADName: "corp"},
 	)
 	var got []string
-	for _, r := range Requirements(p) {
+	for _, r := range needsOf(t, p, managedBridge("edge", "br-edge", map[string]string{"zone": "dmz"})) {
+		if r.Kind == NeedNodeLabels {
+			got = append(got, fmt.Sprintf("selector%v", r.Selector))
+			continue
+		}
 		got = append(got, r.Label)
 	}
 	want := []string{LabelKVM, BridgeLabel("br-mgmt"), VLANLabel("br-mgmt", 100), LabelSRIOV,
-		PolicyLabel("vmop-br-edge"), LinkLabel("eth2"), OVSLabel("br-int")}
+		HostNetworkLabel("edge"), "selectormap[zone:dmz]", VLANLabel("br-edge", 300), OVSLabel("br-int")}
 	if strings.Join(got, " ") != strings.Join(want, " ") {
 		t.Fatalf("got  %v\nwant %v", got, want)
 	}
@@ -88,7 +109,7 @@ func TestEvaluateExplainsEveryExcludedNode(t *testing.T) {
 		{Name: "node-i", Capability: capability(withBridge("br-mgmt", true, "eth1", ""), withPF("ens1f0", 2, 0))},
 		{Name: "node-j", Capability: capability(withBridge("br-mgmt", true, "eth1", "100"), withPF("p0", 2, 0)), Unschedulable: true},
 	}
-	result := Evaluate(seedProfile(), nodes, Options{})
+	result := Evaluate(seedProfile(), needsOf(t, seedProfile()), nodes, Options{})
 	if strings.Join(result.Eligible, ",") != "node-a,node-i" {
 		t.Fatalf("eligible: %v", result.Eligible)
 	}
@@ -129,7 +150,7 @@ func TestEvaluateBoundsTheListAndHonoursTheSelector(t *testing.T) {
 		}
 		nodes = append(nodes, Node{Name: fmt.Sprintf("n%02d", i), Labels: map[string]string{"rack": rack}, Capability: capability()})
 	}
-	result := Evaluate(p, nodes, Options{})
+	result := Evaluate(p, needsOf(t, p), nodes, Options{})
 	if result.Status.EligibleNodes != 5 || result.Status.ExcludedNodes != 20 || len(result.Status.Excluded) != MaxExcludedListed {
 		t.Fatalf("%+v", result.Status)
 	}
@@ -138,37 +159,73 @@ func TestEvaluateBoundsTheListAndHonoursTheSelector(t *testing.T) {
 	}
 }
 
-func TestPolicyRequirement(t *testing.T) {
+// TestManagedHostNetworkRequirement: a managed network is offered where
+// its agent verified its policy, and only on the nodes it selects.
+func TestManagedHostNetworkRequirement(t *testing.T) {
 	p := seedProfile()
-	p.Spec.Networks = []vmv1alpha1.NetworkConfig{{Name: "edge", Type: vmv1alpha1.NetworkTypeBridge, BridgeName: "br-edge", Uplink: "bond0", VLANID: ptr.To[int32](300)}}
-	result := Evaluate(p, []Node{
-		{Name: "ok", Capability: capability(withPolicy("vmop-br-edge", true, ""))},
-		{Name: "drift", Capability: capability(withPolicy("vmop-br-edge", false, "nmstate reports Available but bridge br-edge does not exist"))},
-		{Name: "none", Capability: capability()},
+	p.Spec.Networks = []vmv1alpha1.NetworkConfig{{Name: "edge", Type: vmv1alpha1.NetworkTypeBridge, BridgeName: "br-edge", VLANID: ptr.To[int32](300)}}
+	dmz := map[string]string{"zone": "dmz"}
+	needs := needsOf(t, p, managedBridge("edge", "br-edge", dmz))
+	built := withBridge("br-edge", true, "bond0", "300")
+	result := Evaluate(p, needs, []Node{
+		{Name: "ok", Labels: dmz, Capability: capability(built, withPolicy("vmop-edge", true, ""))},
+		{Name: "drift", Labels: dmz, Capability: capability(built, withPolicy("vmop-edge", false, "nmstate reports Available but bridge br-edge does not exist"))},
+		{Name: "none", Labels: dmz, Capability: capability(built)},
+		{Name: "elsewhere", Capability: capability(built, withPolicy("vmop-edge", true, ""))},
 	}, Options{})
 	if strings.Join(result.Eligible, ",") != "ok" {
 		t.Fatalf("eligible %v", result.Eligible)
 	}
-	if r := result.Status.Excluded[0]; r.Node != "drift" || !strings.Contains(r.Reason, "bridge br-edge does not exist") {
-		t.Fatalf("%+v", result.Status.Excluded)
+	want := map[string]string{
+		"drift":     "HostNetwork edge not verified: policy vmop-edge: nmstate reports Available but bridge br-edge does not exist",
+		"none":      "HostNetwork edge not built here: no policy of it applies to this node",
+		"elsewhere": "HostNetwork edge does not select this node (its nodeSelector)",
+	}
+	for _, e := range result.Status.Excluded {
+		if want[e.Node] != e.Reason {
+			t.Errorf("%s: %q, want %q", e.Node, e.Reason, want[e.Node])
+		}
+	}
+	if result.Placement.RequiredNodeLabels["zone"] != "dmz" || result.Placement.RequiredNodeLabels[HostNetworkLabel("edge")] != "true" {
+		t.Fatalf("VM affinity: %v", result.Placement.RequiredNodeLabels)
+	}
+}
+
+// TestFailedProbeExcludesWhatDependsOnIt: a node whose agent could not dump
+// its links is not trusted for bridges, whatever its stale report shows;
+// it still hosts VMs that need no link.
+func TestFailedProbeExcludesWhatDependsOnIt(t *testing.T) {
+	failed := func(c *vmv1alpha1.NodeCapabilityStatus) {
+		c.Conditions = append(c.Conditions, metav1.Condition{Type: vmv1alpha1.ConditionLinksProbed, Status: metav1.ConditionFalse,
+			Reason: vmv1alpha1.ReasonProbeFailed, Message: "listing links: netlink: resource temporarily unavailable"})
+	}
+	node := Node{Name: "stale", Capability: capability(withBridge("br-mgmt", true, "eth1", "100"), withPF("ens1f0", 4, 0), failed)}
+	result := Evaluate(seedProfile(), needsOf(t, seedProfile()), []Node{node}, Options{})
+	if got := result.Status.Excluded[0].Reason; got != "the agent's link probe failed: listing links: netlink: resource temporarily unavailable" {
+		t.Fatalf("reason %q", got)
+	}
+	plain := seedProfile()
+	plain.Spec.Networks = nil
+	if got := Evaluate(plain, needsOf(t, plain), []Node{node}, Options{}); got.Status.EligibleNodes != 1 {
+		t.Fatalf("a VM without networks does not depend on the link probe: %+v", got.Status)
 	}
 }
 
 func TestNodeLabelsFollowTheSameRules(t *testing.T) {
 	c := capability(withBridge("br-mgmt", true, "eth1", "100"), withBridge("br-down", false, "eth2", ""), withPF("ens1f0", 4, 4),
-		withPolicy("vmop-br-edge", true, ""), withPolicy("vmop-br-bad", false, "missing"))
-	wanted := map[string]Requirement{}
+		withBridge("br-edge", true, "bond0", "300"), withPolicy("vmop-edge", true, ""), withPolicy("vmop-bad", false, "missing"))
+	var wanted []Requirement
 	for _, vlan := range []int32{100, 200} {
-		r := Requirement{Label: VLANLabel("br-mgmt", vlan), Kind: NeedVLAN, Name: "br-mgmt", VLAN: vlan}
-		wanted[r.Label] = r
+		wanted = append(wanted, Requirement{Label: VLANLabel("br-mgmt", vlan), Kind: NeedVLAN, Name: "br-mgmt", VLAN: vlan})
 	}
-	got := NodeLabels(c, wanted)
-	for _, want := range []string{LabelKVM, BridgeLabel("br-mgmt"), VLANLabel("br-mgmt", 100), LinkLabel("eth1"), PolicyLabel("vmop-br-edge")} {
+	edge, bad := managedBridge("edge", "br-edge", nil), managedBridge("bad", "br-bad", nil)
+	got := NodeLabels(c, wanted, []HostNetworkOffer{OfferOf(&edge), OfferOf(&bad)})
+	for _, want := range []string{LabelKVM, BridgeLabel("br-mgmt"), VLANLabel("br-mgmt", 100), LinkLabel("eth1"), HostNetworkLabel("edge")} {
 		if got[want] != "true" {
 			t.Errorf("missing %s in %v", want, got)
 		}
 	}
-	for _, absent := range []string{BridgeLabel("br-down"), VLANLabel("br-mgmt", 200), LabelSRIOV, PolicyLabel("vmop-br-bad")} {
+	for _, absent := range []string{BridgeLabel("br-down"), VLANLabel("br-mgmt", 200), LabelSRIOV, HostNetworkLabel("bad")} {
 		if _, ok := got[absent]; ok {
 			t.Errorf("%s should not be set", absent)
 		}
@@ -184,11 +241,51 @@ func TestAllowEmulationDropsOnlyTheKVMRequirement(t *testing.T) {
 	p := seedProfile()
 	p.Spec.Networks = nil
 	nodes := []Node{{Name: "no-kvm", Capability: capability(withoutKVM("/dev/kvm does not exist"))}}
-	if got := Evaluate(p, nodes, Options{}); got.Status.EligibleNodes != 0 {
+	if got := Evaluate(p, needsOf(t, p), nodes, Options{}); got.Status.EligibleNodes != 0 {
 		t.Fatalf("without emulation a node without KVM must be excluded: %+v", got.Status)
 	}
-	got := Evaluate(p, nodes, Options{AllowEmulation: true})
+	got := Evaluate(p, needsOf(t, p), nodes, Options{AllowEmulation: true})
 	if got.Status.EligibleNodes != 1 || got.Placement.RequiredNodeLabels[LabelKVM] != "" {
 		t.Fatalf("with emulation: %+v %v", got.Status, got.Placement.RequiredNodeLabels)
+	}
+}
+
+func TestIndex(t *testing.T) {
+	x := NewIndex()
+	a, b := types.NamespacedName{Namespace: "ns", Name: "a"}, types.NamespacedName{Namespace: "ns", Name: "b"}
+	vlan100 := Requirement{Label: VLANLabel("br-mgmt", 100), Kind: NeedVLAN, Name: "br-mgmt", VLAN: 100}
+	x.Set(a, []Requirement{{Label: LabelKVM}, vlan100, {Kind: NeedNodeLabels, Selector: map[string]string{"zone": "dmz"}}}, []string{"rack"})
+	x.Set(b, []Requirement{{Label: LabelKVM}, vlan100}, nil)
+	select {
+	case <-x.VLANsChanged():
+	default:
+		t.Fatal("a newly wanted VLAN must be signalled")
+	}
+	if got := x.Profiles(LabelKVM); len(got) != 2 {
+		t.Fatalf("kvm: %v", got)
+	}
+	if got := x.Profiles("zone"); len(got) != 1 || got[0] != a {
+		t.Fatalf("a HostNetwork's selector key: %v", got)
+	}
+	if got := x.Profiles("rack"); len(got) != 1 || got[0] != a {
+		t.Fatalf("the profile's own selector key: %v", got)
+	}
+	x.Delete(a)
+	if len(x.WantedVLANs()) != 1 {
+		t.Fatal("b still wants VLAN 100")
+	}
+	select {
+	case <-x.VLANsChanged():
+		t.Fatal("no change in wanted VLANs: no signal")
+	default:
+	}
+	x.Set(b, []Requirement{{Label: LabelKVM}}, nil)
+	if len(x.WantedVLANs()) != 0 || len(x.Profiles("zone")) != 0 {
+		t.Fatalf("nothing wanted any more: %v", x.WantedVLANs())
+	}
+	select {
+	case <-x.VLANsChanged():
+	default:
+		t.Fatal("a VLAN no longer wanted must be signalled")
 	}
 }

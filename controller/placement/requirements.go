@@ -2,6 +2,7 @@ package placement
 
 import (
 	"fmt"
+	"maps"
 
 	vmv1alpha1 "github.com/jianfenliu/vmoperator/api/v1alpha1"
 	"github.com/jianfenliu/vmoperator/controller/desired"
@@ -35,18 +36,22 @@ func OVSLabel(bridge string) string { return LabelPrefix + "ovs." + bridge }
 // LinkLabel: an interface of this name (macvlan master) is up with carrier.
 func LinkLabel(name string) string { return LabelPrefix + "link." + name }
 
-// PolicyLabel: the agent verified in the kernel that this nmstate policy applied.
-func PolicyLabel(policy string) string { return LabelPrefix + "policy." + policy }
+// HostNetworkLabel: the node offers this declared host network, ready to
+// use (built and verified by its agent when managed; present and up when not).
+func HostNetworkLabel(hostNetwork string) string { return LabelPrefix + "hostnetwork." + hostNetwork }
 
 // Requirement is one thing a profile needs from a node.
 type Requirement struct {
 	// Label is the node label that says the node offers it.
 	Label string
 	// Kind and the fields below say what it is, for the checks and messages.
-	Kind   Kind
-	Name   string // bridge, link, OVS bridge or policy name
-	VLAN   int32
-	Policy string // for host sides the operator builds: the policy that builds it
+	Kind Kind
+	Name string // bridge, link, OVS bridge or host network name
+	VLAN int32
+	// HostNetwork is what a node must show to offer a declared host network (NeedHostNetwork).
+	HostNetwork *HostNetworkOffer
+	// Selector is a HostNetwork's node selector (NeedNodeLabels): where the network exists.
+	Selector map[string]string
 }
 
 // Kind is a kind of requirement.
@@ -60,67 +65,107 @@ const (
 	NeedOVS
 	NeedLink
 	NeedSRIOV
-	NeedPolicy
+	NeedHostNetwork
+	NeedNodeLabels
 )
 
-// Requirements lists what a profile needs from a node: KVM, and for each
-// network its host side — an nmstate policy the agent verified when the
-// operator builds the host side (uplink set), else the bridge, VLAN, OVS
-// bridge or link the node must already have. Networks using an existing
-// attachment (nadName) name no host requirement the operator can check.
-func Requirements(profile *vmv1alpha1.VirtualMachineProfile) []Requirement {
+// HostNetworkOffer is what a node's capability must show for the node to
+// offer a declared host network.
+type HostNetworkOffer struct {
+	Name    string
+	Type    vmv1alpha1.NetworkType
+	Managed bool
+	// Policies are the nmstate policies that build it (managed); the one
+	// selecting a node must be verified there by its agent.
+	Policies []string
+	// Bridge of a bridge or ovs network.
+	Bridge string
+	// Uplinks are its uplink interfaces (one per node group): the macvlan
+	// master without VLAN, the SR-IOV physical functions.
+	Uplinks []string
+}
+
+// OfferOf is what a HostNetwork asks of a node.
+func OfferOf(hostNetwork *vmv1alpha1.HostNetwork) HostNetworkOffer {
+	offer := HostNetworkOffer{Name: hostNetwork.Name, Type: hostNetwork.Spec.Type, Managed: hostNetwork.Spec.Managed, Bridge: hostNetwork.Spec.BridgeName}
+	for i := range hostNetwork.Spec.Uplinks {
+		uplink := &hostNetwork.Spec.Uplinks[i]
+		offer.Uplinks = append(offer.Uplinks, desired.UplinkInterface(uplink))
+		if hostNetwork.Spec.Managed {
+			offer.Policies = append(offer.Policies, desired.PolicyName(hostNetwork, uplink))
+		}
+	}
+	return offer
+}
+
+// Requirements lists what a profile's VM needs from a node, from its
+// resolved attachments: KVM, and for each network its host side — a
+// declared host network offered on the node (and its node selector), the
+// VLAN trunked on the bridge, the macvlan master; or, for a network no
+// HostNetwork declares, the bridge, OVS bridge or link itself.
+func Requirements(attachments []desired.Attachment) []Requirement {
 	needs := []Requirement{{Label: LabelKVM, Kind: NeedKVM}}
 	seen := map[string]bool{LabelKVM: true}
 	add := func(r Requirement) {
-		if !seen[r.Label] {
-			seen[r.Label] = true
+		key := r.Label
+		if r.Kind == NeedNodeLabels {
+			key = fmt.Sprint(r.Selector)
+		}
+		if !seen[key] {
+			seen[key] = true
 			needs = append(needs, r)
 		}
 	}
-	for i := range profile.Spec.Networks {
-		for _, r := range networkRequirements(profile, &profile.Spec.Networks[i]) {
+	for i := range attachments {
+		for _, r := range attachmentRequirements(&attachments[i]) {
 			add(r)
 		}
 	}
 	return needs
 }
 
-func networkRequirements(profile *vmv1alpha1.VirtualMachineProfile, network *vmv1alpha1.NetworkConfig) []Requirement {
-	if network.NADName != "" {
-		return nil
-	}
-	if host, ok := desired.HostNetworkFor(profile, network); ok {
-		policy := desired.NNCPName(host.Interface)
-		return []Requirement{{Label: PolicyLabel(policy), Kind: NeedPolicy, Name: policy}}
-	}
-	switch network.Type {
-	case vmv1alpha1.NetworkTypeBridge:
-		bridge := desired.BridgeName(network)
-		needs := []Requirement{{Label: BridgeLabel(bridge), Kind: NeedBridge, Name: bridge}}
-		if network.VLANID != nil {
-			needs = append(needs, Requirement{Label: VLANLabel(bridge, *network.VLANID), Kind: NeedVLAN, Name: bridge, VLAN: *network.VLANID})
+func attachmentRequirements(a *desired.Attachment) []Requirement {
+	var needs []Requirement
+	if a.Declared != nil {
+		offer := OfferOf(a.Declared)
+		needs = append(needs, Requirement{Label: HostNetworkLabel(offer.Name), Kind: NeedHostNetwork, Name: offer.Name, HostNetwork: &offer})
+		if len(a.Declared.Spec.NodeSelector) > 0 {
+			needs = append(needs, Requirement{Kind: NeedNodeLabels, Name: offer.Name, Selector: maps.Clone(a.Declared.Spec.NodeSelector)})
 		}
-		return needs
+	}
+	switch a.Type {
+	case vmv1alpha1.NetworkTypeBridge:
+		if a.Declared == nil && a.Bridge != "" {
+			needs = append(needs, Requirement{Label: BridgeLabel(a.Bridge), Kind: NeedBridge, Name: a.Bridge})
+		}
+		if a.VLAN != 0 && a.Bridge != "" {
+			needs = append(needs, Requirement{Label: VLANLabel(a.Bridge, a.VLAN), Kind: NeedVLAN, Name: a.Bridge, VLAN: a.VLAN})
+		}
 	case vmv1alpha1.NetworkTypeOVS:
-		return []Requirement{{Label: OVSLabel(desired.BridgeName(network)), Kind: NeedOVS, Name: desired.BridgeName(network)}}
+		if a.Declared == nil && a.Bridge != "" {
+			needs = append(needs, Requirement{Label: OVSLabel(a.Bridge), Kind: NeedOVS, Name: a.Bridge})
+		}
 	case vmv1alpha1.NetworkTypeMacvlan:
-		if master := desired.MacvlanMaster(network); master != "" {
-			return []Requirement{{Label: LinkLabel(master), Kind: NeedLink, Name: master}}
+		// A managed network's policy builds the master; otherwise it must exist.
+		if a.Master != "" && (a.Declared == nil || !a.Declared.Spec.Managed) {
+			needs = append(needs, Requirement{Label: LinkLabel(a.Master), Kind: NeedLink, Name: a.Master})
 		}
 	case vmv1alpha1.NetworkTypeSRIOV:
-		return []Requirement{{Label: LabelSRIOV, Kind: NeedSRIOV}}
+		if a.Declared == nil {
+			needs = append(needs, Requirement{Label: LabelSRIOV, Kind: NeedSRIOV})
+		}
 	}
-	return nil
+	return needs
 }
 
-// WantedVLANs are the (bridge, VLAN) pairs profiles need checked on nodes
-// that already have the bridge: only those are projected into labels, so a
-// trunk of thousands of VLANs does not become thousands of labels.
-func WantedVLANs(profile *vmv1alpha1.VirtualMachineProfile) []string {
-	var wanted []string
-	for _, r := range Requirements(profile) {
+// WantedVLANs are the (bridge, VLAN) requirements among needs: only VLANs
+// some profile needs are projected into labels, so a trunk of thousands of
+// VLANs does not become thousands of labels.
+func WantedVLANs(needs []Requirement) []Requirement {
+	var wanted []Requirement
+	for _, r := range needs {
 		if r.Kind == NeedVLAN {
-			wanted = append(wanted, r.Label)
+			wanted = append(wanted, r)
 		}
 	}
 	return wanted

@@ -29,7 +29,9 @@ func (r *Reconciler) reconcilePlacement(ctx context.Context, profile *vmv1alpha1
 	if err != nil {
 		return err
 	}
-	result := placement.Evaluate(profile, nodes, placement.Options{AllowEmulation: r.AllowEmulation})
+	needs := placement.Requirements(observed.Attachments)
+	r.Index.Set(client.ObjectKeyFromObject(profile), needs, selectorKeys(profile))
+	result := placement.Evaluate(profile, needs, nodes, placement.Options{AllowEmulation: r.AllowEmulation})
 	observed.Placement = &result.Status
 	observed.Affinity = result.Placement
 	if len(result.Eligible) == 0 {
@@ -108,4 +110,16 @@ func (r *Reconciler) spreadShortage(ctx context.Context, profile *vmv1alpha1.Vir
 		}
 	}
 	return fmt.Sprintf("antiAffinity needs a node without another spreading VM, but all %d eligible node(s) run one", len(eligible)), nil
+}
+
+// selectorKeys are the node label keys the profile's own nodeSelector uses.
+func selectorKeys(profile *vmv1alpha1.VirtualMachineProfile) []string {
+	if profile.Spec.HighAvailability == nil {
+		return nil
+	}
+	keys := make([]string, 0, len(profile.Spec.HighAvailability.NodeSelector))
+	for key := range profile.Spec.HighAvailability.NodeSelector {
+		keys = append(keys, key)
+	}
+	return keys
 }

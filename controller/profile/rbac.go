@@ -6,14 +6,16 @@ package profile
 // Delete on VMs, Secrets, claims and DataVolumes is for the children a
 // deleted profile left without owner (orphan deletion): its VM, cloud-init
 // and the disks whose retainPolicy is Delete; and for a retained disk's
-// DataVolume once its import is done.
+// DataVolume once its import is done. Update on profiles/finalizers lets
+// children carry blockOwnerDeletion where the OwnerReferencesPermission-
+// Enforcement admission plugin runs (OpenShift).
 //
 // +kubebuilder:rbac:groups=vm.example.com,resources=virtualmachineprofiles,verbs=get;list;watch;update;patch
 // +kubebuilder:rbac:groups=vm.example.com,resources=virtualmachineprofiles/status,verbs=get;update;patch
 // +kubebuilder:rbac:groups=vm.example.com,resources=virtualmachineprofiles/finalizers,verbs=update
 // +kubebuilder:rbac:groups=k8s.cni.cncf.io,resources=network-attachment-definitions,verbs=get;list;watch;create;update;patch;delete
-// +kubebuilder:rbac:groups=nmstate.io,resources=nodenetworkconfigurationpolicies,verbs=get;list;watch;create;update;patch;delete
-// +kubebuilder:rbac:groups=nmstate.io,resources=nodenetworkconfigurationenactments,verbs=get;list;watch
+// +kubebuilder:rbac:groups=vm.example.com,resources=hostnetworks,verbs=get;list;watch
+// +kubebuilder:rbac:groups="",resources=namespaces,verbs=get;list;watch
 // +kubebuilder:rbac:groups=cdi.kubevirt.io,resources=datavolumes,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups=kubevirt.io,resources=virtualmachines,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups=kubevirt.io,resources=virtualmachineinstances,verbs=get;list;watch

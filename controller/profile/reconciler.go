@@ -19,6 +19,8 @@ import (
 
 	vmv1alpha1 "github.com/jianfenliu/vmoperator/api/v1alpha1"
 	"github.com/jianfenliu/vmoperator/controller/apply"
+	"github.com/jianfenliu/vmoperator/controller/attach"
+	"github.com/jianfenliu/vmoperator/controller/placement"
 	"github.com/jianfenliu/vmoperator/controller/status"
 )
 
@@ -44,13 +46,15 @@ type Reconciler struct {
 	Recorder  events.EventRecorder
 	// Deps says which optional APIs (KubeVirt, CDI, Multus, nmstate) the cluster serves.
 	Deps Dependencies
-	// DefaultSRIOVResource is the device-plugin resource of SR-IOV networks
-	// that do not name one.
-	DefaultSRIOVResource string
 	// LeaseNamespace holds the agents' per-node Leases.
 	LeaseNamespace string
 	// AllowEmulation places VMs on nodes without usable KVM (KubeVirt's useEmulation).
 	AllowEmulation bool
+	// Networks says how undeclared host networks and shared attachments are treated.
+	Networks attach.Policy
+	// Index remembers what each profile needs from nodes (filled here, read
+	// by the event handlers and the node labeller).
+	Index *placement.Index
 	// Ready, if set, receives the time from creation to Ready.
 	Ready ReadyObserver
 	// Now is the clock; tests may replace it.
@@ -75,6 +79,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	var profile vmv1alpha1.VirtualMachineProfile
 	err := r.Client.Get(ctx, req.NamespacedName, &profile)
 	if apierrors.IsNotFound(err) {
+		r.Index.Delete(req.NamespacedName)
 		return ctrl.Result{}, r.collectOrphans(ctx, req.NamespacedName)
 	}
 	if err != nil {
@@ -101,7 +106,6 @@ func (r *Reconciler) runSteps(ctx context.Context, profile *vmv1alpha1.VirtualMa
 	blocker := func(o *status.Observed, check status.Check) { o.Blockers = append(o.Blockers, check) }
 	steps := []step{
 		{"networks", r.reconcileNetworks, func(o *status.Observed, c status.Check) { o.Networks = c }},
-		{"host networks", r.reconcileHostNetwork, func(o *status.Observed, c status.Check) { o.Networks = c }},
 		{"disks", r.reconcileDisks, func(o *status.Observed, c status.Check) { o.Volumes = c }},
 		{"cloud-init", r.reconcileCloudInit, blocker},
 		{"placement", r.reconcilePlacement, blocker},
@@ -158,7 +162,7 @@ func (r *Reconciler) writeStatus(ctx context.Context, profile *vmv1alpha1.Virtua
 	wasReady := meta.IsStatusConditionTrue(next.Conditions, vmv1alpha1.ConditionReady)
 	previousReady := meta.FindStatusCondition(original.Status.Conditions, vmv1alpha1.ConditionReady)
 	next.Phase = status.Phase(observed)
-	next.Networks = status.Networks(profile, observed.VMI)
+	next.Networks = status.Networks(profile, observed.VMI, observed.Attachments)
 	next.Volumes = observed.VolumeStatuses
 	next.VMName, next.NodeName = "", ""
 	if observed.VM != nil {

@@ -2,14 +2,13 @@ package profile
 
 import (
 	"context"
+	"slices"
 
 	nadv1 "github.com/k8snetworkplumbingwg/network-attachment-definition-client/pkg/apis/k8s.cni.cncf.io/v1"
-	nmstateshared "github.com/nmstate/kubernetes-nmstate/api/shared"
-	nmstatev1 "github.com/nmstate/kubernetes-nmstate/api/v1"
-	nmstatev1beta1 "github.com/nmstate/kubernetes-nmstate/api/v1beta1"
 	corev1 "k8s.io/api/core/v1"
 	storagev1 "k8s.io/api/storage/v1"
 	apiequality "k8s.io/apimachinery/pkg/api/equality"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/util/workqueue"
 	kubevirtv1 "kubevirt.io/api/core/v1"
@@ -19,40 +18,74 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	vmv1alpha1 "github.com/jianfenliu/vmoperator/api/v1alpha1"
 	"github.com/jianfenliu/vmoperator/controller/desired"
+	"github.com/jianfenliu/vmoperator/controller/nodelabels"
 	"github.com/jianfenliu/vmoperator/controller/placement"
 )
 
 // Field indexes on profiles, so that an event on another object wakes only
 // the profiles it concerns.
 const (
-	indexHostInterface = "vmop.hostInterface"
-	indexStaticIP      = "vmop.staticIP"
-	indexNAD           = "vmop.nad"
-	indexStorageClass  = "vmop.storageClass"
-	indexSSHKeySecret  = "vmop.sshKeySecret"
-	indexRequirement   = "vmop.requirement"
+	indexHostNetwork  = "vmop.hostNetwork"
+	indexStaticIP     = "vmop.staticIP"
+	indexNAD          = "vmop.nad"
+	indexStorageClass = "vmop.storageClass"
+	indexSSHKeySecret = "vmop.sshKeySecret"
 )
+
+// hostNetworkKeys are what a profile's networks look for in a HostNetwork:
+// its name, its bridge, its SR-IOV resource, or being the default of a type.
+// They depend on the profile alone, so a HostNetwork event finds every
+// profile it may change, including those refused for want of one.
+func hostNetworkKeys(p *vmv1alpha1.VirtualMachineProfile) []string {
+	var keys []string
+	for i := range p.Spec.Networks {
+		network := &p.Spec.Networks[i]
+		switch {
+		case network.NADName != "":
+			keys = append(keys, "bridges") // a named attachment's bridge is only known from its config
+		case network.HostNetwork != "":
+			keys = append(keys, "name/"+network.HostNetwork)
+		case network.Type == vmv1alpha1.NetworkTypeBridge || network.Type == vmv1alpha1.NetworkTypeOVS:
+			keys = append(keys, "bridge/"+desired.BridgeName(network))
+		case network.Type == vmv1alpha1.NetworkTypeSRIOV && network.SRIOV != nil && network.SRIOV.ResourceName != "":
+			keys = append(keys, "resource/"+network.SRIOV.ResourceName)
+		default:
+			keys = append(keys, "default/"+string(network.Type))
+		}
+	}
+	return keys
+}
+
+// keysOfHostNetwork are the index values a HostNetwork answers to.
+func keysOfHostNetwork(h *vmv1alpha1.HostNetwork) []string {
+	keys := []string{"name/" + h.Name}
+	if h.Spec.BridgeName != "" {
+		keys = append(keys, "bridge/"+h.Spec.BridgeName, "bridges")
+	}
+	if h.Spec.SRIOV != nil {
+		keys = append(keys, "resource/"+h.Spec.SRIOV.ResourceName)
+	}
+	if h.Spec.Default {
+		keys = append(keys, "default/"+string(h.Spec.Type))
+	}
+	return keys
+}
 
 func profileIndexes() map[string]func(*vmv1alpha1.VirtualMachineProfile) []string {
 	return map[string]func(*vmv1alpha1.VirtualMachineProfile) []string{
-		indexHostInterface: func(p *vmv1alpha1.VirtualMachineProfile) []string {
-			var names []string
-			for _, host := range hostNetworks(p) {
-				names = append(names, host.Interface)
-			}
-			return names
-		},
-		indexStaticIP: staticIPKeys,
+		indexHostNetwork: hostNetworkKeys,
+		indexStaticIP:    staticIPKeys,
 		indexNAD: func(p *vmv1alpha1.VirtualMachineProfile) []string {
 			var keys []string
 			for i := range p.Spec.Networks {
 				if p.Spec.Networks[i].NADName != "" {
-					keys = append(keys, nadKey(p, p.Spec.Networks[i].NADName).String())
+					keys = append(keys, desired.NADKey(p, &p.Spec.Networks[i]).String())
 				}
 			}
 			return keys
@@ -66,13 +99,6 @@ func profileIndexes() map[string]func(*vmv1alpha1.VirtualMachineProfile) []strin
 			}
 			return names
 		},
-		indexRequirement: func(p *vmv1alpha1.VirtualMachineProfile) []string {
-			var labels []string
-			for _, need := range placement.Requirements(p) {
-				labels = append(labels, need.Label)
-			}
-			return labels
-		},
 		indexSSHKeySecret: func(p *vmv1alpha1.VirtualMachineProfile) []string {
 			if p.Spec.SSHKeySecret == "" {
 				return nil
@@ -82,13 +108,11 @@ func profileIndexes() map[string]func(*vmv1alpha1.VirtualMachineProfile) []strin
 	}
 }
 
-// SetupWithManager registers the indexes and the two controllers: profiles,
-// and the shared host interfaces (only when nmstate is installed). Watches
-// cover only the dependencies the cluster serves.
+// SetupWithManager registers the indexes and the profile controller.
+// Watches cover only the dependencies the cluster serves.
 func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 	ctx := context.Background()
 	for name, extract := range profileIndexes() {
-		extract := extract
 		err := mgr.GetFieldIndexer().IndexField(ctx, &vmv1alpha1.VirtualMachineProfile{}, name, func(obj client.Object) []string {
 			return extract(obj.(*vmv1alpha1.VirtualMachineProfile))
 		})
@@ -106,16 +130,16 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Watches(&corev1.PersistentVolumeClaim{}, children).
 		Watches(&corev1.Secret{}, children, builder.OnlyMetadata).
 		Watches(&corev1.Secret{}, r.profilesByIndex(indexSSHKeySecret, namespacedKey), builder.OnlyMetadata).
+		Watches(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(r.profilesInNamespace),
+			builder.OnlyMetadata, builder.WithPredicates(predicate.LabelChangedPredicate{})).
 		Watches(&storagev1.StorageClass{}, r.profilesByIndex(indexStorageClass, nameKey)).
+		Watches(&vmv1alpha1.HostNetwork{}, handler.EnqueueRequestsFromMapFunc(r.profilesOfHostNetwork)).
 		Watches(&vmv1alpha1.VirtualMachineProfile{}, handler.EnqueueRequestsFromMapFunc(r.profilesSharingStaticIPs))
 	if r.Deps.KubeVirt {
 		b = b.Watches(&kubevirtv1.VirtualMachine{}, children).
 			Watches(&kubevirtv1.VirtualMachineInstance{}, handler.EnqueueRequestsFromMapFunc(profileOfInstance)).
 			Watches(&vmv1alpha1.NodeCapability{}, r.profilesAffectedByCapability()).
-			// Label changes (the reporting label comes and goes with the
-			// agent's Lease) and cordons can change every profile's placement.
-			Watches(&corev1.Node{}, handler.EnqueueRequestsFromMapFunc(r.allProfiles),
-				builder.WithPredicates(predicate.Or(predicate.LabelChangedPredicate{}, nodeCordonChanged())))
+			Watches(&corev1.Node{}, r.profilesAffectedByNode())
 	}
 	if r.Deps.CDI {
 		b = b.Watches(&cdiv1.DataVolume{}, children)
@@ -124,87 +148,54 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 		b = b.Watches(&nadv1.NetworkAttachmentDefinition{}, children).
 			Watches(&nadv1.NetworkAttachmentDefinition{}, r.profilesByIndex(indexNAD, namespacedKey))
 	}
-	if r.Deps.NMState {
-		b = b.Watches(&nmstatev1.NodeNetworkConfigurationPolicy{}, r.profilesByIndex(indexHostInterface, policyInterface)).
-			Watches(&nmstatev1beta1.NodeNetworkConfigurationEnactment{}, r.profilesByIndex(indexHostInterface, r.enactmentInterface))
-	}
-	if err := b.Complete(r); err != nil {
-		return err
-	}
-	if !r.Deps.NMState {
-		return nil
-	}
-	return ctrl.NewControllerManagedBy(mgr).
-		Named("hostinterface").
-		Watches(&vmv1alpha1.VirtualMachineProfile{}, handler.EnqueueRequestsFromMapFunc(r.hostInterfacesOfProfile)).
-		Watches(&nmstatev1.NodeNetworkConfigurationPolicy{}, handler.EnqueueRequestsFromMapFunc(hostInterfaceOfPolicy)).
-		Watches(&nmstatev1beta1.NodeNetworkConfigurationEnactment{}, handler.EnqueueRequestsFromMapFunc(
-			func(ctx context.Context, obj client.Object) []reconcile.Request {
-				if name := r.enactmentInterface(obj); name != "" {
-					return []reconcile.Request{{NamespacedName: types.NamespacedName{Name: name}}}
-				}
-				return nil
-			})).
-		Complete(reconcile.Func(r.ReconcileHostInterface))
-}
-
-// enactmentInterface is the host interface of the policy an enactment belongs to.
-func (r *Reconciler) enactmentInterface(obj client.Object) string {
-	var policy nmstatev1.NodeNetworkConfigurationPolicy
-	key := client.ObjectKey{Name: obj.GetLabels()[nmstateshared.EnactmentPolicyLabel]}
-	if key.Name == "" || r.Client.Get(context.Background(), key, &policy) != nil {
-		return ""
-	}
-	return policyInterface(&policy)
+	return b.Complete(r)
 }
 
 // profilesAffectedByCapability wakes only the profiles that need something
-// whose availability changed on the node: a field-index lookup per changed
-// requirement label, not a pass over all profiles.
+// whose availability changed on the node, through the requirement index,
+// not a pass over all profiles.
 func (r *Reconciler) profilesAffectedByCapability() handler.EventHandler {
-	enqueue := func(ctx context.Context, labels map[string]bool, queue workqueue.TypedRateLimitingInterface[reconcile.Request]) {
-		for label := range labels {
-			var profiles vmv1alpha1.VirtualMachineProfileList
-			if err := r.Client.List(ctx, &profiles, client.MatchingFields{indexRequirement: label}); err != nil {
-				continue
-			}
-			for i := range profiles.Items {
-				queue.Add(reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&profiles.Items[i])})
+	enqueue := func(ctx context.Context, old, updated *vmv1alpha1.NodeCapabilityStatus, queue workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+		offers, err := nodelabels.HostNetworkOffers(ctx, r.Client)
+		if err != nil {
+			log.FromContext(ctx).Error(err, "mapping a capability change to profiles")
+			return
+		}
+		for label := range changedRequirements(old, updated, r.Index.WantedVLANs(), offers) {
+			for _, key := range r.Index.Profiles(label) {
+				queue.Add(reconcile.Request{NamespacedName: key})
 			}
 		}
 	}
-	whole := func(ctx context.Context, obj client.Object, queue workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+	status := func(obj client.Object) *vmv1alpha1.NodeCapabilityStatus {
 		if capability, ok := obj.(*vmv1alpha1.NodeCapability); ok {
-			enqueue(ctx, changedRequirements(nil, &capability.Status), queue)
+			return &capability.Status
 		}
+		return nil
 	}
 	return handler.Funcs{
 		CreateFunc: func(ctx context.Context, e event.CreateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
-			whole(ctx, e.Object, q)
+			enqueue(ctx, nil, status(e.Object), q)
 		},
 		DeleteFunc: func(ctx context.Context, e event.DeleteEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
-			whole(ctx, e.Object, q)
+			enqueue(ctx, status(e.Object), nil, q)
 		},
 		UpdateFunc: func(ctx context.Context, e event.UpdateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
-			old, okOld := e.ObjectOld.(*vmv1alpha1.NodeCapability)
-			updated, okNew := e.ObjectNew.(*vmv1alpha1.NodeCapability)
-			if okOld && okNew {
-				enqueue(ctx, changedRequirements(&old.Status, &updated.Status), q)
-			}
+			enqueue(ctx, status(e.ObjectOld), status(e.ObjectNew), q)
 		},
 	}
 }
 
 // changedRequirements are the requirement labels whose availability differs
 // between two capabilities (nil: nothing offered). A bridge whose ports or
-// VLANs changed counts under its bridge label, which every VLAN requirement
-// on that bridge comes with.
-func changedRequirements(old, updated *vmv1alpha1.NodeCapabilityStatus) map[string]bool {
+// VLANs changed counts under its bridge label and the labels of the host
+// networks on it; a changed probe condition counts for everything.
+func changedRequirements(old, updated *vmv1alpha1.NodeCapabilityStatus, wanted []placement.Requirement, offers []placement.HostNetworkOffer) map[string]bool {
 	offered := func(c *vmv1alpha1.NodeCapabilityStatus) map[string]string {
 		if c == nil {
 			return map[string]string{}
 		}
-		return placement.NodeLabels(c, nil)
+		return placement.NodeLabels(c, wanted, offers)
 	}
 	before, after := offered(old), offered(updated)
 	changed := map[string]bool{}
@@ -228,43 +219,157 @@ func changedRequirements(old, updated *vmv1alpha1.NodeCapabilityStatus) map[stri
 		return out
 	}
 	oldBridges, newBridges := bridges(old), bridges(updated)
+	touched := map[string]bool{}
 	for name, b := range newBridges {
 		if previous, ok := oldBridges[name]; !ok || !apiequality.Semantic.DeepEqual(previous, b) {
-			changed[placement.BridgeLabel(name)] = true
+			touched[name] = true
 		}
 	}
 	for name := range oldBridges {
 		if _, ok := newBridges[name]; !ok {
-			changed[placement.BridgeLabel(name)] = true
+			touched[name] = true
+		}
+	}
+	for name := range touched {
+		changed[placement.BridgeLabel(name)] = true
+		for _, offer := range offers {
+			if offer.Bridge == name {
+				changed[placement.HostNetworkLabel(offer.Name)] = true
+			}
+		}
+	}
+	if old != nil && updated != nil && !apiequality.Semantic.DeepEqual(conditionsOnly(old), conditionsOnly(updated)) {
+		for label := range before {
+			changed[label] = true
+		}
+		for label := range after {
+			changed[label] = true
 		}
 	}
 	return changed
 }
 
-func nodeCordonChanged() predicate.Predicate {
-	return predicate.Funcs{UpdateFunc: func(e event.UpdateEvent) bool {
-		old, okOld := e.ObjectOld.(*corev1.Node)
-		updated, okNew := e.ObjectNew.(*corev1.Node)
-		return okOld && okNew && old.Spec.Unschedulable != updated.Spec.Unschedulable
-	}}
+// conditionsOnly strips the transition times, which change with the status.
+func conditionsOnly(c *vmv1alpha1.NodeCapabilityStatus) []metav1.Condition {
+	out := make([]metav1.Condition, 0, len(c.Conditions))
+	for _, condition := range c.Conditions {
+		condition.LastTransitionTime = metav1.Time{}
+		out = append(out, condition)
+	}
+	return out
+}
+
+// profilesAffectedByNode wakes, on a Node label change, the profiles that
+// need or select by a label that changed, and on a cordon change every
+// profile (any may have been placeable only there).
+func (r *Reconciler) profilesAffectedByNode() handler.EventHandler {
+	return handler.Funcs{
+		UpdateFunc: func(ctx context.Context, e event.UpdateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+			old, okOld := e.ObjectOld.(*corev1.Node)
+			updated, okNew := e.ObjectNew.(*corev1.Node)
+			if !okOld || !okNew {
+				return
+			}
+			if old.Spec.Unschedulable != updated.Spec.Unschedulable {
+				for _, request := range r.allProfiles(ctx, updated) {
+					q.Add(request)
+				}
+				return
+			}
+			for _, key := range changedLabelKeys(old.Labels, updated.Labels) {
+				for _, profile := range r.Index.Profiles(key) {
+					q.Add(reconcile.Request{NamespacedName: profile})
+				}
+			}
+		},
+		CreateFunc: func(ctx context.Context, e event.CreateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+			for _, request := range r.allProfiles(ctx, e.Object) {
+				q.Add(request)
+			}
+		},
+		DeleteFunc: func(ctx context.Context, e event.DeleteEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+			for _, request := range r.allProfiles(ctx, e.Object) {
+				q.Add(request)
+			}
+		},
+	}
+}
+
+// changedLabelKeys lists the keys whose value differs between two label sets.
+func changedLabelKeys(a, b map[string]string) []string {
+	var keys []string
+	for key, value := range a {
+		if other, ok := b[key]; !ok || other != value {
+			keys = append(keys, key)
+		}
+	}
+	for key := range b {
+		if _, ok := a[key]; !ok {
+			keys = append(keys, key)
+		}
+	}
+	slices.Sort(keys)
+	return keys
 }
 
 func (r *Reconciler) allProfiles(ctx context.Context, _ client.Object) []reconcile.Request {
 	var profiles vmv1alpha1.VirtualMachineProfileList
 	if err := r.Client.List(ctx, &profiles); err != nil {
+		log.FromContext(ctx).Error(err, "listing profiles to re-queue")
 		return nil
 	}
-	requests := make([]reconcile.Request, 0, len(profiles.Items))
-	for i := range profiles.Items {
-		requests = append(requests, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&profiles.Items[i])})
+	return requestsFor(profiles.Items)
+}
+
+func (r *Reconciler) profilesInNamespace(ctx context.Context, obj client.Object) []reconcile.Request {
+	var profiles vmv1alpha1.VirtualMachineProfileList
+	if err := r.Client.List(ctx, &profiles, client.InNamespace(obj.GetName())); err != nil {
+		log.FromContext(ctx).Error(err, "listing profiles to re-queue", "namespace", obj.GetName())
+		return nil
+	}
+	return requestsFor(profiles.Items)
+}
+
+// profilesOfHostNetwork wakes the profiles a HostNetwork may change: those
+// whose networks look for its name, bridge, resource or default.
+func (r *Reconciler) profilesOfHostNetwork(ctx context.Context, obj client.Object) []reconcile.Request {
+	hostNetwork, ok := obj.(*vmv1alpha1.HostNetwork)
+	if !ok {
+		return nil
+	}
+	seen := map[types.NamespacedName]bool{}
+	var requests []reconcile.Request
+	for _, key := range keysOfHostNetwork(hostNetwork) {
+		for _, request := range r.listByIndex(ctx, indexHostNetwork, key) {
+			if !seen[request.NamespacedName] {
+				seen[request.NamespacedName] = true
+				requests = append(requests, request)
+			}
+		}
+	}
+	return requests
+}
+
+func requestsFor(profiles []vmv1alpha1.VirtualMachineProfile) []reconcile.Request {
+	requests := make([]reconcile.Request, 0, len(profiles))
+	for i := range profiles {
+		requests = append(requests, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&profiles[i])})
 	}
 	return requests
 }
 
 func namespacedKey(obj client.Object) string { return obj.GetNamespace() + "/" + obj.GetName() }
 func nameKey(obj client.Object) string       { return obj.GetName() }
-func policyInterface(obj client.Object) string {
-	return obj.GetAnnotations()[annotationHostInterface]
+
+// listByIndex lists the profiles whose index holds value, logging (not
+// dropping silently) a failed list.
+func (r *Reconciler) listByIndex(ctx context.Context, index, value string) []reconcile.Request {
+	var profiles vmv1alpha1.VirtualMachineProfileList
+	if err := r.Client.List(ctx, &profiles, client.MatchingFields{index: value}); err != nil {
+		log.FromContext(ctx).Error(err, "listing profiles to re-queue", "index", index, "value", value)
+		return nil
+	}
+	return requestsFor(profiles.Items)
 }
 
 // profilesByIndex maps an object to the profiles whose index holds its key.
@@ -274,15 +379,7 @@ func (r *Reconciler) profilesByIndex(index string, key func(client.Object) strin
 		if value == "" || value == "/" {
 			return nil
 		}
-		var profiles vmv1alpha1.VirtualMachineProfileList
-		if err := r.Client.List(ctx, &profiles, client.MatchingFields{index: value}); err != nil {
-			return nil
-		}
-		requests := make([]reconcile.Request, 0, len(profiles.Items))
-		for i := range profiles.Items {
-			requests = append(requests, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&profiles.Items[i])})
-		}
-		return requests
+		return r.listByIndex(ctx, index, value)
 	})
 }
 
@@ -292,13 +389,9 @@ func (r *Reconciler) profilesSharingStaticIPs(ctx context.Context, obj client.Ob
 	profile := obj.(*vmv1alpha1.VirtualMachineProfile)
 	var requests []reconcile.Request
 	for _, key := range staticIPKeys(profile) {
-		var profiles vmv1alpha1.VirtualMachineProfileList
-		if err := r.Client.List(ctx, &profiles, client.MatchingFields{indexStaticIP: key}); err != nil {
-			return nil
-		}
-		for i := range profiles.Items {
-			if profiles.Items[i].UID != profile.UID {
-				requests = append(requests, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&profiles.Items[i])})
+		for _, request := range r.listByIndex(ctx, indexStaticIP, key) {
+			if request.NamespacedName != client.ObjectKeyFromObject(profile) {
+				requests = append(requests, request)
 			}
 		}
 	}
@@ -323,35 +416,4 @@ func profileOfInstance(_ context.Context, obj client.Object) []reconcile.Request
 		return nil
 	}
 	return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: obj.GetNamespace(), Name: name}}}
-}
-
-// hostInterfacesOfProfile wakes the host-interface reconciler for every
-// interface the profile needs and every interface the operator manages, so a
-// profile that stops needing one (spec change or deletion) releases it.
-func (r *Reconciler) hostInterfacesOfProfile(ctx context.Context, obj client.Object) []reconcile.Request {
-	seen := map[string]bool{}
-	for _, host := range hostNetworks(obj.(*vmv1alpha1.VirtualMachineProfile)) {
-		seen[host.Interface] = true
-	}
-	var policies nmstatev1.NodeNetworkConfigurationPolicyList
-	if err := r.Client.List(ctx, &policies, client.MatchingLabels{desired.LabelHostNetwork: "true"}); err == nil {
-		for i := range policies.Items {
-			if name := policyInterface(&policies.Items[i]); name != "" {
-				seen[name] = true
-			}
-		}
-	}
-	requests := make([]reconcile.Request, 0, len(seen))
-	for name := range seen {
-		requests = append(requests, reconcile.Request{NamespacedName: types.NamespacedName{Name: name}})
-	}
-	return requests
-}
-
-func hostInterfaceOfPolicy(_ context.Context, obj client.Object) []reconcile.Request {
-	name := policyInterface(obj)
-	if name == "" {
-		return nil
-	}
-	return []reconcile.Request{{NamespacedName: types.NamespacedName{Name: name}}}
 }

@@ -12,7 +12,7 @@ import (
 // Networks reports each network's guest interface, address and MAC: what
 // the running VM reports when it does, else the configured static address
 // (marked as such), so the table shows an address as soon as one is known.
-func Networks(profile *vmv1alpha1.VirtualMachineProfile, vmi *kubevirtv1.VirtualMachineInstance) []vmv1alpha1.NetworkStatus {
+func Networks(profile *vmv1alpha1.VirtualMachineProfile, vmi *kubevirtv1.VirtualMachineInstance, attachments []desired.Attachment) []vmv1alpha1.NetworkStatus {
 	if len(profile.Spec.Networks) == 0 {
 		return nil
 	}
@@ -22,13 +22,18 @@ func Networks(profile *vmv1alpha1.VirtualMachineProfile, vmi *kubevirtv1.Virtual
 			reported[iface.Name] = iface
 		}
 	}
+	hostNetworks := map[string]string{}
+	for _, a := range attachments {
+		hostNetworks[a.Network.Name] = a.HostNetworkName()
+	}
 	statuses := make([]vmv1alpha1.NetworkStatus, 0, len(profile.Spec.Networks))
 	for i := range profile.Spec.Networks {
 		network := &profile.Spec.Networks[i]
 		status := vmv1alpha1.NetworkStatus{
-			Name:       network.Name,
-			Interface:  desired.GuestInterfaceName(i),
-			MACAddress: desired.MACAddress(profile, network),
+			Name:        network.Name,
+			Interface:   desired.GuestInterfaceName(i),
+			MACAddress:  desired.MACAddress(profile, network),
+			HostNetwork: hostNetworks[network.Name],
 		}
 		static := staticAddress(network)
 		if iface, ok := reported[network.Name]; ok {

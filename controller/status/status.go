@@ -73,6 +73,9 @@ type Observed struct {
 	Placement *vmv1alpha1.PlacementStatus
 	// Affinity is what the VM's required node affinity asks for.
 	Affinity desired.Placement
+	// Attachments are the networks as resolved against the declared host
+	// networks; nil when a network was refused.
+	Attachments []desired.Attachment
 	// SpreadShortage explains why antiAffinity cannot be met, when it cannot.
 	SpreadShortage string
 	// RecheckAfter asks for another reconcile after this long, for a

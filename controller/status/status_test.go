@@ -95,7 +95,7 @@ func TestNetworksFallsBackToTheConfiguredAddress(t *testing.T) {
 		{Name: "mgmt", Type: vmv1alpha1.NetworkTypeBridge, IPConfig: &vmv1alpha1.IPConfigSpec{Mode: vmv1alpha1.IPModeStatic, Address: ptr.To("192.168.100.10/24")}},
 		{Name: "biz", Type: vmv1alpha1.NetworkTypeSRIOV, IPConfig: &vmv1alpha1.IPConfigSpec{Mode: vmv1alpha1.IPModeDHCP}},
 	}
-	before := Networks(profile, nil)
+	before := Networks(profile, nil, nil)
 	if before[0].IPAddress != "192.168.100.10/24" || before[0].IPSource != vmv1alpha1.IPSourceSpec || before[1].IPAddress != "" {
 		t.Fatalf("before the guest reports: %+v", before)
 	}
@@ -104,7 +104,7 @@ func TestNetworksFallsBackToTheConfiguredAddress(t *testing.T) {
 		{Name: "mgmt", IP: "192.168.100.10", MAC: "02:00:00:00:00:01", InterfaceName: "eth0"},
 		{Name: "biz", IP: "10.0.0.7", MAC: "02:00:00:00:00:02", InterfaceName: "eth1"},
 	}
-	after := Networks(profile, running)
+	after := Networks(profile, running, nil)
 	if after[0].IPAddress != "192.168.100.10/24" || after[0].IPSource != vmv1alpha1.IPSourceGuest || after[0].MACAddress != "02:00:00:00:00:01" {
 		t.Fatalf("mgmt: %+v", after[0])
 	}

@@ -43,8 +43,8 @@ type Env struct {
 	ControlPlane *controlplane.ControlPlane
 	// Nodes lists the nodes and how each is built.
 	Nodes []NodeInfo
-	// AllowEmulation is true when the host has no /dev/kvm, so the controller
-	// places VMs without requiring KVM (KubeVirt's useEmulation).
+	// AllowEmulation is always true: the controller places VMs without
+	// requiring KVM (KubeVirt's useEmulation), on hosts with and without /dev/kvm.
 	AllowEmulation bool
 	log            io.Writer
 	stops          []func() error // run in reverse order by Stop
@@ -161,10 +161,12 @@ func (env *Env) startSimulatorAndController(ctx context.Context, logger logr.Log
 	if err := simulator.Start(ctx, env.ControlPlane.Config); err != nil {
 		return err
 	}
-	// Without /dev/kvm (this machine's case), VMs run in software emulation,
-	// as KubeVirt does with useEmulation: true.
-	_, kvmErr := os.Stat("/dev/kvm")
-	env.AllowEmulation = kvmErr != nil
+	// The environment's "KubeVirt" runs VMs in software emulation
+	// (useEmulation: true) whatever the host has: node-a and node-b live in
+	// a TCG-emulated VM that never has /dev/kvm, while node-c's agent probes
+	// the host's own /dev/kvm where there is one. Placement must not depend
+	// on which kind of machine runs `make dev`.
+	env.AllowEmulation = true
 	mgr, err := manager.New(env.ControlPlane.Config, manager.Options{
 		AllowEmulation: env.AllowEmulation,
 		MetricsAddress: "127.0.0.1:18080", ProbeAddress: "127.0.0.1:18081",

@@ -12,6 +12,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	vmv1alpha1 "github.com/jianfenliu/vmoperator/api/v1alpha1"
+	"github.com/jianfenliu/vmoperator/agent/probe"
 	"github.com/jianfenliu/vmoperator/controller/placement"
 	"github.com/jianfenliu/vmoperator/test/devenv"
 	"github.com/jianfenliu/vmoperator/test/observe"
@@ -195,4 +196,37 @@ func sameLabels(a, b map[string]string) bool {
 		}
 	}
 	return true
+}
+
+// TestHostKVMIsReportedAsTheHostHasIt: node-c's agent probes this host's own
+// /dev/kvm. On a machine with KVM it reports it available (API 12); on one
+// without, it says the device does not exist. Either way placement in this
+// environment does not depend on it (--allow-emulation), so every other
+// scenario gives the same result on both kinds of machine.
+func TestHostKVMIsReportedAsTheHostHasIt(t *testing.T) {
+	host := probe.NewKVM("/dev/kvm", "/sys", "/proc").ProbeKVM()
+	var capability vmv1alpha1.NodeCapability
+	if err := c().Get(context.Background(), client.ObjectKey{Name: "node-c"}, &capability); err != nil {
+		t.Fatal(err)
+	}
+	reported := capability.Status.KVM
+	if reported == nil || reported.Available != host.Available || reported.APIVersion != host.APIVersion || reported.Reason != host.Reason {
+		t.Fatalf("node-c reports KVM %+v, the host probes %+v", reported, host)
+	}
+	if host.Available && host.APIVersion != probe.KVMAPIVersion {
+		t.Fatalf("a usable /dev/kvm answers API %d", host.APIVersion)
+	}
+	if !host.Available && !strings.Contains(host.Reason, "/dev/kvm") {
+		t.Fatalf("reason should name the device: %q", host.Reason)
+	}
+	t.Logf("this host: KVM available=%v (%s); node-a and node-b (emulated): %s", host.Available, host.Reason, kvmOf(t, "node-a"))
+}
+
+func kvmOf(t *testing.T, node string) string {
+	t.Helper()
+	var capability vmv1alpha1.NodeCapability
+	if err := c().Get(context.Background(), client.ObjectKey{Name: node}, &capability); err != nil || capability.Status.KVM == nil {
+		t.Fatalf("%s: %v", node, err)
+	}
+	return fmt.Sprintf("available=%v %s", capability.Status.KVM.Available, capability.Status.KVM.Reason)
 }

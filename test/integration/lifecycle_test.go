@@ -139,7 +139,7 @@ func TestMissingNADWaitsThenProceeds(t *testing.T) {
 		t.Fatalf("should wait without a VM: %s", observe.Describe(p))
 	}
 	create(t, &nadv1.NetworkAttachmentDefinition{ObjectMeta: metav1.ObjectMeta{Name: "corp-net", Namespace: ns},
-		Spec: nadv1.NetworkAttachmentDefinitionSpec{Config: `{"cniVersion":"0.3.1","type":"bridge","bridge":"br-corp"}`}})
+		Spec: nadv1.NetworkAttachmentDefinitionSpec{Config: `{"cniVersion":"0.3.1","type":"bridge","bridge":"br-lan"}`}})
 	waitForPhase(t, ns, "late-nad", vmv1alpha1.PhaseRunning)
 }
 

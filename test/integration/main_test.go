@@ -13,6 +13,7 @@ import (
 
 	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap/zapcore"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	storagev1 "k8s.io/api/storage/v1"
@@ -20,6 +21,7 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	"sigs.k8s.io/yaml"
 
 	vmv1alpha1 "github.com/jianfenliu/vmoperator/api/v1alpha1"
@@ -101,8 +103,8 @@ func startController() error {
 	controllerConfig.Wrap(faults.wrap)
 	mgr, err := manager.New(controllerConfig, manager.Options{
 		MetricsAddress: "0", ProbeAddress: "0", DefaultSRIOVResource: "intel.com/sriov_netdevice",
-		LeaseNamespace: leaseNamespace, LabelGrace: labelGrace,
-		Logger: logr.Discard(), MetricsRegistry: prometheus.NewRegistry(),
+		LeaseNamespace: leaseNamespace, LabelGrace: labelGrace, HostNetworkRevertTimeout: revertTimeout,
+		Logger: testLogger(), MetricsRegistry: prometheus.NewRegistry(),
 		SkipControllerNameValidation: true,
 	})
 	if err != nil {
@@ -117,6 +119,20 @@ func startController() error {
 		}
 	}()
 	return nil
+}
+
+// testLogger is silent unless VMOP_TEST_LOG is set (to a zap level such as
+// debug or info): then the controller logs to stderr, for debugging a test.
+func testLogger() logr.Logger {
+	level := os.Getenv("VMOP_TEST_LOG")
+	if level == "" {
+		return logr.Discard()
+	}
+	var zapLevel zapcore.Level
+	if err := zapLevel.UnmarshalText([]byte(level)); err != nil {
+		zapLevel = zapcore.DebugLevel
+	}
+	return zap.New(zap.WriteTo(os.Stderr), zap.Level(zapLevel))
 }
 
 // stopController stops the controller and waits until it has.
@@ -174,16 +190,44 @@ func grantControllerRole(ctx context.Context, c client.Client) error {
 const (
 	leaseNamespace = "vmop-system"
 	labelGrace     = 3 * time.Second
+	// revertTimeout bounds a HostNetwork deletion's wait for nmstate here
+	// (production: 5 minutes).
+	revertTimeout = 5 * time.Second
 )
 
+// declaredHostNetworks are what the cluster admin declared for the
+// scenarios: the bridges br-lan and br-mgmt (existing, every VLAN, every
+// namespace), a default macvlan network on eth1 and a default SR-IOV
+// network on ens1f0 (every node has them, see fullCapability).
+func declaredHostNetworks() []*vmv1alpha1.HostNetwork {
+	anyVLAN := []vmv1alpha1.VLANRange{"1-4094"}
+	everyone := metav1.LabelSelector{}
+	return []*vmv1alpha1.HostNetwork{
+		{ObjectMeta: metav1.ObjectMeta{Name: "lan"}, Spec: vmv1alpha1.HostNetworkSpec{Type: vmv1alpha1.NetworkTypeBridge, BridgeName: "br-lan",
+			AllowedVLANs: anyVLAN, MTU: ptr.To[int32](9000), NamespaceSelector: everyone}},
+		{ObjectMeta: metav1.ObjectMeta{Name: "mgmt"}, Spec: vmv1alpha1.HostNetworkSpec{Type: vmv1alpha1.NetworkTypeBridge, BridgeName: "br-mgmt",
+			AllowedVLANs: anyVLAN, NamespaceSelector: everyone}},
+		{ObjectMeta: metav1.ObjectMeta{Name: "macvlan"}, Spec: vmv1alpha1.HostNetworkSpec{Type: vmv1alpha1.NetworkTypeMacvlan, Default: true,
+			Uplinks: []vmv1alpha1.Uplink{{Interface: "eth1"}}, NamespaceSelector: everyone}},
+		{ObjectMeta: metav1.ObjectMeta{Name: "sriov"}, Spec: vmv1alpha1.HostNetworkSpec{Type: vmv1alpha1.NetworkTypeSRIOV, Default: true,
+			Uplinks: []vmv1alpha1.Uplink{{Interface: "ens1f0"}}, AllowedVLANs: anyVLAN, NamespaceSelector: everyone,
+			SRIOV: &vmv1alpha1.HostSRIOV{ResourceName: "intel.com/sriov_netdevice"}}},
+	}
+}
+
 // seedCluster creates the nodes (each with what its agent would report),
-// and the storage classes the scenarios use.
+// the declared host networks and the storage classes the scenarios use.
 func seedCluster(ctx context.Context, c client.Client) error {
 	if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: leaseNamespace}}); err != nil {
 		return err
 	}
 	for _, name := range nodeNames {
 		if err := addNode(ctx, c, name, map[string]string{"kubernetes.io/arch": "amd64"}, fullCapability()); err != nil {
+			return err
+		}
+	}
+	for _, h := range declaredHostNetworks() {
+		if err := c.Create(ctx, h); err != nil {
 			return err
 		}
 	}

@@ -16,7 +16,7 @@ import (
 
 // fullCapability is what an agent reports on a node that offers everything
 // the scenarios use: KVM, the bridges they name (without VLAN filtering, so
-// every VLAN passes), verified host policies, and an SR-IOV PF with free VFs.
+// every VLAN passes), the uplink eth1 and an SR-IOV PF with free VFs.
 func fullCapability() vmv1alpha1.NodeCapabilityStatus {
 	status := vmv1alpha1.NodeCapabilityStatus{
 		KVM:     &vmv1alpha1.KVMStatus{Available: true, APIVersion: 12},
@@ -26,9 +26,6 @@ func fullCapability() vmv1alpha1.NodeCapabilityStatus {
 	for _, bridge := range []string{"br-lan", "br-mgmt"} {
 		status.Bridges = append(status.Bridges, vmv1alpha1.BridgeStatus{Name: bridge, Up: true,
 			Ports: []vmv1alpha1.BridgePort{{Name: "eth1", Up: true}}})
-	}
-	for _, policy := range []string{"vmop-br-edge", "vmop-br-split"} {
-		status.Policies = append(status.Policies, vmv1alpha1.PolicyVerification{Name: policy, Enactment: "Available", Verified: true})
 	}
 	return status
 }

@@ -88,7 +88,7 @@ func TestPlacementFollowsCapabilities(t *testing.T) {
 	for _, e := range terms[0].MatchExpressions {
 		keys = append(keys, e.Key)
 	}
-	want := []string{placement.BridgeLabel("br-mgmt"), placement.LabelKVM, placement.LabelReporting, placement.VLANLabel("br-mgmt", 100)}
+	want := []string{placement.HostNetworkLabel("mgmt"), placement.LabelKVM, placement.LabelReporting, placement.VLANLabel("br-mgmt", 100)}
 	if strings.Join(keys, " ") != strings.Join(want, " ") {
 		t.Fatalf("VM affinity on %v, want exactly %v", keys, want)
 	}

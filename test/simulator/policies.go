@@ -21,9 +21,13 @@ func (s *Simulator) setupPolicies(mgr ctrl.Manager) error {
 		Complete(ctrlFunc(s.reconcilePolicy))
 }
 
+// LabelNMStateStuck on a Node makes the simulated nmstate never finish there:
+// its enactments stay Progressing (for tests of bounded waits).
+const LabelNMStateStuck = "sim.vm.example.com/nmstate-stuck"
+
 // reconcilePolicy plays nmstate: each node the policy selects gets an
-// enactment that reports the policy's current generation Available, then
-// the policy itself turns Available.
+// enactment that reports the policy's current generation Available (or,
+// on a stuck node, Progressing forever), then the policy turns Available.
 func (s *Simulator) reconcilePolicy(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	var policy nmstatev1.NodeNetworkConfigurationPolicy
 	if err := s.client.Get(ctx, req.NamespacedName, &policy); err != nil || !policy.DeletionTimestamp.IsZero() {
@@ -81,5 +85,9 @@ func (s *Simulator) enact(ctx context.Context, node *corev1.Node, policy *nmstat
 	enactment.Status.DesiredState = policy.Spec.DesiredState
 	enactment.Status.Conditions = conditions(nmstateshared.NodeNetworkConfigurationEnactmentConditionAvailable,
 		nmstateshared.NodeNetworkConfigurationEnactmentConditionFailing, "successfully reconciled (simulated)")
+	if node.Labels[LabelNMStateStuck] == "true" {
+		enactment.Status.Conditions = conditions(nmstateshared.NodeNetworkConfigurationEnactmentConditionProgressing,
+			nmstateshared.NodeNetworkConfigurationEnactmentConditionAvailable, "applying (simulated, never finishes on this node)")
+	}
 	return s.client.Status().Update(ctx, enactment, client.FieldOwner(FieldOwner))
 }

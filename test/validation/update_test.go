@@ -119,3 +119,44 @@ func TestStatusIsWritableThroughItsSubresourceOnly(t *testing.T) {
 		t.Fatalf("vmName %q", stored.Status.VMName)
 	}
 }
+
+// TestHostNetworkUpdateRules: what profiles attach by (type, bridge name)
+// cannot change under them; everything else of a HostNetwork may.
+func TestHostNetworkUpdateRules(t *testing.T) {
+	ctx := context.Background()
+	h := &vmv1alpha1.HostNetwork{ObjectMeta: metav1.ObjectMeta{Name: "update-rules"},
+		Spec: vmv1alpha1.HostNetworkSpec{Type: vmv1alpha1.NetworkTypeBridge, BridgeName: "br-upd", AllowedVLANs: []vmv1alpha1.VLANRange{"100"}}}
+	if err := create(h); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cluster.Client.Delete(ctx, h) })
+	steps := []struct {
+		name        string
+		change      func(spec *vmv1alpha1.HostNetworkSpec)
+		wantField   string
+		wantMessage string
+	}{
+		{"allow more VLANs", func(s *vmv1alpha1.HostNetworkSpec) { s.AllowedVLANs = append(s.AllowedVLANs, "200-210") }, "", ""},
+		{"rename the bridge", func(s *vmv1alpha1.HostNetworkSpec) { s.BridgeName = "br-other" }, "spec.bridgeName", "bridgeName cannot change"},
+		{"change the type", func(s *vmv1alpha1.HostNetworkSpec) { s.Type = vmv1alpha1.NetworkTypeOVS }, "spec.type", "type cannot change"},
+	}
+	for _, step := range steps {
+		t.Run(step.name, func(t *testing.T) {
+			var stored vmv1alpha1.HostNetwork
+			if err := cluster.Client.Get(ctx, client.ObjectKeyFromObject(h), &stored); err != nil {
+				t.Fatal(err)
+			}
+			step.change(&stored.Spec)
+			err := cluster.Client.Update(ctx, &stored)
+			if step.wantField == "" {
+				if err != nil {
+					t.Fatalf("rejected: %v", err)
+				}
+				return
+			}
+			if err == nil || !errorNames(err, step.wantField, step.wantMessage) {
+				t.Fatalf("want a cause at %s saying %q, got %v", step.wantField, step.wantMessage, err)
+			}
+		})
+	}
+}

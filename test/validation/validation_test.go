@@ -1,6 +1,7 @@
 // Package validation checks, against the real kube-apiserver, that the
-// VirtualMachineProfile CRD rejects bad input at admission with a message that
-// names the field, and accepts every sample (the seed's examples verbatim).
+// VirtualMachineProfile and HostNetwork CRDs reject bad input at admission
+// with a message that names the field, and accept every sample (the seed's
+// examples verbatim).
 package validation
 
 import (
@@ -40,9 +41,9 @@ type invalidCase struct {
 	object      *unstructured.Unstructured
 }
 
-func loadInvalidCases(t *testing.T) []invalidCase {
+func loadInvalidCases(t *testing.T, dir string) []invalidCase {
 	t.Helper()
-	files, err := filepath.Glob(filepath.Join("testdata", "invalid", "*.yaml"))
+	files, err := filepath.Glob(filepath.Join("testdata", dir, "*.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -52,7 +53,7 @@ func loadInvalidCases(t *testing.T) []invalidCase {
 		if err != nil {
 			t.Fatal(err)
 		}
-		c := invalidCase{file: filepath.Base(file), object: decode(t, file, raw)}
+		c := invalidCase{file: filepath.Base(file), object: decode(t, file, raw)[0]}
 		scanner := bufio.NewScanner(bytes.NewReader(raw))
 		for scanner.Scan() {
 			if v, ok := strings.CutPrefix(scanner.Text(), "# want-field: "); ok {
@@ -70,13 +71,28 @@ func loadInvalidCases(t *testing.T) []invalidCase {
 	return cases
 }
 
-func decode(t *testing.T, file string, raw []byte) *unstructured.Unstructured {
+// decode reads every object of a YAML file (documents separated by ---).
+func decode(t *testing.T, file string, raw []byte) []*unstructured.Unstructured {
 	t.Helper()
-	obj := &unstructured.Unstructured{}
-	if err := yaml.Unmarshal(raw, &obj.Object); err != nil {
-		t.Fatalf("%s: %v", file, err)
+	var objects []*unstructured.Unstructured
+	for _, doc := range strings.Split(string(raw), "\n---\n") {
+		obj := &unstructured.Unstructured{}
+		if err := yaml.Unmarshal([]byte(doc), &obj.Object); err != nil {
+			t.Fatalf("%s: %v", file, err)
+		}
+		if len(obj.Object) > 0 {
+			objects = append(objects, obj)
+		}
 	}
-	return obj
+	return objects
+}
+
+// place puts a namespaced object into namespace; cluster-scoped kinds
+// (HostNetwork) stay as they are.
+func place(obj *unstructured.Unstructured, namespace string) {
+	if obj.GetKind() != "HostNetwork" {
+		obj.SetNamespace(namespace)
+	}
 }
 
 func newNamespace(t *testing.T) string {
@@ -99,14 +115,21 @@ func create(obj client.Object) error {
 }
 
 func TestInvalidProfilesAreRejectedNamingTheField(t *testing.T) {
-	cases := loadInvalidCases(t)
-	if len(cases) < 30 {
-		t.Fatalf("the catalogue should hold at least 30 invalid profiles, has %d", len(cases))
+	expectRejections(t, loadInvalidCases(t, "invalid"), 30)
+}
+
+func TestInvalidHostNetworksAreRejectedNamingTheField(t *testing.T) {
+	expectRejections(t, loadInvalidCases(t, "invalid-hostnetworks"), 12)
+}
+
+func expectRejections(t *testing.T, cases []invalidCase, least int) {
+	if len(cases) < least {
+		t.Fatalf("the catalogue should hold at least %d invalid objects, has %d", least, len(cases))
 	}
 	namespace := newNamespace(t)
 	for _, c := range cases {
 		t.Run(strings.TrimSuffix(c.file, ".yaml"), func(t *testing.T) {
-			c.object.SetNamespace(namespace)
+			place(c.object, namespace)
 			err := create(c.object)
 			if err == nil {
 				t.Fatalf("accepted; want rejection at %s with %q", c.wantField, c.wantMessage)
@@ -139,7 +162,7 @@ func errorNames(err error, field, message string) bool {
 	return apierrors.IsBadRequest(err) && strings.Contains(err.Error(), field) && strings.Contains(err.Error(), message)
 }
 
-func loadSamples(t *testing.T) map[string]*unstructured.Unstructured {
+func loadSamples(t *testing.T) map[string][]*unstructured.Unstructured {
 	t.Helper()
 	dir := filepath.Join(controlplane.RepoRoot(), "deploy", "samples")
 	files, err := filepath.Glob(filepath.Join(dir, "*.yaml"))
@@ -149,7 +172,7 @@ func loadSamples(t *testing.T) map[string]*unstructured.Unstructured {
 	if len(files) == 0 {
 		t.Fatalf("no samples in %s", dir)
 	}
-	samples := map[string]*unstructured.Unstructured{}
+	samples := map[string][]*unstructured.Unstructured{}
 	for _, file := range files {
 		raw, err := os.ReadFile(file)
 		if err != nil {
@@ -168,18 +191,20 @@ func TestEverySampleIsAccepted(t *testing.T) {
 		}
 	}
 	namespace := newNamespace(t)
-	for name, sample := range samples {
+	for name, objects := range samples {
 		t.Run(strings.TrimSuffix(name, ".yaml"), func(t *testing.T) {
-			sample.SetNamespace(namespace)
-			if err := create(sample); err != nil {
-				t.Fatalf("rejected: %v", err)
+			for _, obj := range objects {
+				place(obj, namespace)
+				if err := create(obj); err != nil {
+					t.Fatalf("%s %s rejected: %v", obj.GetKind(), obj.GetName(), err)
+				}
 			}
 		})
 	}
 }
 
 func TestSeedFullExampleKeepsEveryFieldAndGetsDefaults(t *testing.T) {
-	sample := loadSamples(t)["seed-web-vm-01.yaml"]
+	sample := loadSamples(t)["seed-web-vm-01.yaml"][0]
 	sample.SetNamespace(newNamespace(t))
 	if err := create(sample); err != nil {
 		t.Fatal(err)

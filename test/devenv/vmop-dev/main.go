@@ -43,7 +43,8 @@ func main() {
 		fmt.Printf("  %-8s %s\n", node.Name, node.Description)
 	}
 	if env.AllowEmulation {
-		fmt.Println("\n  No /dev/kvm here: the controller runs with --allow-emulation (KubeVirt's useEmulation).")
+		fmt.Println("\n  The controller runs with --allow-emulation (KubeVirt's useEmulation): node-a and node-b are\n" +
+			"  emulated and never have /dev/kvm; node-c reports this host's /dev/kvm where it has one.")
 	}
 	fmt.Printf(`
 Try:

@@ -1,0 +1,225 @@
+package v1alpha1
+
+import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// BondMode is a Linux bonding mode, as nmstate names it.
+// +kubebuilder:validation:Enum=balance-rr;active-backup;balance-xor;broadcast;802.3ad;balance-tlb;balance-alb
+type BondMode string
+
+// Bond is a bond of NICs the operator builds as a managed network's uplink.
+type Bond struct {
+	// name of the bond interface, for example bond0.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=15
+	// +kubebuilder:validation:XValidation:rule="self.matches('^[a-zA-Z0-9][a-zA-Z0-9_.-]*$')",message="bond name must be a Linux interface name"
+	Name string `json:"name"`
+	// mode of the bond.
+	Mode BondMode `json:"mode"`
+	// ports are the NICs bonded together.
+	// +listType=set
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=8
+	// +kubebuilder:validation:items:MaxLength=15
+	// +kubebuilder:validation:items:Pattern=`^[a-zA-Z0-9][a-zA-Z0-9_.-]*$`
+	Ports []string `json:"ports"`
+}
+
+// Uplink is the NIC or bond that carries a host network off the node (for
+// sriov: the physical function), on the nodes its selector picks.
+//
+// +kubebuilder:validation:XValidation:rule="has(self.interface) != has(self.bond)",message="set exactly one of interface and bond"
+type Uplink struct {
+	// nodeSelector picks the nodes this uplink applies to, for node groups
+	// whose NICs are named differently. It may be left out when there is one
+	// uplink; with several, each needs one and no node may match two.
+	// +optional
+	NodeSelector map[string]string `json:"nodeSelector,omitempty"`
+	// interface is the name of an existing NIC or bond, for example eth1.
+	// +optional
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=15
+	// +kubebuilder:validation:XValidation:rule="self.matches('^[a-zA-Z0-9][a-zA-Z0-9_.-]*$')",message="interface must be a Linux interface name: 1 to 15 letters, digits, '-', '_' or '.'"
+	Interface string `json:"interface,omitempty"`
+	// bond is a bond the operator builds from NICs (managed networks only).
+	// +optional
+	Bond *Bond `json:"bond,omitempty"`
+}
+
+// VLANRange is a VLAN id ("100") or an inclusive range of ids ("200-210"), 1 to 4094.
+// +kubebuilder:validation:MaxLength=9
+// +kubebuilder:validation:XValidation:rule="self.matches('^[0-9]{1,4}(-[0-9]{1,4})?$') && int(self.split('-')[0]) >= 1 && int(self.split('-')[self.split('-').size()-1]) <= 4094 && int(self.split('-')[0]) <= int(self.split('-')[self.split('-').size()-1])",message="must be a VLAN id or range such as 100 or 200-210, within 1 to 4094, the range's start not above its end"
+type VLANRange string
+
+// HostSRIOV configures an SR-IOV physical function.
+type HostSRIOV struct {
+	// numVFs is how many virtual functions the PF offers (nmstate's
+	// ethernet.sr-iov.total-vfs), set when the network is managed.
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=256
+	NumVFs *int32 `json:"numVFs,omitempty"`
+	// resourceName is the device-plugin resource that hands out this PF's
+	// VFs, for example intel.com/sriov_netdevice.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=316
+	// +kubebuilder:validation:XValidation:rule="!format.qualifiedName().validate(self).hasValue() && self.contains('/')",message="resourceName must be a device-plugin resource name such as intel.com/sriov_netdevice"
+	ResourceName string `json:"resourceName"`
+}
+
+// HostNetworkSpec declares one host network profiles may attach to.
+//
+// +kubebuilder:validation:XValidation:rule="(self.type == 'bridge' || self.type == 'ovs') == has(self.bridgeName)",message="bridgeName is required for type bridge and ovs, and applies to no other type",fieldPath=".bridgeName"
+// +kubebuilder:validation:XValidation:rule="(self.type == 'sriov') == has(self.sriov)",message="sriov settings are required for type sriov, and apply to no other type",fieldPath=".sriov"
+// +kubebuilder:validation:XValidation:rule="self.type != 'sriov' || !(has(self.managed) && self.managed) || has(self.sriov.numVFs)",message="a managed sriov network sets sriov.numVFs",fieldPath=".sriov.numVFs"
+// +kubebuilder:validation:XValidation:rule="!(has(self.managed) && self.managed) || self.type == 'sriov' || (has(self.uplinks) && size(self.uplinks) > 0)",message="a managed network needs at least one uplink to build on",fieldPath=".uplinks"
+// +kubebuilder:validation:XValidation:rule="(self.type != 'macvlan' && self.type != 'sriov') || (has(self.uplinks) && size(self.uplinks) > 0)",message="macvlan and sriov networks need an uplink (the macvlan master, or the SR-IOV physical function)",fieldPath=".uplinks"
+// +kubebuilder:validation:XValidation:rule="!has(self.uplinks) || (has(self.managed) && self.managed) || self.uplinks.all(u, !has(u.bond))",message="bond describes a bond to build: only managed networks have one (name an existing bond with interface)",fieldPath=".uplinks"
+// +kubebuilder:validation:XValidation:rule="self.type != 'sriov' || !has(self.uplinks) || self.uplinks.all(u, has(u.interface))",message="the uplink of an sriov network is its physical function: name it with interface",fieldPath=".uplinks"
+// +kubebuilder:validation:XValidation:rule="!has(self.uplinks) || size(self.uplinks) <= 1 || self.uplinks.all(u, has(u.nodeSelector) && size(u.nodeSelector) > 0)",message="with several uplinks, each needs a nodeSelector naming its node group",fieldPath=".uplinks"
+// +kubebuilder:validation:XValidation:rule="self.type != 'macvlan' || !has(self.allowedVLANs) || self.allowedVLANs.all(v, !v.contains('-'))",message="a macvlan network gets one VLAN sub-interface per allowed VLAN: list ids, not ranges",fieldPath=".allowedVLANs"
+type HostNetworkSpec struct {
+	// type of the host network: bridge (a Linux bridge), ovs (an Open
+	// vSwitch bridge), macvlan (macvlan on the uplink, or on its VLAN
+	// sub-interface for each allowed VLAN) or sriov (VFs of a physical function).
+	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="type cannot change: delete the HostNetwork and declare a new one"
+	Type NetworkType `json:"type"`
+
+	// bridgeName is the host bridge of a bridge or ovs network. Profiles reach
+	// it by this name (their networks' bridgeName, by default br-<network>).
+	// +optional
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=15
+	// +kubebuilder:validation:XValidation:rule="self.matches('^[a-zA-Z0-9][a-zA-Z0-9_.-]*$')",message="bridgeName must be a Linux interface name: 1 to 15 letters, digits, '-', '_' or '.'"
+	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="bridgeName cannot change: profiles attach by it"
+	BridgeName string `json:"bridgeName,omitempty"`
+
+	// uplinks are the NIC or bond the network rides on, one entry per node
+	// group where NIC names differ. Required for managed networks, macvlan
+	// (the master) and sriov (the physical function).
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=16
+	Uplinks []Uplink `json:"uplinks,omitempty"`
+
+	// allowedVLANs are the VLANs profiles may use on this network; a managed
+	// bridge trunks exactly these on its uplink. Empty allows untagged use only.
+	// +optional
+	// +listType=set
+	// +kubebuilder:validation:MaxItems=64
+	AllowedVLANs []VLANRange `json:"allowedVLANs,omitempty"`
+
+	// mtu is the largest MTU a VM interface may use on this network, and the
+	// MTU a managed network sets on the host side. Unset means 1500.
+	// +optional
+	// +kubebuilder:validation:Minimum=68
+	// +kubebuilder:validation:Maximum=65535
+	MTU *int32 `json:"mtu,omitempty"`
+
+	// nodeSelector picks the nodes that have (or, managed, get) this network.
+	// Unset selects every node. VMs on it are placed only there.
+	// +optional
+	NodeSelector map[string]string `json:"nodeSelector,omitempty"`
+
+	// namespaceSelector picks the namespaces whose profiles may use this
+	// network: {} allows every namespace.
+	NamespaceSelector metav1.LabelSelector `json:"namespaceSelector"`
+
+	// managed: the operator builds the host side on the selected nodes with
+	// one nmstate NodeNetworkConfigurationPolicy per uplink group, and
+	// removes it when the HostNetwork is deleted. Unmanaged: the host side
+	// already exists and the agents report where.
+	// +optional
+	Managed bool `json:"managed,omitempty"`
+
+	// default makes this the host network of its type used by macvlan and
+	// sriov networks that name none (networks[].hostNetwork), like a default
+	// StorageClass. At most one per type should be; with several, the oldest wins.
+	// +optional
+	Default bool `json:"default,omitempty"`
+
+	// sriov configures the physical function of an sriov network.
+	// +optional
+	SRIOV *HostSRIOV `json:"sriov,omitempty"`
+}
+
+// NodeProblem is one node where a host network is not ready, and why.
+type NodeProblem struct {
+	// node name.
+	Node string `json:"node"`
+	// message says what is wrong on that node.
+	Message string `json:"message"`
+}
+
+// HostNetworkStatus is what the operator observed of a host network.
+type HostNetworkStatus struct {
+	// observedGeneration is the generation this status describes.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+	// conditions: Ready (every selected node verified), Deleting (what a
+	// deletion waits for).
+	// +optional
+	// +listType=map
+	// +listMapKey=type
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+	// policies are the NodeNetworkConfigurationPolicies that build a managed network.
+	// +optional
+	// +listType=atomic
+	Policies []string `json:"policies,omitempty"`
+	// selectedNodes is how many nodes the network's nodeSelector picks.
+	// +optional
+	SelectedNodes int32 `json:"selectedNodes,omitempty"`
+	// verifiedNodes is how many of them have the network as declared, as
+	// their agents found it in the kernel.
+	// +optional
+	VerifiedNodes int32 `json:"verifiedNodes,omitempty"`
+	// ready is verifiedNodes/selectedNodes, for kubectl get.
+	// +optional
+	Ready string `json:"ready,omitempty"`
+	// problems lists some nodes that are not verified, and why (at most 10).
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=10
+	Problems []NodeProblem `json:"problems,omitempty"`
+}
+
+// HostNetwork is a network on the nodes' side that a cluster admin declares
+// for VMs: a Linux or OVS bridge, macvlan over an uplink, or an SR-IOV
+// physical function, on which nodes, for which namespaces, with which VLANs
+// and MTU. It is the only way vmoperator changes a host (managed: true), and
+// profiles can attach only to what one declares.
+//
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:scope=Cluster,shortName=hostnet,categories=vmoperator
+// +kubebuilder:printcolumn:name="Type",type=string,JSONPath=`.spec.type`
+// +kubebuilder:printcolumn:name="Bridge",type=string,JSONPath=`.spec.bridgeName`
+// +kubebuilder:printcolumn:name="VLANs",type=string,JSONPath=`.spec.allowedVLANs`
+// +kubebuilder:printcolumn:name="Managed",type=boolean,JSONPath=`.spec.managed`
+// +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.ready`
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+// +kubebuilder:validation:XValidation:rule="!format.dns1123Label().validate(self.metadata.name).hasValue() && size(self.metadata.name) <= 50",message="metadata.name must be a DNS-1123 label of at most 50 characters: it becomes part of node label keys and policy names"
+type HostNetwork struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	// spec declares the network.
+	Spec HostNetworkSpec `json:"spec"`
+	// status is what the operator observed.
+	// +optional
+	Status HostNetworkStatus `json:"status,omitempty"`
+}
+
+// HostNetworkList is a list of HostNetwork.
+//
+// +kubebuilder:object:root=true
+type HostNetworkList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []HostNetwork `json:"items"`
+}
+
+func init() {
+	SchemeBuilder.Register(&HostNetwork{}, &HostNetworkList{})
+}

@@ -1,0 +1,9 @@
+// Package hostnetwork reconciles HostNetworks, the host networks a cluster
+// admin declares for VMs. For a managed one it keeps one nmstate
+// NodeNetworkConfigurationPolicy per uplink group, refuses to build on an
+// uplink or bridge an older HostNetwork already has, and reports on each
+// selected node whether its agent verified the network in the kernel. A
+// deletion waits while profiles use the network, then reverts the host side
+// (state absent, bounded by a timeout) and deletes the policies: every wait
+// is in the Deleting condition.
+package hostnetwork

@@ -128,6 +128,10 @@ func sysfsForSpeeds(o options) string {
 	return o.sysfsRoot
 }
 
+// verifierSyncTimeout bounds the wait for the policy cache at start-up; a
+// cluster without nmstate never syncs, and the agent must go on without it.
+const verifierSyncTimeout = time.Minute
+
 // startVerifier returns nil, and says why, when nmstate is not installed:
 // the agent still reports everything else.
 func startVerifier(ctx context.Context, cfg *rest.Config, scheme *runtime.Scheme, node string, w *watch.Watcher, log logr.Logger) *verify.Verifier {
@@ -136,9 +140,9 @@ func startVerifier(ctx context.Context, cfg *rest.Config, scheme *runtime.Scheme
 		err = v.OnChange(ctx, w.Kick)
 	}
 	if err == nil {
-		syncCtx, cancel := context.WithTimeout(ctx, time.Minute)
-		defer cancel()
-		err = v.Start(syncCtx)
+		// The cache lives as long as the agent (ctx); only the wait for it
+		// to fill is bounded.
+		err = v.Start(ctx, verifierSyncTimeout)
 	}
 	if err != nil {
 		log.Error(err, "policy verification is off (is kubernetes-nmstate installed?)")

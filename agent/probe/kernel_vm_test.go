@@ -6,6 +6,7 @@
 package probe_test
 
 import (
+	"os"
 	"slices"
 	"testing"
 	"time"
@@ -114,5 +115,22 @@ func TestKernelOVSDatapath(t *testing.T) {
 	want := []vmv1alpha1.OVSBridgeStatus{{Name: "br-ovs", Up: true}}
 	if !slices.Equal(status.OVSBridges, want) {
 		t.Errorf("ovsBridges = %+v, want %+v", status.OVSBridges, want)
+	}
+}
+
+// TestKernelSRIOVBesideBondingMasters: this VM loads the bonding module, so
+// the kernel itself puts the regular file bonding_masters in /sys/class/net.
+// The SR-IOV probe must pass over it (the VM has no SR-IOV NIC: no PFs).
+func TestKernelSRIOVBesideBondingMasters(t *testing.T) {
+	info, err := os.Stat("/sys/class/net/bonding_masters")
+	if err != nil || !info.Mode().IsRegular() {
+		t.Fatalf("bonding_masters: %v (mode %v); the kernel VM loads bonding, so it must be a regular file", err, info)
+	}
+	got, err := probe.NewSRIOV("/sys").ProbeSRIOV()
+	if err != nil {
+		t.Fatalf("SR-IOV probe beside bonding_masters: %v", err)
+	}
+	if len(got) != 0 {
+		t.Errorf("PFs = %+v, want none in this VM", got)
 	}
 }

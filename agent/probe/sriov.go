@@ -44,6 +44,13 @@ func (s *SRIOV) ProbeSRIOV() ([]vmv1alpha1.SRIOVPF, error) {
 	}
 	var pfs []vmv1alpha1.SRIOVPF
 	for _, entry := range entries {
+		isIf, err := isInterface(filepath.Join(netDir, entry.Name()))
+		if err != nil {
+			return nil, err
+		}
+		if !isIf {
+			continue
+		}
 		pf, ok, err := s.probePF(entry.Name())
 		if err != nil {
 			return nil, err
@@ -54,6 +61,21 @@ func (s *SRIOV) ProbeSRIOV() ([]vmv1alpha1.SRIOVPF, error) {
 	}
 	slices.SortFunc(pfs, func(a, b vmv1alpha1.SRIOVPF) int { return strings.Compare(a.Name, b.Name) })
 	return pfs, nil
+}
+
+// isInterface tells interfaces (symlinks to their device directory) from
+// the other entries of class/net, such as bonding_masters, a regular file
+// present once the bonding module is loaded. An interface that vanished
+// since the listing is no longer one.
+func isInterface(path string) (bool, error) {
+	info, err := os.Stat(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("%s: %w", path, err)
+	}
+	return info.IsDir(), nil
 }
 
 // representorPort matches phys_port_name of switchdev representors (pf0vf3,

@@ -174,3 +174,19 @@ func TestSRIOVMissingRoot(t *testing.T) {
 		t.Fatalf("err = %v, want one naming class/net", err)
 	}
 }
+
+// TestSRIOVSkipsNonInterfaces: with the bonding module loaded,
+// class/net/bonding_masters is a regular file beside the interface links.
+// It is not an interface, so it is neither a PF nor a reason to fail.
+func TestSRIOVSkipsNonInterfaces(t *testing.T) {
+	root := writeSysfs(t, pf("ens2f0", "0000:3b:00.0", withVFs(idleVF())))
+	mustWrite(t, filepath.Join(root, "class", "net", "bonding_masters"), "bond0\n")
+	got, err := NewSRIOV(root).ProbeSRIOV()
+	if err != nil {
+		t.Fatalf("err = %v, want bonding_masters passed over", err)
+	}
+	want := []vmv1alpha1.SRIOVPF{{Name: "ens2f0", PCIAddress: "0000:3b:00.0", Driver: "ice", TotalVFs: 64, NumVFs: 1, LinkUp: true}}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("got  %+v\nwant %+v", got, want)
+	}
+}

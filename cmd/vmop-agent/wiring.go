@@ -12,9 +12,7 @@ import (
 	nmstatev1 "github.com/nmstate/kubernetes-nmstate/api/v1"
 	nmstatev1beta1 "github.com/nmstate/kubernetes-nmstate/api/v1beta1"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
-	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
-	"golang.org/x/sys/unix"
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
@@ -49,8 +47,8 @@ func restConfig(kubeconfig string) (*rest.Config, error) {
 	return clientcmd.BuildConfigFromFlags("", kubeconfig)
 }
 
-// namespace opens the namespace to probe and a netlink handle inside it.
-func namespace(path string) (netns.NsHandle, *netlink.Handle, error) {
+// namespace opens the namespace to probe and netlink sockets inside it.
+func namespace(path string) (netns.NsHandle, *probe.Netlink, error) {
 	ns := netns.None()
 	if path != "" {
 		var err error
@@ -58,11 +56,11 @@ func namespace(path string) (netns.NsHandle, *netlink.Handle, error) {
 			return ns, nil, fmt.Errorf("opening network namespace %s: %w", path, err)
 		}
 	}
-	handle, err := netlink.NewHandleAt(ns, unix.NETLINK_ROUTE) // links only: no xfrm/netfilter sockets
+	source, err := probe.NewNetlink(ns)
 	if err != nil {
-		return ns, nil, fmt.Errorf("netlink handle: %w", err)
+		return ns, nil, fmt.Errorf("probing network namespace %q: %w", path, err)
 	}
-	return ns, handle, nil
+	return ns, source, nil
 }
 
 // serve wires everything and runs until ctx ends.
@@ -80,11 +78,11 @@ func serve(ctx context.Context, o options, log logr.Logger) error {
 	if err != nil {
 		return fmt.Errorf("kubernetes client: %w", err)
 	}
-	ns, handle, err := namespace(o.netnsPath)
+	ns, source, err := namespace(o.netnsPath)
 	if err != nil {
 		return err
 	}
-	defer handle.Close()
+	defer source.Close()
 	m := metrics.NewNode(version)
 
 	w := watch.New(watch.Config{Debounce: o.debounce, MinInterval: o.minInterval, Resync: o.resync},
@@ -98,7 +96,7 @@ func serve(ctx context.Context, o options, log logr.Logger) error {
 	}
 	a := agent.New(
 		probe.NewKVM(o.kvmDevice, o.sysfsRoot, o.procRoot),
-		probe.NewLinks(handle, sysfsForSpeeds(o)),
+		probe.NewLinks(source, sysfsForSpeeds(o)),
 		probe.NewSRIOV(o.sysfsRoot),
 		publish.NewPublisher(c, o.nodeName, m.CapabilityWrites),
 		m, log.WithValues("node", o.nodeName), agentOpts...,

@@ -9,6 +9,7 @@ import (
 	"github.com/go-logr/logr"
 
 	"github.com/jianfenliu/vmoperator/agent/capability"
+	"github.com/jianfenliu/vmoperator/agent/liveness"
 	"github.com/jianfenliu/vmoperator/agent/probe"
 	"github.com/jianfenliu/vmoperator/agent/watch"
 	vmv1alpha1 "github.com/jianfenliu/vmoperator/api/v1alpha1"
@@ -32,6 +33,7 @@ type Agent struct {
 	links        probe.LinkProber
 	sriov        probe.SRIOVProber
 	verifier     PolicyVerifier // nil: no policy verification
+	rounds       *liveness.Loop // nil: rounds are not tracked for /healthz
 	publisher    Publisher
 	metrics      *metrics.Node
 	extraUplinks []string
@@ -72,6 +74,10 @@ type Option func(*Agent)
 // WithPolicyVerifier turns policy verification on.
 func WithPolicyVerifier(v PolicyVerifier) Option { return func(a *Agent) { a.verifier = v } }
 
+// WithRoundLiveness reports the start and end of every round to l, so a
+// health check can tell when the round loop is wedged.
+func WithRoundLiveness(l *liveness.Loop) Option { return func(a *Agent) { a.rounds = l } }
+
 // WithExtraUplinks reports these links as uplinks besides NICs and bonds.
 func WithExtraUplinks(names ...string) Option {
 	return func(a *Agent) { a.extraUplinks = append(a.extraUplinks, names...) }
@@ -98,6 +104,8 @@ const (
 func (a *Agent) Run(ctx context.Context, w *watch.Watcher) {
 	retry := firstRetry
 	w.Run(ctx, func(ctx context.Context, r watch.Round) bool {
+		a.rounds.Begin()
+		defer a.rounds.End()
 		wrote, err := a.Round(ctx, r)
 		if err == nil {
 			retry = firstRetry

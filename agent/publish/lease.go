@@ -10,6 +10,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/jianfenliu/vmoperator/agent/liveness"
 )
 
 // Lease renews one Lease per node: the controller reads its renewTime to
@@ -83,14 +85,18 @@ func (l *Lease) create(ctx context.Context, now metav1.MicroTime) error {
 	return nil
 }
 
-// Run renews every interval until ctx ends. A failed renewal is reported
+// Run renews every interval until ctx ends, telling progress (which may be
+// nil) when each attempt begins and ends. A failed renewal is reported
 // through onError and retried at the next tick; the Lease expiring is the
 // signal the controller acts on, not a crash here.
-func (l *Lease) Run(ctx context.Context, interval time.Duration, onError func(error)) {
+func (l *Lease) Run(ctx context.Context, interval time.Duration, progress *liveness.Loop, onError func(error)) {
 	ticker := time.NewTicker(interval)
 	defer ticker.Stop()
 	for {
-		if err := l.Renew(ctx); err != nil && ctx.Err() == nil {
+		progress.Begin()
+		err := l.Renew(ctx)
+		progress.End()
+		if err != nil && ctx.Err() == nil {
 			onError(err)
 		}
 		select {

@@ -42,6 +42,8 @@ type options struct {
 	resync         time.Duration
 	verifyPolicies bool
 	logLevel       slog.Level
+	apiTimeout     time.Duration
+	healthMaxRound time.Duration
 }
 
 func parseFlags(args []string) (options, error) {
@@ -63,6 +65,8 @@ func parseFlags(args []string) (options, error) {
 	fs.DurationVar(&o.minInterval, "min-write-interval", 2*time.Second, "least time between a write and the next event round")
 	fs.DurationVar(&o.resync, "resync", 5*time.Minute, "base period of full re-probes (jittered by up to 20%)")
 	fs.BoolVar(&o.verifyPolicies, "verify-policies", true, "verify nmstate policies selecting this node (off automatically when nmstate's CRDs are missing)")
+	fs.DurationVar(&o.apiTimeout, "api-timeout", 30*time.Second, "bound on each API request of the NodeCapability publisher and the Lease (the policy watch is not bounded)")
+	fs.DurationVar(&o.healthMaxRound, "health-max-round", 2*time.Minute, "/healthz fails while one probe round runs longer than this (or the loops stall otherwise)")
 	o.logLevel = slog.LevelInfo
 	fs.Func("log-level", "least level logged: debug, info, warn or error (default info); debug adds each write and round", func(s string) error {
 		var err error
@@ -74,6 +78,9 @@ func parseFlags(args []string) (options, error) {
 	}
 	if o.nodeName == "" {
 		return o, errors.New("--node-name or $NODE_NAME is required")
+	}
+	if o.apiTimeout <= 0 || o.healthMaxRound <= 0 {
+		return o, errors.New("--api-timeout and --health-max-round must be positive")
 	}
 	if o.leaseRenew >= o.leaseDuration {
 		return o, fmt.Errorf("--lease-renew-interval (%v) must be shorter than --lease-duration (%v)", o.leaseRenew, o.leaseDuration)

@@ -58,6 +58,18 @@ func TestFlags(t *testing.T) {
 		{name: "log level unknown", args: []string{"--node-name=n", "--log-level=verbose"}, wantErr: `unknown log level "verbose": want debug, info, warn or error`},
 		{name: "log level offsets refused", args: []string{"--node-name=n", "--log-level=info+2"}, wantErr: "unknown log level"},
 		{name: "log level empty", args: []string{"--node-name=n", "--log-level="}, wantErr: "unknown log level"},
+		{name: "API timeout must be positive", args: []string{"--node-name=n", "--api-timeout=0s"}, wantErr: "--api-timeout and --health-max-round must be positive"},
+		{name: "round bound must be positive", args: []string{"--node-name=n", "--health-max-round=-1s"}, wantErr: "must be positive"},
+		{name: "health and API bounds", args: []string{"--node-name=n", "--api-timeout=5s", "--health-max-round=30s"}, check: func(t *testing.T, o options) {
+			if o.apiTimeout != 5*time.Second || o.healthMaxRound != 30*time.Second {
+				t.Errorf("apiTimeout=%v healthMaxRound=%v, want 5s and 30s", o.apiTimeout, o.healthMaxRound)
+			}
+		}},
+		{name: "health and API bounds default", args: []string{"--node-name=n"}, check: func(t *testing.T, o options) {
+			if o.apiTimeout != 30*time.Second || o.healthMaxRound != 2*time.Minute {
+				t.Errorf("apiTimeout=%v healthMaxRound=%v, want 30s and 2m", o.apiTimeout, o.healthMaxRound)
+			}
+		}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -194,6 +206,9 @@ func TestRunServesAndShutsDown(t *testing.T) {
 			t.Fatal("agent never became ready")
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+	if code, body := get("http://" + healthAddr + "/healthz"); code != http.StatusOK || body != "ok" {
+		t.Errorf("/healthz of a healthy agent = %d %q, want 200 ok", code, body)
 	}
 	nc := &vmv1alpha1.NodeCapability{}
 	if err := cp.Client.Get(context.Background(), client.ObjectKey{Name: node}, nc); err != nil {

@@ -17,9 +17,9 @@ import (
 	vmv1alpha1 "github.com/jianfenliu/vmoperator/api/v1alpha1"
 )
 
-// startServe runs serve, as main does, until the test ends, and waits for
-// /readyz: the first round has been published.
-func startServe(t *testing.T, o options, healthAddr string) {
+// runServe runs serve, as main does, until the test ends; the test fails
+// when serve does not return within 10s of its context ending.
+func runServe(t *testing.T, o options) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -35,6 +35,12 @@ func startServe(t *testing.T, o options, healthAddr string) {
 			t.Error("serve did not return within 10s of its context ending")
 		}
 	})
+}
+
+// startServe runs serve and waits for /readyz: the first round has been published.
+func startServe(t *testing.T, o options, healthAddr string) {
+	t.Helper()
+	runServe(t, o)
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		if code, _ := get("http://" + healthAddr + "/readyz"); code == http.StatusOK {

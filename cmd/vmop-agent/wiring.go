@@ -13,6 +13,9 @@ import (
 	nmstatev1beta1 "github.com/nmstate/kubernetes-nmstate/api/v1beta1"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/vishvananda/netns"
+	coordinationv1 "k8s.io/api/coordination/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
@@ -20,6 +23,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/jianfenliu/vmoperator/agent"
+	"github.com/jianfenliu/vmoperator/agent/liveness"
 	"github.com/jianfenliu/vmoperator/agent/probe"
 	"github.com/jianfenliu/vmoperator/agent/publish"
 	"github.com/jianfenliu/vmoperator/agent/verify"
@@ -73,10 +77,9 @@ func serve(ctx context.Context, o options, log logr.Logger) error {
 	if err != nil {
 		return fmt.Errorf("kubernetes client config: %w", err)
 	}
-	// Uncached on purpose: the publisher compares with what the API stores.
-	c, err := client.New(cfg, client.Options{Scheme: scheme})
+	c, err := apiClient(cfg, scheme, o.apiTimeout)
 	if err != nil {
-		return fmt.Errorf("kubernetes client: %w", err)
+		return err
 	}
 	ns, source, err := namespace(o.netnsPath)
 	if err != nil {
@@ -94,14 +97,15 @@ func serve(ctx context.Context, o options, log logr.Logger) error {
 			agentOpts = append(agentOpts, agent.WithPolicyVerifier(v))
 		}
 	}
+	rounds, renewals := livenessLoops(o, time.Now)
 	a := agent.New(
 		probe.NewKVM(o.kvmDevice, o.sysfsRoot, o.procRoot),
 		probe.NewLinks(source, sysfsForSpeeds(o)),
 		probe.NewSRIOV(o.sysfsRoot),
 		publish.NewPublisher(c, o.nodeName, m.CapabilityWrites),
-		m, log.WithValues("node", o.nodeName), agentOpts...,
+		m, log.WithValues("node", o.nodeName), append(agentOpts, agent.WithRoundLiveness(rounds))...,
 	)
-	servers, err := startHTTP(o, m, a, log)
+	servers, err := startHTTP(o, m, healthMux(o, a, rounds, renewals), log)
 	if err != nil {
 		return err
 	}
@@ -109,12 +113,52 @@ func serve(ctx context.Context, o options, log logr.Logger) error {
 	leaseDone := make(chan struct{})
 	go func() {
 		defer close(leaseDone)
-		lease.Run(ctx, o.leaseRenew, func(err error) { log.Error(err, "renewing Lease") })
+		lease.Run(ctx, o.leaseRenew, renewals, func(err error) { log.Error(err, "renewing Lease") })
 	}()
 	log.Info("vmop-agent started", "node", o.nodeName, "version", version)
 	a.Run(ctx, w)
 	<-leaseDone // no renewal in flight when the process exits
 	return shutdownHTTP(servers)
+}
+
+// apiClient is the uncached client of the publisher (which compares with
+// what the API stores) and the Lease. A silent apiserver must not hold a
+// round or a renewal forever, nor keep SIGTERM from stopping the agent, so
+// every request is bounded by timeout and none runs without the caller's
+// context: controller-runtime's lazy RESTMapper would run discovery without
+// it, so the client gets a fixed mapper of the three kinds it touches. The
+// policy cache keeps the unbounded cfg, because its watches are long requests.
+func apiClient(cfg *rest.Config, scheme *runtime.Scheme, timeout time.Duration) (client.Client, error) {
+	bounded := rest.CopyConfig(cfg)
+	bounded.Timeout = timeout
+	mapper := meta.NewDefaultRESTMapper(nil)
+	mapper.Add(vmv1alpha1.GroupVersion.WithKind("NodeCapability"), meta.RESTScopeRoot)
+	mapper.Add(corev1.SchemeGroupVersion.WithKind("Node"), meta.RESTScopeRoot)
+	mapper.Add(coordinationv1.SchemeGroupVersion.WithKind("Lease"), meta.RESTScopeNamespace)
+	c, err := client.New(bounded, client.Options{Scheme: scheme, Mapper: mapper})
+	if err != nil {
+		return nil, fmt.Errorf("kubernetes client: %w", err)
+	}
+	return c, nil
+}
+
+// livenessLoops track the round loop and the Lease loop for /healthz.
+// Created just before both loops start, so start-up (the policy cache's
+// sync) does not count against them.
+func livenessLoops(o options, now func() time.Time) (rounds, renewals *liveness.Loop) {
+	rounds = liveness.NewLoop("probe rounds", liveness.Limits{
+		MaxBusy: o.healthMaxRound,
+		// Full rounds start at most 1.2 resync periods apart even on a quiet
+		// node; twice the period plus a minute leaves room for a slow round.
+		MaxIdle: 2*o.resync + time.Minute,
+	}, now)
+	renewals = liveness.NewLoop("Lease renewal", liveness.Limits{
+		// An attempt outlasting the Lease it renews, or no attempt for that
+		// long, lets the Lease expire because of the agent itself.
+		MaxBusy: o.leaseDuration,
+		MaxIdle: o.leaseDuration,
+	}, now)
+	return rounds, renewals
 }
 
 // sysfsForSpeeds: /sys/class/net shows the agent's own namespace, so link
@@ -149,12 +193,12 @@ func startVerifier(ctx context.Context, cfg *rest.Config, scheme *runtime.Scheme
 	return v
 }
 
-// startHTTP binds every address before serving, so a taken port stops the
-// agent at start with exit code 1 instead of leaving it half-alive.
-func startHTTP(o options, m *metrics.Node, a *agent.Agent, log logr.Logger) ([]*http.Server, error) {
-	health := http.NewServeMux()
-	health.HandleFunc("/healthz", func(rw http.ResponseWriter, _ *http.Request) { _, _ = rw.Write([]byte("ok")) })
-	health.HandleFunc("/readyz", func(rw http.ResponseWriter, _ *http.Request) {
+// healthMux serves /healthz (the loops are not wedged: restarting would
+// help) and /readyz (the stored capability is current: placement may trust it).
+func healthMux(o options, a *agent.Agent, loops ...*liveness.Loop) *http.ServeMux {
+	mux := http.NewServeMux()
+	mux.Handle("/healthz", healthz(loops...))
+	mux.HandleFunc("/readyz", func(rw http.ResponseWriter, _ *http.Request) {
 		// Ready once the stored capability is known current, and only while
 		// rounds keep succeeding (at least one full resync window).
 		last := a.LastPublished()
@@ -164,6 +208,25 @@ func startHTTP(o options, m *metrics.Node, a *agent.Agent, log logr.Logger) ([]*
 		}
 		_, _ = rw.Write([]byte("ok"))
 	})
+	return mux
+}
+
+// healthz fails while any loop is wedged, and says which and how. A loop
+// that merely keeps failing (an unreachable apiserver) is not wedged: a
+// restart would not help it.
+func healthz(loops ...*liveness.Loop) http.HandlerFunc {
+	return func(rw http.ResponseWriter, _ *http.Request) {
+		if err := liveness.Check(loops...); err != nil {
+			http.Error(rw, err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = rw.Write([]byte("ok"))
+	}
+}
+
+// startHTTP binds every address before serving, so a taken port stops the
+// agent at start with exit code 1 instead of leaving it half-alive.
+func startHTTP(o options, m *metrics.Node, health http.Handler, log logr.Logger) ([]*http.Server, error) {
 	servers := []*http.Server{{Addr: o.healthAddr, Handler: health, ReadHeaderTimeout: 5 * time.Second}}
 	if o.metricsAddr != "" {
 		mux := http.NewServeMux()

@@ -2,12 +2,14 @@ package agent
 
 import (
 	"context"
+	"errors"
 	"sync/atomic"
 	"time"
 
 	"github.com/go-logr/logr"
 
 	"github.com/jianfenliu/vmoperator/agent/capability"
+	"github.com/jianfenliu/vmoperator/agent/liveness"
 	"github.com/jianfenliu/vmoperator/agent/probe"
 	"github.com/jianfenliu/vmoperator/agent/watch"
 	vmv1alpha1 "github.com/jianfenliu/vmoperator/api/v1alpha1"
@@ -31,6 +33,7 @@ type Agent struct {
 	links        probe.LinkProber
 	sriov        probe.SRIOVProber
 	verifier     PolicyVerifier // nil: no policy verification
+	rounds       *liveness.Loop // nil: rounds are not tracked for /healthz
 	publisher    Publisher
 	metrics      *metrics.Node
 	extraUplinks []string
@@ -38,9 +41,17 @@ type Agent struct {
 
 	// Results of the last full round, reused by event rounds: netlink events
 	// say nothing about /dev/kvm or sysfs SR-IOV counts.
-	kvmStatus vmv1alpha1.KVMStatus
-	pfs       []vmv1alpha1.SRIOVPF
-	pfsErr    error
+	kvmStatus  vmv1alpha1.KVMStatus
+	pfs        []vmv1alpha1.SRIOVPF
+	sriovProbe capability.Outcome
+
+	// The last good result of each probe, reported again while it fails: a
+	// transient netlink or sysfs error must not empty the inventory that
+	// placement reads.
+	lastPFs      lastGood[[]vmv1alpha1.SRIOVPF]
+	lastLinks    lastGood[probe.Snapshot]
+	lastVLANs    lastGood[probe.BridgeVLANs]
+	lastPolicies lastGood[[]vmv1alpha1.PolicyVerification]
 
 	// lastPublished is when a round last got the stored status in line
 	// (written or found equal), in Unix nanoseconds; read by health checks.
@@ -62,6 +73,10 @@ type Option func(*Agent)
 
 // WithPolicyVerifier turns policy verification on.
 func WithPolicyVerifier(v PolicyVerifier) Option { return func(a *Agent) { a.verifier = v } }
+
+// WithRoundLiveness reports the start and end of every round to l, so a
+// health check can tell when the round loop is wedged.
+func WithRoundLiveness(l *liveness.Loop) Option { return func(a *Agent) { a.rounds = l } }
 
 // WithExtraUplinks reports these links as uplinks besides NICs and bonds.
 func WithExtraUplinks(names ...string) Option {
@@ -89,6 +104,8 @@ const (
 func (a *Agent) Run(ctx context.Context, w *watch.Watcher) {
 	retry := firstRetry
 	w.Run(ctx, func(ctx context.Context, r watch.Round) bool {
+		a.rounds.Begin()
+		defer a.rounds.End()
 		wrote, err := a.Round(ctx, r)
 		if err == nil {
 			retry = firstRetry
@@ -104,26 +121,17 @@ func (a *Agent) Run(ctx context.Context, w *watch.Watcher) {
 }
 
 // Round probes, verifies, publishes and updates metrics once, and says
-// whether it wrote. Probe failures end up in the status (as conditions);
-// only a failed publish is an error.
+// whether it wrote. Probe failures end up in the status (as conditions,
+// with the last good data kept); only a failed publish is an error.
 func (a *Agent) Round(ctx context.Context, r watch.Round) (bool, error) {
 	if r == watch.RoundFull {
 		a.probeHost()
 	}
-	in := capability.Input{KVM: a.kvmStatus, SRIOV: a.pfs, SRIOVErr: a.pfsErr, ExtraUplinks: a.extraUplinks}
-	timed(a.metrics, "links", func() { in.Links, in.LinksErr = a.links.ProbeLinks() })
-	if in.LinksErr != nil {
-		a.log.Error(in.LinksErr, "probing links")
-	}
-	if a.verifier != nil && in.LinksErr == nil {
-		var err error
-		timed(a.metrics, "policies", func() { in.Policies, err = a.verifier.Verify(ctx, in.Links) })
-		if err != nil {
-			a.log.Error(err, "verifying policies")
-		}
-	}
+	in := capability.Input{KVM: a.kvmStatus, SRIOV: a.pfs, SRIOVProbe: a.sriovProbe, ExtraUplinks: a.extraUplinks}
+	linksFresh := a.probeLinks(&in)
+	a.verifyPolicies(ctx, &in, linksFresh)
 	status := capability.Build(in)
-	a.recordMetrics(in)
+	a.recordMetrics(in, linksFresh)
 	wrote, err := a.publisher.Publish(ctx, status)
 	if err == nil {
 		a.lastPublished.Store(time.Now().UnixNano())
@@ -136,10 +144,81 @@ func (a *Agent) Round(ctx context.Context, r watch.Round) (bool, error) {
 
 func (a *Agent) probeHost() {
 	timed(a.metrics, "kvm", func() { a.kvmStatus = a.kvm.ProbeKVM() })
-	timed(a.metrics, "sriov", func() { a.pfs, a.pfsErr = a.sriov.ProbeSRIOV() })
-	if a.pfsErr != nil {
-		a.log.Error(a.pfsErr, "probing SR-IOV")
+	var result probe.SRIOVResult
+	var err error
+	timed(a.metrics, "sriov", func() { result, err = a.sriov.ProbeSRIOV() })
+	a.logProbe("sriov", err, result.Skipped)
+	a.pfs, a.sriovProbe = a.lastPFs.take(result.PFs, err, result.Skipped)
+}
+
+// probeLinks fills in the links with their bridge VLANs: this round's where
+// the dumps succeeded, the last good ones where they failed. It says
+// whether the links are this round's.
+func (a *Agent) probeLinks(in *capability.Input) bool {
+	var snap probe.Snapshot
+	var err error
+	timed(a.metrics, "links", func() { snap, err = a.links.ProbeLinks() })
+	a.logProbe("links", err, snap.Skipped)
+	if err != nil {
+		// Without this round's links the VLAN table cannot be named, so the
+		// kept links keep the VLANs they were reported with.
+		in.Links, in.LinksProbe = a.lastLinks.take(probe.Snapshot{}, err, nil)
+		in.BridgeVLANsProbe = capability.Outcome{Err: errors.New("not probed: the link dump failed"), Kept: a.lastLinks.have}
+		return false
 	}
+	var vlans probe.BridgeVLANs
+	timed(a.metrics, "bridge_vlans", func() { vlans, err = a.links.ProbeBridgeVLANs(snap) })
+	a.logProbe("bridge_vlans", err, nil)
+	vlans, in.BridgeVLANsProbe = a.lastVLANs.take(vlans, err, nil)
+	in.Links, in.LinksProbe = a.lastLinks.take(snap.WithVLANs(vlans), nil, snap.Skipped)
+	return true
+}
+
+// verifyPolicies checks the policies against this round's links. Without
+// them it reports the last verdicts rather than vouch for a kernel nobody
+// looked at this round; NetworkReady then says the links failed.
+func (a *Agent) verifyPolicies(ctx context.Context, in *capability.Input, linksFresh bool) {
+	if a.verifier == nil {
+		return
+	}
+	if !linksFresh {
+		in.Policies = a.lastPolicies.data
+		return
+	}
+	var policies []vmv1alpha1.PolicyVerification
+	var err error
+	timed(a.metrics, "policies", func() { policies, err = a.verifier.Verify(ctx, in.Links) })
+	a.logProbe("policies", err, nil)
+	var outcome capability.Outcome
+	in.Policies, outcome = a.lastPolicies.take(policies, err, nil)
+	in.PoliciesErr = outcome.Err
+}
+
+// logProbe logs a failed or partial probe under its name; success is quiet.
+func (a *Agent) logProbe(name string, err error, skipped []probe.Skipped) {
+	if err != nil {
+		a.log.Error(err, "probe failed; the status keeps its last good results", "probe", name)
+	}
+	for _, s := range skipped {
+		a.log.Error(errors.New(s.Reason), "probe skipped an entry", "probe", name, "entry", s.Name)
+	}
+}
+
+// lastGood keeps a probe's last successful result.
+type lastGood[T any] struct {
+	data T
+	have bool
+}
+
+// take records one run of the probe: on success its data becomes the last
+// good one; on failure the last good data comes back, with an outcome that
+// says it was kept (or that there was none).
+func (l *lastGood[T]) take(data T, err error, skipped []probe.Skipped) (T, capability.Outcome) {
+	if err != nil {
+		return l.data, capability.Outcome{Err: err, Kept: l.have}
+	}
+	l.data, l.have = data, true
+	return data, capability.Outcome{Skipped: skipped}
 }
 
 func timed(m *metrics.Node, name string, fn func()) {
@@ -148,7 +227,9 @@ func timed(m *metrics.Node, name string, fn func()) {
 	m.ProbeDuration.WithLabelValues(name).Observe(time.Since(start).Seconds())
 }
 
-func (a *Agent) recordMetrics(in capability.Input) {
+// recordMetrics exports what the status reports, except that link samples
+// come only from this round's dump: kept links would repeat old counters.
+func (a *Agent) recordMetrics(in capability.Input, linksFresh bool) {
 	a.metrics.SetKVM(in.KVM.Available)
 	pfNames := make([]string, 0, len(in.SRIOV))
 	pfSamples := make([]metrics.PFSample, 0, len(in.SRIOV))
@@ -164,7 +245,7 @@ func (a *Agent) recordMetrics(in capability.Input) {
 		}
 	}
 	a.metrics.SetPolicies(verified, len(in.Policies)-verified)
-	if in.LinksErr == nil {
+	if linksFresh {
 		a.metrics.SetLinks(linkSamples(capability.RelevantLinks(in.Links, in.ExtraUplinks, pfNames)))
 	}
 }

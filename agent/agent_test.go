@@ -75,9 +75,14 @@ func startAgentWith(t *testing.T, nodeName string, ns *netnstest.Namespace, cfg 
 	if err := os.MkdirAll(filepath.Join(sysfs, "class", "net"), 0o755); err != nil {
 		t.Fatal(err)
 	}
+	source, err := probe.NewNetlink(ns.NS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(source.Close)
 	a := New(
 		probe.NewKVM("/dev/kvm", "/sys", "/proc"),
-		probe.NewLinks(ns.Handle, ""),
+		probe.NewLinks(source, ""),
 		probe.NewSRIOV(sysfs),
 		publish.NewPublisher(cp.Client, nodeName, m.CapabilityWrites),
 		m, testr.New(t), opts...,

@@ -105,7 +105,7 @@ func TestPolicyVerification(t *testing.T) {
 		if err := verifier.OnChange(vctx, w.Kick); err != nil {
 			t.Fatal(err)
 		}
-		if err := verifier.Start(vctx); err != nil {
+		if err := verifier.Start(vctx, time.Minute); err != nil {
 			t.Fatal(err)
 		}
 	}, WithPolicyVerifier(verifier))

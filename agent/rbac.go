@@ -1,7 +1,8 @@
 package agent
 
-// The permissions vmop-agent needs, for `controller-gen rbac:roleName=vmop-agent
-// paths=./agent/...` (not yet wired into make manifests). NodeCapabilities
+// The permissions vmop-agent needs. make manifests turns these markers into
+// deploy/rbac/agent/role.yaml, which the Helm chart installs and
+// cmd/vmop-agent's RBAC test binds. NodeCapabilities
 // are created and their status written; Nodes are read for the owner
 // reference and the policies' node selectors; Leases carry liveness; nmstate
 // policies and enactments are only watched.

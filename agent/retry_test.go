@@ -38,9 +38,12 @@ func (f *flakyPublisher) Publish(context.Context, vmv1alpha1.NodeCapabilityStatu
 
 type staticProbes struct{}
 
-func (staticProbes) ProbeKVM() vmv1alpha1.KVMStatus            { return vmv1alpha1.KVMStatus{} }
-func (staticProbes) ProbeLinks() (probe.Snapshot, error)       { return probe.Snapshot{}, nil }
-func (staticProbes) ProbeSRIOV() ([]vmv1alpha1.SRIOVPF, error) { return nil, nil }
+func (staticProbes) ProbeKVM() vmv1alpha1.KVMStatus      { return vmv1alpha1.KVMStatus{} }
+func (staticProbes) ProbeLinks() (probe.Snapshot, error) { return probe.Snapshot{}, nil }
+func (staticProbes) ProbeBridgeVLANs(probe.Snapshot) (probe.BridgeVLANs, error) {
+	return probe.BridgeVLANs{}, nil
+}
+func (staticProbes) ProbeSRIOV() (probe.SRIOVResult, error) { return probe.SRIOVResult{}, nil }
 
 // TestFailedPublishIsRetried: with no kernel events and an hour to the next
 // resync, two failed publishes are still followed by a successful one within

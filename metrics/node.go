@@ -46,7 +46,7 @@ func NewNode(version string) *Node {
 		Registry: prometheus.NewRegistry(),
 		ProbeDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "vmop_node_probe_duration_seconds",
-			Help:    "Time one probe of the node took, by probe (kvm, links, sriov, policies).",
+			Help:    "Time one probe of the node took, by probe (kvm, links, bridge_vlans, sriov, policies).",
 			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
 		}, []string{"probe"}),
 		CapabilityWrites: prometheus.NewCounter(prometheus.CounterOpts{

@@ -1,12 +1,7 @@
 package capability
 
 import (
-	"errors"
-	"fmt"
 	"slices"
-	"strings"
-
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/jianfenliu/vmoperator/agent/probe"
 	vmv1alpha1 "github.com/jianfenliu/vmoperator/api/v1alpha1"
@@ -16,14 +11,21 @@ import (
 // it is not a bridge anyone can attach to.
 const ovsDatapath = "ovs-system"
 
-// Input is everything the probes found in one round.
+// Input is what the agent reports in one round: this round's probe
+// results, or, for a probe that failed, the last good ones it kept.
 type Input struct {
-	KVM      vmv1alpha1.KVMStatus
+	KVM vmv1alpha1.KVMStatus
+	// Links are the links to report, their bridge VLANs filled in.
 	Links    probe.Snapshot
-	LinksErr error
 	SRIOV    []vmv1alpha1.SRIOVPF
-	SRIOVErr error
 	Policies []vmv1alpha1.PolicyVerification
+	// How each probe went; the zero Outcome is a full success.
+	LinksProbe       Outcome
+	BridgeVLANsProbe Outcome
+	SRIOVProbe       Outcome
+	// PoliciesErr is why the policies could not be verified this round;
+	// Policies are then the last verified ones.
+	PoliciesErr error
 	// ExtraUplinks names links to report as uplinks besides NICs and bonds,
 	// for nodes whose uplinks are virtual (and for tests in namespaces).
 	ExtraUplinks []string
@@ -34,16 +36,17 @@ type Input struct {
 // condition's status does.
 func Build(in Input) vmv1alpha1.NodeCapabilityStatus {
 	kvm := in.KVM
-	status := vmv1alpha1.NodeCapabilityStatus{KVM: &kvm, SRIOV: in.SRIOV, Policies: in.Policies}
-	if in.LinksErr == nil {
-		status.Bridges = bridges(in.Links)
-		status.VLANs = vlans(in.Links)
-		status.Bonds = bonds(in.Links)
-		status.OVSBridges = ovsBridges(in.Links)
-		status.Uplinks = uplinks(in.Links, in.ExtraUplinks)
+	return vmv1alpha1.NodeCapabilityStatus{
+		KVM:        &kvm,
+		Bridges:    bridges(in.Links),
+		VLANs:      vlans(in.Links),
+		Bonds:      bonds(in.Links),
+		OVSBridges: ovsBridges(in.Links),
+		Uplinks:    uplinks(in.Links, in.ExtraUplinks),
+		SRIOV:      in.SRIOV,
+		Policies:   in.Policies,
+		Conditions: conditions(in),
 	}
-	status.Conditions = []metav1.Condition{readyCondition(in), kvmCondition(in.KVM), networkCondition(in)}
-	return status
 }
 
 func up(l probe.Link) bool { return l.AdminUp && l.Carrier }
@@ -136,59 +139,4 @@ func uplinks(snap probe.Snapshot, extra []string) []vmv1alpha1.UplinkStatus {
 		}
 	}
 	return out
-}
-
-func readyCondition(in Input) metav1.Condition {
-	var errs []error
-	if in.LinksErr != nil {
-		errs = append(errs, fmt.Errorf("links: %w", in.LinksErr))
-	}
-	if in.SRIOVErr != nil {
-		errs = append(errs, fmt.Errorf("SR-IOV: %w", in.SRIOVErr))
-	}
-	if err := errors.Join(errs...); err != nil {
-		return condition(vmv1alpha1.ConditionReady, false, vmv1alpha1.ReasonProbeFailed, strings.ReplaceAll(err.Error(), "\n", "; "))
-	}
-	return condition(vmv1alpha1.ConditionReady, true, vmv1alpha1.ReasonProbeSucceeded, "every probe succeeded")
-}
-
-func kvmCondition(kvm vmv1alpha1.KVMStatus) metav1.Condition {
-	if !kvm.Available {
-		return condition(vmv1alpha1.ConditionKVMReady, false, vmv1alpha1.ReasonKVMUnavailable, kvm.Reason)
-	}
-	msg := fmt.Sprintf("KVM API version %d", kvm.APIVersion)
-	switch {
-	case kvm.Vendor == "":
-		msg += "; the CPU advertises neither vmx nor svm"
-	case kvm.Nested:
-		msg += fmt.Sprintf("; %s, nested virtualisation on", kvm.Vendor)
-	default:
-		msg += fmt.Sprintf("; %s, nested virtualisation off", kvm.Vendor)
-	}
-	return condition(vmv1alpha1.ConditionKVMReady, true, vmv1alpha1.ReasonKVMAvailable, msg)
-}
-
-func networkCondition(in Input) metav1.Condition {
-	if in.LinksErr != nil {
-		return condition(vmv1alpha1.ConditionNetworkReady, false, vmv1alpha1.ReasonProbeFailed, "links: "+in.LinksErr.Error())
-	}
-	var unverified []string
-	for _, p := range in.Policies {
-		if !p.Verified {
-			unverified = append(unverified, fmt.Sprintf("%s: %s", p.Name, p.Message))
-		}
-	}
-	if len(unverified) > 0 {
-		return condition(vmv1alpha1.ConditionNetworkReady, false, vmv1alpha1.ReasonPolicyUnverified, strings.Join(unverified, "; "))
-	}
-	return condition(vmv1alpha1.ConditionNetworkReady, true, vmv1alpha1.ReasonProbeSucceeded,
-		fmt.Sprintf("links probed; %d policies verified", len(in.Policies)))
-}
-
-func condition(typ string, ok bool, reason, message string) metav1.Condition {
-	status := metav1.ConditionFalse
-	if ok {
-		status = metav1.ConditionTrue
-	}
-	return metav1.Condition{Type: typ, Status: status, Reason: reason, Message: message}
 }

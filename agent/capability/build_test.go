@@ -105,11 +105,12 @@ func TestBuildInventory(t *testing.T) {
 			},
 		},
 		{
-			name: "failed link probe reports no links at all",
-			in:   Input{KVM: kvmOK, Links: snapshot(link("br0", probe.KindBridge)), LinksErr: errors.New("netlink: permission denied")},
+			name: "kept links from a failed probe are reported as given",
+			in: Input{KVM: kvmOK, Links: snapshot(link("br0", probe.KindBridge)),
+				LinksProbe: Outcome{Err: errors.New("netlink: permission denied"), Kept: true}},
 			check: func(t *testing.T, s vmv1alpha1.NodeCapabilityStatus) {
-				if s.Bridges != nil || s.Uplinks != nil {
-					t.Errorf("links reported from a failed probe: %+v %+v", s.Bridges, s.Uplinks)
+				if len(s.Bridges) != 1 || s.Bridges[0].Name != "br0" {
+					t.Errorf("bridges = %+v, want the kept br0", s.Bridges)
 				}
 			},
 		},
@@ -119,72 +120,202 @@ func TestBuildInventory(t *testing.T) {
 	}
 }
 
-func TestBuildConditions(t *testing.T) {
-	type want struct {
-		status          metav1.ConditionStatus
-		reason, message string
+type wantCondition struct {
+	status          metav1.ConditionStatus
+	reason, message string
+}
+
+func ok(reason, message string) wantCondition {
+	return wantCondition{metav1.ConditionTrue, reason, message}
+}
+
+func notOK(reason, message string) wantCondition {
+	return wantCondition{metav1.ConditionFalse, reason, message}
+}
+
+// allProbed are the three probe conditions of a round where every probe succeeded.
+func allProbed() map[string]wantCondition {
+	return map[string]wantCondition{
+		vmv1alpha1.ConditionLinksProbed:       ok(vmv1alpha1.ReasonProbeSucceeded, "links probed"),
+		vmv1alpha1.ConditionBridgeVLANsProbed: ok(vmv1alpha1.ReasonProbeSucceeded, "bridge VLANs probed"),
+		vmv1alpha1.ConditionSRIOVProbed:       ok(vmv1alpha1.ReasonProbeSucceeded, "SR-IOV probed"),
 	}
+}
+
+func with(base map[string]wantCondition, typ string, w wantCondition) map[string]wantCondition {
+	out := map[string]wantCondition{typ: w}
+	for k, v := range base {
+		if k != typ {
+			out[k] = v
+		}
+	}
+	return out
+}
+
+func skipped(names ...string) []probe.Skipped {
+	var out []probe.Skipped
+	for _, n := range names {
+		out = append(out, probe.Skipped{Name: n, Reason: "unreadable"})
+	}
+	return out
+}
+
+// TestBuildConditions is the API contract the controller's placement reads:
+// per-probe conditions True/ProbeSucceeded, False/ProbeFailed (the data is
+// the last good one, and the message says so) or False/ProbePartial (the
+// message names each skipped entry), and Ready as their aggregate.
+func TestBuildConditions(t *testing.T) {
+	readyOK := ok(vmv1alpha1.ReasonProbeSucceeded, "every probe succeeded")
+	kvmIntel := ok(vmv1alpha1.ReasonKVMAvailable, "KVM API version 12; intel, nested virtualisation off")
+	networkOK := ok(vmv1alpha1.ReasonProbeSucceeded, "links probed; 0 policies verified")
+	dumpErr := errors.New("listing links: netlink receive: no buffer space available")
 	cases := []struct {
-		name    string
-		in      Input
-		ready   want
-		kvm     want
-		network want
+		name string
+		in   Input
+		want map[string]wantCondition // by condition type; every type is checked
 	}{
 		{
-			name:    "all good",
-			in:      Input{KVM: vmv1alpha1.KVMStatus{Available: true, APIVersion: 12, Vendor: "amd", Nested: true}},
-			ready:   want{metav1.ConditionTrue, vmv1alpha1.ReasonProbeSucceeded, "every probe succeeded"},
-			kvm:     want{metav1.ConditionTrue, vmv1alpha1.ReasonKVMAvailable, "KVM API version 12; amd, nested virtualisation on"},
-			network: want{metav1.ConditionTrue, vmv1alpha1.ReasonProbeSucceeded, "links probed; 0 policies verified"},
+			name: "all good",
+			in:   Input{KVM: vmv1alpha1.KVMStatus{Available: true, APIVersion: 12, Vendor: "amd", Nested: true}},
+			want: with(with(with(allProbed(), vmv1alpha1.ConditionReady, readyOK),
+				vmv1alpha1.ConditionKVMReady, ok(vmv1alpha1.ReasonKVMAvailable, "KVM API version 12; amd, nested virtualisation on")),
+				vmv1alpha1.ConditionNetworkReady, networkOK),
 		},
 		{
-			name:    "KVM without vmx/svm, as on this paravirtualised host",
-			in:      Input{KVM: vmv1alpha1.KVMStatus{Available: true, APIVersion: 12}},
-			ready:   want{metav1.ConditionTrue, vmv1alpha1.ReasonProbeSucceeded, "every probe succeeded"},
-			kvm:     want{metav1.ConditionTrue, vmv1alpha1.ReasonKVMAvailable, "KVM API version 12; the CPU advertises neither vmx nor svm"},
-			network: want{metav1.ConditionTrue, vmv1alpha1.ReasonProbeSucceeded, "links probed; 0 policies verified"},
+			name: "KVM without vmx/svm, as on this paravirtualised host",
+			in:   Input{KVM: vmv1alpha1.KVMStatus{Available: true, APIVersion: 12}},
+			want: with(with(with(allProbed(), vmv1alpha1.ConditionReady, readyOK),
+				vmv1alpha1.ConditionKVMReady, ok(vmv1alpha1.ReasonKVMAvailable, "KVM API version 12; the CPU advertises neither vmx nor svm")),
+				vmv1alpha1.ConditionNetworkReady, networkOK),
 		},
 		{
-			name: "no KVM, failing SR-IOV probe, one policy unverified",
+			name: "no KVM, one PF skipped, one policy unverified",
 			in: Input{
-				KVM:      vmv1alpha1.KVMStatus{Reason: "no KVM device: /dev/kvm does not exist"},
-				SRIOVErr: errors.New(`PF ens3: "x" is not a number`),
+				KVM:        vmv1alpha1.KVMStatus{Reason: "no KVM device: /dev/kvm does not exist"},
+				SRIOVProbe: Outcome{Skipped: []probe.Skipped{{Name: "ens3", Reason: `/sys/class/net/ens3/device/sriov_numvfs: "x" is not a number`}}},
 				Policies: []vmv1alpha1.PolicyVerification{
 					{Name: "ok", Verified: true},
 					{Name: "br-mgmt", Enactment: "Available", Message: "nmstate reports Available but bridge br-mgmt does not exist"},
 				},
 			},
-			ready:   want{metav1.ConditionFalse, vmv1alpha1.ReasonProbeFailed, `SR-IOV: PF ens3: "x" is not a number`},
-			kvm:     want{metav1.ConditionFalse, vmv1alpha1.ReasonKVMUnavailable, "no KVM device: /dev/kvm does not exist"},
-			network: want{metav1.ConditionFalse, vmv1alpha1.ReasonPolicyUnverified, "br-mgmt: nmstate reports Available but bridge br-mgmt does not exist"},
+			want: with(with(with(with(allProbed(),
+				vmv1alpha1.ConditionReady, notOK(vmv1alpha1.ReasonProbePartial, "probes that did not fully succeed: SR-IOV (ProbePartial)")),
+				vmv1alpha1.ConditionKVMReady, notOK(vmv1alpha1.ReasonKVMUnavailable, "no KVM device: /dev/kvm does not exist")),
+				vmv1alpha1.ConditionNetworkReady, notOK(vmv1alpha1.ReasonPolicyUnverified, "br-mgmt: nmstate reports Available but bridge br-mgmt does not exist")),
+				vmv1alpha1.ConditionSRIOVProbed, notOK(vmv1alpha1.ReasonProbePartial, `skipped ens3: /sys/class/net/ens3/device/sriov_numvfs: "x" is not a number`)),
 		},
 		{
-			name:    "link probe failed",
-			in:      Input{KVM: kvmOK, LinksErr: errors.New("netlink dump interrupted")},
-			ready:   want{metav1.ConditionFalse, vmv1alpha1.ReasonProbeFailed, "links: netlink dump interrupted"},
-			kvm:     want{metav1.ConditionTrue, vmv1alpha1.ReasonKVMAvailable, "KVM API version 12; intel, nested virtualisation off"},
-			network: want{metav1.ConditionFalse, vmv1alpha1.ReasonProbeFailed, "links: netlink dump interrupted"},
+			name: "link dump failed, last good links kept",
+			in: Input{KVM: kvmOK,
+				LinksProbe:       Outcome{Err: dumpErr, Kept: true},
+				BridgeVLANsProbe: Outcome{Err: errors.New("not probed: the link dump failed"), Kept: true}},
+			want: map[string]wantCondition{
+				vmv1alpha1.ConditionReady:        notOK(vmv1alpha1.ReasonProbeFailed, "probes that did not fully succeed: links (ProbeFailed), bridge VLANs (ProbeFailed)"),
+				vmv1alpha1.ConditionKVMReady:     kvmIntel,
+				vmv1alpha1.ConditionNetworkReady: notOK(vmv1alpha1.ReasonProbeFailed, "links: listing links: netlink receive: no buffer space available"),
+				vmv1alpha1.ConditionLinksProbed: notOK(vmv1alpha1.ReasonProbeFailed,
+					"listing links: netlink receive: no buffer space available; the links reported are from the last successful probe"),
+				vmv1alpha1.ConditionBridgeVLANsProbed: notOK(vmv1alpha1.ReasonProbeFailed,
+					"not probed: the link dump failed; the port VLANs reported are from the last successful probe"),
+				vmv1alpha1.ConditionSRIOVProbed: ok(vmv1alpha1.ReasonProbeSucceeded, "SR-IOV probed"),
+			},
+		},
+		{
+			name: "SR-IOV failed before any success: nothing kept",
+			in:   Input{KVM: kvmOK, SRIOVProbe: Outcome{Err: errors.New("listing /sys/class/net: permission denied")}},
+			want: with(with(with(with(allProbed(),
+				vmv1alpha1.ConditionReady, notOK(vmv1alpha1.ReasonProbeFailed, "probes that did not fully succeed: SR-IOV (ProbeFailed)")),
+				vmv1alpha1.ConditionKVMReady, kvmIntel),
+				vmv1alpha1.ConditionNetworkReady, networkOK),
+				vmv1alpha1.ConditionSRIOVProbed, notOK(vmv1alpha1.ReasonProbeFailed,
+					"listing /sys/class/net: permission denied; no probe has succeeded since the agent started, so no PFs are reported")),
+		},
+		{
+			name: "only the bridge VLAN dump failed: NetworkReady unaffected",
+			in:   Input{KVM: kvmOK, BridgeVLANsProbe: Outcome{Err: errors.New("listing bridge VLANs: interrupted system call"), Kept: true}},
+			want: with(with(with(with(allProbed(),
+				vmv1alpha1.ConditionReady, notOK(vmv1alpha1.ReasonProbeFailed, "probes that did not fully succeed: bridge VLANs (ProbeFailed)")),
+				vmv1alpha1.ConditionKVMReady, kvmIntel),
+				vmv1alpha1.ConditionNetworkReady, networkOK),
+				vmv1alpha1.ConditionBridgeVLANsProbed, notOK(vmv1alpha1.ReasonProbeFailed,
+					"listing bridge VLANs: interrupted system call; the port VLANs reported are from the last successful probe")),
+		},
+		{
+			name: "a failure outranks a partial result in Ready's reason",
+			in: Input{KVM: kvmOK,
+				LinksProbe: Outcome{Skipped: []probe.Skipped{{Name: "br-bad", Reason: "decoding its message: invalid argument"}, {Name: "ifindex 9", Reason: "decoding its message: invalid argument"}}},
+				SRIOVProbe: Outcome{Err: errors.New("listing /sys/class/net: input/output error"), Kept: true}},
+			want: map[string]wantCondition{
+				vmv1alpha1.ConditionReady:        notOK(vmv1alpha1.ReasonProbeFailed, "probes that did not fully succeed: links (ProbePartial), SR-IOV (ProbeFailed)"),
+				vmv1alpha1.ConditionKVMReady:     kvmIntel,
+				vmv1alpha1.ConditionNetworkReady: networkOK,
+				vmv1alpha1.ConditionLinksProbed: notOK(vmv1alpha1.ReasonProbePartial,
+					"skipped br-bad: decoding its message: invalid argument; skipped ifindex 9: decoding its message: invalid argument"),
+				vmv1alpha1.ConditionBridgeVLANsProbed: ok(vmv1alpha1.ReasonProbeSucceeded, "bridge VLANs probed"),
+				vmv1alpha1.ConditionSRIOVProbed: notOK(vmv1alpha1.ReasonProbeFailed,
+					"listing /sys/class/net: input/output error; the PFs reported are from the last successful probe"),
+			},
+		},
+		{
+			name: "many skipped entries: ten named, the rest counted",
+			in:   Input{KVM: kvmOK, SRIOVProbe: Outcome{Skipped: skipped("a", "b", "c", "d", "e", "f", "g", "h", "i", "j", "k", "l")}},
+			want: with(with(with(with(allProbed(),
+				vmv1alpha1.ConditionReady, notOK(vmv1alpha1.ReasonProbePartial, "probes that did not fully succeed: SR-IOV (ProbePartial)")),
+				vmv1alpha1.ConditionKVMReady, kvmIntel),
+				vmv1alpha1.ConditionNetworkReady, networkOK),
+				vmv1alpha1.ConditionSRIOVProbed, notOK(vmv1alpha1.ReasonProbePartial,
+					"skipped a: unreadable; skipped b: unreadable; skipped c: unreadable; skipped d: unreadable; skipped e: unreadable; "+
+						"skipped f: unreadable; skipped g: unreadable; skipped h: unreadable; skipped i: unreadable; skipped j: unreadable; and 2 more skipped")),
+		},
+		{
+			name: "policies could not be verified: NetworkReady says so, Ready does not",
+			in: Input{KVM: kvmOK, PoliciesErr: errors.Join(errors.New("listing policies: cache stopped"), errors.New("second")),
+				Policies: []vmv1alpha1.PolicyVerification{{Name: "kept", Verified: true}}},
+			want: with(with(with(allProbed(),
+				vmv1alpha1.ConditionReady, readyOK),
+				vmv1alpha1.ConditionKVMReady, kvmIntel),
+				vmv1alpha1.ConditionNetworkReady, notOK(vmv1alpha1.ReasonProbeFailed,
+					"verifying policies: listing policies: cache stopped; second; the policies reported are from the last successful verification")),
 		},
 	}
+	order := []string{vmv1alpha1.ConditionReady, vmv1alpha1.ConditionKVMReady, vmv1alpha1.ConditionNetworkReady,
+		vmv1alpha1.ConditionLinksProbed, vmv1alpha1.ConditionBridgeVLANsProbed, vmv1alpha1.ConditionSRIOVProbed}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			got := Build(tc.in).Conditions
-			for i, w := range []want{tc.ready, tc.kvm, tc.network} {
-				typ := []string{vmv1alpha1.ConditionReady, vmv1alpha1.ConditionKVMReady, vmv1alpha1.ConditionNetworkReady}[i]
-				c := got[i]
-				if c.Type != typ || c.Status != w.status || c.Reason != w.reason || c.Message != w.message {
-					t.Errorf("%s = %s/%s/%q, want %s/%s/%q", typ, c.Status, c.Reason, c.Message, w.status, w.reason, w.message)
+			if len(got) != len(order) || len(tc.want) != len(order) {
+				t.Fatalf("%d conditions built, %d expected; want %d: %+v", len(got), len(tc.want), len(order), got)
+			}
+			for i, c := range got {
+				w := tc.want[c.Type]
+				if c.Type != order[i] {
+					t.Errorf("condition %d is %s, want %s", i, c.Type, order[i])
+				}
+				if c.Status != w.status || c.Reason != w.reason || c.Message != w.message {
+					t.Errorf("%s = %s/%s/%q\nwant     %s/%s/%q", c.Type, c.Status, c.Reason, c.Message, w.status, w.reason, w.message)
 				}
 			}
 		})
 	}
 }
 
+// TestBuildIsDeterministic: the same input, failures included, builds the
+// same status, so an unchanged failure costs no write.
 func TestBuildIsDeterministic(t *testing.T) {
-	in := Input{KVM: kvmOK, Links: snapshot(link("br0", probe.KindBridge), link("p0", probe.KindVeth, master("br0")))}
-	if !equality.Semantic.DeepEqual(Build(in), Build(in)) {
-		t.Fatal("two builds of the same input differ")
+	inputs := map[string]func() Input{
+		"healthy": func() Input {
+			return Input{KVM: kvmOK, Links: snapshot(link("br0", probe.KindBridge), link("p0", probe.KindVeth, master("br0")))}
+		},
+		"failing and partial": func() Input {
+			return Input{KVM: kvmOK, Links: snapshot(link("br0", probe.KindBridge)),
+				LinksProbe: Outcome{Err: errors.New("listing links: interrupted 3 times in a row"), Kept: true},
+				SRIOVProbe: Outcome{Skipped: skipped("ens3")}}
+		},
+	}
+	for name, in := range inputs {
+		if !equality.Semantic.DeepEqual(Build(in()), Build(in())) {
+			t.Errorf("%s: two builds of the same input differ", name)
+		}
 	}
 }
 

@@ -1,5 +1,8 @@
-// Package capability turns probe results into a NodeCapabilityStatus. It is
-// pure: the same results always give the same status, with stable messages
-// and no timestamps of its own, so an unchanged node yields an unchanged
-// status and the publisher has nothing to write.
+// Package capability turns probe results into a NodeCapabilityStatus: the
+// inventory, and conditions for readiness, KVM, policies and each probe
+// (succeeded, failed with its last good data kept, or partial with the
+// skipped entries named). It is pure: the same results always give the
+// same status, with stable messages and no timestamps or counts of its own,
+// so an unchanged node, or an unchanged failure, yields an unchanged status
+// and the publisher has nothing to write.
 package capability

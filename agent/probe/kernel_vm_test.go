@@ -6,6 +6,7 @@
 package probe_test
 
 import (
+	"os"
 	"slices"
 	"testing"
 	"time"
@@ -18,11 +19,24 @@ import (
 
 func probeNS(t *testing.T, ns *netnstest.Namespace) probe.Snapshot {
 	t.Helper()
-	snap, err := probe.NewLinks(ns.Handle, "").ProbeLinks()
+	source, err := probe.NewNetlink(ns.NS)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return snap
+	t.Cleanup(source.Close)
+	links := probe.NewLinks(source, "")
+	snap, err := links.ProbeLinks()
+	if err != nil {
+		t.Fatal(err)
+	}
+	vlans, err := links.ProbeBridgeVLANs(snap)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(snap.Skipped) != 0 {
+		t.Errorf("links skipped: %+v", snap.Skipped)
+	}
+	return snap.WithVLANs(vlans)
 }
 
 func TestKernelVLANAndDummy(t *testing.T) {
@@ -114,5 +128,22 @@ func TestKernelOVSDatapath(t *testing.T) {
 	want := []vmv1alpha1.OVSBridgeStatus{{Name: "br-ovs", Up: true}}
 	if !slices.Equal(status.OVSBridges, want) {
 		t.Errorf("ovsBridges = %+v, want %+v", status.OVSBridges, want)
+	}
+}
+
+// TestKernelSRIOVBesideBondingMasters: this VM loads the bonding module, so
+// the kernel itself puts the regular file bonding_masters in /sys/class/net.
+// The SR-IOV probe must pass over it (the VM has no SR-IOV NIC: no PFs).
+func TestKernelSRIOVBesideBondingMasters(t *testing.T) {
+	info, err := os.Stat("/sys/class/net/bonding_masters")
+	if err != nil || !info.Mode().IsRegular() {
+		t.Fatalf("bonding_masters: %v (mode %v); the kernel VM loads bonding, so it must be a regular file", err, info)
+	}
+	got, err := probe.NewSRIOV("/sys").ProbeSRIOV()
+	if err != nil {
+		t.Fatalf("SR-IOV probe beside bonding_masters: %v", err)
+	}
+	if len(got.PFs) != 0 || len(got.Skipped) != 0 {
+		t.Errorf("PFs = %+v, skipped = %+v; want neither in this VM", got.PFs, got.Skipped)
 	}
 }

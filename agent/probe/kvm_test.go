@@ -2,6 +2,7 @@ package probe
 
 import (
 	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -60,34 +61,91 @@ func TestKVMNestedAndVendor(t *testing.T) {
 	}
 }
 
-func TestKVMDeviceErrors(t *testing.T) {
+// kvmCase is one device the probe opens and what it must report.
+type kvmCase struct {
+	name          string
+	device        string
+	wantAvailable bool
+	wantAPI       int32
+	wantReason    string // contained in the reason; "" means no reason
+}
+
+// nullLikeDevice makes a character device node with /dev/null's numbers:
+// it opens everywhere (no module, no device cgroup rule needed) but refuses
+// the KVM ioctl, as a device node that is not KVM would.
+func nullLikeDevice(t *testing.T) string {
+	t.Helper()
+	node := filepath.Join(t.TempDir(), "kvm")
+	if err := unix.Mknod(node, unix.S_IFCHR|0o600, int(unix.Mkdev(1, 3))); err != nil {
+		t.Fatalf("mknod %s (the tests run as root): %v", node, err)
+	}
+	return node
+}
+
+// thisHostCase is the real /dev/kvm, whichever kind of machine runs the
+// test: present, it must answer API 12; absent, the probe must say so.
+func thisHostCase(t *testing.T) kvmCase {
+	t.Helper()
+	c := kvmCase{name: "this host's /dev/kvm", device: "/dev/kvm"}
+	_, err := os.Stat(c.device)
+	switch {
+	case err == nil:
+		c.wantAvailable, c.wantAPI = true, KVMAPIVersion
+	case errors.Is(err, fs.ErrNotExist):
+		c.wantReason = "no KVM device: /dev/kvm does not exist"
+	default:
+		t.Fatalf("stat /dev/kvm: %v", err)
+	}
+	t.Logf("/dev/kvm on this machine: stat error %v, so want available=%v", err, c.wantAvailable)
+	return c
+}
+
+// TestKVMDevice runs the same cases on every machine, with or without
+// /dev/kvm: the faked devices behave alike everywhere and the real device's
+// expectation follows from whether it exists.
+func TestKVMDevice(t *testing.T) {
 	sysfs, proc := fakeRoots(t, nil, "fpu")
 	regular := filepath.Join(t.TempDir(), "kvm")
 	mustWrite(t, regular, "")
-	cases := []struct {
-		name       string
-		device     string
-		wantReason string
-	}{
-		{name: "missing device", device: filepath.Join(t.TempDir(), "kvm"), wantReason: "no KVM device"},
-		// A regular file opens but refuses the ioctl, as a wrong device would.
-		{name: "not a KVM device", device: regular, wantReason: "KVM_GET_API_VERSION on " + regular},
-	}
-	if os.Geteuid() == 0 {
-		// A character device with KVM's numbers that no module backs: the
-		// kernel itself answers ENODEV/ENXIO, the "module unloaded" case.
-		node := filepath.Join(t.TempDir(), "kvm")
-		if err := unix.Mknod(node, unix.S_IFCHR|0o600, int(unix.Mkdev(10, 232))); err == nil && !kvmRegistered() {
-			cases = append(cases, struct {
-				name, device, wantReason string
-			}{name: "unbacked device node", device: node, wantReason: "no KVM module backs it"})
-		}
+	nullLike := nullLikeDevice(t)
+	cases := []kvmCase{
+		{name: "missing device", device: filepath.Join(t.TempDir(), "kvm"), wantReason: "does not exist"},
+		{name: "character device that is not KVM", device: nullLike, wantReason: "KVM_GET_API_VERSION on " + nullLike + ": inappropriate ioctl for device"},
+		{name: "regular file", device: regular, wantReason: "KVM_GET_API_VERSION on " + regular},
+		thisHostCase(t),
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			got := NewKVM(tc.device, sysfs, proc).ProbeKVM()
-			if got.Available || !strings.Contains(got.Reason, tc.wantReason) {
-				t.Errorf("available=%v reason=%q, want unavailable with %q", got.Available, got.Reason, tc.wantReason)
+			if got.Available != tc.wantAvailable || got.APIVersion != tc.wantAPI {
+				t.Errorf("available=%v api=%d (reason %q), want available=%v api=%d", got.Available, got.APIVersion, got.Reason, tc.wantAvailable, tc.wantAPI)
+			}
+			if tc.wantReason == "" && got.Reason != "" || !strings.Contains(got.Reason, tc.wantReason) {
+				t.Errorf("reason = %q, want %q", got.Reason, tc.wantReason)
+			}
+		})
+	}
+}
+
+// TestDescribeOpenError covers what open(2) can answer for a device node,
+// including the errors only some machines produce (no module behind the
+// node, permission denied), so every machine tests every message.
+func TestDescribeOpenError(t *testing.T) {
+	cases := []struct {
+		err  error
+		want string
+	}{
+		{err: unix.ENOENT, want: "no KVM device: /dev/kvm does not exist"},
+		{err: unix.EACCES, want: "permission denied opening /dev/kvm"},
+		{err: unix.EPERM, want: "permission denied opening /dev/kvm"},
+		{err: unix.ENXIO, want: "/dev/kvm exists but no KVM module backs it: no such device or address"},
+		{err: unix.ENODEV, want: "/dev/kvm exists but no KVM module backs it: no such device"},
+		{err: unix.EIO, want: "opening /dev/kvm: input/output error"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.err.Error(), func(t *testing.T) {
+			if got := describeOpenError("/dev/kvm", tc.err).Error(); got != tc.want {
+				t.Errorf("got %q, want %q", got, tc.want)
 			}
 		})
 	}
@@ -112,34 +170,5 @@ func TestJudgeAPIVersion(t *testing.T) {
 				t.Errorf("got (%v, %q), want (%v, contains %q)", ok, reason, tc.wantOK, tc.wantReason)
 			}
 		})
-	}
-}
-
-// kvmRegistered tells whether this kernel registered the kvm misc device.
-func kvmRegistered() bool {
-	_, err := os.Stat("/sys/class/misc/kvm")
-	return err == nil
-}
-
-// TestKVMThisHost probes the real /dev/kvm, /sys and /proc and checks the
-// answer against what the kernel shows independently: the misc device is
-// registered exactly when KVM should be available with API 12.
-func TestKVMThisHost(t *testing.T) {
-	got := NewKVM("/dev/kvm", "/sys", "/proc").ProbeKVM()
-	t.Logf("this host: %+v (kvm misc device registered: %v)", got, kvmRegistered())
-	_, devErr := os.Stat("/dev/kvm")
-	switch {
-	case kvmRegistered() && devErr == nil:
-		if !got.Available || got.APIVersion != KVMAPIVersion {
-			t.Errorf("kernel registers kvm and /dev/kvm exists, but probe says %+v", got)
-		}
-	case devErr != nil:
-		if got.Available || !strings.Contains(got.Reason, "does not exist") {
-			t.Errorf("/dev/kvm missing, but probe says %+v", got)
-		}
-	default:
-		if got.Available {
-			t.Errorf("/dev/kvm exists without a registered kvm device, but probe says available: %+v", got)
-		}
 	}
 }

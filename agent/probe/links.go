@@ -53,7 +53,9 @@ type Link struct {
 	VLANID int
 	// VLANFiltering is set on bridges.
 	VLANFiltering bool
-	// PortVLANs are the VLANs the bridge VLAN API lists for this link; PVID its untagged VLAN.
+	// PortVLANs are the VLANs the bridge VLAN API lists for this link; PVID
+	// its untagged VLAN. ProbeLinks leaves them empty: Snapshot.WithVLANs
+	// fills them from ProbeBridgeVLANs.
 	PortVLANs []int
 	PVID      int
 	// BondMode and BondActive are set on bonds (BondActive names the active member).
@@ -62,9 +64,17 @@ type Link struct {
 	Stats      LinkStats
 }
 
+// Skipped is one entry a probe left out of an otherwise good result, and why.
+type Skipped struct {
+	Name   string
+	Reason string
+}
+
 // Snapshot is every link of one network namespace at one moment.
 type Snapshot struct {
 	Links []Link
+	// Skipped are links the kernel listed but the probe could not decode.
+	Skipped []Skipped
 }
 
 // ByName finds a link, or nil.
@@ -77,49 +87,145 @@ func (s Snapshot) ByName(name string) *Link {
 	return nil
 }
 
-// LinkProber lists the links of one network namespace.
-type LinkProber interface {
-	ProbeLinks() (Snapshot, error)
+// PortVLANs are the VLANs the bridge VLAN API lists for one port.
+type PortVLANs struct {
+	IDs  []int
+	PVID int
 }
 
-// Links probes through a netlink handle bound to one network namespace.
+// BridgeVLANs are the VLANs of every bridge port, by port name: names, not
+// ifindexes, so that the VLANs of an earlier dump can be laid over the
+// links of a later one.
+type BridgeVLANs map[string]PortVLANs
+
+// WithVLANs returns a copy of s whose links carry the VLANs in vlans; links
+// vlans does not list carry none.
+func (s Snapshot) WithVLANs(vlans BridgeVLANs) Snapshot {
+	out := Snapshot{Links: slices.Clone(s.Links), Skipped: s.Skipped}
+	for i := range out.Links {
+		v := vlans[out.Links[i].Name]
+		out.Links[i].PortVLANs, out.Links[i].PVID = v.IDs, v.PVID
+	}
+	return out
+}
+
+// LinkProber lists the links of one network namespace, then the VLANs of
+// their bridge ports: two dumps that can fail apart.
+type LinkProber interface {
+	ProbeLinks() (Snapshot, error)
+	ProbeBridgeVLANs(Snapshot) (BridgeVLANs, error)
+}
+
+// Links probes one network namespace through a LinkSource.
 type Links struct {
-	handle *netlink.Handle
+	source LinkSource
 	// sysfsRoot, when set, is read for link speed; netlink does not carry it.
-	// It must show the same namespace as handle, so tests leave it empty.
+	// It must show the same namespace as source, so tests leave it empty.
 	sysfsRoot string
 }
 
-// NewLinks builds a link probe on handle. sysfsRoot may be empty (no speeds).
-func NewLinks(handle *netlink.Handle, sysfsRoot string) *Links {
-	return &Links{handle: handle, sysfsRoot: sysfsRoot}
+// NewLinks builds a link probe on source. sysfsRoot may be empty (no speeds).
+func NewLinks(source LinkSource, sysfsRoot string) *Links {
+	return &Links{source: source, sysfsRoot: sysfsRoot}
 }
 
-// ProbeLinks dumps the links and the bridge VLAN table once each.
+// ProbeLinks dumps the links once. It fails when the dump does; a link whose
+// message cannot be decoded is left out and listed in Skipped.
 func (p *Links) ProbeLinks() (Snapshot, error) {
-	nlLinks, err := p.handle.LinkList()
+	msgs, err := consistentDump(p.source.LinkMessages)
 	if err != nil {
 		return Snapshot{}, fmt.Errorf("listing links: %w", err)
 	}
-	names := make(map[int]string, len(nlLinks))
-	for _, l := range nlLinks {
-		names[l.Attrs().Index] = l.Attrs().Name
+	var snap Snapshot
+	names := make(map[int]string, len(msgs))
+	decoded := make([]netlink.Link, 0, len(msgs))
+	for _, m := range msgs {
+		index, name := linkIdentity(m)
+		if name != "" {
+			names[index] = name // a skipped bridge still names its ports' master
+		}
+		link, err := decodeLink(m)
+		if err != nil {
+			snap.Skipped = append(snap.Skipped, Skipped{Name: displayName(index, name), Reason: err.Error()})
+			continue
+		}
+		decoded = append(decoded, link)
 	}
-	vlans, err := p.handle.BridgeVlanList()
-	if err != nil {
-		// Kernels built without bridge VLAN filtering still answer the dump;
-		// an error here is real, but links without VLANs are still worth reporting.
-		vlans = nil
-	}
-	snap := Snapshot{Links: make([]Link, 0, len(nlLinks))}
-	for _, l := range nlLinks {
-		snap.Links = append(snap.Links, p.convert(l, names, vlans[int32(l.Attrs().Index)]))
+	snap.Links = make([]Link, 0, len(decoded))
+	for _, l := range decoded {
+		snap.Links = append(snap.Links, p.convert(l, names))
 	}
 	slices.SortFunc(snap.Links, func(a, b Link) int { return strings.Compare(a.Name, b.Name) })
+	slices.SortFunc(snap.Skipped, func(a, b Skipped) int { return strings.Compare(a.Name, b.Name) })
 	return snap, nil
 }
 
-func (p *Links) convert(l netlink.Link, names map[int]string, vlans []*nl.BridgeVlanInfo) Link {
+// ProbeBridgeVLANs dumps the bridge VLAN table once and names its ports
+// after the links of snap. Kernels built without bridge VLAN filtering
+// still answer the dump, so an error here is a real one.
+func (p *Links) ProbeBridgeVLANs(snap Snapshot) (BridgeVLANs, error) {
+	byIndex, err := consistentDump(p.source.BridgeVlanList)
+	if err != nil {
+		return nil, fmt.Errorf("listing bridge VLANs: %w", err)
+	}
+	vlans := make(BridgeVLANs)
+	for _, l := range snap.Links {
+		if infos := byIndex[int32(l.Index)]; len(infos) > 0 {
+			vlans[l.Name] = portVLANs(infos)
+		}
+	}
+	return vlans, nil
+}
+
+// decodeLink decodes one RTM_NEWLINK message. netlink's decoder slices
+// attribute values without checking their length, so a malformed message
+// can panic; recovering here makes that cost one link instead of the agent.
+func decodeLink(m []byte) (link netlink.Link, err error) {
+	if len(m) < unix.SizeofIfInfomsg {
+		return nil, fmt.Errorf("message of %d bytes is shorter than its header", len(m))
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			link, err = nil, fmt.Errorf("decoding its message panicked: %v", r)
+		}
+	}()
+	link, err = netlink.LinkDeserialize(nil, m)
+	if err != nil {
+		return nil, fmt.Errorf("decoding its message: %w", err)
+	}
+	return link, nil
+}
+
+// linkIdentity reads the ifindex and IFLA_IFNAME of a message the decoder
+// may have refused; the name is empty when the attributes do not parse.
+func linkIdentity(m []byte) (int, string) {
+	if len(m) < unix.SizeofIfInfomsg {
+		return 0, ""
+	}
+	index := int(nl.DeserializeIfInfomsg(m).Index)
+	attrs, err := nl.ParseRouteAttr(m[unix.SizeofIfInfomsg:])
+	if err != nil {
+		return index, ""
+	}
+	for _, attr := range attrs {
+		if attr.Attr.Type == unix.IFLA_IFNAME {
+			return index, strings.TrimRight(string(attr.Value), "\x00")
+		}
+	}
+	return index, ""
+}
+
+func displayName(index int, name string) string {
+	switch {
+	case name != "":
+		return name
+	case index != 0:
+		return fmt.Sprintf("ifindex %d", index)
+	}
+	return "a truncated link message"
+}
+
+func (p *Links) convert(l netlink.Link, names map[int]string) Link {
 	attrs := l.Attrs()
 	out := Link{
 		Name:     attrs.Name,
@@ -132,7 +238,6 @@ func (p *Links) convert(l netlink.Link, names map[int]string, vlans []*nl.Bridge
 		Master:   names[attrs.MasterIndex],
 		Stats:    convertStats(attrs.Statistics),
 	}
-	out.PortVLANs, out.PVID = portVLANs(vlans)
 	switch link := l.(type) {
 	case *netlink.Bridge:
 		out.VLANFiltering = link.VlanFiltering != nil && *link.VlanFiltering
@@ -173,13 +278,9 @@ func convertStats(s *netlink.LinkStatistics) LinkStats {
 	}
 }
 
-// portVLANs turns the kernel's per-port VLAN entries into ids and the PVID.
-// Ranges arrive as begin/end entries with flags; the kernel expands them in
-// the compressed-less dump we request, so each entry is one VLAN.
-func portVLANs(infos []*nl.BridgeVlanInfo) ([]int, int) {
-	if len(infos) == 0 {
-		return nil, 0
-	}
+// portVLANs turns the kernel's entries for one port into ids and the PVID.
+// The dump we request is not compressed into ranges, so each entry is one VLAN.
+func portVLANs(infos []*nl.BridgeVlanInfo) PortVLANs {
 	ids := make([]int, 0, len(infos))
 	pvid := 0
 	for _, info := range infos {
@@ -189,7 +290,7 @@ func portVLANs(infos []*nl.BridgeVlanInfo) ([]int, int) {
 		}
 	}
 	slices.Sort(ids)
-	return slices.Compact(ids), pvid
+	return PortVLANs{IDs: slices.Compact(ids), PVID: pvid}
 }
 
 func (p *Links) speed(name string) int {

@@ -10,6 +10,17 @@ import (
 	"github.com/jianfenliu/vmoperator/test/netnstest"
 )
 
+// linkProbe probes ns through sockets opened in it, closed when the test ends.
+func linkProbe(t *testing.T, ns *netnstest.Namespace) *Links {
+	t.Helper()
+	source, err := NewNetlink(ns.NS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(source.Close)
+	return NewLinks(source, "")
+}
+
 func TestLinksBridgeVethMacvlan(t *testing.T) {
 	ns := netnstest.New(t)
 	ns.Bridge(t, "br-mgmt")
@@ -19,7 +30,7 @@ func TestLinksBridgeVethMacvlan(t *testing.T) {
 	ns.Macvlan(t, "mv0", "uplink0")
 	ns.SetDown(t, "mgmt-q1") // p1 keeps admin up but loses carrier
 
-	snap, err := NewLinks(ns.Handle, "").ProbeLinks()
+	snap, err := linkProbe(t, ns).ProbeLinks()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -59,7 +70,7 @@ func TestLinksDownUp(t *testing.T) {
 	ns := netnstest.New(t)
 	ns.Bridge(t, "br0")
 	ns.VethPair(t, "p0", "q0", "br0")
-	probe := NewLinks(ns.Handle, "")
+	probe := linkProbe(t, ns)
 	steps := []struct {
 		name        string
 		act         func()
@@ -105,7 +116,7 @@ func TestLinksStatistics(t *testing.T) {
 	if err := ns.Handle.AddrAdd(ns.Link(t, "s0"), addr); err != nil {
 		t.Fatal(err)
 	}
-	probe := NewLinks(ns.Handle, "")
+	probe := linkProbe(t, ns)
 	before, err := probe.ProbeLinks()
 	if err != nil {
 		t.Fatal(err)

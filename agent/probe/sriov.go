@@ -17,9 +17,18 @@ import (
 // vfioDriver is the driver a VF is bound to when it is handed to a VM.
 const vfioDriver = "vfio-pci"
 
+// SRIOVResult is what one SR-IOV probe found.
+type SRIOVResult struct {
+	// PFs are sorted by name.
+	PFs []vmv1alpha1.SRIOVPF
+	// Skipped are interfaces that could not be read: one unreadable PF must
+	// not hide the others.
+	Skipped []Skipped
+}
+
 // SRIOVProber lists the SR-IOV physical functions of the node.
 type SRIOVProber interface {
-	ProbeSRIOV() ([]vmv1alpha1.SRIOVPF, error)
+	ProbeSRIOV() (SRIOVResult, error)
 }
 
 // SRIOV reads sysfs under a root. sriovnet v1.2.0 reads fixed /sys paths
@@ -35,25 +44,52 @@ func NewSRIOV(sysfsRoot string) *SRIOV {
 }
 
 // ProbeSRIOV returns one entry per network interface whose PCI device has
-// sriov_totalvfs, sorted by name. A node without SR-IOV returns nothing.
-func (s *SRIOV) ProbeSRIOV() ([]vmv1alpha1.SRIOVPF, error) {
+// sriov_totalvfs. It fails only when class/net cannot be listed; an
+// interface that cannot be read is skipped and named. A node without
+// SR-IOV returns nothing.
+func (s *SRIOV) ProbeSRIOV() (SRIOVResult, error) {
 	netDir := filepath.Join(s.sysfsRoot, "class", "net")
 	entries, err := os.ReadDir(netDir)
 	if err != nil {
-		return nil, fmt.Errorf("listing %s: %w", netDir, err)
+		return SRIOVResult{}, fmt.Errorf("listing %s: %w", netDir, err)
 	}
-	var pfs []vmv1alpha1.SRIOVPF
+	var result SRIOVResult
 	for _, entry := range entries {
-		pf, ok, err := s.probePF(entry.Name())
-		if err != nil {
-			return nil, err
-		}
-		if ok {
-			pfs = append(pfs, pf)
+		pf, ok, err := s.probeEntry(netDir, entry.Name())
+		switch {
+		case err != nil:
+			result.Skipped = append(result.Skipped, Skipped{Name: entry.Name(), Reason: err.Error()})
+		case ok:
+			result.PFs = append(result.PFs, pf)
 		}
 	}
-	slices.SortFunc(pfs, func(a, b vmv1alpha1.SRIOVPF) int { return strings.Compare(a.Name, b.Name) })
-	return pfs, nil
+	slices.SortFunc(result.PFs, func(a, b vmv1alpha1.SRIOVPF) int { return strings.Compare(a.Name, b.Name) })
+	return result, nil
+}
+
+// probeEntry reads one entry of class/net: a PF, nothing (not an interface,
+// or not SR-IOV capable), or an error.
+func (s *SRIOV) probeEntry(netDir, name string) (vmv1alpha1.SRIOVPF, bool, error) {
+	isIf, err := isInterface(filepath.Join(netDir, name))
+	if err != nil || !isIf {
+		return vmv1alpha1.SRIOVPF{}, false, err
+	}
+	return s.probePF(name)
+}
+
+// isInterface tells interfaces (symlinks to their device directory) from
+// the other entries of class/net, such as bonding_masters, a regular file
+// present once the bonding module is loaded. An interface that vanished
+// since the listing is no longer one.
+func isInterface(path string) (bool, error) {
+	info, err := os.Stat(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("%s: %w", path, err)
+	}
+	return info.IsDir(), nil
 }
 
 // representorPort matches phys_port_name of switchdev representors (pf0vf3,
@@ -72,19 +108,19 @@ func (s *SRIOV) probePF(name string) (vmv1alpha1.SRIOVPF, bool, error) {
 		return vmv1alpha1.SRIOVPF{}, false, nil // not an SR-IOV capable PCI function
 	}
 	if err != nil {
-		return vmv1alpha1.SRIOVPF{}, false, fmt.Errorf("PF %s: %w", name, err)
+		return vmv1alpha1.SRIOVPF{}, false, err
 	}
 	num, err := readInt(filepath.Join(device, "sriov_numvfs"))
 	if err != nil {
-		return vmv1alpha1.SRIOVPF{}, false, fmt.Errorf("PF %s: %w", name, err)
+		return vmv1alpha1.SRIOVPF{}, false, err
 	}
 	pciPath, err := filepath.EvalSymlinks(device)
 	if err != nil {
-		return vmv1alpha1.SRIOVPF{}, false, fmt.Errorf("PF %s: resolving PCI device: %w", name, err)
+		return vmv1alpha1.SRIOVPF{}, false, fmt.Errorf("resolving PCI device: %w", err)
 	}
 	inUse, err := countVFsInUse(device)
 	if err != nil {
-		return vmv1alpha1.SRIOVPF{}, false, fmt.Errorf("PF %s: %w", name, err)
+		return vmv1alpha1.SRIOVPF{}, false, err
 	}
 	return vmv1alpha1.SRIOVPF{
 		Name:       name,

@@ -124,10 +124,11 @@ func writeVF(t *testing.T, root string, p fakePF, i int, vf fakeVF) {
 
 func TestSRIOV(t *testing.T) {
 	cases := []struct {
-		name    string
-		pfs     []fakePF
-		want    []vmv1alpha1.SRIOVPF
-		wantErr string
+		name        string
+		pfs         []fakePF
+		extra       func(t *testing.T, root string) // more entries in class/net
+		want        []vmv1alpha1.SRIOVPF
+		wantSkipped map[string]string // name → text the reason contains
 	}{
 		{name: "no SR-IOV on the node"},
 		{
@@ -144,25 +145,51 @@ func TestSRIOV(t *testing.T) {
 			},
 		},
 		{
-			name:    "garbage in sriov_numvfs",
-			pfs:     []fakePF{pf("ens3", "0000:af:00.0", withRawNumVFs("lots\n"))},
-			wantErr: `PF ens3: `,
+			name: "one bad PF is skipped and named; the others are still reported",
+			pfs: []fakePF{
+				pf("ens1", "0000:5e:00.0", withVFs(idleVF())),
+				pf("ens3", "0000:af:00.0", withRawNumVFs("lots\n")),
+				pf("ens4", "0000:b0:00.0"),
+			},
+			want: []vmv1alpha1.SRIOVPF{
+				{Name: "ens1", PCIAddress: "0000:5e:00.0", Driver: "ice", TotalVFs: 64, NumVFs: 1, LinkUp: true},
+				{Name: "ens4", PCIAddress: "0000:b0:00.0", Driver: "ice", TotalVFs: 64, LinkUp: true},
+			},
+			wantSkipped: map[string]string{"ens3": `ens3/device/sriov_numvfs: "lots" is not a number`},
+		},
+		{
+			name: "bonding_masters and a vanished interface are not interfaces; an unreadable entry is skipped",
+			pfs:  []fakePF{pf("ens1", "0000:5e:00.0")},
+			extra: func(t *testing.T, root string) {
+				net := filepath.Join(root, "class", "net")
+				mustWrite(t, filepath.Join(net, "bonding_masters"), "bond0\n")
+				symlink(t, filepath.Join(root, "devices", "virtual", "net", "gone0"), filepath.Join(net, "gone0"))
+				symlink(t, filepath.Join(net, "loop0"), filepath.Join(net, "loop0")) // stat: too many levels of symbolic links
+			},
+			want:        []vmv1alpha1.SRIOVPF{{Name: "ens1", PCIAddress: "0000:5e:00.0", Driver: "ice", TotalVFs: 64, LinkUp: true}},
+			wantSkipped: map[string]string{"loop0": "too many levels of symbolic links"},
 		},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := NewSRIOV(writeSysfs(t, tc.pfs...)).ProbeSRIOV()
-			if tc.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tc.wantErr) || !strings.Contains(err.Error(), "is not a number") {
-					t.Fatalf("err = %v, want one naming the PF and the bad number", err)
-				}
-				return
+			root := writeSysfs(t, tc.pfs...)
+			if tc.extra != nil {
+				tc.extra(t, root)
 			}
+			got, err := NewSRIOV(root).ProbeSRIOV()
 			if err != nil {
 				t.Fatal(err)
 			}
-			if fmt.Sprint(got) != fmt.Sprint(tc.want) {
-				t.Errorf("got  %+v\nwant %+v", got, tc.want)
+			if fmt.Sprint(got.PFs) != fmt.Sprint(tc.want) {
+				t.Errorf("PFs  %+v\nwant %+v", got.PFs, tc.want)
+			}
+			if len(got.Skipped) != len(tc.wantSkipped) {
+				t.Errorf("skipped = %+v, want %v", got.Skipped, tc.wantSkipped)
+			}
+			for _, s := range got.Skipped {
+				if want, ok := tc.wantSkipped[s.Name]; !ok || !strings.Contains(s.Reason, want) {
+					t.Errorf("skipped %s: %q, want a reason containing %q", s.Name, s.Reason, want)
+				}
 			}
 		})
 	}
@@ -170,6 +197,7 @@ func TestSRIOV(t *testing.T) {
 
 func TestSRIOVMissingRoot(t *testing.T) {
 	_, err := NewSRIOV(filepath.Join(t.TempDir(), "nope")).ProbeSRIOV()
+	// The whole probe fails: there is nothing to skip entry by entry.
 	if err == nil || !strings.Contains(err.Error(), "class/net") {
 		t.Fatalf("err = %v, want one naming class/net", err)
 	}

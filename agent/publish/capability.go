@@ -75,7 +75,7 @@ func (p *Publisher) getOrCreate(ctx context.Context) (*vmv1alpha1.NodeCapability
 	if !apierrors.IsNotFound(err) {
 		return nil, false, fmt.Errorf("reading NodeCapability %s: %w", p.nodeName, err)
 	}
-	owner, err := p.nodeOwnerRef(ctx)
+	owner, err := nodeOwnerRef(ctx, p.client, p.nodeName)
 	if err != nil {
 		return nil, false, err
 	}
@@ -90,12 +90,14 @@ func (p *Publisher) getOrCreate(ctx context.Context) (*vmv1alpha1.NodeCapability
 	return stored, true, nil
 }
 
-// nodeOwnerRef makes the Node the owner, so that deleting an agent pod
-// keeps the capability and deleting the Node removes it.
-func (p *Publisher) nodeOwnerRef(ctx context.Context) (metav1.OwnerReference, error) {
+// nodeOwnerRef makes the Node the owner of this node's NodeCapability and
+// Lease, so that deleting an agent pod keeps them and deleting the Node
+// removes them (the Lease is namespaced and the Node cluster-scoped: a
+// namespaced dependent may have a cluster-scoped owner).
+func nodeOwnerRef(ctx context.Context, c client.Client, nodeName string) (metav1.OwnerReference, error) {
 	node := &corev1.Node{}
-	if err := p.client.Get(ctx, client.ObjectKey{Name: p.nodeName}, node); err != nil {
-		return metav1.OwnerReference{}, fmt.Errorf("reading Node %s to own its NodeCapability: %w", p.nodeName, err)
+	if err := c.Get(ctx, client.ObjectKey{Name: nodeName}, node); err != nil {
+		return metav1.OwnerReference{}, fmt.Errorf("reading Node %s, the owner: %w", nodeName, err)
 	}
 	return metav1.OwnerReference{
 		APIVersion: "v1",
@@ -103,4 +105,17 @@ func (p *Publisher) nodeOwnerRef(ctx context.Context) (metav1.OwnerReference, er
 		Name:       node.Name,
 		UID:        node.UID,
 	}, nil
+}
+
+// ownedByNode says whether obj already names the Node as an owner. The UID
+// is not compared: that would need the Node on every renewal, and an owner
+// reference to a deleted Node's UID gets the object collected anyway, after
+// which it is created again with the new UID.
+func ownedByNode(obj metav1.Object, nodeName string) bool {
+	for _, ref := range obj.GetOwnerReferences() {
+		if ref.APIVersion == "v1" && ref.Kind == "Node" && ref.Name == nodeName {
+			return true
+		}
+	}
+	return false
 }

@@ -2,6 +2,7 @@ package publish
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -11,6 +12,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	vmv1alpha1 "github.com/jianfenliu/vmoperator/api/v1alpha1"
@@ -116,13 +118,19 @@ func TestPublishNeedsTheNode(t *testing.T) {
 	t.Logf("error, as wanted: %v", err)
 }
 
-func TestLeaseRenewal(t *testing.T) {
-	ctx := context.Background()
-	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "vmop-lease-test"}}
-	if err := cp.Client.Create(ctx, ns); err != nil {
+func createNamespace(t *testing.T, name string) {
+	t.Helper()
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}
+	if err := cp.Client.Create(context.Background(), ns); err != nil {
 		t.Fatal(err)
 	}
-	lease := NewLease(cp.Client, ns.Name, "node-lease", 40*time.Second)
+}
+
+func TestLeaseRenewal(t *testing.T) {
+	ctx := context.Background()
+	createNamespace(t, "vmop-lease-test")
+	node := createNode(t, "node-lease")
+	lease := NewLease(cp.Client, "vmop-lease-test", node.Name, 40*time.Second)
 	clock := time.Date(2026, 11, 27, 8, 0, 0, 0, time.UTC)
 	lease.now = func() time.Time { return clock }
 	var renewTimes []time.Time
@@ -131,7 +139,7 @@ func TestLeaseRenewal(t *testing.T) {
 			t.Fatal(err)
 		}
 		stored := &coordinationv1.Lease{}
-		if err := cp.Client.Get(ctx, client.ObjectKey{Namespace: ns.Name, Name: "node-lease"}, stored); err != nil {
+		if err := cp.Client.Get(ctx, client.ObjectKey{Namespace: "vmop-lease-test", Name: node.Name}, stored); err != nil {
 			t.Fatal(err)
 		}
 		if *stored.Spec.LeaseDurationSeconds != 40 || *stored.Spec.HolderIdentity != "vmop-agent/node-lease" {
@@ -147,31 +155,113 @@ func TestLeaseRenewal(t *testing.T) {
 	}
 }
 
-// TestNodeDeletionRemovesCapability runs the real garbage collector: the
-// Node owns its capability, so deleting the Node removes it (and deleting an
-// agent pod, which owns nothing, cannot).
-func TestNodeDeletionRemovesCapability(t *testing.T) {
+// wantNodeOwner checks the Lease is owned by exactly the Node.
+func wantNodeOwner(t *testing.T, lease *coordinationv1.Lease, node *corev1.Node) {
+	t.Helper()
+	owners := lease.OwnerReferences
+	if len(owners) != 1 || owners[0].APIVersion != "v1" || owners[0].Kind != "Node" || owners[0].Name != node.Name || owners[0].UID != node.UID {
+		t.Errorf("Lease %s owner references = %+v, want the Node %s (%s)", lease.Name, owners, node.Name, node.UID)
+	}
+}
+
+// TestLeaseOwnedByNode: a new Lease is owned by its Node; a Lease an older
+// agent left without an owner gets it on the next renewal, keeping its
+// other fields; no Lease is made for a Node that does not exist, since
+// nothing would ever collect it.
+func TestLeaseOwnedByNode(t *testing.T) {
+	ctx := context.Background()
+	const namespace = "vmop-lease-owner"
+	createNamespace(t, namespace)
+	get := func(name string) (*coordinationv1.Lease, error) {
+		lease := &coordinationv1.Lease{}
+		return lease, cp.Client.Get(ctx, client.ObjectKey{Namespace: namespace, Name: name}, lease)
+	}
+
+	t.Run("created with the owner", func(t *testing.T) {
+		node := createNode(t, "node-lease-new")
+		if err := NewLease(cp.Client, namespace, node.Name, 40*time.Second).Renew(ctx); err != nil {
+			t.Fatal(err)
+		}
+		lease, err := get(node.Name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantNodeOwner(t, lease, node)
+	})
+
+	t.Run("owner added on renewal", func(t *testing.T) {
+		node := createNode(t, "node-lease-old")
+		acquired := metav1.NewMicroTime(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+		old := &coordinationv1.Lease{
+			ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: node.Name, Labels: map[string]string{"kept": "yes"}},
+			Spec: coordinationv1.LeaseSpec{
+				HolderIdentity: ptr.To("vmop-agent/" + node.Name), LeaseDurationSeconds: ptr.To(int32(40)),
+				AcquireTime: &acquired, RenewTime: &acquired,
+			},
+		}
+		if err := cp.Client.Create(ctx, old); err != nil {
+			t.Fatal(err)
+		}
+		if err := NewLease(cp.Client, namespace, node.Name, 40*time.Second).Renew(ctx); err != nil {
+			t.Fatal(err)
+		}
+		lease, err := get(node.Name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantNodeOwner(t, lease, node)
+		if lease.Labels["kept"] != "yes" || !lease.Spec.AcquireTime.Equal(&acquired) || !lease.Spec.RenewTime.After(acquired.Time) {
+			t.Errorf("renewal lost fields or did not renew: labels %v, spec %+v", lease.Labels, lease.Spec)
+		}
+	})
+
+	t.Run("no Lease without its Node", func(t *testing.T) {
+		err := NewLease(cp.Client, namespace, "node-lease-missing", 40*time.Second).Renew(ctx)
+		if err == nil || !strings.Contains(err.Error(), "node-lease-missing") {
+			t.Errorf("err = %v, want one naming the missing Node", err)
+		}
+		if _, err := get("node-lease-missing"); !apierrors.IsNotFound(err) {
+			t.Errorf("a Lease exists for a Node that does not (get: %v)", err)
+		}
+	})
+}
+
+// TestNodeDeletionRemovesCapabilityAndLease runs the real garbage
+// collector: the Node owns its capability and its Lease (a namespaced
+// dependent of a cluster-scoped owner), so deleting the Node removes both,
+// and deleting an agent pod, which owns nothing, removes neither.
+func TestNodeDeletionRemovesCapabilityAndLease(t *testing.T) {
 	ctx := context.Background()
 	if err := cp.StartGarbageCollector(); err != nil {
 		t.Fatal(err)
 	}
+	const namespace = "vmop-lease-gc"
+	createNamespace(t, namespace)
 	node := createNode(t, "node-gc")
 	pub := NewPublisher(cp.Client, node.Name, prometheus.NewCounter(prometheus.CounterOpts{Name: "w"}))
 	if _, err := pub.Publish(ctx, status(true, "")); err != nil {
 		t.Fatal(err)
 	}
+	if err := NewLease(cp.Client, namespace, node.Name, 40*time.Second).Renew(ctx); err != nil {
+		t.Fatal(err)
+	}
 	if err := cp.Client.Delete(ctx, node); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		err := cp.Client.Get(ctx, client.ObjectKey{Name: node.Name}, &vmv1alpha1.NodeCapability{})
-		if apierrors.IsNotFound(err) {
-			return
+	for what, obj := range map[string]client.Object{
+		"NodeCapability": &vmv1alpha1.NodeCapability{ObjectMeta: metav1.ObjectMeta{Name: node.Name}},
+		"Lease":          &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: node.Name}},
+	} {
+		deadline := time.Now().Add(60 * time.Second)
+		for {
+			err := cp.Client.Get(ctx, client.ObjectKeyFromObject(obj), obj)
+			if apierrors.IsNotFound(err) {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s still there 60s after its Node was deleted (last error: %v)", what, err)
+			}
+			time.Sleep(200 * time.Millisecond)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("NodeCapability still there 60s after its Node was deleted (last error: %v)", err)
-		}
-		time.Sleep(200 * time.Millisecond)
 	}
 }

@@ -20,8 +20,13 @@ func TestKernelPolicies(t *testing.T) {
 	ns.VLAN(t, "bond0.100", "bond0", 100)
 	const vlan = `{"interfaces":[{"name":"bond0.100","type":"vlan","state":"up","vlan":{"base-iface":"bond0","id":100}}]}`
 	const bond = `{"interfaces":[{"name":"bond0","type":"bond","state":"up","link-aggregation":{"mode":"active-backup","port":["eth0","eth1"]}}]}`
+	source, err := probe.NewNetlink(ns.NS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(source.Close)
 	snap := func() probe.Snapshot {
-		s, err := probe.NewLinks(ns.Handle, "").ProbeLinks()
+		s, err := probe.NewLinks(source, "").ProbeLinks()
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	nmstateshared "github.com/nmstate/kubernetes-nmstate/api/shared"
 	nmstatev1 "github.com/nmstate/kubernetes-nmstate/api/v1"
@@ -39,6 +40,9 @@ var enactmentOrder = []nmstateshared.ConditionType{
 type Verifier struct {
 	nodeName string
 	cache    cache.Cache
+	// stopCache ends the cache when it failed to sync; otherwise it ends
+	// with the context Start was given.
+	stopCache context.CancelFunc
 }
 
 // NewVerifier builds the cache; call OnChange (optional) and then Start.
@@ -82,20 +86,28 @@ func (v *Verifier) OnChange(ctx context.Context, fn func()) error {
 	return nil
 }
 
-// Start runs the cache in the background and waits for it to fill. A
-// cluster without nmstate's CRDs fails here, with the reason.
-func (v *Verifier) Start(ctx context.Context) error {
+// Start runs the cache in the background for as long as ctx lives and waits
+// at most syncTimeout for it to fill. Only the wait is bounded: a cache
+// started on a shorter context would stop watching and go on answering from
+// what it held at start-up. A cluster without nmstate's CRDs fails here, with
+// the reason, and the cache is stopped.
+func (v *Verifier) Start(ctx context.Context, syncTimeout time.Duration) error {
+	cacheCtx, stopCache := context.WithCancel(ctx)
+	v.stopCache = stopCache
 	errs := make(chan error, 1)
-	go func() { errs <- v.cache.Start(ctx) }()
-	if !v.cache.WaitForCacheSync(ctx) {
-		select {
-		case err := <-errs:
-			return fmt.Errorf("policy verifier cache: %w", err)
-		default:
-			return fmt.Errorf("policy verifier cache did not sync")
-		}
+	go func() { errs <- v.cache.Start(cacheCtx) }()
+	syncCtx, cancel := context.WithTimeout(ctx, syncTimeout)
+	defer cancel()
+	if v.cache.WaitForCacheSync(syncCtx) {
+		return nil
 	}
-	return nil
+	stopCache()
+	select {
+	case err := <-errs:
+		return fmt.Errorf("policy verifier cache: %w", err)
+	default:
+		return fmt.Errorf("policy verifier cache did not sync within %v", syncTimeout)
+	}
 }
 
 // Verify compares every policy selecting this node with the links.

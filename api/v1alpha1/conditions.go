@@ -39,15 +39,25 @@ const (
 const (
 	// ConditionKVMReady is True when /dev/kvm is usable.
 	ConditionKVMReady = "KVMReady"
-	// ConditionNetworkReady is True when the node's network probes succeeded and every policy is verified.
+	// ConditionNetworkReady is True when the node's links were probed and every policy is verified.
 	ConditionNetworkReady = "NetworkReady"
-	// ConditionLinksProbed is True when the last link dump succeeded fully.
+	// ConditionLinksProbed is True when the last link dump succeeded and
+	// every link in it was read. False with ReasonProbeFailed when the dump
+	// failed (the links reported are then those of the last successful
+	// dump), with ReasonProbePartial when some links were skipped (the
+	// message names each and why).
 	ConditionLinksProbed = "LinksProbed"
-	// ConditionBridgeVLANsProbed is True when the last bridge VLAN dump succeeded.
+	// ConditionBridgeVLANsProbed is True when the last bridge VLAN dump
+	// succeeded. False with ReasonProbeFailed when it failed: the port VLANs
+	// reported are then those of the last successful dump.
 	ConditionBridgeVLANsProbed = "BridgeVLANsProbed"
-	// ConditionSRIOVProbed is True when the last SR-IOV probe succeeded fully.
+	// ConditionSRIOVProbed is True when the last SR-IOV probe read every
+	// interface. False with ReasonProbeFailed when it failed as a whole (the
+	// PFs reported are then those of the last successful probe), with
+	// ReasonProbePartial when some interfaces were skipped (named in the message).
 	ConditionSRIOVProbed = "SRIOVProbed"
-	// NodeCapability also uses ConditionReady: the agent probed the node successfully.
+	// NodeCapability also uses ConditionReady: True only when every probe
+	// fully succeeded; otherwise its message names the probes that did not.
 )
 
 // Reasons used on conditions. Each says in one CamelCase word why a condition has its status.

@@ -185,7 +185,10 @@ type NodeCapabilityStatus struct {
 	// +listType=map
 	// +listMapKey=name
 	Policies []PolicyVerification `json:"policies,omitempty"`
-	// conditions: Ready, KVMReady, NetworkReady.
+	// conditions: Ready (True only when every probe fully succeeded),
+	// KVMReady, NetworkReady, and one per probe: LinksProbed,
+	// BridgeVLANsProbed, SRIOVProbed. A probe that failed keeps its last
+	// good data in this status; its condition says so.
 	// +optional
 	// +listType=map
 	// +listMapKey=type

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -40,6 +41,9 @@ type options struct {
 	minInterval    time.Duration
 	resync         time.Duration
 	verifyPolicies bool
+	logLevel       slog.Level
+	apiTimeout     time.Duration
+	healthMaxRound time.Duration
 }
 
 func parseFlags(args []string) (options, error) {
@@ -61,16 +65,44 @@ func parseFlags(args []string) (options, error) {
 	fs.DurationVar(&o.minInterval, "min-write-interval", 2*time.Second, "least time between a write and the next event round")
 	fs.DurationVar(&o.resync, "resync", 5*time.Minute, "base period of full re-probes (jittered by up to 20%)")
 	fs.BoolVar(&o.verifyPolicies, "verify-policies", true, "verify nmstate policies selecting this node (off automatically when nmstate's CRDs are missing)")
+	fs.DurationVar(&o.apiTimeout, "api-timeout", 30*time.Second, "bound on each API request of the NodeCapability publisher and the Lease (the policy watch is not bounded)")
+	fs.DurationVar(&o.healthMaxRound, "health-max-round", 2*time.Minute, "/healthz fails while one probe round runs longer than this (or the loops stall otherwise)")
+	o.logLevel = slog.LevelInfo
+	fs.Func("log-level", "least level logged: debug, info, warn or error (default info); debug adds each write and round", func(s string) error {
+		var err error
+		o.logLevel, err = parseLogLevel(s)
+		return err
+	})
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
 	if o.nodeName == "" {
 		return o, errors.New("--node-name or $NODE_NAME is required")
 	}
+	if o.apiTimeout <= 0 || o.healthMaxRound <= 0 {
+		return o, errors.New("--api-timeout and --health-max-round must be positive")
+	}
 	if o.leaseRenew >= o.leaseDuration {
 		return o, fmt.Errorf("--lease-renew-interval (%v) must be shorter than --lease-duration (%v)", o.leaseRenew, o.leaseDuration)
 	}
 	return o, nil
+}
+
+// parseLogLevel accepts exactly the four names the flag documents, not
+// slog's offsets such as "info+2", so that a typo fails at start-up.
+func parseLogLevel(name string) (slog.Level, error) {
+	levels := map[string]slog.Level{"debug": slog.LevelDebug, "info": slog.LevelInfo, "warn": slog.LevelWarn, "error": slog.LevelError}
+	level, ok := levels[name]
+	if !ok {
+		return 0, fmt.Errorf("unknown log level %q: want debug, info, warn or error", name)
+	}
+	return level, nil
+}
+
+// newLogger logs JSON to w from level up. logr's V(1) maps to slog level
+// -1, so debug shows it and info does not.
+func newLogger(w io.Writer, level slog.Level) logr.Logger {
+	return logr.FromSlogHandler(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level}))
 }
 
 func envOr(name, def string) string {
@@ -97,12 +129,12 @@ func main() {
 // run returns the exit code: 2 for bad flags, 1 when the agent cannot start,
 // 0 after a graceful shutdown on SIGTERM or SIGINT.
 func run(args []string) int {
-	log := logr.FromSlogHandler(slog.NewJSONHandler(os.Stderr, nil))
 	opts, err := parseFlags(args)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "vmop-agent:", err)
 		return 2
 	}
+	log := newLogger(os.Stderr, opts.logLevel)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	if err := serve(ctx, opts, log); err != nil {

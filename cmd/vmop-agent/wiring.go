@@ -12,9 +12,10 @@ import (
 	nmstatev1 "github.com/nmstate/kubernetes-nmstate/api/v1"
 	nmstatev1beta1 "github.com/nmstate/kubernetes-nmstate/api/v1beta1"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
-	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
-	"golang.org/x/sys/unix"
+	coordinationv1 "k8s.io/api/coordination/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
@@ -22,6 +23,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/jianfenliu/vmoperator/agent"
+	"github.com/jianfenliu/vmoperator/agent/liveness"
 	"github.com/jianfenliu/vmoperator/agent/probe"
 	"github.com/jianfenliu/vmoperator/agent/publish"
 	"github.com/jianfenliu/vmoperator/agent/verify"
@@ -49,8 +51,8 @@ func restConfig(kubeconfig string) (*rest.Config, error) {
 	return clientcmd.BuildConfigFromFlags("", kubeconfig)
 }
 
-// namespace opens the namespace to probe and a netlink handle inside it.
-func namespace(path string) (netns.NsHandle, *netlink.Handle, error) {
+// namespace opens the namespace to probe and netlink sockets inside it.
+func namespace(path string) (netns.NsHandle, *probe.Netlink, error) {
 	ns := netns.None()
 	if path != "" {
 		var err error
@@ -58,11 +60,11 @@ func namespace(path string) (netns.NsHandle, *netlink.Handle, error) {
 			return ns, nil, fmt.Errorf("opening network namespace %s: %w", path, err)
 		}
 	}
-	handle, err := netlink.NewHandleAt(ns, unix.NETLINK_ROUTE) // links only: no xfrm/netfilter sockets
+	source, err := probe.NewNetlink(ns)
 	if err != nil {
-		return ns, nil, fmt.Errorf("netlink handle: %w", err)
+		return ns, nil, fmt.Errorf("probing network namespace %q: %w", path, err)
 	}
-	return ns, handle, nil
+	return ns, source, nil
 }
 
 // serve wires everything and runs until ctx ends.
@@ -75,16 +77,15 @@ func serve(ctx context.Context, o options, log logr.Logger) error {
 	if err != nil {
 		return fmt.Errorf("kubernetes client config: %w", err)
 	}
-	// Uncached on purpose: the publisher compares with what the API stores.
-	c, err := client.New(cfg, client.Options{Scheme: scheme})
-	if err != nil {
-		return fmt.Errorf("kubernetes client: %w", err)
-	}
-	ns, handle, err := namespace(o.netnsPath)
+	c, err := apiClient(cfg, scheme, o.apiTimeout)
 	if err != nil {
 		return err
 	}
-	defer handle.Close()
+	ns, source, err := namespace(o.netnsPath)
+	if err != nil {
+		return err
+	}
+	defer source.Close()
 	m := metrics.NewNode(version)
 
 	w := watch.New(watch.Config{Debounce: o.debounce, MinInterval: o.minInterval, Resync: o.resync},
@@ -96,14 +97,15 @@ func serve(ctx context.Context, o options, log logr.Logger) error {
 			agentOpts = append(agentOpts, agent.WithPolicyVerifier(v))
 		}
 	}
+	rounds, renewals := livenessLoops(o, time.Now)
 	a := agent.New(
 		probe.NewKVM(o.kvmDevice, o.sysfsRoot, o.procRoot),
-		probe.NewLinks(handle, sysfsForSpeeds(o)),
+		probe.NewLinks(source, sysfsForSpeeds(o)),
 		probe.NewSRIOV(o.sysfsRoot),
 		publish.NewPublisher(c, o.nodeName, m.CapabilityWrites),
-		m, log.WithValues("node", o.nodeName), agentOpts...,
+		m, log.WithValues("node", o.nodeName), append(agentOpts, agent.WithRoundLiveness(rounds))...,
 	)
-	servers, err := startHTTP(o, m, a, log)
+	servers, err := startHTTP(o, m, healthMux(o, a, rounds, renewals), log)
 	if err != nil {
 		return err
 	}
@@ -111,12 +113,52 @@ func serve(ctx context.Context, o options, log logr.Logger) error {
 	leaseDone := make(chan struct{})
 	go func() {
 		defer close(leaseDone)
-		lease.Run(ctx, o.leaseRenew, func(err error) { log.Error(err, "renewing Lease") })
+		lease.Run(ctx, o.leaseRenew, renewals, func(err error) { log.Error(err, "renewing Lease") })
 	}()
 	log.Info("vmop-agent started", "node", o.nodeName, "version", version)
 	a.Run(ctx, w)
 	<-leaseDone // no renewal in flight when the process exits
 	return shutdownHTTP(servers)
+}
+
+// apiClient is the uncached client of the publisher (which compares with
+// what the API stores) and the Lease. A silent apiserver must not hold a
+// round or a renewal forever, nor keep SIGTERM from stopping the agent, so
+// every request is bounded by timeout and none runs without the caller's
+// context: controller-runtime's lazy RESTMapper would run discovery without
+// it, so the client gets a fixed mapper of the three kinds it touches. The
+// policy cache keeps the unbounded cfg, because its watches are long requests.
+func apiClient(cfg *rest.Config, scheme *runtime.Scheme, timeout time.Duration) (client.Client, error) {
+	bounded := rest.CopyConfig(cfg)
+	bounded.Timeout = timeout
+	mapper := meta.NewDefaultRESTMapper(nil)
+	mapper.Add(vmv1alpha1.GroupVersion.WithKind("NodeCapability"), meta.RESTScopeRoot)
+	mapper.Add(corev1.SchemeGroupVersion.WithKind("Node"), meta.RESTScopeRoot)
+	mapper.Add(coordinationv1.SchemeGroupVersion.WithKind("Lease"), meta.RESTScopeNamespace)
+	c, err := client.New(bounded, client.Options{Scheme: scheme, Mapper: mapper})
+	if err != nil {
+		return nil, fmt.Errorf("kubernetes client: %w", err)
+	}
+	return c, nil
+}
+
+// livenessLoops track the round loop and the Lease loop for /healthz.
+// Created just before both loops start, so start-up (the policy cache's
+// sync) does not count against them.
+func livenessLoops(o options, now func() time.Time) (rounds, renewals *liveness.Loop) {
+	rounds = liveness.NewLoop("probe rounds", liveness.Limits{
+		MaxBusy: o.healthMaxRound,
+		// Full rounds start at most 1.2 resync periods apart even on a quiet
+		// node; twice the period plus a minute leaves room for a slow round.
+		MaxIdle: 2*o.resync + time.Minute,
+	}, now)
+	renewals = liveness.NewLoop("Lease renewal", liveness.Limits{
+		// An attempt outlasting the Lease it renews, or no attempt for that
+		// long, lets the Lease expire because of the agent itself.
+		MaxBusy: o.leaseDuration,
+		MaxIdle: o.leaseDuration,
+	}, now)
+	return rounds, renewals
 }
 
 // sysfsForSpeeds: /sys/class/net shows the agent's own namespace, so link
@@ -128,6 +170,10 @@ func sysfsForSpeeds(o options) string {
 	return o.sysfsRoot
 }
 
+// verifierSyncTimeout bounds the wait for the policy cache at start-up; a
+// cluster without nmstate never syncs, and the agent must go on without it.
+const verifierSyncTimeout = time.Minute
+
 // startVerifier returns nil, and says why, when nmstate is not installed:
 // the agent still reports everything else.
 func startVerifier(ctx context.Context, cfg *rest.Config, scheme *runtime.Scheme, node string, w *watch.Watcher, log logr.Logger) *verify.Verifier {
@@ -136,9 +182,9 @@ func startVerifier(ctx context.Context, cfg *rest.Config, scheme *runtime.Scheme
 		err = v.OnChange(ctx, w.Kick)
 	}
 	if err == nil {
-		syncCtx, cancel := context.WithTimeout(ctx, time.Minute)
-		defer cancel()
-		err = v.Start(syncCtx)
+		// The cache lives as long as the agent (ctx); only the wait for it
+		// to fill is bounded.
+		err = v.Start(ctx, verifierSyncTimeout)
 	}
 	if err != nil {
 		log.Error(err, "policy verification is off (is kubernetes-nmstate installed?)")
@@ -147,12 +193,12 @@ func startVerifier(ctx context.Context, cfg *rest.Config, scheme *runtime.Scheme
 	return v
 }
 
-// startHTTP binds every address before serving, so a taken port stops the
-// agent at start with exit code 1 instead of leaving it half-alive.
-func startHTTP(o options, m *metrics.Node, a *agent.Agent, log logr.Logger) ([]*http.Server, error) {
-	health := http.NewServeMux()
-	health.HandleFunc("/healthz", func(rw http.ResponseWriter, _ *http.Request) { _, _ = rw.Write([]byte("ok")) })
-	health.HandleFunc("/readyz", func(rw http.ResponseWriter, _ *http.Request) {
+// healthMux serves /healthz (the loops are not wedged: restarting would
+// help) and /readyz (the stored capability is current: placement may trust it).
+func healthMux(o options, a *agent.Agent, loops ...*liveness.Loop) *http.ServeMux {
+	mux := http.NewServeMux()
+	mux.Handle("/healthz", healthz(loops...))
+	mux.HandleFunc("/readyz", func(rw http.ResponseWriter, _ *http.Request) {
 		// Ready once the stored capability is known current, and only while
 		// rounds keep succeeding (at least one full resync window).
 		last := a.LastPublished()
@@ -162,6 +208,25 @@ func startHTTP(o options, m *metrics.Node, a *agent.Agent, log logr.Logger) ([]*
 		}
 		_, _ = rw.Write([]byte("ok"))
 	})
+	return mux
+}
+
+// healthz fails while any loop is wedged, and says which and how. A loop
+// that merely keeps failing (an unreachable apiserver) is not wedged: a
+// restart would not help it.
+func healthz(loops ...*liveness.Loop) http.HandlerFunc {
+	return func(rw http.ResponseWriter, _ *http.Request) {
+		if err := liveness.Check(loops...); err != nil {
+			http.Error(rw, err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = rw.Write([]byte("ok"))
+	}
+}
+
+// startHTTP binds every address before serving, so a taken port stops the
+// agent at start with exit code 1 instead of leaving it half-alive.
+func startHTTP(o options, m *metrics.Node, health http.Handler, log logr.Logger) ([]*http.Server, error) {
 	servers := []*http.Server{{Addr: o.healthAddr, Handler: health, ReadHeaderTimeout: 5 * time.Second}}
 	if o.metricsAddr != "" {
 		mux := http.NewServeMux()

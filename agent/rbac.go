@@ -4,11 +4,14 @@ package agent
 // deploy/rbac/agent/role.yaml, which the Helm chart installs and
 // cmd/vmop-agent's RBAC test binds. NodeCapabilities
 // are created and their status written; Nodes are read for the owner
-// reference and the policies' node selectors; Leases carry liveness; nmstate
-// policies and enactments are only watched.
+// reference and the policies' node selectors; Leases carry liveness, in
+// the release namespace only (a namespaced Role: the chart puts it in the
+// release namespace); nmstate policies and enactments are only watched.
+// A ValidatingAdmissionPolicy the chart installs narrows the writes to the
+// agent's own node (deploy/chart/templates/admission.yaml).
 //
 // +kubebuilder:rbac:groups=vm.example.com,resources=nodecapabilities,verbs=get;create
 // +kubebuilder:rbac:groups=vm.example.com,resources=nodecapabilities/status,verbs=update
 // +kubebuilder:rbac:groups="",resources=nodes,verbs=get;list;watch
-// +kubebuilder:rbac:groups=coordination.k8s.io,resources=leases,verbs=get;create;update
+// +kubebuilder:rbac:groups=coordination.k8s.io,resources=leases,verbs=get;create;update,namespace=vmop-system
 // +kubebuilder:rbac:groups=nmstate.io,resources=nodenetworkconfigurationpolicies;nodenetworkconfigurationenactments,verbs=get;list;watch

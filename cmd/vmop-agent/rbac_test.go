@@ -11,38 +11,15 @@ import (
 
 	nmstateshared "github.com/nmstate/kubernetes-nmstate/api/shared"
 	nmstatev1 "github.com/nmstate/kubernetes-nmstate/api/v1"
-	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/yaml"
 
 	vmv1alpha1 "github.com/jianfenliu/vmoperator/api/v1alpha1"
 	"github.com/jianfenliu/vmoperator/test/controlplane"
 )
 
 const agentUser = "system:serviceaccount:vmop-system:vmop-agent"
-
-// agentRole reads the ClusterRole that make manifests generates from the
-// +kubebuilder:rbac markers in agent/. make verify fails when the file is
-// stale, so reading it tests the markers without building controller-gen
-// here, and tests exactly what the Helm chart installs.
-func agentRole(t *testing.T) *rbacv1.ClusterRole {
-	t.Helper()
-	path := filepath.Join(controlplane.RepoRoot(), "deploy", "rbac", "agent", "role.yaml")
-	raw, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("reading the generated role: %v", err)
-	}
-	role := &rbacv1.ClusterRole{}
-	if err := yaml.UnmarshalStrict(raw, role); err != nil {
-		t.Fatalf("%s: %v", path, err)
-	}
-	if role.Name != "vmop-agent" || len(role.Rules) == 0 {
-		t.Fatalf("%s: role %q with %d rules, want vmop-agent with rules", path, role.Name, len(role.Rules))
-	}
-	return role
-}
 
 // impersonatingKubeconfig is the admin kubeconfig acting as agentUser, so
 // the apiserver's RBAC decides every request.
@@ -68,11 +45,14 @@ func TestAgentRunsWithItsRBACOnly(t *testing.T) {
 	ctx := context.Background()
 	const node = "node-rbac"
 	ns := setupNode(t, node)
-	role := agentRole(t)
-	binding := &rbacv1.ClusterRoleBinding{
-		ObjectMeta: metav1.ObjectMeta{Name: "vmop-agent"},
-		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: role.Name},
-		Subjects:   []rbacv1.Subject{{Kind: rbacv1.UserKind, APIGroup: rbacv1.GroupName, Name: agentUser}},
+	// The generated roles (make verify keeps them in step with the markers),
+	// exactly what the Helm chart installs; the Lease Role in the agent's namespace.
+	granted, err := controlplane.GrantGeneratedRoles(ctx, cp.Client, "agent", agentUser, "vmop-"+node)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, obj := range granted {
+		t.Cleanup(func() { _ = cp.Client.Delete(ctx, obj) })
 	}
 	policy := &nmstatev1.NodeNetworkConfigurationPolicy{
 		ObjectMeta: metav1.ObjectMeta{Name: "rbac-br-missing"},
@@ -80,7 +60,7 @@ func TestAgentRunsWithItsRBACOnly(t *testing.T) {
 			DesiredState: nmstateshared.NewState(`{"interfaces":[{"name":"br-absent","type":"linux-bridge","state":"up"}]}`),
 		},
 	}
-	for _, obj := range []client.Object{role, binding, policy} {
+	for _, obj := range []client.Object{policy} {
 		if err := cp.Client.Create(ctx, obj); err != nil {
 			t.Fatal(err)
 		}

@@ -8,7 +8,10 @@ package profile
 // and the disks whose retainPolicy is Delete; and for a retained disk's
 // DataVolume once its import is done. Update on profiles/finalizers lets
 // children carry blockOwnerDeletion where the OwnerReferencesPermission-
-// Enforcement admission plugin runs (OpenShift).
+// Enforcement admission plugin runs (OpenShift). Leases (the agents'
+// liveness, and leader election) only in the release namespace: a
+// namespaced Role, which the chart places there. Node patches are narrowed
+// to labels under cap.vm.example.com/ by a ValidatingAdmissionPolicy.
 //
 // +kubebuilder:rbac:groups=vm.example.com,resources=virtualmachineprofiles,verbs=get;list;watch;update;patch
 // +kubebuilder:rbac:groups=vm.example.com,resources=virtualmachineprofiles/status,verbs=get;update;patch
@@ -25,4 +28,4 @@ package profile
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;update;patch
 // +kubebuilder:rbac:groups="",resources=nodes,verbs=get;list;watch;patch
 // +kubebuilder:rbac:groups=vm.example.com,resources=nodecapabilities,verbs=get;list;watch
-// +kubebuilder:rbac:groups=coordination.k8s.io,resources=leases,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups=coordination.k8s.io,resources=leases,verbs=get;list;watch;create;update;patch;delete,namespace=vmop-system

@@ -9,7 +9,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -102,34 +101,50 @@ func TestChartObjectsAreAcceptedByTheAPIServer(t *testing.T) {
 			t.Errorf("%s %s: %v", obj.GetKind(), obj.GetName(), err)
 		}
 	}
-	want := map[string]int{"CustomResourceDefinition": 2, "ServiceAccount": 2, "ClusterRole": 2, "ClusterRoleBinding": 2, "Deployment": 1, "DaemonSet": 1}
+	want := map[string]int{"CustomResourceDefinition": 3, "ServiceAccount": 2, "ClusterRole": 4, "ClusterRoleBinding": 2, "Role": 2, "RoleBinding": 2,
+		"ValidatingAdmissionPolicy": 2, "ValidatingAdmissionPolicyBinding": 2, "Deployment": 1, "DaemonSet": 1}
 	if fmt.Sprint(kinds) != fmt.Sprint(want) {
 		t.Fatalf("rendered %v, want %v", kinds, want)
 	}
 }
 
-// TestChartGrantsExactlyTheGeneratedRoles: the chart's ClusterRoles are the
-// roles generated from the code's RBAC markers, which the tests run with.
+// TestChartGrantsExactlyTheGeneratedRoles: the chart's roles of both
+// components are the roles generated from the code's RBAC markers, which
+// the tests run with: the ClusterRole, and the Role in the release namespace.
 func TestChartGrantsExactlyTheGeneratedRoles(t *testing.T) {
+	checked := 0
 	for _, obj := range render(t) {
-		if obj.GetKind() != "ClusterRole" {
+		component := obj.GetLabels()["app.kubernetes.io/component"]
+		if component == "" || (obj.GetKind() != "ClusterRole" && obj.GetKind() != "Role") {
 			continue
 		}
-		component := obj.GetLabels()["app.kubernetes.io/component"]
-		raw, err := os.ReadFile(filepath.Join(controlplane.RepoRoot(), "deploy", "rbac", component, "role.yaml"))
+		clusterRole, roles, err := controlplane.GeneratedRoles(component)
 		if err != nil {
 			t.Fatal(err)
 		}
-		var generated, rendered rbacv1.ClusterRole
-		if err := yaml.Unmarshal(raw, &generated); err != nil {
-			t.Fatal(err)
+		want := clusterRole.Rules
+		if obj.GetKind() == "Role" {
+			want = nil
+			for _, role := range roles {
+				want = append(want, role.Rules...)
+			}
+			if obj.GetNamespace() != namespace {
+				t.Errorf("Role %s in %q, want the release namespace", obj.GetName(), obj.GetNamespace())
+			}
+		}
+		var rendered struct {
+			Rules []rbacv1.PolicyRule `json:"rules"`
 		}
 		if err := runtimeConvert(obj, &rendered); err != nil {
 			t.Fatal(err)
 		}
-		if !apiequality.Semantic.DeepEqual(generated.Rules, rendered.Rules) {
-			t.Errorf("%s: chart rules differ from deploy/rbac/%s/role.yaml", obj.GetName(), component)
+		if !apiequality.Semantic.DeepEqual(want, rendered.Rules) {
+			t.Errorf("%s %s: chart rules differ from deploy/rbac/%s/role.yaml", obj.GetKind(), obj.GetName(), component)
 		}
+		checked++
+	}
+	if checked != 4 {
+		t.Fatalf("checked %d roles, want a ClusterRole and a Role per component", checked)
 	}
 }
 

@@ -166,8 +166,9 @@ func (cp *ControlPlane) finishSetup() error {
 }
 
 // StartGarbageCollector runs the real kube-controller-manager with only the
-// garbage collector, namespace and PVC-protection controllers, so owner
-// references, namespace deletion and claim deletion behave as on a real cluster.
+// garbage collector, namespace, PVC-protection and ClusterRole-aggregation
+// controllers, so owner references, namespace deletion, claim deletion and
+// the aggregated view/edit/admin roles behave as on a real cluster.
 func (cp *ControlPlane) StartGarbageCollector() error {
 	path := filepath.Join(BinDir(), "kube-controller-manager")
 	if _, err := os.Stat(path); err != nil {
@@ -179,7 +180,7 @@ func (cp *ControlPlane) StartGarbageCollector() error {
 	}
 	cmd := exec.Command(path,
 		"--kubeconfig="+cp.Kubeconfig,
-		"--controllers=garbagecollector,namespace,pvc-protection",
+		"--controllers=garbagecollector,namespace,pvc-protection,clusterrole-aggregation",
 		"--leader-elect=false",
 		"--secure-port=0",
 		"--authentication-skip-lookup=true",

@@ -7,7 +7,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -15,14 +14,12 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap/zapcore"
 	corev1 "k8s.io/api/core/v1"
-	rbacv1 "k8s.io/api/rbac/v1"
 	storagev1 "k8s.io/api/storage/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
-	"sigs.k8s.io/yaml"
 
 	vmv1alpha1 "github.com/jianfenliu/vmoperator/api/v1alpha1"
 	"github.com/jianfenliu/vmoperator/controller/manager"
@@ -165,24 +162,11 @@ func withControllerStopped(t *testing.T) (restart func()) {
 // controllerUser is the identity the controller runs under in the tests.
 const controllerUser = "system:serviceaccount:vmop-system:vmop-controller"
 
-// grantControllerRole installs deploy/rbac/controller/role.yaml and binds it to controllerUser.
+// grantControllerRole installs the generated roles of deploy/rbac/controller
+// and binds them to controllerUser.
 func grantControllerRole(ctx context.Context, c client.Client) error {
-	raw, err := os.ReadFile(filepath.Join(controlplane.RepoRoot(), "deploy", "rbac", "controller", "role.yaml"))
-	if err != nil {
-		return err
-	}
-	var role rbacv1.ClusterRole
-	if err := yaml.UnmarshalStrict(raw, &role); err != nil {
-		return err
-	}
-	if err := c.Create(ctx, &role); err != nil {
-		return err
-	}
-	return c.Create(ctx, &rbacv1.ClusterRoleBinding{
-		ObjectMeta: metav1.ObjectMeta{Name: "vmop-controller"},
-		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: role.Name},
-		Subjects:   []rbacv1.Subject{{Kind: rbacv1.UserKind, APIGroup: rbacv1.GroupName, Name: controllerUser}},
-	})
+	_, err := controlplane.GrantGeneratedRoles(ctx, c, "controller", controllerUser, leaseNamespace)
+	return err
 }
 
 // Where the agents' Leases live, and how long a vanished capability keeps

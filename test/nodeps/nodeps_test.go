@@ -37,6 +37,11 @@ func TestMissingKubeVirtAndCDIAreReportedNotFatal(t *testing.T) {
 	}
 	go func() { _ = mgr.Start(ctx) }()
 
+	lan := &vmv1alpha1.HostNetwork{ObjectMeta: metav1.ObjectMeta{Name: "lan"}, Spec: vmv1alpha1.HostNetworkSpec{
+		Type: vmv1alpha1.NetworkTypeBridge, BridgeName: "br-lan", NamespaceSelector: metav1.LabelSelector{}}}
+	if err := cp.Client.Create(ctx, lan); err != nil {
+		t.Fatal(err)
+	}
 	profile := &vmv1alpha1.VirtualMachineProfile{
 		ObjectMeta: metav1.ObjectMeta{Name: "partial", Namespace: "default"},
 		Spec: vmv1alpha1.VirtualMachineProfileSpec{

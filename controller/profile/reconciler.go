@@ -119,6 +119,10 @@ func (r *Reconciler) runSteps(ctx context.Context, profile *vmv1alpha1.VirtualMa
 			errs = append(errs, err)
 		}
 	}
+	if !r.Deps.KubeVirt {
+		blocker(observed, status.Wait(vmv1alpha1.ReasonDependencyMissing,
+			"KubeVirt (kubevirt.io/v1 VirtualMachine) is not installed; networks and disks are prepared, the VM waits"))
+	}
 	if len(errs) == 0 && !observed.Holds() {
 		if err := r.applyVM(ctx, profile, observed); err != nil {
 			logger.Error(err, "reconcile step failed", "step", "VM")

@@ -16,11 +16,6 @@ import (
 // applyVM creates or updates the VirtualMachine. A VM deleted from under
 // the profile is simply created again, with the same disks.
 func (r *Reconciler) applyVM(ctx context.Context, profile *vmv1alpha1.VirtualMachineProfile, observed *status.Observed) error {
-	if !r.Deps.KubeVirt {
-		observed.Blockers = append(observed.Blockers, status.Wait(vmv1alpha1.ReasonDependencyMissing,
-			"KubeVirt (kubevirt.io/v1 VirtualMachine) is not installed; networks and disks are prepared, the VM waits"))
-		return nil
-	}
 	key := client.ObjectKey{Namespace: profile.Namespace, Name: vmv1alpha1.VMName(profile.Name)}
 	var existing *kubevirtv1.VirtualMachine
 	current := &kubevirtv1.VirtualMachine{}

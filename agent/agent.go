@@ -11,6 +11,7 @@ import (
 	"github.com/jianfenliu/vmoperator/agent/capability"
 	"github.com/jianfenliu/vmoperator/agent/liveness"
 	"github.com/jianfenliu/vmoperator/agent/probe"
+	"github.com/jianfenliu/vmoperator/agent/verify"
 	"github.com/jianfenliu/vmoperator/agent/watch"
 	vmv1alpha1 "github.com/jianfenliu/vmoperator/api/v1alpha1"
 	"github.com/jianfenliu/vmoperator/metrics"
@@ -19,7 +20,7 @@ import (
 // PolicyVerifier compares the nmstate policies selecting this node with the
 // links the kernel shows.
 type PolicyVerifier interface {
-	Verify(ctx context.Context, links probe.Snapshot) ([]vmv1alpha1.PolicyVerification, error)
+	Verify(ctx context.Context, kernel verify.Kernel) ([]vmv1alpha1.PolicyVerification, error)
 }
 
 // Publisher stores the status and says whether it had to write.
@@ -187,7 +188,7 @@ func (a *Agent) verifyPolicies(ctx context.Context, in *capability.Input, linksF
 	}
 	var policies []vmv1alpha1.PolicyVerification
 	var err error
-	timed(a.metrics, "policies", func() { policies, err = a.verifier.Verify(ctx, in.Links) })
+	timed(a.metrics, "policies", func() { policies, err = a.verifier.Verify(ctx, verify.Kernel{Links: in.Links, PFs: in.SRIOV}) })
 	a.logProbe("policies", err, nil)
 	var outcome capability.Outcome
 	in.Policies, outcome = a.lastPolicies.take(policies, err, nil)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/jianfenliu/vmoperator/agent/probe"
 	"github.com/jianfenliu/vmoperator/agent/publish"
+	"github.com/jianfenliu/vmoperator/agent/verify"
 	"github.com/jianfenliu/vmoperator/agent/watch"
 	vmv1alpha1 "github.com/jianfenliu/vmoperator/api/v1alpha1"
 	"github.com/jianfenliu/vmoperator/metrics"
@@ -58,7 +59,7 @@ func (p *scriptedProbes) ProbeSRIOV() (probe.SRIOVResult, error) {
 	return p.sriov, nil
 }
 
-func (p *scriptedProbes) Verify(context.Context, probe.Snapshot) ([]vmv1alpha1.PolicyVerification, error) {
+func (p *scriptedProbes) Verify(context.Context, verify.Kernel) ([]vmv1alpha1.PolicyVerification, error) {
 	p.verifyCalls++
 	if p.policiesErr != nil {
 		return nil, p.policiesErr

@@ -15,24 +15,31 @@ type check struct {
 	problems []string
 }
 
+// Kernel is what the node shows: its links (with bridge VLANs) and its
+// SR-IOV physical functions.
+type Kernel struct {
+	Links probe.Snapshot
+	PFs   []vmv1alpha1.SRIOVPF
+}
+
 // Compare judges one policy on this node. enactment is the state nmstate's
 // enactment reports ("" when there is none yet).
-func Compare(name, enactment string, raw []byte, snap probe.Snapshot) vmv1alpha1.PolicyVerification {
+func Compare(name, enactment string, raw []byte, kernel Kernel) vmv1alpha1.PolicyVerification {
 	v := vmv1alpha1.PolicyVerification{Name: name, Enactment: enactment}
 	desired, err := parseDesired(raw)
 	if err != nil {
 		v.Message = err.Error()
 		return v
 	}
-	var kernel, problems []string
+	var shown, problems []string
 	for _, iface := range desired.Interfaces {
-		c := checkInterface(iface, snap)
+		c := checkInterface(iface, kernel)
 		if c.kernel != "" {
-			kernel = append(kernel, c.kernel)
+			shown = append(shown, c.kernel)
 		}
 		problems = append(problems, c.problems...)
 	}
-	v.Kernel = strings.Join(kernel, "; ")
+	v.Kernel = strings.Join(shown, "; ")
 	v.Verified = len(problems) == 0
 	if !v.Verified {
 		v.Message = claim(enactment) + strings.Join(problems, "; ")
@@ -49,18 +56,60 @@ func claim(enactment string) string {
 	return fmt.Sprintf("nmstate reports %s but ", enactment)
 }
 
-func checkInterface(iface desiredInterface, snap probe.Snapshot) check {
+func checkInterface(iface desiredInterface, kernel Kernel) check {
+	snap := kernel.Links
+	var c check
 	switch iface.Type {
 	case typeLinuxBridge:
-		return checkBridge(iface, snap)
+		c = checkBridge(iface, snap)
 	case typeVLAN:
-		return checkVLAN(iface, snap)
+		c = checkVLAN(iface, snap)
 	case typeOVSBridge:
-		return checkKind(iface, snap, probe.KindOVS, "OVS bridge")
+		c = checkKind(iface, snap, probe.KindOVS, "OVS bridge")
 	case typeBond:
-		return checkBond(iface, snap)
+		c = checkBond(iface, snap)
+	case typeEthernet:
+		c = checkEthernet(iface, kernel)
+	default:
+		return check{} // the rest: nmstate's business, not placement's
 	}
-	return check{} // ethernet and the rest: nmstate's business, not placement's
+	c.problems = append(c.problems, checkMTU(iface, snap)...)
+	return c
+}
+
+// checkMTU: an interface the policy gives an MTU has it.
+func checkMTU(iface desiredInterface, snap probe.Snapshot) []string {
+	l := snap.ByName(iface.Name)
+	if iface.MTU == 0 || iface.State == stateAbsent || l == nil || l.MTU == iface.MTU {
+		return nil
+	}
+	return []string{fmt.Sprintf("%s has MTU %d, want %d", iface.Name, l.MTU, iface.MTU)}
+}
+
+// checkEthernet: a NIC the policy sets a VF count on has that many VFs.
+func checkEthernet(iface desiredInterface, kernel Kernel) check {
+	l := kernel.Links.ByName(iface.Name)
+	if l == nil {
+		return check{kernel: "NIC " + iface.Name + " missing", problems: []string{fmt.Sprintf("NIC %s does not exist", iface.Name)}}
+	}
+	c := check{kernel: fmt.Sprintf("NIC %s %s", iface.Name, upWord(l))}
+	if iface.Ethernet == nil || iface.Ethernet.SRIOV == nil || iface.Ethernet.SRIOV.TotalVFs == nil {
+		return c
+	}
+	want := *iface.Ethernet.SRIOV.TotalVFs
+	for _, pf := range kernel.PFs {
+		if pf.Name == iface.Name {
+			c.kernel += fmt.Sprintf(", %d VFs", pf.NumVFs)
+			if int(pf.NumVFs) != want {
+				c.problems = append(c.problems, fmt.Sprintf("%s has %d VFs, want %d", iface.Name, pf.NumVFs, want))
+			}
+			return c
+		}
+	}
+	if want > 0 {
+		c.problems = append(c.problems, fmt.Sprintf("%s is not an SR-IOV physical function here, want %d VFs", iface.Name, want))
+	}
+	return c
 }
 
 // checkPresence handles state: absent, and a missing link.
@@ -110,16 +159,20 @@ func checkBridge(iface desiredInterface, snap probe.Snapshot) check {
 	if len(c.problems) > 0 || iface.State == stateAbsent {
 		return c
 	}
+	if bridge := snap.ByName(iface.Name); iface.filtering() && !bridge.VLANFiltering {
+		c.problems = append(c.problems, fmt.Sprintf("bridge %s does not filter VLANs, but its trunk ports need it", iface.Name))
+	}
 	var enslaved []string
 	for _, port := range iface.ports() {
-		l := snap.ByName(port)
+		l := snap.ByName(port.Name)
 		switch {
 		case l == nil:
-			c.problems = append(c.problems, fmt.Sprintf("port %s of bridge %s does not exist", port, iface.Name))
+			c.problems = append(c.problems, fmt.Sprintf("port %s of bridge %s does not exist", port.Name, iface.Name))
 		case l.Master != iface.Name:
-			c.problems = append(c.problems, fmt.Sprintf("port %s is not attached to bridge %s", port, iface.Name))
+			c.problems = append(c.problems, fmt.Sprintf("port %s is not attached to bridge %s", port.Name, iface.Name))
 		default:
-			enslaved = append(enslaved, port)
+			enslaved = append(enslaved, port.Name)
+			c.problems = append(c.problems, checkTrunk(port, l)...)
 		}
 	}
 	if len(enslaved) > 0 {
@@ -161,4 +214,28 @@ func checkBond(iface desiredInterface, snap probe.Snapshot) check {
 	}
 	slices.Sort(c.problems)
 	return c
+}
+
+// checkTrunk: a trunk port allows exactly its trunk tags (a VLAN missing
+// drops the traffic of VMs on it; an extra one leaks a segment the admin
+// did not declare).
+func checkTrunk(port desiredPort, l *probe.Link) []string {
+	want := port.trunked()
+	if want == nil {
+		return nil
+	}
+	slices.Sort(want)
+	want = slices.Compact(want)
+	if slices.Equal(want, l.PortVLANs) {
+		return nil
+	}
+	return []string{fmt.Sprintf("port %s trunks VLANs %s, want %s", port.Name,
+		orNone(vmv1alpha1.FormatVLANs(l.PortVLANs)), vmv1alpha1.FormatVLANs(want))}
+}
+
+func orNone(list string) string {
+	if list == "" {
+		return "none"
+	}
+	return list
 }

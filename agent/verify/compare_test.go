@@ -23,6 +23,14 @@ func vlanOn(parent string, id int) func(*probe.Link) {
 	return func(l *probe.Link) { l.Parent, l.VLANID = parent, id }
 }
 func mode(m string) func(*probe.Link) { return func(l *probe.Link) { l.BondMode = m } }
+func mtu(n int) func(*probe.Link)     { return func(l *probe.Link) { l.MTU = n } }
+func filtering(l *probe.Link)         { l.VLANFiltering = true }
+func trunk(ids ...int) func(*probe.Link) {
+	return func(l *probe.Link) { l.PortVLANs = ids }
+}
+
+const trunkPolicy = `{"interfaces":[{"name":"br-mgmt","type":"linux-bridge","state":"up","bridge":{"port":[
+  {"name":"eth1","vlan":{"mode":"trunk","trunk-tags":[{"id":100},{"id-range":{"min":200,"max":202}}]}}]}}]}`
 
 const bridgePolicy = `
 interfaces:
@@ -121,9 +129,34 @@ func TestCompare(t *testing.T) {
 				Message: "no enactment for this node yet; bridge br-mgmt does not exist"},
 		},
 		{
-			name: "ethernet only: nothing to check", enactment: "Available",
-			raw:  `{"interfaces":[{"name":"eth3","type":"ethernet","state":"up","mtu":9000}]}`,
-			want: vmv1alpha1.PolicyVerification{Verified: true},
+			name: "a NIC's MTU as asked", enactment: "Available",
+			raw:   `{"interfaces":[{"name":"eth3","type":"ethernet","state":"up","mtu":9000}]}`,
+			links: snap(ln("eth3", probe.KindDevice, mtu(9000))),
+			want:  vmv1alpha1.PolicyVerification{Kernel: "NIC eth3 up", Verified: true},
+		},
+		{
+			name: "a NIC's MTU not applied", enactment: "Available",
+			raw:   `{"interfaces":[{"name":"eth3","type":"ethernet","state":"up","mtu":9000}]}`,
+			links: snap(ln("eth3", probe.KindDevice, mtu(1500))),
+			want: vmv1alpha1.PolicyVerification{Kernel: "NIC eth3 up",
+				Message: "nmstate reports Available but eth3 has MTU 1500, want 9000"},
+		},
+		{
+			name: "a trunk as asked, VLAN filtering on", enactment: "Available", raw: trunkPolicy,
+			links: snap(ln("br-mgmt", probe.KindBridge, filtering), ln("eth1", probe.KindDevice, under("br-mgmt"), trunk(100, 200, 201, 202))),
+			want:  vmv1alpha1.PolicyVerification{Kernel: "bridge br-mgmt up, ports eth1", Verified: true},
+		},
+		{
+			name: "a trunk missing a VLAN and leaking another", enactment: "Available", raw: trunkPolicy,
+			links: snap(ln("br-mgmt", probe.KindBridge, filtering), ln("eth1", probe.KindDevice, under("br-mgmt"), trunk(1, 100, 200, 201))),
+			want: vmv1alpha1.PolicyVerification{Kernel: "bridge br-mgmt up, ports eth1",
+				Message: "nmstate reports Available but port eth1 trunks VLANs 1,100,200-201, want 100,200-202"},
+		},
+		{
+			name: "a trunk on a bridge that does not filter", enactment: "Available", raw: trunkPolicy,
+			links: snap(ln("br-mgmt", probe.KindBridge), ln("eth1", probe.KindDevice, under("br-mgmt"))),
+			want: vmv1alpha1.PolicyVerification{Kernel: "bridge br-mgmt up, ports eth1",
+				Message: "nmstate reports Available but bridge br-mgmt does not filter VLANs, but its trunk ports need it; port eth1 trunks VLANs none, want 100,200-202"},
 		},
 		{
 			name: "garbage desired state", enactment: "Available", raw: `interfaces: [`,
@@ -132,7 +165,7 @@ func TestCompare(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			got := Compare("p", tc.enactment, []byte(tc.raw), tc.links)
+			got := Compare("p", tc.enactment, []byte(tc.raw), Kernel{Links: tc.links})
 			tc.want.Name, tc.want.Enactment = "p", tc.enactment
 			if tc.name == "garbage desired state" { // the YAML error text belongs to the parser
 				if got.Verified || len(got.Message) < len(tc.want.Message) || got.Message[:len(tc.want.Message)] != tc.want.Message {
@@ -165,5 +198,22 @@ func TestSelects(t *testing.T) {
 				t.Errorf("Selects = %v, want %v", got, tc.want)
 			}
 		})
+	}
+}
+
+func TestCompareVFCount(t *testing.T) {
+	raw := []byte(`{"interfaces":[{"name":"ens1f0","type":"ethernet","state":"up","ethernet":{"sr-iov":{"total-vfs":8}}}]}`)
+	links := snap(ln("ens1f0", probe.KindDevice))
+	ok := Compare("p", "Available", raw, Kernel{Links: links, PFs: []vmv1alpha1.SRIOVPF{{Name: "ens1f0", TotalVFs: 64, NumVFs: 8}}})
+	if !ok.Verified || ok.Kernel != "NIC ens1f0 up, 8 VFs" {
+		t.Fatalf("8 VFs as asked: %+v", ok)
+	}
+	short := Compare("p", "Available", raw, Kernel{Links: links, PFs: []vmv1alpha1.SRIOVPF{{Name: "ens1f0", TotalVFs: 64, NumVFs: 4}}})
+	if short.Verified || short.Message != "nmstate reports Available but ens1f0 has 4 VFs, want 8" {
+		t.Fatalf("4 of 8 VFs: %+v", short)
+	}
+	none := Compare("p", "Available", raw, Kernel{Links: links})
+	if none.Verified || none.Message != "nmstate reports Available but ens1f0 is not an SR-IOV physical function here, want 8 VFs" {
+		t.Fatalf("no PF: %+v", none)
 	}
 }

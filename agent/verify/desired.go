@@ -12,6 +12,7 @@ const (
 	typeVLAN        = "vlan"
 	typeOVSBridge   = "ovs-bridge"
 	typeBond        = "bond"
+	typeEthernet    = "ethernet"
 	stateAbsent     = "absent"
 	stateDown       = "down"
 )
@@ -26,10 +27,9 @@ type desiredInterface struct {
 	Name   string `json:"name"`
 	Type   string `json:"type"`
 	State  string `json:"state"`
+	MTU    int    `json:"mtu"`
 	Bridge *struct {
-		Port []struct {
-			Name string `json:"name"`
-		} `json:"port"`
+		Port []desiredPort `json:"port"`
 	} `json:"bridge"`
 	VLAN *struct {
 		BaseIface string `json:"base-iface"`
@@ -39,6 +39,46 @@ type desiredInterface struct {
 		Mode string   `json:"mode"`
 		Port []string `json:"port"`
 	} `json:"link-aggregation"`
+	Ethernet *struct {
+		SRIOV *struct {
+			TotalVFs *int `json:"total-vfs"`
+		} `json:"sr-iov"`
+	} `json:"ethernet"`
+}
+
+// desiredPort is one port of a desired bridge; a trunk port makes nmstate
+// turn VLAN filtering on and allow exactly its trunk tags.
+type desiredPort struct {
+	Name string `json:"name"`
+	VLAN *struct {
+		Mode      string `json:"mode"`
+		TrunkTags []struct {
+			ID      int `json:"id"`
+			IDRange *struct {
+				Min int `json:"min"`
+				Max int `json:"max"`
+			} `json:"id-range"`
+		} `json:"trunk-tags"`
+	} `json:"vlan"`
+}
+
+// trunked lists the VLAN ids a trunk port must allow, or nil for a port
+// without VLAN settings.
+func (p desiredPort) trunked() []int {
+	if p.VLAN == nil {
+		return nil
+	}
+	var ids []int
+	for _, tag := range p.VLAN.TrunkTags {
+		if tag.IDRange != nil {
+			for id := tag.IDRange.Min; id <= tag.IDRange.Max; id++ {
+				ids = append(ids, id)
+			}
+			continue
+		}
+		ids = append(ids, tag.ID)
+	}
+	return ids
 }
 
 // parseDesired reads a policy's desiredState (JSON or YAML).
@@ -53,13 +93,19 @@ func parseDesired(raw []byte) (desiredState, error) {
 	return s, nil
 }
 
-func (i desiredInterface) ports() []string {
+func (i desiredInterface) ports() []desiredPort {
 	if i.Bridge == nil {
 		return nil
 	}
-	names := make([]string, 0, len(i.Bridge.Port))
-	for _, p := range i.Bridge.Port {
-		names = append(names, p.Name)
+	return i.Bridge.Port
+}
+
+// filtering says whether nmstate turns VLAN filtering on for the bridge.
+func (i desiredInterface) filtering() bool {
+	for _, p := range i.ports() {
+		if p.VLAN != nil {
+			return true
+		}
 	}
-	return names
+	return false
 }

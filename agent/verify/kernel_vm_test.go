@@ -33,7 +33,7 @@ func TestKernelPolicies(t *testing.T) {
 		return s
 	}
 	for name, raw := range map[string]string{"vlan": vlan, "bond": bond} {
-		if v := verify.Compare(name, "Available", []byte(raw), snap()); !v.Verified {
+		if v := verify.Compare(name, "Available", []byte(raw), verify.Kernel{Links: snap()}); !v.Verified {
 			t.Errorf("%s policy unverified on a matching kernel: %+v", name, v)
 		}
 	}
@@ -45,7 +45,7 @@ func TestKernelPolicies(t *testing.T) {
 		bond: "nmstate reports Available but eth1 is not a member of bond bond0",
 	}
 	for raw, want := range cases {
-		if v := verify.Compare("p", "Available", []byte(raw), snap()); v.Verified || v.Message != want {
+		if v := verify.Compare("p", "Available", []byte(raw), verify.Kernel{Links: snap()}); v.Verified || v.Message != want {
 			t.Errorf("got %+v, want unverified with %q", v, want)
 		}
 	}

@@ -20,7 +20,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	"github.com/jianfenliu/vmoperator/agent/probe"
 	vmv1alpha1 "github.com/jianfenliu/vmoperator/api/v1alpha1"
 )
 
@@ -111,7 +110,7 @@ func (v *Verifier) Start(ctx context.Context, syncTimeout time.Duration) error {
 }
 
 // Verify compares every policy selecting this node with the links.
-func (v *Verifier) Verify(ctx context.Context, links probe.Snapshot) ([]vmv1alpha1.PolicyVerification, error) {
+func (v *Verifier) Verify(ctx context.Context, kernel Kernel) ([]vmv1alpha1.PolicyVerification, error) {
 	node := &corev1.Node{}
 	if err := v.cache.Get(ctx, client.ObjectKey{Name: v.nodeName}, node); err != nil {
 		if apierrors.IsNotFound(err) {
@@ -134,7 +133,7 @@ func (v *Verifier) Verify(ctx context.Context, links probe.Snapshot) ([]vmv1alph
 			continue
 		}
 		enactment := findEnactment(enactments.Items, policy.Name)
-		out = append(out, Compare(policy.Name, EnactmentState(enactment), desiredRaw(policy, enactment), links))
+		out = append(out, Compare(policy.Name, EnactmentState(enactment), desiredRaw(policy, enactment), kernel))
 	}
 	slices.SortFunc(out, func(a, b vmv1alpha1.PolicyVerification) int { return strings.Compare(a.Name, b.Name) })
 	return out, nil

@@ -9,7 +9,7 @@ set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 CACHE=${KERNELVM_CACHE:-$ROOT/bin/kernelvm}
-PACKAGES=("${@:-./agent/probe ./agent/verify}")
+PACKAGES=("${@:-./agent/probe ./agent/verify ./test/simulator/nmstatesim}")
 TIMEOUT=${KERNELVM_TIMEOUT:-300}
 # Modules to load, in order; modprobe pulls the dependencies from modules.dep.
 # crc32c_generic first: libcrc32c needs it through the crypto API, which

@@ -162,4 +162,3 @@ func bridgeNames(bridges []vmv1alpha1.BridgeStatus) []string {
 	}
 	return out
 }
-

@@ -87,4 +87,3 @@ func snapshot(t *testing.T, ns *netnstest.Namespace) probe.Snapshot {
 	}
 	return s.WithVLANs(vlans)
 }
-

@@ -11,11 +11,11 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"time"
 
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
-	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -192,6 +192,12 @@ func (p plan) nextCheck(now, leaseExpiry time.Time, reporting bool, grace time.D
 	return max(next.Sub(now), time.Second) + 100*time.Millisecond
 }
 
+// sameTimes compares two grace bookkeeping maps. (Semantic.DeepEqual
+// panics on time.Time's unexported fields.)
+func sameTimes(a, b map[string]time.Time) bool {
+	return maps.EqualFunc(a, b, func(x, y time.Time) bool { return x.Equal(y) })
+}
+
 // patch writes the owned labels and the annotation when they differ.
 func (r *Reconciler) patch(ctx context.Context, node *corev1.Node, p plan) error {
 	labels := map[string]any{}
@@ -215,9 +221,7 @@ func (r *Reconciler) patch(ctx context.Context, node *corev1.Node, p plan) error
 		}
 		annotation = string(raw)
 	}
-	current := absentSince(node)
-	annotationChanged := !apiequality.Semantic.DeepEqual(current, p.absentSince) &&
-		!(len(current) == 0 && len(p.absentSince) == 0)
+	annotationChanged := !sameTimes(absentSince(node), p.absentSince)
 	if len(labels) == 0 && !annotationChanged {
 		return nil
 	}

@@ -87,3 +87,15 @@ func TestLeaseEventsThatMatter(t *testing.T) {
 		}
 	}
 }
+
+// TestPendingRemovalIsWrittenOnce: a label whose capability vanished gets
+// its grace bookkeeping written once, and an unchanged plan writes nothing
+// (comparing the bookkeeping once panicked on time.Time).
+func TestPendingRemovalIsWrittenOnce(t *testing.T) {
+	gone := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	a := map[string]time.Time{"cap.vm.example.com/vlan.br-mgmt.100": gone}
+	b := map[string]time.Time{"cap.vm.example.com/vlan.br-mgmt.100": gone.In(time.FixedZone("x", 3600))}
+	if !sameTimes(a, b) || sameTimes(a, nil) || !sameTimes(nil, map[string]time.Time{}) {
+		t.Fatal("grace bookkeeping compares by instant, and empty equals absent")
+	}
+}

@@ -30,6 +30,7 @@ import (
 
 	nadv1 "github.com/k8snetworkplumbingwg/network-attachment-definition-client/pkg/apis/k8s.cni.cncf.io/v1"
 
+	vmv1alpha1 "github.com/jianfenliu/vmoperator/api/v1alpha1"
 	"github.com/jianfenliu/vmoperator/controller/manager"
 	"github.com/jianfenliu/vmoperator/test/controlplane"
 	"github.com/jianfenliu/vmoperator/test/simulator"
@@ -133,9 +134,42 @@ func (env *Env) startControlPlane() error {
 	return nil
 }
 
+// Node labels of the environment: which HostNetworks select which node.
+const (
+	LabelMgmt = "vmop.dev/mgmt"
+	LabelLAN  = "vmop.dev/lan"
+)
+
+// HostNetworks are what the environment's cluster admin declared:
+//   - mgmt: a managed VLAN-filtering bridge br-mgmt on eth1 trunking VLANs
+//     1, 100 and 200, on node-a and node-b, built by the nmstate stand-in
+//     in their kernels;
+//   - lan: the existing bridge br-lan of node-c, untagged;
+//   - business: the SR-IOV PF ens1f0 of node-a, the default SR-IOV network,
+//     VLAN 200.
+func HostNetworks() []*vmv1alpha1.HostNetwork {
+	everyone := metav1.LabelSelector{}
+	return []*vmv1alpha1.HostNetwork{
+		{ObjectMeta: metav1.ObjectMeta{Name: "mgmt"}, Spec: vmv1alpha1.HostNetworkSpec{Type: vmv1alpha1.NetworkTypeBridge, BridgeName: "br-mgmt",
+			Managed: true, Uplinks: []vmv1alpha1.Uplink{{Interface: "eth1"}}, AllowedVLANs: []vmv1alpha1.VLANRange{"1", "100", "200"},
+			NodeSelector: map[string]string{LabelMgmt: "true"}, NamespaceSelector: everyone}},
+		{ObjectMeta: metav1.ObjectMeta{Name: "lan"}, Spec: vmv1alpha1.HostNetworkSpec{Type: vmv1alpha1.NetworkTypeBridge, BridgeName: "br-lan",
+			NodeSelector: map[string]string{LabelLAN: "true"}, NamespaceSelector: everyone}},
+		{ObjectMeta: metav1.ObjectMeta{Name: "business"}, Spec: vmv1alpha1.HostNetworkSpec{Type: vmv1alpha1.NetworkTypeSRIOV, Default: true,
+			Uplinks: []vmv1alpha1.Uplink{{Interface: "ens1f0"}}, AllowedVLANs: []vmv1alpha1.VLANRange{"200"}, NamespaceSelector: everyone,
+			SRIOV: &vmv1alpha1.HostSRIOV{ResourceName: "intel.com/sriov_netdevice"}}},
+	}
+}
+
 // seed creates what the samples expect to exist: the agents' namespace, the
-// storage classes, the seed example's mgmt-net attachment and SSH key Secret.
+// host networks, the storage classes, the seed example's mgmt-net
+// attachment and SSH key Secret.
 func (env *Env) seed(ctx context.Context) error {
+	for _, h := range HostNetworks() {
+		if err := env.ControlPlane.Client.Create(ctx, h); err != nil {
+			return fmt.Errorf("seed HostNetwork %s: %w", h.Name, err)
+		}
+	}
 	wffc := storagev1.VolumeBindingWaitForFirstConsumer
 	for _, obj := range []client.Object{
 		&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: LeaseNamespace}},
@@ -158,7 +192,8 @@ func (env *Env) seed(ctx context.Context) error {
 func (env *Env) startSimulatorAndController(ctx context.Context, logger logr.Logger) error {
 	ctx, cancel := context.WithCancel(ctx)
 	env.onStop(func() error { cancel(); return nil })
-	if err := simulator.Start(ctx, env.ControlPlane.Config); err != nil {
+	// nmstate's part is played on each node, in its own kernel (nmstatesim).
+	if err := simulator.Start(ctx, env.ControlPlane.Config, simulator.WithoutNMState()); err != nil {
 		return err
 	}
 	// The environment's "KubeVirt" runs VMs in software emulation

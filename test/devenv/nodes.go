@@ -3,6 +3,7 @@ package devenv
 import (
 	"context"
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -10,8 +11,18 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+	ctrl "sigs.k8s.io/controller-runtime"
+	ctrlconfig "sigs.k8s.io/controller-runtime/pkg/config"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	"github.com/jianfenliu/vmoperator/test/controlplane"
+	"github.com/jianfenliu/vmoperator/test/simulator/nmstatesim"
 )
 
 // netnsPrefix names everything the environment creates in the kernel, so a
@@ -22,6 +33,7 @@ const netnsPrefix = "vmop-dev-"
 type netnsNode struct {
 	name        string
 	description string
+	labels      map[string]string
 	// links are `ip` commands (without "ip -n NS") that build the node's links.
 	links [][]string
 }
@@ -30,7 +42,8 @@ type netnsNode struct {
 func hostNodes() []netnsNode {
 	return []netnsNode{{
 		name:        "node-c",
-		description: "network namespace: bridge br-lan on uplink eth1, no br-mgmt",
+		description: "network namespace of this host: existing bridge br-lan on uplink eth1 (HostNetwork lan), this host's /dev/kvm if any",
+		labels:      map[string]string{LabelLAN: "true"},
 		links: [][]string{
 			{"link", "add", "br-lan", "type", "bridge"},
 			{"link", "set", "eth1", "master", "br-lan"},
@@ -57,23 +70,52 @@ func (env *Env) startNodes(ctx context.Context, agentBinary string) error {
 	if err := env.startVMNodes(ctx); err != nil {
 		return err
 	}
+	var standIn []nmstatesim.Node
 	for i, node := range hostNodes() {
-		if err := env.startNetnsNode(ctx, node, agentBinary, i); err != nil {
+		links, err := env.startNetnsNode(ctx, node, agentBinary, i)
+		if err != nil {
 			return fmt.Errorf("node %s: %w", node.name, err)
 		}
+		standIn = append(standIn, nmstatesim.Node{Name: node.name, Links: links})
 	}
+	return env.startStandIn(ctx, standIn)
+}
+
+// startStandIn runs the nmstate stand-in for the host's nodes, each
+// applying policies in its own network namespace (the node VM runs its own).
+func (env *Env) startStandIn(ctx context.Context, nodes []nmstatesim.Node) error {
+	mgr, err := ctrl.NewManager(env.ControlPlane.Config, ctrl.Options{Scheme: controlplane.NewScheme(),
+		Metrics: metricsserver.Options{BindAddress: "0"}, Controller: ctrlconfig.Controller{SkipNameValidation: ptr.To(true)}})
+	if err != nil {
+		return err
+	}
+	if err := nmstatesim.Setup(mgr, nodes...); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	env.onStop(func() error { cancel(); <-done; return nil })
+	go func() {
+		defer close(done)
+		if err := mgr.Start(ctx); err != nil {
+			env.logf("nmstate stand-in stopped: %v", err)
+		}
+	}()
 	return nil
 }
 
-// createNode registers a Node object, as a kubelet would.
-func (env *Env) createNode(ctx context.Context, name string) error {
-	node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{
-		"kubernetes.io/arch": "amd64", "kubernetes.io/os": "linux", corev1.LabelHostname: name,
-	}}}
+// createNode registers a Node object, as a kubelet would, with the labels
+// the environment's admin gave it.
+func (env *Env) createNode(ctx context.Context, name string, extra map[string]string) error {
+	labels := map[string]string{"kubernetes.io/arch": "amd64", "kubernetes.io/os": "linux", corev1.LabelHostname: name}
+	maps.Copy(labels, extra)
+	node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: labels}}
 	return env.ControlPlane.Client.Create(ctx, node)
 }
 
-func (env *Env) startNetnsNode(ctx context.Context, node netnsNode, agentBinary string, index int) error {
+// startNetnsNode builds a host node's namespace and links, registers it and
+// starts its agent; it returns a netlink handle in the namespace.
+func (env *Env) startNetnsNode(ctx context.Context, node netnsNode, agentBinary string, index int) (*netlink.Handle, error) {
 	namespace := netnsPrefix + node.name
 	hostEnd := fmt.Sprintf("vmopdev%d", index)
 	steps := [][]string{
@@ -91,19 +133,29 @@ func (env *Env) startNetnsNode(ctx context.Context, node netnsNode, agentBinary 
 	})
 	for _, step := range steps {
 		if err := run("ip", step...); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	for _, link := range node.links {
 		if err := run("ip", append([]string{"-n", namespace}, link...)...); err != nil {
-			return err
+			return nil, err
 		}
 	}
-	if err := env.createNode(ctx, node.name); err != nil {
-		return err
+	if err := env.createNode(ctx, node.name, node.labels); err != nil {
+		return nil, err
 	}
 	env.Nodes = append(env.Nodes, NodeInfo{Name: node.name, Description: node.description})
-	return env.startAgent(node.name, agentBinary, index, "--netns", "/run/netns/"+namespace, "--extra-uplinks", "eth1")
+	ns, err := netns.GetFromName(namespace)
+	if err != nil {
+		return nil, err
+	}
+	handle, err := netlink.NewHandleAt(ns, unix.NETLINK_ROUTE)
+	ns.Close()
+	if err != nil {
+		return nil, fmt.Errorf("netlink handle in %s: %w", namespace, err)
+	}
+	env.onStop(func() error { handle.Close(); return nil })
+	return handle, env.startAgent(node.name, agentBinary, index, "--netns", "/run/netns/"+namespace, "--extra-uplinks", "eth1")
 }
 
 // agentProcess is one running vmop-agent.

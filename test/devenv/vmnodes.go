@@ -14,14 +14,27 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/jianfenliu/vmoperator/test/controlplane"
+	"github.com/jianfenliu/vmoperator/test/simulator/nmstatesim"
 )
 
-// vmNodes are the nodes that run in the VM, with what they offer.
-func vmNodes() []NodeInfo {
-	return []NodeInfo{
-		{Name: "node-a", Description: "VM (Debian kernel): br-mgmt with VLAN filtering, VLANs 1,100 trunked on eth1; SR-IOV PF ens1f0 (4 VFs, 1 in use)"},
-		{Name: "node-b", Description: "VM (Debian kernel): br-mgmt with VLAN filtering, only VLAN 200 trunked on eth1"},
+// vmNodes are the nodes that run in the VM, with what they offer. Their
+// labels say which HostNetworks select them; node-b's nmstate is broken on
+// purpose (it claims success and leaves the kernel alone), to show what the
+// agent's verification is for.
+func vmNodes() []vmNode {
+	return []vmNode{
+		{NodeInfo{Name: "node-a", Description: "VM (Debian kernel): NICs eth1, eth2; HostNetwork mgmt built here by the nmstate stand-in " +
+			"(br-mgmt trunking VLANs 1,100,200 on eth1); SR-IOV PF ens1f0 (4 VFs, 1 in use; HostNetwork business)"},
+			map[string]string{LabelMgmt: "true"}},
+		{NodeInfo{Name: "node-b", Description: "VM (Debian kernel): NICs eth1, eth2; selected by HostNetwork mgmt, but its nmstate " +
+			"stand-in runs in drift mode: it reports success and builds nothing, and the agent says so"},
+			map[string]string{LabelMgmt: "true", nmstatesim.LabelDrift: "true"}},
 	}
+}
+
+type vmNode struct {
+	NodeInfo
+	labels map[string]string
 }
 
 // startVMNodes boots the node VM: its nodes need 802.1Q VLANs and bridge
@@ -29,7 +42,7 @@ func vmNodes() []NodeInfo {
 func (env *Env) startVMNodes(ctx context.Context) error {
 	start := time.Now()
 	for _, node := range vmNodes() {
-		if err := env.createNode(ctx, node.Name); err != nil {
+		if err := env.createNode(ctx, node.Name, node.labels); err != nil {
 			return err
 		}
 	}
@@ -55,7 +68,9 @@ func (env *Env) startVMNodes(ctx context.Context) error {
 	if err := waitForConsole(console, "VMOP-DEV-NODE-READY node-b", "VMOP-DEV-NODE-FAILED", exited, 3*time.Minute); err != nil {
 		return err
 	}
-	env.Nodes = append(env.Nodes, vmNodes()...)
+	for _, node := range vmNodes() {
+		env.Nodes = append(env.Nodes, node.NodeInfo)
+	}
 	env.logf("node VM up in %v (console %s)", time.Since(start).Round(100*time.Millisecond), console)
 	return nil
 }

@@ -3,11 +3,14 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"os/exec"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
 	kubevirtv1 "kubevirt.io/api/core/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -19,9 +22,11 @@ import (
 )
 
 // TestSeedExamplesArePlacedOnlyWhereTheyCanRun: the request's test sample
-// (bridge br-mgmt, VLAN 100) and full example (SR-IOV) both need node-a, the
-// only node whose agent reports VLAN 100 trunked and free VFs; the status
-// says why each other node was excluded.
+// (bridge br-mgmt, VLAN 100) and full example (SR-IOV) both need node-a,
+// the only node where the agent verified HostNetwork mgmt in the kernel
+// (node-b's nmstate claims it built br-mgmt and did not) and where the PF
+// of HostNetwork business has free VFs; the status says why each other
+// node was excluded.
 func TestSeedExamplesArePlacedOnlyWhereTheyCanRun(t *testing.T) {
 	ns := newNamespace(t)
 	start := time.Now()
@@ -31,15 +36,32 @@ func TestSeedExamplesArePlacedOnlyWhereTheyCanRun(t *testing.T) {
 	if p.Status.NodeName != "node-a" {
 		t.Fatalf("test-vm on %s: %s", p.Status.NodeName, observe.Describe(p))
 	}
-	if got := observe.Exclusion(p, "node-b"); got != "VLAN 100 not allowed on uplink eth1" {
+	if got := observe.Exclusion(p, "node-b"); got != driftOnNodeB {
 		t.Errorf("node-b: %q", got)
 	}
-	if got := observe.Exclusion(p, "node-c"); got != "bridge br-mgmt missing" {
+	if got := observe.Exclusion(p, "node-c"); got != "HostNetwork mgmt does not select this node (its nodeSelector)" {
 		t.Errorf("node-c: %q", got)
 	}
+	if p.Status.Networks[0].HostNetwork != "mgmt" {
+		t.Errorf("network status: %+v", p.Status.Networks)
+	}
 
-	// The full example uses the existing mgmt-net (no host requirement) and an
-	// SR-IOV network; the environment provides mgmt-net and web-vm-ssh in default.
+	// Both examples take 192.168.100.10 on VLAN 100 of br-mgmt (the full
+	// example through the attachment mgmt-net): one segment, so the second
+	// would be refused with StaticIPConflict while the first runs.
+	if err := c().Delete(context.Background(), p); err != nil {
+		t.Fatal(err)
+	}
+	observe.Eventually(t, time.Minute, "test-vm gone", func() (bool, string) {
+		var gone vmv1alpha1.VirtualMachineProfile
+		err := c().Get(context.Background(), client.ObjectKeyFromObject(p), &gone)
+		return err != nil, "still there"
+	})
+
+	// The full example uses the existing mgmt-net (br-mgmt, VLAN 100: the
+	// segment of HostNetwork mgmt) and an SR-IOV network (the default
+	// HostNetwork business); the environment provides mgmt-net and
+	// web-vm-ssh in default.
 	full := observe.Sample(t, "seed-web-vm-01.yaml", "default")
 	create(t, full)
 	t.Cleanup(func() { _ = c().Delete(context.Background(), full) })
@@ -47,12 +69,18 @@ func TestSeedExamplesArePlacedOnlyWhereTheyCanRun(t *testing.T) {
 	if p.Status.NodeName != "node-a" {
 		t.Fatalf("web-vm-01 on %s: %s", p.Status.NodeName, observe.Describe(p))
 	}
-	for _, node := range []string{"node-b", "node-c"} {
-		if got := observe.Exclusion(p, node); got != "no SR-IOV physical function" {
-			t.Errorf("%s: %q", node, got)
-		}
+	if got := observe.Exclusion(p, "node-b"); got != driftOnNodeB {
+		t.Errorf("node-b: %q", got)
+	}
+	if got := observe.Exclusion(p, "node-c"); got != "HostNetwork mgmt does not select this node (its nodeSelector)" {
+		t.Errorf("node-c: %q", got)
 	}
 }
+
+// driftOnNodeB is why node-b never qualifies for HostNetwork mgmt: its
+// nmstate (the stand-in in drift mode) reports the policy Available, and
+// its agent finds nothing of it in the kernel.
+const driftOnNodeB = "HostNetwork mgmt not verified: policy vmop-mgmt: nmstate reports Available but bridge br-mgmt does not exist"
 
 // TestBridgeDownExcludesTheNodeFromNewPlacements: br-lan (only on node-c)
 // goes down in node-c's namespace; within seconds a new profile needing it is
@@ -229,4 +257,123 @@ func kvmOf(t *testing.T, node string) string {
 		t.Fatalf("%s: %v", node, err)
 	}
 	return fmt.Sprintf("available=%v %s", capability.Status.KVM.Available, capability.Status.KVM.Reason)
+}
+
+// TestDeclaredHostNetworkEndToEnd: with the agents up, an admin declares a
+// managed bridge on eth2 of the mgmt nodes. The controller writes its
+// policy; nmstate (the stand-in) builds it in node-a's kernel and claims to
+// on node-b (drift); the agents verify what their kernels show. The
+// HostNetwork reports 1 of 2 nodes with node-b's drift; a profile on it
+// runs on node-a, and node-b's exclusion says why. Deleting the profile
+// and the HostNetwork reverts node-a's kernel.
+func TestDeclaredHostNetworkEndToEnd(t *testing.T) {
+	ctx := context.Background()
+	declared := time.Now()
+	h := &vmv1alpha1.HostNetwork{ObjectMeta: metav1.ObjectMeta{Name: "e2e"}, Spec: vmv1alpha1.HostNetworkSpec{
+		Type: vmv1alpha1.NetworkTypeBridge, BridgeName: "br-e2e", Managed: true, Uplinks: []vmv1alpha1.Uplink{{Interface: "eth2"}},
+		AllowedVLANs: []vmv1alpha1.VLANRange{"300-301"}, NodeSelector: map[string]string{devenv.LabelMgmt: "true"},
+		NamespaceSelector: metav1.LabelSelector{}}}
+	create(t, h)
+	t.Cleanup(func() { _ = c().Delete(ctx, h) })
+	observe.Eventually(t, 2*time.Minute, "br-e2e verified on node-a, drift reported on node-b", func() (bool, string) {
+		var got vmv1alpha1.HostNetwork
+		if err := c().Get(ctx, client.ObjectKeyFromObject(h), &got); err != nil {
+			return false, err.Error()
+		}
+		return got.Status.Ready == "1/2" && len(got.Status.Problems) == 1 && got.Status.Problems[0].Node == "node-b" &&
+			strings.Contains(got.Status.Problems[0].Message, "nmstate reports Available but bridge br-e2e does not exist"), fmt.Sprintf("%+v", got.Status)
+	})
+	t.Logf("HostNetwork declared → built and verified on node-a in %v", time.Since(declared).Round(time.Millisecond))
+	bridge := kernelBridge(t, "node-a", "br-e2e")
+	if bridge == nil || !bridge.VLANFiltering || len(bridge.Ports) != 1 || bridge.Ports[0].Name != "eth2" || bridge.Ports[0].VLANs != "300-301" {
+		t.Fatalf("node-a's agent reports br-e2e as %+v, want eth2 trunking 300-301", bridge)
+	}
+
+	ns := newNamespace(t)
+	applied := time.Now()
+	create(t, &vmv1alpha1.VirtualMachineProfile{ObjectMeta: metav1.ObjectMeta{Name: "on-e2e", Namespace: ns},
+		Spec: vmv1alpha1.VirtualMachineProfileSpec{CPU: 1, Memory: "1Gi", Networks: []vmv1alpha1.NetworkConfig{{Name: "data", Type: vmv1alpha1.NetworkTypeBridge,
+			BridgeName: "br-e2e", VLANID: ptr.To[int32](301), IPConfig: &vmv1alpha1.IPConfigSpec{Mode: vmv1alpha1.IPModeDHCP}}}}})
+	var p *vmv1alpha1.VirtualMachineProfile
+	observe.Eventually(t, time.Minute, "on-e2e Running", func() (bool, string) {
+		p = get(t, ns, "on-e2e")
+		return p.Status.Phase == vmv1alpha1.PhaseRunning, observe.Describe(p) + fmt.Sprintf("; node-a's labels: %v", capabilityLabels(t, "node-a"))
+	})
+	t.Logf("profile applied → Running on %s in %v", p.Status.NodeName, time.Since(applied).Round(time.Millisecond))
+	if p.Status.NodeName != "node-a" {
+		t.Fatalf("on-e2e on %s: %s", p.Status.NodeName, observe.Describe(p))
+	}
+	if got := observe.Exclusion(p, "node-b"); !strings.Contains(got, "HostNetwork e2e not verified: policy vmop-e2e: nmstate reports Available but bridge br-e2e does not exist") {
+		t.Errorf("node-b: %q", got)
+	}
+
+	if err := c().Delete(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	if err := c().Delete(ctx, h); err != nil {
+		t.Fatal(err)
+	}
+	observe.Eventually(t, 2*time.Minute, "br-e2e reverted on node-a and the HostNetwork gone", func() (bool, string) {
+		var gone vmv1alpha1.HostNetwork
+		err := c().Get(ctx, client.ObjectKeyFromObject(h), &gone)
+		return kernelBridge(t, "node-a", "br-e2e") == nil && err != nil, fmt.Sprintf("HostNetwork: %v", err)
+	})
+}
+
+// kernelBridge is a bridge as a node's agent reports it, or nil.
+func kernelBridge(t *testing.T, node, name string) *vmv1alpha1.BridgeStatus {
+	t.Helper()
+	var capability vmv1alpha1.NodeCapability
+	if err := c().Get(context.Background(), client.ObjectKey{Name: node}, &capability); err != nil {
+		t.Fatal(err)
+	}
+	for i := range capability.Status.Bridges {
+		if capability.Status.Bridges[i].Name == name {
+			return &capability.Status.Bridges[i]
+		}
+	}
+	return nil
+}
+
+// TestUndeclaredBridgeIsRefusedInDescribe: a profile on a bridge no
+// HostNetwork declares gets no VM, and `kubectl describe` says why.
+func TestUndeclaredBridgeIsRefusedInDescribe(t *testing.T) {
+	ns := newNamespace(t)
+	create(t, profile("nowhere", ns, "br-nope", false))
+	observe.Eventually(t, 30*time.Second, "refused", func() (bool, string) {
+		p := get(t, ns, "nowhere")
+		return p.Status.Phase == vmv1alpha1.PhaseError, observe.Describe(p)
+	})
+	out, err := exec.Command("kubectl", "--kubeconfig", env.ControlPlane.Kubeconfig, "describe", "vmprofile", "nowhere", "-n", ns).CombinedOutput()
+	if err != nil {
+		t.Fatalf("kubectl describe: %v\n%s", err, out)
+	}
+	for _, want := range []string{"HostNetworkNotDeclared", "no HostNetwork of type bridge declares bridge br-nope"} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("kubectl describe does not say %q:\n%s", want, out)
+		}
+	}
+	if getVM(t, ns, "nowhere-vm") {
+		t.Fatal("a refused profile got a VM")
+	}
+}
+
+func getVM(t *testing.T, namespace, name string) bool {
+	t.Helper()
+	var vm kubevirtv1.VirtualMachine
+	err := c().Get(context.Background(), client.ObjectKey{Namespace: namespace, Name: name}, &vm)
+	return err == nil
+}
+
+// capabilityLabels are a node's labels under the controller's prefix.
+func capabilityLabels(t *testing.T, node string) []string {
+	t.Helper()
+	var out []string
+	for key, value := range nodeLabels(t, node) {
+		if strings.HasPrefix(key, placement.LabelPrefix) {
+			out = append(out, key+"="+value)
+		}
+	}
+	slices.Sort(out)
+	return out
 }

@@ -13,7 +13,9 @@
 //   - DataVolume → claim named like it, then Succeeded once the claim binds;
 //   - claims → Bound (WaitForFirstConsumer classes: once an instance uses them),
 //     and grown when their request grows;
-//   - NodeNetworkConfigurationPolicy → Available after each spec change.
+//   - NodeNetworkConfigurationPolicy → Available after each spec change,
+//     without touching any kernel (the development environment runs the
+//     kernel-backed stand-in of package nmstatesim instead).
 package simulator
 
 import (
@@ -39,9 +41,24 @@ type Simulator struct {
 	client client.Client
 }
 
+// Option adjusts what the simulator plays.
+type Option func(*settings)
+
+type settings struct {
+	withoutNMState bool
+}
+
+// WithoutNMState leaves nmstate's part out: the environment runs the
+// kernel-backed stand-in (package nmstatesim) on its nodes instead.
+func WithoutNMState() Option { return func(s *settings) { s.withoutNMState = true } }
+
 // Start runs the simulator against config until ctx ends. It returns once
 // its caches are synced.
-func Start(ctx context.Context, config *rest.Config) error {
+func Start(ctx context.Context, config *rest.Config, options ...Option) error {
+	var set settings
+	for _, option := range options {
+		option(&set)
+	}
 	mgr, err := ctrl.NewManager(config, ctrl.Options{
 		Scheme:  controlplane.NewScheme(),
 		Metrics: metricsserver.Options{BindAddress: "0"},
@@ -50,7 +67,7 @@ func Start(ctx context.Context, config *rest.Config) error {
 		return err
 	}
 	sim := &Simulator{client: mgr.GetClient()}
-	if err := sim.setup(mgr); err != nil {
+	if err := sim.setup(mgr, set); err != nil {
 		return err
 	}
 	errs := make(chan error, 1)
@@ -61,8 +78,12 @@ func Start(ctx context.Context, config *rest.Config) error {
 	return nil
 }
 
-func (s *Simulator) setup(mgr ctrl.Manager) error {
-	for _, register := range []func(ctrl.Manager) error{s.setupVMs, s.setupInstances, s.setupVolumes, s.setupPolicies} {
+func (s *Simulator) setup(mgr ctrl.Manager, set settings) error {
+	parts := []func(ctrl.Manager) error{s.setupVMs, s.setupInstances, s.setupVolumes}
+	if !set.withoutNMState {
+		parts = append(parts, s.setupPolicies)
+	}
+	for _, register := range parts {
 		if err := register(mgr); err != nil {
 			return err
 		}

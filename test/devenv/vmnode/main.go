@@ -1,44 +1,56 @@
 // Command vmnode runs inside the development environment's VM, which boots
 // Debian's stock kernel because the host kernel lacks 802.1Q VLANs and bridge
-// VLAN filtering. For each node it builds the node's links in a network
-// namespace of its own and runs that node's vmop-agent, which reaches the
-// host's apiserver through qemu's user network (10.0.2.2). Development
-// environment only; never shipped.
+// VLAN filtering. For each node it builds the node's NICs in a network
+// namespace of its own, runs the nmstate stand-in that applies the
+// HostNetworks' policies to those namespaces, and runs that node's
+// vmop-agent; all reach the host's apiserver through qemu's user network
+// (10.0.2.2). Development environment only; never shipped.
 package main
 
 import (
+	"context"
 	"flag"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
+	goruntime "runtime"
 	"strings"
 
+	"github.com/go-logr/logr"
+	nmstatev1 "github.com/nmstate/kubernetes-nmstate/api/v1"
+	nmstatev1beta1 "github.com/nmstate/kubernetes-nmstate/api/v1beta1"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
+	"k8s.io/apimachinery/pkg/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/tools/clientcmd"
+	ctrl "sigs.k8s.io/controller-runtime"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	"github.com/jianfenliu/vmoperator/test/simulator/nmstatesim"
 )
 
-// node is one node's kernel setup: a VLAN-filtering bridge br-mgmt with its
-// uplink eth1 (a dummy link: it has carrier like a cabled NIC) trunking the
-// given VLANs, and optionally a fake SR-IOV PF in the agent's sysfs tree.
+// node is one node's kernel setup: NICs eth1 and eth2 (dummy links: they
+// have carrier like cabled NICs) and optionally a fake SR-IOV PF in the
+// agent's sysfs tree. What runs on them (br-mgmt) is built by the nmstate
+// stand-in from the HostNetworks' policies, as nmstate would.
 type node struct {
 	name  string
-	vlans []int
 	sriov bool
 }
 
 func main() {
-	agent := flag.String("agent", "/vmop-agent", "vmop-agent binary")
-	kubeconfig := flag.String("kubeconfig", "/kubeconfig", "kubeconfig reaching the host's apiserver")
-	flag.Parse()
-	nodes := []node{
-		{name: "node-a", vlans: []int{1, 100}, sriov: true},
-		{name: "node-b", vlans: []int{200}},
-	}
-	var agents []*exec.Cmd
-	for i, n := range nodes {
+	// A flag set of its own: controller-runtime registers --kubeconfig on the global one.
+	flags := flag.NewFlagSet("vmnode", flag.ExitOnError)
+	agent := flags.String("agent", "/vmop-agent", "vmop-agent binary")
+	kubeconfig := flags.String("kubeconfig", "/kubeconfig", "kubeconfig reaching the host's apiserver")
+	_ = flags.Parse(os.Args[1:])
+	nodes := []node{{name: "node-a", sriov: true}, {name: "node-b"}}
+	var standIn []nmstatesim.Node
+	for _, n := range nodes {
 		if err := build(n); err != nil {
 			fail("node %s: %v", n.name, err)
 		}
@@ -46,11 +58,22 @@ func main() {
 		if err := fakeSysfs(sysfs, n.sriov); err != nil {
 			fail("node %s: sysfs: %v", n.name, err)
 		}
+		links, err := linksOf(n.name)
+		if err != nil {
+			fail("node %s: %v", n.name, err)
+		}
+		standIn = append(standIn, nmstatesim.Node{Name: n.name, Links: links, SysfsRoot: sysfs})
+	}
+	if err := runStandIn(*kubeconfig, standIn); err != nil {
+		fail("nmstate stand-in: %v", err)
+	}
+	var agents []*exec.Cmd
+	for i, n := range nodes {
 		cmd := exec.Command(*agent, "--node-name", n.name, "--kubeconfig", *kubeconfig,
 			"--netns", "/run/netns/"+n.name, "--lease-namespace", "vmop-system",
 			"--lease-duration", "30s", "--lease-renew-interval", "10s",
 			"--metrics-bind-address", "", "--health-probe-bind-address", fmt.Sprintf("127.0.0.1:%d", 8081+i),
-			"--sysfs-root", sysfs, "--extra-uplinks", "eth1")
+			"--sysfs-root", "/tmp/sysfs-"+n.name, "--extra-uplinks", "eth1,eth2")
 		cmd.Stdout, cmd.Stderr = os.Stdout, os.Stdout
 		if err := cmd.Start(); err != nil {
 			fail("node %s: agent: %v", n.name, err)
@@ -63,6 +86,44 @@ func main() {
 	}
 }
 
+// linksOf opens a netlink handle in a node's namespace.
+func linksOf(name string) (*netlink.Handle, error) {
+	ns, err := netns.GetFromName(name)
+	if err != nil {
+		return nil, err
+	}
+	defer ns.Close()
+	return netlink.NewHandleAt(ns, unix.NETLINK_ROUTE)
+}
+
+// runStandIn runs the nmstate stand-in for the VM's nodes in the background.
+func runStandIn(kubeconfig string, nodes []nmstatesim.Node) error {
+	config, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
+	if err != nil {
+		return err
+	}
+	scheme := runtime.NewScheme()
+	for _, add := range []func(*runtime.Scheme) error{clientgoscheme.AddToScheme, nmstatev1.AddToScheme, nmstatev1beta1.AddToScheme} {
+		if err := add(scheme); err != nil {
+			return err
+		}
+	}
+	mgr, err := ctrl.NewManager(config, ctrl.Options{Scheme: scheme, Metrics: metricsserver.Options{BindAddress: "0"},
+		HealthProbeBindAddress: "0", Logger: logr.FromSlogHandler(slog.NewTextHandler(os.Stdout, &slog.HandlerOptions{Level: slog.LevelWarn}))})
+	if err != nil {
+		return err
+	}
+	if err := nmstatesim.Setup(mgr, nodes...); err != nil {
+		return err
+	}
+	go func() {
+		if err := mgr.Start(context.Background()); err != nil {
+			fmt.Printf("nmstate stand-in stopped: %v\n", err)
+		}
+	}()
+	return nil
+}
+
 func fail(format string, args ...any) {
 	fmt.Printf("VMOP-DEV-NODE-FAILED "+format+"\n", args...)
 	os.Exit(1)
@@ -70,8 +131,8 @@ func fail(format string, args ...any) {
 
 // build creates the node's namespace and links.
 func build(n node) error {
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
+	goruntime.LockOSThread()
+	defer goruntime.UnlockOSThread()
 	host, err := netns.Get()
 	if err != nil {
 		return err
@@ -89,32 +150,19 @@ func build(n node) error {
 		return err
 	}
 	defer handle.Close()
-	on := true
 	steps := []struct {
 		what string
 		do   func() error
 	}{
 		{"set lo up", func() error { return up(handle, "lo") }},
-		{"add uplink eth1", func() error { return handle.LinkAdd(&netlink.Dummy{LinkAttrs: netlink.LinkAttrs{Name: "eth1"}}) }},
-		{"add VLAN-filtering bridge br-mgmt", func() error {
-			return handle.LinkAdd(&netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: "br-mgmt"}, VlanFiltering: &on})
-		}},
-		{"enslave eth1 to br-mgmt", func() error { return enslave(handle, "eth1", "br-mgmt") }},
+		{"add NIC eth1", func() error { return handle.LinkAdd(&netlink.Dummy{LinkAttrs: netlink.LinkAttrs{Name: "eth1"}}) }},
+		{"add NIC eth2", func() error { return handle.LinkAdd(&netlink.Dummy{LinkAttrs: netlink.LinkAttrs{Name: "eth2"}}) }},
 		{"set eth1 up", func() error { return up(handle, "eth1") }},
-		{"set br-mgmt up", func() error { return up(handle, "br-mgmt") }},
+		{"set eth2 up", func() error { return up(handle, "eth2") }},
 	}
 	for _, step := range steps {
 		if err := step.do(); err != nil {
 			return fmt.Errorf("%s: %w", step.what, err)
-		}
-	}
-	eth1, err := handle.LinkByName("eth1")
-	if err != nil {
-		return err
-	}
-	for _, vlan := range n.vlans {
-		if err := handle.BridgeVlanAdd(eth1, uint16(vlan), false, false, false, true); err != nil {
-			return fmt.Errorf("allow VLAN %d on eth1: %w", vlan, err)
 		}
 	}
 	return nil
@@ -126,18 +174,6 @@ func up(h *netlink.Handle, name string) error {
 		return err
 	}
 	return h.LinkSetUp(link)
-}
-
-func enslave(h *netlink.Handle, port, bridge string) error {
-	p, err := h.LinkByName(port)
-	if err != nil {
-		return err
-	}
-	b, err := h.LinkByName(bridge)
-	if err != nil {
-		return err
-	}
-	return h.LinkSetMaster(p, b)
 }
 
 // fakeSysfs writes the part of sysfs the agent's SR-IOV probe reads: no

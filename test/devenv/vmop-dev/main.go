@@ -49,10 +49,11 @@ func main() {
 	fmt.Printf(`
 Try:
   export KUBECONFIG=%s
+  kubectl get hostnetworks          # what the admin declared; mgmt is verified on node-a only
   kubectl get nodecap
   kubectl apply -f deploy/samples/seed-test-vm.yaml
-  kubectl get vmp -w
-  kubectl describe vmp test-vm
+  kubectl get vmprofile -w          # Running on node-a
+  kubectl describe vmprofile test-vm   # why not node-b (its nmstate drifts) or node-c
   kubectl get nodes --show-labels
 
 Ctrl-C tears everything down.

@@ -3,6 +3,7 @@ package chart
 import (
 	"context"
 	"fmt"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -95,6 +96,22 @@ func TestTrustBoundaries(t *testing.T) {
 		allowed(t, "a capability label", labelNode(ctx, c, "node-a", "cap.vm.example.com/kvm", "true"))
 		denied(t, "another label", labelNode(ctx, c, "node-a", "team", "x"), "may only change node labels under cap.vm.example.com/")
 		denied(t, "cordoning", cordon(ctx, c, "node-a"), "may not change a Node's spec")
+	})
+	t.Run("what each service account holds", func(t *testing.T) {
+		for _, user := range []string{agent, controller} {
+			out, err := exec.Command("kubectl", "--kubeconfig", cp.Kubeconfig, "auth", "can-i", "--list", "--as", user, "-n", namespace).CombinedOutput()
+			if err != nil {
+				t.Fatalf("kubectl auth can-i --list: %v\n%s", err, out)
+			}
+			t.Logf("kubectl auth can-i --list --as %s -n %s:\n%s", user, namespace, out)
+			if !strings.Contains(string(out), "leases.coordination.k8s.io") || !strings.Contains(string(out), "nodecapabilities") {
+				t.Errorf("%s lacks its Lease or NodeCapability rights", user)
+			}
+		}
+		out, _ := exec.Command("kubectl", "--kubeconfig", cp.Kubeconfig, "auth", "can-i", "create", "leases", "--as", agent, "-n", "kube-system").CombinedOutput()
+		if strings.TrimSpace(string(out)) != "no" {
+			t.Errorf("the agent may create Leases in kube-system: %s", out)
+		}
 	})
 	t.Run("namespace user with edit", func(t *testing.T) {
 		binding := &rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Name: "alice-edit", Namespace: "tenant"},

@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/jianfenliu/vmoperator/agent/probe"
+	"github.com/jianfenliu/vmoperator/api/nmstate"
 	vmv1alpha1 "github.com/jianfenliu/vmoperator/api/v1alpha1"
 )
 
@@ -26,7 +27,7 @@ type Kernel struct {
 // enactment reports ("" when there is none yet).
 func Compare(name, enactment string, raw []byte, kernel Kernel) vmv1alpha1.PolicyVerification {
 	v := vmv1alpha1.PolicyVerification{Name: name, Enactment: enactment}
-	desired, err := parseDesired(raw)
+	desired, err := nmstate.Parse(raw)
 	if err != nil {
 		v.Message = err.Error()
 		return v
@@ -56,19 +57,19 @@ func claim(enactment string) string {
 	return fmt.Sprintf("nmstate reports %s but ", enactment)
 }
 
-func checkInterface(iface desiredInterface, kernel Kernel) check {
+func checkInterface(iface nmstate.Interface, kernel Kernel) check {
 	snap := kernel.Links
 	var c check
 	switch iface.Type {
-	case typeLinuxBridge:
+	case nmstate.TypeLinuxBridge:
 		c = checkBridge(iface, snap)
-	case typeVLAN:
+	case nmstate.TypeVLAN:
 		c = checkVLAN(iface, snap)
-	case typeOVSBridge:
+	case nmstate.TypeOVSBridge:
 		c = checkKind(iface, snap, probe.KindOVS, "OVS bridge")
-	case typeBond:
+	case nmstate.TypeBond:
 		c = checkBond(iface, snap)
-	case typeEthernet:
+	case nmstate.TypeEthernet:
 		c = checkEthernet(iface, kernel)
 	default:
 		return check{} // the rest: nmstate's business, not placement's
@@ -78,16 +79,16 @@ func checkInterface(iface desiredInterface, kernel Kernel) check {
 }
 
 // checkMTU: an interface the policy gives an MTU has it.
-func checkMTU(iface desiredInterface, snap probe.Snapshot) []string {
+func checkMTU(iface nmstate.Interface, snap probe.Snapshot) []string {
 	l := snap.ByName(iface.Name)
-	if iface.MTU == 0 || iface.State == stateAbsent || l == nil || l.MTU == iface.MTU {
+	if iface.MTU == 0 || iface.State == nmstate.StateAbsent || l == nil || l.MTU == int(iface.MTU) {
 		return nil
 	}
 	return []string{fmt.Sprintf("%s has MTU %d, want %d", iface.Name, l.MTU, iface.MTU)}
 }
 
 // checkEthernet: a NIC the policy sets a VF count on has that many VFs.
-func checkEthernet(iface desiredInterface, kernel Kernel) check {
+func checkEthernet(iface nmstate.Interface, kernel Kernel) check {
 	l := kernel.Links.ByName(iface.Name)
 	if l == nil {
 		return check{kernel: "NIC " + iface.Name + " missing", problems: []string{fmt.Sprintf("NIC %s does not exist", iface.Name)}}
@@ -100,7 +101,7 @@ func checkEthernet(iface desiredInterface, kernel Kernel) check {
 	for _, pf := range kernel.PFs {
 		if pf.Name == iface.Name {
 			c.kernel += fmt.Sprintf(", %d VFs", pf.NumVFs)
-			if int(pf.NumVFs) != want {
+			if pf.NumVFs != want {
 				c.problems = append(c.problems, fmt.Sprintf("%s has %d VFs, want %d", iface.Name, pf.NumVFs, want))
 			}
 			return c
@@ -113,9 +114,9 @@ func checkEthernet(iface desiredInterface, kernel Kernel) check {
 }
 
 // checkPresence handles state: absent, and a missing link.
-func checkPresence(iface desiredInterface, snap probe.Snapshot, noun string) (*probe.Link, *check) {
+func checkPresence(iface nmstate.Interface, snap probe.Snapshot, noun string) (*probe.Link, *check) {
 	l := snap.ByName(iface.Name)
-	if iface.State == stateAbsent {
+	if iface.State == nmstate.StateAbsent {
 		if l != nil {
 			return nil, &check{kernel: noun + " " + iface.Name + " present", problems: []string{fmt.Sprintf("%s %s should be absent but exists", noun, iface.Name)}}
 		}
@@ -134,14 +135,14 @@ func upWord(l *probe.Link) string {
 	return "down"
 }
 
-func checkUp(iface desiredInterface, l *probe.Link, noun string) []string {
-	if iface.State != stateDown && !l.AdminUp {
+func checkUp(iface nmstate.Interface, l *probe.Link, noun string) []string {
+	if iface.State != nmstate.StateDown && !l.AdminUp {
 		return []string{fmt.Sprintf("%s %s is down", noun, iface.Name)}
 	}
 	return nil
 }
 
-func checkKind(iface desiredInterface, snap probe.Snapshot, kind, noun string) check {
+func checkKind(iface nmstate.Interface, snap probe.Snapshot, kind, noun string) check {
 	l, done := checkPresence(iface, snap, noun)
 	if done != nil {
 		return *done
@@ -154,16 +155,16 @@ func checkKind(iface desiredInterface, snap probe.Snapshot, kind, noun string) c
 	return c
 }
 
-func checkBridge(iface desiredInterface, snap probe.Snapshot) check {
+func checkBridge(iface nmstate.Interface, snap probe.Snapshot) check {
 	c := checkKind(iface, snap, probe.KindBridge, "bridge")
-	if len(c.problems) > 0 || iface.State == stateAbsent {
+	if len(c.problems) > 0 || iface.State == nmstate.StateAbsent {
 		return c
 	}
-	if bridge := snap.ByName(iface.Name); iface.filtering() && !bridge.VLANFiltering {
+	if bridge := snap.ByName(iface.Name); iface.Filtering() && !bridge.VLANFiltering {
 		c.problems = append(c.problems, fmt.Sprintf("bridge %s does not filter VLANs, but its trunk ports need it", iface.Name))
 	}
 	var enslaved []string
-	for _, port := range iface.ports() {
+	for _, port := range iface.Ports() {
 		l := snap.ByName(port.Name)
 		switch {
 		case l == nil:
@@ -181,14 +182,14 @@ func checkBridge(iface desiredInterface, snap probe.Snapshot) check {
 	return c
 }
 
-func checkVLAN(iface desiredInterface, snap probe.Snapshot) check {
+func checkVLAN(iface nmstate.Interface, snap probe.Snapshot) check {
 	c := checkKind(iface, snap, probe.KindVLAN, "VLAN")
-	if len(c.problems) > 0 || iface.State == stateAbsent || iface.VLAN == nil {
+	if len(c.problems) > 0 || iface.State == nmstate.StateAbsent || iface.VLAN == nil {
 		return c
 	}
 	l := snap.ByName(iface.Name)
 	c.kernel += fmt.Sprintf(", id %d on %s", l.VLANID, l.Parent)
-	if l.VLANID != iface.VLAN.ID {
+	if l.VLANID != int(iface.VLAN.ID) {
 		c.problems = append(c.problems, fmt.Sprintf("VLAN %s has id %d, want %d", iface.Name, l.VLANID, iface.VLAN.ID))
 	}
 	if l.Parent != iface.VLAN.BaseIface {
@@ -197,9 +198,9 @@ func checkVLAN(iface desiredInterface, snap probe.Snapshot) check {
 	return c
 }
 
-func checkBond(iface desiredInterface, snap probe.Snapshot) check {
+func checkBond(iface nmstate.Interface, snap probe.Snapshot) check {
 	c := checkKind(iface, snap, probe.KindBond, "bond")
-	if len(c.problems) > 0 || iface.State == stateAbsent || iface.LinkAggregation == nil {
+	if len(c.problems) > 0 || iface.State == nmstate.StateAbsent || iface.LinkAggregation == nil {
 		return c
 	}
 	l := snap.ByName(iface.Name)
@@ -219,8 +220,8 @@ func checkBond(iface desiredInterface, snap probe.Snapshot) check {
 // checkTrunk: a trunk port allows exactly its trunk tags (a VLAN missing
 // drops the traffic of VMs on it; an extra one leaks a segment the admin
 // did not declare).
-func checkTrunk(port desiredPort, l *probe.Link) []string {
-	want := port.trunked()
+func checkTrunk(port nmstate.Port, l *probe.Link) []string {
+	want := port.Trunked()
 	if want == nil {
 		return nil
 	}

@@ -1,7 +1,6 @@
 package desired
 
 import (
-	"encoding/json"
 	"fmt"
 	"maps"
 	"sort"
@@ -9,18 +8,9 @@ import (
 	nmstateshared "github.com/nmstate/kubernetes-nmstate/api/shared"
 	nmstatev1 "github.com/nmstate/kubernetes-nmstate/api/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"sigs.k8s.io/yaml"
 
+	"github.com/jianfenliu/vmoperator/api/nmstate"
 	vmv1alpha1 "github.com/jianfenliu/vmoperator/api/v1alpha1"
-)
-
-// nmstate interface types the operator configures.
-const (
-	nmLinuxBridge = "linux-bridge"
-	nmVLAN        = "vlan"
-	nmOVSBridge   = "ovs-bridge"
-	nmBondType    = "bond"
-	nmEthernet    = "ethernet"
 )
 
 // PolicyPrefix starts the name of every NodeNetworkConfigurationPolicy the
@@ -86,79 +76,6 @@ func PolicyNodeSelector(hostNetwork *vmv1alpha1.HostNetwork, uplink *vmv1alpha1.
 	return selector
 }
 
-// nmstate's desired-state document, typed so that no string template can go wrong.
-type nmState struct {
-	Interfaces []nmInterface `json:"interfaces"`
-}
-
-type nmInterface struct {
-	Name            string             `json:"name"`
-	Type            string             `json:"type"`
-	State           string             `json:"state"`
-	MTU             int32              `json:"mtu,omitempty"`
-	IPv4            *nmIP              `json:"ipv4,omitempty"`
-	IPv6            *nmIP              `json:"ipv6,omitempty"`
-	Bridge          *nmBridge          `json:"bridge,omitempty"`
-	VLAN            *nmVLANCfg         `json:"vlan,omitempty"`
-	LinkAggregation *nmLinkAggregation `json:"link-aggregation,omitempty"`
-	Ethernet        *nmEthernetCfg     `json:"ethernet,omitempty"`
-}
-
-type nmIP struct {
-	Enabled bool `json:"enabled"`
-}
-
-type nmBridge struct {
-	Options *nmBridgeOptions `json:"options,omitempty"`
-	Port    []nmPort         `json:"port"`
-}
-
-type nmBridgeOptions struct {
-	STP nmSTP `json:"stp"`
-}
-
-type nmSTP struct {
-	Enabled bool `json:"enabled"`
-}
-
-type nmPort struct {
-	Name string      `json:"name"`
-	VLAN *nmPortVLAN `json:"vlan,omitempty"`
-}
-
-type nmPortVLAN struct {
-	Mode      string       `json:"mode"`
-	TrunkTags []nmTrunkTag `json:"trunk-tags"`
-}
-
-type nmTrunkTag struct {
-	ID      int32      `json:"id,omitempty"`
-	IDRange *nmIDRange `json:"id-range,omitempty"`
-}
-
-type nmIDRange struct {
-	Min int32 `json:"min"`
-	Max int32 `json:"max"`
-}
-
-type nmVLANCfg struct {
-	BaseIface string `json:"base-iface"`
-	ID        int32  `json:"id"`
-}
-
-type nmLinkAggregation struct {
-	Mode string   `json:"mode"`
-	Port []string `json:"port"`
-}
-
-type nmEthernetCfg struct {
-	SRIOV nmSRIOV `json:"sr-iov"`
-}
-
-type nmSRIOV struct {
-	TotalVFs int32 `json:"total-vfs"`
-}
-
 // HostNetworkState is nmstate's document for one uplink group of a managed
 // HostNetwork: the bond (if the uplink is one), the uplink's MTU, and the
 // bridge trunking every allowed VLAN, the OVS bridge, the VLAN
@@ -173,50 +90,50 @@ func HostNetworkState(hostNetwork *vmv1alpha1.HostNetwork, uplink *vmv1alpha1.Up
 	if spec.MTU != nil {
 		mtu = *spec.MTU
 	}
-	off := &nmIP{Enabled: false}
+	off := &nmstate.IP{Enabled: false}
 	base := UplinkInterface(uplink)
-	var interfaces []nmInterface
+	var interfaces []nmstate.Interface
 	if uplink.Bond != nil {
-		interfaces = append(interfaces, nmInterface{Name: uplink.Bond.Name, Type: nmBondType, State: "up", MTU: mtu, IPv4: off, IPv6: off,
-			LinkAggregation: &nmLinkAggregation{Mode: string(uplink.Bond.Mode), Port: uplink.Bond.Ports}})
+		interfaces = append(interfaces, nmstate.Interface{Name: uplink.Bond.Name, Type: nmstate.TypeBond, State: nmstate.StateUp, MTU: mtu,
+			IPv4: off, IPv6: off, LinkAggregation: &nmstate.LinkAggregation{Mode: string(uplink.Bond.Mode), Port: uplink.Bond.Ports}})
 	} else if mtu != 0 || spec.Type == vmv1alpha1.NetworkTypeSRIOV {
-		nic := nmInterface{Name: base, Type: nmEthernet, State: "up", MTU: mtu}
+		nic := nmstate.Interface{Name: base, Type: nmstate.TypeEthernet, State: nmstate.StateUp, MTU: mtu}
 		if spec.Type == vmv1alpha1.NetworkTypeSRIOV && spec.SRIOV != nil && spec.SRIOV.NumVFs != nil {
-			nic.Ethernet = &nmEthernetCfg{SRIOV: nmSRIOV{TotalVFs: *spec.SRIOV.NumVFs}}
+			nic.Ethernet = &nmstate.Ethernet{SRIOV: &nmstate.SRIOV{TotalVFs: spec.SRIOV.NumVFs}}
 		}
 		interfaces = append(interfaces, nic)
 	}
 	switch spec.Type {
 	case vmv1alpha1.NetworkTypeBridge:
-		port := nmPort{Name: base}
+		port := nmstate.Port{Name: base}
 		if len(spans) > 0 {
 			// A trunk port makes nmstate turn on VLAN filtering on the bridge;
 			// the bridge CNI then tags each VM port with its own VLAN.
-			port.VLAN = &nmPortVLAN{Mode: "trunk", TrunkTags: trunkTags(spans)}
+			port.VLAN = &nmstate.PortVLAN{Mode: "trunk", TrunkTags: trunkTags(spans)}
 		}
-		interfaces = append(interfaces, nmInterface{Name: spec.BridgeName, Type: nmLinuxBridge, State: "up", MTU: mtu, IPv4: off, IPv6: off,
-			Bridge: &nmBridge{Options: &nmBridgeOptions{}, Port: []nmPort{port}}})
+		interfaces = append(interfaces, nmstate.Interface{Name: spec.BridgeName, Type: nmstate.TypeLinuxBridge, State: nmstate.StateUp, MTU: mtu,
+			IPv4: off, IPv6: off, Bridge: &nmstate.Bridge{Options: &nmstate.BridgeOptions{}, Port: []nmstate.Port{port}}})
 	case vmv1alpha1.NetworkTypeOVS:
-		interfaces = append(interfaces, nmInterface{Name: spec.BridgeName, Type: nmOVSBridge, State: "up",
-			Bridge: &nmBridge{Port: []nmPort{{Name: base}}}})
+		interfaces = append(interfaces, nmstate.Interface{Name: spec.BridgeName, Type: nmstate.TypeOVSBridge, State: nmstate.StateUp,
+			Bridge: &nmstate.Bridge{Port: []nmstate.Port{{Name: base}}}})
 	case vmv1alpha1.NetworkTypeMacvlan:
 		for _, span := range spans {
 			for id := span.From; id <= span.To; id++ {
-				interfaces = append(interfaces, nmInterface{Name: VLANInterfaceName(hostNetwork.Name, id), Type: nmVLAN, State: "up", MTU: mtu,
-					IPv4: off, IPv6: off, VLAN: &nmVLANCfg{BaseIface: base, ID: id}})
+				interfaces = append(interfaces, nmstate.Interface{Name: VLANInterfaceName(hostNetwork.Name, id), Type: nmstate.TypeVLAN,
+					State: nmstate.StateUp, MTU: mtu, IPv4: off, IPv6: off, VLAN: &nmstate.VLAN{BaseIface: base, ID: id}})
 			}
 		}
 	}
-	return toState(nmState{Interfaces: interfaces}), nil
+	return nmstate.State{Interfaces: interfaces}.Policy(), nil
 }
 
-func trunkTags(spans []vmv1alpha1.VLANSpan) []nmTrunkTag {
-	tags := make([]nmTrunkTag, 0, len(spans))
+func trunkTags(spans []vmv1alpha1.VLANSpan) []nmstate.TrunkTag {
+	tags := make([]nmstate.TrunkTag, 0, len(spans))
 	for _, span := range spans {
 		if span.From == span.To {
-			tags = append(tags, nmTrunkTag{ID: span.From})
+			tags = append(tags, nmstate.TrunkTag{ID: span.From})
 		} else {
-			tags = append(tags, nmTrunkTag{IDRange: &nmIDRange{Min: span.From, Max: span.To}})
+			tags = append(tags, nmstate.TrunkTag{IDRange: &nmstate.IDRange{Min: span.From, Max: span.To}})
 		}
 	}
 	return tags
@@ -228,30 +145,24 @@ func trunkTags(spans []vmv1alpha1.VLANSpan) []nmTrunkTag {
 // themselves and their MTU are left as they are. Stacked interfaces are
 // listed before the ones beneath them.
 func RevertState(built nmstateshared.State) (nmstateshared.State, error) {
-	var doc nmState
-	// nmstate's State reads back from the apiserver as YAML.
-	if err := yaml.Unmarshal(built.Raw, &doc); err != nil {
+	doc, err := nmstate.Parse(built.Raw)
+	if err != nil {
 		return nmstateshared.State{}, fmt.Errorf("reading the policy's desired state: %w", err)
 	}
-	var revert []nmInterface
+	var revert []nmstate.Interface
 	for i := len(doc.Interfaces) - 1; i >= 0; i-- {
 		iface := doc.Interfaces[i]
 		switch {
-		case iface.Type == nmEthernet && iface.Ethernet != nil:
-			revert = append(revert, nmInterface{Name: iface.Name, Type: nmEthernet, State: "up",
-				Ethernet: &nmEthernetCfg{SRIOV: nmSRIOV{TotalVFs: 0}}})
-		case iface.Type == nmEthernet:
+		case iface.Type == nmstate.TypeEthernet && iface.Ethernet != nil && iface.Ethernet.SRIOV != nil:
+			revert = append(revert, nmstate.Interface{Name: iface.Name, Type: nmstate.TypeEthernet, State: nmstate.StateUp,
+				Ethernet: &nmstate.Ethernet{SRIOV: &nmstate.SRIOV{TotalVFs: new(int32)}}})
+		case iface.Type == nmstate.TypeEthernet:
 			// A NIC is not ours to remove.
 		default:
-			revert = append(revert, nmInterface{Name: iface.Name, Type: iface.Type, State: "absent"})
+			revert = append(revert, nmstate.Interface{Name: iface.Name, Type: iface.Type, State: nmstate.StateAbsent})
 		}
 	}
-	return toState(nmState{Interfaces: revert}), nil
-}
-
-func toState(state nmState) nmstateshared.State {
-	raw, _ := json.Marshal(state) // plain structs of strings, ints and bools always marshal
-	return nmstateshared.NewState(string(raw))
+	return nmstate.State{Interfaces: revert}.Policy(), nil
 }
 
 // HostNetworkPolicy is the policy for one uplink group of a managed

@@ -18,10 +18,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	"github.com/go-logr/logr"
-	"go.uber.org/zap/zapcore"
-	"sigs.k8s.io/controller-runtime/pkg/log/zap"
-
 	vmv1alpha1 "github.com/jianfenliu/vmoperator/api/v1alpha1"
 	"github.com/jianfenliu/vmoperator/controller/placement"
 	"github.com/jianfenliu/vmoperator/test/controlplane"
@@ -54,7 +50,7 @@ func run(m *testing.M) (int, error) {
 		return 0, fmt.Errorf("build vmop-agent: %w: %s", err, out)
 	}
 	start := time.Now()
-	env, err = devenv.Start(context.Background(), devenv.Options{AgentBinary: agent, Log: os.Stderr, ControllerLogger: controllerLogger()})
+	env, err = devenv.Start(context.Background(), devenv.Options{AgentBinary: agent, Log: os.Stderr, ControllerLogger: observe.ControllerLogger()})
 	if err != nil {
 		return 0, err
 	}
@@ -154,18 +150,4 @@ func nodeLabels(t *testing.T, name string) map[string]string {
 		t.Fatal(err)
 	}
 	return node.Labels
-}
-
-// controllerLogger is silent unless VMOP_TEST_LOG is set (to a zap level
-// such as debug or info): then vmop-controller logs to stderr.
-func controllerLogger() logr.Logger {
-	level := os.Getenv("VMOP_TEST_LOG")
-	if level == "" {
-		return logr.Discard()
-	}
-	var zapLevel zapcore.Level
-	if err := zapLevel.UnmarshalText([]byte(level)); err != nil {
-		zapLevel = zapcore.DebugLevel
-	}
-	return zap.New(zap.WriteTo(os.Stderr), zap.Level(zapLevel))
 }

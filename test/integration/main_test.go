@@ -10,16 +10,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus"
-	"go.uber.org/zap/zapcore"
 	corev1 "k8s.io/api/core/v1"
 	storagev1 "k8s.io/api/storage/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	vmv1alpha1 "github.com/jianfenliu/vmoperator/api/v1alpha1"
 	"github.com/jianfenliu/vmoperator/controller/manager"
@@ -101,7 +98,7 @@ func startController() error {
 	mgr, err := manager.New(controllerConfig, manager.Options{
 		MetricsAddress: "0", ProbeAddress: "0", DefaultSRIOVResource: "intel.com/sriov_netdevice",
 		LeaseNamespace: leaseNamespace, LabelGrace: labelGrace, HostNetworkRevertTimeout: revertTimeout,
-		Logger: testLogger(), MetricsRegistry: prometheus.NewRegistry(),
+		Logger: observe.ControllerLogger(), MetricsRegistry: prometheus.NewRegistry(),
 		SkipControllerNameValidation: true,
 	})
 	if err != nil {
@@ -116,20 +113,6 @@ func startController() error {
 		}
 	}()
 	return nil
-}
-
-// testLogger is silent unless VMOP_TEST_LOG is set (to a zap level such as
-// debug or info): then the controller logs to stderr, for debugging a test.
-func testLogger() logr.Logger {
-	level := os.Getenv("VMOP_TEST_LOG")
-	if level == "" {
-		return logr.Discard()
-	}
-	var zapLevel zapcore.Level
-	if err := zapLevel.UnmarshalText([]byte(level)); err != nil {
-		zapLevel = zapcore.DebugLevel
-	}
-	return zap.New(zap.WriteTo(os.Stderr), zap.Level(zapLevel))
 }
 
 // stopController stops the controller and waits until it has.

@@ -10,6 +10,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-logr/logr"
+	"go.uber.org/zap/zapcore"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	"sigs.k8s.io/yaml"
 
 	vmv1alpha1 "github.com/jianfenliu/vmoperator/api/v1alpha1"
@@ -71,4 +74,19 @@ func Sample(t testing.TB, file, namespace string) *vmv1alpha1.VirtualMachineProf
 	}
 	profile.Namespace = namespace
 	return &profile
+}
+
+// ControllerLogger is silent unless VMOP_TEST_LOG is set (to a zap level
+// such as debug or info): then the controller under test logs to stderr,
+// for debugging a test.
+func ControllerLogger() logr.Logger {
+	level := os.Getenv("VMOP_TEST_LOG")
+	if level == "" {
+		return logr.Discard()
+	}
+	var zapLevel zapcore.Level
+	if err := zapLevel.UnmarshalText([]byte(level)); err != nil {
+		zapLevel = zapcore.DebugLevel
+	}
+	return zap.New(zap.WriteTo(os.Stderr), zap.Level(zapLevel))
 }

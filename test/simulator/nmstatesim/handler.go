@@ -33,7 +33,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
-	"sigs.k8s.io/yaml"
+
+	"github.com/jianfenliu/vmoperator/api/nmstate"
 )
 
 // LabelDrift on a Node makes the stand-in claim every policy Available
@@ -177,51 +178,11 @@ func conditions(err error, success string) nmstateshared.ConditionList {
 	}
 }
 
-// desiredState is the part of nmstate's schema the stand-in applies.
-type desiredState struct {
-	Interfaces []iface `json:"interfaces"`
-}
-
-type iface struct {
-	Name   string `json:"name"`
-	Type   string `json:"type"`
-	State  string `json:"state"`
-	MTU    int    `json:"mtu"`
-	Bridge *struct {
-		Port []struct {
-			Name string `json:"name"`
-			VLAN *struct {
-				Mode      string `json:"mode"`
-				TrunkTags []struct {
-					ID      int `json:"id"`
-					IDRange *struct {
-						Min int `json:"min"`
-						Max int `json:"max"`
-					} `json:"id-range"`
-				} `json:"trunk-tags"`
-			} `json:"vlan"`
-		} `json:"port"`
-	} `json:"bridge"`
-	VLAN *struct {
-		BaseIface string `json:"base-iface"`
-		ID        int    `json:"id"`
-	} `json:"vlan"`
-	LinkAggregation *struct {
-		Mode string   `json:"mode"`
-		Port []string `json:"port"`
-	} `json:"link-aggregation"`
-	Ethernet *struct {
-		SRIOV *struct {
-			TotalVFs int `json:"total-vfs"`
-		} `json:"sr-iov"`
-	} `json:"ethernet"`
-}
-
 // apply makes the node's kernel match a desired state, interface by interface.
 func apply(n Node, raw []byte) error {
-	var state desiredState
-	if err := yaml.Unmarshal(raw, &state); err != nil {
-		return fmt.Errorf("desired state does not parse: %w", err)
+	state, err := nmstate.Parse(raw)
+	if err != nil {
+		return err
 	}
 	for _, i := range state.Interfaces {
 		if err := applyInterface(n, i); err != nil {
@@ -231,8 +192,8 @@ func apply(n Node, raw []byte) error {
 	return nil
 }
 
-func applyInterface(n Node, i iface) error {
-	if i.State == "absent" {
+func applyInterface(n Node, i nmstate.Interface) error {
+	if i.State == nmstate.StateAbsent {
 		link, err := n.Links.LinkByName(i.Name)
 		if err != nil {
 			return nil // already gone
@@ -240,9 +201,9 @@ func applyInterface(n Node, i iface) error {
 		return n.Links.LinkDel(link)
 	}
 	switch i.Type {
-	case "linux-bridge":
+	case nmstate.TypeLinuxBridge:
 		return applyBridge(n, i)
-	case "vlan":
+	case nmstate.TypeVLAN:
 		if i.VLAN == nil {
 			return errors.New("vlan settings missing")
 		}
@@ -250,10 +211,10 @@ func applyInterface(n Node, i iface) error {
 		if err != nil {
 			return fmt.Errorf("base interface %s: %w", i.VLAN.BaseIface, err)
 		}
-		return ensure(n, &netlink.Vlan{LinkAttrs: netlink.LinkAttrs{Name: i.Name, ParentIndex: parent.Attrs().Index}, VlanId: i.VLAN.ID}, i.MTU)
-	case "bond":
+		return ensure(n, &netlink.Vlan{LinkAttrs: netlink.LinkAttrs{Name: i.Name, ParentIndex: parent.Attrs().Index}, VlanId: int(i.VLAN.ID)}, int(i.MTU))
+	case nmstate.TypeBond:
 		return applyBond(n, i)
-	case "ethernet":
+	case nmstate.TypeEthernet:
 		return applyEthernet(n, i)
 	}
 	return fmt.Errorf("the nmstate stand-in cannot build interfaces of type %s", i.Type)
@@ -278,14 +239,9 @@ func ensure(n Node, want netlink.Link, mtu int) error {
 	return n.Links.LinkSetUp(link)
 }
 
-func applyBridge(n Node, i iface) error {
-	filtering := false
-	if i.Bridge != nil {
-		for _, p := range i.Bridge.Port {
-			filtering = filtering || p.VLAN != nil
-		}
-	}
-	if err := ensure(n, &netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: i.Name}, VlanFiltering: &filtering}, i.MTU); err != nil {
+func applyBridge(n Node, i nmstate.Interface) error {
+	filtering := i.Filtering()
+	if err := ensure(n, &netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: i.Name}, VlanFiltering: &filtering}, int(i.MTU)); err != nil {
 		return err
 	}
 	bridge, err := n.Links.LinkByName(i.Name)
@@ -297,10 +253,7 @@ func applyBridge(n Node, i iface) error {
 			return fmt.Errorf("vlan_filtering: %w", err)
 		}
 	}
-	if i.Bridge == nil {
-		return nil
-	}
-	for _, p := range i.Bridge.Port {
+	for _, p := range i.Ports() {
 		port, err := n.Links.LinkByName(p.Name)
 		if err != nil {
 			return fmt.Errorf("port %s: %w", p.Name, err)
@@ -319,27 +272,21 @@ func applyBridge(n Node, i iface) error {
 		if err := n.Links.BridgeVlanDel(port, 1, true, true, false, true); err != nil {
 			return fmt.Errorf("port %s: drop default VLAN 1: %w", p.Name, err)
 		}
-		for _, tag := range p.VLAN.TrunkTags {
-			from, to := tag.ID, tag.ID
-			if tag.IDRange != nil {
-				from, to = tag.IDRange.Min, tag.IDRange.Max
-			}
-			for id := from; id <= to; id++ {
-				if err := n.Links.BridgeVlanAdd(port, uint16(id), false, false, false, true); err != nil {
-					return fmt.Errorf("port %s: trunk VLAN %d: %w", p.Name, id, err)
-				}
+		for _, id := range p.Trunked() {
+			if err := n.Links.BridgeVlanAdd(port, uint16(id), false, false, false, true); err != nil {
+				return fmt.Errorf("port %s: trunk VLAN %d: %w", p.Name, id, err)
 			}
 		}
 	}
 	return nil
 }
 
-func applyBond(n Node, i iface) error {
+func applyBond(n Node, i nmstate.Interface) error {
 	bond := netlink.NewLinkBond(netlink.LinkAttrs{Name: i.Name})
 	if i.LinkAggregation != nil {
 		bond.Mode = netlink.StringToBondMode(i.LinkAggregation.Mode)
 	}
-	if err := ensure(n, bond, i.MTU); err != nil {
+	if err := ensure(n, bond, int(i.MTU)); err != nil {
 		return err
 	}
 	master, err := n.Links.LinkByName(i.Name)
@@ -368,19 +315,19 @@ func applyBond(n Node, i iface) error {
 	return nil
 }
 
-func applyEthernet(n Node, i iface) error {
+func applyEthernet(n Node, i nmstate.Interface) error {
 	link, err := n.Links.LinkByName(i.Name)
 	if err != nil {
 		return fmt.Errorf("no such NIC: %w", err)
 	}
-	if i.MTU > 0 && link.Attrs().MTU != i.MTU {
-		if err := n.Links.LinkSetMTU(link, i.MTU); err != nil {
+	if mtu := int(i.MTU); mtu > 0 && link.Attrs().MTU != mtu {
+		if err := n.Links.LinkSetMTU(link, mtu); err != nil {
 			return fmt.Errorf("set MTU %d: %w", i.MTU, err)
 		}
 	}
-	if i.Ethernet != nil && i.Ethernet.SRIOV != nil {
+	if i.Ethernet != nil && i.Ethernet.SRIOV != nil && i.Ethernet.SRIOV.TotalVFs != nil {
 		path := filepath.Join(n.SysfsRoot, "class", "net", i.Name, "device", "sriov_numvfs")
-		if err := os.WriteFile(path, []byte(strconv.Itoa(i.Ethernet.SRIOV.TotalVFs)+"\n"), 0o644); err != nil {
+		if err := os.WriteFile(path, []byte(strconv.Itoa(int(*i.Ethernet.SRIOV.TotalVFs))+"\n"), 0o644); err != nil {
 			return fmt.Errorf("set the VF count: %w", err)
 		}
 	}

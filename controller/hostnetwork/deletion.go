@@ -125,7 +125,7 @@ func (r *Reconciler) revert(ctx context.Context, h *vmv1alpha1.HostNetwork, poli
 		if _, err := (apply.Applier{Client: r.Client}).Apply(ctx, policy, want); err != nil {
 			return nil, time.Time{}, err
 		}
-		r.event(h, corev1.EventTypeNormal, vmv1alpha1.ReasonReverting, "asked nmstate to revert what policy %s built; waiting until %s", policy.Name, deadline.Format(time.RFC3339))
+		r.event(h, policy, corev1.EventTypeNormal, vmv1alpha1.ReasonReverting, "asked nmstate to revert what policy %s built; waiting until %s", policy.Name, deadline.Format(time.RFC3339))
 		// Every node that enacted the policy has the revert still to apply.
 		enacted, err := r.enactedNodes(ctx, policy)
 		return enacted, deadline, err
@@ -142,7 +142,7 @@ func (r *Reconciler) revert(ctx context.Context, h *vmv1alpha1.HostNetwork, poli
 		return pending, deadline, nil
 	}
 	if len(pending) > 0 {
-		r.event(h, corev1.EventTypeWarning, vmv1alpha1.ReasonRevertTimedOut,
+		r.event(h, policy, corev1.EventTypeWarning, vmv1alpha1.ReasonRevertTimedOut,
 			"nmstate did not revert policy %s on %s by %s; the policy is deleted and those nodes keep what it built: remove it by hand",
 			policy.Name, strings.Join(pending, ", "), raw)
 	}

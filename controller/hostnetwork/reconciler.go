@@ -178,8 +178,10 @@ func (r *Reconciler) writeStatus(ctx context.Context, original, hostNetwork *vmv
 	return nil
 }
 
-func (r *Reconciler) event(hostNetwork *vmv1alpha1.HostNetwork, eventType, reason, format string, args ...any) {
+// event records an event on the HostNetwork about its policy (see the
+// profile reconciler's event on why the related object is named).
+func (r *Reconciler) event(hostNetwork *vmv1alpha1.HostNetwork, policy client.Object, eventType, reason, format string, args ...any) {
 	if r.Recorder != nil {
-		r.Recorder.Eventf(hostNetwork, nil, eventType, reason, reason, format, args...)
+		r.Recorder.Eventf(hostNetwork, policy, eventType, reason, reason, format, args...)
 	}
 }

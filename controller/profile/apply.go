@@ -123,9 +123,9 @@ func (r *Reconciler) apply(ctx context.Context, profile *vmv1alpha1.VirtualMachi
 	}
 	switch {
 	case wrote && existing == nil:
-		r.event(profile, corev1.EventTypeNormal, vmv1alpha1.EventCreated, "created %s %s", kindOf(want), want.GetName())
+		r.event(profile, want, corev1.EventTypeNormal, vmv1alpha1.EventCreated, "created %s %s", kindOf(want), want.GetName())
 	case wrote && metav1.GetControllerOf(existing) == nil:
-		r.event(profile, corev1.EventTypeNormal, vmv1alpha1.EventAdopted, "adopted %s %s, left without owner", kindOf(want), want.GetName())
+		r.event(profile, want, corev1.EventTypeNormal, vmv1alpha1.EventAdopted, "adopted %s %s, left without owner", kindOf(want), want.GetName())
 	}
 	return nil, nil
 }

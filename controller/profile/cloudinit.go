@@ -57,7 +57,7 @@ func (r *Reconciler) reconcileCloudInit(ctx context.Context, profile *vmv1alpha1
 	// by who manages it (a hand edit takes over the fields it changed).
 	wrote, err := r.applier().Apply(ctx, existingOrNil(existing), secret)
 	if wrote && existing == nil {
-		r.event(profile, corev1.EventTypeNormal, vmv1alpha1.EventCreated, "created Secret %s", secret.Name)
+		r.event(profile, secret, corev1.EventTypeNormal, vmv1alpha1.EventCreated, "created Secret %s", secret.Name)
 	}
 	return err
 }

@@ -216,7 +216,7 @@ func (r *Reconciler) createVolume(ctx context.Context, profile *vmv1alpha1.Virtu
 	if err := r.Client.Create(ctx, want, client.FieldOwner(apply.FieldOwner)); err != nil {
 		return vol, fmt.Errorf("create %s %s: %w", kindOf(want), want.GetName(), err)
 	}
-	r.event(profile, corev1.EventTypeNormal, vmv1alpha1.EventCreated, "created %s %s (retainPolicy %s)",
+	r.event(profile, want, corev1.EventTypeNormal, vmv1alpha1.EventCreated, "created %s %s (retainPolicy %s)",
 		kindOf(want), want.GetName(), disk.EffectiveRetainPolicy())
 	return vol, nil
 }
@@ -248,9 +248,9 @@ func (r *Reconciler) reconcileVolumeMeta(ctx context.Context, profile *vmv1alpha
 	}
 	switch {
 	case previousUID != "" && previousUID != string(profile.UID):
-		r.event(profile, corev1.EventTypeNormal, vmv1alpha1.EventAdopted, "adopted retained %s %s", kindOf(obj), obj.GetName())
+		r.event(profile, obj, corev1.EventTypeNormal, vmv1alpha1.EventAdopted, "adopted retained %s %s", kindOf(obj), obj.GetName())
 	case released:
-		r.event(profile, corev1.EventTypeNormal, vmv1alpha1.EventReleased,
+		r.event(profile, obj, corev1.EventTypeNormal, vmv1alpha1.EventReleased,
 			"%s %s has no owner reference (retainPolicy Retain): deleting the profile keeps it, and a profile re-created with this name adopts it", kindOf(obj), obj.GetName())
 	}
 	return nil
@@ -310,7 +310,7 @@ func (r *Reconciler) detachImport(ctx context.Context, profile *vmv1alpha1.Virtu
 	if client.IgnoreNotFound(err) != nil {
 		return fmt.Errorf("delete imported DataVolume %s: %w", vol.dv.Name, err)
 	}
-	r.event(profile, corev1.EventTypeNormal, vmv1alpha1.EventImportDetached,
+	r.event(profile, vol.claim, corev1.EventTypeNormal, vmv1alpha1.EventImportDetached,
 		"disk %s imported; claim %s is kept on its own and DataVolume %s was removed (retainPolicy Retain)", disk.Name, vol.claim.Name, vol.dv.Name)
 	return nil
 }
@@ -412,7 +412,7 @@ func (r *Reconciler) growClaim(ctx context.Context, profile *vmv1alpha1.VirtualM
 		message := fmt.Sprintf("cannot grow from %s to %s: %s does not allow volume expansion", current.String(), size.String(), className)
 		// Once per change, not once per reconcile: an event is a write.
 		if previousVolumeMessage(profile, claim.Labels[desired.LabelDisk]) != message {
-			r.event(profile, corev1.EventTypeWarning, vmv1alpha1.ReasonResizeNotSupported, "claim %s: %s", claim.Name, message)
+			r.event(profile, claim, corev1.EventTypeWarning, vmv1alpha1.ReasonResizeNotSupported, "claim %s: %s", claim.Name, message)
 		}
 		return message, nil
 	}
@@ -425,7 +425,7 @@ func (r *Reconciler) growClaim(ctx context.Context, profile *vmv1alpha1.VirtualM
 	if err := r.Client.Patch(ctx, claim, client.RawPatch(types.MergePatchType, patch), client.FieldOwner(apply.FieldOwner)); err != nil {
 		return "", fmt.Errorf("grow claim %s: %w", claim.Name, err)
 	}
-	r.event(profile, corev1.EventTypeNormal, vmv1alpha1.EventResizing, "growing claim %s from %s to %s", claim.Name, current.String(), size.String())
+	r.event(profile, claim, corev1.EventTypeNormal, vmv1alpha1.EventResizing, "growing claim %s from %s to %s", claim.Name, current.String(), size.String())
 	return "", nil
 }
 
@@ -453,7 +453,7 @@ func (r *Reconciler) releaseRemovedDisks(ctx context.Context, profile *vmv1alpha
 		if err := r.patchMetadata(ctx, obj, patch); err != nil {
 			return fmt.Errorf("release volume %s of removed disk %s: %w", obj.GetName(), disk, err)
 		}
-		r.event(profile, corev1.EventTypeNormal, vmv1alpha1.EventReleased,
+		r.event(profile, obj, corev1.EventTypeNormal, vmv1alpha1.EventReleased,
 			"disk %s left the spec; %s %s is kept without owner reference", disk, kindOf(obj), obj.GetName())
 	}
 	return nil

@@ -66,7 +66,7 @@ func (r *Reconciler) releaseRetainedVolumes(ctx context.Context, profile *vmv1al
 		if err := r.patchMetadata(ctx, obj, patch); err != nil {
 			return fmt.Errorf("release retained volume %s: %w", obj.GetName(), err)
 		}
-		r.event(profile, corev1.EventTypeNormal, vmv1alpha1.EventReleased, "kept %s %s (retainPolicy Retain)", kindOf(obj), obj.GetName())
+		r.event(profile, obj, corev1.EventTypeNormal, vmv1alpha1.EventReleased, "kept %s %s (retainPolicy Retain)", kindOf(obj), obj.GetName())
 	}
 	return nil
 }

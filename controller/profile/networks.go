@@ -118,7 +118,7 @@ func (r *Reconciler) removeUnusedNADs(ctx context.Context, profile *vmv1alpha1.V
 		if err := r.Client.Delete(ctx, nad, client.Preconditions{UID: &nad.UID}); client.IgnoreNotFound(err) != nil {
 			return fmt.Errorf("delete unused NetworkAttachmentDefinition %s: %w", nad.Name, err)
 		}
-		r.event(profile, corev1.EventTypeNormal, vmv1alpha1.EventDeleted, "deleted NetworkAttachmentDefinition %s: its network was removed", nad.Name)
+		r.event(profile, nad, corev1.EventTypeNormal, vmv1alpha1.EventDeleted, "deleted NetworkAttachmentDefinition %s: its network was removed", nad.Name)
 	}
 	return nil
 }

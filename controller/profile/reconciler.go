@@ -209,7 +209,7 @@ func (r *Reconciler) warnOnNewProblem(profile *vmv1alpha1.VirtualMachineProfile,
 	if previous != nil && previous.Reason == ready.Reason && previous.Message == ready.Message {
 		return
 	}
-	r.event(profile, corev1.EventTypeWarning, ready.Reason, "%s", ready.Message)
+	r.event(profile, nil, corev1.EventTypeWarning, ready.Reason, "%s", ready.Message)
 }
 
 // setCondition keeps the transition time when the status did not change, so
@@ -234,11 +234,15 @@ func (r *Reconciler) now() time.Time {
 	return time.Now()
 }
 
-// event records an event on the profile. Messages never carry secret data:
-// callers pass names, never contents.
-func (r *Reconciler) event(profile *vmv1alpha1.VirtualMachineProfile, eventType, reason, format string, args ...any) {
+// event records an event on the profile about related, the child object
+// it concerns (nil for none). Naming the child matters beyond kubectl: the
+// events API folds events with the same reason and objects into one series
+// and keeps only the first message, so "created Secret" would hide
+// "created VirtualMachine" a moment later. Messages never carry secret
+// data: callers pass names, never contents.
+func (r *Reconciler) event(profile *vmv1alpha1.VirtualMachineProfile, related client.Object, eventType, reason, format string, args ...any) {
 	if r.Recorder == nil {
 		return
 	}
-	r.Recorder.Eventf(profile, nil, eventType, reason, reason, format, args...)
+	r.Recorder.Eventf(profile, related, eventType, reason, reason, format, args...)
 }

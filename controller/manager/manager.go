@@ -105,8 +105,12 @@ func New(config *rest.Config, options Options) (ctrl.Manager, error) {
 		LeaderElection:          options.LeaderElection,
 		LeaderElectionID:        "vmop-controller.vm.example.com",
 		LeaderElectionNamespace: options.LeaderElectionNamespace,
-		Logger:                  options.Logger,
-		Controller:              ctrlconfig.Controller{SkipNameValidation: &options.SkipControllerNameValidation},
+		// Run returns (and the process exits) once the manager stopped, so
+		// handing the Lease back on shutdown is safe, and a rolling update's
+		// new replica leads at once instead of after the lease duration.
+		LeaderElectionReleaseOnCancel: true,
+		Logger:                        options.Logger,
+		Controller:                    ctrlconfig.Controller{SkipNameValidation: &options.SkipControllerNameValidation},
 	})
 	if err != nil {
 		return nil, err

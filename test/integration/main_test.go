@@ -89,7 +89,8 @@ var controllerRun struct {
 
 // startController runs vmop-controller as its service account would, with
 // exactly the generated role (a missing permission fails here, not on a
-// cluster), every request counted and passed through the fault injector.
+// cluster) and leader-elected as in production, every request counted and
+// passed through the fault injector.
 func startController() error {
 	controllerConfig := rest.CopyConfig(cluster.Config)
 	controllerConfig.Impersonate = rest.ImpersonationConfig{UserName: controllerUser}
@@ -97,6 +98,7 @@ func startController() error {
 	controllerConfig.Wrap(faults.wrap)
 	mgr, err := manager.New(controllerConfig, manager.Options{
 		MetricsAddress: "0", ProbeAddress: "0", DefaultSRIOVResource: "intel.com/sriov_netdevice",
+		LeaderElection: true, LeaderElectionNamespace: leaseNamespace,
 		LeaseNamespace: leaseNamespace, LabelGrace: labelGrace, HostNetworkRevertTimeout: revertTimeout,
 		Logger: observe.ControllerLogger(), MetricsRegistry: prometheus.NewRegistry(),
 		SkipControllerNameValidation: true,

@@ -61,10 +61,14 @@ dev: $(CONTROL_PLANE) ## Bring up the local environment (control plane, simulato
 build: ## Build vmop-controller and vmop-agent into bin/.
 	go build -o $(BIN)/ ./cmd/...
 
+.PHONY: images
+images: ## Build both images (linux/amd64 and linux/arm64) as OCI archives into bin/images/, without Docker; reproducible (same commit, same digests).
+	go run ./build/images -out $(BIN)/images
+
 ##@ Test
 
 .PHONY: test
-test: $(CONTROL_PLANE) $(BIN)/promtool $(HELM) $(CONTROLLER_GEN) ## Run every test: builds what the tests need into bin/ first (control plane, promtool, helm, controller-gen), then runs unit, integration and e2e tests and test-kernel.
+test: $(CONTROL_PLANE) $(BIN)/promtool $(HELM) $(CONTROLLER_GEN) images ## Run every test: builds what the tests need into bin/ first (control plane, promtool, helm, controller-gen, the images), then runs unit, integration and e2e tests and test-kernel.
 	KUBEBUILDER_ASSETS=$(BIN) go test -count=1 ./...
 	$(MAKE) --no-print-directory test-kernel
 

@@ -18,10 +18,9 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
-)
 
-// version is set at build time with -ldflags "-X main.version=...".
-var version = "dev"
+	"github.com/jianfenliu/vmoperator/version"
+)
 
 // options are the agent's flags.
 type options struct {
@@ -41,6 +40,7 @@ type options struct {
 	minInterval    time.Duration
 	resync         time.Duration
 	verifyPolicies bool
+	printVersion   bool
 	logLevel       slog.Level
 	apiTimeout     time.Duration
 	healthMaxRound time.Duration
@@ -67,6 +67,7 @@ func parseFlags(args []string) (options, error) {
 	fs.BoolVar(&o.verifyPolicies, "verify-policies", true, "verify nmstate policies selecting this node (off automatically when nmstate's CRDs are missing)")
 	fs.DurationVar(&o.apiTimeout, "api-timeout", 30*time.Second, "bound on each API request of the NodeCapability publisher and the Lease (the policy watch is not bounded)")
 	fs.DurationVar(&o.healthMaxRound, "health-max-round", 2*time.Minute, "/healthz fails while one probe round runs longer than this (or the loops stall otherwise)")
+	fs.BoolVar(&o.printVersion, "version", false, "print the version and exit")
 	o.logLevel = slog.LevelInfo
 	fs.Func("log-level", "least level logged: debug, info, warn or error (default info); debug adds each write and round", func(s string) error {
 		var err error
@@ -75,6 +76,9 @@ func parseFlags(args []string) (options, error) {
 	})
 	if err := fs.Parse(args); err != nil {
 		return o, err
+	}
+	if o.printVersion {
+		return o, nil
 	}
 	if o.nodeName == "" {
 		return o, errors.New("--node-name or $NODE_NAME is required")
@@ -133,6 +137,10 @@ func run(args []string) int {
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "vmop-agent:", err)
 		return 2
+	}
+	if opts.printVersion {
+		fmt.Println(version.String("vmop-agent"))
+		return 0
 	}
 	log := newLogger(os.Stderr, opts.logLevel)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)

@@ -30,6 +30,7 @@ import (
 	"github.com/jianfenliu/vmoperator/agent/watch"
 	vmv1alpha1 "github.com/jianfenliu/vmoperator/api/v1alpha1"
 	"github.com/jianfenliu/vmoperator/metrics"
+	"github.com/jianfenliu/vmoperator/version"
 )
 
 func newScheme() (*runtime.Scheme, error) {
@@ -86,7 +87,7 @@ func serve(ctx context.Context, o options, log logr.Logger) error {
 		return err
 	}
 	defer source.Close()
-	m := metrics.NewNode(version)
+	m := metrics.NewNode(version.Version)
 
 	w := watch.New(watch.Config{Debounce: o.debounce, MinInterval: o.minInterval, Resync: o.resync},
 		m.SubscriptionRestarts, func(err error) { log.Error(err, "netlink subscription") },
@@ -115,7 +116,7 @@ func serve(ctx context.Context, o options, log logr.Logger) error {
 		defer close(leaseDone)
 		lease.Run(ctx, o.leaseRenew, renewals, func(err error) { log.Error(err, "renewing Lease") })
 	}()
-	log.Info("vmop-agent started", "node", o.nodeName, "version", version)
+	log.Info("vmop-agent started", "node", o.nodeName, "version", version.String("vmop-agent"))
 	a.Run(ctx, w)
 	<-leaseDone // no renewal in flight when the process exits
 	return shutdownHTTP(servers)

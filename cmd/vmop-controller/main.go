@@ -13,6 +13,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	"github.com/jianfenliu/vmoperator/controller/manager"
+	"github.com/jianfenliu/vmoperator/version"
 )
 
 func main() {
@@ -34,11 +35,17 @@ func main() {
 		"comma-separated namespaces whose NetworkAttachmentDefinitions profiles of other namespaces may name in nadName")
 	flag.DurationVar(&options.HostNetworkRevertTimeout, "host-network-revert-timeout", 5*time.Minute,
 		"how long deleting a managed HostNetwork waits for nmstate to revert the host side before deleting its policies anyway")
+	printVersion := flag.Bool("version", false, "print the version and exit")
 	zapOptions := zap.Options{}
 	zapOptions.BindFlags(flag.CommandLine)
 	flag.Parse()
+	if *printVersion {
+		fmt.Println(version.String("vmop-controller"))
+		return
+	}
 	options.SharedNADNamespaces = splitList(*sharedNADs)
 	options.Logger = zap.New(zap.UseFlagOptions(&zapOptions))
+	options.Logger.Info("starting", "version", version.String("vmop-controller"))
 	if err := manager.Run(options); err != nil {
 		fmt.Fprintln(os.Stderr, "vmop-controller:", err)
 		os.Exit(1)

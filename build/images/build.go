@@ -1,0 +1,300 @@
+package main
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/layout"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+)
+
+// Component is one image: which command it holds and whom it runs as.
+type Component struct {
+	// Name is the binary and image name, e.g. vmop-controller.
+	Name string
+	// Package is the main package, e.g. ./cmd/vmop-controller.
+	Package string
+	// User is the image's default user. The controller needs no privilege
+	// (65532, distroless' nonroot); the agent reads root-owned sysfs files
+	// and /dev/kvm, so it runs as uid 0 with every capability dropped by
+	// the chart.
+	User        string
+	Description string
+}
+
+// Components are the images make images builds.
+func Components() []Component {
+	return []Component{
+		{Name: "vmop-controller", Package: "./cmd/vmop-controller", User: "65532:65532",
+			Description: "vmoperator controller: VirtualMachineProfiles into KubeVirt VMs, disks, attachments and host-network policies"},
+		{Name: "vmop-agent", Package: "./cmd/vmop-agent", User: "0:0",
+			Description: "vmoperator node agent: probes KVM and host networking, publishes NodeCapability, verifies nmstate policies"},
+	}
+}
+
+// Platforms the images are built for.
+func Platforms() []v1.Platform {
+	return []v1.Platform{{OS: "linux", Architecture: "amd64"}, {OS: "linux", Architecture: "arm64"}}
+}
+
+// Options say what to build and where.
+type Options struct {
+	// Source is the module root the binaries are built from.
+	Source string
+	// Out receives <name>.tar, one OCI image-layout archive per component.
+	Out string
+	// Registry and Version make the reference the archives are named by,
+	// <registry>/<name>:<version>; Version is stamped into the binaries.
+	Registry string
+	Version  string
+	// Revision is the commit, for the image labels ("" when unknown).
+	Revision string
+	// Created is the images' creation time: the commit's time, so that the
+	// same commit gives the same image bytes.
+	Created time.Time
+	// Components and Platforms default to all of them.
+	Components []Component
+	Platforms  []v1.Platform
+}
+
+// Result describes one archive written.
+type Result struct {
+	Component Component
+	Archive   string
+	Reference string
+	Size      int64
+	// Index is the digest of the multi-platform image index, the digest a
+	// registry reports for the tag once pushed.
+	Index v1.Hash
+	// Manifests are the digests of each platform's image.
+	Manifests map[string]v1.Hash
+}
+
+// Build builds each component for each platform and writes its archive.
+func Build(ctx context.Context, o Options) ([]Result, error) {
+	if len(o.Components) == 0 {
+		o.Components = Components()
+	}
+	if len(o.Platforms) == 0 {
+		o.Platforms = Platforms()
+	}
+	if err := os.MkdirAll(o.Out, 0o755); err != nil {
+		return nil, err
+	}
+	var results []Result
+	for _, c := range o.Components {
+		r, err := buildComponent(ctx, o, c)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", c.Name, err)
+		}
+		results = append(results, r)
+	}
+	return results, nil
+}
+
+func buildComponent(ctx context.Context, o Options, c Component) (Result, error) {
+	work, err := os.MkdirTemp("", "vmop-image-")
+	if err != nil {
+		return Result{}, err
+	}
+	defer os.RemoveAll(work)
+	r := Result{Component: c, Reference: fmt.Sprintf("%s/%s:%s", o.Registry, c.Name, o.Version),
+		Archive: filepath.Join(o.Out, c.Name+".tar"), Manifests: map[string]v1.Hash{}}
+	index := mutate.IndexMediaType(empty.Index, types.OCIImageIndex)
+	for _, p := range o.Platforms {
+		binary := filepath.Join(work, p.Architecture, c.Name)
+		if err := goBuild(ctx, o, c, p, binary); err != nil {
+			return r, err
+		}
+		img, err := image(o, c, p, binary)
+		if err != nil {
+			return r, err
+		}
+		if r.Manifests[p.String()], err = img.Digest(); err != nil {
+			return r, err
+		}
+		platform := p
+		index = mutate.AppendManifests(index, mutate.IndexAddendum{Add: img, Descriptor: v1.Descriptor{Platform: &platform}})
+	}
+	if r.Index, err = index.Digest(); err != nil {
+		return r, err
+	}
+	dir := filepath.Join(work, "layout")
+	path, err := layout.Write(dir, empty.Index)
+	if err != nil {
+		return r, err
+	}
+	// The names importers use: containerd (k3s' airgap images, ctr import)
+	// reads io.containerd.image.name, skopeo and the OCI spec the tag.
+	if err := path.AppendIndex(index, layout.WithAnnotations(map[string]string{
+		"io.containerd.image.name":          r.Reference,
+		"org.opencontainers.image.ref.name": o.Version,
+	})); err != nil {
+		return r, err
+	}
+	if err := tarDirectory(dir, r.Archive, o.Created); err != nil {
+		return r, err
+	}
+	info, err := os.Stat(r.Archive)
+	if err != nil {
+		return r, err
+	}
+	r.Size = info.Size()
+	return r, nil
+}
+
+// goBuild builds a static binary with the version stamped in. -trimpath
+// and the fixed flags make it depend only on the source and the toolchain.
+func goBuild(ctx context.Context, o Options, c Component, p v1.Platform, out string) error {
+	ldflags := "-s -w -X github.com/jianfenliu/vmoperator/version.Version=" + o.Version
+	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-buildvcs=auto", "-ldflags", ldflags, "-o", out, c.Package)
+	cmd.Dir = o.Source
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS="+p.OS, "GOARCH="+p.Architecture)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("go build %s for %s: %w\n%s", c.Package, p.String(), err, stderr.String())
+	}
+	return nil
+}
+
+// image is a single-layer image: the binary at /<name>, nothing else (no
+// shell, no libc: the binaries are static).
+func image(o Options, c Component, p v1.Platform, binary string) (v1.Image, error) {
+	layer, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return binaryLayer(binary, "/"+c.Name, o.Created) },
+		tarball.WithMediaType(types.OCILayer))
+	if err != nil {
+		return nil, err
+	}
+	base := mutate.MediaType(mutate.ConfigMediaType(empty.Image, types.OCIConfigJSON), types.OCIManifestSchema1)
+	img, err := mutate.ConfigFile(base, &v1.ConfigFile{
+		OS: p.OS, Architecture: p.Architecture,
+		// Append fills in the diff IDs; the type must be set (importers
+		// reject a config without it).
+		RootFS: v1.RootFS{Type: "layers"},
+		Config: v1.Config{
+			Entrypoint: []string{"/" + c.Name},
+			User:       c.User,
+			WorkingDir: "/",
+			Labels:     labels(o, c),
+		},
+	})
+	if err != nil {
+		return nil, err
+	}
+	img, err = mutate.Append(img, mutate.Addendum{Layer: layer, History: v1.History{
+		Created: v1.Time{Time: o.Created}, CreatedBy: "make images: go build " + c.Package,
+	}})
+	if err != nil {
+		return nil, err
+	}
+	return mutate.CreatedAt(img, v1.Time{Time: o.Created})
+}
+
+// labels are the OCI annotations every image carries in its config.
+func labels(o Options, c Component) map[string]string {
+	l := map[string]string{
+		"org.opencontainers.image.title":       c.Name,
+		"org.opencontainers.image.description": c.Description,
+		"org.opencontainers.image.version":     o.Version,
+		"org.opencontainers.image.source":      "https://github.com/jianfenliu/vmoperator",
+		"org.opencontainers.image.created":     o.Created.UTC().Format(time.RFC3339),
+	}
+	if o.Revision != "" {
+		l["org.opencontainers.image.revision"] = o.Revision
+	}
+	return l
+}
+
+// binaryLayer is a tar of one executable at name, owned by root, dated
+// created.
+func binaryLayer(binary, name string, created time.Time) (io.ReadCloser, error) {
+	content, err := os.ReadFile(binary)
+	if err != nil {
+		return nil, err
+	}
+	var buf bytes.Buffer
+	w := tar.NewWriter(&buf)
+	header := &tar.Header{Name: name[1:], Mode: 0o755, Size: int64(len(content)), ModTime: created, Typeflag: tar.TypeReg, Format: tar.FormatPAX}
+	if err := w.WriteHeader(header); err != nil {
+		return nil, err
+	}
+	if _, err := w.Write(content); err != nil {
+		return nil, err
+	}
+	if err := w.Close(); err != nil {
+		return nil, err
+	}
+	return io.NopCloser(&buf), nil
+}
+
+// tarDirectory archives an OCI layout directory with sorted names, fixed
+// owners and times, so that equal layouts give equal archives.
+func tarDirectory(dir, archive string, created time.Time) error {
+	var names []string
+	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || path == dir {
+			return err
+		}
+		rel, err := filepath.Rel(dir, path)
+		names = append(names, rel)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	sort.Strings(names)
+	f, err := os.Create(archive)
+	if err != nil {
+		return err
+	}
+	w := tar.NewWriter(f)
+	for _, name := range names {
+		if err := addFile(w, dir, name, created); err != nil {
+			f.Close()
+			return err
+		}
+	}
+	if err := w.Close(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+func addFile(w *tar.Writer, dir, name string, created time.Time) error {
+	path := filepath.Join(dir, name)
+	info, err := os.Stat(path)
+	if err != nil {
+		return err
+	}
+	header := &tar.Header{Name: filepath.ToSlash(name), ModTime: created, Format: tar.FormatPAX}
+	if info.IsDir() {
+		header.Typeflag, header.Name, header.Mode = tar.TypeDir, header.Name+"/", 0o755
+		return w.WriteHeader(header)
+	}
+	header.Typeflag, header.Mode, header.Size = tar.TypeReg, 0o644, info.Size()
+	if err := w.WriteHeader(header); err != nil {
+		return err
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	_, err = io.Copy(w, f)
+	return err
+}

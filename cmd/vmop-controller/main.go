@@ -1,6 +1,10 @@
 // Command vmop-controller reconciles VirtualMachineProfiles into network
 // attachments, host-network policies, disks, cloud-init and KubeVirt VMs, and
 // keeps their status true. It runs leader-elected; only the leader reconciles.
+//
+// Two subcommands serve the Helm chart's hooks: `vmop-controller apply-crds`
+// (before install and upgrade) and `vmop-controller uninstall-cleanup`
+// (after uninstall).
 package main
 
 import (
@@ -17,6 +21,9 @@ import (
 )
 
 func main() {
+	if len(os.Args) > 1 && (os.Args[1] == commandApplyCRDs || os.Args[1] == commandCleanup) {
+		os.Exit(runHook(os.Args[1], os.Args[2:]))
+	}
 	options := manager.Options{}
 	flag.StringVar(&options.MetricsAddress, "metrics-bind-address", ":8080", "address of the /metrics endpoint; 0 disables it")
 	flag.StringVar(&options.ProbeAddress, "health-probe-bind-address", ":8081", "address of the /healthz and /readyz endpoints")

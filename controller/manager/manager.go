@@ -71,6 +71,9 @@ type Options struct {
 	SkipControllerNameValidation bool
 }
 
+// LeaderElectionID names the Lease the controller's replicas elect a leader with.
+const LeaderElectionID = "vmop-controller.vm.example.com"
+
 // DefaultLeaseNamespace is where agents renew their per-node Leases.
 const DefaultLeaseNamespace = "vmop-system"
 
@@ -103,7 +106,7 @@ func New(config *rest.Config, options Options) (ctrl.Manager, error) {
 		Metrics:                 metricsserver.Options{BindAddress: options.MetricsAddress},
 		HealthProbeBindAddress:  options.ProbeAddress,
 		LeaderElection:          options.LeaderElection,
-		LeaderElectionID:        "vmop-controller.vm.example.com",
+		LeaderElectionID:        LeaderElectionID,
 		LeaderElectionNamespace: options.LeaderElectionNamespace,
 		// Run returns (and the process exits) once the manager stopped, so
 		// handing the Lease back on shutdown is safe, and a rolling update's

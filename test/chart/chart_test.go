@@ -101,8 +101,12 @@ func TestChartObjectsAreAcceptedByTheAPIServer(t *testing.T) {
 			t.Errorf("%s %s: %v", obj.GetKind(), obj.GetName(), err)
 		}
 	}
-	want := map[string]int{"CustomResourceDefinition": 3, "ServiceAccount": 2, "ClusterRole": 4, "ClusterRoleBinding": 2, "Role": 2, "RoleBinding": 2,
-		"ValidatingAdmissionPolicy": 2, "ValidatingAdmissionPolicyBinding": 2, "Deployment": 1, "DaemonSet": 1}
+	// Besides both components' objects: the PriorityClass, the controller's
+	// PodDisruptionBudget, and the two hooks' Job, ServiceAccount and roles
+	// (the CRD hook also its ConfigMap).
+	want := map[string]int{"CustomResourceDefinition": 3, "ServiceAccount": 4, "ClusterRole": 6, "ClusterRoleBinding": 4, "Role": 4, "RoleBinding": 4,
+		"ValidatingAdmissionPolicy": 2, "ValidatingAdmissionPolicyBinding": 2, "Deployment": 1, "DaemonSet": 1,
+		"PriorityClass": 1, "PodDisruptionBudget": 1, "ConfigMap": 1, "Job": 2}
 	if fmt.Sprint(kinds) != fmt.Sprint(want) {
 		t.Fatalf("rendered %v, want %v", kinds, want)
 	}

@@ -16,3 +16,33 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 {{- define "vmoperator.image" -}}
 {{- printf "%s/vmop-%s:%s" .root.Values.image.registry .component (default .root.Chart.AppVersion .root.Values.image.tag) -}}
 {{- end -}}
+
+{{/* The priority class both components run at, "" for none. */}}
+{{- define "vmoperator.priorityClassName" -}}
+{{- if .Values.priorityClass.create -}}
+{{- default (printf "%s-critical" (include "vmoperator.name" .)) .Values.priorityClass.name -}}
+{{- else -}}
+{{- .Values.priorityClass.name -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Image pull secrets, for every pod of the chart. */}}
+{{- define "vmoperator.pullSecrets" -}}
+{{- with .Values.image.pullSecrets }}
+imagePullSecrets:
+  {{- range . }}
+  - name: {{ . }}
+  {{- end }}
+{{- end }}
+{{- end -}}
+
+{{/* Pod spec lines both components share: pull secrets and priority. The
+hook Jobs take only the pull secrets: the pre-install hook runs before the
+chart's PriorityClass exists and the post-delete hook after it is gone, and
+the Priority admission plugin refuses a Pod naming a missing class. */}}
+{{- define "vmoperator.podCommon" -}}
+{{- include "vmoperator.pullSecrets" . }}
+{{- with include "vmoperator.priorityClassName" . }}
+priorityClassName: {{ . }}
+{{- end }}
+{{- end -}}

@@ -1,0 +1,187 @@
+package chart
+
+import (
+	"context"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
+	"github.com/jianfenliu/vmoperator/test/controlplane"
+)
+
+// isHook says whether Helm runs obj as a hook rather than installing it.
+func isHook(obj *unstructured.Unstructured) bool {
+	return obj.GetAnnotations()["helm.sh/hook"] != ""
+}
+
+// helmFails runs helm expecting it to fail, and returns its error output.
+func helmFails(t *testing.T, args ...string) string {
+	t.Helper()
+	cmd := exec.Command(filepath.Join(controlplane.BinDir(), "helm"), args...)
+	cmd.Dir = controlplane.RepoRoot()
+	out, err := cmd.CombinedOutput()
+	if err == nil {
+		t.Fatalf("helm %s succeeded, want it refused", strings.Join(args, " "))
+	}
+	return string(out)
+}
+
+// TestValuesSchemaRejectsTypos: a misspelt key or a bad value fails the
+// install, naming it, instead of being silently ignored.
+func TestValuesSchemaRejectsTypos(t *testing.T) {
+	for set, want := range map[string]string{
+		"controler.replicas=1":           "additional properties 'controler' not allowed",
+		"agent.logLevl=debug":            "additional properties 'logLevl' not allowed",
+		"agent.logLevel=verbose":         "/agent/logLevel",
+		"agent.leaseDuration=forty":      "/agent/leaseDuration",
+		"controller.metricsPort=0":       "/controller/metricsPort",
+		"image.pullPolicy=Sometimes":     "/image/pullPolicy",
+		"priorityClass.value=2000000001": "/priorityClass/value",
+	} {
+		out := helmFails(t, "template", "vmop", "deploy/chart", "--kube-version", "1.37.2", "--set", set)
+		if !strings.Contains(out, want) {
+			t.Errorf("--set %s: error does not name %q:\n%s", set, want, out)
+		}
+	}
+}
+
+// podSpecs are the pod templates of the Deployment, DaemonSet and Jobs.
+func podSpecs(t *testing.T, objects []*unstructured.Unstructured) map[string]corev1.PodSpec {
+	t.Helper()
+	specs := map[string]corev1.PodSpec{}
+	for _, obj := range objects {
+		switch obj.GetKind() {
+		case "Deployment", "DaemonSet", "Job":
+			var workload struct {
+				Spec struct {
+					Template corev1.PodTemplateSpec `json:"template"`
+				} `json:"spec"`
+			}
+			if err := runtimeConvert(obj, &workload); err != nil {
+				t.Fatal(err)
+			}
+			specs[obj.GetKind()+"/"+obj.GetName()] = workload.Spec.Template.Spec
+		}
+	}
+	return specs
+}
+
+func TestPriorityClassAndPullSecrets(t *testing.T) {
+	priorities := func(objects []*unstructured.Unstructured) (classes []string, used map[string]string) {
+		used = map[string]string{}
+		for _, obj := range objects {
+			if obj.GetKind() == "PriorityClass" {
+				classes = append(classes, obj.GetName())
+			}
+		}
+		for name, spec := range podSpecs(t, objects) {
+			used[name] = spec.PriorityClassName
+		}
+		return classes, used
+	}
+	classes, used := priorities(render(t))
+	if len(classes) != 1 || classes[0] != "vmop-critical" {
+		t.Fatalf("default PriorityClasses %v, want the chart's vmop-critical", classes)
+	}
+	if len(used) != 4 {
+		t.Fatalf("pod templates %v, want the controller, the agent and two hooks", used)
+	}
+	for name, class := range used {
+		// Hooks run before the class exists (pre-install) or after it is
+		// gone (post-delete): the Priority admission plugin would refuse
+		// their Pods.
+		want := "vmop-critical"
+		if strings.HasPrefix(name, "Job/") {
+			want = ""
+		}
+		if class != want {
+			t.Errorf("%s runs at %q, want %q", name, class, want)
+		}
+	}
+	classes, used = priorities(render(t, "priorityClass.create=false", "priorityClass.name=platform-high"))
+	if len(classes) != 0 || used["DaemonSet/vmop-agent"] != "platform-high" {
+		t.Errorf("an existing class: created %v, agent runs at %q", classes, used["DaemonSet/vmop-agent"])
+	}
+	_, used = priorities(render(t, "priorityClass.create=false"))
+	if used["Deployment/vmop-controller"] != "" {
+		t.Errorf("no class wanted, controller runs at %q", used["Deployment/vmop-controller"])
+	}
+	for name, spec := range podSpecs(t, render(t, "image.pullSecrets={regcred}")) {
+		if len(spec.ImagePullSecrets) != 1 || spec.ImagePullSecrets[0].Name != "regcred" {
+			t.Errorf("%s pull secrets %v", name, spec.ImagePullSecrets)
+		}
+	}
+}
+
+func TestExtraArgsEnvAndPodDisruptionBudget(t *testing.T) {
+	objects := render(t, "controller.extraArgs={--kube-api-qps=50}", "controller.extraEnv[0].name=GOMEMLIMIT", "controller.extraEnv[0].value=200MiB",
+		"agent.extraArgs={--debounce=1s}", "controller.replicas=1")
+	specs := podSpecs(t, objects)
+	controller := specs["Deployment/vmop-controller"].Containers[0]
+	if !strings.Contains(strings.Join(controller.Args, " "), "--kube-api-qps=50") || len(controller.Env) != 1 || controller.Env[0].Value != "200MiB" {
+		t.Errorf("controller args %v env %v", controller.Args, controller.Env)
+	}
+	if agent := specs["DaemonSet/vmop-agent"].Containers[0]; !strings.Contains(strings.Join(agent.Args, " "), "--debounce=1s") {
+		t.Errorf("agent args %v", agent.Args)
+	}
+	for _, obj := range objects {
+		if obj.GetKind() == "PodDisruptionBudget" {
+			t.Error("a single replica got a PodDisruptionBudget, which would block every drain")
+		}
+	}
+}
+
+// TestPodSecurityLevels creates Pods from the rendered templates on a real
+// apiserver whose PodSecurity admission enforces a level per namespace:
+// the agent needs "privileged" (host network, a hostPath), the controller
+// and the hooks pass "restricted".
+func TestPodSecurityLevels(t *testing.T) {
+	cp, err := controlplane.Start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cp.Stop() })
+	ctx := context.Background()
+	objects := render(t)
+	for _, obj := range objects {
+		if obj.GetKind() == "PriorityClass" {
+			if err := cp.Client.Create(ctx, obj); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	for _, level := range []string{"privileged", "baseline", "restricted"} {
+		ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "psa-" + level,
+			Labels: map[string]string{"pod-security.kubernetes.io/enforce": level}}}
+		if err := cp.Client.Create(ctx, ns); err != nil {
+			t.Fatal(err)
+		}
+	}
+	admitted := func(level, name string, spec corev1.PodSpec) error {
+		spec.NodeName = "node-a" // no scheduler here; the Pod only needs admitting
+		pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: strings.ToLower(strings.ReplaceAll(name, "/", "-")), Namespace: "psa-" + level}, Spec: spec}
+		return cp.Client.Create(ctx, pod)
+	}
+	for name, spec := range podSpecs(t, objects) {
+		for _, level := range []string{"privileged", "baseline", "restricted"} {
+			err := admitted(level, name, spec)
+			wantAdmitted := level == "privileged" || !strings.HasPrefix(name, "DaemonSet/")
+			switch {
+			case wantAdmitted && err != nil:
+				t.Errorf("%s refused at level %s: %v", name, level, err)
+			case !wantAdmitted && err == nil:
+				t.Errorf("%s admitted at level %s", name, level)
+			case !wantAdmitted:
+				if !strings.Contains(err.Error(), "host namespaces") || !strings.Contains(err.Error(), "hostPath") {
+					t.Errorf("%s at %s refused for another reason: %v", name, level, err)
+				}
+				t.Logf("%s at %s: %v", name, level, err)
+			}
+		}
+	}
+}

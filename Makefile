@@ -10,9 +10,25 @@ HELM         := $(BIN)/helm
 CONTROL_PLANE := $(ETCD) $(KUBE_APISERVER) $(KUBE_CONTROLLER_MANAGER)
 
 # Upstream API packages whose CRDs the test control plane installs.
-THIRD_PARTY_APIS := kubevirt.io/api/core/v1;kubevirt.io/containerized-data-importer-api/pkg/apis/core/v1beta1;github.com/k8snetworkplumbingwg/network-attachment-definition-client/pkg/apis/k8s.cni.cncf.io/v1;github.com/nmstate/kubernetes-nmstate/api/v1;github.com/nmstate/kubernetes-nmstate/api/v1beta1
+THIRD_PARTY_APIS := kubevirt.io/api/core/v1;kubevirt.io/api/instancetype/v1beta1;kubevirt.io/containerized-data-importer-api/pkg/apis/core/v1beta1;github.com/k8snetworkplumbingwg/network-attachment-definition-client/pkg/apis/k8s.cni.cncf.io/v1;github.com/nmstate/kubernetes-nmstate/api/v1;github.com/nmstate/kubernetes-nmstate/api/v1beta1
 # Files `make generate manifests` writes; `make verify` checks they are current.
 GENERATED := api/v1alpha1/zz_generated.deepcopy.go deploy/crds deploy/rbac test/crds
+
+# Deploying to the cluster of the current kubeconfig ($KUBECONFIG or ~/.kube/config).
+KUBECTL      ?= kubectl
+NAMESPACE    ?= vmop-system
+RELEASE      ?= vmop
+# Extra flags: `make run RUN_ARGS=--allow-emulation`, `make deploy HELM_ARGS='--set controller.replicas=1'`.
+RUN_ARGS     ?=
+HELM_ARGS    ?=
+# Images: IMG_REGISTRY/vmop-controller:VERSION and IMG_REGISTRY/vmop-agent:VERSION,
+# the names the chart pulls (its image.registry default, and its appVersion as the tag).
+DOCKER       ?= docker
+IMG_REGISTRY ?= registry.local/vmoperator
+# VERSION defaults to the chart's appVersion, also where it is set but empty.
+ifeq ($(strip $(VERSION)),)
+override VERSION := $(shell awk '/^appVersion:/ { gsub(/"/, "", $$2); print $$2 }' deploy/chart/Chart.yaml)
+endif
 
 .DEFAULT_GOAL := help
 
@@ -61,9 +77,58 @@ dev: $(CONTROL_PLANE) ## Bring up the local environment (control plane, simulato
 build: ## Build vmop-controller and vmop-agent into bin/.
 	go build -o $(BIN)/ ./cmd/...
 
+##@ Deployment (to the cluster of the current kubeconfig)
+
+.PHONY: install
+install: ## Install our CRDs (deploy/crds) with server-side apply.
+	$(KUBECTL) apply --server-side -f deploy/crds
+
+.PHONY: uninstall
+uninstall: ## Delete our CRDs, and with them every VirtualMachineProfile, HostNetwork and NodeCapability.
+	$(KUBECTL) delete --ignore-not-found -f deploy/crds
+
+.PHONY: run
+run: ## Run vmop-controller from source, leader election off, metrics on :8080, probes on :8081 (after make install; more flags in RUN_ARGS).
+	go run ./cmd/vmop-controller --leader-elect=false --agent-lease-namespace=$(NAMESPACE) \
+		--metrics-bind-address=:8080 --health-probe-bind-address=:8081 --zap-devel $(RUN_ARGS)
+
+# The namespace is labelled first: the agent uses hostNetwork and a hostPath,
+# which Pod Security admits only at "privileged".
+.PHONY: deploy
+deploy: $(HELM) ## Install or upgrade the chart as release vmop in vmop-system, with the images docker-build makes (more flags in HELM_ARGS).
+	$(KUBECTL) create namespace $(NAMESPACE) --dry-run=client -o yaml | $(KUBECTL) apply -f -
+	$(KUBECTL) label namespace $(NAMESPACE) --overwrite pod-security.kubernetes.io/enforce=privileged
+	$(HELM) upgrade --install $(RELEASE) deploy/chart --namespace $(NAMESPACE) \
+		--set image.registry=$(IMG_REGISTRY) --set image.tag=$(VERSION) $(HELM_ARGS)
+
+.PHONY: undeploy
+undeploy: $(HELM) ## Uninstall the release; Helm leaves the CRDs (and so every profile) and the namespace.
+	$(HELM) uninstall $(RELEASE) --namespace $(NAMESPACE) --ignore-not-found
+
+##@ Images
+
 .PHONY: images
 images: ## Build both images (linux/amd64 and linux/arm64) as OCI archives into bin/images/, without Docker; reproducible (same commit, same digests).
 	go run ./build/images -out $(BIN)/images
+
+# The docker CLI alone builds nothing: docker-build and docker-push need an
+# engine that answers, and say so in one line where none does.
+define require-docker-engine
+	@timeout 30 $(DOCKER) info >/dev/null 2>&1 || { \
+		echo "$@: no Docker engine answers ('$(DOCKER) info' failed); 'make images' builds both images as OCI archives without one." >&2; exit 1; }
+endef
+
+.PHONY: docker-build
+docker-build: ## Build IMG_REGISTRY/vmop-controller and vmop-agent, tagged VERSION (default: the chart's appVersion), with a Docker engine.
+	$(require-docker-engine)
+	$(DOCKER) build -f Dockerfile.controller --build-arg VERSION=$(VERSION) -t $(IMG_REGISTRY)/vmop-controller:$(VERSION) .
+	$(DOCKER) build -f Dockerfile.agent --build-arg VERSION=$(VERSION) -t $(IMG_REGISTRY)/vmop-agent:$(VERSION) .
+
+.PHONY: docker-push
+docker-push: ## Push both images docker-build made to IMG_REGISTRY.
+	$(require-docker-engine)
+	$(DOCKER) push $(IMG_REGISTRY)/vmop-controller:$(VERSION)
+	$(DOCKER) push $(IMG_REGISTRY)/vmop-agent:$(VERSION)
 
 ##@ Test
 
@@ -104,11 +169,20 @@ $(CONTROLLER_GEN): test/tools/codegen/go.mod test/tools/codegen/go.sum
 $(ETCD): test/tools/etcd/go.mod test/tools/etcd/go.sum
 	cd test/tools/etcd && go build -o $@ go.etcd.io/etcd/server/v3
 
+# The control plane is stamped with its pinned version, as release builds are
+# (upstream's hack/lib/version.sh), so that clients that check the version,
+# such as helm against the chart's kubeVersion, see it rather than v0.0.0-master.
+KUBE_VERSION = $(shell cd test/tools/kube && go list -m -f '{{.Version}}' k8s.io/kubernetes)
+KUBE_VERSION_PARTS = $(subst ., ,$(patsubst v%,%,$(KUBE_VERSION)))
+KUBE_LDFLAGS = -X k8s.io/component-base/version.gitVersion=$(KUBE_VERSION) \
+	-X k8s.io/component-base/version.gitMajor=$(word 1,$(KUBE_VERSION_PARTS)) \
+	-X k8s.io/component-base/version.gitMinor=$(word 2,$(KUBE_VERSION_PARTS))
+
 $(KUBE_APISERVER): test/tools/kube/go.mod test/tools/kube/go.sum
-	cd test/tools/kube && go build -o $@ k8s.io/kubernetes/cmd/kube-apiserver
+	cd test/tools/kube && go build -ldflags '$(KUBE_LDFLAGS)' -o $@ k8s.io/kubernetes/cmd/kube-apiserver
 
 $(HELM): test/tools/helm/go.mod test/tools/helm/go.sum
 	cd test/tools/helm && go build -o $@ helm.sh/helm/v3/cmd/helm
 
 $(KUBE_CONTROLLER_MANAGER): test/tools/kube/go.mod test/tools/kube/go.sum
-	cd test/tools/kube && go build -o $@ k8s.io/kubernetes/cmd/kube-controller-manager
+	cd test/tools/kube && go build -ldflags '$(KUBE_LDFLAGS)' -o $@ k8s.io/kubernetes/cmd/kube-controller-manager

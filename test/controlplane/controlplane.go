@@ -69,7 +69,8 @@ func NewScheme() *k8sruntime.Scheme {
 type Option func(*settings)
 
 type settings struct {
-	withoutCRDs []string
+	withoutCRDs    []string
+	withoutOwnCRDs bool
 }
 
 // WithoutCRDs leaves out the third-party CRD files of test/crds whose names
@@ -77,6 +78,12 @@ type settings struct {
 // where that dependency is not installed.
 func WithoutCRDs(prefixes ...string) Option {
 	return func(s *settings) { s.withoutCRDs = append(s.withoutCRDs, prefixes...) }
+}
+
+// WithoutOwnCRDs leaves out the operator's CRDs (deploy/crds), for tests
+// that install them the way a user does.
+func WithoutOwnCRDs() Option {
+	return func(s *settings) { s.withoutOwnCRDs = true }
 }
 
 // Start runs etcd and kube-apiserver from BinDir and installs the CRDs in
@@ -105,6 +112,9 @@ func Start(options ...Option) (*ControlPlane, error) {
 		ErrorIfCRDPathMissing:    true,
 		Scheme:                   scheme,
 		ControlPlaneStartTimeout: time.Minute,
+	}
+	if s.withoutOwnCRDs {
+		env.CRDDirectoryPaths = nil
 	}
 	config, err := env.Start()
 	if err != nil {

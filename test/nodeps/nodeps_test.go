@@ -24,7 +24,7 @@ import (
 )
 
 func TestMissingKubeVirtAndCDIAreReportedNotFatal(t *testing.T) {
-	cp, err := controlplane.Start(controlplane.WithoutCRDs("kubevirt.io_", "cdi.kubevirt.io_"))
+	cp, err := controlplane.Start(controlplane.WithoutCRDs("kubevirt.io_", "instancetype.kubevirt.io_", "cdi.kubevirt.io_"))
 	if err != nil {
 		t.Fatal(err)
 	}

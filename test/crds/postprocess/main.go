@@ -1,9 +1,11 @@
 // Command postprocess turns the CRDs that controller-gen generates from the
 // upstream KubeVirt, CDI, Multus and nmstate Go API types into the CRDs those
 // projects install on a real cluster: it keeps only the kinds the operator
-// touches and restores the names, short names, categories and subresources
-// the upstream installers set by hand (controller-gen cannot see them, since
-// they are not markers on the Go types). The test control plane loads the
+// touches, and KubeVirt's instancetypes and preferences, whose short names
+// (vmp among them) ours must not shadow, and restores the names, short
+// names, categories, scope and subresources the upstream installers set by
+// hand (controller-gen cannot see them, since they are not markers on the Go
+// types). The test control plane loads the
 // result, so the apiserver checks every object the operator writes against
 // the real schemas, and RBAC and kubectl behave as in production.
 //
@@ -24,6 +26,7 @@ import (
 	_ "github.com/nmstate/kubernetes-nmstate/api/v1"
 	_ "github.com/nmstate/kubernetes-nmstate/api/v1beta1"
 	_ "kubevirt.io/api/core/v1"
+	_ "kubevirt.io/api/instancetype/v1beta1"
 	_ "kubevirt.io/containerized-data-importer-api/pkg/apis/core/v1beta1"
 )
 
@@ -35,6 +38,9 @@ type wantedCRD struct {
 	singular      string // empty keeps controller-gen's
 	shortNames    []string
 	categories    []string
+	// scope, when set, overrides controller-gen's, which reads only the
+	// kubebuilder marker and so makes every KubeVirt kind namespaced.
+	scope apiextensionsv1.ResourceScope
 	// statusSubresource, when set, forces the status subresource on or off.
 	statusSubresource *bool
 }
@@ -46,14 +52,42 @@ func wantedCRDs() []wantedCRD {
 		// (virt-handler writes the whole object).
 		{generatedFile: "kubevirt.io_virtualmachines.yaml", shortNames: []string{"vm", "vms"}, categories: []string{"all"}, statusSubresource: &on},
 		{generatedFile: "kubevirt.io_virtualmachineinstances.yaml", shortNames: []string{"vmi", "vmis"}, categories: []string{"all"}, statusSubresource: &off},
-		// CDI's Go types carry their own markers (short names dv, dvs).
+		// virt-operator's instancetype API (pkg/virt-operator/resource/generate/
+		// components/crds.go): the namespaced kinds are in "all", the cluster
+		// ones in no category; none has a status subresource.
+		{
+			generatedFile: "instancetype.kubevirt.io_virtualmachineinstancetypes.yaml",
+			shortNames:    []string{"vminstancetype", "vminstancetypes", "vmf", "vmfs"},
+			categories:    []string{"all"},
+			scope:         apiextensionsv1.NamespaceScoped,
+		},
+		{
+			generatedFile: "instancetype.kubevirt.io_virtualmachineclusterinstancetypes.yaml",
+			shortNames:    []string{"vmclusterinstancetype", "vmclusterinstancetypes", "vmcf", "vmcfs"},
+			scope:         apiextensionsv1.ClusterScoped,
+		},
+		{
+			generatedFile: "instancetype.kubevirt.io_virtualmachinepreferences.yaml",
+			shortNames:    []string{"vmpref", "vmprefs", "vmp", "vmps"},
+			categories:    []string{"all"},
+			scope:         apiextensionsv1.NamespaceScoped,
+		},
+		{
+			generatedFile: "instancetype.kubevirt.io_virtualmachineclusterpreferences.yaml",
+			shortNames:    []string{"vmcp", "vmcps"},
+			scope:         apiextensionsv1.ClusterScoped,
+		},
+		// CDI's Go types carry their own markers (short names dv, dvs;
+		// category all), from which CDI's operator generates its CRDs too.
 		{generatedFile: "cdi.kubevirt.io_datavolumes.yaml"},
-		// Multus installs the NAD CRD with a hyphenated plural.
+		// Multus installs the NAD CRD with a hyphenated plural; its current
+		// manifests (deployments/multus-daemonset*.yml) add the short name nad
+		// to net-attach-def, so a cluster may answer to both.
 		{
 			generatedFile: "k8s.cni.cncf.io_networkattachmentdefinitions.yaml",
 			plural:        "network-attachment-definitions",
 			singular:      "network-attachment-definition",
-			shortNames:    []string{"net-attach-def"},
+			shortNames:    []string{"nad", "net-attach-def"},
 		},
 		// kubernetes-nmstate's Go types carry their own markers (nncp, nnce, nns).
 		{generatedFile: "nmstate.io_nodenetworkconfigurationpolicies.yaml"},
@@ -110,6 +144,9 @@ func apply(want wantedCRD, crd *apiextensionsv1.CustomResourceDefinition) {
 	}
 	if want.categories != nil {
 		names.Categories = want.categories
+	}
+	if want.scope != "" {
+		crd.Spec.Scope = want.scope
 	}
 	// Annotations name the generator version, which is noise in diffs.
 	crd.Annotations = nil

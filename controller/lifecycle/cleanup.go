@@ -193,9 +193,9 @@ func (c Cleanup) dropFinalizer(ctx context.Context, objects []client.Object, fin
 
 func describe(obj client.Object) string {
 	if obj.GetNamespace() == "" {
-		return fmt.Sprintf("%T %s", obj, obj.GetName())
+		return fmt.Sprintf("%s %s", kindOf(obj), obj.GetName())
 	}
-	return fmt.Sprintf("%T %s/%s", obj, obj.GetNamespace(), obj.GetName())
+	return fmt.Sprintf("%s %s/%s", kindOf(obj), obj.GetNamespace(), obj.GetName())
 }
 
 // unlabelNodes removes the labels and annotations under our prefix (the
@@ -282,4 +282,10 @@ func ownedByNode(lease *coordinationv1.Lease) bool {
 		}
 	}
 	return false
+}
+
+// kindOf names a typed object's kind for the log ("HostNetwork").
+func kindOf(obj client.Object) string {
+	name := fmt.Sprintf("%T", obj)
+	return name[strings.LastIndex(name, ".")+1:]
 }

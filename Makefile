@@ -18,9 +18,11 @@ GENERATED := api/v1alpha1/zz_generated.deepcopy.go deploy/crds deploy/rbac test/
 KUBECTL      ?= kubectl
 NAMESPACE    ?= vmop-system
 RELEASE      ?= vmop
-# Extra flags: `make run RUN_ARGS=--allow-emulation`, `make deploy HELM_ARGS='--set controller.replicas=1'`.
-RUN_ARGS     ?=
-HELM_ARGS    ?=
+# Extra flags: `make run RUN_ARGS=--allow-emulation`, `make deploy HELM_ARGS='--set controller.replicas=1'`,
+# `make undeploy UNDEPLOY_ARGS=--no-hooks`.
+RUN_ARGS      ?=
+HELM_ARGS     ?=
+UNDEPLOY_ARGS ?=
 # Images: IMG_REGISTRY/vmop-controller:VERSION and IMG_REGISTRY/vmop-agent:VERSION,
 # the names the chart pulls (its image.registry default, and its appVersion as the tag).
 DOCKER       ?= docker
@@ -102,8 +104,8 @@ deploy: $(HELM) ## Install or upgrade the chart as release vmop in vmop-system, 
 		--set image.registry=$(IMG_REGISTRY) --set image.tag=$(VERSION) $(HELM_ARGS)
 
 .PHONY: undeploy
-undeploy: $(HELM) ## Uninstall the release; Helm leaves the CRDs (and so every profile) and the namespace.
-	$(HELM) uninstall $(RELEASE) --namespace $(NAMESPACE) --ignore-not-found
+undeploy: $(HELM) ## Uninstall the release; Helm leaves the CRDs (and so every profile) and the namespace (more flags in UNDEPLOY_ARGS).
+	$(HELM) uninstall $(RELEASE) --namespace $(NAMESPACE) --ignore-not-found $(UNDEPLOY_ARGS)
 
 ##@ Images
 

@@ -341,3 +341,39 @@ func ours(obj *unstructured.Unstructured, group string) bool {
 	}
 	return false
 }
+
+// TestNotesWarnAboutPodSecurity: installing into a namespace that enforces
+// less than "privileged" (where the agent's Pods would be refused) prints
+// the warning and the fix; NOTES read the live namespace, so this is a
+// server-side dry run.
+func TestNotesWarnAboutPodSecurity(t *testing.T) {
+	cp, err := controlplane.Start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cp.Stop() })
+	ctx := context.Background()
+	for level, ns := range map[string]string{"baseline": "vmop-baseline", "privileged": "vmop-privileged"} {
+		if err := cp.Client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns,
+			Labels: map[string]string{"pod-security.kubernetes.io/enforce": level}}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	chart := loadChart(t, filepath.Join(controlplane.RepoRoot(), "deploy", "chart"))
+	notes := func(ns string) string {
+		install := action.NewInstall(helmConfiguration(t, cp))
+		install.ReleaseName, install.Namespace, install.DryRun, install.DryRunOption = releaseName, ns, true, "server"
+		rel, err := install.Run(chart, map[string]any{})
+		if err != nil {
+			t.Fatalf("dry-run install into %s: %v", ns, err)
+		}
+		return rel.Info.Notes
+	}
+	if got := notes("vmop-baseline"); !strings.Contains(got, `enforces the Pod Security level
+"baseline"`) || !strings.Contains(got, "kubectl label namespace vmop-baseline pod-security.kubernetes.io/enforce=privileged") {
+		t.Errorf("no warning for a baseline namespace:\n%s", got)
+	}
+	if got := notes("vmop-privileged"); strings.Contains(got, "WARNING") {
+		t.Errorf("a warning for a privileged namespace:\n%s", got)
+	}
+}

@@ -36,12 +36,7 @@ func TestSeedExamplesArePlacedOnlyWhereTheyCanRun(t *testing.T) {
 	if p.Status.NodeName != "node-a" {
 		t.Fatalf("test-vm on %s: %s", p.Status.NodeName, observe.Describe(p))
 	}
-	if got := observe.Exclusion(p, "node-b"); got != driftOnNodeB {
-		t.Errorf("node-b: %q", got)
-	}
-	if got := observe.Exclusion(p, "node-c"); got != "HostNetwork mgmt does not select this node (its nodeSelector)" {
-		t.Errorf("node-c: %q", got)
-	}
+	p = waitForExclusions(t, p, map[string]string{"node-b": driftOnNodeB, "node-c": notSelectedByMgmt})
 	if p.Status.Networks[0].HostNetwork != "mgmt" {
 		t.Errorf("network status: %+v", p.Status.Networks)
 	}
@@ -69,12 +64,29 @@ func TestSeedExamplesArePlacedOnlyWhereTheyCanRun(t *testing.T) {
 	if p.Status.NodeName != "node-a" {
 		t.Fatalf("web-vm-01 on %s: %s", p.Status.NodeName, observe.Describe(p))
 	}
-	if got := observe.Exclusion(p, "node-b"); got != driftOnNodeB {
-		t.Errorf("node-b: %q", got)
-	}
-	if got := observe.Exclusion(p, "node-c"); got != "HostNetwork mgmt does not select this node (its nodeSelector)" {
-		t.Errorf("node-c: %q", got)
-	}
+	waitForExclusions(t, p, map[string]string{"node-b": driftOnNodeB, "node-c": notSelectedByMgmt})
+}
+
+const notSelectedByMgmt = "HostNetwork mgmt does not select this node (its nodeSelector)"
+
+// waitForExclusions waits until the profile's status gives each node the
+// wanted reason. The VM can run on node-a before node-b's agent has seen
+// the enactment of its nmstate: until then node-b is excluded for "no
+// enactment for this node yet", and the agent's next publication moves the
+// status on to the drift it finds.
+func waitForExclusions(t *testing.T, p *vmv1alpha1.VirtualMachineProfile, want map[string]string) *vmv1alpha1.VirtualMachineProfile {
+	t.Helper()
+	observe.Eventually(t, 30*time.Second, p.Name+" exclusions", func() (bool, string) {
+		p = get(t, p.Namespace, p.Name)
+		var wrong []string
+		for node, reason := range want {
+			if got := observe.Exclusion(p, node); got != reason {
+				wrong = append(wrong, fmt.Sprintf("%s: %q", node, got))
+			}
+		}
+		return len(wrong) == 0, strings.Join(wrong, "; ")
+	})
+	return p
 }
 
 // driftOnNodeB is why node-b never qualifies for HostNetwork mgmt: its

@@ -265,7 +265,10 @@ func stopGroup(t *testing.T, cmd *exec.Cmd, exited chan error) {
 // the labelled namespace and the release's workloads with the images named
 // by IMG_REGISTRY and VERSION, and make undeploy twice (the second finds no
 // release and still succeeds). No kubelet runs, so no pod starts: what is
-// checked is what Helm and the Makefile hand the apiserver.
+// checked is what Helm and the Makefile hand the apiserver. The chart's hook
+// Jobs (CRDs before install and upgrade, cleanup after uninstall) would wait
+// for a Pod that never runs, so they are skipped with --no-hooks; the test
+// of the chart (test/chart) runs them under a kubelet.
 func TestDeployUndeploy(t *testing.T) {
 	cp, err := controlplane.Start()
 	if err != nil {
@@ -274,7 +277,7 @@ func TestDeployUndeploy(t *testing.T) {
 	t.Cleanup(func() { _ = cp.Stop() })
 	requireStampedVersion(t, cp)
 	ctx := context.Background()
-	vars := []string{"IMG_REGISTRY=registry.test/vmop", "VERSION=9.9.9"}
+	vars := []string{"IMG_REGISTRY=registry.test/vmop", "VERSION=9.9.9", "HELM_ARGS=--no-hooks"}
 
 	runMake(t, cp.Kubeconfig, append([]string{"deploy"}, vars...)...)
 	runMake(t, cp.Kubeconfig, append([]string{"deploy"}, vars...)...)
@@ -299,7 +302,7 @@ func TestDeployUndeploy(t *testing.T) {
 		t.Errorf("release %s has %d revisions after two deploys, want 2", release, revisions)
 	}
 
-	runMake(t, cp.Kubeconfig, "undeploy")
+	runMake(t, cp.Kubeconfig, "undeploy", "UNDEPLOY_ARGS=--no-hooks")
 	if revisions := releaseRevisions(t, cp.Client); revisions != 0 {
 		t.Errorf("release %s has %d revisions after undeploy, want none", release, revisions)
 	}
@@ -313,7 +316,7 @@ func TestDeployUndeploy(t *testing.T) {
 	if err := cp.Client.Get(ctx, client.ObjectKey{Name: namespace}, ns); err != nil {
 		t.Errorf("namespace %s after undeploy: %v (Helm leaves it)", namespace, err)
 	}
-	runMake(t, cp.Kubeconfig, "undeploy")
+	runMake(t, cp.Kubeconfig, "undeploy", "UNDEPLOY_ARGS=--no-hooks")
 }
 
 // requireStampedVersion fails early, and says what to do, where

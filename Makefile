@@ -8,6 +8,12 @@ KUBE_APISERVER := $(BIN)/kube-apiserver
 KUBE_CONTROLLER_MANAGER := $(BIN)/kube-controller-manager
 HELM         := $(BIN)/helm
 CONTROL_PLANE := $(ETCD) $(KUBE_APISERVER) $(KUBE_CONTROLLER_MANAGER)
+# The oldest Kubernetes the chart's kubeVersion admits (test/tools/kube-oldest)
+# gets a directory of its own: its kube-apiserver and kube-controller-manager,
+# links to bin/etcd and bin/helm, so KUBEBUILDER_ASSETS=$(OLDEST_ASSETS) points
+# the unchanged tests at it.
+OLDEST_ASSETS := $(BIN)/kube-1.32
+OLDEST_CONTROL_PLANE := $(OLDEST_ASSETS)/kube-apiserver $(OLDEST_ASSETS)/kube-controller-manager $(OLDEST_ASSETS)/etcd $(OLDEST_ASSETS)/helm
 
 # Upstream API packages whose CRDs the test control plane installs.
 THIRD_PARTY_APIS := kubevirt.io/api/core/v1;kubevirt.io/api/instancetype/v1beta1;kubevirt.io/containerized-data-importer-api/pkg/apis/core/v1beta1;github.com/k8snetworkplumbingwg/network-attachment-definition-client/pkg/apis/k8s.cni.cncf.io/v1;github.com/nmstate/kubernetes-nmstate/api/v1;github.com/nmstate/kubernetes-nmstate/api/v1beta1
@@ -135,9 +141,15 @@ docker-push: ## Push both images docker-build made to IMG_REGISTRY.
 ##@ Test
 
 .PHONY: test
-test: $(CONTROL_PLANE) $(BIN)/promtool $(HELM) $(CONTROLLER_GEN) images ## Run every test: builds what the tests need into bin/ first (control plane, promtool, helm, controller-gen, the images), then runs unit, integration and e2e tests and test-kernel.
+test: $(CONTROL_PLANE) $(OLDEST_CONTROL_PLANE) $(BIN)/promtool $(HELM) $(CONTROLLER_GEN) images ## Run every test: builds what the tests need into bin/ first (both control planes, promtool, helm, controller-gen, the images), then runs unit, integration and e2e tests, test-oldest and test-kernel.
 	KUBEBUILDER_ASSETS=$(BIN) go test -count=1 ./...
+	$(MAKE) --no-print-directory test-oldest
 	$(MAKE) --no-print-directory test-kernel
+
+.PHONY: test-oldest
+test-oldest: $(OLDEST_CONTROL_PLANE) ## Run the CRD validation catalogue and the chart tests (trust boundaries included) on the oldest Kubernetes the chart admits (bin/kube-1.32, with bin/etcd).
+	$(OLDEST_ASSETS)/kube-apiserver --version
+	KUBEBUILDER_ASSETS=$(OLDEST_ASSETS) go test -count=1 ./test/validation/ ./test/chart/
 
 .PHONY: test-kernel
 test-kernel: ## Run the kernelvm-tagged agent tests (VLAN, vlan_filtering, bond, dummy, OVS) in Debian's kernel under qemu; downloads cached in bin/kernelvm.
@@ -171,17 +183,34 @@ $(CONTROLLER_GEN): test/tools/codegen/go.mod test/tools/codegen/go.sum
 $(ETCD): test/tools/etcd/go.mod test/tools/etcd/go.sum
 	cd test/tools/etcd && go build -o $@ go.etcd.io/etcd/server/v3
 
-# The control plane is stamped with its pinned version, as release builds are
-# (upstream's hack/lib/version.sh), so that clients that check the version,
+# Both control planes are stamped with their pinned version, as release builds
+# are (upstream's hack/lib/version.sh), so that clients that check the version,
 # such as helm against the chart's kubeVersion, see it rather than v0.0.0-master.
-KUBE_VERSION = $(shell cd test/tools/kube && go list -m -f '{{.Version}}' k8s.io/kubernetes)
-KUBE_VERSION_PARTS = $(subst ., ,$(patsubst v%,%,$(KUBE_VERSION)))
-KUBE_LDFLAGS = -X k8s.io/component-base/version.gitVersion=$(KUBE_VERSION) \
-	-X k8s.io/component-base/version.gitMajor=$(word 1,$(KUBE_VERSION_PARTS)) \
-	-X k8s.io/component-base/version.gitMinor=$(word 2,$(KUBE_VERSION_PARTS))
+# $(call kube_ldflags,tools-module-dir)
+kube_version = $(shell cd $(1) && go list -m -f '{{.Version}}' k8s.io/kubernetes)
+kube_version_ldflags = -X k8s.io/component-base/version.gitVersion=$(1) \
+	-X k8s.io/component-base/version.gitMajor=$(word 1,$(subst ., ,$(patsubst v%,%,$(1)))) \
+	-X k8s.io/component-base/version.gitMinor=$(word 2,$(subst ., ,$(patsubst v%,%,$(1))))
+kube_ldflags = $(call kube_version_ldflags,$(call kube_version,$(1)))
+KUBE_LDFLAGS = $(call kube_ldflags,test/tools/kube)
+OLDEST_LDFLAGS = $(call kube_ldflags,test/tools/kube-oldest)
 
 $(KUBE_APISERVER): test/tools/kube/go.mod test/tools/kube/go.sum
 	cd test/tools/kube && go build -ldflags '$(KUBE_LDFLAGS)' -o $@ k8s.io/kubernetes/cmd/kube-apiserver
+
+$(OLDEST_ASSETS)/kube-apiserver: test/tools/kube-oldest/go.mod test/tools/kube-oldest/go.sum
+	cd test/tools/kube-oldest && go build -ldflags '$(OLDEST_LDFLAGS)' -o $@ k8s.io/kubernetes/cmd/kube-apiserver
+
+$(OLDEST_ASSETS)/kube-controller-manager: test/tools/kube-oldest/go.mod test/tools/kube-oldest/go.sum
+	cd test/tools/kube-oldest && go build -ldflags '$(OLDEST_LDFLAGS)' -o $@ k8s.io/kubernetes/cmd/kube-controller-manager
+
+# Links, not copies: the tests find etcd and helm beside the apiserver, and
+# run the same etcd and helm whichever Kubernetes they test.
+$(OLDEST_ASSETS)/etcd: | $(ETCD)
+	mkdir -p $(@D) && ln -sf ../etcd $@
+
+$(OLDEST_ASSETS)/helm: | $(HELM)
+	mkdir -p $(@D) && ln -sf ../helm $@
 
 $(HELM): test/tools/helm/go.mod test/tools/helm/go.sum
 	cd test/tools/helm && go build -o $@ helm.sh/helm/v3/cmd/helm

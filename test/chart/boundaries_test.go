@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	authenticationv1 "k8s.io/api/authentication/v1"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
@@ -38,9 +39,44 @@ func as(t *testing.T, cp *controlplane.ControlPlane, user string, extra map[stri
 	return c
 }
 
+// withToken is a client that authenticates with a bearer token alone, so the
+// apiserver's own token authenticator says who it is and with which claims.
+func withToken(t *testing.T, cp *controlplane.ControlPlane, token string) client.Client {
+	t.Helper()
+	config := rest.AnonymousClientConfig(cp.Config)
+	config.BearerToken = token
+	c, err := client.New(config, client.Options{Scheme: cp.Scheme})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// podBoundToken is the token a kubelet mounts into a pod of serviceAccount
+// scheduled on node: bound to the pod, and so, from Kubernetes 1.30
+// (ServiceAccountTokenPodNodeInfo, on by default; GA in 1.32), carrying the
+// node's name, which the apiserver turns into the node-name extra.
+func podBoundToken(ctx context.Context, t *testing.T, cp *controlplane.ControlPlane, serviceAccount, node string) string {
+	t.Helper()
+	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: serviceAccount + "-" + node, Namespace: namespace},
+		Spec: corev1.PodSpec{NodeName: node, ServiceAccountName: serviceAccount,
+			Containers: []corev1.Container{{Name: "agent", Image: "vmop-agent"}}}}
+	if err := cp.Client.Create(ctx, pod); err != nil {
+		t.Fatal(err)
+	}
+	request := &authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{
+		BoundObjectRef: &authenticationv1.BoundObjectReference{APIVersion: "v1", Kind: "Pod", Name: pod.Name, UID: pod.UID}}}
+	account := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: serviceAccount, Namespace: namespace}}
+	if err := cp.Client.SubResource("token").Create(ctx, account, request); err != nil {
+		t.Fatalf("token for %s bound to pod %s: %v", serviceAccount, pod.Name, err)
+	}
+	return request.Status.Token
+}
+
 // TestTrustBoundaries installs the chart's roles and admission policies on
 // a real apiserver and acts as each party: an agent writes only its own
-// node's NodeCapability and Lease, and nothing without its node-name claim;
+// node's NodeCapability and Lease, and nothing without its node-name claim
+// (impersonated, then with a real pod-bound token);
 // the controller changes only node labels under its prefix; a namespace
 // user with edit applies profiles but not HostNetworks.
 func TestTrustBoundaries(t *testing.T) {
@@ -90,6 +126,20 @@ func TestTrustBoundaries(t *testing.T) {
 		denied(t, "a NodeCapability", writeCapability(ctx, c, "node-a"), want)
 		denied(t, "a Lease", writeLease(ctx, c, namespace, "node-a"), want)
 		denied(t, "a Node label", labelNode(ctx, c, "node-a", "team", "x"), "forbidden")
+	})
+	t.Run("agent with the token its kubelet mounts", func(t *testing.T) {
+		c := withToken(t, cp, podBoundToken(ctx, t, cp, "vmop-agent", "node-b"))
+		review := &authenticationv1.SelfSubjectReview{}
+		if err := c.Create(ctx, review); err != nil {
+			t.Fatal(err)
+		}
+		user := review.Status.UserInfo
+		if got := user.Extra[nodeNameExtra]; user.Username != agent || len(got) != 1 || got[0] != "node-b" {
+			t.Fatalf("the apiserver takes the token for %s with %s %v, want %s with [node-b]", user.Username, nodeNameExtra, got, agent)
+		}
+		allowed(t, "its own NodeCapability", writeCapability(ctx, c, "node-b"))
+		allowed(t, "its own Lease", writeLease(ctx, c, namespace, "node-b"))
+		denied(t, "node-a's NodeCapability", writeCapability(ctx, c, "node-a"), "may only write its own node's NodeCapability and Lease, not node-a")
 	})
 	t.Run("controller", func(t *testing.T) {
 		c := as(t, cp, controller, nil)

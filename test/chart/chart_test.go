@@ -9,6 +9,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -30,14 +31,23 @@ const namespace = "vmop-system"
 
 func helm(t *testing.T, args ...string) string {
 	t.Helper()
+	stdout, err := runHelm(args...)
+	if err != nil {
+		t.Fatalf("helm %s: %v", strings.Join(args, " "), err)
+	}
+	return stdout
+}
+
+// runHelm runs the pinned helm in the repository root; its error carries helm's stderr.
+func runHelm(args ...string) (string, error) {
 	cmd := exec.Command(filepath.Join(controlplane.BinDir(), "helm"), args...)
 	cmd.Dir = controlplane.RepoRoot()
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {
-		t.Fatalf("helm %s: %v\n%s", strings.Join(args, " "), err, stderr.String())
+		return "", fmt.Errorf("%w\n%s", err, stderr.String())
 	}
-	return stdout.String()
+	return stdout.String(), nil
 }
 
 // render returns the chart's objects for the given --set values.
@@ -149,6 +159,41 @@ func TestChartGrantsExactlyTheGeneratedRoles(t *testing.T) {
 	}
 	if checked != 4 {
 		t.Fatalf("checked %d roles, want a ClusterRole and a Role per component", checked)
+	}
+}
+
+// oldestTestedKubernetes is the k8s.io/kubernetes release that
+// test/tools/kube-oldest pins, and so the one make test-oldest runs the
+// validation catalogue and these tests on.
+func oldestTestedKubernetes(t *testing.T) (version string, minor int) {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join(controlplane.RepoRoot(), "test", "tools", "kube-oldest", "go.mod"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(raw), "\n") {
+		if v, ok := strings.CutPrefix(line, "require k8s.io/kubernetes "); ok {
+			if _, err := fmt.Sscanf(v, "v1.%d.", &minor); err != nil {
+				t.Fatalf("test/tools/kube-oldest requires k8s.io/kubernetes %s: %v", v, err)
+			}
+			return v, minor
+		}
+	}
+	t.Fatal("test/tools/kube-oldest/go.mod has no 'require k8s.io/kubernetes' line")
+	return "", 0
+}
+
+// TestChartAdmitsTheOldestTestedKubernetesAndNothingOlder keeps the chart's
+// kubeVersion equal to what is proven: helm installs on the release make
+// test-oldest tests and refuses the last of the minor before it, whose
+// apiserver refuses our CRDs (the format CEL library is not in its rules).
+func TestChartAdmitsTheOldestTestedKubernetesAndNothingOlder(t *testing.T) {
+	oldest, minor := oldestTestedKubernetes(t)
+	helm(t, "template", "vmop", "deploy/chart", "--kube-version", oldest)
+	older := fmt.Sprintf("v1.%d.99", minor-1)
+	_, err := runHelm("template", "vmop", "deploy/chart", "--kube-version", older)
+	if err == nil || !strings.Contains(err.Error(), "chart requires kubeVersion") {
+		t.Fatalf("helm template --kube-version %s: %v; want the chart's kubeVersion to refuse it", older, err)
 	}
 }
 

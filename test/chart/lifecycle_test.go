@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -47,7 +48,9 @@ const releaseName = "vmop"
 // rendered Deployment and DaemonSet say, under their service accounts, see
 // a profile reach Running and the agent publish, then uninstall: every
 // profile, VM and disk stays, and of the operator only what the README
-// lists ("Uninstalling") is left.
+// lists ("Uninstalling") is left. On a Kubernetes older than 1.37, where
+// the previous chart's CRDs never installed, it proves that refusal and
+// installs this chart fresh instead of upgrading.
 func TestInstallUpgradeUninstall(t *testing.T) {
 	cp, err := controlplane.Start(controlplane.WithoutOwnCRDs())
 	if err != nil {
@@ -77,21 +80,36 @@ func TestInstallUpgradeUninstall(t *testing.T) {
 
 	// 1. The previous release. Its images (0.1.0) are not on the node: its
 	// Pods stay Pending, as where nobody imported or pushed them.
-	installed := install(t, helmConfig, loadChart(t, previousChart), map[string]any{})
-	if installed.Chart.Metadata.Version != "0.1.0" {
-		t.Fatalf("installed chart %s", installed.Chart.Metadata.Version)
-	}
-	if crd := getCRD(t, cp, "virtualmachineprofiles.vm.example.com"); !slices.Contains(crd.Spec.Names.ShortNames, "vmp") {
-		t.Fatalf("the previous chart's profile CRD should have had the old short name vmp: %v", crd.Spec.Names.ShortNames)
-	}
-
-	// 2. The upgrade.
 	current := loadChart(t, filepath.Join(controlplane.RepoRoot(), "deploy", "chart"))
 	values := map[string]any{
 		"controller": map[string]any{"allowEmulation": true, "metricsPort": freePort(t), "healthPort": freePort(t)},
 		"agent":      map[string]any{"metricsPort": freePort(t), "healthPort": freePort(t), "kvmDeviceResource": ""},
 	}
-	upgraded := upgrade(t, helmConfig, current, values, node)
+	var upgraded *release.Release
+	if minor := serverMinor(t, cp); minor < previousChartMinKubeMinor {
+		// 0.1.0 claimed >=1.30 but never installed before 1.37: its CRDs'
+		// name rule called format.dns1123Label(), which older apiservers
+		// price over the CEL budget. There the test proves that, then a
+		// fresh install of this chart (its CRD hook included); the upgrade
+		// itself is proven on the newest Kubernetes.
+		_, err := runInstall(helmConfig, loadChart(t, previousChart), map[string]any{})
+		if err == nil || !strings.Contains(err.Error(), "estimated rule cost exceeds budget") {
+			t.Fatalf("helm install 0.1.0 on Kubernetes 1.%d: %v; want its CRDs refused for their CEL cost", minor, err)
+		}
+		t.Logf("Kubernetes 1.%d refuses 0.1.0's CRDs as it should; installing %s fresh", minor, current.Metadata.Version)
+		upgraded = install(t, helmConfig, current, values)
+	} else {
+		installed := install(t, helmConfig, loadChart(t, previousChart), map[string]any{})
+		if installed.Chart.Metadata.Version != "0.1.0" {
+			t.Fatalf("installed chart %s", installed.Chart.Metadata.Version)
+		}
+		if crd := getCRD(t, cp, "virtualmachineprofiles.vm.example.com"); !slices.Contains(crd.Spec.Names.ShortNames, "vmp") {
+			t.Fatalf("the previous chart's profile CRD should have had the old short name vmp: %v", crd.Spec.Names.ShortNames)
+		}
+
+		// 2. The upgrade.
+		upgraded = upgrade(t, helmConfig, current, values, node)
+	}
 	if strings.Contains(upgraded.Info.Notes, "WARNING") {
 		t.Errorf("NOTES warn although the namespace is privileged:\n%s", upgraded.Info.Notes)
 	}
@@ -199,7 +217,8 @@ func startNode(t *testing.T, ctx context.Context, cp *controlplane.ControlPlane)
 	if err := os.Chmod(work, 0o755); err != nil { // the controller runs as 65532
 		t.Fatal(err)
 	}
-	images, err := kubelet.ImportArchives(filepath.Join(controlplane.BinDir(), "images"), work)
+	// make images writes bin/images, whichever control plane KUBEBUILDER_ASSETS names.
+	images, err := kubelet.ImportArchives(filepath.Join(controlplane.RepoRoot(), "bin", "images"), work)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -238,15 +257,41 @@ func loadChart(t *testing.T, path string) *helmchart.Chart {
 	return chart
 }
 
+// previousChartMinKubeMinor is the first Kubernetes minor that accepts the
+// CRDs of the previous chart (testdata/vmoperator-0.1.0.tgz).
+const previousChartMinKubeMinor = 37
+
 func install(t *testing.T, config *action.Configuration, chart *helmchart.Chart, values map[string]any) *release.Release {
 	t.Helper()
-	install := action.NewInstall(config)
-	install.ReleaseName, install.Namespace, install.Timeout = releaseName, namespace, 2*time.Minute
-	rel, err := install.Run(chart, values)
+	rel, err := runInstall(config, chart, values)
 	if err != nil {
 		t.Fatalf("helm install %s: %v", chart.Metadata.Version, err)
 	}
 	return rel
+}
+
+func runInstall(config *action.Configuration, chart *helmchart.Chart, values map[string]any) (*release.Release, error) {
+	install := action.NewInstall(config)
+	install.ReleaseName, install.Namespace, install.Timeout = releaseName, namespace, 2*time.Minute
+	return install.Run(chart, values)
+}
+
+// serverMinor is the apiserver's Kubernetes minor version.
+func serverMinor(t *testing.T, cp *controlplane.ControlPlane) int {
+	t.Helper()
+	discoveryClient, err := discovery.NewDiscoveryClientForConfig(cp.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := discoveryClient.ServerVersion()
+	if err != nil {
+		t.Fatal(err)
+	}
+	minor, err := strconv.Atoi(strings.TrimSuffix(info.Minor, "+"))
+	if err != nil {
+		t.Fatalf("apiserver minor version %q: %v", info.Minor, err)
+	}
+	return minor
 }
 
 func upgrade(t *testing.T, config *action.Configuration, chart *helmchart.Chart, values map[string]any, node *kubelet.Node) *release.Release {

@@ -16,7 +16,7 @@ OLDEST_ASSETS := $(BIN)/kube-1.32
 OLDEST_CONTROL_PLANE := $(OLDEST_ASSETS)/kube-apiserver $(OLDEST_ASSETS)/kube-controller-manager $(OLDEST_ASSETS)/etcd $(OLDEST_ASSETS)/helm
 
 # Upstream API packages whose CRDs the test control plane installs.
-THIRD_PARTY_APIS := kubevirt.io/api/core/v1;kubevirt.io/api/instancetype/v1beta1;kubevirt.io/containerized-data-importer-api/pkg/apis/core/v1beta1;github.com/k8snetworkplumbingwg/network-attachment-definition-client/pkg/apis/k8s.cni.cncf.io/v1;github.com/nmstate/kubernetes-nmstate/api/v1;github.com/nmstate/kubernetes-nmstate/api/v1beta1
+THIRD_PARTY_APIS := kubevirt.io/api/core/v1;kubevirt.io/api/instancetype/v1beta1;kubevirt.io/containerized-data-importer-api/pkg/apis/core/v1beta1;github.com/k8snetworkplumbingwg/network-attachment-definition-client/pkg/apis/k8s.cni.cncf.io/v1;github.com/nmstate/kubernetes-nmstate/api/v1;github.com/nmstate/kubernetes-nmstate/api/v1beta1;github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1
 # Files `make generate manifests` writes; `make verify` checks they are current.
 GENERATED := api/v1alpha1/zz_generated.deepcopy.go deploy/crds deploy/rbac test/crds
 

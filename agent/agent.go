@@ -259,6 +259,7 @@ func linkSamples(links []capability.RoleLink) []metrics.LinkSample {
 			Name: l.Name, Role: l.Role, Up: l.AdminUp, Carrier: l.Carrier,
 			RxBytes: s.RxBytes, TxBytes: s.TxBytes, RxPackets: s.RxPackets, TxPackets: s.TxPackets,
 			RxErrors: s.RxErrors, TxErrors: s.TxErrors, RxDropped: s.RxDropped, TxDropped: s.TxDropped,
+			CarrierChanges: s.CarrierChanges,
 		})
 	}
 	return out

@@ -5,9 +5,11 @@ package metrics
 
 import (
 	"context"
+	"runtime"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	coordinationv1 "k8s.io/api/coordination/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	vmv1alpha1 "github.com/jianfenliu/vmoperator/api/v1alpha1"
@@ -16,26 +18,54 @@ import (
 // Controller holds vmop-controller's own metrics, next to controller-runtime's built-ins.
 type Controller struct {
 	timeToReady prometheus.Histogram
-	byPhase     *profilesByPhase
 }
 
-// NewController creates the metrics and registers them on registry. Profiles
-// by phase are counted at scrape time from reader (the manager's cache), so
-// the gauge can never drift from what is stored.
-func NewController(registry prometheus.Registerer, reader client.Reader) (*Controller, error) {
+// ControllerInputs are what the scrape-time metrics read.
+type ControllerInputs struct {
+	// Reader is the manager's cache: profiles and agent Leases are counted
+	// from it at scrape time, so no gauge can drift from what is stored.
+	Reader client.Reader
+	// Leading says whether this replica leads. Only the leader exports
+	// what is counted from the cluster (vmop_profiles, the agents' Leases):
+	// every replica would export the same numbers, and each alert on them
+	// would fire once per replica.
+	Leading func() bool
+	// LeaseNamespace holds the agents' Leases.
+	LeaseNamespace string
+	// Version is reported in vmop_controller_build_info.
+	Version string
+}
+
+// NewController creates the metrics and registers them on registry.
+func NewController(registry prometheus.Registerer, in ControllerInputs) (*Controller, error) {
 	m := &Controller{
 		timeToReady: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "vmop_profile_time_to_ready_seconds",
 			Help:    "Time from a VirtualMachineProfile's creation to its first Ready condition.",
 			Buckets: []float64{5, 10, 20, 30, 60, 120, 300, 600, 1200, 3600},
 		}),
-		byPhase: &profilesByPhase{
-			reader: reader,
-			desc: prometheus.NewDesc("vmop_profiles", "VirtualMachineProfiles by phase.",
-				[]string{"phase"}, nil),
-		},
 	}
-	for _, c := range []prometheus.Collector{m.timeToReady, m.byPhase} {
+	buildInfo := prometheus.NewGauge(prometheus.GaugeOpts{
+		Name:        "vmop_controller_build_info",
+		Help:        "Always 1; labels say which vmop-controller build runs.",
+		ConstLabels: prometheus.Labels{"version": in.Version, "goversion": runtime.Version()},
+	})
+	buildInfo.Set(1)
+	leader := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "vmop_controller_leader",
+		Help: "1 on the replica that leads (reconciles), 0 on the others.",
+	}, func() float64 { return boolValue(in.Leading()) })
+	byPhase := &leaderOnly{leading: in.Leading, collector: &profilesByPhase{
+		reader: in.Reader,
+		desc:   prometheus.NewDesc("vmop_profiles", "VirtualMachineProfiles by phase (exported by the leader only).", []string{"phase"}, nil),
+	}}
+	agents := &leaderOnly{leading: in.Leading, collector: &agentLeases{
+		reader:    in.Reader,
+		namespace: in.LeaseNamespace,
+		desc: prometheus.NewDesc("vmop_agent_lease_expiry_timestamp_seconds",
+			"When each node's vmop-agent Lease lapses unless renewed (Unix time; exported by the leader only).", []string{"node"}, nil),
+	}}
+	for _, c := range []prometheus.Collector{m.timeToReady, buildInfo, leader, byPhase, agents} {
 		if err := registry.Register(c); err != nil {
 			return nil, err
 		}
@@ -78,4 +108,56 @@ func (c *profilesByPhase) Collect(ch chan<- prometheus.Metric) {
 	for phase, n := range counts {
 		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(n), string(phase))
 	}
+}
+
+// leaderOnly collects its collector only while this replica leads. Describe
+// always lists the descriptors, so the registry checks them at start.
+type leaderOnly struct {
+	leading   func() bool
+	collector prometheus.Collector
+}
+
+func (c *leaderOnly) Describe(ch chan<- *prometheus.Desc) { c.collector.Describe(ch) }
+
+func (c *leaderOnly) Collect(ch chan<- prometheus.Metric) {
+	if c.leading() {
+		c.collector.Collect(ch)
+	}
+}
+
+// agentLeases exports each agent Lease's expiry. Agent Leases are the ones
+// owned by a Node (the leader election's Lease shares the namespace).
+type agentLeases struct {
+	reader    client.Reader
+	namespace string
+	desc      *prometheus.Desc
+}
+
+func (c *agentLeases) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+
+func (c *agentLeases) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	var leases coordinationv1.LeaseList
+	if err := c.reader.List(ctx, &leases, client.InNamespace(c.namespace)); err != nil {
+		ch <- prometheus.NewInvalidMetric(c.desc, err)
+		return
+	}
+	for i := range leases.Items {
+		lease := &leases.Items[i]
+		if !ownedByNode(lease) || lease.Spec.RenewTime == nil || lease.Spec.LeaseDurationSeconds == nil {
+			continue
+		}
+		expiry := lease.Spec.RenewTime.Add(time.Duration(*lease.Spec.LeaseDurationSeconds) * time.Second)
+		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(expiry.Unix()), lease.Name)
+	}
+}
+
+func ownedByNode(lease *coordinationv1.Lease) bool {
+	for _, ref := range lease.OwnerReferences {
+		if ref.Kind == "Node" && ref.APIVersion == "v1" && ref.Name == lease.Name {
+			return true
+		}
+	}
+	return false
 }

@@ -17,6 +17,7 @@ type LinkSample struct {
 	Carrier bool
 	// Counters straight from the kernel.
 	RxBytes, TxBytes, RxPackets, TxPackets, RxErrors, TxErrors, RxDropped, TxDropped uint64
+	CarrierChanges                                                                   uint64
 }
 
 // PFSample is one SR-IOV physical function.
@@ -106,9 +107,7 @@ func (n *Node) SetSRIOV(pfs []PFSample) {
 	}
 }
 
-// SetLinks replaces the link samples and counts carrier changes since the
-// previous call. Changes that happen and revert between two probes are not
-// seen; netlink events make probes frequent enough for a health signal.
+// SetLinks replaces the link samples; links no longer listed stop being exported.
 func (n *Node) SetLinks(samples []LinkSample) {
 	n.links.set(samples)
 }
@@ -121,17 +120,14 @@ func boolValue(b bool) float64 {
 }
 
 // linkCollector emits the latest link samples at scrape time: the kernel's
-// counters are exported as they are (they are already monotonic), not
-// re-counted.
+// counters, carrier changes included, are exported as they are (they are
+// already monotonic), not re-counted.
 type linkCollector struct {
-	mu             sync.Mutex
-	samples        []LinkSample
-	carrier        map[string]bool   // last seen carrier, by interface
-	carrierChanges map[string]uint64 // by interface
-	roles          map[string]string // role of each interface with a carrier-change count
+	mu      sync.Mutex
+	samples []LinkSample
 
-	up, carrierDesc, changes *prometheus.Desc
-	counters                 []counterDesc
+	up, carrier *prometheus.Desc
+	counters    []counterDesc
 }
 
 type counterDesc struct {
@@ -145,13 +141,10 @@ func newLinkCollector() *linkCollector {
 		return counterDesc{desc: prometheus.NewDesc(name, help, labels, nil), value: value}
 	}
 	return &linkCollector{
-		carrier:        map[string]bool{},
-		carrierChanges: map[string]uint64{},
-		roles:          map[string]string{},
-		up:             prometheus.NewDesc("vmop_node_link_up", "1 when the interface is administratively up.", labels, nil),
-		carrierDesc:    prometheus.NewDesc("vmop_node_link_carrier", "1 when the interface has carrier (operstate up).", labels, nil),
-		changes:        prometheus.NewDesc("vmop_node_link_carrier_changes_total", "Carrier changes the agent observed between probes.", labels, nil),
+		up:      prometheus.NewDesc("vmop_node_link_up", "1 when the interface is administratively up.", labels, nil),
+		carrier: prometheus.NewDesc("vmop_node_link_carrier", "1 when the interface has carrier (operstate up).", labels, nil),
 		counters: []counterDesc{
+			counter("vmop_node_link_carrier_changes_total", "Carrier changes, from the kernel's counter (IFLA_CARRIER_CHANGES).", func(s LinkSample) uint64 { return s.CarrierChanges }),
 			counter("vmop_node_link_receive_bytes_total", "Bytes received, from the kernel's link statistics.", func(s LinkSample) uint64 { return s.RxBytes }),
 			counter("vmop_node_link_transmit_bytes_total", "Bytes transmitted, from the kernel's link statistics.", func(s LinkSample) uint64 { return s.TxBytes }),
 			counter("vmop_node_link_receive_packets_total", "Packets received.", func(s LinkSample) uint64 { return s.RxPackets }),
@@ -175,27 +168,13 @@ func (c *linkCollector) set(samples []LinkSample) {
 		}
 		present[s.Name] = true
 		unique = append(unique, s)
-		if last, seen := c.carrier[s.Name]; seen && last != s.Carrier {
-			c.carrierChanges[s.Name]++
-		}
-		c.carrier[s.Name] = s.Carrier
-		c.roles[s.Name] = s.Role
-	}
-	// Forget interfaces that are gone, so deleted links do not pile up as series.
-	for name := range c.carrier {
-		if !present[name] {
-			delete(c.carrier, name)
-			delete(c.carrierChanges, name)
-			delete(c.roles, name)
-		}
 	}
 	c.samples = unique
 }
 
 func (c *linkCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.up
-	ch <- c.carrierDesc
-	ch <- c.changes
+	ch <- c.carrier
 	for _, cd := range c.counters {
 		ch <- cd.desc
 	}
@@ -206,8 +185,7 @@ func (c *linkCollector) Collect(ch chan<- prometheus.Metric) {
 	defer c.mu.Unlock()
 	for _, s := range c.samples {
 		ch <- prometheus.MustNewConstMetric(c.up, prometheus.GaugeValue, boolValue(s.Up), s.Name, s.Role)
-		ch <- prometheus.MustNewConstMetric(c.carrierDesc, prometheus.GaugeValue, boolValue(s.Carrier), s.Name, s.Role)
-		ch <- prometheus.MustNewConstMetric(c.changes, prometheus.CounterValue, float64(c.carrierChanges[s.Name]), s.Name, s.Role)
+		ch <- prometheus.MustNewConstMetric(c.carrier, prometheus.GaugeValue, boolValue(s.Carrier), s.Name, s.Role)
 		for _, cd := range c.counters {
 			ch <- prometheus.MustNewConstMetric(cd.desc, prometheus.CounterValue, float64(cd.value(s)), s.Name, s.Role)
 		}

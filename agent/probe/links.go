@@ -31,6 +31,9 @@ type LinkStats struct {
 	RxPackets, TxPackets uint64
 	RxErrors, TxErrors   uint64
 	RxDropped, TxDropped uint64
+	// CarrierChanges is the kernel's own count of carrier transitions
+	// (IFLA_CARRIER_CHANGES): flaps between two probes are counted too.
+	CarrierChanges uint64
 }
 
 // Link is what the kernel shows for one interface, flattened so that the
@@ -138,7 +141,11 @@ func (p *Links) ProbeLinks() (Snapshot, error) {
 	}
 	var snap Snapshot
 	names := make(map[int]string, len(msgs))
-	decoded := make([]netlink.Link, 0, len(msgs))
+	type decodedLink struct {
+		link           netlink.Link
+		carrierChanges uint64
+	}
+	decoded := make([]decodedLink, 0, len(msgs))
 	for _, m := range msgs {
 		index, name := linkIdentity(m)
 		if name != "" {
@@ -149,11 +156,13 @@ func (p *Links) ProbeLinks() (Snapshot, error) {
 			snap.Skipped = append(snap.Skipped, Skipped{Name: displayName(index, name), Reason: err.Error()})
 			continue
 		}
-		decoded = append(decoded, link)
+		decoded = append(decoded, decodedLink{link: link, carrierChanges: carrierChanges(m)})
 	}
 	snap.Links = make([]Link, 0, len(decoded))
-	for _, l := range decoded {
-		snap.Links = append(snap.Links, p.convert(l, names))
+	for _, d := range decoded {
+		l := p.convert(d.link, names)
+		l.Stats.CarrierChanges = d.carrierChanges
+		snap.Links = append(snap.Links, l)
 	}
 	slices.SortFunc(snap.Links, func(a, b Link) int { return strings.Compare(a.Name, b.Name) })
 	slices.SortFunc(snap.Skipped, func(a, b Skipped) int { return strings.Compare(a.Name, b.Name) })
@@ -213,6 +222,21 @@ func linkIdentity(m []byte) (int, string) {
 		}
 	}
 	return index, ""
+}
+
+// carrierChanges reads IFLA_CARRIER_CHANGES, which netlink's decoder drops;
+// 0 where the kernel does not send it (before 3.15) or it does not parse.
+func carrierChanges(m []byte) uint64 {
+	attrs, err := nl.ParseRouteAttr(m[unix.SizeofIfInfomsg:])
+	if err != nil {
+		return 0
+	}
+	for _, attr := range attrs {
+		if attr.Attr.Type == unix.IFLA_CARRIER_CHANGES && len(attr.Value) == 4 {
+			return uint64(nl.NativeEndian().Uint32(attr.Value))
+		}
+	}
+	return 0
 }
 
 func displayName(index int, name string) string {

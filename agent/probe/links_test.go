@@ -156,3 +156,29 @@ func sendUDPInNamespace(t *testing.T, ns *netnstest.Namespace, to string, n int)
 		t.Fatal(err)
 	}
 }
+
+// TestLinksCarrierChangesComeFromTheKernel flaps p0's carrier twice (its
+// peer down and up) with no probe in between: the kernel's own counter
+// says 4 transitions, which sampling carrier at each probe would miss.
+func TestLinksCarrierChangesComeFromTheKernel(t *testing.T) {
+	ns := netnstest.New(t)
+	ns.VethPair(t, "p0", "q0", "")
+	probe := linkProbe(t, ns)
+	before, err := probe.ProbeLinks()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		ns.SetDown(t, "q0")
+		ns.SetUp(t, "q0")
+	}
+	after, err := probe.ProbeLinks()
+	if err != nil {
+		t.Fatal(err)
+	}
+	from, to := before.ByName("p0").Stats.CarrierChanges, after.ByName("p0").Stats.CarrierChanges
+	if to-from != 4 {
+		t.Errorf("p0 carrier changes %d→%d, want 4 more (two flaps of its peer)", from, to)
+	}
+	t.Logf("p0 carrier changes %d→%d", from, to)
+}

@@ -36,6 +36,7 @@ import (
 	"github.com/jianfenliu/vmoperator/controller/placement"
 	"github.com/jianfenliu/vmoperator/controller/profile"
 	"github.com/jianfenliu/vmoperator/metrics"
+	"github.com/jianfenliu/vmoperator/version"
 )
 
 // Options configure vmop-controller.
@@ -127,7 +128,12 @@ func New(config *rest.Config, options Options) (ctrl.Manager, error) {
 	if registry == nil {
 		registry = ctrlmetrics.Registry
 	}
-	controllerMetrics, err := metrics.NewController(registry, mgr.GetClient())
+	controllerMetrics, err := metrics.NewController(registry, metrics.ControllerInputs{
+		Reader:         mgr.GetClient(),
+		Leading:        electedFunc(mgr.Elected()),
+		LeaseNamespace: options.LeaseNamespace,
+		Version:        version.Version,
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -183,4 +189,17 @@ func Run(options Options) error {
 		return err
 	}
 	return mgr.Start(ctrl.SetupSignalHandler())
+}
+
+// electedFunc says, without blocking, whether elected is closed: the
+// manager closes it once this replica leads, or at start without election.
+func electedFunc(elected <-chan struct{}) func() bool {
+	return func() bool {
+		select {
+		case <-elected:
+			return true
+		default:
+			return false
+		}
+	}
 }

@@ -279,11 +279,7 @@ func runInstall(config *action.Configuration, chart *helmchart.Chart, values map
 // serverMinor is the apiserver's Kubernetes minor version.
 func serverMinor(t *testing.T, cp *controlplane.ControlPlane) int {
 	t.Helper()
-	discoveryClient, err := discovery.NewDiscoveryClientForConfig(cp.Config)
-	if err != nil {
-		t.Fatal(err)
-	}
-	info, err := discoveryClient.ServerVersion()
+	info, err := cp.ServerVersion()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -20,6 +20,8 @@ import (
 
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	k8sruntime "k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/version"
+	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
@@ -207,6 +209,15 @@ func (cp *ControlPlane) StartGarbageCollector() error {
 
 // Stop ends kube-controller-manager (if started), kube-apiserver and etcd and
 // removes their files.
+// ServerVersion is what the apiserver says it is (its /version).
+func (cp *ControlPlane) ServerVersion() (*version.Info, error) {
+	discoveryClient, err := discovery.NewDiscoveryClientForConfig(cp.Config)
+	if err != nil {
+		return nil, err
+	}
+	return discoveryClient.ServerVersion()
+}
+
 func (cp *ControlPlane) Stop() error {
 	var errs []error
 	if cp.controllerManager != nil {

@@ -30,7 +30,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
-	"k8s.io/client-go/discovery"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
 
@@ -324,11 +323,7 @@ func TestDeployUndeploy(t *testing.T) {
 // refuse the chart's kubeVersion against v0.0.0-master.
 func requireStampedVersion(t *testing.T, cp *controlplane.ControlPlane) {
 	t.Helper()
-	discoveryClient, err := discovery.NewDiscoveryClientForConfig(cp.Config)
-	if err != nil {
-		t.Fatal(err)
-	}
-	info, err := discoveryClient.ServerVersion()
+	info, err := cp.ServerVersion()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,5 +1,6 @@
 // Command postprocess turns the CRDs that controller-gen generates from the
-// upstream KubeVirt, CDI, Multus and nmstate Go API types into the CRDs those
+// upstream KubeVirt, CDI, Multus, nmstate and Prometheus Operator Go API
+// types into the CRDs those
 // projects install on a real cluster: it keeps only the kinds the operator
 // touches, and KubeVirt's instancetypes and preferences, whose short names
 // (vmp among them) ours must not shadow, and restores the names, short
@@ -25,6 +26,7 @@ import (
 	_ "github.com/k8snetworkplumbingwg/network-attachment-definition-client/pkg/apis/k8s.cni.cncf.io/v1"
 	_ "github.com/nmstate/kubernetes-nmstate/api/v1"
 	_ "github.com/nmstate/kubernetes-nmstate/api/v1beta1"
+	_ "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1"
 	_ "kubevirt.io/api/core/v1"
 	_ "kubevirt.io/api/instancetype/v1beta1"
 	_ "kubevirt.io/containerized-data-importer-api/pkg/apis/core/v1beta1"
@@ -93,6 +95,11 @@ func wantedCRDs() []wantedCRD {
 		{generatedFile: "nmstate.io_nodenetworkconfigurationpolicies.yaml"},
 		{generatedFile: "nmstate.io_nodenetworkconfigurationenactments.yaml"},
 		{generatedFile: "nmstate.io_nodenetworkstates.yaml"},
+		// The Prometheus Operator generates its CRDs with controller-gen from
+		// these same types and markers (short names pmon, promrule), so the
+		// chart's PodMonitor and PrometheusRule meet the schema they would.
+		{generatedFile: "monitoring.coreos.com_podmonitors.yaml"},
+		{generatedFile: "monitoring.coreos.com_prometheusrules.yaml"},
 	}
 }
 

@@ -18,7 +18,7 @@ OLDEST_CONTROL_PLANE := $(OLDEST_ASSETS)/kube-apiserver $(OLDEST_ASSETS)/kube-co
 # Upstream API packages whose CRDs the test control plane installs.
 THIRD_PARTY_APIS := kubevirt.io/api/core/v1;kubevirt.io/api/instancetype/v1beta1;kubevirt.io/containerized-data-importer-api/pkg/apis/core/v1beta1;github.com/k8snetworkplumbingwg/network-attachment-definition-client/pkg/apis/k8s.cni.cncf.io/v1;github.com/nmstate/kubernetes-nmstate/api/v1;github.com/nmstate/kubernetes-nmstate/api/v1beta1;github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1
 # Files `make generate manifests` writes; `make verify` checks they are current.
-GENERATED := api/v1alpha1/zz_generated.deepcopy.go deploy/crds deploy/rbac test/crds
+GENERATED := api/v1alpha1/zz_generated.deepcopy.go deploy/crds deploy/rbac deploy/dashboards test/crds
 
 # Deploying to the cluster of the current kubeconfig ($KUBECONFIG or ~/.kube/config).
 KUBECTL      ?= kubectl
@@ -51,8 +51,9 @@ help: ## Show the targets.
 ##@ Development
 
 .PHONY: generate
-generate: $(CONTROLLER_GEN) ## Generate deepcopy code for api/.
+generate: $(CONTROLLER_GEN) ## Generate deepcopy code for api/ and the Grafana dashboards (deploy/dashboards, from build/dashboards).
 	$(CONTROLLER_GEN) object paths=./api/...
+	go run ./build/dashboards -out deploy/dashboards
 
 .PHONY: manifests
 manifests: $(CONTROLLER_GEN) ## Generate our CRDs (deploy/crds), the RBAC roles of both components (deploy/rbac) and the third-party CRDs for tests (test/crds).
@@ -77,9 +78,24 @@ verify: ## Fail when generated files are stale, code is not gofmt'ed, or go vet 
 	go mod tidy -diff
 
 .PHONY: dev
-dev: $(CONTROL_PLANE) ## Bring up the local environment (control plane, simulator, controller, three nodes with agents); Ctrl-C tears it down. Needs root.
+dev: $(CONTROL_PLANE) $(BIN)/prometheus prometheus-web ## Bring up the local environment (control plane, simulator, controller, three nodes with agents, Prometheus); Ctrl-C tears it down. Needs root.
 	go build -o $(BIN)/vmop-agent ./cmd/vmop-agent
 	go run ./test/devenv/vmop-dev
+
+# Debian's Prometheus serves its web pages from /usr/share/prometheus/web,
+# a path compiled in, with JavaScript from other packages: only installing the
+# package provides them. The API, which the tests use, needs none of it.
+.PHONY: prometheus-web
+prometheus-web:
+	@test -d /usr/share/prometheus/web || { echo "installing Debian's prometheus package for its web UI"; \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y prometheus >/dev/null; }
+
+# Not part of make test: it takes a picture for the README.
+.PHONY: screenshot
+screenshot: $(CONTROL_PLANE) $(BIN)/prometheus prometheus-web ## Bring up the environment, take br-lan down and up, and save Chromium's screenshot of Prometheus' graph of the Carrier panel (docs/images/prometheus-carrier.png). Needs root.
+	command -v chromium >/dev/null || apt-get install -y chromium
+	go build -o $(BIN)/vmop-agent ./cmd/vmop-agent
+	go run ./test/devenv/screenshot -out docs/images/prometheus-carrier.png
 
 .PHONY: build
 build: ## Build vmop-controller and vmop-agent into bin/.
@@ -141,7 +157,7 @@ docker-push: ## Push both images docker-build made to IMG_REGISTRY.
 ##@ Test
 
 .PHONY: test
-test: $(CONTROL_PLANE) $(OLDEST_CONTROL_PLANE) $(BIN)/promtool $(HELM) $(CONTROLLER_GEN) images ## Run every test: builds what the tests need into bin/ first (both control planes, promtool, helm, controller-gen, the images), then runs unit, integration and e2e tests, test-oldest and test-kernel.
+test: $(CONTROL_PLANE) $(OLDEST_CONTROL_PLANE) $(BIN)/promtool $(BIN)/prometheus $(HELM) $(CONTROLLER_GEN) images ## Run every test: builds what the tests need into bin/ first (both control planes, promtool, helm, controller-gen, the images), then runs unit, integration and e2e tests, test-oldest and test-kernel.
 	KUBEBUILDER_ASSETS=$(BIN) go test -count=1 ./...
 	$(MAKE) --no-print-directory test-oldest
 	$(MAKE) --no-print-directory test-kernel
@@ -156,13 +172,15 @@ test-kernel: ## Run the kernelvm-tagged agent tests (VLAN, vlan_filtering, bond,
 	test/kernelvm/run.sh
 
 .PHONY: promtool
-promtool: $(BIN)/promtool ## Unpack promtool from Debian's prometheus package into bin/ (the agent's metrics test runs `promtool check metrics` with it).
+promtool: $(BIN)/promtool ## Unpack promtool and prometheus from Debian's prometheus package into bin/ (promtool checks metrics and alerts; make dev runs prometheus).
 
-$(BIN)/promtool:
+# Both from one download of Debian's prometheus package, unpacked (not
+# installed: no service is started).
+$(BIN)/promtool $(BIN)/prometheus &:
 	tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && \
 	compgen -G '/var/lib/apt/lists/*_Packages*' >/dev/null || apt-get update && \
 	(cd "$$tmp" && apt-get download prometheus >/dev/null && dpkg -x prometheus_*.deb root) && \
-	cp "$$tmp/root/usr/bin/promtool" $@
+	cp "$$tmp/root/usr/bin/promtool" "$$tmp/root/usr/bin/prometheus" $(BIN)/
 
 .PHONY: measure-idle
 measure-idle: $(CONTROL_PLANE) ## Measure the agent's idle RSS and CPU over VMOP_MEASURE_IDLE (default 60s); prints numbers, asserts nothing.

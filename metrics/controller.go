@@ -10,6 +10,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	coordinationv1 "k8s.io/api/coordination/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	vmv1alpha1 "github.com/jianfenliu/vmoperator/api/v1alpha1"
@@ -58,6 +60,8 @@ func NewController(registry prometheus.Registerer, in ControllerInputs) (*Contro
 	byPhase := &leaderOnly{leading: in.Leading, collector: &profilesByPhase{
 		reader: in.Reader,
 		desc:   prometheus.NewDesc("vmop_profiles", "VirtualMachineProfiles by phase (exported by the leader only).", []string{"phase"}, nil),
+		notReady: prometheus.NewDesc("vmop_profiles_not_ready",
+			"VirtualMachineProfiles whose Ready condition is not True, by its reason (NoEligibleNodes for placement; exported by the leader only).", []string{"reason"}, nil),
 	}}
 	agents := &leaderOnly{leading: in.Leading, collector: &agentLeases{
 		reader:    in.Reader,
@@ -78,13 +82,19 @@ func (m *Controller) ObserveTimeToReady(d time.Duration) {
 	m.timeToReady.Observe(d.Seconds())
 }
 
-// profilesByPhase counts profiles per phase when scraped.
+// profilesByPhase counts profiles per phase, and those not Ready per
+// reason, when scraped. Reasons are the API's constants, so the series stay
+// few.
 type profilesByPhase struct {
-	reader client.Reader
-	desc   *prometheus.Desc
+	reader   client.Reader
+	desc     *prometheus.Desc
+	notReady *prometheus.Desc
 }
 
-func (c *profilesByPhase) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+func (c *profilesByPhase) Describe(ch chan<- *prometheus.Desc) {
+	ch <- c.desc
+	ch <- c.notReady
+}
 
 func (c *profilesByPhase) Collect(ch chan<- prometheus.Metric) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -98,15 +108,27 @@ func (c *profilesByPhase) Collect(ch chan<- prometheus.Metric) {
 		vmv1alpha1.PhasePending: 0, vmv1alpha1.PhaseCreating: 0, vmv1alpha1.PhaseRunning: 0,
 		vmv1alpha1.PhaseStopped: 0, vmv1alpha1.PhaseError: 0,
 	}
+	notReady := map[string]int{}
 	for i := range profiles.Items {
-		phase := profiles.Items[i].Status.Phase
+		status := &profiles.Items[i].Status
+		phase := status.Phase
 		if phase == "" {
 			phase = vmv1alpha1.PhasePending
 		}
 		counts[phase]++
+		ready := meta.FindStatusCondition(status.Conditions, vmv1alpha1.ConditionReady)
+		switch {
+		case ready == nil:
+			notReady["NotObservedYet"]++
+		case ready.Status != metav1.ConditionTrue:
+			notReady[ready.Reason]++
+		}
 	}
 	for phase, n := range counts {
 		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(n), string(phase))
+	}
+	for reason, n := range notReady {
+		ch <- prometheus.MustNewConstMetric(c.notReady, prometheus.GaugeValue, float64(n), reason)
 	}
 }
 

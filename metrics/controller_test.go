@@ -30,9 +30,13 @@ func TestControllerMetrics(t *testing.T) {
 	if err := vmv1alpha1.AddToScheme(scheme); err != nil {
 		t.Fatal(err)
 	}
-	profile := func(name string, phase vmv1alpha1.Phase) *vmv1alpha1.VirtualMachineProfile {
-		return &vmv1alpha1.VirtualMachineProfile{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "ns"},
+	profile := func(name string, phase vmv1alpha1.Phase, ready metav1.ConditionStatus, reason string) *vmv1alpha1.VirtualMachineProfile {
+		p := &vmv1alpha1.VirtualMachineProfile{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "ns"},
 			Status: vmv1alpha1.VirtualMachineProfileStatus{Phase: phase}}
+		if ready != "" {
+			p.Status.Conditions = []metav1.Condition{{Type: vmv1alpha1.ConditionReady, Status: ready, Reason: reason}}
+		}
+		return p
 	}
 	node := func(name string) metav1.OwnerReference {
 		return metav1.OwnerReference{APIVersion: "v1", Kind: "Node", Name: name, UID: "uid-" + types.UID(name)}
@@ -43,8 +47,12 @@ func TestControllerMetrics(t *testing.T) {
 			Spec: coordinationv1.LeaseSpec{RenewTime: &renewed, LeaseDurationSeconds: ptr.To(int32(40))}}
 	}
 	reader := fake.NewClientBuilder().WithScheme(scheme).WithObjects(
-		profile("a", vmv1alpha1.PhaseRunning), profile("b", vmv1alpha1.PhaseRunning),
-		profile("c", vmv1alpha1.PhaseError), profile("new", ""),
+		profile("a", vmv1alpha1.PhaseRunning, metav1.ConditionTrue, "Running"),
+		profile("b", vmv1alpha1.PhaseRunning, metav1.ConditionTrue, "Running"),
+		profile("c", vmv1alpha1.PhaseError, metav1.ConditionFalse, "QuotaExceeded"),
+		profile("d", vmv1alpha1.PhasePending, metav1.ConditionFalse, "NoEligibleNodes"),
+		profile("e", vmv1alpha1.PhasePending, metav1.ConditionFalse, "NoEligibleNodes"),
+		profile("new", "", "", ""),
 		lease("node-a", node("node-a")), lease("node-b", node("node-b")),
 		lease("vmop-controller.vm.example.com"), // the leader election's: no Node owner
 		lease("other", node("node-x")),          // owned by another node than it names
@@ -66,7 +74,7 @@ func TestControllerMetrics(t *testing.T) {
 vmop_controller_leader 0
 `
 	if err := testutil.GatherAndCompare(registry, strings.NewReader(follower),
-		"vmop_controller_leader", "vmop_profiles", "vmop_agent_lease_expiry_timestamp_seconds"); err != nil {
+		"vmop_controller_leader", "vmop_profiles", "vmop_profiles_not_ready", "vmop_agent_lease_expiry_timestamp_seconds"); err != nil {
 		t.Fatal(err)
 	}
 
@@ -83,12 +91,17 @@ vmop_controller_leader 1
 # TYPE vmop_profiles gauge
 vmop_profiles{phase="Creating"} 0
 vmop_profiles{phase="Error"} 1
-vmop_profiles{phase="Pending"} 1
+vmop_profiles{phase="Pending"} 3
 vmop_profiles{phase="Running"} 2
 vmop_profiles{phase="Stopped"} 0
+# HELP vmop_profiles_not_ready VirtualMachineProfiles whose Ready condition is not True, by its reason (NoEligibleNodes for placement; exported by the leader only).
+# TYPE vmop_profiles_not_ready gauge
+vmop_profiles_not_ready{reason="NoEligibleNodes"} 2
+vmop_profiles_not_ready{reason="NotObservedYet"} 1
+vmop_profiles_not_ready{reason="QuotaExceeded"} 1
 `
 	if err := testutil.GatherAndCompare(registry, strings.NewReader(leader),
-		"vmop_controller_leader", "vmop_profiles", "vmop_agent_lease_expiry_timestamp_seconds"); err != nil {
+		"vmop_controller_leader", "vmop_profiles", "vmop_profiles_not_ready", "vmop_agent_lease_expiry_timestamp_seconds"); err != nil {
 		t.Fatal(err)
 	}
 	buildInfo := fmt.Sprintf(`

@@ -165,3 +165,48 @@ func convertField(t *testing.T, obj *unstructured.Unstructured, field string, in
 		t.Fatal(err)
 	}
 }
+
+// TestDashboardConfigMaps: with monitoring.dashboards, one ConfigMap per
+// file of deploy/dashboards, holding it unchanged, labelled for Grafana's
+// sidecar; without, none.
+func TestDashboardConfigMaps(t *testing.T) {
+	files, err := filepath.Glob(filepath.Join(controlplane.RepoRoot(), "deploy", "dashboards", "*.json"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no dashboards in deploy/dashboards (%v)", err)
+	}
+	dashboards := func(objects []*unstructured.Unstructured) map[string]*unstructured.Unstructured {
+		out := map[string]*unstructured.Unstructured{}
+		for _, obj := range objects {
+			if obj.GetKind() == "ConfigMap" && strings.Contains(obj.GetName(), "-dashboard-") {
+				out[obj.GetName()] = obj
+			}
+		}
+		return out
+	}
+	if got := dashboards(render(t)); len(got) != 0 {
+		t.Errorf("dashboards rendered by default: %v", got)
+	}
+	rendered := dashboards(render(t, "monitoring.dashboards.enabled=true", "monitoring.dashboards.annotations.grafana_folder=Platform"))
+	if len(rendered) != len(files) {
+		t.Fatalf("%d dashboard ConfigMaps for %d files", len(rendered), len(files))
+	}
+	for _, file := range files {
+		want, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		name := filepath.Base(file)
+		cm := rendered["vmop-dashboard-"+strings.TrimPrefix(strings.TrimSuffix(name, ".json"), "vmop-")]
+		if cm == nil {
+			t.Errorf("no ConfigMap for %s among %v", name, rendered)
+			continue
+		}
+		got, _, _ := unstructured.NestedString(cm.Object, "data", name)
+		if got != strings.TrimSuffix(string(want), "\n") {
+			t.Errorf("ConfigMap %s does not hold %s unchanged", cm.GetName(), name)
+		}
+		if cm.GetLabels()["grafana_dashboard"] != "1" || cm.GetAnnotations()["grafana_folder"] != "Platform" {
+			t.Errorf("ConfigMap %s: labels %v, annotations %v", cm.GetName(), cm.GetLabels(), cm.GetAnnotations())
+		}
+	}
+}

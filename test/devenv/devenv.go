@@ -21,7 +21,6 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
-	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
 	storagev1 "k8s.io/api/storage/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -47,9 +46,12 @@ type Env struct {
 	// AllowEmulation is always true: the controller places VMs without
 	// requiring KVM (KubeVirt's useEmulation), on hosts with and without /dev/kvm.
 	AllowEmulation bool
-	log            io.Writer
-	stops          []func() error // run in reverse order by Stop
-	dir            string
+	// PrometheusURL is the environment's Prometheus, scraping the
+	// controller and every agent and evaluating metrics/alerts.yaml.
+	PrometheusURL string
+	log           io.Writer
+	stops         []func() error // run in reverse order by Stop
+	dir           string
 	// The host nodes' agents and how to start them.
 	agents    map[string]*agentProcess
 	agentArgs map[string][]string
@@ -96,6 +98,9 @@ func Start(ctx context.Context, options Options) (_ *Env, err error) {
 		return nil, err
 	}
 	if err := env.startNodes(ctx, options.AgentBinary); err != nil {
+		return nil, err
+	}
+	if err := env.startPrometheus(ctx); err != nil {
 		return nil, err
 	}
 	return env, nil
@@ -204,9 +209,12 @@ func (env *Env) startSimulatorAndController(ctx context.Context, logger logr.Log
 	env.AllowEmulation = true
 	mgr, err := manager.New(env.ControlPlane.Config, manager.Options{
 		AllowEmulation: env.AllowEmulation,
-		MetricsAddress: "127.0.0.1:18080", ProbeAddress: "127.0.0.1:18081",
+		MetricsAddress: controllerMetricsAddress, ProbeAddress: "127.0.0.1:18081",
 		DefaultSRIOVResource: "intel.com/sriov_netdevice", LeaseNamespace: LeaseNamespace,
-		LabelGrace: 30 * time.Second, Logger: logger, MetricsRegistry: prometheus.NewRegistry(),
+		// controller-runtime's registry, which the metrics endpoint serves:
+		// the environment's Prometheus scrapes vmop's metrics from it. One
+		// environment per process, so they are registered once.
+		LabelGrace: 30 * time.Second, Logger: logger,
 	})
 	if err != nil {
 		return err
@@ -216,9 +224,12 @@ func (env *Env) startSimulatorAndController(ctx context.Context, logger logr.Log
 			env.logf("vmop-controller stopped: %v", err)
 		}
 	}()
-	env.logf("simulator and vmop-controller running (controller metrics on http://127.0.0.1:18080/metrics)")
+	env.logf("simulator and vmop-controller running (controller metrics on http://%s/metrics)", controllerMetricsAddress)
 	return nil
 }
+
+// controllerMetricsAddress is where vmop-controller serves its metrics.
+const controllerMetricsAddress = "127.0.0.1:18080"
 
 // run runs a command, returning its output in the error when it fails.
 func run(name string, args ...string) error {

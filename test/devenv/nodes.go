@@ -175,7 +175,7 @@ func (env *Env) startAgent(node, agentBinary string, index int, extra ...string)
 		"--kubeconfig", env.ControlPlane.Kubeconfig,
 		"--lease-namespace", LeaseNamespace,
 		"--lease-duration", AgentLeaseDuration.String(), "--lease-renew-interval", AgentRenewInterval.String(),
-		"--metrics-bind-address", fmt.Sprintf("127.0.0.1:%d", 19460+index),
+		"--metrics-bind-address", fmt.Sprintf("127.0.0.1:%d", hostAgentMetricsPort+index),
 		"--health-probe-bind-address", fmt.Sprintf("127.0.0.1:%d", 19480+index),
 		"--sysfs-root", sysfs,
 	}, extra...)
@@ -188,9 +188,13 @@ func (env *Env) startAgent(node, agentBinary string, index int, extra ...string)
 	if err := env.RestartAgent(node); err != nil {
 		return err
 	}
-	env.logf("node %s: vmop-agent running (log %s, metrics http://127.0.0.1:%d/metrics)", node, env.path("agent-"+node+".log"), 19460+index)
+	env.logf("node %s: vmop-agent running (log %s, metrics http://127.0.0.1:%d/metrics)", node, env.path("agent-"+node+".log"), hostAgentMetricsPort+index)
 	return nil
 }
+
+// hostAgentMetricsPort is the metrics port of the first host node's agent,
+// the next ones following it.
+const hostAgentMetricsPort = 19460
 
 // AgentLeaseDuration is the Lease the host nodes' agents promise: after an
 // agent stops, its node leaves new placements this long after its last renewal.

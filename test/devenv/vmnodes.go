@@ -54,7 +54,7 @@ func (env *Env) startVMNodes(ctx context.Context) error {
 	cmd := exec.Command("qemu-system-x86_64", "-accel", "tcg", "-cpu", "max", "-smp", "1", "-m", "1024",
 		"-nographic", "-no-reboot", "-kernel", kernel, "-initrd", initramfs,
 		"-append", "console=ttyS0 panic=-1 quiet", "-serial", "file:"+console, "-monitor", "none", "-display", "none",
-		"-nic", "user,model=e1000")
+		"-nic", "user,model=e1000"+metricsForwards())
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("qemu: %w", err)
 	}
@@ -73,6 +73,21 @@ func (env *Env) startVMNodes(ctx context.Context) error {
 	}
 	env.logf("node VM up in %v (console %s)", time.Since(start).Round(100*time.Millisecond), console)
 	return nil
+}
+
+// vmAgentMetricsPort is the metrics port of the VM's first agent (node-a),
+// the next ones following it; vmnode binds them in the VM.
+const vmAgentMetricsPort = 19470
+
+// metricsForwards forwards each VM agent's metrics port to the same port on
+// the host's loopback, for the environment's Prometheus.
+func metricsForwards() string {
+	var forwards strings.Builder
+	for i := range vmNodes() {
+		port := vmAgentMetricsPort + i
+		fmt.Fprintf(&forwards, ",hostfwd=tcp:127.0.0.1:%d-:%d", port, port)
+	}
+	return forwards.String()
 }
 
 // buildNodeVM builds the static binaries, the VM's kubeconfig and its boot files.

@@ -55,9 +55,10 @@ Try:
   kubectl get vmprofile -w          # Running on node-a
   kubectl describe vmprofile test-vm   # why not node-b (its nmstate drifts) or node-c
   kubectl get nodes --show-labels
+  %s/alerts                 # Prometheus: the alerts of metrics/alerts.yaml on live metrics
 
 Ctrl-C tears everything down.
-`, env.ControlPlane.Kubeconfig)
+`, env.ControlPlane.Kubeconfig, env.PrometheusURL)
 	<-ctx.Done()
 	fmt.Fprintln(os.Stderr, "\nvmop-dev: tearing down")
 	if err := env.Stop(); err != nil {

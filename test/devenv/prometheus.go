@@ -1,0 +1,138 @@
+package devenv
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"time"
+
+	"sigs.k8s.io/yaml"
+
+	"github.com/jianfenliu/vmoperator/test/controlplane"
+)
+
+// PrometheusAddress is where the environment's Prometheus listens.
+const PrometheusAddress = "127.0.0.1:19090"
+
+// Scrape and rule evaluation run every 2 s, so that what a test does shows
+// in queries and alerts within seconds; alerts keep the for: of
+// metrics/alerts.yaml, unchanged.
+const prometheusInterval = "2s"
+
+// metricsTarget is one component Prometheus scrapes, and the node it runs for.
+type metricsTarget struct {
+	job, address, node string
+}
+
+// metricsTargets are the controller and every node's agent.
+func metricsTargets() []metricsTarget {
+	targets := []metricsTarget{{job: "vmop-controller", address: controllerMetricsAddress}}
+	for i, node := range hostNodes() {
+		targets = append(targets, metricsTarget{job: "vmop-agent", address: fmt.Sprintf("127.0.0.1:%d", hostAgentMetricsPort+i), node: node.name})
+	}
+	for i, node := range vmNodes() {
+		targets = append(targets, metricsTarget{job: "vmop-agent", address: fmt.Sprintf("127.0.0.1:%d", vmAgentMetricsPort+i), node: node.Name})
+	}
+	return targets
+}
+
+// prometheusConfig scrapes every target (agents' series labelled with their
+// node, as the chart's PodMonitor does) and loads metrics/alerts.yaml.
+func prometheusConfig(targets []metricsTarget) ([]byte, error) {
+	type staticConfig struct {
+		Targets []string          `json:"targets"`
+		Labels  map[string]string `json:"labels,omitempty"`
+	}
+	jobs := map[string][]staticConfig{}
+	var order []string
+	for _, t := range targets {
+		if _, seen := jobs[t.job]; !seen {
+			order = append(order, t.job)
+		}
+		config := staticConfig{Targets: []string{t.address}}
+		if t.node != "" {
+			config.Labels = map[string]string{"node": t.node}
+		}
+		jobs[t.job] = append(jobs[t.job], config)
+	}
+	scrapeConfigs := make([]map[string]any, 0, len(order))
+	for _, job := range order {
+		scrapeConfigs = append(scrapeConfigs, map[string]any{"job_name": job, "static_configs": jobs[job]})
+	}
+	return yaml.Marshal(map[string]any{
+		"global":         map[string]string{"scrape_interval": prometheusInterval, "evaluation_interval": prometheusInterval},
+		"rule_files":     []string{filepath.Join(controlplane.RepoRoot(), "metrics", "alerts.yaml")},
+		"scrape_configs": scrapeConfigs,
+	})
+}
+
+// startPrometheus runs Debian's Prometheus (bin/prometheus, which make
+// unpacks from the package) on the environment's metrics.
+func (env *Env) startPrometheus(ctx context.Context) error {
+	binary := filepath.Join(controlplane.RepoRoot(), "bin", "prometheus")
+	if _, err := os.Stat(binary); err != nil {
+		return fmt.Errorf("prometheus: %w (make dev and make test unpack it from Debian's prometheus package)", err)
+	}
+	config, err := prometheusConfig(metricsTargets())
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(env.path("prometheus.yml"), config, 0o644); err != nil {
+		return err
+	}
+	logFile, err := os.Create(env.path("prometheus.log"))
+	if err != nil {
+		return err
+	}
+	cmd := exec.Command(binary, "--config.file="+env.path("prometheus.yml"),
+		"--storage.tsdb.path="+env.path("prometheus-data"), "--web.listen-address="+PrometheusAddress)
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	if err := cmd.Start(); err != nil {
+		logFile.Close()
+		return fmt.Errorf("prometheus: %w", err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait(); logFile.Close() }()
+	env.onStop(func() error {
+		_ = cmd.Process.Kill()
+		<-exited
+		return nil
+	})
+	if err := waitReady(ctx, "http://"+PrometheusAddress+"/-/ready", exited, 30*time.Second); err != nil {
+		return fmt.Errorf("prometheus (log %s): %w", env.path("prometheus.log"), err)
+	}
+	env.PrometheusURL = "http://" + PrometheusAddress
+	env.logf("Prometheus on %s: the controller and %d agents every %s, the alerts of metrics/alerts.yaml (log %s)",
+		env.PrometheusURL, len(metricsTargets())-1, prometheusInterval, env.path("prometheus.log"))
+	return nil
+}
+
+// waitReady polls url until it answers 200, the process exits or timeout passes.
+func waitReady(ctx context.Context, url string, exited <-chan error, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		request, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		if err != nil {
+			return err
+		}
+		if response, err := http.DefaultClient.Do(request); err == nil {
+			response.Body.Close()
+			if response.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		select {
+		case err := <-exited:
+			return fmt.Errorf("exited: %v", err)
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s not ready within %v", url, timeout)
+		}
+	}
+}

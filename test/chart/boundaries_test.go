@@ -21,6 +21,7 @@ import (
 
 	vmv1alpha1 "github.com/jianfenliu/vmoperator/api/v1alpha1"
 	"github.com/jianfenliu/vmoperator/test/controlplane"
+	"github.com/jianfenliu/vmoperator/test/observe"
 )
 
 // nodeNameExtra is the claim a kubelet-bound service account token carries.
@@ -110,6 +111,7 @@ func TestTrustBoundaries(t *testing.T) {
 	agent := "system:serviceaccount:" + namespace + ":vmop-agent"
 	controller := "system:serviceaccount:" + namespace + ":vmop-controller"
 	onNodeA := map[string][]string{nodeNameExtra: {"node-a"}}
+	waitUntilInEffect(ctx, t, as(t, cp, agent, onNodeA), as(t, cp, controller, nil))
 
 	t.Run("agent of node-a", func(t *testing.T) {
 		c := as(t, cp, agent, onNodeA)
@@ -204,6 +206,24 @@ func denied(t *testing.T, what string, err error, want string) {
 	default:
 		t.Logf("%s: denied: %v", what, err)
 	}
+}
+
+// waitUntilInEffect waits until the roles and both admission policies just
+// created are in effect: the apiserver loads them through informers, a
+// moment later (longer on a busy machine). Dry runs probe each: node-a's
+// agent may create its own NodeCapability and not node-b's, and the
+// controller may not cordon a node.
+func waitUntilInEffect(ctx context.Context, t *testing.T, agentOnNodeA, controller client.Client) {
+	t.Helper()
+	observe.Eventually(t, 30*time.Second, "roles and admission policies in effect", func() (bool, string) {
+		own := agentOnNodeA.Create(ctx, &vmv1alpha1.NodeCapability{ObjectMeta: metav1.ObjectMeta{Name: "node-a"}}, client.DryRunAll)
+		other := agentOnNodeA.Create(ctx, &vmv1alpha1.NodeCapability{ObjectMeta: metav1.ObjectMeta{Name: "node-b"}}, client.DryRunAll)
+		spec := controller.Patch(ctx, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "node-a"}},
+			client.RawPatch(types.MergePatchType, []byte(`{"spec":{"unschedulable":true}}`)), client.DryRunAll)
+		inEffect := own == nil && other != nil && strings.Contains(other.Error(), "not node-b") &&
+			spec != nil && strings.Contains(spec.Error(), "may not change a Node's spec")
+		return inEffect, fmt.Sprintf("own NodeCapability: %v; node-b's: %v; cordon: %v", own, other, spec)
+	})
 }
 
 // writeCapability creates a node's NodeCapability (if absent) and writes its status, as an agent does.

@@ -15,6 +15,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	vmv1alpha1 "github.com/jianfenliu/vmoperator/api/v1alpha1"
+	"github.com/jianfenliu/vmoperator/controller/nodelabels"
 )
 
 // Controller holds vmop-controller's own metrics, next to controller-runtime's built-ins.
@@ -147,8 +148,8 @@ func (c *leaderOnly) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
-// agentLeases exports each agent Lease's expiry. Agent Leases are the ones
-// owned by a Node (the leader election's Lease shares the namespace).
+// agentLeases exports each agent Lease's expiry (the leader election's
+// Lease shares the namespace and is left out).
 type agentLeases struct {
 	reader    client.Reader
 	namespace string
@@ -167,19 +168,10 @@ func (c *agentLeases) Collect(ch chan<- prometheus.Metric) {
 	}
 	for i := range leases.Items {
 		lease := &leases.Items[i]
-		if !ownedByNode(lease) || lease.Spec.RenewTime == nil || lease.Spec.LeaseDurationSeconds == nil {
+		expiry := nodelabels.LeaseExpiry(lease)
+		if !nodelabels.IsAgentLease(lease) || expiry.IsZero() {
 			continue
 		}
-		expiry := lease.Spec.RenewTime.Add(time.Duration(*lease.Spec.LeaseDurationSeconds) * time.Second)
 		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(expiry.Unix()), lease.Name)
 	}
-}
-
-func ownedByNode(lease *coordinationv1.Lease) bool {
-	for _, ref := range lease.OwnerReferences {
-		if ref.Kind == "Node" && ref.APIVersion == "v1" && ref.Name == lease.Name {
-			return true
-		}
-	}
-	return false
 }

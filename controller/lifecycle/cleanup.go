@@ -18,6 +18,7 @@ import (
 	vmv1alpha1 "github.com/jianfenliu/vmoperator/api/v1alpha1"
 	"github.com/jianfenliu/vmoperator/controller/hostnetwork"
 	"github.com/jianfenliu/vmoperator/controller/manager"
+	"github.com/jianfenliu/vmoperator/controller/nodelabels"
 	"github.com/jianfenliu/vmoperator/controller/placement"
 	"github.com/jianfenliu/vmoperator/controller/profile"
 )
@@ -138,11 +139,8 @@ func (c Cleanup) componentsRunning(ctx context.Context) (string, error) {
 
 // leaseHeld: a holder whose last renewal is younger than the lease duration.
 func leaseHeld(lease *coordinationv1.Lease, now time.Time) bool {
-	spec := lease.Spec
-	if spec.HolderIdentity == nil || *spec.HolderIdentity == "" || spec.RenewTime == nil || spec.LeaseDurationSeconds == nil {
-		return false
-	}
-	return spec.RenewTime.Add(time.Duration(*spec.LeaseDurationSeconds) * time.Second).After(now)
+	holder := lease.Spec.HolderIdentity
+	return holder != nil && *holder != "" && nodelabels.LeaseExpiry(lease).After(now)
 }
 
 func (c Cleanup) dropProfileFinalizers(ctx context.Context) (int, error) {
@@ -263,7 +261,7 @@ func (c Cleanup) deleteLeases(ctx context.Context) (int, error) {
 	deleted := 0
 	for i := range list.Items {
 		lease := &list.Items[i]
-		if lease.Name != LeaderLease && !ownedByNode(lease) {
+		if lease.Name != LeaderLease && !nodelabels.IsAgentLease(lease) {
 			continue
 		}
 		if err := c.Client.Delete(ctx, lease); client.IgnoreNotFound(err) != nil {
@@ -273,15 +271,6 @@ func (c Cleanup) deleteLeases(ctx context.Context) (int, error) {
 		deleted++
 	}
 	return deleted, errors.Join(errs...)
-}
-
-func ownedByNode(lease *coordinationv1.Lease) bool {
-	for _, ref := range lease.OwnerReferences {
-		if ref.Kind == "Node" && ref.APIVersion == "v1" && ref.Name == lease.Name {
-			return true
-		}
-	}
-	return false
 }
 
 // kindOf names a typed object's kind for the log ("HostNetwork").

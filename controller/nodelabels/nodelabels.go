@@ -56,6 +56,17 @@ func LeaseExpiry(lease *coordinationv1.Lease) time.Time {
 	return lease.Spec.RenewTime.Add(time.Duration(*lease.Spec.LeaseDurationSeconds) * time.Second)
 }
 
+// IsAgentLease tells an agent's Lease (named after its node and owned by
+// it) from the others in the namespace, such as the leader election's.
+func IsAgentLease(lease *coordinationv1.Lease) bool {
+	for _, ref := range lease.OwnerReferences {
+		if ref.Kind == "Node" && ref.APIVersion == "v1" && ref.Name == lease.Name {
+			return true
+		}
+	}
+	return false
+}
+
 // Reconcile brings one node's labels in line with its capability.
 func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	var node corev1.Node

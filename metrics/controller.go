@@ -14,8 +14,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/jianfenliu/vmoperator/api/agentlease"
 	vmv1alpha1 "github.com/jianfenliu/vmoperator/api/v1alpha1"
-	"github.com/jianfenliu/vmoperator/controller/nodelabels"
 )
 
 // Controller holds vmop-controller's own metrics, next to controller-runtime's built-ins.
@@ -168,8 +168,8 @@ func (c *agentLeases) Collect(ch chan<- prometheus.Metric) {
 	}
 	for i := range leases.Items {
 		lease := &leases.Items[i]
-		expiry := nodelabels.LeaseExpiry(lease)
-		if !nodelabels.IsAgentLease(lease) || expiry.IsZero() {
+		expiry := agentlease.Expiry(lease)
+		if !agentlease.Is(lease) || expiry.IsZero() {
 			continue
 		}
 		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(expiry.Unix()), lease.Name)

@@ -15,10 +15,10 @@ import (
 	"k8s.io/apimachinery/pkg/util/wait"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/jianfenliu/vmoperator/api/agentlease"
 	vmv1alpha1 "github.com/jianfenliu/vmoperator/api/v1alpha1"
 	"github.com/jianfenliu/vmoperator/controller/hostnetwork"
 	"github.com/jianfenliu/vmoperator/controller/manager"
-	"github.com/jianfenliu/vmoperator/controller/nodelabels"
 	"github.com/jianfenliu/vmoperator/controller/placement"
 	"github.com/jianfenliu/vmoperator/controller/profile"
 )
@@ -140,7 +140,7 @@ func (c Cleanup) componentsRunning(ctx context.Context) (string, error) {
 // leaseHeld: a holder whose last renewal is younger than the lease duration.
 func leaseHeld(lease *coordinationv1.Lease, now time.Time) bool {
 	holder := lease.Spec.HolderIdentity
-	return holder != nil && *holder != "" && nodelabels.LeaseExpiry(lease).After(now)
+	return holder != nil && *holder != "" && agentlease.Expiry(lease).After(now)
 }
 
 func (c Cleanup) dropProfileFinalizers(ctx context.Context) (int, error) {
@@ -261,7 +261,7 @@ func (c Cleanup) deleteLeases(ctx context.Context) (int, error) {
 	deleted := 0
 	for i := range list.Items {
 		lease := &list.Items[i]
-		if lease.Name != LeaderLease && !nodelabels.IsAgentLease(lease) {
+		if lease.Name != LeaderLease && !agentlease.Is(lease) {
 			continue
 		}
 		if err := c.Client.Delete(ctx, lease); client.IgnoreNotFound(err) != nil {

@@ -21,6 +21,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/jianfenliu/vmoperator/api/agentlease"
 	vmv1alpha1 "github.com/jianfenliu/vmoperator/api/v1alpha1"
 	"github.com/jianfenliu/vmoperator/controller/placement"
 )
@@ -46,25 +47,6 @@ func (r *Reconciler) now() time.Time {
 		return r.Now()
 	}
 	return time.Now()
-}
-
-// LeaseExpiry is when a Lease lapses; the zero time when it has no renewal.
-func LeaseExpiry(lease *coordinationv1.Lease) time.Time {
-	if lease == nil || lease.Spec.RenewTime == nil || lease.Spec.LeaseDurationSeconds == nil {
-		return time.Time{}
-	}
-	return lease.Spec.RenewTime.Add(time.Duration(*lease.Spec.LeaseDurationSeconds) * time.Second)
-}
-
-// IsAgentLease tells an agent's Lease (named after its node and owned by
-// it) from the others in the namespace, such as the leader election's.
-func IsAgentLease(lease *coordinationv1.Lease) bool {
-	for _, ref := range lease.OwnerReferences {
-		if ref.Kind == "Node" && ref.APIVersion == "v1" && ref.Name == lease.Name {
-			return true
-		}
-	}
-	return false
 }
 
 // Reconcile brings one node's labels in line with its capability.
@@ -114,7 +96,7 @@ func (r *Reconciler) leaseExpiry(ctx context.Context, name string) (time.Time, e
 	if apierrors.IsNotFound(err) {
 		return time.Time{}, nil
 	}
-	return LeaseExpiry(&lease), err
+	return agentlease.Expiry(&lease), err
 }
 
 // HostNetworkOffers is what each declared host network asks of a node.

@@ -16,6 +16,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 	"sigs.k8s.io/controller-runtime/pkg/source"
 
+	"github.com/jianfenliu/vmoperator/api/agentlease"
 	vmv1alpha1 "github.com/jianfenliu/vmoperator/api/v1alpha1"
 )
 
@@ -70,7 +71,7 @@ func (r *Reconciler) leaseRevived() predicate.Predicate {
 			if !okOld || !okNew || !inNamespace(updated) {
 				return false
 			}
-			return !r.now().Before(LeaseExpiry(old)) || LeaseExpiry(updated).Before(LeaseExpiry(old))
+			return !r.now().Before(agentlease.Expiry(old)) || agentlease.Expiry(updated).Before(agentlease.Expiry(old))
 		},
 		GenericFunc: func(event.GenericEvent) bool { return false },
 	}

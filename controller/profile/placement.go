@@ -10,9 +10,9 @@ import (
 	kubevirtv1 "kubevirt.io/api/core/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/jianfenliu/vmoperator/api/agentlease"
 	vmv1alpha1 "github.com/jianfenliu/vmoperator/api/v1alpha1"
 	"github.com/jianfenliu/vmoperator/controller/desired"
-	"github.com/jianfenliu/vmoperator/controller/nodelabels"
 	"github.com/jianfenliu/vmoperator/controller/placement"
 	"github.com/jianfenliu/vmoperator/controller/status"
 )
@@ -69,7 +69,7 @@ func (r *Reconciler) placementNodes(ctx context.Context) ([]placement.Node, erro
 	}
 	expiry := make(map[string]time.Time, len(leases.Items))
 	for i := range leases.Items {
-		expiry[leases.Items[i].Name] = nodelabels.LeaseExpiry(&leases.Items[i])
+		expiry[leases.Items[i].Name] = agentlease.Expiry(&leases.Items[i])
 	}
 	now := r.now()
 	out := make([]placement.Node, 0, len(nodes.Items))

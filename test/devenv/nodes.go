@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -60,7 +61,18 @@ func cleanLeftovers() {
 			_ = run("ip", "netns", "del", name)
 		}
 	}
+	// A host end outlives its namespace while a killed run's processes
+	// still held it; left there, it would block the next run's veth.
+	links, _ := net.Interfaces()
+	for _, link := range links {
+		if strings.HasPrefix(link.Name, hostLinkPrefix) {
+			_ = run("ip", "link", "del", link.Name)
+		}
+	}
 }
+
+// hostLinkPrefix names the host ends of the host nodes' uplinks.
+const hostLinkPrefix = "vmopdev"
 
 func (env *Env) startNodes(ctx context.Context, agentBinary string) error {
 	if _, err := os.Stat(agentBinary); err != nil {
@@ -117,7 +129,7 @@ func (env *Env) createNode(ctx context.Context, name string, extra map[string]st
 // starts its agent; it returns a netlink handle in the namespace.
 func (env *Env) startNetnsNode(ctx context.Context, node netnsNode, agentBinary string, index int) (*netlink.Handle, error) {
 	namespace := netnsPrefix + node.name
-	hostEnd := fmt.Sprintf("vmopdev%d", index)
+	hostEnd := fmt.Sprintf("%s%d", hostLinkPrefix, index)
 	steps := [][]string{
 		{"netns", "add", namespace},
 		{"-n", namespace, "link", "set", "lo", "up"},

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs the kernelvm-tagged Go tests inside Debian's stock kernel under qemu
 # (TCG), for the link kinds the host kernel lacks: 802.1Q VLANs, bridge VLAN
-# filtering, bonding, dummy links and the OVS datapath. Downloads are cached
+# filtering, bonding, dummy links and the OVS datapath, and for the per-VLAN
+# counters on a kernel older than tcx (6.6). Downloads are cached
 # under $KERNELVM_CACHE (default bin/kernelvm); nothing is installed on the
 # host except qemu-system-x86 when it is missing. The result is read from the
 # serial console. Usage: test/kernelvm/run.sh [package ...]
@@ -9,13 +10,13 @@ set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 CACHE=${KERNELVM_CACHE:-$ROOT/bin/kernelvm}
-PACKAGES=("${@:-./agent/probe ./agent/verify ./test/simulator/nmstatesim}")
+PACKAGES=("${@:-./agent/probe ./agent/verify ./agent/vlantraffic ./test/simulator/nmstatesim}")
 TIMEOUT=${KERNELVM_TIMEOUT:-300}
 # Modules to load, in order; modprobe pulls the dependencies from modules.dep.
 # crc32c_generic first: libcrc32c needs it through the crypto API, which
 # modules.dep does not record. dummy and bonding get 0 default devices, or
 # dummy0/bond0 appear on load and tests creating them fail with "file exists".
-MODULES=(crc32c_generic "dummy numdummies=0" "bonding max_bonds=0" veth 8021q bridge macvlan openvswitch)
+MODULES=(crc32c_generic "dummy numdummies=0" "bonding max_bonds=0" veth 8021q bridge macvlan openvswitch sch_ingress cls_bpf)
 
 log() { echo "kernelvm: $*" >&2; }
 

@@ -12,6 +12,7 @@ import (
 	"github.com/jianfenliu/vmoperator/agent/liveness"
 	"github.com/jianfenliu/vmoperator/agent/probe"
 	"github.com/jianfenliu/vmoperator/agent/verify"
+	"github.com/jianfenliu/vmoperator/agent/vlantraffic"
 	"github.com/jianfenliu/vmoperator/agent/watch"
 	vmv1alpha1 "github.com/jianfenliu/vmoperator/api/v1alpha1"
 	"github.com/jianfenliu/vmoperator/metrics"
@@ -21,6 +22,15 @@ import (
 // links the kernel shows.
 type PolicyVerifier interface {
 	Verify(ctx context.Context, kernel verify.Kernel) ([]vmv1alpha1.PolicyVerification, error)
+}
+
+// VLANCounter keeps per-VLAN counters attached to the ports Plan picks
+// (vlantraffic.Counter, or vlantraffic.Disabled where it cannot).
+type VLANCounter interface {
+	Sync(ports []vlantraffic.Port, inUse []int) error
+	Hook() string
+	// Samples reads the counters; the metrics call it at every scrape.
+	Samples() []vlantraffic.Sample
 }
 
 // Publisher stores the status and says whether it had to write.
@@ -34,6 +44,7 @@ type Agent struct {
 	links        probe.LinkProber
 	sriov        probe.SRIOVProber
 	verifier     PolicyVerifier // nil: no policy verification
+	vlans        VLANCounter    // nil: no per-VLAN counters
 	rounds       *liveness.Loop // nil: rounds are not tracked for /healthz
 	publisher    Publisher
 	metrics      *metrics.Node
@@ -53,6 +64,9 @@ type Agent struct {
 	lastLinks    lastGood[probe.Snapshot]
 	lastVLANs    lastGood[probe.BridgeVLANs]
 	lastPolicies lastGood[[]vmv1alpha1.PolicyVerification]
+	// vlanCounting is how the last attach went, reported again by rounds
+	// whose link dump failed.
+	vlanCounting capability.VLANCounting
 
 	// lastPublished is when a round last got the stored status in line
 	// (written or found equal), in Unix nanoseconds; read by health checks.
@@ -75,6 +89,10 @@ type Option func(*Agent)
 // WithPolicyVerifier turns policy verification on.
 func WithPolicyVerifier(v PolicyVerifier) Option { return func(a *Agent) { a.verifier = v } }
 
+// WithVLANCounter keeps per-VLAN counters on the node's uplinks and bridge
+// ports, re-planned every round whose link dump succeeded.
+func WithVLANCounter(v VLANCounter) Option { return func(a *Agent) { a.vlans = v } }
+
 // WithRoundLiveness reports the start and end of every round to l, so a
 // health check can tell when the round loop is wedged.
 func WithRoundLiveness(l *liveness.Loop) Option { return func(a *Agent) { a.rounds = l } }
@@ -89,6 +107,9 @@ func New(kvm probe.KVMProber, links probe.LinkProber, sriov probe.SRIOVProber, p
 	a := &Agent{kvm: kvm, links: links, sriov: sriov, publisher: pub, metrics: m, log: log}
 	for _, o := range opts {
 		o(a)
+	}
+	if a.vlans != nil {
+		m.SetVLANSource(func() []metrics.VLANSample { return vlanSamples(a.vlans.Samples()) })
 	}
 	return a
 }
@@ -131,6 +152,7 @@ func (a *Agent) Round(ctx context.Context, r watch.Round) (bool, error) {
 	in := capability.Input{KVM: a.kvmStatus, SRIOV: a.pfs, SRIOVProbe: a.sriovProbe, ExtraUplinks: a.extraUplinks}
 	linksFresh := a.probeLinks(&in)
 	a.verifyPolicies(ctx, &in, linksFresh)
+	a.countVLANs(&in, linksFresh)
 	status := capability.Build(in)
 	a.recordMetrics(in, linksFresh)
 	wrote, err := a.publisher.Publish(ctx, status)
@@ -195,6 +217,25 @@ func (a *Agent) verifyPolicies(ctx context.Context, in *capability.Input, linksF
 	in.PoliciesErr = outcome.Err
 }
 
+// countVLANs moves the per-VLAN counters to this round's ports. Without
+// this round's links it leaves them where they are.
+func (a *Agent) countVLANs(in *capability.Input, linksFresh bool) {
+	if a.vlans == nil {
+		return
+	}
+	if linksFresh {
+		ports, inUse := vlantraffic.Plan(in.Links, capability.RelevantLinks(in.Links, in.ExtraUplinks, pfNames(in.SRIOV)))
+		var err error
+		timed(a.metrics, "vlan_counters", func() { err = a.vlans.Sync(ports, inUse) })
+		if err != nil && (a.vlanCounting.Err == nil || err.Error() != a.vlanCounting.Err.Error()) {
+			a.log.Error(err, "per-VLAN counters are not attached everywhere")
+		}
+		a.vlanCounting = capability.VLANCounting{Hook: a.vlans.Hook(), Err: err, Unavailable: errors.Is(err, vlantraffic.ErrUnavailable)}
+	}
+	counting := a.vlanCounting
+	in.VLANCounting = &counting
+}
+
 // logProbe logs a failed or partial probe under its name; success is quiet.
 func (a *Agent) logProbe(name string, err error, skipped []probe.Skipped) {
 	if err != nil {
@@ -232,10 +273,8 @@ func timed(m *metrics.Node, name string, fn func()) {
 // come only from this round's dump: kept links would repeat old counters.
 func (a *Agent) recordMetrics(in capability.Input, linksFresh bool) {
 	a.metrics.SetKVM(in.KVM.Available)
-	pfNames := make([]string, 0, len(in.SRIOV))
 	pfSamples := make([]metrics.PFSample, 0, len(in.SRIOV))
 	for _, pf := range in.SRIOV {
-		pfNames = append(pfNames, pf.Name)
 		pfSamples = append(pfSamples, metrics.PFSample{Name: pf.Name, Total: int(pf.TotalVFs), Configured: int(pf.NumVFs), InUse: int(pf.VFsInUse)})
 	}
 	a.metrics.SetSRIOV(pfSamples)
@@ -247,8 +286,19 @@ func (a *Agent) recordMetrics(in capability.Input, linksFresh bool) {
 	}
 	a.metrics.SetPolicies(verified, len(in.Policies)-verified)
 	if linksFresh {
-		a.metrics.SetLinks(linkSamples(capability.RelevantLinks(in.Links, in.ExtraUplinks, pfNames)))
+		a.metrics.SetLinks(linkSamples(capability.RelevantLinks(in.Links, in.ExtraUplinks, pfNames(in.SRIOV))))
 	}
+	if in.VLANCounting != nil {
+		a.metrics.SetVLANCounting(!in.VLANCounting.Unavailable && in.VLANCounting.Err == nil)
+	}
+}
+
+func pfNames(pfs []vmv1alpha1.SRIOVPF) []string {
+	names := make([]string, 0, len(pfs))
+	for _, pf := range pfs {
+		names = append(names, pf.Name)
+	}
+	return names
 }
 
 func linkSamples(links []capability.RoleLink) []metrics.LinkSample {
@@ -260,6 +310,18 @@ func linkSamples(links []capability.RoleLink) []metrics.LinkSample {
 			RxBytes: s.RxBytes, TxBytes: s.TxBytes, RxPackets: s.RxPackets, TxPackets: s.TxPackets,
 			RxErrors: s.RxErrors, TxErrors: s.TxErrors, RxDropped: s.RxDropped, TxDropped: s.TxDropped,
 			CarrierChanges: s.CarrierChanges,
+		})
+	}
+	return out
+}
+
+func vlanSamples(in []vlantraffic.Sample) []metrics.VLANSample {
+	out := make([]metrics.VLANSample, 0, len(in))
+	for _, s := range in {
+		out = append(out, metrics.VLANSample{
+			Interface: s.Interface, VLAN: s.VLAN,
+			RxPackets: s.RxPackets, RxBytes: s.RxBytes, TxPackets: s.TxPackets, TxBytes: s.TxBytes,
+			DisallowedPackets: s.DisallowedPackets,
 		})
 	}
 	return out

@@ -38,6 +38,8 @@ type Node struct {
 	policies     *prometheus.GaugeVec
 	sriov        *prometheus.GaugeVec
 	links        *linkCollector
+	vlanCounting prometheus.Gauge
+	vlans        *vlanCollector
 }
 
 // NewNode registers every vmop_node_* metric in a new registry. version is
@@ -71,6 +73,11 @@ func NewNode(version string) *Node {
 			Help: "SR-IOV virtual functions per PF: total the device supports, configured (numvfs), in_use.",
 		}, []string{"pf", "state"}),
 		links: newLinkCollector(),
+		vlanCounting: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "vmop_node_vlan_counters_available",
+			Help: "1 when the per-VLAN eBPF counters are attached to every uplink and bridge port; 0 when BPF is unavailable or some port failed (the NodeCapability's VLANCountersReady condition says why).",
+		}),
+		vlans: newVLANCollector(),
 	}
 	buildInfo := prometheus.NewGauge(prometheus.GaugeOpts{
 		Name:        "vmop_node_build_info",
@@ -79,7 +86,7 @@ func NewNode(version string) *Node {
 	})
 	buildInfo.Set(1)
 	n.Registry.MustRegister(n.ProbeDuration, n.CapabilityWrites, n.SubscriptionRestarts,
-		n.kvmAvailable, n.policies, n.sriov, n.links, buildInfo)
+		n.kvmAvailable, n.policies, n.sriov, n.links, n.vlanCounting, n.vlans, buildInfo)
 	for _, s := range []string{"link", "addr"} {
 		n.SubscriptionRestarts.WithLabelValues(s) // present at zero, so alerts can use rate()
 	}
@@ -110,6 +117,17 @@ func (n *Node) SetSRIOV(pfs []PFSample) {
 // SetLinks replaces the link samples; links no longer listed stop being exported.
 func (n *Node) SetLinks(samples []LinkSample) {
 	n.links.set(samples)
+}
+
+// SetVLANCounting records whether the per-VLAN counters work everywhere.
+func (n *Node) SetVLANCounting(ok bool) {
+	n.vlanCounting.Set(boolValue(ok))
+}
+
+// SetVLANSource gives the function that reads the per-VLAN counters at
+// every scrape; they change between probe rounds, so no round samples them.
+func (n *Node) SetVLANSource(read func() []VLANSample) {
+	n.vlans.setSource(read)
 }
 
 func boolValue(b bool) float64 {

@@ -112,3 +112,41 @@ func TestNodeLint(t *testing.T) {
 		t.Errorf("lint: %s: %s", p.Metric, p.Text)
 	}
 }
+
+func TestNodeVLANMetricsAreReadAtScrapeTime(t *testing.T) {
+	n := NewNode("test")
+	if got := testutil.CollectAndCount(n.vlans); got != 0 {
+		t.Errorf("%d VLAN series before the counters exist, want 0", got)
+	}
+	rx := uint64(3)
+	n.SetVLANSource(func() []VLANSample {
+		return []VLANSample{
+			{Interface: "eth1", VLAN: "100", RxPackets: rx, RxBytes: 100 * rx, TxPackets: 5, TxBytes: 450},
+			{Interface: "eth1", VLAN: "other", RxPackets: 2, RxBytes: 160, DisallowedPackets: 2},
+		}
+	})
+	n.SetVLANCounting(true)
+	rx = 4 // a scrape reads the counters as they are then
+	want := `
+# HELP vmop_node_vlan_counters_available 1 when the per-VLAN eBPF counters are attached to every uplink and bridge port; 0 when BPF is unavailable or some port failed (the NodeCapability's VLANCountersReady condition says why).
+# TYPE vmop_node_vlan_counters_available gauge
+vmop_node_vlan_counters_available 1
+# HELP vmop_node_vlan_disallowed_packets_total Frames received with a VLAN the port does not carry; the bridge (or the kernel) drops them. Usually a switch port trunking VLANs the host does not expect.
+# TYPE vmop_node_vlan_disallowed_packets_total counter
+vmop_node_vlan_disallowed_packets_total{interface="eth1",vlan="100"} 0
+vmop_node_vlan_disallowed_packets_total{interface="eth1",vlan="other"} 2
+# HELP vmop_node_vlan_packets_total Frames per VLAN on an uplink or bridge port, by direction (receive: from the wire; transmit: to it), counted by eBPF.
+# TYPE vmop_node_vlan_packets_total counter
+vmop_node_vlan_packets_total{direction="receive",interface="eth1",vlan="100"} 4
+vmop_node_vlan_packets_total{direction="receive",interface="eth1",vlan="other"} 2
+vmop_node_vlan_packets_total{direction="transmit",interface="eth1",vlan="100"} 5
+vmop_node_vlan_packets_total{direction="transmit",interface="eth1",vlan="other"} 0
+`
+	names := []string{"vmop_node_vlan_counters_available", "vmop_node_vlan_disallowed_packets_total", "vmop_node_vlan_packets_total"}
+	if err := testutil.GatherAndCompare(n.Registry, strings.NewReader(want), names...); err != nil {
+		t.Error(err)
+	}
+	if got := testutil.CollectAndCount(n.vlans, "vmop_node_vlan_bytes_total"); got != 4 {
+		t.Errorf("%d byte series, want 4", got)
+	}
+}

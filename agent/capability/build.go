@@ -26,6 +26,9 @@ type Input struct {
 	// PoliciesErr is why the policies could not be verified this round;
 	// Policies are then the last verified ones.
 	PoliciesErr error
+	// VLANCounting is how the per-VLAN counters fare; nil leaves their
+	// condition out (an agent built without them, as in most tests).
+	VLANCounting *VLANCounting
 	// ExtraUplinks names links to report as uplinks besides NICs and bonds,
 	// for nodes whose uplinks are virtual (and for tests in namespaces).
 	ExtraUplinks []string

@@ -56,7 +56,34 @@ func conditions(in Input) []metav1.Condition {
 	for _, p := range probes {
 		out = append(out, probeCondition(p))
 	}
+	if in.VLANCounting != nil {
+		out = append(out, vlanCountersCondition(*in.VLANCounting))
+	}
 	return out
+}
+
+// VLANCounting is the outcome of the last attach of the per-VLAN counters.
+type VLANCounting struct {
+	// Hook is how they are attached: tcx, clsact, or none.
+	Hook string
+	// Err is why some or all ports are not counted; Unavailable says it was
+	// all of them, because the programs cannot be loaded here.
+	Err         error
+	Unavailable bool
+}
+
+// vlanCountersCondition never counts ports in its message, so that a port
+// coming or going does not rewrite the status.
+func vlanCountersCondition(v VLANCounting) metav1.Condition {
+	switch {
+	case v.Unavailable:
+		return condition(vmv1alpha1.ConditionVLANCountersReady, false, vmv1alpha1.ReasonBPFUnavailable, oneLine(v.Err))
+	case v.Err != nil:
+		return condition(vmv1alpha1.ConditionVLANCountersReady, false, vmv1alpha1.ReasonAttachFailed, oneLine(v.Err))
+	case v.Hook == "none":
+		return condition(vmv1alpha1.ConditionVLANCountersReady, true, vmv1alpha1.ReasonCounting, "no uplink or bridge port to count on")
+	}
+	return condition(vmv1alpha1.ConditionVLANCountersReady, true, vmv1alpha1.ReasonCounting, "per-VLAN counters attached with "+v.Hook+" to every uplink and bridge port")
 }
 
 // readyCondition is True only when every probe fully succeeded. Otherwise

@@ -56,6 +56,13 @@ const (
 	// PFs reported are then those of the last successful probe), with
 	// ReasonProbePartial when some interfaces were skipped (named in the message).
 	ConditionSRIOVProbed = "SRIOVProbed"
+	// ConditionVLANCountersReady is True when the agent's per-VLAN eBPF
+	// counters are attached to every uplink and bridge port. False with
+	// ReasonBPFUnavailable when the agent cannot load them at all (no BPF
+	// support or capabilities, or turned off), with ReasonAttachFailed when
+	// some ports could not be hooked (named in the message). Placement does
+	// not read it: counting is monitoring, not a capability.
+	ConditionVLANCountersReady = "VLANCountersReady"
 	// NodeCapability also uses ConditionReady: True only when every probe
 	// fully succeeded; otherwise its message names the probes that did not.
 )
@@ -117,6 +124,9 @@ const (
 	ReasonKVMAvailable     = "KVMAvailable"
 	ReasonKVMUnavailable   = "KVMUnavailable"
 	ReasonPolicyUnverified = "PolicyUnverified"
+	ReasonCounting         = "Counting"
+	ReasonBPFUnavailable   = "BPFUnavailable"
+	ReasonAttachFailed     = "AttachFailed"
 )
 
 // Reasons of the Normal events vmop-controller records on profiles. Warning

@@ -133,10 +133,12 @@ func single(title, description, unit string, q *prometheus.DataqueryBuilder) *st
 // agent's series with its node.
 func nodeNetwork() *dashboard.DashboardBuilder {
 	links := `node=~"$node", interface=~"$interface"`
+	vlans := links + `, vlan=~"$vlan"`
 	return newDashboard("vmoperator / Node network health", "vmop-node-network",
-		"Carrier, flaps, errors and drops of the bridges, uplinks, bonds and PFs that HostNetworks use; SR-IOV VFs; nmstate policies verified in the kernel; agent liveness.").
+		"Carrier, flaps, errors and drops of the bridges, uplinks, bonds and PFs that HostNetworks use; traffic and dropped frames per VLAN; SR-IOV VFs; nmstate policies verified in the kernel; agent liveness.").
 		WithVariable(queryVariable("node", "Node", `label_values(vmop_node_build_info, node)`)).
 		WithVariable(queryVariable("interface", "Bridge or uplink", `label_values(vmop_node_link_up{node=~"$node"}, interface)`)).
+		WithVariable(queryVariable("vlan", "VLAN", `label_values(vmop_node_vlan_packets_total{node=~"$node", interface=~"$interface"}, vlan)`)).
 		WithRow(dashboard.NewRowBuilder("Agents")).
 		WithPanel(single("Nodes reporting", "Agents whose Lease is current, as the controller's leader sees them.", "none",
 			query(`count(vmop_agent_lease_expiry_timestamp_seconds{node=~"$node"} > time())`, "reporting"))).
@@ -160,6 +162,15 @@ func nodeNetwork() *dashboard.DashboardBuilder {
 		WithPanel(graph("Traffic", "Bits per second through each interface.", "bps",
 			query(`rate(vmop_node_link_receive_bytes_total{`+links+`}[$__rate_interval]) * 8`, "{{node}} {{interface}} rx"),
 			query(`rate(vmop_node_link_transmit_bytes_total{`+links+`}[$__rate_interval]) * 8`, "{{node}} {{interface}} tx"))).
+		WithRow(dashboard.NewRowBuilder("VLANs (eBPF)")).
+		WithPanel(graph("Traffic per VLAN", "Bits per second per VLAN on uplinks and bridge ports, counted by the agent's eBPF programs. \"other\" sums the VLANs not in use on the node.", "bps",
+			query(`rate(vmop_node_vlan_bytes_total{`+vlans+`}[$__rate_interval]) * 8`, "{{node}} {{interface}} VLAN {{vlan}} {{direction}}"))).
+		WithPanel(graph("Frames per VLAN", "Frames per second per VLAN and direction.", "pps",
+			query(`rate(vmop_node_vlan_packets_total{`+vlans+`}[$__rate_interval])`, "{{node}} {{interface}} VLAN {{vlan}} {{direction}}"))).
+		WithPanel(graph("Frames dropped for a VLAN the port does not carry", "Received with a VLAN the port does not carry, so the bridge or the kernel drops them: usually a switch port trunking VLANs the host does not expect (alert VmopVLANFramesDropped).", "pps",
+			query(`rate(vmop_node_vlan_disallowed_packets_total{`+vlans+`}[$__rate_interval])`, "{{node}} {{interface}} VLAN {{vlan}}"))).
+		WithPanel(single("Nodes not counting per VLAN", "Agents whose eBPF counters are not attached everywhere (no BPF, no CAP_BPF/CAP_NET_ADMIN, or a port failed): their NodeCapability's VLANCountersReady says why.", "none",
+			query(`count(vmop_node_vlan_counters_available{node=~"$node"} == 0) or vector(0)`, "not counting"))).
 		WithRow(dashboard.NewRowBuilder("SR-IOV and policies")).
 		WithPanel(graph("VFs in use", "Virtual functions in use against configured, per PF.", "none",
 			query(`vmop_node_sriov_vfs{node=~"$node", state="in_use"}`, "{{node}} {{pf}} in use"),

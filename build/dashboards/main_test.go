@@ -34,8 +34,8 @@ type dashboardJSON struct {
 // TestDashboardsAreCurrentAndComplete: what the generator builds is what
 // deploy/dashboards holds, byte for byte (make verify checks it too), each
 // panel queries the chosen Prometheus with at least one expression, panel
-// ids are unique, and the node dashboard can be narrowed to a node and an
-// interface.
+// ids are unique, and the node dashboard can be narrowed to a node, an
+// interface and a VLAN.
 func TestDashboardsAreCurrentAndComplete(t *testing.T) {
 	dir := t.TempDir()
 	for file, builder := range dashboards() {
@@ -84,8 +84,8 @@ func TestDashboardsAreCurrentAndComplete(t *testing.T) {
 		if !slices.Contains(variables, "datasource") {
 			t.Errorf("%s: no datasource variable (%v)", file, variables)
 		}
-		if board.UID == "vmop-node-network" && (!slices.Contains(variables, "node") || !slices.Contains(variables, "interface")) {
-			t.Errorf("%s: variables %v, want node and interface", file, variables)
+		if board.UID == "vmop-node-network" && (!slices.Contains(variables, "node") || !slices.Contains(variables, "interface") || !slices.Contains(variables, "vlan")) {
+			t.Errorf("%s: variables %v, want node, interface and vlan", file, variables)
 		}
 		t.Logf("%s: %d panels, %d queries, variables %v", file, len(board.Panels), queries, variables)
 	}

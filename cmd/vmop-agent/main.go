@@ -40,6 +40,7 @@ type options struct {
 	minInterval    time.Duration
 	resync         time.Duration
 	verifyPolicies bool
+	vlanCounters   bool
 	printVersion   bool
 	logLevel       slog.Level
 	apiTimeout     time.Duration
@@ -65,6 +66,7 @@ func parseFlags(args []string) (options, error) {
 	fs.DurationVar(&o.minInterval, "min-write-interval", 2*time.Second, "least time between a write and the next event round")
 	fs.DurationVar(&o.resync, "resync", 5*time.Minute, "base period of full re-probes (jittered by up to 20%)")
 	fs.BoolVar(&o.verifyPolicies, "verify-policies", true, "verify nmstate policies selecting this node (off automatically when nmstate's CRDs are missing)")
+	fs.BoolVar(&o.vlanCounters, "vlan-counters", true, "count traffic per VLAN on uplinks and bridge ports with eBPF (needs CAP_BPF and CAP_NET_ADMIN; without them the agent runs on and says so)")
 	fs.DurationVar(&o.apiTimeout, "api-timeout", 30*time.Second, "bound on each API request of the NodeCapability publisher and the Lease (the policy watch is not bounded)")
 	fs.DurationVar(&o.healthMaxRound, "health-max-round", 2*time.Minute, "/healthz fails while one probe round runs longer than this (or the loops stall otherwise)")
 	fs.BoolVar(&o.printVersion, "version", false, "print the version and exit")

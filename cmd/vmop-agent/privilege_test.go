@@ -19,6 +19,7 @@ import (
 	"github.com/jianfenliu/vmoperator/agent/capability"
 	"github.com/jianfenliu/vmoperator/agent/probe"
 	vmv1alpha1 "github.com/jianfenliu/vmoperator/api/v1alpha1"
+	"github.com/jianfenliu/vmoperator/test/netnstest"
 )
 
 // TestProbesNeedNoCapability measures what the agent needs from the
@@ -32,6 +33,54 @@ func TestProbesNeedNoCapability(t *testing.T) {
 	const node = "node-unprivileged"
 	setupNode(t, node)
 	hostBridge(t, "vmopcap0", "vmopcapv0", "vmopcapw0")
+	output := startRestrictedAgent(t, node, []string{"--reuid=65534", "--regid=65534", "--clear-groups",
+		"--inh-caps=-all", "--bounding-set=-all", "--no-new-privs"}, "--metrics-bind-address=")
+	var reported vmv1alpha1.NodeCapability
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		err := cp.Client.Get(context.Background(), client.ObjectKey{Name: node}, &reported)
+		if err == nil && meta.FindStatusCondition(reported.Status.Conditions, vmv1alpha1.ConditionLinksProbed) != nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the unprivileged agent published nothing: %v\n%s", err, output.String())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	for _, condition := range []string{vmv1alpha1.ConditionLinksProbed, vmv1alpha1.ConditionBridgeVLANsProbed, vmv1alpha1.ConditionSRIOVProbed} {
+		if c := meta.FindStatusCondition(reported.Status.Conditions, condition); c.Status != "True" {
+			t.Errorf("%s without capabilities: %s %s", condition, c.Reason, c.Message)
+		}
+	}
+	// The per-VLAN counters need CAP_BPF: without it the agent says so and runs on.
+	if c := meta.FindStatusCondition(reported.Status.Conditions, vmv1alpha1.ConditionVLANCountersReady); c == nil ||
+		c.Status != "False" || c.Reason != vmv1alpha1.ReasonBPFUnavailable || !strings.Contains(c.Message, "operation not permitted") {
+		t.Errorf("VLANCountersReady without capabilities = %+v, want False %s (operation not permitted)", c, vmv1alpha1.ReasonBPFUnavailable)
+	}
+	asRoot := rootProbe(t)
+	if got, want := names(reported.Status.Uplinks), names(asRoot.Uplinks); !slices.Equal(got, want) {
+		t.Errorf("uplinks as nobody %v, as root %v", got, want)
+	}
+	if got, want := bridgeNames(reported.Status.Bridges), bridgeNames(asRoot.Bridges); !slices.Equal(got, want) || !slices.Contains(got, "vmopcap0") {
+		t.Errorf("bridges as nobody %v, as root %v", got, want)
+	}
+	kvm := reported.Status.KVM
+	_, statErr := os.Stat("/dev/kvm")
+	switch {
+	case statErr == nil && (kvm.Available || !strings.Contains(kvm.Reason, "permission denied")):
+		t.Errorf("/dev/kvm (root's, 0600) as nobody: %+v", kvm)
+	case statErr != nil && !strings.Contains(kvm.Reason, "does not exist"):
+		t.Errorf("no /dev/kvm: %+v", kvm)
+	}
+	t.Logf("as nobody without capabilities: %d uplinks, %d bridges, every link probe True; KVM: %s",
+		len(reported.Status.Uplinks), len(reported.Status.Bridges), kvm.Reason)
+}
+
+// startRestrictedAgent builds the agent and runs it through setpriv with
+// privs, in the host's network namespace, against the test control plane,
+// until the test ends. It returns the agent's output and /metrics address.
+func startRestrictedAgent(t *testing.T, node string, privs []string, args ...string) *strings.Builder {
+	t.Helper()
 	// A directory nobody can read (t.TempDir's parent is private to root).
 	dir, err := os.MkdirTemp("", "vmop-unprivileged-")
 	if err != nil {
@@ -59,55 +108,104 @@ func TestProbesNeedNoCapability(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	agent := exec.CommandContext(ctx, "setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
-		"--inh-caps=-all", "--bounding-set=-all", "--no-new-privs", "--",
-		binary, "--node-name="+node, "--kubeconfig="+kubeconfig, "--lease-namespace=vmop-"+node,
-		"--metrics-bind-address=", "--health-probe-bind-address="+freeAddr(t), "--sysfs-root="+sysfs,
+	command := append(privs, "--", binary, "--node-name="+node, "--kubeconfig="+kubeconfig, "--lease-namespace=vmop-"+node,
+		"--health-probe-bind-address="+freeAddr(t), "--sysfs-root="+sysfs,
 		"--verify-policies=false", "--kvm-device=/dev/kvm")
-	var output strings.Builder
-	agent.Stdout, agent.Stderr = &output, &output
+	agent := exec.CommandContext(ctx, "setpriv", append(command, args...)...)
+	output := &strings.Builder{}
+	agent.Stdout, agent.Stderr = output, output
 	if err := agent.Start(); err != nil {
+		cancel()
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
 		_ = agent.Process.Signal(unix.SIGTERM)
 		_ = agent.Wait()
+		cancel()
 	})
+	return output
+}
+
+// TestVLANCountersNeedOnlyBPFAndNetAdmin runs the agent as the chart does
+// with agent.vlanCounters on: uid 0 with CAP_BPF and CAP_NET_ADMIN only.
+// It attaches its counters (to this host's NICs too, with tcx, which passes
+// every frame on and detaches when the process ends) and counts the frames
+// sent into a test veth it reports as an uplink.
+func TestVLANCountersNeedOnlyBPFAndNetAdmin(t *testing.T) {
+	const node = "node-bpf-only"
+	setupNode(t, node)
+	hostBridge(t, "vmopbpf0", "vmopbpfv0", "vmopbpfw0")
+	peer, err := netlink.LinkByName("vmopbpfw0")
+	if err == nil {
+		err = netlink.LinkSetUp(peer)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	metricsAddr := freeAddr(t)
+	output := startRestrictedAgent(t, node,
+		[]string{"--inh-caps=-all", "--bounding-set=-all,+bpf,+net_admin", "--no-new-privs"},
+		"--metrics-bind-address="+metricsAddr, "--extra-uplinks=vmopbpfw0")
 	var reported vmv1alpha1.NodeCapability
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		err := cp.Client.Get(ctx, client.ObjectKey{Name: node}, &reported)
-		if err == nil && meta.FindStatusCondition(reported.Status.Conditions, vmv1alpha1.ConditionLinksProbed) != nil {
+		err := cp.Client.Get(context.Background(), client.ObjectKey{Name: node}, &reported)
+		if err == nil && meta.FindStatusCondition(reported.Status.Conditions, vmv1alpha1.ConditionVLANCountersReady) != nil {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("the unprivileged agent published nothing: %v\n%s", err, output.String())
+			t.Fatalf("the agent published no VLANCountersReady: %v\n%s", err, output.String())
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	for _, condition := range []string{vmv1alpha1.ConditionLinksProbed, vmv1alpha1.ConditionBridgeVLANsProbed, vmv1alpha1.ConditionSRIOVProbed} {
-		if c := meta.FindStatusCondition(reported.Status.Conditions, condition); c.Status != "True" {
-			t.Errorf("%s without capabilities: %s %s", condition, c.Reason, c.Message)
+	c := meta.FindStatusCondition(reported.Status.Conditions, vmv1alpha1.ConditionVLANCountersReady)
+	if c.Status != "True" || !strings.Contains(c.Message, "with tcx") {
+		t.Fatalf("VLANCountersReady with CAP_BPF and CAP_NET_ADMIN = %s %s %q\n%s", c.Status, c.Reason, c.Message, output.String())
+	}
+	sendFrames(t, "vmopbpfv0", 5, 100, 64)
+	want := `vmop_node_vlan_disallowed_packets_total{interface="vmopbpfw0",vlan="other"} 5`
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		_, body := get("http://" + metricsAddr + "/metrics")
+		if strings.Contains(body, want) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("/metrics never showed %s:\n%s", want, grepLines(body, "vmop_node_vlan_"))
 		}
 	}
-	asRoot := rootProbe(t)
-	if got, want := names(reported.Status.Uplinks), names(asRoot.Uplinks); !slices.Equal(got, want) {
-		t.Errorf("uplinks as nobody %v, as root %v", got, want)
+}
+
+// sendFrames writes count broadcast frames of size bytes tagged with vid
+// on a link of the host's namespace.
+func sendFrames(t *testing.T, link string, count, vid, size int) {
+	t.Helper()
+	l, err := netlink.LinkByName(link)
+	if err != nil {
+		t.Fatal(err)
 	}
-	if got, want := bridgeNames(reported.Status.Bridges), bridgeNames(asRoot.Bridges); !slices.Equal(got, want) || !slices.Contains(got, "vmopcap0") {
-		t.Errorf("bridges as nobody %v, as root %v", got, want)
+	fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW, 0)
+	if err != nil {
+		t.Fatal(err)
 	}
-	kvm := reported.Status.KVM
-	_, statErr := os.Stat("/dev/kvm")
-	switch {
-	case statErr == nil && (kvm.Available || !strings.Contains(kvm.Reason, "permission denied")):
-		t.Errorf("/dev/kvm (root's, 0600) as nobody: %+v", kvm)
-	case statErr != nil && !strings.Contains(kvm.Reason, "does not exist"):
-		t.Errorf("no /dev/kvm: %+v", kvm)
+	defer unix.Close(fd)
+	frame := netnstest.Frame(vid, size)
+	to := &unix.SockaddrLinklayer{Ifindex: l.Attrs().Index, Halen: 6}
+	copy(to.Addr[:], frame[:6])
+	for range count {
+		if err := unix.Sendto(fd, frame, 0, to); err != nil {
+			t.Fatal(err)
+		}
 	}
-	t.Logf("as nobody without capabilities: %d uplinks, %d bridges, every link probe True; KVM: %s",
-		len(reported.Status.Uplinks), len(reported.Status.Bridges), kvm.Reason)
+}
+
+func grepLines(text, prefix string) string {
+	var out []string
+	for _, line := range strings.Split(text, "\n") {
+		if strings.HasPrefix(line, prefix) {
+			out = append(out, line)
+		}
+	}
+	return strings.Join(out, "\n")
 }
 
 // hostBridge adds a bridge with one veth port to the host's own network

@@ -27,6 +27,7 @@ import (
 	"github.com/jianfenliu/vmoperator/agent/probe"
 	"github.com/jianfenliu/vmoperator/agent/publish"
 	"github.com/jianfenliu/vmoperator/agent/verify"
+	"github.com/jianfenliu/vmoperator/agent/vlantraffic"
 	"github.com/jianfenliu/vmoperator/agent/watch"
 	vmv1alpha1 "github.com/jianfenliu/vmoperator/api/v1alpha1"
 	"github.com/jianfenliu/vmoperator/metrics"
@@ -92,7 +93,9 @@ func serve(ctx context.Context, o options, log logr.Logger) error {
 	w := watch.New(watch.Config{Debounce: o.debounce, MinInterval: o.minInterval, Resync: o.resync},
 		m.SubscriptionRestarts, func(err error) { log.Error(err, "netlink subscription") },
 		watch.LinkSubscription(ns), watch.AddrSubscription(ns))
-	agentOpts := []agent.Option{agent.WithExtraUplinks(o.extraUplinks()...)}
+	vlans, closeVLANs := vlanCounter(o, ns, log)
+	defer closeVLANs()
+	agentOpts := []agent.Option{agent.WithExtraUplinks(o.extraUplinks()...), agent.WithVLANCounter(vlans)}
 	if o.verifyPolicies {
 		if v := startVerifier(ctx, cfg, scheme, o.nodeName, w, log); v != nil {
 			agentOpts = append(agentOpts, agent.WithPolicyVerifier(v))
@@ -120,6 +123,22 @@ func serve(ctx context.Context, o options, log logr.Logger) error {
 	a.Run(ctx, w)
 	<-leaseDone // no renewal in flight when the process exits
 	return shutdownHTTP(servers)
+}
+
+// vlanCounter loads the per-VLAN counters, or says why it
+// cannot and goes on without them: counting is monitoring, and the probes
+// and placement need none of it. The returned func detaches them (cls_bpf
+// filters would outlive the process).
+func vlanCounter(o options, ns netns.NsHandle, log logr.Logger) (agent.VLANCounter, func()) {
+	if !o.vlanCounters {
+		return vlantraffic.Disabled{Reason: errors.New("turned off by --vlan-counters=false")}, func() {}
+	}
+	c, err := vlantraffic.New(ns)
+	if err != nil {
+		log.Error(err, "per-VLAN counters are off; the agent runs without them")
+		return vlantraffic.Disabled{Reason: err}, func() {}
+	}
+	return c, c.Close
 }
 
 // apiClient is the uncached client of the publisher (which compares with

@@ -55,6 +55,8 @@ type Env struct {
 	// The host nodes' agents and how to start them.
 	agents    map[string]*agentProcess
 	agentArgs map[string][]string
+	// wires are the host-side ends of the host nodes' uplinks, by node.
+	wires map[string]string
 }
 
 // NodeInfo describes one node of the environment.

@@ -23,6 +23,7 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/jianfenliu/vmoperator/test/controlplane"
+	"github.com/jianfenliu/vmoperator/test/netnstest"
 	"github.com/jianfenliu/vmoperator/test/simulator/nmstatesim"
 )
 
@@ -143,6 +144,10 @@ func (env *Env) startNetnsNode(ctx context.Context, node netnsNode, agentBinary 
 		_ = run("ip", "link", "del", hostEnd)
 		return run("ip", "netns", "del", namespace)
 	})
+	if env.wires == nil {
+		env.wires = map[string]string{}
+	}
+	env.wires[node.name] = hostEnd
 	for _, step := range steps {
 		if err := run("ip", step...); err != nil {
 			return nil, err
@@ -261,6 +266,34 @@ func (env *Env) RestartAgent(node string) error {
 	agent := &agentProcess{cmd: cmd, exited: make(chan struct{})}
 	go func() { _ = cmd.Wait(); logFile.Close(); close(agent.exited) }()
 	env.agents[node] = agent
+	return nil
+}
+
+// SendFrames sends count broadcast frames tagged with VLAN vid (untagged
+// for 0) into a host node's uplink eth1, from the far end of its cable, as
+// a switch port would.
+func (env *Env) SendFrames(node string, vid, count int) error {
+	wire, ok := env.wires[node]
+	if !ok {
+		return fmt.Errorf("%s is not a host node", node)
+	}
+	link, err := netlink.LinkByName(wire)
+	if err != nil {
+		return err
+	}
+	fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	frame := netnstest.Frame(vid, 128)
+	to := &unix.SockaddrLinklayer{Ifindex: link.Attrs().Index, Halen: 6}
+	copy(to.Addr[:], frame[:6])
+	for range count {
+		if err := unix.Sendto(fd, frame, 0, to); err != nil {
+			return fmt.Errorf("sending on %s: %w", wire, err)
+		}
+	}
 	return nil
 }
 

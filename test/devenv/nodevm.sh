@@ -9,7 +9,7 @@ set -euo pipefail
 OUT=$1 VMNODE=$2 AGENT=$3 KUBECONFIG_FILE=$4
 source "$(dirname "$0")/../kernelvm/run.sh"
 
-DEV_MODULES=(crc32c_generic "dummy numdummies=0" 8021q bridge e1000)
+DEV_MODULES=(crc32c_generic "dummy numdummies=0" 8021q bridge e1000 sch_ingress cls_bpf)
 
 prepare_kernel # sets kroot, ver, bb
 

@@ -19,6 +19,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	storagev1 "k8s.io/api/storage/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -126,6 +127,16 @@ func TestInstallUpgradeUninstall(t *testing.T) {
 			return false, err.Error() + "\n" + node.Logs()
 		}
 		return len(nc.Status.Conditions) > 0, fmt.Sprintf("%+v", nc.Status.Conditions)
+	})
+	// The kubelet stand-in applies the container's capabilities as a
+	// runtime does: the chart's CAP_BPF and CAP_NET_ADMIN are enough to count.
+	observe.Eventually(t, 30*time.Second, "node-a's agent counts per VLAN with the chart's capabilities", func() (bool, string) {
+		var nc vmv1alpha1.NodeCapability
+		if err := cp.Client.Get(ctx, client.ObjectKey{Name: "node-a"}, &nc); err != nil {
+			return false, err.Error()
+		}
+		counting := meta.FindStatusCondition(nc.Status.Conditions, vmv1alpha1.ConditionVLANCountersReady)
+		return counting != nil && counting.Status == metav1.ConditionTrue, fmt.Sprintf("%+v\n%s", counting, node.Logs())
 	})
 	hostNetwork := &vmv1alpha1.HostNetwork{ObjectMeta: metav1.ObjectMeta{Name: "kept"},
 		Spec: vmv1alpha1.HostNetworkSpec{Type: vmv1alpha1.NetworkTypeBridge, BridgeName: "br-kept"}}

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -165,7 +166,7 @@ func (n *Node) command(pod *corev1.Pod, container corev1.Container, image Image)
 	if err != nil {
 		return nil, err
 	}
-	argv = wrap(argv, mounts, uid, gid)
+	argv = wrap(argv, mounts, uid, gid, capabilities(container))
 	log, err := os.Create(filepath.Join(dir, pod.Name+".log"))
 	if err != nil {
 		return nil, err
@@ -323,10 +324,41 @@ func (n *Node) makeMountPoint(path string) error {
 	return nil
 }
 
+// runtimeDefaultCapabilities are what containerd and CRI-O give a
+// container unless its securityContext says otherwise.
+var runtimeDefaultCapabilities = []string{"CHOWN", "DAC_OVERRIDE", "FSETID", "FOWNER", "MKNOD", "NET_RAW",
+	"SETGID", "SETUID", "SETFCAP", "SETPCAP", "NET_BIND_SERVICE", "SYS_CHROOT", "KILL", "AUDIT_WRITE"}
+
+// capabilities is the container's capability set as a runtime computes it
+// from securityContext.capabilities (drop, then add), or nil when the
+// container sets none: the process then keeps this test process's, so
+// tests without a securityContext run as before.
+func capabilities(container corev1.Container) []string {
+	sc := container.SecurityContext
+	if sc == nil || sc.Capabilities == nil {
+		return nil
+	}
+	caps := slices.Clone(runtimeDefaultCapabilities)
+	for _, drop := range sc.Capabilities.Drop {
+		if drop == "ALL" {
+			caps = nil
+			break
+		}
+		caps = slices.DeleteFunc(caps, func(c string) bool { return c == string(drop) })
+	}
+	for _, add := range sc.Capabilities.Add {
+		if !slices.Contains(caps, string(add)) {
+			caps = append(caps, string(add))
+		}
+	}
+	return caps
+}
+
 // wrap runs argv in a private mount namespace with the bind mounts, then
-// as uid:gid: unshare and mount need root, so the user changes last.
-func wrap(argv []string, mounts []mount, uid, gid int64) []string {
-	if len(mounts) == 0 && uid == 0 {
+// as uid:gid with only caps (nil: unchanged): unshare and mount need root,
+// so the user and capabilities change last.
+func wrap(argv []string, mounts []mount, uid, gid int64, caps []string) []string {
+	if len(mounts) == 0 && uid == 0 && caps == nil {
 		return argv
 	}
 	var script []string
@@ -336,9 +368,20 @@ func wrap(argv []string, mounts []mount, uid, gid int64) []string {
 			script = append(script, fmt.Sprintf("mount -o remount,bind,ro %q", m.path))
 		}
 	}
-	run := `exec "$@"`
+	var privs []string
 	if uid != 0 {
-		run = fmt.Sprintf(`exec setpriv --reuid=%d --regid=%d --clear-groups -- "$@"`, uid, gid)
+		privs = append(privs, fmt.Sprintf("--reuid=%d --regid=%d --clear-groups", uid, gid))
+	}
+	if caps != nil {
+		bounding := "-all"
+		for _, c := range caps {
+			bounding += ",+" + strings.ToLower(c)
+		}
+		privs = append(privs, "--inh-caps=-all --bounding-set="+bounding)
+	}
+	run := `exec "$@"`
+	if len(privs) > 0 {
+		run = fmt.Sprintf(`exec setpriv %s -- "$@"`, strings.Join(privs, " "))
 	}
 	script = append(script, run)
 	return append([]string{"unshare", "--mount", "--propagation", "private", "--", "/bin/sh", "-ec", strings.Join(script, " && "), "sh"}, argv...)

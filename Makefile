@@ -78,7 +78,7 @@ verify: ## Fail when generated files are stale, code is not gofmt'ed, or go vet 
 	go mod tidy -diff
 
 .PHONY: dev
-dev: $(CONTROL_PLANE) $(BIN)/prometheus prometheus-web ## Bring up the local environment (control plane, simulator, controller, three nodes with agents, Prometheus); Ctrl-C tears it down. Needs root.
+dev: $(CONTROL_PLANE) $(BIN)/prometheus prometheus-web cloud-init ## Bring up the local environment (control plane, simulator, controller, three nodes with agents, Prometheus); Ctrl-C tears it down. Needs root.
 	go build -o $(BIN)/vmop-agent ./cmd/vmop-agent
 	go run ./test/devenv/vmop-dev
 
@@ -90,9 +90,20 @@ prometheus-web:
 	@test -d /usr/share/prometheus/web || { echo "installing Debian's prometheus package for its web UI"; \
 		DEBIAN_FRONTEND=noninteractive apt-get install -y prometheus >/dev/null; }
 
+# Debian's cloud-init renders the network-data the operator writes, for a
+# Debian and a RHEL-family guest (test/consumers). Installed when missing;
+# /etc/cloud/cloud-init.disabled, made first, keeps it from configuring this
+# machine at its next boot.
+.PHONY: cloud-init
+cloud-init:
+	@command -v cloud-init >/dev/null || { echo "installing Debian's cloud-init (test/consumers renders network-data with it; disabled at boot)"; \
+		mkdir -p /etc/cloud && touch /etc/cloud/cloud-init.disabled && \
+		{ compgen -G '/var/lib/apt/lists/*_Packages*' >/dev/null || apt-get update >/dev/null; } && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends cloud-init >/dev/null; }
+
 # Not part of make test: it takes a picture for the README.
 .PHONY: screenshot
-screenshot: $(CONTROL_PLANE) $(BIN)/prometheus prometheus-web ## Bring up the environment, take br-lan down and up, and save Chromium's screenshot of Prometheus' graph of the Carrier panel (docs/images/prometheus-carrier.png). Needs root.
+screenshot: $(CONTROL_PLANE) $(BIN)/prometheus prometheus-web cloud-init ## Bring up the environment, take br-lan down and up, and save Chromium's screenshot of Prometheus' graph of the Carrier panel (docs/images/prometheus-carrier.png). Needs root.
 	command -v chromium >/dev/null || apt-get install -y chromium
 	go build -o $(BIN)/vmop-agent ./cmd/vmop-agent
 	go run ./test/devenv/screenshot -out docs/images/prometheus-carrier.png
@@ -157,7 +168,7 @@ docker-push: ## Push both images docker-build made to IMG_REGISTRY.
 ##@ Test
 
 .PHONY: test
-test: $(CONTROL_PLANE) $(OLDEST_CONTROL_PLANE) $(BIN)/promtool $(BIN)/prometheus $(HELM) $(CONTROLLER_GEN) images ## Run every test: builds what the tests need into bin/ first (both control planes, promtool, helm, controller-gen, the images), then runs unit, integration and e2e tests, test-oldest and test-kernel.
+test: $(CONTROL_PLANE) $(OLDEST_CONTROL_PLANE) $(BIN)/promtool $(BIN)/prometheus $(HELM) $(CONTROLLER_GEN) images cloud-init ## Run every test: builds what the tests need into bin/ first (both control planes, promtool, helm, controller-gen, the images; cloud-init is apt-installed when missing), then runs unit, integration and e2e tests, test-oldest and test-kernel.
 	KUBEBUILDER_ASSETS=$(BIN) go test -count=1 ./...
 	$(MAKE) --no-print-directory test-oldest
 	$(MAKE) --no-print-directory test-kernel

@@ -35,6 +35,7 @@ type netplanEthernet struct {
 	DHCP4       bool                `json:"dhcp4"`
 	Addresses   []string            `json:"addresses,omitempty"`
 	Routes      []netplanRoute      `json:"routes,omitempty"`
+	Gateway6    string              `json:"gateway6,omitempty"`
 	Nameservers *netplanNameservers `json:"nameservers,omitempty"`
 	MTU         int32               `json:"mtu,omitempty"`
 }
@@ -82,11 +83,15 @@ func applyIPConfig(eth *netplanEthernet, ip *vmv1alpha1.IPConfigSpec) {
 	}
 	if ip.Gateway != nil {
 		gateway := string(*ip.Gateway)
-		defaultRoute := "0.0.0.0/0"
 		if strings.Contains(gateway, ":") {
-			defaultRoute = "::/0"
+			// Not a "::/0" route: cloud-init 22.4 renders that as a route to
+			// ::/64 and the guest gets no IPv6 default route
+			// (TestIPv6DefaultRouteSurvivesCloudInit). gateway6 is rendered
+			// as the default route by every cloud-init.
+			eth.Gateway6 = gateway
+		} else {
+			eth.Routes = []netplanRoute{{To: "0.0.0.0/0", Via: gateway}}
 		}
-		eth.Routes = []netplanRoute{{To: defaultRoute, Via: gateway}}
 	}
 	if len(ip.DNSServers) > 0 {
 		eth.Nameservers = &netplanNameservers{}

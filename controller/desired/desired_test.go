@@ -223,7 +223,7 @@ func TestCloudInit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(data, "to: ::/0") || !strings.Contains(data, "via: 2001:db8::1") || !strings.Contains(data, "2001:db8::10/64") {
+	if !strings.Contains(data, "gateway6: 2001:db8::1") || !strings.Contains(data, "2001:db8::10/64") {
 		t.Fatalf("IPv6 network data:\n%s", data)
 	}
 }

@@ -244,14 +244,15 @@ func TestVLANTrafficShowsInThePerVLANPanel(t *testing.T) {
 	counter := `sum(vmop_node_vlan_packets_total{node="node-c", interface="eth1", vlan="other", direction="receive"}) or vector(0)`
 	// One frame first, so the series exists before the burst: rate() does
 	// not count what a series holds at its first sample.
+	initial := scalarQuery(t, counter)
 	if err := env.SendFrames("node-c", 3001, 1); err != nil {
 		t.Fatal(err)
 	}
-	observe.Eventually(t, 30*time.Second, "the VLAN other series of node-c eth1 in Prometheus", func() (bool, string) {
+	observe.Eventually(t, 30*time.Second, "the first frame of VLAN other on node-c eth1 in Prometheus", func() (bool, string) {
 		got := scalarQuery(t, counter)
-		return got > 0, fmt.Sprint(got)
+		return got == initial+1, fmt.Sprintf("%v → %v", initial, got)
 	})
-	before := scalarQuery(t, counter)
+	before := initial + 1
 	sent := time.Now()
 	if err := env.SendFrames("node-c", 3001, frames); err != nil {
 		t.Fatal(err)

@@ -20,6 +20,7 @@ import (
 
 	vmv1alpha1 "github.com/jianfenliu/vmoperator/api/v1alpha1"
 	"github.com/jianfenliu/vmoperator/controller/manager"
+	"github.com/jianfenliu/vmoperator/test/consumers"
 	"github.com/jianfenliu/vmoperator/test/controlplane"
 	"github.com/jianfenliu/vmoperator/test/observe"
 	"github.com/jianfenliu/vmoperator/test/simulator"
@@ -221,7 +222,21 @@ func newNamespace(t *testing.T) string {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = cluster.Client.Delete(context.Background(), ns) })
+	// Runs first (cleanups run last-in first-out): the real consumers judge
+	// what the controller wrote in this scenario, before it is deleted.
+	t.Cleanup(func() { judgeNamespace(t, cluster.Client, ns.Name) })
 	return ns.Name
+}
+
+// judgeNamespace fails the test when a consumer rejects an object the
+// controller wrote in namespace.
+func judgeNamespace(t *testing.T, c client.Reader, namespace string) {
+	t.Helper()
+	judged, err := consumers.CheckNamespace(context.Background(), c, namespace)
+	if err != nil {
+		t.Errorf("the consumers reject what the controller wrote in %s: %v", namespace, err)
+	}
+	t.Logf("consumers on %s: %v", namespace, judged)
 }
 
 func create(t *testing.T, obj client.Object) {

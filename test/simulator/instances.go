@@ -17,7 +17,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
-	"sigs.k8s.io/yaml"
+
+	"github.com/jianfenliu/vmoperator/test/consumers"
 )
 
 func (s *Simulator) setupInstances(mgr ctrl.Manager) error {
@@ -208,39 +209,36 @@ func claimNames(vmi *kubevirtv1.VirtualMachineInstance) []string {
 	return names
 }
 
-// cloudInitNetwork is the part of a netplan document the simulated guest reads.
-type cloudInitNetwork struct {
-	Ethernets map[string]struct {
-		Match struct {
-			MACAddress string `json:"macaddress"`
-		} `json:"match"`
-		DHCP4     bool     `json:"dhcp4"`
-		Addresses []string `json:"addresses"`
-	} `json:"ethernets"`
-}
-
 // guestInterfaces reports what a guest that applied its cloud-init network
 // data would report: each NIC's name and static address, or a DHCP lease
-// from the benchmarking range 198.18.0.0/15 that no real network uses.
+// from the benchmarking range 198.18.0.0/15 that no real network uses. The
+// addresses are those cloud-init itself renders for a Debian guest
+// (test/consumers), not a re-reading of the operator's YAML.
 func (s *Simulator) guestInterfaces(ctx context.Context, vmi *kubevirtv1.VirtualMachineInstance) ([]kubevirtv1.VirtualMachineInstanceNetworkInterface, error) {
-	config, err := s.networkData(ctx, vmi)
+	networkData, err := s.networkData(ctx, vmi)
 	if err != nil {
 		return nil, err
+	}
+	var guest consumers.Rendering
+	if networkData != "" {
+		if guest, err = consumers.Render(networkData, consumers.Guests[0]); err != nil {
+			return nil, err
+		}
 	}
 	var interfaces []kubevirtv1.VirtualMachineInstanceNetworkInterface
 	for _, iface := range vmi.Spec.Domain.Devices.Interfaces {
 		status := kubevirtv1.VirtualMachineInstanceNetworkInterface{Name: iface.Name, MAC: iface.MacAddress, InfoSource: "guest-agent"}
-		for guestName, eth := range config.Ethernets {
-			if !strings.EqualFold(eth.Match.MACAddress, iface.MacAddress) {
+		for _, nic := range guest.Interfaces {
+			if !strings.EqualFold(nic.MAC, iface.MacAddress) {
 				continue
 			}
-			status.InterfaceName = guestName
+			status.InterfaceName = nic.Name
 			switch {
-			case len(eth.Addresses) > 0:
-				if prefix, err := netip.ParsePrefix(eth.Addresses[0]); err == nil {
+			case len(nic.Addresses) > 0:
+				if prefix, err := netip.ParsePrefix(nic.Addresses[0]); err == nil {
 					status.IP = prefix.Addr().String()
 				}
-			case eth.DHCP4:
+			case nic.DHCP:
 				status.IP = dhcpLease(iface.MacAddress)
 			}
 		}
@@ -252,8 +250,8 @@ func (s *Simulator) guestInterfaces(ctx context.Context, vmi *kubevirtv1.Virtual
 	return interfaces, nil
 }
 
-func (s *Simulator) networkData(ctx context.Context, vmi *kubevirtv1.VirtualMachineInstance) (cloudInitNetwork, error) {
-	var config cloudInitNetwork
+// networkData is the VMI's cloud-init network data, "" when it has none.
+func (s *Simulator) networkData(ctx context.Context, vmi *kubevirtv1.VirtualMachineInstance) (string, error) {
 	for _, volume := range vmi.Spec.Volumes {
 		source := volume.CloudInitNoCloud
 		if source == nil || source.NetworkDataSecretRef == nil {
@@ -261,11 +259,11 @@ func (s *Simulator) networkData(ctx context.Context, vmi *kubevirtv1.VirtualMach
 		}
 		var secret corev1.Secret
 		if err := s.client.Get(ctx, client.ObjectKey{Namespace: vmi.Namespace, Name: source.NetworkDataSecretRef.Name}, &secret); err != nil {
-			return config, client.IgnoreNotFound(err)
+			return "", client.IgnoreNotFound(err)
 		}
-		return config, yaml.Unmarshal(secret.Data["networkdata"], &config)
+		return string(secret.Data["networkdata"]), nil
 	}
-	return config, nil
+	return "", nil
 }
 
 func dhcpLease(mac string) string {

@@ -20,7 +20,7 @@ import (
 
 	vmv1alpha1 "github.com/jianfenliu/vmoperator/api/v1alpha1"
 	"github.com/jianfenliu/vmoperator/controller/placement"
-	"github.com/jianfenliu/vmoperator/test/consumers"
+	"github.com/jianfenliu/vmoperator/test/consumers/written"
 	"github.com/jianfenliu/vmoperator/test/controlplane"
 	"github.com/jianfenliu/vmoperator/test/devenv"
 	"github.com/jianfenliu/vmoperator/test/observe"
@@ -102,7 +102,7 @@ func newNamespace(t *testing.T) string {
 	// Runs first (cleanups run last-in first-out): the real consumers judge
 	// what the controller wrote in this scenario, before it is deleted.
 	t.Cleanup(func() {
-		judged, err := consumers.CheckNamespace(context.Background(), c(), ns.Name)
+		judged, err := written.CheckNamespace(context.Background(), c(), ns.Name)
 		if err != nil {
 			t.Errorf("the consumers reject what the controller wrote in %s: %v", ns.Name, err)
 		}

@@ -20,7 +20,7 @@ import (
 
 	vmv1alpha1 "github.com/jianfenliu/vmoperator/api/v1alpha1"
 	"github.com/jianfenliu/vmoperator/controller/manager"
-	"github.com/jianfenliu/vmoperator/test/consumers"
+	"github.com/jianfenliu/vmoperator/test/consumers/written"
 	"github.com/jianfenliu/vmoperator/test/controlplane"
 	"github.com/jianfenliu/vmoperator/test/observe"
 	"github.com/jianfenliu/vmoperator/test/simulator"
@@ -232,7 +232,7 @@ func newNamespace(t *testing.T) string {
 // controller wrote in namespace.
 func judgeNamespace(t *testing.T, c client.Reader, namespace string) {
 	t.Helper()
-	judged, err := consumers.CheckNamespace(context.Background(), c, namespace)
+	judged, err := written.CheckNamespace(context.Background(), c, namespace)
 	if err != nil {
 		t.Errorf("the consumers reject what the controller wrote in %s: %v", namespace, err)
 	}

@@ -1,4 +1,6 @@
-package consumers
+// Package written runs the consumers on what the controller wrote, as the
+// apiserver holds it at the end of a scenario.
+package written
 
 import (
 	"context"
@@ -11,6 +13,7 @@ import (
 
 	vmv1alpha1 "github.com/jianfenliu/vmoperator/api/v1alpha1"
 	"github.com/jianfenliu/vmoperator/controller/desired"
+	"github.com/jianfenliu/vmoperator/test/consumers"
 )
 
 // Judged counts the objects each consumer judged.
@@ -53,7 +56,7 @@ func CheckNamespace(ctx context.Context, c client.Reader, namespace string) (Jud
 			continue
 		}
 		judged.NetworkData++
-		if err := CheckNetworkData(data, ExpectedGuest(&profile, macsOf(&vm))); err != nil {
+		if err := consumers.CheckNetworkData(data, consumers.ExpectedGuest(&profile, macsOf(&vm))); err != nil {
 			errs = append(errs, fmt.Errorf("VM %s/%s network-data: %w", namespace, vm.Name, err))
 		}
 	}

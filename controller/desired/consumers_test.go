@@ -1,14 +1,24 @@
 package desired
 
 import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/containernetworking/cni/pkg/types"
+	"github.com/vishvananda/netlink"
+	kubevirtv1 "kubevirt.io/api/core/v1"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 
 	vmv1alpha1 "github.com/jianfenliu/vmoperator/api/v1alpha1"
 	"github.com/jianfenliu/vmoperator/test/consumers"
+	"github.com/jianfenliu/vmoperator/test/netnstest"
 )
 
 // networkDataProfiles cover every shape of guest network the API allows:
@@ -96,4 +106,301 @@ ethernets:
 	if strings.Contains(data, "::/0") || !strings.Contains(data, "gateway6: 2001:db8::1") {
 		t.Errorf("IPv6 default route written as a ::/0 route, which cloud-init 22.4 misreads:\n%s", data)
 	}
+}
+
+// cniCase is one attachment the builder turns into a NAD config, and what
+// the pod and node must show once the plugin ran it.
+type cniCase struct {
+	name string
+	a    Attachment
+	mac  string // the MAC KubeVirt asks Multus for ("" for none)
+	// want
+	podMTU int
+}
+
+// TestNADsAsTheCNIPluginsRunThem runs the reference bridge and macvlan
+// plugins (containernetworking/plugins v1.10.0, bin/cni) on the configs
+// the builder writes, through libcni, as Multus delegates: ADD, CHECK and
+// DEL in a pod namespace, against a node namespace holding the admin's
+// bridge br-lan on uplink eth1 (or eth1 alone, for macvlan). Bridges with a VLAN need VLAN filtering,
+// which this host kernel lacks: test/consumers runs them in the kernel VM.
+func TestNADsAsTheCNIPluginsRunThem(t *testing.T) {
+	binDir, err := consumers.CNIBinDir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	network := &vmv1alpha1.NetworkConfig{Name: "lan"}
+	cases := []cniCase{
+		{name: "bridge", a: Attachment{Network: network, Type: vmv1alpha1.NetworkTypeBridge, Bridge: "br-lan"}, podMTU: 1500},
+		{name: "bridge with MTU", a: Attachment{Network: network, Type: vmv1alpha1.NetworkTypeBridge, Bridge: "br-lan", MTU: 1400}, podMTU: 1400},
+		{name: "macvlan with the VM's MAC", a: Attachment{Network: network, Type: vmv1alpha1.NetworkTypeMacvlan, Master: "eth1"}, mac: "02:a1:b2:c3:d4:e5", podMTU: 1500},
+		{name: "macvlan with MTU", a: Attachment{Network: network, Type: vmv1alpha1.NetworkTypeMacvlan, Master: "eth1", MTU: 1400}, podMTU: 1400},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			config, err := CNIConfig("lan-nad", c.a)
+			if err != nil {
+				t.Fatal(err)
+			}
+			node, pod := netnstest.New(t), netnstest.New(t)
+			if c.a.Type == vmv1alpha1.NetworkTypeBridge {
+				node.Bridge(t, "br-lan")
+				node.VethPair(t, "eth1", "eth1-wire", "br-lan")
+			} else {
+				node.VethPair(t, "eth1", "eth1-wire", "") // a bridge port takes no macvlan: EBUSY
+			}
+			delegate := consumers.Delegate{BinDir: binDir, Node: node.Do, PodNetNS: pod.Path(), PodNamespace: "ns", PodName: "virt-launcher-vm-x"}
+			err = delegate.AddCheckDel(context.Background(), []byte(config), "net1", c.mac, func(types.Result) error {
+				return inspectAttachment(node, pod, c)
+			})
+			if err != nil {
+				t.Fatalf("%s\nconfig: %s", err, config)
+			}
+			if _, err := pod.Handle.LinkByName("net1"); err == nil {
+				t.Error("net1 still in the pod after DEL")
+			}
+		})
+	}
+}
+
+// inspectAttachment checks the links the plugin made: a bridge port on the
+// right bridge, or a macvlan on the right master with the VM's MAC, and the
+// pod interface's MTU.
+func inspectAttachment(node, pod *netnstest.Namespace, c cniCase) error {
+	podLink, err := pod.Handle.LinkByName("net1")
+	if err != nil {
+		return fmt.Errorf("pod interface net1: %w", err)
+	}
+	var errs []error
+	if mtu := podLink.Attrs().MTU; mtu != c.podMTU {
+		errs = append(errs, fmt.Errorf("net1 MTU %d, want %d", mtu, c.podMTU))
+	}
+	switch c.a.Type {
+	case vmv1alpha1.NetworkTypeBridge:
+		bridge, err := node.Handle.LinkByName(c.a.Bridge)
+		if err != nil {
+			return err
+		}
+		links, err := node.Handle.LinkList()
+		if err != nil {
+			return err
+		}
+		var ports []string
+		for _, l := range links {
+			if l.Attrs().MasterIndex == bridge.Attrs().Index && l.Attrs().Name != "eth1" {
+				ports = append(ports, l.Attrs().Name)
+			}
+		}
+		if len(ports) != 1 {
+			errs = append(errs, fmt.Errorf("ports of %s besides eth1: %v, want the pod's veth", c.a.Bridge, ports))
+		}
+	case vmv1alpha1.NetworkTypeMacvlan:
+		macvlan, ok := podLink.(*netlink.Macvlan)
+		if !ok {
+			return fmt.Errorf("net1 is a %s, want a macvlan", podLink.Type())
+		}
+		master, err := node.Handle.LinkByName(c.a.Master)
+		if err != nil {
+			return err
+		}
+		if macvlan.ParentIndex != master.Attrs().Index || macvlan.Mode != netlink.MACVLAN_MODE_BRIDGE {
+			errs = append(errs, fmt.Errorf("net1: parent %d mode %v, want %s (%d) in bridge mode", macvlan.ParentIndex, macvlan.Mode, c.a.Master, master.Attrs().Index))
+		}
+		if c.mac != "" && macvlan.HardwareAddr.String() != c.mac {
+			errs = append(errs, fmt.Errorf("net1 MAC %s, want the VM's %s: macvlan would drop the guest's unicast", macvlan.HardwareAddr, c.mac))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// TestVMsAsKubeVirtAdmitsThem runs KubeVirt's own validation (virt-api's
+// admitters, v1.8.0, bin/kubevirt-admit) on the VMs the builder makes for
+// every test profile: each must be admitted with no cause.
+func TestVMsAsKubeVirtAdmitsThem(t *testing.T) {
+	var vms []kubevirtv1.VirtualMachine
+	for _, p := range networkDataProfiles() {
+		for _, placement := range []Placement{{}, {RequiredNodeLabels: map[string]string{"cap.vm.example.com/kvm": "true"}}} {
+			vm, err := VM(p, placement, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			vms = append(vms, *vm)
+		}
+	}
+	kubevirt := startKubeVirtAdmitter(t)
+	verdicts, err := kubevirt.Admit(vms)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := consumers.RefusedVMs(verdicts); err != nil {
+		t.Error(err)
+	}
+	t.Logf("KubeVirt v1.8.0 admitted %d VMs", len(verdicts))
+}
+
+// TestMacvlanUnderKubeVirtsBridgeBinding answers the macvlan question of
+// kubevirt/kubevirt#2925 in the kernel. The macvlan plugin runs our NAD with
+// the VM's MAC, as Multus passes it (CNI_ARGS MAC). Then the pod is wired as
+// KubeVirt v1.8.0's bridge binding does it (pkg/network/setup/netpod,
+// bridgeBindingSpec): a bridge k6t-net1, the pod interface renamed and given
+// the bridge's MAC, and the guest's NIC, carrying the VM's MAC, on the
+// bridge. A frame sent from the switch to the VM's MAC then never reaches
+// the guest, while broadcast frames do: a macvlan takes in unicast only for
+// its own MAC, which KubeVirt replaced. So macvlan networks give a guest
+// broadcast and outbound traffic but no inbound unicast; the README says so.
+func TestMacvlanUnderKubeVirtsBridgeBinding(t *testing.T) {
+	binDir, err := consumers.CNIBinDir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	const vmMAC = "02:a1:b2:c3:d4:e5"
+	config, err := CNIConfig("lan-nad", Attachment{Network: &vmv1alpha1.NetworkConfig{Name: "lan"}, Type: vmv1alpha1.NetworkTypeMacvlan, Master: "eth1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	node, pod, guest := netnstest.New(t), netnstest.New(t), netnstest.New(t)
+	for _, ns := range []*netnstest.Namespace{node, pod, guest} {
+		ns.NoIPv6(t)
+	}
+	node.VethPair(t, "eth1", "eth1-wire", "")
+	delegate := consumers.Delegate{BinDir: binDir, Node: node.Do, PodNetNS: pod.Path(), PodNamespace: "ns", PodName: "virt-launcher-vm-m"}
+	err = delegate.AddCheckDel(context.Background(), []byte(config), "net1", vmMAC, func(types.Result) error {
+		if err := bridgeBinding(pod, guest, vmMAC); err != nil {
+			return err
+		}
+		unicast := netnstest.Frame(0, 64)
+		copy(unicast, mustMAC(vmMAC))
+		var errs []error
+		for _, c := range []struct {
+			what  string
+			frame []byte
+			want  uint64
+		}{
+			{"broadcast", netnstest.Frame(0, 64), 5},
+			{"unicast to the VM's MAC", unicast, 0},
+		} {
+			before := settledRx(t, guest, "eth0")
+			node.Send(t, "eth1-wire", 5, c.frame)
+			if got := settledRx(t, guest, "eth0") - before; got != c.want {
+				errs = append(errs, fmt.Errorf("%s: the guest received %d of 5 frames, want %d", c.what, got, c.want))
+			}
+		}
+		// Undo the binding, so CHECK finds net1 as the plugin made it.
+		errs = append(errs, unbind(pod, vmMAC))
+		return errors.Join(errs...)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// unbind puts net1 back as the plugin left it: out of the bridge, its
+// name and the VM's MAC.
+func unbind(pod *netnstest.Namespace, vmMAC string) error {
+	h := pod.Handle
+	nic, err := h.LinkByName("net1-nic")
+	if err != nil {
+		return err
+	}
+	for _, step := range []func() error{
+		func() error { return h.LinkSetNoMaster(nic) },
+		func() error { return h.LinkSetDown(nic) },
+		func() error { return h.LinkSetName(nic, "net1") },
+		func() error { return h.LinkSetHardwareAddr(nic, mustMAC(vmMAC)) },
+		func() error { return h.LinkSetUp(nic) },
+	} {
+		if err := step(); err != nil {
+			return fmt.Errorf("restoring net1: %w", err)
+		}
+	}
+	return nil
+}
+
+// settledRx is a link's received-packet count once it stopped moving
+// (frames cross veths and bridges in softirq, after sendto returns).
+func settledRx(t *testing.T, ns *netnstest.Namespace, name string) uint64 {
+	t.Helper()
+	last := ns.Link(t, name).Attrs().Statistics.RxPackets
+	for range 50 {
+		time.Sleep(20 * time.Millisecond)
+		now := ns.Link(t, name).Attrs().Statistics.RxPackets
+		if now == last {
+			return now
+		}
+		last = now
+	}
+	t.Fatalf("%s keeps receiving", name)
+	return 0
+}
+
+// bridgeBinding wires the pod as KubeVirt's bridge binding does: net1
+// renamed net1-nic, given the MAC of a new bridge k6t-net1 and enslaved to
+// it, and the guest's eth0, with the VM's MAC, on the bridge through a veth
+// standing in for the tap. (The pod interface cannot keep the VM's MAC: the
+// bridge would take frames to it as its own.)
+func bridgeBinding(pod, guest *netnstest.Namespace, vmMAC string) error {
+	h := pod.Handle
+	bridge := &netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: "k6t-net1"}}
+	if err := h.LinkAdd(bridge); err != nil {
+		return err
+	}
+	br, err := h.LinkByName("k6t-net1")
+	if err != nil {
+		return err
+	}
+	nic, err := h.LinkByName("net1")
+	if err != nil {
+		return err
+	}
+	if err := h.LinkSetDown(nic); err != nil {
+		return err
+	}
+	if err := h.LinkSetName(nic, "net1-nic"); err != nil {
+		return err
+	}
+	if err := h.LinkSetHardwareAddr(nic, br.Attrs().HardwareAddr); err != nil {
+		return err
+	}
+	if err := h.LinkSetMaster(nic, br); err != nil {
+		return err
+	}
+	tap := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "tap0", MasterIndex: br.Attrs().Index}, PeerName: "eth0",
+		PeerHardwareAddr: mustMAC(vmMAC), PeerNamespace: netlink.NsFd(guest.NS)}
+	if err := h.LinkAdd(tap); err != nil {
+		return err
+	}
+	for _, name := range []string{"k6t-net1", "net1-nic", "tap0"} {
+		l, err := h.LinkByName(name)
+		if err == nil {
+			err = h.LinkSetUp(l)
+		}
+		if err != nil {
+			return fmt.Errorf("up %s: %w", name, err)
+		}
+	}
+	eth0, err := guest.Handle.LinkByName("eth0")
+	if err == nil {
+		err = guest.Handle.LinkSetUp(eth0)
+	}
+	return err
+}
+
+func mustMAC(s string) net.HardwareAddr {
+	mac, err := net.ParseMAC(s)
+	if err != nil {
+		panic(err)
+	}
+	return mac
+}
+
+
+// startKubeVirtAdmitter runs bin/kubevirt-admit until the test ends.
+func startKubeVirtAdmitter(t testing.TB) *consumers.KubeVirtAdmitter {
+	t.Helper()
+	kubevirt, err := consumers.StartKubeVirtAdmitter()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = kubevirt.Close() })
+	return kubevirt
 }

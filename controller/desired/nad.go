@@ -10,8 +10,12 @@ import (
 	vmv1alpha1 "github.com/jianfenliu/vmoperator/api/v1alpha1"
 )
 
-// cniVersion is understood by every CNI plugin the operator configures.
-const cniVersion = "0.3.1"
+// cniVersion is understood by every CNI plugin the operator configures,
+// and is the first with CHECK: under "0.3.1" libcni refuses to CHECK an
+// attachment ("configuration version \"0.3.1\" does not support the CHECK
+// command", TestNADsAsTheCNIPluginsRunThem), so a runtime could never
+// verify one.
+const cniVersion = "0.4.0"
 
 // Attachment is how one network of a profile reaches the host, resolved
 // against the HostNetworks an admin declared (or the user's own

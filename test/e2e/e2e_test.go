@@ -20,6 +20,7 @@ import (
 
 	vmv1alpha1 "github.com/jianfenliu/vmoperator/api/v1alpha1"
 	"github.com/jianfenliu/vmoperator/controller/placement"
+	"github.com/jianfenliu/vmoperator/test/consumers"
 	"github.com/jianfenliu/vmoperator/test/consumers/written"
 	"github.com/jianfenliu/vmoperator/test/controlplane"
 	"github.com/jianfenliu/vmoperator/test/devenv"
@@ -28,6 +29,9 @@ import (
 
 // env is the one environment every scenario runs on.
 var env *devenv.Env
+
+// kubevirt is KubeVirt's own VM validation, one process for the suite.
+var kubevirt *consumers.KubeVirtAdmitter
 
 func TestMain(m *testing.M) {
 	code, err := run(m)
@@ -39,6 +43,11 @@ func TestMain(m *testing.M) {
 }
 
 func run(m *testing.M) (int, error) {
+	var err error
+	if kubevirt, err = consumers.StartKubeVirtAdmitter(); err != nil {
+		return 0, err
+	}
+	defer kubevirt.Close()
 	dir, err := os.MkdirTemp("", "vmop-e2e-")
 	if err != nil {
 		return 0, err
@@ -102,7 +111,7 @@ func newNamespace(t *testing.T) string {
 	// Runs first (cleanups run last-in first-out): the real consumers judge
 	// what the controller wrote in this scenario, before it is deleted.
 	t.Cleanup(func() {
-		judged, err := written.CheckNamespace(context.Background(), c(), ns.Name)
+		judged, err := written.CheckNamespace(context.Background(), c(), ns.Name, kubevirt)
 		if err != nil {
 			t.Errorf("the consumers reject what the controller wrote in %s: %v", ns.Name, err)
 		}

@@ -20,6 +20,7 @@ import (
 
 	vmv1alpha1 "github.com/jianfenliu/vmoperator/api/v1alpha1"
 	"github.com/jianfenliu/vmoperator/controller/manager"
+	"github.com/jianfenliu/vmoperator/test/consumers"
 	"github.com/jianfenliu/vmoperator/test/consumers/written"
 	"github.com/jianfenliu/vmoperator/test/controlplane"
 	"github.com/jianfenliu/vmoperator/test/observe"
@@ -36,6 +37,9 @@ var controllerWrites = newWriteCounter()
 // Nodes of the simulated cluster; the seed's nodeSelector asks for amd64.
 var nodeNames = []string{"node-a", "node-b", "node-c"}
 
+// kubevirt is KubeVirt's own VM validation, one process for the suite.
+var kubevirt *consumers.KubeVirtAdmitter
+
 func TestMain(m *testing.M) {
 	code, err := run(m)
 	if err != nil {
@@ -47,6 +51,10 @@ func TestMain(m *testing.M) {
 
 func run(m *testing.M) (int, error) {
 	var err error
+	if kubevirt, err = consumers.StartKubeVirtAdmitter(); err != nil {
+		return 0, err
+	}
+	defer kubevirt.Close()
 	cluster, err = controlplane.Start()
 	if err != nil {
 		return 0, err
@@ -232,7 +240,7 @@ func newNamespace(t *testing.T) string {
 // controller wrote in namespace.
 func judgeNamespace(t *testing.T, c client.Reader, namespace string) {
 	t.Helper()
-	judged, err := written.CheckNamespace(context.Background(), c, namespace)
+	judged, err := written.CheckNamespace(context.Background(), c, namespace, kubevirt)
 	if err != nil {
 		t.Errorf("the consumers reject what the controller wrote in %s: %v", namespace, err)
 	}

@@ -10,7 +10,7 @@ set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 CACHE=${KERNELVM_CACHE:-$ROOT/bin/kernelvm}
-PACKAGES=("${@:-./agent/probe ./agent/verify ./agent/vlantraffic ./test/simulator/nmstatesim}")
+PACKAGES=("${@:-./agent/probe ./agent/verify ./agent/vlantraffic ./test/consumers ./test/simulator/nmstatesim}")
 TIMEOUT=${KERNELVM_TIMEOUT:-300}
 # Modules to load, in order; modprobe pulls the dependencies from modules.dep.
 # crc32c_generic first: libcrc32c needs it through the crypto API, which
@@ -71,6 +71,9 @@ build_initramfs() {
 	cp "$bb" "$work/bin/busybox"
 	for m in "${MODULES[@]}"; do copy_module "$kroot" "$ver" "${m%% *}" "$work"; done
 	"$bb" depmod -b "$work" "$ver"
+	# The reference CNI plugins test/consumers runs (make builds them, static).
+	mkdir -p "$work/cni"
+	cp "$ROOT"/bin/cni/* "$work/cni/"
 	for pkg in ${PACKAGES[@]}; do
 		log "building tests of $pkg"
 		(cd "$ROOT" && CGO_ENABLED=0 go test -c -tags kernelvm -ldflags='-s -w' -o "$work/tests/$(basename "$pkg").test" "$pkg")
@@ -82,7 +85,7 @@ build_initramfs() {
 		for m in "${MODULES[@]}"; do echo "modprobe $m || echo 'VMOP-KERNEL-MODULE-FAILED: $m'"; done
 		cat <<'INIT'
 cd /tmp
-export HOME=/tmp TMPDIR=/tmp
+export HOME=/tmp TMPDIR=/tmp VMOP_CNI_BIN=/cni
 rc=0
 for t in /tests/*.test; do
 	echo "=== $t"

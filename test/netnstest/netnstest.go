@@ -67,6 +67,12 @@ func newNS(t testing.TB) netns.NsHandle {
 	return ns
 }
 
+// Path names the namespace for another process (a CNI plugin's
+// CNI_NETNS): this process's descriptor of it, valid while the test runs.
+func (n *Namespace) Path() string {
+	return fmt.Sprintf("/proc/%d/fd/%d", os.Getpid(), int(n.NS))
+}
+
 // Bridge adds a bridge and sets it up.
 func (n *Namespace) Bridge(t testing.TB, name string) *netlink.Bridge {
 	t.Helper()

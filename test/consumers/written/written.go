@@ -18,6 +18,8 @@ import (
 
 // Judged counts the objects each consumer judged.
 type Judged struct {
+	// VMs is VirtualMachines KubeVirt's own validation admitted or refused.
+	VMs int
 	// NetworkData is network-data Secrets rendered by cloud-init (each for
 	// both guest families).
 	NetworkData int
@@ -27,19 +29,30 @@ type Judged struct {
 }
 
 func (j Judged) String() string {
-	return fmt.Sprintf("cloud-init rendered %d network-data (Debian and RHEL-family), %d VMs skipped as not converged", j.NetworkData, j.Skipped)
+	return fmt.Sprintf("KubeVirt v1.8.0 judged %d VMs; cloud-init rendered %d network-data (Debian and RHEL-family), %d skipped as not converged", j.VMs, j.NetworkData, j.Skipped)
 }
 
 // CheckNamespace runs the consumers on every object the operator wrote in
-// namespace, as the apiserver holds them now: each VM's network-data
-// Secret, as KubeVirt hands it to the guest, against its profile.
-func CheckNamespace(ctx context.Context, c client.Reader, namespace string) (Judged, error) {
+// namespace, as the apiserver holds them now: every VM through KubeVirt's
+// validation, and each VM's network-data Secret, as KubeVirt hands it to
+// the guest, through cloud-init against its profile.
+func CheckNamespace(ctx context.Context, c client.Reader, namespace string, kubevirt *consumers.KubeVirtAdmitter) (Judged, error) {
 	var judged Judged
 	var vms kubevirtv1.VirtualMachineList
 	if err := c.List(ctx, &vms, client.InNamespace(namespace), client.MatchingLabels{desired.LabelManagedBy: desired.ManagedByValue}); err != nil {
 		return judged, err
 	}
 	var errs []error
+	if len(vms.Items) > 0 {
+		verdicts, err := kubevirt.Admit(vms.Items)
+		if err != nil {
+			return judged, err
+		}
+		judged.VMs = len(verdicts)
+		if err := consumers.RefusedVMs(verdicts); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	for _, vm := range vms.Items {
 		var profile vmv1alpha1.VirtualMachineProfile
 		err := c.Get(ctx, client.ObjectKey{Namespace: namespace, Name: vm.Labels[desired.LabelProfile]}, &profile)

@@ -393,7 +393,6 @@ func mustMAC(s string) net.HardwareAddr {
 	return mac
 }
 
-
 // startKubeVirtAdmitter runs bin/kubevirt-admit until the test ends.
 func startKubeVirtAdmitter(t testing.TB) *consumers.KubeVirtAdmitter {
 	t.Helper()

@@ -30,8 +30,9 @@ import (
 // env is the one environment every scenario runs on.
 var env *devenv.Env
 
-// kubevirt is KubeVirt's own VM validation, one process for the suite.
-var kubevirt *consumers.KubeVirtAdmitter
+// consumersOfSuite are KubeVirt's own VM validation (one process for the
+// suite) and the CNI plugins.
+var consumersOfSuite written.Consumers
 
 func TestMain(m *testing.M) {
 	code, err := run(m)
@@ -44,10 +45,13 @@ func TestMain(m *testing.M) {
 
 func run(m *testing.M) (int, error) {
 	var err error
-	if kubevirt, err = consumers.StartKubeVirtAdmitter(); err != nil {
+	if consumersOfSuite.CNIBinDir, err = consumers.CNIBinDir(); err != nil {
 		return 0, err
 	}
-	defer kubevirt.Close()
+	if consumersOfSuite.KubeVirt, err = consumers.StartKubeVirtAdmitter(); err != nil {
+		return 0, err
+	}
+	defer consumersOfSuite.KubeVirt.Close()
 	dir, err := os.MkdirTemp("", "vmop-e2e-")
 	if err != nil {
 		return 0, err
@@ -111,7 +115,7 @@ func newNamespace(t *testing.T) string {
 	// Runs first (cleanups run last-in first-out): the real consumers judge
 	// what the controller wrote in this scenario, before it is deleted.
 	t.Cleanup(func() {
-		judged, err := written.CheckNamespace(context.Background(), c(), ns.Name, kubevirt)
+		judged, err := written.CheckNamespace(t, c(), ns.Name, consumersOfSuite)
 		if err != nil {
 			t.Errorf("the consumers reject what the controller wrote in %s: %v", ns.Name, err)
 		}

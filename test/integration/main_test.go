@@ -37,8 +37,9 @@ var controllerWrites = newWriteCounter()
 // Nodes of the simulated cluster; the seed's nodeSelector asks for amd64.
 var nodeNames = []string{"node-a", "node-b", "node-c"}
 
-// kubevirt is KubeVirt's own VM validation, one process for the suite.
-var kubevirt *consumers.KubeVirtAdmitter
+// consumersOfSuite are KubeVirt's own VM validation (one process for the
+// suite) and the CNI plugins.
+var consumersOfSuite written.Consumers
 
 func TestMain(m *testing.M) {
 	code, err := run(m)
@@ -51,10 +52,13 @@ func TestMain(m *testing.M) {
 
 func run(m *testing.M) (int, error) {
 	var err error
-	if kubevirt, err = consumers.StartKubeVirtAdmitter(); err != nil {
+	if consumersOfSuite.CNIBinDir, err = consumers.CNIBinDir(); err != nil {
 		return 0, err
 	}
-	defer kubevirt.Close()
+	if consumersOfSuite.KubeVirt, err = consumers.StartKubeVirtAdmitter(); err != nil {
+		return 0, err
+	}
+	defer consumersOfSuite.KubeVirt.Close()
 	cluster, err = controlplane.Start()
 	if err != nil {
 		return 0, err
@@ -240,7 +244,7 @@ func newNamespace(t *testing.T) string {
 // controller wrote in namespace.
 func judgeNamespace(t *testing.T, c client.Reader, namespace string) {
 	t.Helper()
-	judged, err := written.CheckNamespace(context.Background(), c, namespace, kubevirt)
+	judged, err := written.CheckNamespace(t, c, namespace, consumersOfSuite)
 	if err != nil {
 		t.Errorf("the consumers reject what the controller wrote in %s: %v", namespace, err)
 	}

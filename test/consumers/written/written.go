@@ -6,7 +6,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"testing"
 
+	nadv1 "github.com/k8snetworkplumbingwg/network-attachment-definition-client/pkg/apis/k8s.cni.cncf.io/v1"
 	corev1 "k8s.io/api/core/v1"
 	kubevirtv1 "kubevirt.io/api/core/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -20,6 +22,11 @@ import (
 type Judged struct {
 	// VMs is VirtualMachines KubeVirt's own validation admitted or refused.
 	VMs int
+	// NADs is NetworkAttachmentDefinitions a reference CNI plugin ran
+	// (ADD, CHECK, DEL); NADsNotRun says, by reason, how many this host
+	// could not run.
+	NADs       int
+	NADsNotRun map[string]int
 	// NetworkData is network-data Secrets rendered by cloud-init (each for
 	// both guest families).
 	NetworkData int
@@ -29,22 +36,32 @@ type Judged struct {
 }
 
 func (j Judged) String() string {
-	return fmt.Sprintf("KubeVirt v1.8.0 judged %d VMs; cloud-init rendered %d network-data (Debian and RHEL-family), %d skipped as not converged", j.VMs, j.NetworkData, j.Skipped)
+	return fmt.Sprintf("KubeVirt v1.8.0 judged %d VMs; cloud-init rendered %d network-data (Debian and RHEL-family), %d skipped as not converged; the CNI plugins ran %d NADs, not %v",
+		j.VMs, j.NetworkData, j.Skipped, j.NADs, j.NADsNotRun)
+}
+
+// Consumers are the long-lived parts of the consumers a suite shares.
+type Consumers struct {
+	KubeVirt  *consumers.KubeVirtAdmitter
+	CNIBinDir string
 }
 
 // CheckNamespace runs the consumers on every object the operator wrote in
 // namespace, as the apiserver holds them now: every VM through KubeVirt's
-// validation, and each VM's network-data Secret, as KubeVirt hands it to
-// the guest, through cloud-init against its profile.
-func CheckNamespace(ctx context.Context, c client.Reader, namespace string, kubevirt *consumers.KubeVirtAdmitter) (Judged, error) {
-	var judged Judged
+// validation, each VM's network-data Secret, as KubeVirt hands it to the
+// guest, through cloud-init against its profile, and every NAD through its
+// CNI plugin with the MAC of the VM interface that uses it.
+func CheckNamespace(t testing.TB, c client.Reader, namespace string, with Consumers) (Judged, error) {
+	t.Helper()
+	ctx := context.Background()
+	judged := Judged{NADsNotRun: map[string]int{}}
 	var vms kubevirtv1.VirtualMachineList
 	if err := c.List(ctx, &vms, client.InNamespace(namespace), client.MatchingLabels{desired.LabelManagedBy: desired.ManagedByValue}); err != nil {
 		return judged, err
 	}
 	var errs []error
 	if len(vms.Items) > 0 {
-		verdicts, err := kubevirt.Admit(vms.Items)
+		verdicts, err := with.KubeVirt.Admit(vms.Items)
 		if err != nil {
 			return judged, err
 		}
@@ -73,7 +90,52 @@ func CheckNamespace(ctx context.Context, c client.Reader, namespace string, kube
 			errs = append(errs, fmt.Errorf("VM %s/%s network-data: %w", namespace, vm.Name, err))
 		}
 	}
+	if err := checkNADs(t, c, namespace, with.CNIBinDir, vms.Items, &judged); err != nil {
+		errs = append(errs, err)
+	}
 	return judged, errors.Join(errs...)
+}
+
+// checkNADs runs every NAD the operator wrote in namespace through its plugin.
+func checkNADs(t testing.TB, c client.Reader, namespace, binDir string, vms []kubevirtv1.VirtualMachine, judged *Judged) error {
+	var nads nadv1.NetworkAttachmentDefinitionList
+	if err := c.List(context.Background(), &nads, client.InNamespace(namespace), client.MatchingLabels{desired.LabelManagedBy: desired.ManagedByValue}); err != nil {
+		return err
+	}
+	var errs []error
+	for _, nad := range nads.Items {
+		skipped, err := consumers.CheckNAD(t, binDir, []byte(nad.Spec.Config), macOfNAD(vms, namespace, nad.Name))
+		switch {
+		case err != nil:
+			errs = append(errs, fmt.Errorf("NAD %s/%s: %w\nconfig: %s", namespace, nad.Name, err, nad.Spec.Config))
+		case skipped != "":
+			judged.NADsNotRun[skipped]++
+		default:
+			judged.NADs++
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// macOfNAD is the MAC of the VM interface whose Multus network is the NAD,
+// which KubeVirt asks Multus for; "" when no VM uses it.
+func macOfNAD(vms []kubevirtv1.VirtualMachine, namespace, nad string) string {
+	for _, vm := range vms {
+		if vm.Spec.Template == nil {
+			continue
+		}
+		for _, network := range vm.Spec.Template.Spec.Networks {
+			if network.Multus == nil || (network.Multus.NetworkName != nad && network.Multus.NetworkName != namespace+"/"+nad) {
+				continue
+			}
+			for _, iface := range vm.Spec.Template.Spec.Domain.Devices.Interfaces {
+				if iface.Name == network.Name {
+					return iface.MacAddress
+				}
+			}
+		}
+	}
+	return ""
 }
 
 // networkDataOf reads the Secret KubeVirt's cloudInitNoCloud takes the

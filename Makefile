@@ -7,6 +7,9 @@ ETCD         := $(BIN)/etcd
 KUBE_APISERVER := $(BIN)/kube-apiserver
 KUBE_CONTROLLER_MANAGER := $(BIN)/kube-controller-manager
 HELM         := $(BIN)/helm
+KUBEVIRT_ADMIT := $(BIN)/kubevirt-admit
+# Defined before any rule names them: make expands prerequisites as it reads.
+CNI_PLUGINS  := $(BIN)/cni/bridge $(BIN)/cni/macvlan
 CONTROL_PLANE := $(ETCD) $(KUBE_APISERVER) $(KUBE_CONTROLLER_MANAGER)
 # The oldest Kubernetes the chart's kubeVersion admits (test/tools/kube-oldest)
 # gets a directory of its own: its kube-apiserver and kube-controller-manager,
@@ -168,7 +171,7 @@ docker-push: ## Push both images docker-build made to IMG_REGISTRY.
 ##@ Test
 
 .PHONY: test
-test: $(CONTROL_PLANE) $(OLDEST_CONTROL_PLANE) $(BIN)/promtool $(BIN)/prometheus $(HELM) $(CONTROLLER_GEN) $(CNI_PLUGINS) $(BIN)/kubevirt-admit images cloud-init ## Run every test: builds what the tests need into bin/ first (both control planes, promtool, helm, controller-gen, the reference CNI plugins, KubeVirt's admitters, the images; cloud-init is apt-installed when missing), then runs unit, integration and e2e tests, 30 s of fuzzing against the consumers, test-oldest and test-kernel.
+test: $(CONTROL_PLANE) $(OLDEST_CONTROL_PLANE) $(BIN)/promtool $(BIN)/prometheus $(HELM) $(CONTROLLER_GEN) $(CNI_PLUGINS) $(KUBEVIRT_ADMIT) images cloud-init ## Run every test: builds what the tests need into bin/ first (both control planes, promtool, helm, controller-gen, the reference CNI plugins, KubeVirt's admitters, the images; cloud-init is apt-installed when missing), then runs unit, integration and e2e tests, 30 s of fuzzing against the consumers, test-oldest and test-kernel.
 	KUBEBUILDER_ASSETS=$(BIN) go test -count=1 ./...
 	$(MAKE) --no-print-directory fuzz FUZZTIME=$(TEST_FUZZTIME)
 	$(MAKE) --no-print-directory test-oldest
@@ -179,7 +182,7 @@ TEST_FUZZTIME ?= 30s
 FUZZTIME ?= 10m
 
 .PHONY: fuzz
-fuzz: $(BIN)/kubevirt-admit cloud-init ## Fuzz the builders against the real consumers (a random CRD-valid profile's VM through KubeVirt's admitters, its network-data through cloud-init) for FUZZTIME (default 10m; make test runs 30s).
+fuzz: $(KUBEVIRT_ADMIT) cloud-init ## Fuzz the builders against the real consumers (a random CRD-valid profile's VM through KubeVirt's admitters, its network-data through cloud-init) for FUZZTIME (default 10m; make test runs 30s).
 	go test -run '^$$' -fuzz '^FuzzBuiltObjectsPassTheConsumers$$' -fuzztime $(FUZZTIME) ./controller/desired/
 
 .PHONY: test-oldest
@@ -253,7 +256,6 @@ $(OLDEST_ASSETS)/helm: | $(HELM)
 
 # The reference CNI plugins test/consumers runs on every NAD the operator
 # writes; static, so the kernel VM's initramfs can hold them too.
-CNI_PLUGINS := $(BIN)/cni/bridge $(BIN)/cni/macvlan
 $(CNI_PLUGINS) &: test/tools/cni/go.mod test/tools/cni/go.sum
 	mkdir -p $(BIN)/cni
 	cd test/tools/cni && CGO_ENABLED=0 go build -ldflags='-s -w' -o $(BIN)/cni/ \
@@ -263,7 +265,7 @@ $(CNI_PLUGINS) &: test/tools/cni/go.mod test/tools/cni/go.sum
 # KubeVirt's own VM validation (virt-api's admitters, v1.8.0) as a command,
 # for test/consumers. About 6 minutes cold on 2 cores. KubeVirt's go.mod
 # needs a module the checksum database does not know (rhobs).
-$(BIN)/kubevirt-admit: test/tools/kubevirt-admit/go.mod test/tools/kubevirt-admit/go.sum test/tools/kubevirt-admit/main.go
+$(KUBEVIRT_ADMIT): test/tools/kubevirt-admit/go.mod test/tools/kubevirt-admit/go.sum test/tools/kubevirt-admit/main.go
 	cd test/tools/kubevirt-admit && GONOSUMDB=github.com/rhobs go build -o $@ .
 
 $(HELM): test/tools/helm/go.mod test/tools/helm/go.sum

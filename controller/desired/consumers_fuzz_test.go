@@ -123,11 +123,7 @@ func FuzzBuiltObjectsPassTheConsumers(f *testing.F) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		macs := map[string]string{}
-		for _, iface := range vm.Spec.Template.Spec.Domain.Devices.Interfaces {
-			macs[iface.Name] = iface.MacAddress
-		}
-		if err := consumers.CheckNetworkData(data, consumers.ExpectedGuest(p, macs)); err != nil {
+		if err := consumers.CheckNetworkData(data, consumers.ExpectedGuest(p, consumers.InterfaceMACs(vm))); err != nil {
 			t.Errorf("%v\nnetwork-data:\n%s", err, data)
 		}
 	})

@@ -98,24 +98,38 @@ func InspectBridgePort(node, pod *netnstest.Namespace, bridge, uplink string, mt
 	if err := podMTU(pod, mtu); err != nil {
 		errs = append(errs, err)
 	}
-	br, err := node.Handle.LinkByName(bridge)
+	ports, err := BridgePorts(node, bridge, uplink)
 	if err != nil {
 		return err
+	}
+	if len(ports) != 1 {
+		var names []string
+		for _, p := range ports {
+			names = append(names, p.Attrs().Name)
+		}
+		errs = append(errs, fmt.Errorf("ports of %s besides %s: %v, want the pod's veth", bridge, uplink, names))
+	}
+	return errors.Join(errs...)
+}
+
+// BridgePorts are the ports of bridge in the node other than uplink: the
+// ones CNI ADD made.
+func BridgePorts(node *netnstest.Namespace, bridge, uplink string) ([]netlink.Link, error) {
+	br, err := node.Handle.LinkByName(bridge)
+	if err != nil {
+		return nil, err
 	}
 	links, err := node.Handle.LinkList()
 	if err != nil {
-		return err
+		return nil, err
 	}
-	var ports []string
+	var ports []netlink.Link
 	for _, l := range links {
 		if l.Attrs().MasterIndex == br.Attrs().Index && l.Attrs().Name != uplink {
-			ports = append(ports, l.Attrs().Name)
+			ports = append(ports, l)
 		}
 	}
-	if len(ports) != 1 {
-		errs = append(errs, fmt.Errorf("ports of %s besides %s: %v, want the pod's veth", bridge, uplink, ports))
-	}
-	return errors.Join(errs...)
+	return ports, nil
 }
 
 // InspectMacvlan checks that the pod's net1 is a bridge-mode macvlan on

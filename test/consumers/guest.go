@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strings"
 
+	kubevirtv1 "kubevirt.io/api/core/v1"
+
 	vmv1alpha1 "github.com/jianfenliu/vmoperator/api/v1alpha1"
 )
 
@@ -36,6 +38,19 @@ func ExpectedGuest(profile *vmv1alpha1.VirtualMachineProfile, macs map[string]st
 		out[g.Name] = normalized(g)
 	}
 	return out
+}
+
+// InterfaceMACs are the MACs a VM gives its interfaces, by network name:
+// what the guest's NICs are matched by.
+func InterfaceMACs(vm *kubevirtv1.VirtualMachine) map[string]string {
+	macs := map[string]string{}
+	if vm.Spec.Template == nil {
+		return macs
+	}
+	for _, iface := range vm.Spec.Template.Spec.Domain.Devices.Interfaces {
+		macs[iface.Name] = iface.MacAddress
+	}
+	return macs
 }
 
 // CheckNetworkData renders networkData for every guest family and compares

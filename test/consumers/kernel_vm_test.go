@@ -7,7 +7,6 @@ package consumers_test
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"testing"
 
@@ -48,22 +47,13 @@ func TestKernelBridgeNADWithVLAN(t *testing.T) {
 	}
 }
 
-// podPortVLANs checks that the one new port of bridge carries only vlan,
-// as PVID and untagged, and that the pod's net1 has mtu.
+// podPortVLANs checks the pod's veth on bridge (the one new port, and
+// net1's mtu) and that it carries only vlan, as PVID and untagged.
 func podPortVLANs(node, pod *netnstest.Namespace, bridge string, vlan, mtu int) error {
-	podLink, err := pod.Handle.LinkByName("net1")
-	if err != nil {
-		return fmt.Errorf("pod interface net1: %w", err)
-	}
-	var errs []error
-	if got := podLink.Attrs().MTU; got != mtu {
-		errs = append(errs, fmt.Errorf("net1 MTU %d, want %d", got, mtu))
-	}
-	br, err := node.Handle.LinkByName(bridge)
-	if err != nil {
+	if err := consumers.InspectBridgePort(node, pod, bridge, "eth1", mtu); err != nil {
 		return err
 	}
-	links, err := node.Handle.LinkList()
+	ports, err := consumers.BridgePorts(node, bridge, "eth1")
 	if err != nil {
 		return err
 	}
@@ -71,22 +61,12 @@ func podPortVLANs(node, pod *netnstest.Namespace, bridge string, vlan, mtu int) 
 	if err != nil {
 		return err
 	}
-	var ports int
-	for _, l := range links {
-		if l.Attrs().MasterIndex != br.Attrs().Index || l.Attrs().Name == "eth1" {
-			continue
-		}
-		ports++
-		entries := vlans[int32(l.Attrs().Index)]
-		want := nl.BRIDGE_VLAN_INFO_PVID | nl.BRIDGE_VLAN_INFO_UNTAGGED
-		if len(entries) != 1 || int(entries[0].Vid) != vlan || entries[0].Flags != uint16(want) {
-			errs = append(errs, fmt.Errorf("port %s VLANs %v, want only %d as PVID, untagged", l.Attrs().Name, entries, vlan))
-		}
+	entries := vlans[int32(ports[0].Attrs().Index)]
+	want := nl.BRIDGE_VLAN_INFO_PVID | nl.BRIDGE_VLAN_INFO_UNTAGGED
+	if len(entries) != 1 || int(entries[0].Vid) != vlan || entries[0].Flags != uint16(want) {
+		return fmt.Errorf("port %s VLANs %v, want only %d as PVID, untagged", ports[0].Attrs().Name, entries, vlan)
 	}
-	if ports != 1 {
-		errs = append(errs, fmt.Errorf("%d new ports on %s, want the pod's veth", ports, bridge))
-	}
-	return errors.Join(errs...)
+	return nil
 }
 
 // TestKernelMacvlanNADOnAVLANMaster: the operator's NAD for a macvlan

@@ -20,7 +20,6 @@ import (
 
 	vmv1alpha1 "github.com/jianfenliu/vmoperator/api/v1alpha1"
 	"github.com/jianfenliu/vmoperator/controller/placement"
-	"github.com/jianfenliu/vmoperator/test/consumers"
 	"github.com/jianfenliu/vmoperator/test/consumers/written"
 	"github.com/jianfenliu/vmoperator/test/controlplane"
 	"github.com/jianfenliu/vmoperator/test/devenv"
@@ -45,13 +44,11 @@ func TestMain(m *testing.M) {
 
 func run(m *testing.M) (int, error) {
 	var err error
-	if consumersOfSuite.CNIBinDir, err = consumers.CNIBinDir(); err != nil {
+	var stopConsumers func()
+	if consumersOfSuite, stopConsumers, err = written.Start(); err != nil {
 		return 0, err
 	}
-	if consumersOfSuite.KubeVirt, err = consumers.StartKubeVirtAdmitter(); err != nil {
-		return 0, err
-	}
-	defer consumersOfSuite.KubeVirt.Close()
+	defer stopConsumers()
 	dir, err := os.MkdirTemp("", "vmop-e2e-")
 	if err != nil {
 		return 0, err

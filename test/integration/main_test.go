@@ -20,7 +20,6 @@ import (
 
 	vmv1alpha1 "github.com/jianfenliu/vmoperator/api/v1alpha1"
 	"github.com/jianfenliu/vmoperator/controller/manager"
-	"github.com/jianfenliu/vmoperator/test/consumers"
 	"github.com/jianfenliu/vmoperator/test/consumers/written"
 	"github.com/jianfenliu/vmoperator/test/controlplane"
 	"github.com/jianfenliu/vmoperator/test/observe"
@@ -52,13 +51,11 @@ func TestMain(m *testing.M) {
 
 func run(m *testing.M) (int, error) {
 	var err error
-	if consumersOfSuite.CNIBinDir, err = consumers.CNIBinDir(); err != nil {
+	var stopConsumers func()
+	if consumersOfSuite, stopConsumers, err = written.Start(); err != nil {
 		return 0, err
 	}
-	if consumersOfSuite.KubeVirt, err = consumers.StartKubeVirtAdmitter(); err != nil {
-		return 0, err
-	}
-	defer consumersOfSuite.KubeVirt.Close()
+	defer stopConsumers()
 	cluster, err = controlplane.Start()
 	if err != nil {
 		return 0, err

@@ -510,3 +510,39 @@ func TestDockerContextHoldsWhatTheImagesBuild(t *testing.T) {
 	}
 	t.Logf("the build context keeps %d paths the images need: %v", len(needed), needed)
 }
+
+// TestMakeTestBuildsEveryToolTheTestsUse: on a machine where bin/ is empty,
+// make test first builds every binary a test runs. A prerequisite named by
+// a variable that is defined further down the Makefile expands to nothing
+// and slips out unnoticed where bin/ is already full (it happened to the
+// CNI plugins), so this dry run uses an empty BIN.
+func TestMakeTestBuildsEveryToolTheTestsUse(t *testing.T) {
+	bin := t.TempDir()
+	cmd := makeCommand(t, "", "-n", "BIN="+bin, "test")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("make -n test: %v\n%s", err, out)
+	}
+	// Only what comes before the tests counts: sub-makes (test-kernel)
+	// build their own prerequisites later.
+	before, _, found := strings.Cut(string(out), "go test -count=1 ./...")
+	if !found {
+		t.Fatalf("make -n test runs no go test ./...:\n%s", out)
+	}
+	for _, want := range []string{
+		"-o " + bin + "/etcd ",
+		"-o " + bin + "/kube-apiserver ",
+		"-o " + bin + "/kube-controller-manager ",
+		"-o " + bin + "/kube-1.32/kube-apiserver ",
+		"-o " + bin + "/helm ",
+		"-o " + bin + "/controller-gen ",
+		"-o " + bin + "/cni/ ",
+		"-o " + bin + "/kubevirt-admit ",
+		"apt-get download prometheus",
+		"go run ./build/images -out " + bin + "/images",
+	} {
+		if !strings.Contains(before, want) {
+			t.Errorf("make -n test on an empty bin/ does not run %q before the tests", want)
+		}
+	}
+}

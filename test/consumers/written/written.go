@@ -46,6 +46,17 @@ type Consumers struct {
 	CNIBinDir string
 }
 
+// Start starts the consumers a suite shares; stop ends them.
+func Start() (with Consumers, stop func(), err error) {
+	if with.CNIBinDir, err = consumers.CNIBinDir(); err != nil {
+		return with, nil, err
+	}
+	if with.KubeVirt, err = consumers.StartKubeVirtAdmitter(); err != nil {
+		return with, nil, err
+	}
+	return with, func() { _ = with.KubeVirt.Close() }, nil
+}
+
 // CheckNamespace runs the consumers on every object the operator wrote in
 // namespace, as the apiserver holds them now: every VM through KubeVirt's
 // validation, each VM's network-data Secret, as KubeVirt hands it to the
@@ -86,7 +97,7 @@ func CheckNamespace(t testing.TB, c client.Reader, namespace string, with Consum
 			continue
 		}
 		judged.NetworkData++
-		if err := consumers.CheckNetworkData(data, consumers.ExpectedGuest(&profile, macsOf(&vm))); err != nil {
+		if err := consumers.CheckNetworkData(data, consumers.ExpectedGuest(&profile, consumers.InterfaceMACs(&vm))); err != nil {
 			errs = append(errs, fmt.Errorf("VM %s/%s network-data: %w", namespace, vm.Name, err))
 		}
 	}
@@ -156,12 +167,4 @@ func networkDataOf(ctx context.Context, c client.Reader, vm *kubevirtv1.VirtualM
 		return string(secret.Data["networkdata"]), nil
 	}
 	return "", nil
-}
-
-func macsOf(vm *kubevirtv1.VirtualMachine) map[string]string {
-	macs := map[string]string{}
-	for _, iface := range vm.Spec.Template.Spec.Domain.Devices.Interfaces {
-		macs[iface.Name] = iface.MacAddress
-	}
-	return macs
 }

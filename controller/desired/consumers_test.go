@@ -104,6 +104,35 @@ ethernets:
 	}
 }
 
+// TestMoreThanThreeNameServersAreCutByTheGuest keeps what the fuzz target
+// found: a profile may give each network up to three DNS servers, but a
+// glibc guest uses three in all (resolv.conf(5)), and for DHCP networks on
+// a RHEL-family guest cloud-init 22.4 keeps the first three and drops the
+// rest ("ignoring nameserver '10.0.0.53': adding would exceed the maximum
+// of '3' name servers"). The README says so.
+func TestMoreThanThreeNameServersAreCutByTheGuest(t *testing.T) {
+	const networkData = `version: 2
+ethernets:
+  eth0:
+    dhcp4: true
+    match: {macaddress: "02:00:00:00:00:01"}
+    nameservers: {addresses: [10.5.202.53, 10.202.202.53]}
+    set-name: eth0
+  eth1:
+    dhcp4: true
+    match: {macaddress: "02:00:00:00:00:02"}
+    nameservers: {addresses: [10.5.5.53, 10.0.0.53]}
+    set-name: eth1
+`
+	rendered, err := consumers.Render(networkData, consumers.Guests[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := strings.Join(rendered.GlobalDNS, ","), "10.202.202.53,10.5.202.53,10.5.5.53"; got != want {
+		t.Errorf("RHEL-family resolv.conf names %s, want the first three, %s", got, want)
+	}
+}
+
 // TestNADsAsTheCNIPluginsRunThem runs the reference bridge and macvlan
 // plugins (containernetworking/plugins v1.10.0, bin/cni) on the configs the
 // builder writes, through libcni, as Multus delegates: ADD, CHECK and DEL in

@@ -1,6 +1,7 @@
 package vlantraffic
 
 import (
+	"cmp"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -189,11 +190,8 @@ func (c *Counter) Samples() []Sample {
 		out = append(out, aggregate(key.name, decodeCounts(buf), c.inUse)...)
 	}
 	slices.SortFunc(out, func(a, b Sample) int {
-		if a.Interface != b.Interface {
-			if a.Interface < b.Interface {
-				return -1
-			}
-			return 1
+		if c := cmp.Compare(a.Interface, b.Interface); c != 0 {
+			return c
 		}
 		return compareVLANLabels(a.VLAN, b.VLAN)
 	})
@@ -260,12 +258,8 @@ func compareVLANLabels(a, b string) int {
 		return -1
 	case bErr == nil:
 		return 1
-	case a < b:
-		return -1
-	case a > b:
-		return 1
 	}
-	return 0
+	return cmp.Compare(a, b)
 }
 
 // allowedBytes is the allowed map's content for a port: 1 for each VLAN ID

@@ -183,16 +183,14 @@ func sendFrames(t *testing.T, link string, count, vid, size int) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW, 0)
+	socket, err := netnstest.OpenSendSocket(l.Attrs().Index)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer unix.Close(fd)
+	defer socket.Close()
 	frame := netnstest.Frame(vid, size)
-	to := &unix.SockaddrLinklayer{Ifindex: l.Attrs().Index, Halen: 6}
-	copy(to.Addr[:], frame[:6])
 	for range count {
-		if err := unix.Sendto(fd, frame, 0, to); err != nil {
+		if err := socket.Send(frame); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -281,16 +281,14 @@ func (env *Env) SendFrames(node string, vid, count int) error {
 	if err != nil {
 		return err
 	}
-	fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW, 0)
+	socket, err := netnstest.OpenSendSocket(link.Attrs().Index)
 	if err != nil {
 		return err
 	}
-	defer unix.Close(fd)
+	defer socket.Close()
 	frame := netnstest.Frame(vid, 128)
-	to := &unix.SockaddrLinklayer{Ifindex: link.Attrs().Index, Halen: 6}
-	copy(to.Addr[:], frame[:6])
 	for range count {
-		if err := unix.Sendto(fd, frame, 0, to); err != nil {
+		if err := socket.Send(frame); err != nil {
 			return fmt.Errorf("sending on %s: %w", wire, err)
 		}
 	}

@@ -45,29 +45,19 @@ func Frame(vid, size int) []byte {
 	return frame
 }
 
-// Send writes each frame count times, as it is, on link through an
-// AF_PACKET socket opened inside the namespace.
+// Send writes frame count times, as it is, on link through an AF_PACKET
+// socket opened inside the namespace.
 func (n *Namespace) Send(t testing.TB, link string, count int, frame []byte) {
 	t.Helper()
-	index := n.Link(t, link).Attrs().Index
-	var fd int
-	n.must(t, "open AF_PACKET socket", n.Do(func() error {
-		var err error
-		fd, err = unix.Socket(unix.AF_PACKET, unix.SOCK_RAW, 0) // protocol 0: send only
-		return err
-	}))
-	defer unix.Close(fd)
-	to := &unix.SockaddrLinklayer{Ifindex: index, Halen: 6}
-	copy(to.Addr[:], frame[:6])
+	socket := n.OpenSendSocket(t, link)
 	for i := range count {
-		if err := unix.Sendto(fd, frame, 0, to); err != nil {
+		if err := socket.Send(frame); err != nil {
 			t.Fatalf("send frame %d of %d on %s: %v", i+1, count, link, err)
 		}
 	}
 }
 
-// SendSocket is an AF_PACKET socket bound for sending on one link, for
-// benchmarks that must not pay for a socket per call.
+// SendSocket is an AF_PACKET socket bound for sending on one link.
 type SendSocket struct {
 	fd int
 	to *unix.SockaddrLinklayer
@@ -76,18 +66,27 @@ type SendSocket struct {
 // OpenSendSocket opens a SendSocket on link; it closes in t.Cleanup.
 func (n *Namespace) OpenSendSocket(t testing.TB, link string) *SendSocket {
 	t.Helper()
-	index := n.Link(t, link).Attrs().Index
-	s := &SendSocket{to: &unix.SockaddrLinklayer{Ifindex: index, Halen: 6}}
+	var s *SendSocket
 	n.must(t, "open AF_PACKET socket", n.Do(func() error {
 		var err error
-		s.fd, err = unix.Socket(unix.AF_PACKET, unix.SOCK_RAW, 0)
+		s, err = OpenSendSocket(n.Link(t, link).Attrs().Index)
 		return err
 	}))
-	t.Cleanup(func() { unix.Close(s.fd) })
+	t.Cleanup(s.Close)
 	return s
 }
 
-// Send writes one frame.
+// OpenSendSocket opens a SendSocket on the link with ifindex in the calling
+// thread's namespace (the host's, outside Namespace.Do). Close it when done.
+func OpenSendSocket(ifindex int) (*SendSocket, error) {
+	fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW, 0) // protocol 0: send only
+	if err != nil {
+		return nil, fmt.Errorf("AF_PACKET socket: %w", err)
+	}
+	return &SendSocket{fd: fd, to: &unix.SockaddrLinklayer{Ifindex: ifindex, Halen: 6}}, nil
+}
+
+// Send writes one frame to its own destination MAC.
 func (s *SendSocket) Send(frame []byte) error {
 	copy(s.to.Addr[:], frame[:6])
 	if err := unix.Sendto(s.fd, frame, 0, s.to); err != nil {
@@ -95,3 +94,6 @@ func (s *SendSocket) Send(frame []byte) error {
 	}
 	return nil
 }
+
+// Close closes the socket.
+func (s *SendSocket) Close() { unix.Close(s.fd) }

@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"sort"
 	"strings"
+	"sync"
 
 	corev1 "k8s.io/api/core/v1"
 	apiequality "k8s.io/apimachinery/pkg/api/equality"
@@ -221,7 +222,7 @@ func (s *Simulator) guestInterfaces(ctx context.Context, vmi *kubevirtv1.Virtual
 	}
 	var guest consumers.Rendering
 	if networkData != "" {
-		if guest, err = consumers.Render(networkData, consumers.Guests[0]); err != nil {
+		if guest, err = s.guests.render(networkData); err != nil {
 			return nil, err
 		}
 	}
@@ -248,6 +249,29 @@ func (s *Simulator) guestInterfaces(ctx context.Context, vmi *kubevirtv1.Virtual
 		interfaces = append(interfaces, status)
 	}
 	return interfaces, nil
+}
+
+// guestCache remembers cloud-init's Debian rendering of each network-data.
+type guestCache struct {
+	mu       sync.Mutex
+	rendered map[string]consumers.Rendering
+}
+
+func (c *guestCache) render(networkData string) (consumers.Rendering, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if r, ok := c.rendered[networkData]; ok {
+		return r, nil
+	}
+	r, err := consumers.Render(networkData, consumers.Guests[0])
+	if err != nil {
+		return r, err
+	}
+	if c.rendered == nil {
+		c.rendered = map[string]consumers.Rendering{}
+	}
+	c.rendered[networkData] = r
+	return r, nil
 }
 
 // networkData is the VMI's cloud-init network data, "" when it has none.

@@ -29,6 +29,7 @@ func TestLinksBridgeVethMacvlan(t *testing.T) {
 	ns.VethPair(t, "uplink0", "uplink0-peer", "")
 	ns.Macvlan(t, "mv0", "uplink0")
 	ns.SetDown(t, "mgmt-q1") // p1 keeps admin up but loses carrier
+	ns.WaitOperState(t, "mgmt-p1", netlink.OperLowerLayerDown)
 
 	snap, err := linkProbe(t, ns).ProbeLinks()
 	if err != nil {

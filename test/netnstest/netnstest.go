@@ -10,6 +10,7 @@ import (
 	"os"
 	"runtime"
 	"testing"
+	"time"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
@@ -122,6 +123,25 @@ func (n *Namespace) SetUp(t testing.TB, name string) {
 func (n *Namespace) SetDown(t testing.TB, name string) {
 	t.Helper()
 	n.must(t, "set down "+name, n.Handle.LinkSetDown(n.Link(t, name)))
+}
+
+// WaitOperState waits until the kernel reports want as name's operstate.
+// Carrier changes reach operstate through the kernel's linkwatch work, which
+// runs up to a second after the change that caused them, so a test that
+// reads carrier right after setting a peer down must wait for it.
+func (n *Namespace) WaitOperState(t testing.TB, name string, want netlink.LinkOperState) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		got := n.Link(t, name).Attrs().OperState
+		if got == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("link %s: operstate %s after 5s, want %s", name, got, want)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 // Delete removes a link.

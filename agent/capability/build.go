@@ -34,12 +34,12 @@ type Input struct {
 	ExtraUplinks []string
 }
 
-// Build assembles the status. Conditions carry no LastTransitionTime; the
-// publisher merges them with the stored ones so that times move only when a
-// condition's status does.
+// Build assembles the status, within MaxStatusBytes. Conditions carry no
+// LastTransitionTime; the publisher merges them with the stored ones so
+// that times move only when a condition's status does.
 func Build(in Input) vmv1alpha1.NodeCapabilityStatus {
 	kvm := in.KVM
-	return vmv1alpha1.NodeCapabilityStatus{
+	return fit(vmv1alpha1.NodeCapabilityStatus{
 		KVM:        &kvm,
 		Bridges:    bridges(in.Links),
 		VLANs:      vlans(in.Links),
@@ -49,16 +49,19 @@ func Build(in Input) vmv1alpha1.NodeCapabilityStatus {
 		SRIOV:      in.SRIOV,
 		Policies:   in.Policies,
 		Conditions: conditions(in),
-	}
+	})
 }
 
 func up(l probe.Link) bool { return l.AdminUp && l.Carrier }
 
-func membersOf(snap probe.Snapshot, master string) []probe.Link {
-	var members []probe.Link
+// membersByMaster groups the links by the bridge or bond they are
+// enslaved to, in snapshot order: once, not per master, because a node
+// with a bridge per VLAN has thousands of each.
+func membersByMaster(snap probe.Snapshot) map[string][]probe.Link {
+	members := map[string][]probe.Link{}
 	for _, l := range snap.Links {
-		if l.Master == master {
-			members = append(members, l)
+		if l.Master != "" {
+			members[l.Master] = append(members[l.Master], l)
 		}
 	}
 	return members
@@ -66,17 +69,30 @@ func membersOf(snap probe.Snapshot, master string) []probe.Link {
 
 func bridges(snap probe.Snapshot) []vmv1alpha1.BridgeStatus {
 	var out []vmv1alpha1.BridgeStatus
+	members := membersByMaster(snap)
 	for _, l := range snap.Links {
 		if l.Kind != probe.KindBridge {
 			continue
 		}
 		br := vmv1alpha1.BridgeStatus{Name: l.Name, Up: up(l), VLANFiltering: l.VLANFiltering, MTU: int32(l.MTU)}
-		for _, port := range membersOf(snap, l.Name) {
-			br.Ports = append(br.Ports, bridgePort(port, l.VLANFiltering))
+		for _, port := range members[l.Name] {
+			if !perVMPort(port) {
+				br.Ports = append(br.Ports, bridgePort(port, l.VLANFiltering))
+			}
 		}
 		out = append(out, br)
 	}
 	return out
+}
+
+// perVMPort says whether a bridge port is one VM's or pod's: a tap, or the
+// host end of a veth whose peer is in another namespace (a pod's). Such
+// ports come and go with their VMs and placement reads none of them, so
+// listing them would rewrite the NodeCapability, and wake the controller,
+// on every VM start and stop. A veth whose peer stays in the host's
+// namespace links two bridges, or stands in for an uplink, and is kept.
+func perVMPort(l probe.Link) bool {
+	return l.Kind == probe.KindTuntap || (l.Kind == probe.KindVeth && l.PeerElsewhere)
 }
 
 // bridgePort reports VLANs only on filtering bridges: a non-filtering bridge
@@ -103,12 +119,13 @@ func vlans(snap probe.Snapshot) []vmv1alpha1.VLANInterface {
 
 func bonds(snap probe.Snapshot) []vmv1alpha1.BondStatus {
 	var out []vmv1alpha1.BondStatus
+	members := membersByMaster(snap)
 	for _, l := range snap.Links {
 		if l.Kind != probe.KindBond {
 			continue
 		}
 		bond := vmv1alpha1.BondStatus{Name: l.Name, Mode: l.BondMode, Up: up(l), ActiveMember: l.BondActive}
-		for _, m := range membersOf(snap, l.Name) {
+		for _, m := range members[l.Name] {
 			bond.Members = append(bond.Members, m.Name)
 		}
 		out = append(out, bond)

@@ -2,6 +2,7 @@ package capability
 
 import (
 	"errors"
+	"slices"
 	"testing"
 	"time"
 
@@ -27,6 +28,7 @@ func noCarrier() linkOption      { return func(l *probe.Link) { l.Carrier = fals
 func master(m string) linkOption { return func(l *probe.Link) { l.Master = m } }
 func filtering() linkOption      { return func(l *probe.Link) { l.VLANFiltering = true } }
 func loopback() linkOption       { return func(l *probe.Link) { l.Loopback = true } }
+func peerElsewhere() linkOption  { return func(l *probe.Link) { l.PeerElsewhere = true } }
 func speed(mbps int) linkOption  { return func(l *probe.Link) { l.SpeedMbps = mbps } }
 func portVLANs(pvid int, ids ...int) linkOption {
 	return func(l *probe.Link) { l.PortVLANs, l.PVID = ids, pvid }
@@ -117,6 +119,46 @@ func TestBuildInventory(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) { tc.check(t, Build(tc.in)) })
+	}
+}
+
+// TestVMPortsDoNotChangeTheStatus: a VM starting on a node adds a tap, or
+// the host end of its pod's veth, to a bridge; neither shows in the status,
+// so the node's NodeCapability is not rewritten. Every port placement may
+// need stays: uplinks, bonds, VLAN interfaces, vxlan, and veths whose peer
+// is on the host.
+func TestVMPortsDoNotChangeTheStatus(t *testing.T) {
+	node := []probe.Link{
+		link("eth0", probe.KindDevice, master("bond0")),
+		link("bond0", probe.KindBond, master("br-trunk"), portVLANs(0, 100, 200)),
+		link("br-trunk", probe.KindBridge, filtering()),
+		link("eth1", probe.KindDevice),
+		link("eth1.300", probe.KindVLAN, vlanOf("eth1", 300), master("br-300")),
+		link("br-300", probe.KindBridge),
+		link("vxlan10", "vxlan", master("br-300")),
+		link("patch-a", probe.KindVeth, master("br-300")),
+		link("patch-b", probe.KindVeth, master("br-trunk"), portVLANs(0, 100)),
+	}
+	vms := []probe.Link{
+		link("veth4f2a9c01", probe.KindVeth, master("br-trunk"), peerElsewhere(), portVLANs(100, 100)),
+		link("veth77d0e1aa", probe.KindVeth, master("br-300"), peerElsewhere()),
+		link("tap-vm-b", probe.KindTuntap, master("br-300")),
+		link("tap-vm-c", probe.KindTuntap, master("br-trunk"), noCarrier(), portVLANs(200, 200)),
+	}
+	idle := Build(Input{KVM: kvmOK, Links: snapshot(node...)})
+	busy := Build(Input{KVM: kvmOK, Links: snapshot(append(slices.Clone(node), vms...)...)})
+	if !equality.Semantic.DeepEqual(idle, busy) {
+		t.Errorf("VM ports changed the status:\nwithout %+v\nwith    %+v", idle.Bridges, busy.Bridges)
+	}
+	ports := map[string][]string{}
+	for _, b := range busy.Bridges {
+		for _, p := range b.Ports {
+			ports[b.Name] = append(ports[b.Name], p.Name)
+		}
+	}
+	want := map[string][]string{"br-trunk": {"bond0", "patch-b"}, "br-300": {"eth1.300", "vxlan10", "patch-a"}}
+	if !equality.Semantic.DeepEqual(ports, want) {
+		t.Errorf("ports %v, want %v", ports, want)
 	}
 }
 

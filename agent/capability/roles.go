@@ -19,7 +19,7 @@ const (
 
 // perWorkloadKinds are link kinds created per pod or per VM; as bridge ports
 // they would give every VM its own series.
-var perWorkloadKinds = []string{probe.KindVeth, "tuntap", "macvtap", probe.KindMacvlan}
+var perWorkloadKinds = []string{probe.KindVeth, probe.KindTuntap, "macvtap", probe.KindMacvlan}
 
 // RoleLink is a link with the one role it is reported under.
 type RoleLink struct {

@@ -16,7 +16,7 @@ func TestRelevantLinks(t *testing.T) {
 		link("bond0.100", probe.KindVLAN, master("br-100")),
 		link("br-100", probe.KindBridge),
 		link("vm-a-veth", probe.KindVeth, master("br-mgmt")),
-		link("tap-vm-b", "tuntap", master("br-mgmt")),
+		link("tap-vm-b", probe.KindTuntap, master("br-mgmt")),
 		link("vxlan10", "vxlan", master("br-mgmt")),
 		link("cni0-peer", probe.KindVeth),
 		link("veth-up", probe.KindVeth),

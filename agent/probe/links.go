@@ -23,6 +23,8 @@ const (
 	KindDevice  = "device"
 	KindVeth    = "veth"
 	KindMacvlan = "macvlan"
+	// KindTuntap is a tun or tap device: on a host bridge, a VM's NIC.
+	KindTuntap = "tuntap"
 )
 
 // LinkStats are the kernel's counters for one link.
@@ -53,7 +55,12 @@ type Link struct {
 	Master string
 	// Parent is the lower link of a VLAN or macvlan.
 	Parent string
-	VLANID int
+	// PeerElsewhere is set when the link's other end (a veth's peer, a
+	// VLAN's or macvlan's lower link) is in another network namespace: the
+	// kernel then names that namespace in IFLA_LINK_NETNSID. A host-side
+	// veth of a pod or VM is one.
+	PeerElsewhere bool
+	VLANID        int
 	// VLANFiltering is set on bridges.
 	VLANFiltering bool
 	// PortVLANs are the VLANs the bridge VLAN API lists for this link; PVID
@@ -260,17 +267,25 @@ func (p *Links) convert(l netlink.Link, names map[int]string) Link {
 		Carrier:  hasCarrier(attrs),
 		MTU:      attrs.MTU,
 		Master:   names[attrs.MasterIndex],
-		Stats:    convertStats(attrs.Statistics),
+		// NetNsID is -1 without IFLA_LINK_NETNSID; ids start at 0.
+		PeerElsewhere: attrs.NetNsID >= 0,
+		Stats:         convertStats(attrs.Statistics),
+	}
+	// A lower link in another namespace has an ifindex of that namespace,
+	// which names nothing here.
+	parent := ""
+	if !out.PeerElsewhere {
+		parent = names[attrs.ParentIndex]
 	}
 	switch link := l.(type) {
 	case *netlink.Bridge:
 		out.VLANFiltering = link.VlanFiltering != nil && *link.VlanFiltering
 	case *netlink.Vlan:
 		out.VLANID = link.VlanId
-		out.Parent = names[attrs.ParentIndex]
+		out.Parent = parent
 	case *netlink.Macvlan:
 		// A veth's IFLA_LINK is its peer, so parents are read only for stacked kinds.
-		out.Parent = names[attrs.ParentIndex]
+		out.Parent = parent
 	case *netlink.Bond:
 		out.BondMode = link.Mode.String()
 		out.BondActive = names[link.ActiveSlave]

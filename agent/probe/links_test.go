@@ -30,6 +30,10 @@ func TestLinksBridgeVethMacvlan(t *testing.T) {
 	ns.Macvlan(t, "mv0", "uplink0")
 	ns.SetDown(t, "mgmt-q1") // p1 keeps admin up but loses carrier
 	ns.WaitOperState(t, "mgmt-p1", netlink.OperLowerLayerDown)
+	// Carrier coming up takes the same linkwatch path: a loaded machine
+	// probed mgmt-p0 and br-mgmt before it had run.
+	ns.WaitOperState(t, "mgmt-p0", netlink.OperUp)
+	ns.WaitOperState(t, "br-mgmt", netlink.OperUp)
 
 	snap, err := linkProbe(t, ns).ProbeLinks()
 	if err != nil {
@@ -64,6 +68,48 @@ func TestLinksBridgeVethMacvlan(t *testing.T) {
 	}
 	if snap.ByName("br-mgmt").VLANFiltering {
 		t.Errorf("br-mgmt reports vlan_filtering, which was never enabled")
+	}
+}
+
+// TestLinksPeerElsewhere: the host end of a pod's veth, whose peer the CNI
+// plugin moved into the pod's namespace, says so; a veth whose peer stays,
+// as the tests' uplinks do, does not, nor does a macvlan on a local link;
+// a tap is reported as one.
+func TestLinksPeerElsewhere(t *testing.T) {
+	host, pod := netnstest.New(t), netnstest.New(t)
+	host.Bridge(t, "br-vm")
+	host.VethPair(t, "vm-a", "eth0-a", "br-vm")
+	host.MoveTo(t, "eth0-a", pod)
+	host.VethPair(t, "uplink0", "uplink0-peer", "br-vm")
+	host.Tap(t, "tap-b", "br-vm")
+	host.Macvlan(t, "mv0", "uplink0-peer")
+
+	snap, err := linkProbe(t, host).ProbeLinks()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		name, kind, master, parent string
+		elsewhere                  bool
+	}{
+		{name: "vm-a", kind: KindVeth, master: "br-vm", elsewhere: true},
+		{name: "uplink0", kind: KindVeth, master: "br-vm"},
+		{name: "uplink0-peer", kind: KindVeth},
+		{name: "tap-b", kind: KindTuntap, master: "br-vm"},
+		{name: "mv0", kind: KindMacvlan, parent: "uplink0-peer"},
+	}
+	for _, tc := range cases {
+		l := snap.ByName(tc.name)
+		if l == nil {
+			t.Fatalf("link %s missing from %+v", tc.name, snap.Links)
+		}
+		if l.Kind != tc.kind || l.Master != tc.master || l.Parent != tc.parent || l.PeerElsewhere != tc.elsewhere {
+			t.Errorf("%s: kind=%s master=%q parent=%q peer elsewhere=%v, want kind=%s master=%q parent=%q peer elsewhere=%v",
+				tc.name, l.Kind, l.Master, l.Parent, l.PeerElsewhere, tc.kind, tc.master, tc.parent, tc.elsewhere)
+		}
+	}
+	if snap.ByName("eth0-a") != nil {
+		t.Error("eth0-a was moved out, yet the probe lists it")
 	}
 }
 

@@ -63,6 +63,12 @@ const (
 	// some ports could not be hooked (named in the message). Placement does
 	// not read it: counting is monitoring, not a capability.
 	ConditionVLANCountersReady = "VLANCountersReady"
+	// ConditionTruncated is present, True with ReasonSizeBoundExceeded,
+	// only when the agent left inventory entries out to keep the object
+	// within its size bound (1 MiB); the message names each list cut, how
+	// many entries are missing and the first and last of them. Placement
+	// adds it to the reason of a node that lacks a requirement.
+	ConditionTruncated = "Truncated"
 	// NodeCapability also uses ConditionReady: True only when every probe
 	// fully succeeded; otherwise its message names the probes that did not.
 )
@@ -127,6 +133,10 @@ const (
 	ReasonCounting         = "Counting"
 	ReasonBPFUnavailable   = "BPFUnavailable"
 	ReasonAttachFailed     = "AttachFailed"
+
+	// ReasonSizeBoundExceeded: the full inventory would not fit the
+	// NodeCapability's size bound (ConditionTruncated).
+	ReasonSizeBoundExceeded = "SizeBoundExceeded"
 )
 
 // Reasons of the Normal events vmop-controller records on profiles. Warning

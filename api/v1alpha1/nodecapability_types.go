@@ -49,10 +49,12 @@ type BridgeStatus struct {
 	// mtu of the bridge.
 	// +optional
 	MTU int32 `json:"mtu,omitempty"`
-	// ports of the bridge.
+	// ports of the bridge that belong to the node: uplinks, bonds, VLAN
+	// interfaces, tunnels, veths whose peer is on the host. A VM's own port
+	// (a tap, or the host end of a veth whose peer is in a pod) is left
+	// out, so that VMs starting and stopping do not rewrite this status.
 	// +optional
-	// +listType=map
-	// +listMapKey=name
+	// +listType=atomic
 	Ports []BridgePort `json:"ports,omitempty"`
 }
 
@@ -146,49 +148,51 @@ type PolicyVerification struct {
 }
 
 // NodeCapabilityStatus is everything the agent found on its node.
+//
+// The agent keeps a NodeCapability within 1 MiB as stored (a third below
+// etcd's 1.5 MiB limit): a node with a bridge for each of the 4,094 VLANs
+// and a trunk carrying all of them takes about 0.6 MiB. Beyond the bound
+// it leaves the last entries of its longest lists out and says which in
+// the Truncated condition. The lists are atomic: the agent is their only
+// writer and replaces them whole, and per-entry managedFields would take
+// more room than the entries themselves.
 type NodeCapabilityStatus struct {
 	// kvm is the state of hardware virtualisation.
 	// +optional
 	KVM *KVMStatus `json:"kvm,omitempty"`
 	// bridges are the node's Linux bridges.
 	// +optional
-	// +listType=map
-	// +listMapKey=name
+	// +listType=atomic
 	Bridges []BridgeStatus `json:"bridges,omitempty"`
 	// vlans are the node's 802.1Q VLAN interfaces.
 	// +optional
-	// +listType=map
-	// +listMapKey=name
+	// +listType=atomic
 	VLANs []VLANInterface `json:"vlans,omitempty"`
 	// bonds are the node's bonds.
 	// +optional
-	// +listType=map
-	// +listMapKey=name
+	// +listType=atomic
 	Bonds []BondStatus `json:"bonds,omitempty"`
 	// ovsBridges are the node's Open vSwitch bridges.
 	// +optional
-	// +listType=map
-	// +listMapKey=name
+	// +listType=atomic
 	OVSBridges []OVSBridgeStatus `json:"ovsBridges,omitempty"`
 	// uplinks are the physical NICs and bonds VM networks may ride on.
 	// +optional
-	// +listType=map
-	// +listMapKey=name
+	// +listType=atomic
 	Uplinks []UplinkStatus `json:"uplinks,omitempty"`
 	// sriov lists the SR-IOV physical functions.
 	// +optional
-	// +listType=map
-	// +listMapKey=name
+	// +listType=atomic
 	SRIOV []SRIOVPF `json:"sriov,omitempty"`
 	// policies compares each NodeNetworkConfigurationPolicy selecting this node with the kernel.
 	// +optional
-	// +listType=map
-	// +listMapKey=name
+	// +listType=atomic
 	Policies []PolicyVerification `json:"policies,omitempty"`
 	// conditions: Ready (True only when every probe fully succeeded),
 	// KVMReady, NetworkReady, and one per probe: LinksProbed,
 	// BridgeVLANsProbed, SRIOVProbed. A probe that failed keeps its last
-	// good data in this status; its condition says so.
+	// good data in this status; its condition says so. Truncated appears
+	// only when entries were left out to keep within the size bound.
 	// +optional
 	// +listType=map
 	// +listMapKey=type

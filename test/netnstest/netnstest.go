@@ -107,6 +107,27 @@ func (n *Namespace) Macvlan(t testing.TB, name, parent string) {
 	n.SetUp(t, name)
 }
 
+// MoveTo moves a link into another namespace, as a CNI plugin moves the
+// pod end of a veth into the pod's.
+func (n *Namespace) MoveTo(t testing.TB, name string, to *Namespace) {
+	t.Helper()
+	n.must(t, "move "+name, n.Handle.LinkSetNsFd(n.Link(t, name), int(to.NS)))
+}
+
+// Tap adds a persistent tap device, as a hypervisor does for a VM's NIC,
+// enslaved to master when master is not empty, and sets it up. The tun
+// driver makes it in the namespace of the thread that asks, so it is made
+// from inside the namespace.
+func (n *Namespace) Tap(t testing.TB, name, master string) {
+	t.Helper()
+	tap := &netlink.Tuntap{LinkAttrs: netlink.LinkAttrs{Name: name}, Mode: netlink.TUNTAP_MODE_TAP}
+	n.must(t, "add tap "+name, n.Do(func() error { return netlink.LinkAdd(tap) }))
+	if master != "" {
+		n.Enslave(t, name, master)
+	}
+	n.SetUp(t, name)
+}
+
 // Enslave puts link under master (a bridge or bond).
 func (n *Namespace) Enslave(t testing.TB, link, master string) {
 	t.Helper()

@@ -114,9 +114,15 @@ func probeNoun(condition string) string {
 	return condition
 }
 
+// offersEverything: the node offers every requirement. When the agent had
+// to leave part of its inventory out to keep within the size bound, what
+// seems missing may be among it, so the reason says the report is cut.
 func offersEverything(node *Node, needs []Requirement, _ map[string]string) string {
 	for _, need := range needs {
 		if ok, why := Offers(node.Capability, need); !ok {
+			if c := meta.FindStatusCondition(node.Capability.Conditions, vmv1alpha1.ConditionTruncated); c != nil && c.Status == metav1.ConditionTrue {
+				why += "; the agent's report is truncated: " + c.Message
+			}
 			return why
 		}
 	}

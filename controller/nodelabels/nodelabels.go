@@ -1,6 +1,9 @@
 // Package nodelabels projects each node's NodeCapability into labels on the
 // Node under placement.LabelPrefix, which the VMs' required node affinity
 // names, so kube-scheduler places VMs only where their networks can work.
+// A node is labelled only for what is asked of it: KVM, SR-IOV, each
+// declared host network, and the bridges, VLANs, OVS bridges and links
+// some profile needs (the index), never for each of its NICs and bridges.
 // Labels are sticky: a label whose capability disappears is removed only
 // after a grace period, and while the node's agent is not reporting (its
 // Lease expired) only the reporting label goes — new VMs avoid the node,
@@ -37,7 +40,7 @@ type Reconciler struct {
 	LeaseNamespace string
 	// Grace is how long a vanished capability keeps its label.
 	Grace time.Duration
-	// Index says which VLANs profiles want labelled.
+	// Index says which bridges, VLANs, OVS bridges and links profiles want labelled.
 	Index *placement.Index
 	Now   func() time.Time
 }
@@ -71,7 +74,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		if err != nil {
 			return ctrl.Result{}, err
 		}
-		offered = placement.NodeLabels(&capability.Status, r.Index.WantedVLANs(), offers)
+		offered = placement.NodeLabels(&capability.Status, r.Index.Wanted(), offers)
 		offered[placement.LabelReporting] = "true"
 	}
 	plan := planLabels(node.Labels, absentSince(&node), offered, reporting, now, r.Grace)

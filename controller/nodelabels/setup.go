@@ -23,21 +23,21 @@ import (
 // SetupWithManager watches Nodes (labels and annotations only: status
 // heartbeats are not our business), NodeCapabilities, the agents' Leases
 // (only renewals that end a lapse: routine renewals cost nothing),
-// HostNetworks, and the set of VLANs profiles want, which the profile
-// reconciler keeps in the index.
+// HostNetworks, and the set of labels profiles want (bridges, VLANs, OVS
+// bridges, links), which the profile reconciler keeps in the index.
 func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 	sameName := handler.EnqueueRequestsFromMapFunc(func(_ context.Context, obj client.Object) []reconcile.Request {
 		return []reconcile.Request{{NamespacedName: types.NamespacedName{Name: obj.GetName()}}}
 	})
-	vlansChanged := make(chan event.GenericEvent)
+	wantedChanged := make(chan event.GenericEvent)
 	if err := mgr.Add(manager.RunnableFunc(func(ctx context.Context) error {
 		for {
 			select {
 			case <-ctx.Done():
 				return nil
-			case <-r.Index.VLANsChanged():
+			case <-r.Index.WantedChanged():
 				select {
-				case vlansChanged <- event.GenericEvent{Object: &corev1.Node{}}:
+				case wantedChanged <- event.GenericEvent{Object: &corev1.Node{}}:
 				case <-ctx.Done():
 					return nil
 				}
@@ -52,7 +52,7 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Watches(&vmv1alpha1.NodeCapability{}, sameName).
 		Watches(&coordinationv1.Lease{}, sameName, builder.WithPredicates(r.leaseRevived())).
 		Watches(&vmv1alpha1.HostNetwork{}, handler.EnqueueRequestsFromMapFunc(r.allNodes)).
-		WatchesRawSource(source.Channel(vlansChanged, handler.EnqueueRequestsFromMapFunc(r.allNodes))).
+		WatchesRawSource(source.Channel(wantedChanged, handler.EnqueueRequestsFromMapFunc(r.allNodes))).
 		Complete(r)
 }
 

@@ -1,6 +1,8 @@
 package placement
 
 import (
+	"slices"
+	"strings"
 	"sync"
 
 	"k8s.io/apimachinery/pkg/types"
@@ -8,32 +10,36 @@ import (
 
 // Index remembers what each profile needs from nodes, as its last
 // reconcile resolved it, so that a capability or node label change wakes
-// only the profiles it affects, and the node labeller knows which VLANs
-// some profile wants. What a profile needs depends on the HostNetworks and
-// attachments it resolved against, which a field index (a function of the
-// profile alone) cannot see; every profile is reconciled at start, which
-// fills the index. It is safe for concurrent use.
+// only the profiles it affects, and the node labeller knows which bridges,
+// VLANs, OVS bridges and links some profile wants labelled. What a profile
+// needs depends on the HostNetworks and attachments it resolved against,
+// which a field index (a function of the profile alone) cannot see; every
+// profile is reconciled at start, which fills the index. It is safe for
+// concurrent use.
 type Index struct {
 	mu sync.RWMutex
 	// byKey maps a node label key to the profiles that need it offered or
 	// select nodes by it.
 	byKey     map[string]map[types.NamespacedName]struct{}
 	byProfile map[types.NamespacedName][]string
-	// vlans counts the profiles wanting each VLAN label.
-	vlans    map[string]int
-	vlanNeed map[string]Requirement
-	// vlansChanged receives a signal (never blocking) when the wanted VLANs change.
-	vlansChanged chan struct{}
+	// wanted counts the profiles wanting each label NodeLabels projects
+	// only on demand (WantedLabels); wantedBy is each profile's share.
+	wanted     map[string]int
+	wantedNeed map[string]Requirement
+	wantedBy   map[types.NamespacedName][]Requirement
+	// wantedChanged receives a signal (never blocking) when the wanted labels change.
+	wantedChanged chan struct{}
 }
 
 // NewIndex makes an empty index.
 func NewIndex() *Index {
 	return &Index{
-		byKey:        map[string]map[types.NamespacedName]struct{}{},
-		byProfile:    map[types.NamespacedName][]string{},
-		vlans:        map[string]int{},
-		vlanNeed:     map[string]Requirement{},
-		vlansChanged: make(chan struct{}, 1),
+		byKey:         map[string]map[types.NamespacedName]struct{}{},
+		byProfile:     map[types.NamespacedName][]string{},
+		wanted:        map[string]int{},
+		wantedNeed:    map[string]Requirement{},
+		wantedBy:      map[types.NamespacedName][]Requirement{},
+		wantedChanged: make(chan struct{}, 1),
 	}
 }
 
@@ -56,7 +62,7 @@ func (x *Index) Set(profile types.NamespacedName, needs []Requirement, selectorK
 	keys = append(keys, selectorKeys...)
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	changed := x.remove(profile)
+	x.removeKeys(profile)
 	for _, key := range keys {
 		if x.byKey[key] == nil {
 			x.byKey[key] = map[types.NamespacedName]struct{}{}
@@ -64,12 +70,13 @@ func (x *Index) Set(profile types.NamespacedName, needs []Requirement, selectorK
 		x.byKey[key][profile] = struct{}{}
 	}
 	x.byProfile[profile] = keys
-	for _, need := range WantedVLANs(needs) {
-		if x.vlans[need.Label]++; x.vlans[need.Label] == 1 {
-			x.vlanNeed[need.Label] = need
-			changed = true
-		}
-	}
+	// The new share is counted before the old one is dropped, so a label
+	// the profile keeps wanting never drops to zero: a profile reconciled
+	// again with the same needs signals nothing (each signal relabels
+	// every node).
+	changed := x.want(WantedLabels(needs))
+	changed = x.unwant(x.wantedBy[profile]) || changed
+	x.wantedBy[profile] = WantedLabels(needs)
 	if changed {
 		x.signal()
 	}
@@ -79,34 +86,53 @@ func (x *Index) Set(profile types.NamespacedName, needs []Requirement, selectorK
 func (x *Index) Delete(profile types.NamespacedName) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	if x.remove(profile) {
+	x.removeKeys(profile)
+	changed := x.unwant(x.wantedBy[profile])
+	delete(x.wantedBy, profile)
+	if changed {
 		x.signal()
 	}
 }
 
-// remove drops a profile's entries; it reports whether a VLAN stopped being wanted.
-func (x *Index) remove(profile types.NamespacedName) bool {
-	changed := false
+// removeKeys drops a profile's label keys.
+func (x *Index) removeKeys(profile types.NamespacedName) {
 	for _, key := range x.byProfile[profile] {
 		delete(x.byKey[key], profile)
 		if len(x.byKey[key]) == 0 {
 			delete(x.byKey, key)
 		}
-		if _, wanted := x.vlans[key]; wanted {
-			if x.vlans[key]--; x.vlans[key] == 0 {
-				delete(x.vlans, key)
-				delete(x.vlanNeed, key)
-				changed = true
-			}
-		}
 	}
 	delete(x.byProfile, profile)
-	return changed
+}
+
+// want counts needs as wanted once more; it reports whether one was not wanted before.
+func (x *Index) want(needs []Requirement) bool {
+	added := false
+	for _, need := range needs {
+		if x.wanted[need.Label]++; x.wanted[need.Label] == 1 {
+			x.wantedNeed[need.Label] = need
+			added = true
+		}
+	}
+	return added
+}
+
+// unwant counts needs as wanted once less; it reports whether one is no longer wanted.
+func (x *Index) unwant(needs []Requirement) bool {
+	dropped := false
+	for _, need := range needs {
+		if x.wanted[need.Label]--; x.wanted[need.Label] == 0 {
+			delete(x.wanted, need.Label)
+			delete(x.wantedNeed, need.Label)
+			dropped = true
+		}
+	}
+	return dropped
 }
 
 func (x *Index) signal() {
 	select {
-	case x.vlansChanged <- struct{}{}:
+	case x.wantedChanged <- struct{}{}:
 	default:
 	}
 }
@@ -122,16 +148,25 @@ func (x *Index) Profiles(key string) []types.NamespacedName {
 	return out
 }
 
-// WantedVLANs are the VLAN requirements of every profile.
-func (x *Index) WantedVLANs() []Requirement {
+// Wanted are the requirements of every profile that NodeLabels projects
+// only on demand (WantedLabels), sorted by label.
+func (x *Index) Wanted() []Requirement {
 	x.mu.RLock()
 	defer x.mu.RUnlock()
-	out := make([]Requirement, 0, len(x.vlanNeed))
-	for _, need := range x.vlanNeed {
+	out := make([]Requirement, 0, len(x.wantedNeed))
+	for _, need := range x.wantedNeed {
 		out = append(out, need)
 	}
+	slices.SortFunc(out, func(a, b Requirement) int { return strings.Compare(a.Label, b.Label) })
 	return out
 }
 
-// VLANsChanged signals when the set of wanted VLANs changed.
-func (x *Index) VLANsChanged() <-chan struct{} { return x.vlansChanged }
+// WantedVLANs is Wanted under its former name: the wanted bridges, OVS
+// bridges and links besides the VLANs, which is what its one caller,
+// changedRequirements, must pass to NodeLabels.
+//
+// Deprecated: use Wanted.
+func (x *Index) WantedVLANs() []Requirement { return x.Wanted() }
+
+// WantedChanged signals when the set of wanted labels changed.
+func (x *Index) WantedChanged() <-chan struct{} { return x.wantedChanged }

@@ -9,13 +9,16 @@ import (
 )
 
 // NodeLabels projects a capability into the labels the node should carry
-// (all "true"): KVM, every bridge that is up, the wanted VLANs the bridge
-// passes, OVS bridges and links that are up, free SR-IOV VFs, and each
-// declared host network the node offers. The same Offers rules decide
-// labels and eligibility, so the scheduler and the status never disagree.
-// Names that cannot form a label key are left out (placement then reports
-// them as missing).
-func NodeLabels(c *vmv1alpha1.NodeCapabilityStatus, wantedVLANs []Requirement, hostNetworks []HostNetworkOffer) map[string]string {
+// (all "true"), for what is asked of nodes only: KVM, free SR-IOV VFs,
+// each declared host network the node offers, and, of the bridges, VLANs,
+// OVS bridges and links, those in wanted (the index's: what some profile
+// needs) that the node offers. A node is never labelled for each of its
+// NICs, VLAN interfaces and bridges: with a bridge per VLAN that would be
+// thousands of labels on the Node. The same Offers rules decide labels and
+// eligibility, so the scheduler and the status never disagree. Names that
+// cannot form a label key are left out (placement then reports them as
+// missing).
+func NodeLabels(c *vmv1alpha1.NodeCapabilityStatus, wanted []Requirement, hostNetworks []HostNetworkOffer) map[string]string {
 	out := map[string]string{}
 	offer := func(need Requirement) {
 		if ok, _ := Offers(c, need); ok && len(validation.IsQualifiedName(need.Label)) == 0 {
@@ -24,23 +27,8 @@ func NodeLabels(c *vmv1alpha1.NodeCapabilityStatus, wantedVLANs []Requirement, h
 	}
 	offer(Requirement{Label: LabelKVM, Kind: NeedKVM})
 	offer(Requirement{Label: LabelSRIOV, Kind: NeedSRIOV})
-	for _, b := range c.Bridges {
-		offer(Requirement{Label: BridgeLabel(b.Name), Kind: NeedBridge, Name: b.Name})
-	}
-	for _, need := range wantedVLANs {
+	for _, need := range WantedLabels(wanted) {
 		offer(need)
-	}
-	for _, b := range c.OVSBridges {
-		offer(Requirement{Label: OVSLabel(b.Name), Kind: NeedOVS, Name: b.Name})
-	}
-	for _, u := range c.Uplinks {
-		offer(Requirement{Label: LinkLabel(u.Name), Kind: NeedLink, Name: u.Name})
-	}
-	for _, v := range c.VLANs {
-		offer(Requirement{Label: LinkLabel(v.Name), Kind: NeedLink, Name: v.Name})
-	}
-	for _, b := range c.Bonds {
-		offer(Requirement{Label: LinkLabel(b.Name), Kind: NeedLink, Name: b.Name})
 	}
 	for i := range hostNetworks {
 		offer(Requirement{Label: HostNetworkLabel(hostNetworks[i].Name), Kind: NeedHostNetwork, Name: hostNetworks[i].Name, HostNetwork: &hostNetworks[i]})

@@ -2,6 +2,7 @@ package placement
 
 import (
 	"fmt"
+	"maps"
 	"strings"
 	"testing"
 	"time"
@@ -214,7 +215,12 @@ func TestFailedProbeExcludesWhatDependsOnIt(t *testing.T) {
 func TestNodeLabelsFollowTheSameRules(t *testing.T) {
 	c := capability(withBridge("br-mgmt", true, "eth1", "100"), withBridge("br-down", false, "eth2", ""), withPF("ens1f0", 4, 4),
 		withBridge("br-edge", true, "bond0", "300"), withPolicy("vmop-edge", true, ""), withPolicy("vmop-bad", false, "missing"))
-	var wanted []Requirement
+	wanted := []Requirement{
+		{Label: BridgeLabel("br-mgmt"), Kind: NeedBridge, Name: "br-mgmt"},
+		{Label: BridgeLabel("br-down"), Kind: NeedBridge, Name: "br-down"},
+		{Label: LinkLabel("eth1"), Kind: NeedLink, Name: "eth1"},
+		{Label: LabelKVM, Kind: NeedKVM}, // not on demand: projected anyway, never twice
+	}
 	for _, vlan := range []int32{100, 200} {
 		wanted = append(wanted, Requirement{Label: VLANLabel("br-mgmt", vlan), Kind: NeedVLAN, Name: "br-mgmt", VLAN: vlan})
 	}
@@ -225,7 +231,9 @@ func TestNodeLabelsFollowTheSameRules(t *testing.T) {
 			t.Errorf("missing %s in %v", want, got)
 		}
 	}
-	for _, absent := range []string{BridgeLabel("br-down"), VLANLabel("br-mgmt", 200), LabelSRIOV, HostNetworkLabel("bad")} {
+	// br-edge, eth2 and bond0 are up, but no profile asks for them.
+	for _, absent := range []string{BridgeLabel("br-down"), VLANLabel("br-mgmt", 200), LabelSRIOV, HostNetworkLabel("bad"),
+		BridgeLabel("br-edge"), LinkLabel("eth2"), LinkLabel("bond0")} {
 		if _, ok := got[absent]; ok {
 			t.Errorf("%s should not be set", absent)
 		}
@@ -234,6 +242,39 @@ func TestNodeLabelsFollowTheSameRules(t *testing.T) {
 		if !Owned(key) {
 			t.Errorf("label %s outside the controller's prefix", key)
 		}
+	}
+}
+
+// TestNodeLabelsOnlyForWhatIsAsked: a node with a bridge for each of the
+// 4,094 VLANs, its VLAN interface as the port, three NICs and two OVS
+// bridges carries the labels profiles ask for and the few fixed ones, not
+// one per bridge, NIC and VLAN interface (8,000 labels on the Node, each a
+// key the node-label admission policy iterates).
+func TestNodeLabelsOnlyForWhatIsAsked(t *testing.T) {
+	c := capability(withPF("ens1f0", 8, 0))
+	for id := 2; id <= 4095; id++ {
+		bridge, vlan := fmt.Sprintf("br-vlan%d", id), fmt.Sprintf("eth1.%d", id)
+		c.Bridges = append(c.Bridges, vmv1alpha1.BridgeStatus{Name: bridge, Up: true, Ports: []vmv1alpha1.BridgePort{{Name: vlan, Up: true}}})
+		c.VLANs = append(c.VLANs, vmv1alpha1.VLANInterface{Name: vlan, ID: int32(id), Parent: "eth1", Up: true})
+	}
+	for _, nic := range []string{"eth0", "eth1", "eth2"} {
+		c.Uplinks = append(c.Uplinks, vmv1alpha1.UplinkStatus{Name: nic, Up: true, Carrier: true})
+	}
+	c.OVSBridges = []vmv1alpha1.OVSBridgeStatus{{Name: "br-int", Up: true}, {Name: "br-ex", Up: true}}
+	p := seedProfile()
+	p.Spec.Networks = []vmv1alpha1.NetworkConfig{
+		{Name: "a", Type: vmv1alpha1.NetworkTypeBridge, BridgeName: "br-vlan100"},
+		{Name: "b", Type: vmv1alpha1.NetworkTypeOVS, BridgeName: "br-int"},
+	}
+	x := NewIndex()
+	x.Set(types.NamespacedName{Namespace: "ns", Name: "p"}, needsOf(t, p), nil)
+	got := NodeLabels(c, x.Wanted(), nil)
+	want := map[string]string{LabelKVM: "true", LabelSRIOV: "true", BridgeLabel("br-vlan100"): "true", OVSLabel("br-int"): "true"}
+	if !maps.Equal(got, want) {
+		t.Errorf("labels %v\nwant   %v", got, want)
+	}
+	if none := NodeLabels(c, nil, nil); len(none) != 2 {
+		t.Errorf("with no profile, only KVM and SR-IOV: %v", none)
 	}
 }
 
@@ -254,12 +295,16 @@ func TestIndex(t *testing.T) {
 	x := NewIndex()
 	a, b := types.NamespacedName{Namespace: "ns", Name: "a"}, types.NamespacedName{Namespace: "ns", Name: "b"}
 	vlan100 := Requirement{Label: VLANLabel("br-mgmt", 100), Kind: NeedVLAN, Name: "br-mgmt", VLAN: 100}
-	x.Set(a, []Requirement{{Label: LabelKVM}, vlan100, {Kind: NeedNodeLabels, Selector: map[string]string{"zone": "dmz"}}}, []string{"rack"})
+	bridge := Requirement{Label: BridgeLabel("br-mgmt"), Kind: NeedBridge, Name: "br-mgmt"}
+	x.Set(a, []Requirement{{Label: LabelKVM}, bridge, vlan100, {Kind: NeedNodeLabels, Selector: map[string]string{"zone": "dmz"}}}, []string{"rack"})
 	x.Set(b, []Requirement{{Label: LabelKVM}, vlan100}, nil)
 	select {
-	case <-x.VLANsChanged():
+	case <-x.WantedChanged():
 	default:
-		t.Fatal("a newly wanted VLAN must be signalled")
+		t.Fatal("a newly wanted label must be signalled")
+	}
+	if got := x.Wanted(); len(got) != 2 || got[0].Label != bridge.Label || got[1].Label != vlan100.Label {
+		t.Fatalf("wanted: %+v, want the bridge and the VLAN, not KVM", got)
 	}
 	if got := x.Profiles(LabelKVM); len(got) != 2 {
 		t.Fatalf("kvm: %v", got)
@@ -271,20 +316,26 @@ func TestIndex(t *testing.T) {
 		t.Fatalf("the profile's own selector key: %v", got)
 	}
 	x.Delete(a)
-	if len(x.WantedVLANs()) != 1 {
-		t.Fatal("b still wants VLAN 100")
+	if got := x.Wanted(); len(got) != 1 || got[0].Label != vlan100.Label {
+		t.Fatalf("b still wants VLAN 100, and nothing else: %+v", got)
 	}
 	select {
-	case <-x.VLANsChanged():
-		t.Fatal("no change in wanted VLANs: no signal")
+	case <-x.WantedChanged():
+	default:
+		t.Fatal("the bridge no longer wanted must be signalled")
+	}
+	x.Set(b, []Requirement{{Label: LabelKVM}, vlan100}, nil)
+	select {
+	case <-x.WantedChanged():
+		t.Fatal("no change in wanted labels: no signal")
 	default:
 	}
 	x.Set(b, []Requirement{{Label: LabelKVM}}, nil)
-	if len(x.WantedVLANs()) != 0 || len(x.Profiles("zone")) != 0 {
-		t.Fatalf("nothing wanted any more: %v", x.WantedVLANs())
+	if len(x.Wanted()) != 0 || len(x.Profiles("zone")) != 0 {
+		t.Fatalf("nothing wanted any more: %v", x.Wanted())
 	}
 	select {
-	case <-x.VLANsChanged():
+	case <-x.WantedChanged():
 	default:
 		t.Fatal("a VLAN no longer wanted must be signalled")
 	}

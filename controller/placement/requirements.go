@@ -158,6 +158,30 @@ func attachmentRequirements(a *desired.Attachment) []Requirement {
 	return needs
 }
 
+// WantedLabels are the requirements among needs whose labels NodeLabels
+// projects only while some profile wants them: bridges, VLANs, OVS bridges
+// and links. A node then carries labels for what is asked of it, not one
+// for each of its NICs, VLAN interfaces and bridges, which on a node with
+// a bridge per VLAN would be thousands. KVM and SR-IOV are one label each,
+// and a host network's label is asked for by declaring it.
+func WantedLabels(needs []Requirement) []Requirement {
+	var wanted []Requirement
+	for _, r := range needs {
+		if projectedOnDemand(r.Kind) {
+			wanted = append(wanted, r)
+		}
+	}
+	return wanted
+}
+
+func projectedOnDemand(kind Kind) bool {
+	switch kind {
+	case NeedBridge, NeedVLAN, NeedOVS, NeedLink:
+		return true
+	}
+	return false
+}
+
 // WantedVLANs are the (bridge, VLAN) requirements among needs: only VLANs
 // some profile needs are projected into labels, so a trunk of thousands of
 // VLANs does not become thousands of labels.

@@ -148,7 +148,8 @@ func TestSilentAgent(t *testing.T) {
 	}
 	observe.Eventually(t, 30*time.Second, "reporting label removed when the Lease expires", func() (bool, string) {
 		labels := nodeLabels(t, "silent-a")
-		return labels[placement.LabelReporting] == "" && labels[placement.BridgeLabel("br-lan")] == "true", fmt.Sprint(labels)
+		// KVM: the capability label every node carries, asked for or not.
+		return labels[placement.LabelReporting] == "" && labels[placement.LabelKVM] == "true", fmt.Sprint(labels)
 	})
 	ns := newNamespace(t)
 	create(t, profile("waits", ns, inZone("silent-test")))

@@ -120,11 +120,13 @@ func TestBridgeDownExcludesTheNodeFromNewPlacementsOnly(t *testing.T) {
 		t.Fatalf("second: %q %s", got, observe.Describe(p))
 	}
 	t.Logf("bridge down → new profile excluded the node within %v", time.Since(start).Round(time.Millisecond))
-	if nodeLabels(t, "flap-a")[placement.BridgeLabel("br-mgmt")] != "true" {
+	// br-mgmt is the declared network mgmt's bridge: the VMs' affinity
+	// names the host network's label, which follows the bridge.
+	if nodeLabels(t, "flap-a")[placement.HostNetworkLabel("mgmt")] != "true" {
 		t.Fatal("the label went before its grace period")
 	}
 	observe.Eventually(t, 30*time.Second, "label removed after the grace period", func() (bool, string) {
-		return nodeLabels(t, "flap-a")[placement.BridgeLabel("br-mgmt")] == "", fmt.Sprint(nodeLabels(t, "flap-a"))
+		return nodeLabels(t, "flap-a")[placement.HostNetworkLabel("mgmt")] == "", fmt.Sprint(nodeLabels(t, "flap-a"))
 	})
 	var still kubevirtv1.VirtualMachineInstance
 	getObject(t, &still, ns, "first-vm")

@@ -1,5 +1,6 @@
 // Package netnstest gives tests a throwaway network namespace with a netlink
-// handle inside it, and small helpers to build bridges and veth pairs there.
+// handle inside it, and small helpers to build bridges, veth pairs and taps
+// there, and to move a link into another namespace as a CNI plugin does.
 // Everything is removed in t.Cleanup, also when the test fails. Tests using
 // it must run as root.
 package netnstest

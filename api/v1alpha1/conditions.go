@@ -140,10 +140,9 @@ const (
 )
 
 // Reasons of the Normal events vmop-controller records on profiles. Warning
-// events carry the reason of the Ready condition they announce.
+// events carry the reason of the Ready condition they announce. Creating a
+// child records none: the status names every child.
 const (
-	// EventCreated: a child object was created.
-	EventCreated = "Created"
 	// EventAdopted: a retained disk (or an orphaned child) was taken back by a
 	// profile of the name it was made for.
 	EventAdopted = "Adopted"
@@ -161,5 +160,5 @@ const (
 
 // NormalEventReasons lists the reasons of the Normal events above.
 func NormalEventReasons() []string {
-	return []string{EventCreated, EventAdopted, EventReleased, EventImportDetached, EventDeleted, EventResizing}
+	return []string{EventAdopted, EventReleased, EventImportDetached, EventDeleted, EventResizing}
 }

@@ -42,6 +42,17 @@ func main() {
 		"comma-separated namespaces whose NetworkAttachmentDefinitions profiles of other namespaces may name in nadName")
 	flag.DurationVar(&options.HostNetworkRevertTimeout, "host-network-revert-timeout", 5*time.Minute,
 		"how long deleting a managed HostNetwork waits for nmstate to revert the host side before deleting its policies anyway")
+	flag.DurationVar(&options.LeaderElectionTiming.LeaseDuration, "leader-elect-lease-duration", 15*time.Second,
+		"how long a leader's Lease lasts: a replica that died is replaced after at most this long")
+	flag.DurationVar(&options.LeaderElectionTiming.RenewDeadline, "leader-elect-renew-deadline", 10*time.Second,
+		"how long the leader tries to renew its Lease before it stops reconciling (shorter than the lease duration)")
+	flag.DurationVar(&options.LeaderElectionTiming.RetryPeriod, "leader-elect-retry-period", 2*time.Second,
+		"how often replicas try to take or renew the Lease")
+	qps := flag.Float64("kube-api-qps", 200, "requests per second the controller may send to the apiserver (sustained)")
+	flag.IntVar(&options.ClientBurst, "kube-api-burst", 400, "requests the controller may send to the apiserver in a burst above --kube-api-qps")
+	flag.IntVar(&options.ProfileWorkers, "profile-workers", 16, "how many profiles reconcile at once")
+	flag.DurationVar(&options.StatusInterval, "status-interval", time.Second,
+		"least time between two status writes of one profile that only record progress (problems are written at once)")
 	printVersion := flag.Bool("version", false, "print the version and exit")
 	zapOptions := zap.Options{}
 	zapOptions.BindFlags(flag.CommandLine)
@@ -51,6 +62,7 @@ func main() {
 		return
 	}
 	options.SharedNADNamespaces = splitList(*sharedNADs)
+	options.ClientQPS = float32(*qps)
 	options.Logger = zap.New(zap.UseFlagOptions(&zapOptions))
 	options.Logger.Info("starting", "version", version.String("vmop-controller"))
 	if err := manager.Run(options); err != nil {

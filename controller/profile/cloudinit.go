@@ -55,10 +55,7 @@ func (r *Reconciler) reconcileCloudInit(ctx context.Context, profile *vmv1alpha1
 	}
 	// The cache holds Secrets' metadata only: the applier judges their data
 	// by who manages it (a hand edit takes over the fields it changed).
-	wrote, err := r.applier().Apply(ctx, existingOrNil(existing), secret)
-	if wrote && existing == nil {
-		r.event(profile, secret, corev1.EventTypeNormal, vmv1alpha1.EventCreated, "created Secret %s", secret.Name)
-	}
+	_, err = r.applier().Apply(ctx, existingOrNil(existing), secret)
 	return err
 }
 

@@ -216,8 +216,6 @@ func (r *Reconciler) createVolume(ctx context.Context, profile *vmv1alpha1.Virtu
 	if err := r.Client.Create(ctx, want, client.FieldOwner(apply.FieldOwner)); err != nil {
 		return vol, fmt.Errorf("create %s %s: %w", kindOf(want), want.GetName(), err)
 	}
-	r.event(profile, want, corev1.EventTypeNormal, vmv1alpha1.EventCreated, "created %s %s (retainPolicy %s)",
-		kindOf(want), want.GetName(), disk.EffectiveRetainPolicy())
 	return vol, nil
 }
 

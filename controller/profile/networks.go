@@ -197,6 +197,7 @@ func (r *Reconciler) staticIPConflict(ctx context.Context, profile *vmv1alpha1.V
 		observed.RecheckAfter = wait
 		check := status.Settling(vmv1alpha1.ReasonStaticIPSettling,
 			"waiting %s so that every profile created in the same second is seen before the static address is taken", staticIPSettle)
+		check.Brief = true
 		return &check, nil
 	}
 	return nil, nil

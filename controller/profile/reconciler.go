@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -59,6 +60,17 @@ type Reconciler struct {
 	Ready ReadyObserver
 	// Now is the clock; tests may replace it.
 	Now func() time.Time
+	// Workers is how many profiles reconcile at once (0: one). A profile is
+	// never reconciled by two workers at the same time.
+	Workers int
+	// StatusInterval is the least time between two status writes of one
+	// profile that only record progress (nothing wrong): a change within it
+	// is written when it ends, folded with whatever came next. Zero writes
+	// every change at once.
+	StatusInterval time.Duration
+	// lastStatusWrite remembers when each profile's status was last written
+	// (types.NamespacedName → time.Time), for StatusInterval.
+	lastStatusWrite sync.Map
 }
 
 func (r *Reconciler) applier() apply.Applier { return apply.Applier{Client: r.Client} }
@@ -80,6 +92,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	err := r.Client.Get(ctx, req.NamespacedName, &profile)
 	if apierrors.IsNotFound(err) {
 		r.Index.Delete(req.NamespacedName)
+		r.lastStatusWrite.Delete(req.NamespacedName)
 		return ctrl.Result{}, r.collectOrphans(ctx, req.NamespacedName)
 	}
 	if err != nil {
@@ -184,18 +197,48 @@ func (r *Reconciler) writeStatus(ctx context.Context, profile *vmv1alpha1.Virtua
 	if succeeded {
 		next.ObservedGeneration = profile.Generation
 	}
-	if apiequality.Semantic.DeepEqual(original.Status, profile.Status) {
+	if apiequality.Semantic.DeepEqual(original.Status, profile.Status) || status.OnlyBrief(observed) {
+		return nil
+	}
+	if wait := r.progressWait(profile, observed); wait > 0 {
+		observed.RecheckAfter = shortest(observed.RecheckAfter, wait)
 		return nil
 	}
 	if err := r.Client.Status().Patch(ctx, profile, client.MergeFrom(original)); err != nil {
 		return fmt.Errorf("write status of profile %s/%s: %w", profile.Namespace, profile.Name, err)
 	}
+	r.lastStatusWrite.Store(client.ObjectKeyFromObject(profile), r.now())
 	log.FromContext(ctx).V(1).Info("status written", "phase", next.Phase, "ready", meta.FindStatusCondition(next.Conditions, vmv1alpha1.ConditionReady).Reason)
 	r.warnOnNewProblem(profile, observed, previousReady)
 	if !wasReady && meta.IsStatusConditionTrue(next.Conditions, vmv1alpha1.ConditionReady) && r.Ready != nil {
 		r.Ready.ObserveTimeToReady(r.now().Sub(profile.CreationTimestamp.Time))
 	}
 	return nil
+}
+
+// progressWait is how long a status that records only progress waits
+// before it is written, so that a profile moving through several states
+// within StatusInterval (claim bound, VM created, instance scheduled,
+// running) gets one write for them. A status that says something is wrong
+// is written at once. In make bench this took status writes per profile
+// from 3.3 to the figure in the README.
+func (r *Reconciler) progressWait(profile *vmv1alpha1.VirtualMachineProfile, observed *status.Observed) time.Duration {
+	if r.StatusInterval <= 0 || status.Warns(observed) {
+		return 0
+	}
+	last, ok := r.lastStatusWrite.Load(client.ObjectKeyFromObject(profile))
+	if !ok {
+		return 0
+	}
+	return last.(time.Time).Add(r.StatusInterval).Sub(r.now())
+}
+
+// shortest is the shorter of two waits, zero meaning none.
+func shortest(a, b time.Duration) time.Duration {
+	if a <= 0 || (b > 0 && b < a) {
+		return b
+	}
+	return a
 }
 
 // warnOnNewProblem records a Warning event when the profile runs into a

@@ -16,6 +16,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/log"
@@ -127,6 +128,7 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 	children := handler.EnqueueRequestsFromMapFunc(profileOfChild)
 	b := ctrl.NewControllerManagedBy(mgr).
 		For(&vmv1alpha1.VirtualMachineProfile{}).
+		WithOptions(controller.Options{MaxConcurrentReconciles: max(r.Workers, 1)}).
 		Watches(&corev1.PersistentVolumeClaim{}, children).
 		Watches(&corev1.Secret{}, children, builder.OnlyMetadata).
 		Watches(&corev1.Secret{}, r.profilesByIndex(indexSSHKeySecret, namespacedKey), builder.OnlyMetadata).

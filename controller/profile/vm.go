@@ -32,6 +32,11 @@ func (r *Reconciler) applyVM(ctx context.Context, profile *vmv1alpha1.VirtualMac
 	if check != nil {
 		observed.Blockers = append(observed.Blockers, *check)
 	}
+	if err == nil && check == nil && existing == nil {
+		// Just created: the cache cannot hold it yet, but the status can
+		// already say the VM is being created rather than not made.
+		observed.VM = vm
+	}
 	return err
 }
 
@@ -43,7 +48,7 @@ func (r *Reconciler) observeVM(ctx context.Context, profile *vmv1alpha1.VirtualM
 	key := client.ObjectKey{Namespace: profile.Namespace, Name: vmv1alpha1.VMName(profile.Name)}
 	var vm kubevirtv1.VirtualMachine
 	if err := r.Client.Get(ctx, key, &vm); err != nil {
-		return client.IgnoreNotFound(err)
+		return client.IgnoreNotFound(err) // a VM created by this reconcile stays observed
 	}
 	if ref := metav1.GetControllerOf(&vm); ref == nil || ref.UID != profile.UID {
 		return nil // someone else's VM: the apply step reports the name conflict

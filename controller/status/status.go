@@ -30,7 +30,11 @@ type Check struct {
 	Holds bool
 	// Quiet marks a short wait that is part of normal progress (a host
 	// network being applied, an address claim settling): no Warning event.
-	Quiet   bool
+	Quiet bool
+	// Brief marks a wait of a second or two that ends by itself (a new
+	// profile's static address settling): a status showing only that is not
+	// written, the reconcile after the wait writes the next one.
+	Brief   bool
 	Reason  string
 	Message string
 }
@@ -120,6 +124,15 @@ func Warns(o *Observed) bool {
 		return Phase(o) == vmv1alpha1.PhaseError
 	}
 	return !problem.Quiet && (problem.Fatal || problem.Unknown || problem.Holds)
+}
+
+// OnlyBrief says whether the first thing keeping the profile back is a
+// brief wait: then nothing needs the user and no status is worth writing
+// yet. In make bench a new profile's status was written three times in its
+// two-second settle window as its claim and attachment appeared.
+func OnlyBrief(o *Observed) bool {
+	problem := o.firstProblem()
+	return problem != nil && problem.Brief
 }
 
 // Holds says whether some failed check keeps the VM from being created.
@@ -249,7 +262,15 @@ func Scheduled(o *Observed) *metav1.Condition {
 			return &unscheduled
 		}
 	}
-	return nil
+	// The instance waits for KubeVirt's scheduler: what placement found
+	// still holds. (The condition used to vanish here, between "eligible"
+	// and "scheduled on", one more status write per profile in make bench.)
+	if o.Placement == nil {
+		return nil
+	}
+	c := condition(vmv1alpha1.ConditionScheduled, true, vmv1alpha1.ReasonNodesEligible,
+		fmt.Sprintf("%d eligible node(s)", o.Placement.EligibleNodes))
+	return &c
 }
 
 // placementSummary names the first excluded nodes and their reasons.

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"slices"
 	"sort"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -107,30 +106,4 @@ func expectEvent(t *testing.T, namespace, profileName, reason string) {
 	events.mu.Lock()
 	events.asserted[reason] = true
 	events.mu.Unlock()
-}
-
-// expectRelatedEvents waits until the profile has, for each related object
-// (as "Kind/name"), its own event with reason whose related object is that
-// one and whose message names it.
-func expectRelatedEvents(t *testing.T, namespace, profileName, reason string, related ...string) {
-	t.Helper()
-	observe.Eventually(t, 30*time.Second, fmt.Sprintf("%s events on %s for %v", reason, profileName, related), func() (bool, string) {
-		var list eventsv1.EventList
-		if err := cluster.Client.List(context.Background(), &list, client.InNamespace(namespace)); err != nil {
-			return false, err.Error()
-		}
-		seen := map[string]string{}
-		for _, e := range list.Items {
-			if e.Regarding.Name == profileName && e.Reason == reason && e.Related != nil {
-				seen[e.Related.Kind+"/"+e.Related.Name] = e.Note
-			}
-		}
-		for _, want := range related {
-			name := want[strings.Index(want, "/")+1:]
-			if note, ok := seen[want]; !ok || !strings.Contains(note, name) {
-				return false, fmt.Sprintf("no %s event about %s; seen %v", reason, want, seen)
-			}
-		}
-		return true, ""
-	})
 }

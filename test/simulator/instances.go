@@ -253,6 +253,8 @@ func (s *Simulator) guestInterfaces(ctx context.Context, vmi *kubevirtv1.Virtual
 
 // guestCache remembers cloud-init's Debian rendering of each network-data.
 type guestCache struct {
+	// render replaces cloud-init when set.
+	renderer GuestRenderer
 	mu       sync.Mutex
 	rendered map[string]consumers.Rendering
 }
@@ -263,7 +265,13 @@ func (c *guestCache) render(networkData string) (consumers.Rendering, error) {
 	if r, ok := c.rendered[networkData]; ok {
 		return r, nil
 	}
-	r, err := consumers.Render(networkData, consumers.Guests[0])
+	render := c.renderer
+	if render == nil {
+		render = func(networkData string) (consumers.Rendering, error) {
+			return consumers.Render(networkData, consumers.Guests[0])
+		}
+	}
+	r, err := render(networkData)
 	if err != nil {
 		return r, err
 	}

@@ -10,6 +10,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/util/validation"
 
 	vmv1alpha1 "github.com/jianfenliu/vmoperator/api/v1alpha1"
 )
@@ -30,7 +31,7 @@ type Node struct {
 type check func(node *Node, needs []Requirement, selector map[string]string) string
 
 func chain() []check {
-	return []check{agentReporting, schedulable, matchesSelector, selectedByHostNetworks, probesHealthy, offersEverything}
+	return []check{agentReporting, schedulable, matchesSelector, selectedByHostNetworks, labelsExist, probesHealthy, offersEverything}
 }
 
 func agentReporting(node *Node, _ []Requirement, _ map[string]string) string {
@@ -69,15 +70,44 @@ func selectedByHostNetworks(node *Node, needs []Requirement, _ map[string]string
 	return ""
 }
 
+// labelsExist: the VM's required node affinity names each requirement's
+// label, so a requirement whose label no node can carry (a name no label
+// key can hold, such as a bridge ending in '-') is offered nowhere.
+func labelsExist(_ *Node, needs []Requirement, _ map[string]string) string {
+	for _, need := range needs {
+		if why := unlabelable(need); why != "" {
+			return why
+		}
+	}
+	return ""
+}
+
+func unlabelable(need Requirement) string {
+	if need.Kind == NeedNodeLabels {
+		return "" // a HostNetwork's selector, matched against the node's own labels
+	}
+	if len(validation.IsQualifiedName(need.Label)) > 0 {
+		return "no node can carry the label " + need.Label + ": it is not a valid label key"
+	}
+	return ""
+}
+
 // probesHealthy excludes a node whose agent says the probe a requirement
 // depends on failed: its report of that part is stale, whatever it shows.
 func probesHealthy(node *Node, needs []Requirement, _ map[string]string) string {
 	for _, need := range needs {
-		for _, probe := range probesFor(need) {
-			if c := meta.FindStatusCondition(node.Capability.Conditions, probe); c != nil &&
-				c.Status == metav1.ConditionFalse && c.Reason == vmv1alpha1.ReasonProbeFailed {
-				return fmt.Sprintf("the agent's %s probe failed: %s", probeNoun(probe), c.Message)
-			}
+		if why := failedProbe(node.Capability, need); why != "" {
+			return why
+		}
+	}
+	return ""
+}
+
+func failedProbe(capability *vmv1alpha1.NodeCapabilityStatus, need Requirement) string {
+	for _, probe := range probesFor(need) {
+		if c := meta.FindStatusCondition(capability.Conditions, probe); c != nil &&
+			c.Status == metav1.ConditionFalse && c.Reason == vmv1alpha1.ReasonProbeFailed {
+			return fmt.Sprintf("the agent's %s probe failed: %s", probeNoun(probe), c.Message)
 		}
 	}
 	return ""
@@ -127,6 +157,19 @@ func offersEverything(node *Node, needs []Requirement, _ map[string]string) stri
 		}
 	}
 	return ""
+}
+
+// offeredHere says whether a node with this capability offers one
+// requirement by every per-requirement link of the chain: its label can
+// exist, the probes it is judged from did not fail, and the capability
+// shows it. NodeLabels labels exactly these, so a node is labelled for a
+// requirement exactly when Evaluate finds it offers it.
+func offeredHere(c *vmv1alpha1.NodeCapabilityStatus, need Requirement) bool {
+	if unlabelable(need) != "" || failedProbe(c, need) != "" {
+		return false
+	}
+	ok, _ := Offers(c, need)
+	return ok
 }
 
 // Offers says whether a capability satisfies one requirement, and why not.

@@ -5,5 +5,7 @@
 // asks of nodes (the Index keeps what profiles want), Requirements lists
 // what a profile needs, and Evaluate runs a chain of small checks over
 // every node, keeping the first failing reason of each excluded node for
-// the profile's status.
+// the profile's status. A node carries a requirement's label exactly when
+// Evaluate finds it offers that requirement (FuzzNodeLabels), so the
+// scheduler and the status agree.
 package placement

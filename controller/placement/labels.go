@@ -3,8 +3,6 @@ package placement
 import (
 	"strings"
 
-	"k8s.io/apimachinery/pkg/util/validation"
-
 	vmv1alpha1 "github.com/jianfenliu/vmoperator/api/v1alpha1"
 )
 
@@ -14,14 +12,15 @@ import (
 // OVS bridges and links, those in wanted (the index's: what some profile
 // needs) that the node offers. A node is never labelled for each of its
 // NICs, VLAN interfaces and bridges: with a bridge per VLAN that would be
-// thousands of labels on the Node. The same Offers rules decide labels and
-// eligibility, so the scheduler and the status never disagree. Names that
-// cannot form a label key are left out (placement then reports them as
-// missing).
+// thousands of labels on the Node. The rules of the eligibility
+// chain decide labels and eligibility alike, so the scheduler and the
+// status never disagree: nothing whose probe failed is labelled (its
+// report is stale), and names that cannot form a label key are left out
+// (Evaluate then excludes every node for them: FuzzNodeLabels checks both).
 func NodeLabels(c *vmv1alpha1.NodeCapabilityStatus, wanted []Requirement, hostNetworks []HostNetworkOffer) map[string]string {
 	out := map[string]string{}
 	offer := func(need Requirement) {
-		if ok, _ := Offers(c, need); ok && len(validation.IsQualifiedName(need.Label)) == 0 {
+		if offeredHere(c, need) {
 			out[need.Label] = "true"
 		}
 	}

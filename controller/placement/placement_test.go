@@ -210,6 +210,35 @@ func TestFailedProbeExcludesWhatDependsOnIt(t *testing.T) {
 	if got := Evaluate(plain, needsOf(t, plain), []Node{node}, Options{}); got.Status.EligibleNodes != 1 {
 		t.Fatalf("a VM without networks does not depend on the link probe: %+v", got.Status)
 	}
+	// The node's labels say the same, or the scheduler would place a VM
+	// where its status says it cannot run (FuzzNodeLabels found it).
+	labels := NodeLabels(node.Capability, WantedVLANs(needsOf(t, seedProfile())), nil)
+	for _, stale := range []string{BridgeLabel("br-mgmt"), VLANLabel("br-mgmt", 100), LinkLabel("eth1")} {
+		if _, ok := labels[stale]; ok {
+			t.Errorf("%s is labelled from the failed link probe's stale report", stale)
+		}
+	}
+	if labels[LabelKVM] != "true" || labels[LabelSRIOV] != "true" {
+		t.Errorf("what the other probes found stays labelled: %v", labels)
+	}
+}
+
+// TestARequirementNoLabelCanNameIsOfferedNowhere: a bridge named br0- is a
+// Linux name but no label key can end in '-', so no node can carry the
+// label the VM's affinity requires: no node is eligible, and the reason
+// says why (FuzzNodeLabels found it eligible everywhere it was up).
+func TestARequirementNoLabelCanNameIsOfferedNowhere(t *testing.T) {
+	p := seedProfile()
+	p.Spec.Networks = []vmv1alpha1.NetworkConfig{{Name: "odd", Type: vmv1alpha1.NetworkTypeBridge, BridgeName: "br0-"}}
+	c := capability(withBridge("br0-", true, "eth1", ""))
+	result := Evaluate(p, needsOf(t, p), []Node{{Name: "node-a", Capability: c}}, Options{})
+	want := "no node can carry the label " + BridgeLabel("br0-") + ": it is not a valid label key"
+	if result.Status.EligibleNodes != 0 || len(result.Status.Excluded) != 1 || result.Status.Excluded[0].Reason != want {
+		t.Fatalf("want node-a excluded with %q, got %+v", want, result.Status)
+	}
+	if _, ok := NodeLabels(c, nil, nil)[BridgeLabel("br0-")]; ok {
+		t.Fatal("an invalid label key was projected")
+	}
 }
 
 func TestNodeLabelsFollowTheSameRules(t *testing.T) {

@@ -127,6 +127,7 @@ type VirtualMachineProfileSpec struct {
 	// +listMapKey=name
 	// +kubebuilder:validation:MaxItems=16
 	// +kubebuilder:validation:XValidation:rule="self.all(n, self.exists_one(m, m.name == n.name))",message="network names must be unique"
+	// +kubebuilder:validation:XValidation:rule="self.all(n, !has(n.macAddress) || self.exists_one(m, has(m.macAddress) && m.macAddress.lowerAscii() == n.macAddress.lowerAscii()))",message="macAddress must differ between networks: the guest tells its interfaces apart by MAC"
 	Networks []NetworkConfig `json:"networks,omitempty"`
 
 	// disks are the VM's persistent disks. At most one has boot: true.
@@ -179,11 +180,13 @@ type NetworkConfig struct {
 
 	// bridgeName is the host bridge the interface attaches to (Linux bridge for
 	// type bridge, OVS bridge for type ovs): a Linux interface name of at most
-	// 15 characters. Unset means br-<network name>. A HostNetwork must declare it.
+	// 15 characters, ending as it starts with a letter or digit, as the node
+	// label that places the VM where the bridge is (cap.vm.example.com/bridge.<name>)
+	// must. Unset means br-<network name>. A HostNetwork must declare it.
 	// +optional
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=15
-	// +kubebuilder:validation:XValidation:rule="self.matches('^[a-zA-Z0-9][a-zA-Z0-9_.-]*$')",message="bridgeName must be a Linux interface name: 1 to 15 letters, digits, '-', '_' or '.', starting with a letter or digit"
+	// +kubebuilder:validation:XValidation:rule="self.matches('^[a-zA-Z0-9]([a-zA-Z0-9_.-]*[a-zA-Z0-9])?$')",message="bridgeName must be a Linux interface name: 1 to 15 letters, digits, '-', '_' or '.', starting and ending with a letter or digit (it is part of a node label key)"
 	BridgeName string `json:"bridgeName,omitempty"`
 
 	// hostNetwork names the HostNetwork (declared by a cluster admin) this
@@ -275,10 +278,12 @@ type IPConfigSpec struct {
 // +kubebuilder:validation:XValidation:rule="!has(oldSelf.storageClassName) || (has(self.storageClassName) && self.storageClassName == oldSelf.storageClassName)",message="storageClassName cannot change once set: the disk's data lives in that class",fieldPath=".storageClassName"
 type DiskConfig struct {
 	// name identifies the disk inside the profile; a DNS-1123 label, unique among
-	// disks. The volume is named <profile>-<name>.
+	// disks, not starting with vmop- (the VM's own volumes, vmop-cloudinit and
+	// vmop-containerdisk, sit beside the disks). The volume is named <profile>-<name>.
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=63
 	// +kubebuilder:validation:XValidation:rule="!format.dns1123Label().validate(self).hasValue()",message="disk name must be a DNS-1123 label: lowercase letters, digits and '-', starting and ending with a letter or digit, at most 63 characters"
+	// +kubebuilder:validation:XValidation:rule="!self.startsWith('vmop-')",message="disk names starting with vmop- are reserved for the volumes the operator adds to the VM (vmop-cloudinit, vmop-containerdisk)"
 	Name string `json:"name"`
 
 	// size of the disk as a Kubernetes quantity, for example 80Gi. It may grow

@@ -14,7 +14,8 @@ import (
 )
 
 // Names of the VM volumes the operator adds next to the user's disks. The
-// "vmop-" prefix keeps them apart from disk names users pick.
+// CRD refuses disk names starting with "vmop-", which keeps them apart
+// (FuzzAdmittedProfilesBuild found a disk named vmop-cloudinit admitted).
 const (
 	CloudInitVolume     = "vmop-cloudinit"
 	ContainerDiskVolume = "vmop-containerdisk"

@@ -14,7 +14,9 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -43,6 +45,7 @@ type ControlPlane struct {
 	Kubeconfig string
 
 	env               *envtest.Environment
+	stopAtOnce        bool
 	workDir           string
 	controllerManager *exec.Cmd
 	controllerExited  chan error
@@ -73,6 +76,7 @@ type Option func(*settings)
 type settings struct {
 	withoutCRDs    []string
 	withoutOwnCRDs bool
+	stopAtOnce     bool
 }
 
 // WithoutCRDs leaves out the third-party CRD files of test/crds whose names
@@ -88,6 +92,15 @@ func WithoutOwnCRDs() Option {
 	return func(s *settings) { s.withoutOwnCRDs = true }
 }
 
+// StopAtOnce makes Stop kill etcd and kube-apiserver instead of waiting
+// for them to shut down gracefully (up to 20 s each), for test binaries
+// that must exit quickly: go test -fuzz gives each worker process one
+// second to exit once fuzzing ends, then kills it, and a worker killed
+// while stopping its control plane leaves etcd running.
+func StopAtOnce() Option {
+	return func(s *settings) { s.stopAtOnce = true }
+}
+
 // Start runs etcd and kube-apiserver from BinDir and installs the CRDs in
 // deploy/crds and test/crds. The binaries must exist: make controlplane builds them.
 func Start(options ...Option) (*ControlPlane, error) {
@@ -95,6 +108,7 @@ func Start(options ...Option) (*ControlPlane, error) {
 	for _, option := range options {
 		option(&s)
 	}
+	keepDescriptorsFromChildren()
 	bin := BinDir()
 	for _, name := range []string{"etcd", "kube-apiserver"} {
 		if _, err := os.Stat(filepath.Join(bin, name)); err != nil {
@@ -118,13 +132,17 @@ func Start(options ...Option) (*ControlPlane, error) {
 	if s.withoutOwnCRDs {
 		env.CRDDirectoryPaths = nil
 	}
+	if s.stopAtOnce {
+		// Zero means the 20 s default: 1 ns is SIGKILL right after SIGTERM.
+		env.ControlPlaneStopTimeout = time.Nanosecond
+	}
 	config, err := env.Start()
 	if err != nil {
 		// Start leaves etcd and kube-apiserver running when a later step
 		// (installing CRDs) fails.
 		return nil, errors.Join(fmt.Errorf("test control plane: %w", err), env.Stop())
 	}
-	cp := &ControlPlane{Config: config, Scheme: scheme, env: env}
+	cp := &ControlPlane{Config: config, Scheme: scheme, env: env, stopAtOnce: s.stopAtOnce}
 	if err := cp.finishSetup(); err != nil {
 		return nil, errors.Join(err, cp.Stop())
 	}
@@ -224,7 +242,8 @@ func (cp *ControlPlane) Stop() error {
 		_ = cp.controllerManager.Process.Kill()
 		<-cp.controllerExited
 	}
-	if err := cp.env.Stop(); err != nil {
+	// Stopped at once, each process reports that it did not stop in time.
+	if err := cp.env.Stop(); err != nil && !cp.stopAtOnce {
 		errs = append(errs, err)
 	}
 	if cp.workDir != "" {
@@ -233,10 +252,28 @@ func (cp *ControlPlane) Stop() error {
 	return errors.Join(errs...)
 }
 
-// RunTests is a test package's TestMain: it starts a control plane, shares
-// it through shared, runs the tests, stops it and exits with their result.
-func RunTests(m *testing.M, shared **ControlPlane) {
-	cp, err := Start()
+// keepDescriptorsFromChildren marks every descriptor the test binary
+// inherited close-on-exec, so etcd and kube-apiserver do not inherit them:
+// go test -fuzz passes each worker its pipes to the coordinator, and the
+// coordinator waits for the pipe to close, which an etcd outliving a killed
+// worker would hold open for ever.
+func keepDescriptorsFromChildren() {
+	entries, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		return // not Linux: nothing to do for go test -fuzz's sake
+	}
+	for _, entry := range entries {
+		if fd, err := strconv.Atoi(entry.Name()); err == nil && fd > 2 {
+			syscall.CloseOnExec(fd)
+		}
+	}
+}
+
+// RunTests is a test package's TestMain: it starts a control plane with
+// options, shares it through shared, runs the tests, stops it and exits
+// with their result.
+func RunTests(m *testing.M, shared **ControlPlane, options ...Option) {
+	cp, err := Start(options...)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)

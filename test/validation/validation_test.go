@@ -29,8 +29,11 @@ import (
 // cluster is the control plane shared by every test in this package.
 var cluster *controlplane.ControlPlane
 
+// TestMain stops the control plane at once: FuzzAdmittedProfilesBuild runs
+// one in every fuzz worker process, which go test -fuzz kills a second
+// after fuzzing ends.
 func TestMain(m *testing.M) {
-	controlplane.RunTests(m, &cluster)
+	controlplane.RunTests(m, &cluster, controlplane.StopAtOnce())
 }
 
 // invalidCase is one file of testdata/invalid: a profile and what the

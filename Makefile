@@ -171,23 +171,27 @@ docker-push: ## Push both images docker-build made to IMG_REGISTRY.
 ##@ Test
 
 .PHONY: test
-test: $(CONTROL_PLANE) $(OLDEST_CONTROL_PLANE) $(BIN)/promtool $(BIN)/prometheus $(HELM) $(CONTROLLER_GEN) $(CNI_PLUGINS) $(KUBEVIRT_ADMIT) images cloud-init ## Run every test: builds what the tests need into bin/ first (both control planes, promtool, helm, controller-gen, the reference CNI plugins, KubeVirt's admitters, the images; cloud-init is apt-installed when missing), then runs unit, integration and e2e tests, 30 s of fuzzing against the consumers, test-oldest and test-kernel.
+test: $(CONTROL_PLANE) $(OLDEST_CONTROL_PLANE) $(BIN)/promtool $(BIN)/prometheus $(HELM) $(CONTROLLER_GEN) $(CNI_PLUGINS) $(KUBEVIRT_ADMIT) images cloud-init ## Run every test: builds what the tests need into bin/ first (both control planes, promtool, helm, controller-gen, the reference CNI plugins, KubeVirt's admitters, the images; cloud-init is apt-installed when missing), then runs unit, integration and e2e tests, every fuzz target for TEST_FUZZTIME (20 s) each, test-oldest and test-kernel.
 	KUBEBUILDER_ASSETS=$(BIN) go test -count=1 ./...
 	$(MAKE) --no-print-directory fuzz FUZZTIME=$(TEST_FUZZTIME)
 	$(MAKE) --no-print-directory test-oldest
 	$(MAKE) --no-print-directory test-kernel
 
-# How long make test fuzzes; make fuzz alone runs FUZZTIME.
-TEST_FUZZTIME ?= 30s
+# How long make fuzz runs each fuzz target; make test runs each for TEST_FUZZTIME.
+TEST_FUZZTIME ?= 20s
 FUZZTIME ?= 10m
 
 .PHONY: fuzz
-fuzz: $(KUBEVIRT_ADMIT) cloud-init ## Fuzz the builders against the real consumers (a random CRD-valid profile's VM through KubeVirt's admitters, its network-data through cloud-init) for FUZZTIME (default 10m; make test runs 30s).
-	# Each run of the target takes about 0.5 s (two cloud-init renders): the
-	# default minimisation of every new interesting input (up to 60 s each)
-	# would leave little time for new inputs; 5 tries each keeps 220 runs a
-	# minute instead of 8.
+fuzz: $(KUBEVIRT_ADMIT) cloud-init $(ETCD) $(KUBE_APISERVER) ## Run every fuzz target in turn, each for FUZZTIME (default 10m; make test runs each for TEST_FUZZTIME, 20s): the builders against the real consumers (KubeVirt's admitters, cloud-init), the capability-to-label projection against placement, and random profiles through the real kube-apiserver's CRD validation into the builders.
+	# go test -fuzz takes one target a run. The default minimisation of every
+	# new interesting input (up to 60 s each) would leave little time for new
+	# inputs, so each target gets a number of tries worth about a second or
+	# less: a run of the consumers' target takes about 0.5 s (two cloud-init
+	# renders; 5 tries keep 220 runs a minute instead of 8), of the
+	# projection's under 1 ms, of the API's about 6 ms (one dry-run create).
 	go test -run '^$$' -fuzz '^FuzzBuiltObjectsPassTheConsumers$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 5x ./controller/desired/
+	go test -run '^$$' -fuzz '^FuzzNodeLabels$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 1000x ./controller/placement/
+	KUBEBUILDER_ASSETS=$(BIN) go test -run '^$$' -fuzz '^FuzzAdmittedProfilesBuild$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 100x ./test/validation/
 
 .PHONY: test-oldest
 test-oldest: $(OLDEST_CONTROL_PLANE) ## Run the CRD validation catalogue and the chart tests (trust boundaries included) on the oldest Kubernetes the chart admits (bin/kube-1.32, with bin/etcd).

@@ -3,7 +3,8 @@
 // real test control plane reached through KUBECONFIG, and docker-build and
 // docker-push where no Docker engine answers. It also checks what the
 // Dockerfiles build from: base images pinned by digest, and a .dockerignore
-// that leaves in every package the images compile.
+// that leaves in every package the images compile; and that make test
+// builds every tool first and make fuzz runs every fuzz target.
 package maketargets
 
 import (
@@ -13,11 +14,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"syscall"
@@ -543,6 +546,47 @@ func TestMakeTestBuildsEveryToolTheTestsUse(t *testing.T) {
 	} {
 		if !strings.Contains(before, want) {
 			t.Errorf("make -n test on an empty bin/ does not run %q before the tests", want)
+		}
+	}
+}
+
+// TestMakeFuzzRunsEveryFuzzTarget: go test -fuzz takes one target a run,
+// so make fuzz names each; one added to the code and not to the Makefile
+// would never be fuzzed beyond its seeds. Each runs for FUZZTIME.
+func TestMakeFuzzRunsEveryFuzzTarget(t *testing.T) {
+	root := controlplane.RepoRoot()
+	declared := regexp.MustCompile(`(?m)^func (Fuzz\w+)\(\w+ \*testing\.F\)`)
+	var targets []string
+	err := filepath.WalkDir(root, func(path string, entry fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if entry.IsDir() && (entry.Name() == "bin" || entry.Name() == "testdata" || strings.HasPrefix(entry.Name(), ".")) && path != root {
+			return filepath.SkipDir
+		}
+		if entry.IsDir() || !strings.HasSuffix(path, "_test.go") {
+			return nil
+		}
+		raw, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		dir, _ := filepath.Rel(root, filepath.Dir(path))
+		for _, m := range declared.FindAllStringSubmatch(string(raw), -1) {
+			targets = append(targets, `(?m)^.*go test -run '\^\$' -fuzz '\^`+m[1]+`\$' -fuzztime 7m .*\./`+regexp.QuoteMeta(dir)+`/$`)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(targets) < 3 {
+		t.Fatalf("found %d fuzz targets, want at least the 3 of issue 11: %v", len(targets), targets)
+	}
+	out := runMake(t, "", "-n", "fuzz", "FUZZTIME=7m")
+	for _, target := range targets {
+		if !regexp.MustCompile(target).MatchString(out) {
+			t.Errorf("make fuzz runs no line matching %s", target)
 		}
 	}
 }

@@ -161,12 +161,5 @@ func (x *Index) Wanted() []Requirement {
 	return out
 }
 
-// WantedVLANs is Wanted under its former name: the wanted bridges, OVS
-// bridges and links besides the VLANs, which is what its one caller,
-// changedRequirements, must pass to NodeLabels.
-//
-// Deprecated: use Wanted.
-func (x *Index) WantedVLANs() []Requirement { return x.Wanted() }
-
 // WantedChanged signals when the set of wanted labels changed.
 func (x *Index) WantedChanged() <-chan struct{} { return x.wantedChanged }

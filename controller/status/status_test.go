@@ -84,6 +84,12 @@ func TestScheduledAndRestartRequired(t *testing.T) {
 	if c := Scheduled(&Observed{VMI: vmi(kubevirtv1.Running, "node-b")}); c == nil || c.Status != metav1.ConditionTrue {
 		t.Fatalf("scheduled: %+v", c)
 	}
+	// Between placement and KubeVirt's scheduler the condition keeps what
+	// placement found (it used to vanish: one status write more).
+	eligible := &vmv1alpha1.PlacementStatus{EligibleNodes: 3}
+	if c := Scheduled(&Observed{VMI: vmi(kubevirtv1.Scheduling, ""), Placement: eligible}); c == nil || c.Status != metav1.ConditionTrue || c.Message != "3 eligible node(s)" {
+		t.Fatalf("waiting for the scheduler: %+v", c)
+	}
 	if RestartRequired(&Observed{VM: vm(kubevirtv1.VirtualMachineStatusRunning)}) != nil {
 		t.Fatal("no RestartRequired without KubeVirt's condition")
 	}

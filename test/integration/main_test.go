@@ -112,6 +112,9 @@ func startController() error {
 		LeaseNamespace: leaseNamespace, LabelGrace: labelGrace, HostNetworkRevertTimeout: revertTimeout,
 		Logger: observe.ControllerLogger(), MetricsRegistry: prometheus.NewRegistry(),
 		SkipControllerNameValidation: true,
+		// As the chart runs it: several profiles at once, progress-only
+		// status writes folded within a second.
+		ProfileWorkers: 4, StatusInterval: time.Second,
 	})
 	if err != nil {
 		return err

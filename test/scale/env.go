@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"syscall"
 	"time"
 
 	coordinationv1 "k8s.io/api/coordination/v1"
@@ -41,6 +43,23 @@ type Env struct {
 	// Dir holds the run's files: the controller binary, kubeconfigs, logs.
 	Dir    string
 	cancel context.CancelFunc
+	// restartedAPIServer is the kube-apiserver started again by
+	// RestartAPIServer, which Stop must end before the control plane.
+	restartedAPIServer *exec.Cmd
+}
+
+// RestartAPIServer stops kube-apiserver, leaves it down for down, and
+// starts it again with the same arguments.
+func (e *Env) RestartAPIServer(down time.Duration) error {
+	cmd, err := e.Plane.RestartAPIServer(down)
+	if err != nil {
+		return err
+	}
+	if e.restartedAPIServer != nil {
+		_ = e.restartedAPIServer.Process.Kill()
+	}
+	e.restartedAPIServer = cmd
+	return nil
 }
 
 // StartEnv brings up the environment with nodes simulated nodes.
@@ -78,6 +97,16 @@ func StartEnv(nodes int) (env *Env, err error) {
 // Stop ends the simulator and the control plane and removes the run's files.
 func (e *Env) Stop() {
 	e.cancel()
+	if e.restartedAPIServer != nil {
+		_ = e.restartedAPIServer.Process.Signal(syscall.SIGTERM)
+		done := make(chan struct{})
+		go func() { _ = e.restartedAPIServer.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(30 * time.Second):
+			_ = e.restartedAPIServer.Process.Kill()
+		}
+	}
 	if err := e.Plane.Stop(); err != nil {
 		fmt.Fprintln(os.Stderr, "stopping the control plane:", err)
 	}
@@ -148,23 +177,33 @@ func addNode(ctx context.Context, c client.Client, name string) error {
 // StartController starts a vmop-controller process that reaches the
 // apiserver through a new Proxy. Stop the controller before the proxy.
 func (e *Env) StartController(binary, name string, args ...string) (*Controller, *Proxy, error) {
-	proxy, err := StartProxy(e.Plane.Config, ControllerUser)
+	proxy, kubeconfig, err := e.NewProxy(name)
 	if err != nil {
 		return nil, nil, err
 	}
-	kubeconfig, err := proxy.WriteKubeconfig(filepath.Join(e.Dir))
-	if err != nil {
-		return nil, nil, errors.Join(err, proxy.Close())
-	}
-	renamed := filepath.Join(e.Dir, name+".kubeconfig")
-	if err := os.Rename(kubeconfig, renamed); err != nil {
-		return nil, nil, errors.Join(err, proxy.Close())
-	}
-	controller, err := StartController(binary, renamed, filepath.Join(e.Dir, name+".log"), args...)
+	controller, err := StartController(binary, kubeconfig, e.LogPath(name), args...)
 	if err != nil {
 		return nil, nil, errors.Join(err, proxy.Close())
 	}
 	return controller, proxy, nil
+}
+
+// NewProxy starts a proxy for the controller user and writes a kubeconfig
+// for it, named after name.
+func (e *Env) NewProxy(name string) (*Proxy, string, error) {
+	proxy, err := StartProxy(e.Plane.Config, ControllerUser)
+	if err != nil {
+		return nil, "", err
+	}
+	dir := filepath.Join(e.Dir, name)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, "", errors.Join(err, proxy.Close())
+	}
+	kubeconfig, err := proxy.WriteKubeconfig(dir)
+	if err != nil {
+		return nil, "", errors.Join(err, proxy.Close())
+	}
+	return proxy, kubeconfig, nil
 }
 
 // LogPath is where the controller started under name logs.

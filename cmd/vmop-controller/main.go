@@ -11,6 +11,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"runtime/debug"
 	"strings"
 	"time"
 
@@ -23,6 +24,13 @@ import (
 func main() {
 	if len(os.Args) > 1 && (os.Args[1] == commandApplyCRDs || os.Args[1] == commandCleanup) {
 		os.Exit(runHook(os.Args[1], os.Args[2:]))
+	}
+	// The heap is mostly the informer caches, which only grow with the
+	// cluster; collecting at 50 % growth instead of Go's 100 % took RSS
+	// per 1,000 profiles from 52 to 41.5 MiB in make bench, for 1.3 s more
+	// CPU in a 1,000-profile burst. GOGC, when set, still decides.
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(50)
 	}
 	options := manager.Options{}
 	flag.StringVar(&options.MetricsAddress, "metrics-bind-address", ":8080", "address of the /metrics endpoint; 0 disables it")

@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+
+	"github.com/jianfenliu/vmoperator/test/scale"
 )
 
 // faultInjector answers some of the controller's requests with an error
@@ -39,7 +41,7 @@ func (f *faultInjector) fail(method, resource, namespace string, code int) (heal
 
 func (f *faultInjector) wrap(next http.RoundTripper) http.RoundTripper {
 	return roundTripperFunc(func(req *http.Request) (*http.Response, error) {
-		rule := faultRule{req.Method, resourceOf(req.URL.Path), namespaceOf(req.URL.Path)}
+		rule := faultRule{req.Method, scale.ResourceOf(req.URL.Path), namespaceOf(req.URL.Path)}
 		f.mu.Lock()
 		code, hit := f.rules[rule]
 		f.mu.Unlock()

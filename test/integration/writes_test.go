@@ -6,6 +6,8 @@ import (
 	"sort"
 	"strings"
 	"sync"
+
+	"github.com/jianfenliu/vmoperator/test/scale"
 )
 
 // writeCounter counts the controller's write requests by method and
@@ -24,9 +26,9 @@ func (w *writeCounter) wrap(next http.RoundTripper) http.RoundTripper {
 	return roundTripperFunc(func(req *http.Request) (*http.Response, error) {
 		// Leader election renews its Lease every few seconds whatever the
 		// profiles do; the controller writes no other Lease.
-		if req.Method != http.MethodGet && resourceOf(req.URL.Path) != "leases" {
+		if req.Method != http.MethodGet && scale.ResourceOf(req.URL.Path) != "leases" {
 			w.mu.Lock()
-			w.counts[req.Method+" "+resourceOf(req.URL.Path)]++
+			w.counts[req.Method+" "+scale.ResourceOf(req.URL.Path)]++
 			w.mu.Unlock()
 		}
 		return next.RoundTrip(req)
@@ -36,33 +38,6 @@ func (w *writeCounter) wrap(next http.RoundTripper) http.RoundTripper {
 type roundTripperFunc func(*http.Request) (*http.Response, error)
 
 func (f roundTripperFunc) RoundTrip(req *http.Request) (*http.Response, error) { return f(req) }
-
-// resourceOf turns /apis/g/v/namespaces/ns/kind/name/sub into kind[/sub].
-func resourceOf(path string) string {
-	parts := strings.Split(strings.Trim(path, "/"), "/")
-	for i := 0; i+1 < len(parts); i++ {
-		if parts[i] == "namespaces" && i+2 < len(parts) {
-			parts = parts[i+2:]
-			break
-		}
-	}
-	if len(parts) >= 3 && (parts[0] == "api" || parts[0] == "apis") {
-		// cluster-scoped: /api/v1/kind/name or /apis/g/v/kind/name
-		skip := 2
-		if parts[0] == "apis" {
-			skip = 3
-		}
-		parts = parts[min(skip, len(parts)-1):]
-	}
-	switch len(parts) {
-	case 0:
-		return "?"
-	case 3:
-		return parts[0] + "/" + parts[2]
-	default:
-		return parts[0]
-	}
-}
 
 // snapshot copies the counts.
 func (w *writeCounter) snapshot() map[string]int {

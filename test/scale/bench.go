@@ -22,8 +22,10 @@ type BenchOptions struct {
 	Nodes    int
 	// Rest is how long writes are counted after every profile is Running.
 	Rest time.Duration
-	// ControllerArgs are extra flags for vmop-controller.
+	// ControllerArgs are extra flags for vmop-controller, ControllerEnv
+	// extra environment variables ("GOGC=50").
 	ControllerArgs []string
+	ControllerEnv  []string
 	// Progress, when set, receives a line per phase.
 	Progress func(format string, args ...any)
 }
@@ -35,6 +37,7 @@ type BenchResult struct {
 	Workers        int      `json:"workers"`
 	Nodes          int      `json:"nodes"`
 	ControllerArgs []string `json:"controllerArgs"`
+	ControllerEnv  []string `json:"controllerEnv"`
 
 	RawChildren     Seconds `json:"rawChildrenSeconds"`
 	ProfilesCreated Seconds `json:"profilesCreatedSeconds"`
@@ -75,7 +78,7 @@ func Bench(ctx context.Context, options BenchOptions) (*BenchResult, error) {
 	if progress == nil {
 		progress = func(string, ...any) {}
 	}
-	result := &BenchResult{Profiles: options.Profiles, Workers: options.Workers, Nodes: options.Nodes, ControllerArgs: options.ControllerArgs}
+	result := &BenchResult{Profiles: options.Profiles, Workers: options.Workers, Nodes: options.Nodes, ControllerArgs: options.ControllerArgs, ControllerEnv: options.ControllerEnv}
 	env, err := StartEnv(options.Nodes)
 	if err != nil {
 		return nil, err
@@ -111,7 +114,7 @@ func Bench(ctx context.Context, options BenchOptions) (*BenchResult, error) {
 		return nil, err
 	}
 
-	controller, proxy, err := env.StartController(binary, "bench", ControllerFlags(options.ControllerArgs...)...)
+	controller, proxy, err := env.StartController(binary, "bench", options.ControllerEnv, ControllerFlags(options.ControllerArgs...)...)
 	if err != nil {
 		return nil, err
 	}

@@ -58,12 +58,18 @@ var ShortLeaderElection = []string{
 // StartController runs binary with kubeconfig and args, its output
 // appended to logPath.
 func StartController(binary, kubeconfig, logPath string, args ...string) (*Controller, error) {
+	return StartControllerWithEnv(binary, kubeconfig, logPath, nil, args...)
+}
+
+// StartControllerWithEnv is StartController with extra environment
+// variables ("NAME=value") for the controller alone.
+func StartControllerWithEnv(binary, kubeconfig, logPath string, extraEnv []string, args ...string) (*Controller, error) {
 	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
 	if err != nil {
 		return nil, err
 	}
 	cmd := exec.Command(binary, args...)
-	cmd.Env = append(os.Environ(), "KUBECONFIG="+kubeconfig)
+	cmd.Env = append(append(os.Environ(), "KUBECONFIG="+kubeconfig), extraEnv...)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	if err := cmd.Start(); err != nil {
 		logFile.Close()

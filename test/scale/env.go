@@ -176,12 +176,12 @@ func addNode(ctx context.Context, c client.Client, name string) error {
 
 // StartController starts a vmop-controller process that reaches the
 // apiserver through a new Proxy. Stop the controller before the proxy.
-func (e *Env) StartController(binary, name string, args ...string) (*Controller, *Proxy, error) {
+func (e *Env) StartController(binary, name string, extraEnv []string, args ...string) (*Controller, *Proxy, error) {
 	proxy, kubeconfig, err := e.NewProxy(name)
 	if err != nil {
 		return nil, nil, err
 	}
-	controller, err := StartController(binary, kubeconfig, e.LogPath(name), args...)
+	controller, err := StartControllerWithEnv(binary, kubeconfig, e.LogPath(name), extraEnv, args...)
 	if err != nil {
 		return nil, nil, errors.Join(err, proxy.Close())
 	}

@@ -29,9 +29,11 @@ func main() {
 	flag.IntVar(&options.Nodes, "nodes", 20, "how many simulated nodes")
 	flag.DurationVar(&options.Rest, "rest", time.Minute, "how long to count writes once every profile is Running (10m for the record)")
 	controllerArgs := flag.String("controller-args", "", "extra vmop-controller flags, space-separated")
+	controllerEnv := flag.String("controller-env", "", "extra environment variables for vmop-controller (NAME=value), space-separated")
 	jsonPath := flag.String("json", "", "also write the result as JSON to this file")
 	flag.Parse()
 	options.ControllerArgs = strings.Fields(*controllerArgs)
+	options.ControllerEnv = strings.Fields(*controllerEnv)
 	options.Progress = func(format string, args ...any) {
 		fmt.Fprintf(os.Stderr, "%s  "+format+"\n", append([]any{time.Now().Format("15:04:05")}, args...)...)
 	}
@@ -55,7 +57,7 @@ func main() {
 
 func printTable(out io.Writer, r *scale.BenchResult) {
 	w := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
-	fmt.Fprintf(w, "vmop-controller, %d profiles created by %d workers, %d nodes; flags: %s\n", r.Profiles, r.Workers, r.Nodes, strings.Join(r.ControllerArgs, " "))
+	fmt.Fprintf(w, "vmop-controller, %d profiles created by %d workers, %d nodes; flags: %s; environment: %s\n", r.Profiles, r.Workers, r.Nodes, strings.Join(r.ControllerArgs, " "), strings.Join(r.ControllerEnv, " "))
 	fmt.Fprintln(w, "what\tmeasured\ttarget\t")
 	fmt.Fprintf(w, "raw client: every profile's 4 children\t%.2f s\t\t\n", r.RawChildren)
 	fmt.Fprintf(w, "controller: profiles created\t%.2f s\t\t\n", r.ProfilesCreated)

@@ -172,7 +172,9 @@ docker-push: ## Push both images docker-build made to IMG_REGISTRY.
 
 .PHONY: test
 test: $(CONTROL_PLANE) $(OLDEST_CONTROL_PLANE) $(BIN)/promtool $(BIN)/prometheus $(HELM) $(CONTROLLER_GEN) $(CNI_PLUGINS) $(KUBEVIRT_ADMIT) images cloud-init ## Run every test: builds what the tests need into bin/ first (both control planes, promtool, helm, controller-gen, the reference CNI plugins, KubeVirt's admitters, the images; cloud-init is apt-installed when missing), then runs unit, integration and e2e tests, every fuzz target for TEST_FUZZTIME (20 s) each, test-oldest and test-kernel.
-	KUBEBUILDER_ASSETS=$(BIN) go test -count=1 ./...
+	# test/scale's fault tests take about 8 minutes alone on 2 cores, longer
+	# beside the other packages: more than go test's default 10-minute limit.
+	KUBEBUILDER_ASSETS=$(BIN) go test -count=1 -timeout 30m ./...
 	$(MAKE) --no-print-directory fuzz FUZZTIME=$(TEST_FUZZTIME)
 	$(MAKE) --no-print-directory test-oldest
 	$(MAKE) --no-print-directory test-kernel

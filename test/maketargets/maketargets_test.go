@@ -528,9 +528,9 @@ func TestMakeTestBuildsEveryToolTheTestsUse(t *testing.T) {
 	}
 	// Only what comes before the tests counts: sub-makes (test-kernel)
 	// build their own prerequisites later.
-	before, _, found := strings.Cut(string(out), "go test -count=1 ./...")
+	before, _, found := strings.Cut(string(out), "go test -count=1 -timeout 30m ./...")
 	if !found {
-		t.Fatalf("make -n test runs no go test ./...:\n%s", out)
+		t.Fatalf("make -n test runs no go test -timeout 30m ./...:\n%s", out)
 	}
 	for _, want := range []string{
 		"-o " + bin + "/etcd ",

@@ -220,8 +220,9 @@ func (r *Reconciler) writeStatus(ctx context.Context, profile *vmv1alpha1.Virtua
 // before it is written, so that a profile moving through several states
 // within StatusInterval (claim bound, VM created, instance scheduled,
 // running) gets one write for them. A status that says something is wrong
-// is written at once. In make bench this took status writes per profile
-// from 3.3 to the figure in the README.
+// is written at once. It folds states that follow within the interval
+// (two status writes per profile at 60 profiles in make bench); at 1,000,
+// where the simulator takes seconds between states, it saves none (3.3).
 func (r *Reconciler) progressWait(profile *vmv1alpha1.VirtualMachineProfile, observed *status.Observed) time.Duration {
 	if r.StatusInterval <= 0 || status.Warns(observed) {
 		return 0

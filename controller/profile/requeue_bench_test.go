@@ -46,6 +46,33 @@ func requeueNode() *vmv1alpha1.NodeCapabilityStatus {
 	}
 }
 
+// capabilityChanges are kinds of change to one node's report, with how
+// many of requeueIndex's 1,000 profiles each must wake.
+var capabilityChanges = []struct {
+	name   string
+	change func(c *vmv1alpha1.NodeCapabilityStatus)
+	wakes  int
+}{
+	{"unwanted-bridge-gains-a-VLAN", func(c *vmv1alpha1.NodeCapabilityStatus) { c.Bridges[1].Ports[0].VLANs = "300-301" }, 0},
+	{"uplink-carrier-flap", func(c *vmv1alpha1.NodeCapabilityStatus) { c.Uplinks[1].Carrier = false }, 0},
+	{"trunk-loses-VLAN-105", func(c *vmv1alpha1.NodeCapabilityStatus) { c.Bridges[0].Ports[0].VLANs = "1,100-104,106-110" }, 100},
+	{"wanted-bridge-down", func(c *vmv1alpha1.NodeCapabilityStatus) { c.Bridges[0].Up = false }, 1000},
+}
+
+// woken are the profiles the capability event handler would re-queue for
+// a change from requeueNode to what change makes of it.
+func woken(index *placement.Index, change func(c *vmv1alpha1.NodeCapabilityStatus)) map[types.NamespacedName]bool {
+	old, updated := requeueNode(), requeueNode()
+	change(updated)
+	out := map[types.NamespacedName]bool{}
+	for label := range changedRequirements(old, updated, index.Wanted(), nil) {
+		for _, key := range index.Profiles(label) {
+			out[key] = true
+		}
+	}
+	return out
+}
+
 // BenchmarkRequeuesPerCapabilityChange reports how many of 1,000 profiles
 // one node's capability change wakes, by kind of change, and what the
 // mapping costs. A cluster of 10,000 nodes changes nothing here: the
@@ -53,28 +80,11 @@ func requeueNode() *vmv1alpha1.NodeCapabilityStatus {
 // never the other nodes or every profile.
 func BenchmarkRequeuesPerCapabilityChange(b *testing.B) {
 	index := requeueIndex(b)
-	changes := []struct {
-		name   string
-		change func(c *vmv1alpha1.NodeCapabilityStatus)
-	}{
-		{"unwanted-bridge-gains-a-VLAN", func(c *vmv1alpha1.NodeCapabilityStatus) { c.Bridges[1].Ports[0].VLANs = "300-301" }},
-		{"uplink-carrier-flap", func(c *vmv1alpha1.NodeCapabilityStatus) { c.Uplinks[1].Carrier = false }},
-		{"trunk-loses-VLAN-105", func(c *vmv1alpha1.NodeCapabilityStatus) { c.Bridges[0].Ports[0].VLANs = "1,100-104,106-110" }},
-		{"wanted-bridge-down", func(c *vmv1alpha1.NodeCapabilityStatus) { c.Bridges[0].Up = false }},
-	}
-	for _, change := range changes {
-		b.Run(change.name, func(b *testing.B) {
-			old, updated := requeueNode(), requeueNode()
-			change.change(updated)
+	for _, c := range capabilityChanges {
+		b.Run(c.name, func(b *testing.B) {
 			var requeued int
 			for b.Loop() {
-				woken := map[types.NamespacedName]bool{}
-				for label := range changedRequirements(old, updated, index.Wanted(), nil) {
-					for _, key := range index.Profiles(label) {
-						woken[key] = true
-					}
-				}
-				requeued = len(woken)
+				requeued = len(woken(index, c.change))
 			}
 			b.ReportMetric(float64(requeued), "requeues/change")
 		})
@@ -107,27 +117,9 @@ func BenchmarkNodeLabelProjection10000Nodes(b *testing.B) {
 // profiles on that VLAN, and the bridge going down wakes all on it.
 func TestCapabilityChangeWakesOnlyAffectedProfiles(t *testing.T) {
 	index := requeueIndex(t)
-	cases := []struct {
-		name   string
-		change func(c *vmv1alpha1.NodeCapabilityStatus)
-		want   int
-	}{
-		{"unwanted bridge gains a VLAN", func(c *vmv1alpha1.NodeCapabilityStatus) { c.Bridges[1].Ports[0].VLANs = "300-301" }, 0},
-		{"uplink carrier flap", func(c *vmv1alpha1.NodeCapabilityStatus) { c.Uplinks[1].Carrier = false }, 0},
-		{"trunk loses VLAN 105", func(c *vmv1alpha1.NodeCapabilityStatus) { c.Bridges[0].Ports[0].VLANs = "1,100-104,106-110" }, 100},
-		{"wanted bridge down", func(c *vmv1alpha1.NodeCapabilityStatus) { c.Bridges[0].Up = false }, 1000},
-	}
-	for _, tc := range cases {
-		old, updated := requeueNode(), requeueNode()
-		tc.change(updated)
-		woken := map[types.NamespacedName]bool{}
-		for label := range changedRequirements(old, updated, index.Wanted(), nil) {
-			for _, key := range index.Profiles(label) {
-				woken[key] = true
-			}
-		}
-		if len(woken) != tc.want {
-			t.Errorf("%s woke %d profiles, want %d", tc.name, len(woken), tc.want)
+	for _, c := range capabilityChanges {
+		if got := len(woken(index, c.change)); got != c.wakes {
+			t.Errorf("%s woke %d profiles, want %d", c.name, got, c.wakes)
 		}
 	}
 }

@@ -231,6 +231,13 @@ func TestBuildConditions(t *testing.T) {
 				vmv1alpha1.ConditionNetworkReady, networkOK),
 		},
 		{
+			name: "KVM from sysfs alone, as the chart's agent sees it (no device node)",
+			in:   Input{KVM: vmv1alpha1.KVMStatus{Available: true, Vendor: "intel"}},
+			want: with(with(with(allProbed(), vmv1alpha1.ConditionReady, readyOK),
+				vmv1alpha1.ConditionKVMReady, ok(vmv1alpha1.ReasonKVMAvailable, "the kernel offers /dev/kvm; intel, nested virtualisation off")),
+				vmv1alpha1.ConditionNetworkReady, networkOK),
+		},
+		{
 			name: "no KVM, one PF skipped, one policy unverified",
 			in: Input{
 				KVM:        vmv1alpha1.KVMStatus{Reason: "no KVM device: /dev/kvm does not exist"},

@@ -57,7 +57,7 @@ func parseFlags(args []string) (options, error) {
 	fs.DurationVar(&o.leaseRenew, "lease-renew-interval", 10*time.Second, "how often the Lease is renewed")
 	fs.StringVar(&o.metricsAddr, "metrics-bind-address", ":9464", "address of /metrics; empty disables it")
 	fs.StringVar(&o.healthAddr, "health-probe-bind-address", ":8081", "address of /healthz and /readyz")
-	fs.StringVar(&o.kvmDevice, "kvm-device", "/dev/kvm", "KVM device to probe")
+	fs.StringVar(&o.kvmDevice, "kvm-device", "/dev/kvm", "KVM device node to ask the API version of, where it opens; KVM availability comes from sysfs (class/misc/kvm), so empty never opens a device (the chart's agent holds none)")
 	fs.StringVar(&o.sysfsRoot, "sysfs-root", "/sys", "sysfs mount to read SR-IOV, KVM module parameters and link speeds from")
 	fs.StringVar(&o.procRoot, "procfs-root", "/proc", "procfs mount to read cpuinfo from")
 	fs.StringVar(&o.netnsPath, "netns", "", "network namespace to probe (a /proc/PID/ns/net or /run/netns path); empty means the agent's own")

@@ -89,7 +89,8 @@ func (k *KVM) miscDevice(vendor string) (bool, string) {
 	case !errors.Is(err, os.ErrNotExist):
 		return false, fmt.Sprintf("reading %s: %v", path, err)
 	}
-	return false, "the kernel offers no /dev/kvm (no " + path + "): " + k.whyNoDevice(vendor)
+	// The reason names no host path, so it reads the same wherever sysfs is mounted.
+	return false, "the kernel offers no /dev/kvm (no kvm misc device in sysfs): " + k.whyNoDevice(vendor)
 }
 
 // whyNoDevice guesses the missing piece from the CPU flag and the loaded

@@ -112,7 +112,7 @@ func TestKVMFromSysfs(t *testing.T) {
 		{name: "misc device, no device node given", misc: "10:232", flags: "vmx", modules: []string{"kvm_intel"}, wantAvailable: true},
 		{name: "misc device, device node absent in the pod", misc: "10:232", flags: "svm", device: missing, wantAvailable: true},
 		{name: "misc device with a wrong number", misc: "10:99", flags: "vmx", wantReason: "the kernel's kvm misc device is 10:99, want 10:232"},
-		{name: "no misc device, vmx without kvm_intel", flags: "fpu vmx", wantReason: "the kernel offers no /dev/kvm (no "},
+		{name: "no misc device, vmx without kvm_intel", flags: "fpu vmx", wantReason: "the kernel offers no /dev/kvm (no kvm misc device in sysfs): "},
 		{name: "no misc device, vmx without kvm_intel names it", flags: "fpu vmx", wantReason: "the CPU advertises vmx but kvm_intel is not loaded"},
 		{name: "no misc device, svm with kvm_amd loaded", flags: "svm", modules: []string{"kvm", "kvm_amd"}, wantReason: "kvm_amd is loaded but registered no device"},
 		{name: "no misc device, no virtualisation flag", flags: "fpu hypervisor", wantReason: "the CPU advertises neither vmx nor svm"},

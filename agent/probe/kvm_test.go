@@ -186,3 +186,30 @@ func TestJudgeAPIVersion(t *testing.T) {
 		})
 	}
 }
+
+// TestIsVF reads a VF's physfn link from a sysfs tree the test writes.
+func TestIsVF(t *testing.T) {
+	sysfs := t.TempDir()
+	pf := filepath.Join(sysfs, "devices", "pci0000:00", "0000:3b:00.0")
+	vf := filepath.Join(sysfs, "devices", "pci0000:00", "0000:3b:02.0")
+	mustWrite(t, filepath.Join(pf, "sriov_totalvfs"), "8\n")
+	mustWrite(t, filepath.Join(vf, "vendor"), "0x8086\n")
+	if err := os.Symlink(pf, filepath.Join(vf, "physfn")); err != nil {
+		t.Fatal(err)
+	}
+	for name, device := range map[string]string{"ens1f0": pf, "ens1f0v0": vf} {
+		if err := os.MkdirAll(filepath.Join(sysfs, "class", "net", name), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Symlink(device, filepath.Join(sysfs, "class", "net", name, "device")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	links := NewLinks(nil, sysfs)
+	if links.isVF("ens1f0") || !links.isVF("ens1f0v0") || links.isVF("missing") {
+		t.Errorf("isVF: PF %v, VF %v, missing %v; want false, true, false", links.isVF("ens1f0"), links.isVF("ens1f0v0"), links.isVF("missing"))
+	}
+	if NewLinks(nil, "").isVF("ens1f0v0") {
+		t.Error("without a sysfs root no link is a VF")
+	}
+}

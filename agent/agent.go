@@ -54,7 +54,7 @@ type Agent struct {
 	log          logr.Logger
 
 	// Results of the last full round, reused by event rounds: netlink events
-	// say nothing about /dev/kvm or sysfs SR-IOV counts.
+	// say nothing about KVM or sysfs SR-IOV counts.
 	kvmStatus  vmv1alpha1.KVMStatus
 	pfs        []vmv1alpha1.SRIOVPF
 	sriovProbe capability.Outcome

@@ -117,12 +117,12 @@ func TestAgentLimitsCountedPorts(t *testing.T) {
 		t.Errorf("VLANCountersReady = %s %s %q, want False %s", c.Status, c.Reason, c.Message, vmv1alpha1.ReasonPortLimitReached)
 	}
 	want := `
-# HELP vmop_node_vlan_counter_ports Ports the per-VLAN counters are planned on (counted) and ports left out because the node has more than the agent's --vlan-counter-max-ports (skipped).
-# TYPE vmop_node_vlan_counter_ports gauge
-vmop_node_vlan_counter_ports{state="counted"} 2
-vmop_node_vlan_counter_ports{state="skipped"} 1
+# HELP vmop_node_vlan_ports Ports for per-VLAN counting: counted, and skipped (left out because the node has more than the agent's --vlan-counter-max-ports).
+# TYPE vmop_node_vlan_ports gauge
+vmop_node_vlan_ports{state="counted"} 2
+vmop_node_vlan_ports{state="skipped"} 1
 `
-	if err := testutil.GatherAndCompare(agent.metrics.Registry, strings.NewReader(want), "vmop_node_vlan_counter_ports"); err != nil {
+	if err := testutil.GatherAndCompare(agent.metrics.Registry, strings.NewReader(want), "vmop_node_vlan_ports"); err != nil {
 		t.Error(err)
 	}
 	// up2 comes last by name: frames on it are not counted, on up0 they are.

@@ -79,8 +79,8 @@ func NewNode(version string) *Node {
 			Help: "1 when the per-VLAN eBPF counters are attached to every uplink and bridge port; 0 when BPF is unavailable, some port failed or the port limit left some out (the NodeCapability's VLANCountersReady condition says why).",
 		}),
 		vlanPorts: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "vmop_node_vlan_counter_ports",
-			Help: "Ports the per-VLAN counters are planned on (counted) and ports left out because the node has more than the agent's --vlan-counter-max-ports (skipped).",
+			Name: "vmop_node_vlan_ports",
+			Help: "Ports for per-VLAN counting: counted, and skipped (left out because the node has more than the agent's --vlan-counter-max-ports).",
 		}, []string{"state"}),
 		vlans: newVLANCollector(),
 	}

@@ -88,13 +88,13 @@ vmop_node_policies{state="verified"} 2
 vmop_node_sriov_vfs{pf="ens2f1",state="configured"} 4
 vmop_node_sriov_vfs{pf="ens2f1",state="in_use"} 0
 vmop_node_sriov_vfs{pf="ens2f1",state="total"} 8
-# HELP vmop_node_vlan_counter_ports Ports the per-VLAN counters are planned on (counted) and ports left out because the node has more than the agent's --vlan-counter-max-ports (skipped).
-# TYPE vmop_node_vlan_counter_ports gauge
-vmop_node_vlan_counter_ports{state="counted"} 64
-vmop_node_vlan_counter_ports{state="skipped"} 192
+# HELP vmop_node_vlan_ports Ports for per-VLAN counting: counted, and skipped (left out because the node has more than the agent's --vlan-counter-max-ports).
+# TYPE vmop_node_vlan_ports gauge
+vmop_node_vlan_ports{state="counted"} 64
+vmop_node_vlan_ports{state="skipped"} 192
 `
 	names := []string{"vmop_node_capability_writes_total", "vmop_node_kvm_available", "vmop_node_netlink_subscription_restarts_total",
-		"vmop_node_policies", "vmop_node_sriov_vfs", "vmop_node_vlan_counter_ports"}
+		"vmop_node_policies", "vmop_node_sriov_vfs", "vmop_node_vlan_ports"}
 	if err := testutil.GatherAndCompare(n.Registry, strings.NewReader(want), names...); err != nil {
 		t.Error(err)
 	}

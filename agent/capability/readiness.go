@@ -85,7 +85,7 @@ func vlanCountersCondition(v VLANCounting) metav1.Condition {
 		return condition(vmv1alpha1.ConditionVLANCountersReady, false, vmv1alpha1.ReasonAttachFailed, oneLine(v.Err))
 	case v.Cut > 0:
 		return condition(vmv1alpha1.ConditionVLANCountersReady, false, vmv1alpha1.ReasonPortLimitReached, fmt.Sprintf(
-			"more ports to count than --vlan-counter-max-ports=%d: counting on the first %d (PFs, bonds, uplinks, then bridge ports, by name); vmop_node_vlan_counter_ports{state=\"skipped\"} says how many are not",
+			"more ports to count than --vlan-counter-max-ports=%d: counting on the first %d (PFs, bonds, uplinks, then bridge ports, by name); vmop_node_vlan_ports{state=\"skipped\"} says how many are not",
 			v.MaxPorts, v.MaxPorts))
 	case v.Hook == "none":
 		return condition(vmv1alpha1.ConditionVLANCountersReady, true, vmv1alpha1.ReasonCounting, "no uplink or bridge port to count on")

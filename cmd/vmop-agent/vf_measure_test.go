@@ -123,8 +123,8 @@ func measureVFNode(t *testing.T, bin string, maxPorts int) footprint {
 	time.Sleep(2 * time.Second)
 	_, scrape := get("http://" + metricsAddr + "/metrics")
 	fp := footprint{
-		counted: gaugeValue(t, scrape, `vmop_node_vlan_counter_ports{state="counted"}`),
-		skipped: gaugeValue(t, scrape, `vmop_node_vlan_counter_ports{state="skipped"}`),
+		counted: gaugeValue(t, scrape, `vmop_node_vlan_ports{state="counted"}`),
+		skipped: gaugeValue(t, scrape, `vmop_node_vlan_ports{state="skipped"}`),
 		rss:     statusKiB(t, cmd.Process.Pid, "VmRSS:") * 1024, rssPeak: statusKiB(t, cmd.Process.Pid, "VmHWM:") * 1024,
 		cgroupPeak: cgroup.peak(t),
 	}

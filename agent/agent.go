@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync/atomic"
 	"time"
 
@@ -45,6 +46,7 @@ type Agent struct {
 	sriov        probe.SRIOVProber
 	verifier     PolicyVerifier // nil: no policy verification
 	vlans        VLANCounter    // nil: no per-VLAN counters
+	vlanMaxPorts int            // most ports counted; 0: no limit
 	rounds       *liveness.Loop // nil: rounds are not tracked for /healthz
 	publisher    Publisher
 	metrics      *metrics.Node
@@ -52,7 +54,7 @@ type Agent struct {
 	log          logr.Logger
 
 	// Results of the last full round, reused by event rounds: netlink events
-	// say nothing about /dev/kvm or sysfs SR-IOV counts.
+	// say nothing about KVM or sysfs SR-IOV counts.
 	kvmStatus  vmv1alpha1.KVMStatus
 	pfs        []vmv1alpha1.SRIOVPF
 	sriovProbe capability.Outcome
@@ -92,6 +94,10 @@ func WithPolicyVerifier(v PolicyVerifier) Option { return func(a *Agent) { a.ver
 // WithVLANCounter keeps per-VLAN counters on the node's uplinks and bridge
 // ports, re-planned every round whose link dump succeeded.
 func WithVLANCounter(v VLANCounter) Option { return func(a *Agent) { a.vlans = v } }
+
+// WithVLANPortLimit counts on at most max ports (vlantraffic.Limit), so
+// the counters' memory does not grow with the node's links.
+func WithVLANPortLimit(max int) Option { return func(a *Agent) { a.vlanMaxPorts = max } }
 
 // WithRoundLiveness reports the start and end of every round to l, so a
 // health check can tell when the round loop is wedged.
@@ -225,12 +231,17 @@ func (a *Agent) countVLANs(in *capability.Input, linksFresh bool) {
 	}
 	if linksFresh {
 		ports, inUse := vlantraffic.Plan(in.Links, capability.RelevantLinks(in.Links, in.ExtraUplinks, pfNames(in.SRIOV)))
+		ports, cut := vlantraffic.Limit(ports, a.vlanMaxPorts)
+		if cut > 0 && a.vlanCounting.Cut == 0 {
+			a.log.Error(fmt.Errorf("%d more ports than --vlan-counter-max-ports=%d", cut, a.vlanMaxPorts), "per-VLAN counters are not attached everywhere")
+		}
 		var err error
 		timed(a.metrics, "vlan_counters", func() { err = a.vlans.Sync(ports, inUse) })
 		if err != nil && (a.vlanCounting.Err == nil || err.Error() != a.vlanCounting.Err.Error()) {
 			a.log.Error(err, "per-VLAN counters are not attached everywhere")
 		}
-		a.vlanCounting = capability.VLANCounting{Hook: a.vlans.Hook(), Err: err, Unavailable: errors.Is(err, vlantraffic.ErrUnavailable)}
+		a.vlanCounting = capability.VLANCounting{Hook: a.vlans.Hook(), Err: err, Unavailable: errors.Is(err, vlantraffic.ErrUnavailable),
+			Counted: len(ports), Cut: cut, MaxPorts: a.vlanMaxPorts}
 	}
 	counting := a.vlanCounting
 	in.VLANCounting = &counting
@@ -288,8 +299,13 @@ func (a *Agent) recordMetrics(in capability.Input, linksFresh bool) {
 	if linksFresh {
 		a.metrics.SetLinks(linkSamples(capability.RelevantLinks(in.Links, in.ExtraUplinks, pfNames(in.SRIOV))))
 	}
-	if in.VLANCounting != nil {
-		a.metrics.SetVLANCounting(!in.VLANCounting.Unavailable && in.VLANCounting.Err == nil)
+	if v := in.VLANCounting; v != nil {
+		a.metrics.SetVLANCounting(!v.Unavailable && v.Err == nil && v.Cut == 0)
+		counted := v.Counted
+		if v.Unavailable {
+			counted = 0
+		}
+		a.metrics.SetVLANCounterPorts(counted, v.Cut)
 	}
 }
 

@@ -82,11 +82,64 @@ func TestAgentWithoutVLANCountersSaysWhy(t *testing.T) {
 func assertAvailable(t *testing.T, agent *running, want int) {
 	t.Helper()
 	expected := fmt.Sprintf(`
-# HELP vmop_node_vlan_counters_available 1 when the per-VLAN eBPF counters are attached to every uplink and bridge port; 0 when BPF is unavailable or some port failed (the NodeCapability's VLANCountersReady condition says why).
+# HELP vmop_node_vlan_counters_available 1 when the per-VLAN eBPF counters are attached to every uplink and bridge port; 0 when BPF is unavailable, some port failed or the port limit left some out (the NodeCapability's VLANCountersReady condition says why).
 # TYPE vmop_node_vlan_counters_available gauge
 vmop_node_vlan_counters_available %d
 `, want)
 	if err := testutil.GatherAndCompare(agent.metrics.Registry, strings.NewReader(expected), "vmop_node_vlan_counters_available"); err != nil {
 		t.Error(err)
 	}
+}
+
+// TestAgentLimitsCountedPorts: with more uplinks than the port limit, the
+// agent counts on the first ones by name, says PortLimitReached, and the
+// metrics say how many ports are counted and skipped.
+func TestAgentLimitsCountedPorts(t *testing.T) {
+	const node = "node-vlan-port-limit"
+	createNode(t, node)
+	ns := netnstest.New(t)
+	ns.NoIPv6(t)
+	for _, name := range []string{"up0", "up1", "up2"} {
+		ns.VethPair(t, name, name+"-peer", "")
+	}
+	counter, err := vlantraffic.New(ns.NS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(counter.Close)
+	cfg := watch.Config{Debounce: 100 * time.Millisecond, MinInterval: 200 * time.Millisecond, Resync: time.Minute}
+	agent := startAgent(t, node, ns, cfg, WithExtraUplinks("up0", "up1", "up2"), WithVLANCounter(counter), WithVLANPortLimit(2))
+	waitStored(t, node, 10*time.Second, "VLANCountersReady", func(nc *vmv1alpha1.NodeCapability) bool {
+		return meta.FindStatusCondition(nc.Status.Conditions, vmv1alpha1.ConditionVLANCountersReady) != nil
+	})
+	c := meta.FindStatusCondition(stored(t, node).Status.Conditions, vmv1alpha1.ConditionVLANCountersReady)
+	if c.Status != "False" || c.Reason != vmv1alpha1.ReasonPortLimitReached || !strings.Contains(c.Message, "--vlan-counter-max-ports=2") {
+		t.Errorf("VLANCountersReady = %s %s %q, want False %s", c.Status, c.Reason, c.Message, vmv1alpha1.ReasonPortLimitReached)
+	}
+	want := `
+# HELP vmop_node_vlan_ports Ports for per-VLAN counting: counted, and skipped (left out because the node has more than the agent's --vlan-counter-max-ports).
+# TYPE vmop_node_vlan_ports gauge
+vmop_node_vlan_ports{state="counted"} 2
+vmop_node_vlan_ports{state="skipped"} 1
+`
+	if err := testutil.GatherAndCompare(agent.metrics.Registry, strings.NewReader(want), "vmop_node_vlan_ports"); err != nil {
+		t.Error(err)
+	}
+	// up2 comes last by name: frames on it are not counted, on up0 they are.
+	ns.Send(t, "up0-peer", 3, netnstest.Frame(42, 60))
+	ns.Send(t, "up2-peer", 3, netnstest.Frame(42, 60))
+	waitFor(t, 5*time.Second, "frames counted on up0", func() bool {
+		for _, s := range counter.Samples() {
+			if s.Interface == "up0" && s.RxPackets == 3 {
+				return true
+			}
+		}
+		return false
+	})
+	for _, s := range counter.Samples() {
+		if s.Interface == "up2" {
+			t.Errorf("up2 is past the limit but counted: %+v", s)
+		}
+	}
+	assertAvailable(t, agent, 0)
 }

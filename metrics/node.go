@@ -39,6 +39,7 @@ type Node struct {
 	sriov        *prometheus.GaugeVec
 	links        *linkCollector
 	vlanCounting prometheus.Gauge
+	vlanPorts    *prometheus.GaugeVec
 	vlans        *vlanCollector
 }
 
@@ -62,7 +63,7 @@ func NewNode(version string) *Node {
 		}, []string{"subscription"}),
 		kvmAvailable: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "vmop_node_kvm_available",
-			Help: "1 when /dev/kvm opens and answers KVM API version 12.",
+			Help: "1 when the kernel offers /dev/kvm (its misc device is in sysfs), and a device node the agent can open answers KVM API version 12.",
 		}),
 		policies: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "vmop_node_policies",
@@ -75,8 +76,12 @@ func NewNode(version string) *Node {
 		links: newLinkCollector(),
 		vlanCounting: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "vmop_node_vlan_counters_available",
-			Help: "1 when the per-VLAN eBPF counters are attached to every uplink and bridge port; 0 when BPF is unavailable or some port failed (the NodeCapability's VLANCountersReady condition says why).",
+			Help: "1 when the per-VLAN eBPF counters are attached to every uplink and bridge port; 0 when BPF is unavailable, some port failed or the port limit left some out (the NodeCapability's VLANCountersReady condition says why).",
 		}),
+		vlanPorts: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "vmop_node_vlan_ports",
+			Help: "Ports for per-VLAN counting: counted, and skipped (left out because the node has more than the agent's --vlan-counter-max-ports).",
+		}, []string{"state"}),
 		vlans: newVLANCollector(),
 	}
 	buildInfo := prometheus.NewGauge(prometheus.GaugeOpts{
@@ -86,7 +91,7 @@ func NewNode(version string) *Node {
 	})
 	buildInfo.Set(1)
 	n.Registry.MustRegister(n.ProbeDuration, n.CapabilityWrites, n.SubscriptionRestarts,
-		n.kvmAvailable, n.policies, n.sriov, n.links, n.vlanCounting, n.vlans, buildInfo)
+		n.kvmAvailable, n.policies, n.sriov, n.links, n.vlanCounting, n.vlanPorts, n.vlans, buildInfo)
 	for _, s := range []string{"link", "addr"} {
 		n.SubscriptionRestarts.WithLabelValues(s) // present at zero, so alerts can use rate()
 	}
@@ -122,6 +127,13 @@ func (n *Node) SetLinks(samples []LinkSample) {
 // SetVLANCounting records whether the per-VLAN counters work everywhere.
 func (n *Node) SetVLANCounting(ok bool) {
 	n.vlanCounting.Set(boolValue(ok))
+}
+
+// SetVLANCounterPorts records how many ports are counted and how many the
+// port limit left out.
+func (n *Node) SetVLANCounterPorts(counted, skipped int) {
+	n.vlanPorts.WithLabelValues("counted").Set(float64(counted))
+	n.vlanPorts.WithLabelValues("skipped").Set(float64(skipped))
 }
 
 // SetVLANSource gives the function that reads the per-VLAN counters at

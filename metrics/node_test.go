@@ -67,11 +67,12 @@ func TestNodeScalarMetrics(t *testing.T) {
 	n.SetSRIOV([]PFSample{{Name: "ens2f1", Total: 8, Configured: 4, InUse: 0}}) // ens2f0 gone
 	n.CapabilityWrites.Inc()
 	n.SubscriptionRestarts.WithLabelValues("link").Inc()
+	n.SetVLANCounterPorts(64, 192)
 	want := `
 # HELP vmop_node_capability_writes_total Writes of this node's NodeCapability (create or status update); zero at rest.
 # TYPE vmop_node_capability_writes_total counter
 vmop_node_capability_writes_total 1
-# HELP vmop_node_kvm_available 1 when /dev/kvm opens and answers KVM API version 12.
+# HELP vmop_node_kvm_available 1 when the kernel offers /dev/kvm (its misc device is in sysfs), and a device node the agent can open answers KVM API version 12.
 # TYPE vmop_node_kvm_available gauge
 vmop_node_kvm_available 1
 # HELP vmop_node_netlink_subscription_restarts_total Netlink subscriptions re-established after they failed or closed, by subscription (link, addr).
@@ -87,9 +88,13 @@ vmop_node_policies{state="verified"} 2
 vmop_node_sriov_vfs{pf="ens2f1",state="configured"} 4
 vmop_node_sriov_vfs{pf="ens2f1",state="in_use"} 0
 vmop_node_sriov_vfs{pf="ens2f1",state="total"} 8
+# HELP vmop_node_vlan_ports Ports for per-VLAN counting: counted, and skipped (left out because the node has more than the agent's --vlan-counter-max-ports).
+# TYPE vmop_node_vlan_ports gauge
+vmop_node_vlan_ports{state="counted"} 64
+vmop_node_vlan_ports{state="skipped"} 192
 `
 	names := []string{"vmop_node_capability_writes_total", "vmop_node_kvm_available", "vmop_node_netlink_subscription_restarts_total",
-		"vmop_node_policies", "vmop_node_sriov_vfs"}
+		"vmop_node_policies", "vmop_node_sriov_vfs", "vmop_node_vlan_ports"}
 	if err := testutil.GatherAndCompare(n.Registry, strings.NewReader(want), names...); err != nil {
 		t.Error(err)
 	}
@@ -128,7 +133,7 @@ func TestNodeVLANMetricsAreReadAtScrapeTime(t *testing.T) {
 	n.SetVLANCounting(true)
 	rx = 4 // a scrape reads the counters as they are then
 	want := `
-# HELP vmop_node_vlan_counters_available 1 when the per-VLAN eBPF counters are attached to every uplink and bridge port; 0 when BPF is unavailable or some port failed (the NodeCapability's VLANCountersReady condition says why).
+# HELP vmop_node_vlan_counters_available 1 when the per-VLAN eBPF counters are attached to every uplink and bridge port; 0 when BPF is unavailable, some port failed or the port limit left some out (the NodeCapability's VLANCountersReady condition says why).
 # TYPE vmop_node_vlan_counters_available gauge
 vmop_node_vlan_counters_available 1
 # HELP vmop_node_vlan_disallowed_packets_total Frames received with a VLAN the port does not carry; the bridge (or the kernel) drops them. Usually a switch port trunking VLANs the host does not expect.

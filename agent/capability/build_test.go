@@ -3,6 +3,7 @@ package capability
 import (
 	"errors"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -231,6 +232,13 @@ func TestBuildConditions(t *testing.T) {
 				vmv1alpha1.ConditionNetworkReady, networkOK),
 		},
 		{
+			name: "KVM from sysfs alone, as the chart's agent sees it (no device node)",
+			in:   Input{KVM: vmv1alpha1.KVMStatus{Available: true, Vendor: "intel"}},
+			want: with(with(with(allProbed(), vmv1alpha1.ConditionReady, readyOK),
+				vmv1alpha1.ConditionKVMReady, ok(vmv1alpha1.ReasonKVMAvailable, "the kernel offers /dev/kvm; intel, nested virtualisation off")),
+				vmv1alpha1.ConditionNetworkReady, networkOK),
+		},
+		{
 			name: "no KVM, one PF skipped, one policy unverified",
 			in: Input{
 				KVM:        vmv1alpha1.KVMStatus{Reason: "no KVM device: /dev/kvm does not exist"},
@@ -386,5 +394,35 @@ func TestMergeConditions(t *testing.T) {
 	}
 	if got[0].Message != "new" {
 		t.Errorf("message not refreshed: %q", got[0].Message)
+	}
+}
+
+// TestVLANCountersCondition: unavailable outranks a failed attach, which
+// outranks the port limit; the message never counts ports, so a port
+// coming or going past the limit costs no write.
+func TestVLANCountersCondition(t *testing.T) {
+	cases := []struct {
+		name       string
+		in         VLANCounting
+		wantStatus metav1.ConditionStatus
+		wantReason string
+		wantIn     string
+	}{
+		{name: "counting", in: VLANCounting{Hook: "tcx", Counted: 3, MaxPorts: 64}, wantStatus: "True", wantReason: vmv1alpha1.ReasonCounting, wantIn: "with tcx"},
+		{name: "limit", in: VLANCounting{Hook: "tcx", Counted: 64, Cut: 192, MaxPorts: 64}, wantStatus: "False", wantReason: vmv1alpha1.ReasonPortLimitReached, wantIn: "--vlan-counter-max-ports=64"},
+		{name: "attach failed past the limit", in: VLANCounting{Hook: "tcx", Err: errors.New("port eth1: boom"), Cut: 1, MaxPorts: 1}, wantStatus: "False", wantReason: vmv1alpha1.ReasonAttachFailed, wantIn: "boom"},
+		{name: "unavailable", in: VLANCounting{Hook: "none", Err: errors.New("no CAP_BPF"), Unavailable: true, Cut: 5, MaxPorts: 1}, wantStatus: "False", wantReason: vmv1alpha1.ReasonBPFUnavailable, wantIn: "no CAP_BPF"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c := vlanCountersCondition(tc.in)
+			if c.Status != tc.wantStatus || c.Reason != tc.wantReason || !strings.Contains(c.Message, tc.wantIn) {
+				t.Errorf("got %s %s %q, want %s %s containing %q", c.Status, c.Reason, c.Message, tc.wantStatus, tc.wantReason, tc.wantIn)
+			}
+		})
+	}
+	more := VLANCounting{Hook: "tcx", Counted: 64, Cut: 193, MaxPorts: 64}
+	if a, b := vlanCountersCondition(cases[1].in), vlanCountersCondition(more); a != b {
+		t.Errorf("one more port past the limit changed the condition: %+v vs %+v", a, b)
 	}
 }

@@ -70,6 +70,9 @@ type VLANCounting struct {
 	// all of them, because the programs cannot be loaded here.
 	Err         error
 	Unavailable bool
+	// Counted are the ports planned for counting, Cut those left out by the
+	// limit MaxPorts (vlantraffic.Limit).
+	Counted, Cut, MaxPorts int
 }
 
 // vlanCountersCondition never counts ports in its message, so that a port
@@ -80,6 +83,10 @@ func vlanCountersCondition(v VLANCounting) metav1.Condition {
 		return condition(vmv1alpha1.ConditionVLANCountersReady, false, vmv1alpha1.ReasonBPFUnavailable, oneLine(v.Err))
 	case v.Err != nil:
 		return condition(vmv1alpha1.ConditionVLANCountersReady, false, vmv1alpha1.ReasonAttachFailed, oneLine(v.Err))
+	case v.Cut > 0:
+		return condition(vmv1alpha1.ConditionVLANCountersReady, false, vmv1alpha1.ReasonPortLimitReached, fmt.Sprintf(
+			"more ports to count than --vlan-counter-max-ports=%d: counting on the first %d (PFs, bonds, uplinks, then bridge ports, by name); vmop_node_vlan_ports{state=\"skipped\"} says how many are not",
+			v.MaxPorts, v.MaxPorts))
 	case v.Hook == "none":
 		return condition(vmv1alpha1.ConditionVLANCountersReady, true, vmv1alpha1.ReasonCounting, "no uplink or bridge port to count on")
 	}
@@ -141,7 +148,12 @@ func kvmCondition(kvm vmv1alpha1.KVMStatus) metav1.Condition {
 	if !kvm.Available {
 		return condition(vmv1alpha1.ConditionKVMReady, false, vmv1alpha1.ReasonKVMUnavailable, kvm.Reason)
 	}
-	msg := fmt.Sprintf("KVM API version %d", kvm.APIVersion)
+	// The agent in the chart holds no device: the kernel's misc device
+	// vouches for /dev/kvm, and no API version was asked.
+	msg := "the kernel offers /dev/kvm"
+	if kvm.APIVersion != 0 {
+		msg = fmt.Sprintf("KVM API version %d", kvm.APIVersion)
+	}
 	switch {
 	case kvm.Vendor == "":
 		msg += "; the CPU advertises neither vmx nor svm"

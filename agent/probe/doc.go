@@ -1,5 +1,6 @@
 // Package probe reads what a node can offer VMs straight from the kernel:
-// KVM through /dev/kvm and module parameters, links (bridges, VLANs, bonds,
+// KVM through its misc device and module parameters in sysfs (no device
+// unit needed), links (bridges, VLANs, bonds,
 // OVS datapaths, uplinks, and whether a link's peer is in another
 // namespace, as a pod's veth's is) and bridge port VLANs through netlink in
 // a given network namespace, and SR-IOV physical functions through sysfs.

@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	vmv1alpha1 "github.com/jianfenliu/vmoperator/api/v1alpha1"
 )
 
 // fakeRoots writes a sysfs and a procfs tree with the given nested parameter
@@ -61,10 +63,14 @@ func TestKVMNestedAndVendor(t *testing.T) {
 	}
 }
 
-// kvmCase is one device the probe opens and what it must report.
+// kvmCase is one node (a sysfs tree and maybe a device node) and what the
+// probe must report for it.
 type kvmCase struct {
 	name          string
-	device        string
+	misc          string // content of class/misc/kvm/dev; "" leaves it out
+	modules       []string
+	flags         string
+	device        string // "" opens nothing
 	wantAvailable bool
 	wantAPI       int32
 	wantReason    string // contained in the reason; "" means no reason
@@ -82,72 +88,80 @@ func nullLikeDevice(t *testing.T) string {
 	return node
 }
 
-// thisHostCase is the real /dev/kvm, whichever kind of machine runs the
-// test: present, it must answer API 12; absent, the probe must say so.
-func thisHostCase(t *testing.T) kvmCase {
+// fakeKVMSysfs writes the misc device and the loaded modules of one case.
+func fakeKVMSysfs(t *testing.T, tc kvmCase) (sysfs, proc string) {
 	t.Helper()
-	c := kvmCase{name: "this host's /dev/kvm", device: "/dev/kvm"}
-	_, err := os.Stat(c.device)
-	switch {
-	case err == nil:
-		c.wantAvailable, c.wantAPI = true, KVMAPIVersion
-	case errors.Is(err, fs.ErrNotExist):
-		c.wantReason = "no KVM device: /dev/kvm does not exist"
-	default:
-		t.Fatalf("stat /dev/kvm: %v", err)
+	sysfs, proc = fakeRoots(t, nil, tc.flags)
+	if tc.misc != "" {
+		mustWrite(t, filepath.Join(sysfs, "class", "misc", "kvm", "dev"), tc.misc+"\n")
 	}
-	t.Logf("/dev/kvm on this machine: stat error %v, so want available=%v", err, c.wantAvailable)
-	return c
+	for _, m := range tc.modules {
+		mustWrite(t, filepath.Join(sysfs, "module", m, "refcnt"), "0\n")
+	}
+	return sysfs, proc
 }
 
-// TestKVMDevice runs the same cases on every machine, with or without
-// /dev/kvm: the faked devices behave alike everywhere and the real device's
-// expectation follows from whether it exists.
-func TestKVMDevice(t *testing.T) {
-	sysfs, proc := fakeRoots(t, nil, "fpu")
+// TestKVMFromSysfs: availability follows the kernel's misc device, with or
+// without a device node to open; a node that opens must answer API 12.
+func TestKVMFromSysfs(t *testing.T) {
 	regular := filepath.Join(t.TempDir(), "kvm")
 	mustWrite(t, regular, "")
 	nullLike := nullLikeDevice(t)
+	missing := filepath.Join(t.TempDir(), "kvm")
 	cases := []kvmCase{
-		{name: "missing device", device: filepath.Join(t.TempDir(), "kvm"), wantReason: "does not exist"},
-		{name: "character device that is not KVM", device: nullLike, wantReason: "KVM_GET_API_VERSION on " + nullLike + ": inappropriate ioctl for device"},
-		{name: "regular file", device: regular, wantReason: "KVM_GET_API_VERSION on " + regular},
-		thisHostCase(t),
+		{name: "misc device, no device node given", misc: "10:232", flags: "vmx", modules: []string{"kvm_intel"}, wantAvailable: true},
+		{name: "misc device, device node absent in the pod", misc: "10:232", flags: "svm", device: missing, wantAvailable: true},
+		{name: "misc device with a wrong number", misc: "10:99", flags: "vmx", wantReason: "the kernel's kvm misc device is 10:99, want 10:232"},
+		{name: "no misc device, vmx without kvm_intel", flags: "fpu vmx", wantReason: "the kernel offers no /dev/kvm (no kvm misc device in sysfs): "},
+		{name: "no misc device, vmx without kvm_intel names it", flags: "fpu vmx", wantReason: "the CPU advertises vmx but kvm_intel is not loaded"},
+		{name: "no misc device, svm with kvm_amd loaded", flags: "svm", modules: []string{"kvm", "kvm_amd"}, wantReason: "kvm_amd is loaded but registered no device"},
+		{name: "no misc device, no virtualisation flag", flags: "fpu hypervisor", wantReason: "the CPU advertises neither vmx nor svm"},
+		{name: "no misc device, a device node is not enough", flags: "vmx", device: nullLike, wantReason: "the kernel offers no /dev/kvm"},
+		{name: "misc device, node that is not KVM", misc: "10:232", device: nullLike, wantReason: "KVM_GET_API_VERSION on " + nullLike + ": inappropriate ioctl for device"},
+		{name: "misc device, regular file", misc: "10:232", device: regular, wantReason: "KVM_GET_API_VERSION on " + regular},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
+			sysfs, proc := fakeKVMSysfs(t, tc)
 			got := NewKVM(tc.device, sysfs, proc).ProbeKVM()
-			if got.Available != tc.wantAvailable || got.APIVersion != tc.wantAPI {
-				t.Errorf("available=%v api=%d (reason %q), want available=%v api=%d", got.Available, got.APIVersion, got.Reason, tc.wantAvailable, tc.wantAPI)
-			}
-			if tc.wantReason == "" && got.Reason != "" || !strings.Contains(got.Reason, tc.wantReason) {
-				t.Errorf("reason = %q, want %q", got.Reason, tc.wantReason)
-			}
+			checkKVM(t, got, tc)
 		})
 	}
 }
 
-// TestDescribeOpenError covers what open(2) can answer for a device node,
-// including the errors only some machines produce (no module behind the
-// node, permission denied), so every machine tests every message.
-func TestDescribeOpenError(t *testing.T) {
-	cases := []struct {
-		err  error
-		want string
-	}{
-		{err: unix.ENOENT, want: "no KVM device: /dev/kvm does not exist"},
-		{err: unix.EACCES, want: "permission denied opening /dev/kvm"},
-		{err: unix.EPERM, want: "permission denied opening /dev/kvm"},
-		{err: unix.ENXIO, want: "/dev/kvm exists but no KVM module backs it: no such device or address"},
-		{err: unix.ENODEV, want: "/dev/kvm exists but no KVM module backs it: no such device"},
-		{err: unix.EIO, want: "opening /dev/kvm: input/output error"},
+func checkKVM(t *testing.T, got vmv1alpha1.KVMStatus, tc kvmCase) {
+	t.Helper()
+	if got.Available != tc.wantAvailable || got.APIVersion != tc.wantAPI {
+		t.Errorf("available=%v api=%d (reason %q), want available=%v api=%d", got.Available, got.APIVersion, got.Reason, tc.wantAvailable, tc.wantAPI)
 	}
-	for _, tc := range cases {
-		t.Run(tc.err.Error(), func(t *testing.T) {
-			if got := describeOpenError("/dev/kvm", tc.err).Error(); got != tc.want {
-				t.Errorf("got %q, want %q", got, tc.want)
-			}
-		})
+	if tc.wantReason == "" && got.Reason != "" || !strings.Contains(got.Reason, tc.wantReason) {
+		t.Errorf("reason = %q, want %q", got.Reason, tc.wantReason)
+	}
+}
+
+// TestKVMThisHost probes this machine's own sysfs, with and without its
+// /dev/kvm: whether a device is opened never changes availability, and an
+// opened one answers API 12.
+func TestKVMThisHost(t *testing.T) {
+	_, err := os.Stat("/sys/class/misc/kvm/dev")
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("stat /sys/class/misc/kvm/dev: %v", err)
+	}
+	offered := err == nil
+	t.Logf("this machine's kernel offers /dev/kvm: %v", offered)
+	sysfsOnly := NewKVM("", "/sys", "/proc").ProbeKVM()
+	withDevice := NewKVM("/dev/kvm", "/sys", "/proc").ProbeKVM()
+	if sysfsOnly.Available != offered || withDevice.Available != offered {
+		t.Errorf("sysfs only %+v, with /dev/kvm %+v; want available=%v", sysfsOnly, withDevice, offered)
+	}
+	if sysfsOnly.APIVersion != 0 {
+		t.Errorf("API version without opening a device: %d", sysfsOnly.APIVersion)
+	}
+	if offered && withDevice.APIVersion != KVMAPIVersion {
+		t.Errorf("/dev/kvm answers API %d, want %d", withDevice.APIVersion, KVMAPIVersion)
+	}
+	if !offered && !strings.Contains(sysfsOnly.Reason, "/dev/kvm") {
+		t.Errorf("reason should name /dev/kvm: %q", sysfsOnly.Reason)
 	}
 }
 
@@ -170,5 +184,32 @@ func TestJudgeAPIVersion(t *testing.T) {
 				t.Errorf("got (%v, %q), want (%v, contains %q)", ok, reason, tc.wantOK, tc.wantReason)
 			}
 		})
+	}
+}
+
+// TestIsVF reads a VF's physfn link from a sysfs tree the test writes.
+func TestIsVF(t *testing.T) {
+	sysfs := t.TempDir()
+	pf := filepath.Join(sysfs, "devices", "pci0000:00", "0000:3b:00.0")
+	vf := filepath.Join(sysfs, "devices", "pci0000:00", "0000:3b:02.0")
+	mustWrite(t, filepath.Join(pf, "sriov_totalvfs"), "8\n")
+	mustWrite(t, filepath.Join(vf, "vendor"), "0x8086\n")
+	if err := os.Symlink(pf, filepath.Join(vf, "physfn")); err != nil {
+		t.Fatal(err)
+	}
+	for name, device := range map[string]string{"ens1f0": pf, "ens1f0v0": vf} {
+		if err := os.MkdirAll(filepath.Join(sysfs, "class", "net", name), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Symlink(device, filepath.Join(sysfs, "class", "net", name, "device")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	links := NewLinks(nil, sysfs)
+	if links.isVF("ens1f0") || !links.isVF("ens1f0v0") || links.isVF("missing") {
+		t.Errorf("isVF: PF %v, VF %v, missing %v; want false, true, false", links.isVF("ens1f0"), links.isVF("ens1f0v0"), links.isVF("missing"))
+	}
+	if NewLinks(nil, "").isVF("ens1f0v0") {
+		t.Error("without a sysfs root no link is a VF")
 	}
 }

@@ -68,6 +68,9 @@ type Link struct {
 	// fills them from ProbeBridgeVLANs.
 	PortVLANs []int
 	PVID      int
+	// VF is set on an SR-IOV virtual function's netdev (its PCI device has
+	// a physfn link in sysfs); false when no sysfs root is given.
+	VF bool
 	// BondMode and BondActive are set on bonds (BondActive names the active member).
 	BondMode   string
 	BondActive string
@@ -291,6 +294,7 @@ func (p *Links) convert(l netlink.Link, names map[int]string) Link {
 		out.BondActive = names[link.ActiveSlave]
 	}
 	out.SpeedMbps = p.speed(attrs.Name)
+	out.VF = out.Kind == KindDevice && p.isVF(attrs.Name)
 	return out
 }
 
@@ -330,6 +334,15 @@ func portVLANs(infos []*nl.BridgeVlanInfo) PortVLANs {
 	}
 	slices.Sort(ids)
 	return PortVLANs{IDs: slices.Compact(ids), PVID: pvid}
+}
+
+// isVF: a VF's PCI function links to its PF as physfn.
+func (p *Links) isVF(name string) bool {
+	if p.sysfsRoot == "" {
+		return false
+	}
+	_, err := os.Lstat(filepath.Join(p.sysfsRoot, "class", "net", name, "device", "physfn"))
+	return err == nil
 }
 
 func (p *Links) speed(name string) int {

@@ -9,7 +9,10 @@
 // older kernels, as direct-action cls_bpf filters on a clsact qdisc. Each
 // port has two fixed-size array maps indexed by VLAN ID (4,096 entries), so
 // memory does not grow with traffic; the exported series are the VLANs in
-// use on the node plus "untagged" and an "other" bucket.
+// use on the node plus "untagged" and an "other" bucket. Memory grows with
+// ports instead (PortCost, 224 KiB each), so Plan leaves SR-IOV VFs out and
+// Limit caps the ports counted; the agent reports a cut in its condition
+// and metrics.
 //
 // Without BPF support or the capabilities to load programs, New fails and
 // the agent runs on with Disabled, which says why in a condition and a metric.

@@ -95,3 +95,36 @@ func TestCompareVLANLabels(t *testing.T) {
 		t.Errorf("sorted = %v, want %v", labels, want)
 	}
 }
+
+// TestPlanOrdersLeavesOutVFsAndLimits: VFs in the host namespace are not
+// counted (their PF is), the rest come PF, bond, uplink, bridge port, each
+// by name, and Limit keeps the first ones, so the same ports stay counted
+// from round to round.
+func TestPlanOrdersLeavesOutVFsAndLimits(t *testing.T) {
+	snap := probe.Snapshot{Links: []probe.Link{
+		{Name: "vxlan0", Index: 2, Kind: "vxlan", Master: "br0"},
+		{Name: "eth9", Index: 3, Kind: probe.KindDevice},
+		{Name: "eth0", Index: 4, Kind: probe.KindDevice},
+		{Name: "bond0", Index: 5, Kind: probe.KindBond},
+		{Name: "ens1f0", Index: 6, Kind: probe.KindDevice},
+		{Name: "ens1f0v0", Index: 7, Kind: probe.KindDevice, VF: true},
+		{Name: "ens1f0v1", Index: 8, Kind: probe.KindDevice, VF: true},
+		{Name: "br0", Index: 9, Kind: probe.KindBridge},
+	}}
+	ports, _ := Plan(snap, capability.RelevantLinks(snap, nil, []string{"ens1f0"}))
+	var names []string
+	for _, p := range ports {
+		names = append(names, p.Name)
+	}
+	if want := []string{"ens1f0", "bond0", "eth0", "eth9", "vxlan0"}; !slices.Equal(names, want) {
+		t.Fatalf("planned %v, want %v", names, want)
+	}
+	for _, tc := range []struct {
+		max, wantKept, wantCut int
+	}{{max: 2, wantKept: 2, wantCut: 3}, {max: 5, wantKept: 5}, {max: 64, wantKept: 5}, {max: 0, wantKept: 5}} {
+		kept, cut := Limit(ports, tc.max)
+		if len(kept) != tc.wantKept || cut != tc.wantCut || !slices.EqualFunc(kept, ports[:len(kept)], func(a, b Port) bool { return a.Name == b.Name }) {
+			t.Errorf("Limit(%d) kept %d cut %d, want the first %d and %d cut", tc.max, len(kept), cut, tc.wantKept, tc.wantCut)
+		}
+	}
+}

@@ -60,8 +60,11 @@ const (
 	// counters are attached to every uplink and bridge port. False with
 	// ReasonBPFUnavailable when the agent cannot load them at all (no BPF
 	// support or capabilities, or turned off), with ReasonAttachFailed when
-	// some ports could not be hooked (named in the message). Placement does
-	// not read it: counting is monitoring, not a capability.
+	// some ports could not be hooked (named in the message), with
+	// ReasonPortLimitReached when the node has more ports to count than the
+	// agent's --vlan-counter-max-ports (the first ones by role and name are
+	// counted). Placement does not read it: counting is monitoring, not a
+	// capability.
 	ConditionVLANCountersReady = "VLANCountersReady"
 	// ConditionTruncated is present, True with ReasonSizeBoundExceeded,
 	// only when the agent left inventory entries out to keep the object
@@ -133,6 +136,8 @@ const (
 	ReasonCounting         = "Counting"
 	ReasonBPFUnavailable   = "BPFUnavailable"
 	ReasonAttachFailed     = "AttachFailed"
+	// ReasonPortLimitReached: more ports to count than the agent's limit.
+	ReasonPortLimitReached = "PortLimitReached"
 
 	// ReasonSizeBoundExceeded: the full inventory would not fit the
 	// NodeCapability's size bound (ConditionTruncated).

@@ -6,9 +6,14 @@ import (
 
 // KVMStatus is what the node's /dev/kvm offers.
 type KVMStatus struct {
-	// available is true when /dev/kvm opens and answers the expected API version.
+	// available is true when the kernel offers /dev/kvm on this node: its kvm
+	// misc device (10:232) is registered in sysfs. The agent takes no device
+	// unit; where it can open the device node anyway, the node must also
+	// answer the expected API version.
 	Available bool `json:"available"`
-	// apiVersion answered by the KVM_GET_API_VERSION ioctl (12 on every current kernel).
+	// apiVersion answered by the KVM_GET_API_VERSION ioctl (12 on every
+	// current kernel); absent when the agent could not open the device node,
+	// as in the chart, where availability comes from sysfs alone.
 	// +optional
 	APIVersion int32 `json:"apiVersion,omitempty"`
 	// nested is true when the kvm_intel or kvm_amd module allows nested virtualisation.
@@ -17,7 +22,8 @@ type KVMStatus struct {
 	// vendor is intel or amd when the CPU advertises vmx or svm; empty when it advertises neither.
 	// +optional
 	Vendor string `json:"vendor,omitempty"`
-	// reason explains why KVM is not available (no device, permission denied, wrong API version).
+	// reason explains why KVM is not available (no misc device and which
+	// module or CPU flag is missing, or a device answering a wrong API version).
 	// +optional
 	Reason string `json:"reason,omitempty"`
 }

@@ -28,9 +28,11 @@ type Component struct {
 	// Package is the main package, e.g. ./cmd/vmop-controller.
 	Package string
 	// User is the image's default user. The controller needs no privilege
-	// (65532, distroless' nonroot); the agent reads root-owned sysfs files
-	// and /dev/kvm, so it runs as uid 0 with every capability dropped by
-	// the chart.
+	// (65532, distroless' nonroot). The agent's probes need no root either,
+	// but its eBPF counters keep CAP_BPF and CAP_NET_ADMIN across execve
+	// only as uid 0 (Kubernetes sets no ambient capabilities), so uid 0 is
+	// its default; the chart sets the user either way (65532 without the
+	// counters).
 	User        string
 	Description string
 }

@@ -41,6 +41,7 @@ type options struct {
 	resync         time.Duration
 	verifyPolicies bool
 	vlanCounters   bool
+	vlanMaxPorts   int
 	printVersion   bool
 	logLevel       slog.Level
 	apiTimeout     time.Duration
@@ -57,7 +58,7 @@ func parseFlags(args []string) (options, error) {
 	fs.DurationVar(&o.leaseRenew, "lease-renew-interval", 10*time.Second, "how often the Lease is renewed")
 	fs.StringVar(&o.metricsAddr, "metrics-bind-address", ":9464", "address of /metrics; empty disables it")
 	fs.StringVar(&o.healthAddr, "health-probe-bind-address", ":8081", "address of /healthz and /readyz")
-	fs.StringVar(&o.kvmDevice, "kvm-device", "/dev/kvm", "KVM device to probe")
+	fs.StringVar(&o.kvmDevice, "kvm-device", "/dev/kvm", "KVM device node to ask the API version of, where it opens; KVM availability comes from sysfs (class/misc/kvm), so empty never opens a device (the chart's agent holds none)")
 	fs.StringVar(&o.sysfsRoot, "sysfs-root", "/sys", "sysfs mount to read SR-IOV, KVM module parameters and link speeds from")
 	fs.StringVar(&o.procRoot, "procfs-root", "/proc", "procfs mount to read cpuinfo from")
 	fs.StringVar(&o.netnsPath, "netns", "", "network namespace to probe (a /proc/PID/ns/net or /run/netns path); empty means the agent's own")
@@ -67,6 +68,7 @@ func parseFlags(args []string) (options, error) {
 	fs.DurationVar(&o.resync, "resync", 5*time.Minute, "base period of full re-probes (jittered by up to 20%)")
 	fs.BoolVar(&o.verifyPolicies, "verify-policies", true, "verify nmstate policies selecting this node (off automatically when nmstate's CRDs are missing)")
 	fs.BoolVar(&o.vlanCounters, "vlan-counters", true, "count traffic per VLAN on uplinks and bridge ports with eBPF (needs CAP_BPF and CAP_NET_ADMIN; without them the agent runs on and says so)")
+	fs.IntVar(&o.vlanMaxPorts, "vlan-counter-max-ports", 64, "most ports the per-VLAN counters attach to (224 KiB of kernel memory each, charged to the agent): PFs, bonds, uplinks other than SR-IOV VFs, then bridge ports, by name; past it VLANCountersReady says PortLimitReached")
 	fs.DurationVar(&o.apiTimeout, "api-timeout", 30*time.Second, "bound on each API request of the NodeCapability publisher and the Lease (the policy watch is not bounded)")
 	fs.DurationVar(&o.healthMaxRound, "health-max-round", 2*time.Minute, "/healthz fails while one probe round runs longer than this (or the loops stall otherwise)")
 	fs.BoolVar(&o.printVersion, "version", false, "print the version and exit")
@@ -84,6 +86,9 @@ func parseFlags(args []string) (options, error) {
 	}
 	if o.nodeName == "" {
 		return o, errors.New("--node-name or $NODE_NAME is required")
+	}
+	if o.vlanMaxPorts <= 0 {
+		return o, fmt.Errorf("--vlan-counter-max-ports must be positive, not %d", o.vlanMaxPorts)
 	}
 	if o.apiTimeout <= 0 || o.healthMaxRound <= 0 {
 		return o, errors.New("--api-timeout and --health-max-round must be positive")

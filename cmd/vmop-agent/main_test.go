@@ -65,6 +65,12 @@ func TestFlags(t *testing.T) {
 				t.Errorf("apiTimeout=%v healthMaxRound=%v, want 5s and 30s", o.apiTimeout, o.healthMaxRound)
 			}
 		}},
+		{name: "port limit must be positive", args: []string{"--node-name=n", "--vlan-counter-max-ports=0"}, wantErr: "--vlan-counter-max-ports must be positive"},
+		{name: "port limit defaults to the chart's", args: []string{"--node-name=n"}, check: func(t *testing.T, o options) {
+			if o.vlanMaxPorts != 64 {
+				t.Errorf("vlanMaxPorts = %d, want 64", o.vlanMaxPorts)
+			}
+		}},
 		{name: "health and API bounds default", args: []string{"--node-name=n"}, check: func(t *testing.T, o options) {
 			if o.apiTimeout != 30*time.Second || o.healthMaxRound != 2*time.Minute {
 				t.Errorf("apiTimeout=%v healthMaxRound=%v, want 30s and 2m", o.apiTimeout, o.healthMaxRound)

@@ -95,7 +95,7 @@ func serve(ctx context.Context, o options, log logr.Logger) error {
 		watch.LinkSubscription(ns), watch.AddrSubscription(ns))
 	vlans, closeVLANs := vlanCounter(o, ns, log)
 	defer closeVLANs()
-	agentOpts := []agent.Option{agent.WithExtraUplinks(o.extraUplinks()...), agent.WithVLANCounter(vlans)}
+	agentOpts := []agent.Option{agent.WithExtraUplinks(o.extraUplinks()...), agent.WithVLANCounter(vlans), agent.WithVLANPortLimit(o.vlanMaxPorts)}
 	if o.verifyPolicies {
 		if v := startVerifier(ctx, cfg, scheme, o.nodeName, w, log); v != nil {
 			agentOpts = append(agentOpts, agent.WithPolicyVerifier(v))

@@ -84,7 +84,7 @@ func TestInstallUpgradeUninstall(t *testing.T) {
 	current := loadChart(t, filepath.Join(controlplane.RepoRoot(), "deploy", "chart"))
 	values := map[string]any{
 		"controller": map[string]any{"allowEmulation": true, "metricsPort": freePort(t), "healthPort": freePort(t)},
-		"agent":      map[string]any{"metricsPort": freePort(t), "healthPort": freePort(t), "kvmDeviceResource": ""},
+		"agent":      map[string]any{"metricsPort": freePort(t), "healthPort": freePort(t)},
 	}
 	var upgraded *release.Release
 	if minor := serverMinor(t, cp); minor < previousChartMinKubeMinor {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -85,8 +86,8 @@ func TestPriorityClassAndPullSecrets(t *testing.T) {
 		return classes, used
 	}
 	classes, used := priorities(render(t))
-	if len(classes) != 1 || classes[0] != "vmop-critical" {
-		t.Fatalf("default PriorityClasses %v, want the chart's vmop-critical", classes)
+	if len(classes) != 1 || classes[0] != "vmop-critical-nonpreempting" {
+		t.Fatalf("default PriorityClasses %v, want the chart's vmop-critical-nonpreempting", classes)
 	}
 	if len(used) != 4 {
 		t.Fatalf("pod templates %v, want the controller, the agent and two hooks", used)
@@ -95,7 +96,7 @@ func TestPriorityClassAndPullSecrets(t *testing.T) {
 		// Hooks run before the class exists (pre-install) or after it is
 		// gone (post-delete): the Priority admission plugin would refuse
 		// their Pods.
-		want := "vmop-critical"
+		want := "vmop-critical-nonpreempting"
 		if strings.HasPrefix(name, "Job/") {
 			want = ""
 		}
@@ -183,5 +184,82 @@ func TestPodSecurityLevels(t *testing.T) {
 				t.Logf("%s at %s: %v", name, level, err)
 			}
 		}
+	}
+}
+
+// TestAgentHostAccess: the agent's pod holds no writable host mount (each
+// hostPath is read-only and recursively so, and none is /sys as a whole,
+// whose fs/ holds cgroupfs and bpffs), takes no device unit (KVM comes
+// from sysfs), tolerates no taint wholesale, runs as root only for the
+// eBPF counters, and its PriorityClass never preempts a VM's pod.
+func TestAgentHostAccess(t *testing.T) {
+	agentSpec := func(objects []*unstructured.Unstructured) corev1.PodSpec {
+		spec, ok := podSpecs(t, objects)["DaemonSet/vmop-agent"]
+		if !ok {
+			t.Fatal("no agent DaemonSet rendered")
+		}
+		return spec
+	}
+	defaults := render(t)
+	spec := agentSpec(defaults)
+	hostPaths := map[string]string{}
+	for _, v := range spec.Volumes {
+		if v.HostPath != nil {
+			hostPaths[v.Name] = v.HostPath.Path
+		}
+	}
+	if len(hostPaths) == 0 {
+		t.Fatal("the agent mounts no host path; it reads sysfs through one")
+	}
+	container := spec.Containers[0]
+	for _, m := range container.VolumeMounts {
+		path, ok := hostPaths[m.Name]
+		if !ok {
+			continue
+		}
+		rro := m.RecursiveReadOnly
+		if !m.ReadOnly || rro == nil || *rro == corev1.RecursiveReadOnlyDisabled {
+			t.Errorf("host path %s at %s: readOnly %v, recursiveReadOnly %v; want both", path, m.MountPath, m.ReadOnly, rro)
+		}
+		if path == "/sys" || path == "/" || strings.HasPrefix(path, "/sys/fs") || strings.HasPrefix(path, "/sys/kernel") {
+			t.Errorf("host path %s holds cgroupfs, bpffs or debugfs; mount only what the agent reads", path)
+		}
+	}
+	for _, list := range []corev1.ResourceList{container.Resources.Requests, container.Resources.Limits} {
+		for name := range list {
+			if strings.HasPrefix(string(name), "devices.kubevirt.io/") {
+				t.Errorf("the agent requests %s: it would compete with VMs for device units", name)
+			}
+		}
+	}
+	if args := strings.Join(container.Args, " "); !strings.Contains(args, "--kvm-device= ") && !strings.HasSuffix(args, "--kvm-device=") {
+		t.Errorf("the agent should open no KVM device (--kvm-device=): %s", args)
+	}
+	for _, toleration := range spec.Tolerations {
+		if toleration.Key == "" && toleration.Operator == corev1.TolerationOpExists {
+			t.Errorf("the agent tolerates every taint: %+v", toleration)
+		}
+	}
+	preemption := ""
+	for _, obj := range defaults {
+		if obj.GetKind() == "PriorityClass" {
+			preemption, _, _ = unstructured.NestedString(obj.Object, "preemptionPolicy")
+		}
+	}
+	if preemption != "Never" {
+		t.Errorf("the PriorityClass's preemptionPolicy is %q, want Never", preemption)
+	}
+
+	// Root only for the counters, whose capabilities a non-root process
+	// would lose at execve.
+	sc := container.SecurityContext
+	if sc == nil || sc.RunAsUser == nil || *sc.RunAsUser != 0 || sc.Capabilities == nil ||
+		!slices.Equal(sc.Capabilities.Add, []corev1.Capability{"BPF", "NET_ADMIN"}) {
+		t.Errorf("with vlanCounters: security context %+v, want uid 0 with BPF and NET_ADMIN", sc)
+	}
+	sc = agentSpec(render(t, "agent.vlanCounters=false")).Containers[0].SecurityContext
+	if sc == nil || sc.RunAsUser == nil || *sc.RunAsUser == 0 || sc.RunAsNonRoot == nil || !*sc.RunAsNonRoot ||
+		(sc.Capabilities != nil && len(sc.Capabilities.Add) > 0) {
+		t.Errorf("without vlanCounters: security context %+v, want non-root without capabilities", sc)
 	}
 }

@@ -187,6 +187,13 @@ func (env *Env) startAgent(node, agentBinary string, index int, extra ...string)
 	if err := os.MkdirAll(filepath.Join(sysfs, "class", "net"), 0o755); err != nil {
 		return err
 	}
+	// KVM is this host's: the agent reads it from the kvm misc device and
+	// the vendor modules' parameters.
+	for _, dir := range []string{"class/misc", "module"} {
+		if err := os.Symlink(filepath.Join("/sys", dir), filepath.Join(sysfs, dir)); err != nil && !os.IsExist(err) {
+			return err
+		}
+	}
 	args := append([]string{
 		"--node-name", node,
 		"--kubeconfig", env.ControlPlane.Kubeconfig,

@@ -280,6 +280,9 @@ func user(pod *corev1.Pod, container corev1.Container, image Image) (uid, gid in
 type mount struct {
 	host, path string
 	readOnly   bool
+	// recursive binds the host path with its submounts (a runtime's rbind),
+	// read-only all the way down when readOnly: recursiveReadOnly asks for it.
+	recursive bool
 }
 
 // hostMounts are the container's mounts of hostPath volumes. Their mount
@@ -300,7 +303,8 @@ func (n *Node) hostMounts(pod *corev1.Pod, container corev1.Container) ([]mount,
 		if err := n.makeMountPoint(m.MountPath); err != nil {
 			return nil, err
 		}
-		mounts = append(mounts, mount{host: host, path: m.MountPath, readOnly: m.ReadOnly})
+		recursive := m.RecursiveReadOnly != nil && *m.RecursiveReadOnly != corev1.RecursiveReadOnlyDisabled
+		mounts = append(mounts, mount{host: host, path: m.MountPath, readOnly: m.ReadOnly, recursive: recursive})
 	}
 	return mounts, nil
 }
@@ -363,9 +367,16 @@ func wrap(argv []string, mounts []mount, uid, gid int64, caps []string) []string
 	}
 	var script []string
 	for _, m := range mounts {
-		script = append(script, fmt.Sprintf("mount --bind %q %q", m.host, m.path))
-		if m.readOnly {
-			script = append(script, fmt.Sprintf("mount -o remount,bind,ro %q", m.path))
+		switch {
+		case m.recursive:
+			// The mount and every submount (findmnt -R lists them) read-only,
+			// as mount_setattr(AT_RECURSIVE) makes them in a runtime.
+			script = append(script, fmt.Sprintf("mount --rbind %q %q", m.host, m.path),
+				fmt.Sprintf(`for m in $(findmnt -R -n -r -o TARGET %q); do mount -o remount,bind,ro "$m"; done`, m.path))
+		case m.readOnly:
+			script = append(script, fmt.Sprintf("mount --bind %q %q", m.host, m.path), fmt.Sprintf("mount -o remount,bind,ro %q", m.path))
+		default:
+			script = append(script, fmt.Sprintf("mount --bind %q %q", m.host, m.path))
 		}
 	}
 	var privs []string

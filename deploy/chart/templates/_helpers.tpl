@@ -20,7 +20,7 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 {{/* The priority class both components run at, "" for none. */}}
 {{- define "vmoperator.priorityClassName" -}}
 {{- if .Values.priorityClass.create -}}
-{{- default (printf "%s-critical" (include "vmoperator.name" .)) .Values.priorityClass.name -}}
+{{- default (printf "%s-critical-nonpreempting" (include "vmoperator.name" .)) .Values.priorityClass.name -}}
 {{- else -}}
 {{- .Values.priorityClass.name -}}
 {{- end -}}

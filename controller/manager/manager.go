@@ -85,8 +85,9 @@ type Options struct {
 	// writes of one profile; 0 writes every change at once.
 	StatusInterval time.Duration
 	// CapabilityWakeInterval is the least time between two re-queues of
-	// profiles caused by one node's capability or label changes; later
-	// changes are delivered at its end. 0 re-queues on every change.
+	// profiles (and of HostNetworks) caused by one node's capability or
+	// label changes; later changes are delivered at its end. 0 re-queues
+	// on every change.
 	CapabilityWakeInterval time.Duration
 }
 
@@ -208,7 +209,7 @@ func New(config *rest.Config, options Options) (ctrl.Manager, error) {
 		return nil, err
 	}
 	hostNetworks := &hostnetwork.Reconciler{Client: mgr.GetClient(), Recorder: recorder, NMState: deps.NMState,
-		Networks: networks, RevertTimeout: options.HostNetworkRevertTimeout}
+		Networks: networks, RevertTimeout: options.HostNetworkRevertTimeout, CapabilityWakeInterval: options.CapabilityWakeInterval}
 	if err := hostNetworks.SetupWithManager(mgr); err != nil {
 		return nil, err
 	}

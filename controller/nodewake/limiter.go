@@ -7,10 +7,14 @@
 package nodewake
 
 import (
+	"context"
 	"sync"
 	"time"
 
 	"k8s.io/client-go/util/workqueue"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 )
 
@@ -103,5 +107,28 @@ func (l *Limiter) Enqueue(queue workqueue.TypedRateLimitingInterface[reconcile.R
 		} else {
 			queue.AddAfter(request, delay)
 		}
+	}
+}
+
+// Handler is handler.EnqueueRequestsFromMapFunc with the wakes limited per
+// node: the node is the object's name, which a NodeCapability shares with
+// its Node, so both kinds of event can share one Limiter.
+func Handler(l *Limiter, mapFunc handler.MapFunc) handler.EventHandler {
+	enqueue := func(ctx context.Context, obj client.Object, queue workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+		l.Enqueue(queue, obj.GetName(), time.Now(), mapFunc(ctx, obj))
+	}
+	return handler.Funcs{
+		CreateFunc: func(ctx context.Context, e event.CreateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+			enqueue(ctx, e.Object, q)
+		},
+		UpdateFunc: func(ctx context.Context, e event.UpdateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+			enqueue(ctx, e.ObjectNew, q)
+		},
+		DeleteFunc: func(ctx context.Context, e event.DeleteEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+			enqueue(ctx, e.Object, q)
+		},
+		GenericFunc: func(ctx context.Context, e event.GenericEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+			enqueue(ctx, e.Object, q)
+		},
 	}
 }

@@ -1,14 +1,21 @@
 package nodewake
 
 import (
+	"context"
 	"fmt"
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/util/workqueue"
 	testingclock "k8s.io/utils/clock/testing"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	vmv1alpha1 "github.com/jianfenliu/vmoperator/api/v1alpha1"
 )
 
 var t0 = time.Date(2026, 12, 7, 12, 0, 0, 0, time.UTC)
@@ -163,4 +170,35 @@ func waitForLen(t *testing.T, queue workqueue.TypedRateLimitingInterface[reconci
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+}
+
+// TestHandlerLimitsPerObjectName: events on a NodeCapability and on the
+// Node of the same name share the node's limit: the first wakes at once,
+// the second waits for the interval's end; another node is not held back.
+func TestHandlerLimitsPerObjectName(t *testing.T) {
+	clock := testingclock.NewFakeClock(time.Now())
+	queue := workqueue.NewTypedRateLimitingQueueWithConfig(workqueue.DefaultTypedControllerRateLimiter[reconcile.Request](),
+		workqueue.TypedRateLimitingQueueConfig[reconcile.Request]{Clock: clock})
+	defer queue.ShutDown()
+	everyNetwork := func(context.Context, client.Object) []reconcile.Request {
+		return []reconcile.Request{{NamespacedName: types.NamespacedName{Name: "lan"}}, {NamespacedName: types.NamespacedName{Name: "mgmt"}}}
+	}
+	h := Handler(New(time.Minute), everyNetwork)
+	ctx := context.Background()
+	capability := &vmv1alpha1.NodeCapability{ObjectMeta: metav1.ObjectMeta{Name: "node-a"}}
+	node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "node-a"}}
+	h.Update(ctx, event.UpdateEvent{ObjectOld: capability, ObjectNew: capability}, queue)
+	if got := drain(queue); got != 2 {
+		t.Fatalf("first change: %d requests at once, want 2", got)
+	}
+	h.Update(ctx, event.UpdateEvent{ObjectOld: node, ObjectNew: node}, queue)
+	if got := queue.Len(); got != 0 {
+		t.Fatalf("the Node's change within the interval: %d requests at once, want 0", got)
+	}
+	h.Create(ctx, event.CreateEvent{Object: &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "node-b"}}}, queue)
+	if got := drain(queue); got != 2 {
+		t.Fatalf("another node: %d requests at once, want 2", got)
+	}
+	clock.Step(time.Minute)
+	waitForLen(t, queue, 2)
 }

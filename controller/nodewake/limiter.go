@@ -36,9 +36,6 @@ func New(interval time.Duration) *Limiter {
 	return &Limiter{interval: interval, last: map[string]time.Time{}}
 }
 
-// Interval is the least time between two wakes of one node.
-func (l *Limiter) Interval() time.Duration { return l.interval }
-
 // Delay says how long after now a wake the node's change caused at now is
 // to be delivered, and reserves that time:
 //   - zero when the node's latest wake is at least an interval old (or

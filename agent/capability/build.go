@@ -34,12 +34,13 @@ type Input struct {
 	ExtraUplinks []string
 }
 
-// Build assembles the status, within MaxStatusBytes. Conditions carry no
+// Build assembles the status, within MaxStatusBytes and every string
+// within its CRD maxLength (clamp). Conditions carry no
 // LastTransitionTime; the publisher merges them with the stored ones so
 // that times move only when a condition's status does.
 func Build(in Input) vmv1alpha1.NodeCapabilityStatus {
 	kvm := in.KVM
-	return fit(vmv1alpha1.NodeCapabilityStatus{
+	return fit(clamp(vmv1alpha1.NodeCapabilityStatus{
 		KVM:        &kvm,
 		Bridges:    bridges(in.Links),
 		VLANs:      vlans(in.Links),
@@ -49,7 +50,7 @@ func Build(in Input) vmv1alpha1.NodeCapabilityStatus {
 		SRIOV:      in.SRIOV,
 		Policies:   in.Policies,
 		Conditions: conditions(in),
-	})
+	}))
 }
 
 func up(l probe.Link) bool { return l.AdminUp && l.Carrier }

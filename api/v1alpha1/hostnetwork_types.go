@@ -147,8 +147,11 @@ type HostNetworkSpec struct {
 // NodeProblem is one node where a host network is not ready, and why.
 type NodeProblem struct {
 	// node name.
+	// +kubebuilder:validation:MaxLength=253
 	Node string `json:"node"`
-	// message says what is wrong on that node.
+	// message says what is wrong on that node; cut to 256 characters,
+	// ending with "…" when cut.
+	// +kubebuilder:validation:MaxLength=256
 	Message string `json:"message"`
 }
 

@@ -21,22 +21,26 @@ type KVMStatus struct {
 	Nested bool `json:"nested,omitempty"`
 	// vendor is intel or amd when the CPU advertises vmx or svm; empty when it advertises neither.
 	// +optional
+	// +kubebuilder:validation:MaxLength=16
 	Vendor string `json:"vendor,omitempty"`
 	// reason explains why KVM is not available (no misc device and which
 	// module or CPU flag is missing, or a device answering a wrong API version).
 	// +optional
+	// +kubebuilder:validation:MaxLength=1024
 	Reason string `json:"reason,omitempty"`
 }
 
 // BridgePort is one port of a Linux bridge.
 type BridgePort struct {
 	// name of the port's interface.
+	// +kubebuilder:validation:MaxLength=15
 	Name string `json:"name"`
 	// up is true when the port is administratively up and has carrier.
 	Up bool `json:"up"`
 	// vlans allowed on the port, as a sorted list of ids and ranges such as
 	// "1,100,200-210"; empty when the bridge does not filter VLANs.
 	// +optional
+	// +kubebuilder:validation:MaxLength=16384
 	VLANs string `json:"vlans,omitempty"`
 	// pvid is the port's untagged VLAN, when it has one.
 	// +optional
@@ -46,6 +50,7 @@ type BridgePort struct {
 // BridgeStatus is one Linux bridge on the node.
 type BridgeStatus struct {
 	// name of the bridge.
+	// +kubebuilder:validation:MaxLength=15
 	Name string `json:"name"`
 	// up is true when the bridge is administratively and operationally up.
 	Up bool `json:"up"`
@@ -67,10 +72,12 @@ type BridgeStatus struct {
 // VLANInterface is one 802.1Q VLAN interface on the node.
 type VLANInterface struct {
 	// name of the interface, for example eth1.100.
+	// +kubebuilder:validation:MaxLength=15
 	Name string `json:"name"`
 	// id is the VLAN tag.
 	ID int32 `json:"id"`
 	// parent is the interface the VLAN rides on.
+	// +kubebuilder:validation:MaxLength=15
 	Parent string `json:"parent"`
 	// up is true when the interface is up.
 	Up bool `json:"up"`
@@ -79,23 +86,28 @@ type VLANInterface struct {
 // BondStatus is one bond on the node.
 type BondStatus struct {
 	// name of the bond.
+	// +kubebuilder:validation:MaxLength=15
 	Name string `json:"name"`
 	// mode, for example active-backup or 802.3ad.
+	// +kubebuilder:validation:MaxLength=32
 	Mode string `json:"mode"`
 	// up is true when the bond is up.
 	Up bool `json:"up"`
 	// members are the bonded interfaces.
 	// +optional
 	// +listType=atomic
+	// +kubebuilder:validation:items:MaxLength=15
 	Members []string `json:"members,omitempty"`
 	// activeMember is the member carrying traffic in active-backup mode.
 	// +optional
+	// +kubebuilder:validation:MaxLength=15
 	ActiveMember string `json:"activeMember,omitempty"`
 }
 
 // OVSBridgeStatus is one Open vSwitch bridge on the node.
 type OVSBridgeStatus struct {
 	// name of the bridge.
+	// +kubebuilder:validation:MaxLength=15
 	Name string `json:"name"`
 	// up is true when the bridge's interface is up.
 	Up bool `json:"up"`
@@ -104,6 +116,7 @@ type OVSBridgeStatus struct {
 // UplinkStatus is one physical NIC or bond that VM networks may ride on.
 type UplinkStatus struct {
 	// name of the interface.
+	// +kubebuilder:validation:MaxLength=15
 	Name string `json:"name"`
 	// up is true when the interface is administratively up.
 	Up bool `json:"up"`
@@ -120,11 +133,14 @@ type UplinkStatus struct {
 // SRIOVPF is one SR-IOV physical function on the node.
 type SRIOVPF struct {
 	// name of the PF's network interface.
+	// +kubebuilder:validation:MaxLength=15
 	Name string `json:"name"`
 	// pciAddress of the PF, for example 0000:3b:00.0.
+	// +kubebuilder:validation:MaxLength=32
 	PCIAddress string `json:"pciAddress"`
 	// driver bound to the PF.
 	// +optional
+	// +kubebuilder:validation:MaxLength=64
 	Driver string `json:"driver,omitempty"`
 	// totalVFs the device supports.
 	TotalVFs int32 `json:"totalVFs"`
@@ -139,17 +155,21 @@ type SRIOVPF struct {
 // PolicyVerification compares what nmstate claims for one policy with what the kernel shows.
 type PolicyVerification struct {
 	// name of the NodeNetworkConfigurationPolicy.
+	// +kubebuilder:validation:MaxLength=253
 	Name string `json:"name"`
 	// enactment is the state nmstate's enactment reports for this node, for example Available or Failing.
 	// +optional
+	// +kubebuilder:validation:MaxLength=64
 	Enactment string `json:"enactment,omitempty"`
 	// kernel summarises what the kernel shows for the policy's interfaces.
 	// +optional
+	// +kubebuilder:validation:MaxLength=1024
 	Kernel string `json:"kernel,omitempty"`
 	// verified is true when the kernel matches the policy's desired state.
 	Verified bool `json:"verified"`
 	// message explains a mismatch, for example "nmstate reports Available but bridge br-mgmt does not exist".
 	// +optional
+	// +kubebuilder:validation:MaxLength=1024
 	Message string `json:"message,omitempty"`
 }
 

@@ -410,8 +410,11 @@ type VolumeStatus struct {
 // NodeExclusion is why one node cannot host the VM.
 type NodeExclusion struct {
 	// node name.
+	// +kubebuilder:validation:MaxLength=253
 	Node string `json:"node"`
-	// reason is the first check the node failed, for example "bridge br-mgmt is down".
+	// reason is the first check the node failed, for example "bridge br-mgmt is down";
+	// cut to 256 characters, ending with "…" when cut.
+	// +kubebuilder:validation:MaxLength=256
 	Reason string `json:"reason"`
 }
 

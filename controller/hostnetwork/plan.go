@@ -199,7 +199,9 @@ func statusOf(h *vmv1alpha1.HostNetwork, w world, p plan) vmv1alpha1.HostNetwork
 			next.VerifiedNodes++
 			continue
 		}
-		failing = append(failing, vmv1alpha1.NodeProblem{Node: node, Message: why})
+		// why may carry the agent's words (a policy's message); cut as a
+		// profile's exclusion reasons are.
+		failing = append(failing, vmv1alpha1.NodeProblem{Node: node, Message: vmv1alpha1.Truncate(why, vmv1alpha1.MaxExclusionReasonLength)})
 	}
 	next.Problems = failing[:min(len(failing), maxProblems)]
 	next.Ready = fmt.Sprintf("%d/%d", next.VerifiedNodes, next.SelectedNodes)

@@ -41,7 +41,10 @@ type Reconciler struct {
 	Networks attach.Policy
 	// RevertTimeout bounds the wait for a deletion's revert (DefaultRevertTimeout if zero).
 	RevertTimeout time.Duration
-	Now           func() time.Time
+	// CapabilityWakeInterval is the least time between two re-queues one
+	// node's capability or label changes cause (0: every change at once).
+	CapabilityWakeInterval time.Duration
+	Now                    func() time.Time
 }
 
 func (r *Reconciler) now() time.Time {

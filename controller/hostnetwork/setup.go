@@ -18,14 +18,16 @@ import (
 
 	vmv1alpha1 "github.com/jianfenliu/vmoperator/api/v1alpha1"
 	"github.com/jianfenliu/vmoperator/controller/desired"
+	"github.com/jianfenliu/vmoperator/controller/nodewake"
 )
 
 // SetupWithManager watches HostNetworks, their policies and enactments,
 // the agents' capabilities and the nodes (which decide where a network is
 // verified), and, for networks being deleted, the profiles that hold them.
-// HostNetworks are few: an event on a node or capability wakes all of them.
+// HostNetworks are few: an event on a node or capability wakes all of them,
+// at most once per node per CapabilityWakeInterval (nodewake).
 func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
-	all := handler.EnqueueRequestsFromMapFunc(r.allHostNetworks)
+	all := nodewake.Handler(nodewake.New(r.CapabilityWakeInterval), r.allHostNetworks)
 	b := ctrl.NewControllerManagedBy(mgr).
 		Named("hostnetwork").
 		For(&vmv1alpha1.HostNetwork{}).

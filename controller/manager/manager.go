@@ -84,6 +84,11 @@ type Options struct {
 	// StatusInterval is the least time between two progress-only status
 	// writes of one profile; 0 writes every change at once.
 	StatusInterval time.Duration
+	// CapabilityWakeInterval is the least time between two re-queues of
+	// profiles (and of HostNetworks) caused by one node's capability or
+	// label changes; later changes are delivered at its end. 0 re-queues
+	// on every change.
+	CapabilityWakeInterval time.Duration
 }
 
 // LeaderElectionTiming is how long a leader's Lease lasts, how long it
@@ -197,12 +202,14 @@ func New(config *rest.Config, options Options) (ctrl.Manager, error) {
 		Ready:          controllerMetrics,
 		Workers:        options.ProfileWorkers,
 		StatusInterval: options.StatusInterval,
+
+		CapabilityWakeInterval: options.CapabilityWakeInterval,
 	}
 	if err := reconciler.SetupWithManager(mgr); err != nil {
 		return nil, err
 	}
 	hostNetworks := &hostnetwork.Reconciler{Client: mgr.GetClient(), Recorder: recorder, NMState: deps.NMState,
-		Networks: networks, RevertTimeout: options.HostNetworkRevertTimeout}
+		Networks: networks, RevertTimeout: options.HostNetworkRevertTimeout, CapabilityWakeInterval: options.CapabilityWakeInterval}
 	if err := hostNetworks.SetupWithManager(mgr); err != nil {
 		return nil, err
 	}

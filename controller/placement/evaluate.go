@@ -45,7 +45,11 @@ func Evaluate(profile *vmv1alpha1.VirtualMachineProfile, needs []Requirement, no
 			result.Eligible = append(result.Eligible, nodes[i].Name)
 			continue
 		}
-		excluded = append(excluded, vmv1alpha1.NodeExclusion{Node: nodes[i].Name, Reason: reason})
+		// The reason may carry the agent's own words (kvm.reason, a probe's
+		// error, a policy's message), up to kilobytes; cut, ten of them
+		// keep the status and its Scheduled message small.
+		excluded = append(excluded, vmv1alpha1.NodeExclusion{Node: nodes[i].Name,
+			Reason: vmv1alpha1.Truncate(reason, vmv1alpha1.MaxExclusionReasonLength)})
 	}
 	sort.Strings(result.Eligible)
 	sort.Slice(excluded, func(i, j int) bool { return excluded[i].Node < excluded[j].Node })

@@ -21,6 +21,7 @@ import (
 	vmv1alpha1 "github.com/jianfenliu/vmoperator/api/v1alpha1"
 	"github.com/jianfenliu/vmoperator/controller/apply"
 	"github.com/jianfenliu/vmoperator/controller/attach"
+	"github.com/jianfenliu/vmoperator/controller/nodewake"
 	"github.com/jianfenliu/vmoperator/controller/placement"
 	"github.com/jianfenliu/vmoperator/controller/status"
 )
@@ -68,6 +69,13 @@ type Reconciler struct {
 	// is written when it ends, folded with whatever came next. Zero writes
 	// every change at once.
 	StatusInterval time.Duration
+	// CapabilityWakeInterval is the least time between two re-queues that
+	// one node's changes (its NodeCapability, its labels) cause; changes
+	// within it are delivered together at its end. Zero re-queues on
+	// every change.
+	CapabilityWakeInterval time.Duration
+	// nodeWakes applies CapabilityWakeInterval (made by SetupWithManager).
+	nodeWakes *nodewake.Limiter
 	// lastStatusWrite remembers when each profile's status was last written
 	// (types.NamespacedName → time.Time), for StatusInterval.
 	lastStatusWrite sync.Map

@@ -3,6 +3,7 @@ package profile
 import (
 	"context"
 	"slices"
+	"time"
 
 	nadv1 "github.com/k8snetworkplumbingwg/network-attachment-definition-client/pkg/apis/k8s.cni.cncf.io/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -26,6 +27,7 @@ import (
 	vmv1alpha1 "github.com/jianfenliu/vmoperator/api/v1alpha1"
 	"github.com/jianfenliu/vmoperator/controller/desired"
 	"github.com/jianfenliu/vmoperator/controller/nodelabels"
+	"github.com/jianfenliu/vmoperator/controller/nodewake"
 	"github.com/jianfenliu/vmoperator/controller/placement"
 )
 
@@ -125,6 +127,7 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 	// retained disks have no owner, and an orphan deletion strips the owner
 	// references of everything, which must still bring the profile's name
 	// back for collection.
+	r.nodeWakes = nodewake.New(r.CapabilityWakeInterval)
 	children := handler.EnqueueRequestsFromMapFunc(profileOfChild)
 	b := ctrl.NewControllerManagedBy(mgr).
 		For(&vmv1alpha1.VirtualMachineProfile{}).
@@ -155,19 +158,22 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 
 // profilesAffectedByCapability wakes only the profiles that need something
 // whose availability changed on the node, through the requirement index,
-// not a pass over all profiles.
+// not a pass over all profiles; at most once per node per
+// CapabilityWakeInterval, the last change always delivered (nodeWakes).
 func (r *Reconciler) profilesAffectedByCapability() handler.EventHandler {
-	enqueue := func(ctx context.Context, old, updated *vmv1alpha1.NodeCapabilityStatus, queue workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+	enqueue := func(ctx context.Context, node string, old, updated *vmv1alpha1.NodeCapabilityStatus, queue workqueue.TypedRateLimitingInterface[reconcile.Request]) {
 		offers, err := nodelabels.HostNetworkOffers(ctx, r.Client)
 		if err != nil {
-			log.FromContext(ctx).Error(err, "mapping a capability change to profiles")
+			log.FromContext(ctx).Error(err, "mapping a capability change to profiles", "node", node)
 			return
 		}
+		var requests []reconcile.Request
 		for label := range changedRequirements(old, updated, r.Index.Wanted(), offers) {
 			for _, key := range r.Index.Profiles(label) {
-				queue.Add(reconcile.Request{NamespacedName: key})
+				requests = append(requests, reconcile.Request{NamespacedName: key})
 			}
 		}
+		r.nodeWakes.Enqueue(queue, node, time.Now(), requests) // the queue's clock, not r.Now
 	}
 	status := func(obj client.Object) *vmv1alpha1.NodeCapabilityStatus {
 		if capability, ok := obj.(*vmv1alpha1.NodeCapability); ok {
@@ -177,13 +183,13 @@ func (r *Reconciler) profilesAffectedByCapability() handler.EventHandler {
 	}
 	return handler.Funcs{
 		CreateFunc: func(ctx context.Context, e event.CreateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
-			enqueue(ctx, nil, status(e.Object), q)
+			enqueue(ctx, e.Object.GetName(), nil, status(e.Object), q)
 		},
 		DeleteFunc: func(ctx context.Context, e event.DeleteEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
-			enqueue(ctx, status(e.Object), nil, q)
+			enqueue(ctx, e.Object.GetName(), status(e.Object), nil, q)
 		},
 		UpdateFunc: func(ctx context.Context, e event.UpdateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
-			enqueue(ctx, status(e.ObjectOld), status(e.ObjectNew), q)
+			enqueue(ctx, e.ObjectNew.GetName(), status(e.ObjectOld), status(e.ObjectNew), q)
 		},
 	}
 }
@@ -278,7 +284,9 @@ func conditionsOnly(c *vmv1alpha1.NodeCapabilityStatus) []metav1.Condition {
 
 // profilesAffectedByNode wakes, on a Node label change, the profiles that
 // need or select by a label that changed, and on a cordon change every
-// profile (any may have been placeable only there).
+// profile (any may have been placeable only there). Label changes share
+// the node's wake limit with its capability changes: the node labeller
+// turns each capability change into one.
 func (r *Reconciler) profilesAffectedByNode() handler.EventHandler {
 	return handler.Funcs{
 		UpdateFunc: func(ctx context.Context, e event.UpdateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
@@ -293,11 +301,13 @@ func (r *Reconciler) profilesAffectedByNode() handler.EventHandler {
 				}
 				return
 			}
+			var requests []reconcile.Request
 			for _, key := range changedLabelKeys(old.Labels, updated.Labels) {
 				for _, profile := range r.Index.Profiles(key) {
-					q.Add(reconcile.Request{NamespacedName: profile})
+					requests = append(requests, reconcile.Request{NamespacedName: profile})
 				}
 			}
+			r.nodeWakes.Enqueue(q, updated.Name, time.Now(), requests)
 		},
 		CreateFunc: func(ctx context.Context, e event.CreateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
 			for _, request := range r.allProfiles(ctx, e.Object) {

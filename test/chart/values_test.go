@@ -36,13 +36,14 @@ func helmFails(t *testing.T, args ...string) string {
 // install, naming it, instead of being silently ignored.
 func TestValuesSchemaRejectsTypos(t *testing.T) {
 	for set, want := range map[string]string{
-		"controler.replicas=1":           "additional properties 'controler' not allowed",
-		"agent.logLevl=debug":            "additional properties 'logLevl' not allowed",
-		"agent.logLevel=verbose":         "/agent/logLevel",
-		"agent.leaseDuration=forty":      "/agent/leaseDuration",
-		"controller.metricsPort=0":       "/controller/metricsPort",
-		"image.pullPolicy=Sometimes":     "/image/pullPolicy",
-		"priorityClass.value=2000000001": "/priorityClass/value",
+		"controler.replicas=1":                    "additional properties 'controler' not allowed",
+		"agent.logLevl=debug":                     "additional properties 'logLevl' not allowed",
+		"agent.logLevel=verbose":                  "/agent/logLevel",
+		"agent.leaseDuration=forty":               "/agent/leaseDuration",
+		"controller.metricsPort=0":                "/controller/metricsPort",
+		"image.pullPolicy=Sometimes":              "/image/pullPolicy",
+		"priorityClass.value=2000000001":          "/priorityClass/value",
+		"controller.capabilityWakeInterval=often": "/controller/capabilityWakeInterval",
 	} {
 		out := helmFails(t, "template", "vmop", "deploy/chart", "--kube-version", "1.37.2", "--set", set)
 		if !strings.Contains(out, want) {
@@ -261,5 +262,21 @@ func TestAgentHostAccess(t *testing.T) {
 	if sc == nil || sc.RunAsUser == nil || *sc.RunAsUser == 0 || sc.RunAsNonRoot == nil || !*sc.RunAsNonRoot ||
 		(sc.Capabilities != nil && len(sc.Capabilities.Add) > 0) {
 		t.Errorf("without vlanCounters: security context %+v, want non-root without capabilities", sc)
+	}
+}
+
+// TestCapabilityWakeInterval: the controller gets --capability-wake-interval
+// from its value (5s unless set); TestValuesSchemaRejectsTypos refuses a
+// value that is not a duration.
+func TestCapabilityWakeInterval(t *testing.T) {
+	for set, want := range map[string]string{"": "--capability-wake-interval=5s", "controller.capabilityWakeInterval=30s": "--capability-wake-interval=30s"} {
+		var sets []string
+		if set != "" {
+			sets = append(sets, set)
+		}
+		controller := podSpecs(t, render(t, sets...))["Deployment/vmop-controller"].Containers[0]
+		if !slices.Contains(controller.Args, want) {
+			t.Errorf("with %q: controller args %v, want %s", set, controller.Args, want)
+		}
 	}
 }

@@ -115,6 +115,7 @@ func startController() error {
 		// As the chart runs it: several profiles at once, progress-only
 		// status writes folded within a second.
 		ProfileWorkers: 4, StatusInterval: time.Second,
+		CapabilityWakeInterval: capabilityWakeInterval,
 	})
 	if err != nil {
 		return err
@@ -156,6 +157,11 @@ func withControllerStopped(t *testing.T) (restart func()) {
 	t.Cleanup(restart)
 	return restart
 }
+
+// capabilityWakeInterval is the controller's --capability-wake-interval
+// here (production: 5 s), shorter so that tests changing a node twice in a
+// row wait little; TestCapabilityFlipsWakeBoundedReconciles changes it.
+var capabilityWakeInterval = time.Second
 
 // controllerUser is the identity the controller runs under in the tests.
 const controllerUser = "system:serviceaccount:vmop-system:vmop-controller"

@@ -1,7 +1,8 @@
 // Package validation checks, against the real kube-apiserver, that the
 // VirtualMachineProfile and HostNetwork CRDs reject bad input at admission
 // with a message that names the field, and accept every sample (the seed's
-// examples verbatim); and that no short name or category of our CRDs is
+// examples verbatim); that the NodeCapability CRD refuses oversized
+// strings; and that no short name or category of our CRDs is
 // ambiguous next to KubeVirt, CDI, Multus, nmstate and the built-in APIs.
 package validation
 

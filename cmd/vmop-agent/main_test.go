@@ -151,6 +151,25 @@ func get(url string) (int, string) {
 	return resp.StatusCode, string(body)
 }
 
+// scraper returns a bearer token of a new ServiceAccount: allowed to GET
+// /metrics (the chart's metrics-reader rules) when canRead, otherwise
+// authenticated only. Deleted when the test ends.
+func scraper(t *testing.T, name string, canRead bool) string {
+	t.Helper()
+	ctx := context.Background()
+	s, err := cp.NewScraper(ctx, "default", name, canRead, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Delete(ctx, cp) })
+	return s.Token
+}
+
+// scrape gets the agent's /metrics over HTTPS with token as bearer.
+func scrape(addr, token string) (int, string) {
+	return controlplane.ScrapeHTTPS("https://"+addr+"/metrics", token)
+}
+
 func setupNode(t *testing.T, name string) *netnstest.Namespace {
 	t.Helper()
 	ctx := context.Background()
@@ -188,8 +207,8 @@ func emptySysfs(t *testing.T) string {
 }
 
 // TestRunServesAndShutsDown runs the real entry point in-process: it
-// publishes, renews its Lease, serves /metrics and /readyz, and on SIGTERM
-// exits 0.
+// publishes, renews its Lease, serves /metrics (over HTTPS, to a token
+// allowed to GET /metrics only) and /readyz, and on SIGTERM exits 0.
 func TestRunServesAndShutsDown(t *testing.T) {
 	const node = "node-main"
 	ns := setupNode(t, node)
@@ -221,7 +240,8 @@ func TestRunServesAndShutsDown(t *testing.T) {
 	if err := cp.Client.Get(context.Background(), client.ObjectKey{Namespace: "vmop-" + node, Name: node}, lease); err != nil {
 		t.Errorf("Lease: %v", err)
 	}
-	code, body := get("http://" + metricsAddr + "/metrics")
+	reader, outsider := scraper(t, "scraper-main", true), scraper(t, "outsider-main", false)
+	code, body := scrape(metricsAddr, reader)
 	for _, want := range []string{
 		`vmop_node_build_info{goversion=`,
 		`vmop_node_link_up{interface="br-main",role="bridge"} 1`,
@@ -234,6 +254,27 @@ func TestRunServesAndShutsDown(t *testing.T) {
 	}
 
 	t.Run("promtool check metrics", func(t *testing.T) { promtoolCheck(t, body) })
+	t.Run("metrics refused without an authorized token", func(t *testing.T) {
+		for _, tc := range []struct {
+			name, token string
+			want        int
+		}{
+			{name: "no token", want: http.StatusUnauthorized},
+			{name: "a token without GET /metrics", token: outsider, want: http.StatusForbidden},
+			// controller-runtime's filter answers a token the TokenReview
+			// rejects with 500 "Authentication failed" (it reports the
+			// authenticator's error, not a 401), but serves nothing.
+			{name: "a token the apiserver did not issue", token: "not-a-token", want: http.StatusInternalServerError},
+		} {
+			if code, body := scrape(metricsAddr, tc.token); code != tc.want || strings.Contains(body, "vmop_node") {
+				t.Errorf("/metrics with %s = %d %q, want %d and no metrics", tc.name, code, body, tc.want)
+			}
+		}
+		// Plain HTTP to the TLS port: Go's TLS server answers 400.
+		if code, body := get("http://" + metricsAddr + "/metrics"); code != http.StatusBadRequest || strings.Contains(body, "vmop_node") {
+			t.Errorf("plain-HTTP /metrics = %d %q, want 400", code, body)
+		}
+	})
 
 	if err := syscall.Kill(os.Getpid(), syscall.SIGTERM); err != nil {
 		t.Fatal(err)

@@ -28,31 +28,47 @@ func MetricsReaderRules() []rbacv1.PolicyRule {
 // Scraper is a ServiceAccount and a bearer token for it.
 type Scraper struct {
 	Token string
-	// objects are what ScraperToken created, for Delete.
+	// objects are what NewScraper created, for Delete.
 	objects []client.Object
 }
 
 // NewScraper creates ServiceAccount name in namespace and, when canRead,
 // a ClusterRole with MetricsReaderRules bound to it; it returns a token of
-// the account valid for lifetime (TokenRequest: the apiserver signs it, no
-// controller needed). Without canRead the token authenticates but is
-// not authorized: the metrics filter must answer 403.
+// the account valid for lifetime. Without canRead the token authenticates
+// but is not authorized: the metrics filter must answer 403.
 func (cp *ControlPlane) NewScraper(ctx context.Context, namespace, name string, canRead bool, lifetime time.Duration) (*Scraper, error) {
+	if !canRead {
+		return cp.NewScraperBoundTo(ctx, namespace, name, "", lifetime)
+	}
+	role := &rbacv1.ClusterRole{ObjectMeta: metav1.ObjectMeta{Name: name}, Rules: MetricsReaderRules()}
+	if err := cp.Client.Create(ctx, role); err != nil {
+		return nil, fmt.Errorf("scraper %s/%s: create ClusterRole: %w", namespace, name, err)
+	}
+	scraper, err := cp.NewScraperBoundTo(ctx, namespace, name, name, lifetime)
+	if err != nil {
+		return nil, errors.Join(err, client.IgnoreNotFound(cp.Client.Delete(ctx, role)))
+	}
+	scraper.objects = append(scraper.objects, role)
+	return scraper, nil
+}
+
+// NewScraperBoundTo creates ServiceAccount name in namespace, bound to the
+// existing ClusterRole clusterRole (none when empty; the chart's
+// metrics-reader for instance), and returns a token of it valid for
+// lifetime (TokenRequest: the apiserver signs it, no controller needed).
+func (cp *ControlPlane) NewScraperBoundTo(ctx context.Context, namespace, name, clusterRole string, lifetime time.Duration) (*Scraper, error) {
 	scraper := &Scraper{}
-	account := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: namespace}}
-	objects := []client.Object{account}
-	if canRead {
-		objects = append(objects,
-			&rbacv1.ClusterRole{ObjectMeta: metav1.ObjectMeta{Name: name}, Rules: MetricsReaderRules()},
-			&rbacv1.ClusterRoleBinding{
-				ObjectMeta: metav1.ObjectMeta{Name: name},
-				RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: name},
-				Subjects:   []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Name: name, Namespace: namespace}},
-			})
+	objects := []client.Object{&corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: namespace}}}
+	if clusterRole != "" {
+		objects = append(objects, &rbacv1.ClusterRoleBinding{
+			ObjectMeta: metav1.ObjectMeta{Name: name},
+			RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: clusterRole},
+			Subjects:   []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Name: name, Namespace: namespace}},
+		})
 	}
 	for _, obj := range objects {
 		if err := cp.Client.Create(ctx, obj); err != nil {
-			return nil, errors.Join(fmt.Errorf("scraper %s/%s: create %s: %w", namespace, name, obj.GetName(), err), scraper.Delete(ctx, cp))
+			return nil, errors.Join(fmt.Errorf("scraper %s/%s: create %T: %w", namespace, name, obj, err), scraper.Delete(ctx, cp))
 		}
 		scraper.objects = append(scraper.objects, obj)
 	}

@@ -18,12 +18,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-logr/logr"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	vmv1alpha1 "github.com/jianfenliu/vmoperator/api/v1alpha1"
+	"github.com/jianfenliu/vmoperator/metrics"
 	"github.com/jianfenliu/vmoperator/test/controlplane"
 	"github.com/jianfenliu/vmoperator/test/netnstest"
 )
@@ -63,6 +65,16 @@ func TestFlags(t *testing.T) {
 		{name: "health and API bounds", args: []string{"--node-name=n", "--api-timeout=5s", "--health-max-round=30s"}, check: func(t *testing.T, o options) {
 			if o.apiTimeout != 5*time.Second || o.healthMaxRound != 30*time.Second {
 				t.Errorf("apiTimeout=%v healthMaxRound=%v, want 5s and 30s", o.apiTimeout, o.healthMaxRound)
+			}
+		}},
+		{name: "metrics secure and probes on loopback by default", args: []string{"--node-name=n"}, check: func(t *testing.T, o options) {
+			if !o.metricsSecure || o.metricsCertDir != "" || o.healthAddr != "127.0.0.1:8081" {
+				t.Errorf("metricsSecure=%v metricsCertDir=%q healthAddr=%q, want true, self-signed, 127.0.0.1:8081", o.metricsSecure, o.metricsCertDir, o.healthAddr)
+			}
+		}},
+		{name: "plain-HTTP metrics asked for", args: []string{"--node-name=n", "--metrics-secure=false", "--metrics-cert-path=/certs"}, check: func(t *testing.T, o options) {
+			if o.metricsSecure || o.metricsCertDir != "/certs" {
+				t.Errorf("metricsSecure=%v metricsCertDir=%q, want false and /certs", o.metricsSecure, o.metricsCertDir)
 			}
 		}},
 		{name: "health and API bounds default", args: []string{"--node-name=n"}, check: func(t *testing.T, o options) {
@@ -335,4 +347,23 @@ func cpuTime(t *testing.T, pid int) time.Duration {
 	utime, _ := strconv.Atoi(fields[11])
 	stime, _ := strconv.Atoi(fields[12])
 	return time.Duration(utime+stime) * 10 * time.Millisecond
+}
+
+// TestMetricsServerTLSUnlessTurnedOff: the metrics server has TLS (and the
+// filter) by default and none with --metrics-secure=false; an empty
+// address makes no server.
+func TestMetricsServerTLSUnlessTurnedOff(t *testing.T) {
+	m := metrics.NewNode("test")
+	for _, secure := range []bool{true, false} {
+		server, err := newMetricsServer(context.Background(), options{metricsAddr: "127.0.0.1:0", metricsSecure: secure}, cp.Config, m, logr.Discard())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if (server.TLSConfig != nil) != secure {
+			t.Errorf("--metrics-secure=%v: TLS config %v", secure, server.TLSConfig)
+		}
+	}
+	if server, err := newMetricsServer(context.Background(), options{metricsSecure: true}, cp.Config, m, logr.Discard()); server != nil || err != nil {
+		t.Errorf("no address: server %v, error %v; want neither", server, err)
+	}
 }

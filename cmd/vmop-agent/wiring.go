@@ -250,6 +250,8 @@ func healthz(loops ...*liveness.Loop) http.HandlerFunc {
 	}
 }
 
+// healthServer serves /healthz and /readyz in plain HTTP: the kubelet's
+// probes carry no token, and the chart binds them to the node's loopback.
 func healthServer(address string, handler http.Handler) *http.Server {
 	return &http.Server{Addr: address, Handler: handler, ReadHeaderTimeout: 5 * time.Second}
 }

@@ -345,7 +345,8 @@ func checkMetricsAsInstalled(t *testing.T, ctx context.Context, cp *controlplane
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = reader.Delete(ctx, cp); _ = outsider.Delete(ctx, cp) })
+	// Gone before the uninstall, which checks what is left behind.
+	defer func() { _ = reader.Delete(ctx, cp); _ = outsider.Delete(ctx, cp) }()
 	for component, want := range map[string]string{"controller": "vmop_controller_build_info", "agent": "vmop_node_build_info"} {
 		url := fmt.Sprintf("https://%s:%v/metrics", kubelet.PodIP, values[component].(map[string]any)["metricsPort"])
 		observe.Eventually(t, 30*time.Second, component+" serves /metrics to the chart's metrics reader", func() (bool, string) {

@@ -126,9 +126,9 @@ uninstall: ## Delete our CRDs, and with them every VirtualMachineProfile, HostNe
 	$(KUBECTL) delete --ignore-not-found -f deploy/crds
 
 .PHONY: run
-run: ## Run vmop-controller from source, leader election off, metrics on :8080, probes on :8081 (after make install; more flags in RUN_ARGS).
+run: ## Run vmop-controller from source, leader election off, plain-HTTP metrics on 127.0.0.1:8080 (--metrics-secure=false: loopback only), probes on :8081 (after make install; more flags in RUN_ARGS).
 	go run ./cmd/vmop-controller --leader-elect=false --agent-lease-namespace=$(NAMESPACE) \
-		--metrics-bind-address=:8080 --health-probe-bind-address=:8081 --zap-devel $(RUN_ARGS)
+		--metrics-secure=false --metrics-bind-address=127.0.0.1:8080 --health-probe-bind-address=:8081 --zap-devel $(RUN_ARGS)
 
 # The namespace is labelled first: the agent uses hostNetwork and a hostPath,
 # which Pod Security admits only at "privileged".

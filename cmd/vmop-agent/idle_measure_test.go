@@ -39,12 +39,13 @@ func TestIdleFootprint(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	token := scraper(t, "scraper-idle", true)
 	time.Sleep(5 * time.Second) // start-up, first round
 	cpu0 := cpuTime(t, cmd.Process.Pid)
-	_, before := get("http://" + metricsAddr + "/metrics")
+	_, before := scrape(metricsAddr, token)
 	time.Sleep(idle)
 	cpu1 := cpuTime(t, cmd.Process.Pid)
-	_, after := get("http://" + metricsAddr + "/metrics")
+	_, after := scrape(metricsAddr, token)
 	t.Logf("idle %v: RSS %s, CPU %v (%.3f%% of one core); writes before %q after %q",
 		idle, rss(t, cmd.Process.Pid), cpu1-cpu0, 100*float64(cpu1-cpu0)/float64(idle),
 		metricLine(before, "vmop_node_capability_writes_total "), metricLine(after, "vmop_node_capability_writes_total "))

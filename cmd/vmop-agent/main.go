@@ -30,6 +30,8 @@ type options struct {
 	leaseDuration  time.Duration
 	leaseRenew     time.Duration
 	metricsAddr    string
+	metricsSecure  bool
+	metricsCertDir string
 	healthAddr     string
 	kvmDevice      string
 	sysfsRoot      string
@@ -56,8 +58,11 @@ func parseFlags(args []string) (options, error) {
 	fs.StringVar(&o.leaseNamespace, "lease-namespace", envOr("POD_NAMESPACE", "vmop-system"), "namespace of the per-node Leases")
 	fs.DurationVar(&o.leaseDuration, "lease-duration", 40*time.Second, "how long a Lease promises the agent is alive")
 	fs.DurationVar(&o.leaseRenew, "lease-renew-interval", 10*time.Second, "how often the Lease is renewed")
-	fs.StringVar(&o.metricsAddr, "metrics-bind-address", ":9464", "address of /metrics; empty disables it")
-	fs.StringVar(&o.healthAddr, "health-probe-bind-address", ":8081", "address of /healthz and /readyz")
+	fs.StringVar(&o.metricsAddr, "metrics-bind-address", ":9464", "address of /metrics; empty disables it (the chart binds the node's IP, $POD_IP of the host-network pod)")
+	fs.BoolVar(&o.metricsSecure, "metrics-secure", true,
+		"serve /metrics over HTTPS to bearer tokens the apiserver authorizes for GET /metrics; false serves plain HTTP to anyone (local development only)")
+	fs.StringVar(&o.metricsCertDir, "metrics-cert-path", "", "directory holding tls.crt and tls.key of /metrics, reloaded when they change; empty means a self-signed certificate")
+	fs.StringVar(&o.healthAddr, "health-probe-bind-address", "127.0.0.1:8081", "address of /healthz and /readyz (loopback: the agent shares the node's network, and the kubelet probes it there)")
 	fs.StringVar(&o.kvmDevice, "kvm-device", "/dev/kvm", "KVM device node to ask the API version of, where it opens; KVM availability comes from sysfs (class/misc/kvm), so empty never opens a device (the chart's agent holds none)")
 	fs.StringVar(&o.sysfsRoot, "sysfs-root", "/sys", "sysfs mount to read SR-IOV, KVM module parameters and link speeds from")
 	fs.StringVar(&o.procRoot, "procfs-root", "/proc", "procfs mount to read cpuinfo from")

@@ -18,12 +18,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-logr/logr"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	vmv1alpha1 "github.com/jianfenliu/vmoperator/api/v1alpha1"
+	"github.com/jianfenliu/vmoperator/metrics"
 	"github.com/jianfenliu/vmoperator/test/controlplane"
 	"github.com/jianfenliu/vmoperator/test/netnstest"
 )
@@ -69,6 +71,16 @@ func TestFlags(t *testing.T) {
 		{name: "port limit defaults to the chart's", args: []string{"--node-name=n"}, check: func(t *testing.T, o options) {
 			if o.vlanMaxPorts != 64 {
 				t.Errorf("vlanMaxPorts = %d, want 64", o.vlanMaxPorts)
+			}
+		}},
+		{name: "metrics secure and probes on loopback by default", args: []string{"--node-name=n"}, check: func(t *testing.T, o options) {
+			if !o.metricsSecure || o.metricsCertDir != "" || o.healthAddr != "127.0.0.1:8081" {
+				t.Errorf("metricsSecure=%v metricsCertDir=%q healthAddr=%q, want true, self-signed, 127.0.0.1:8081", o.metricsSecure, o.metricsCertDir, o.healthAddr)
+			}
+		}},
+		{name: "plain-HTTP metrics asked for", args: []string{"--node-name=n", "--metrics-secure=false", "--metrics-cert-path=/certs"}, check: func(t *testing.T, o options) {
+			if o.metricsSecure || o.metricsCertDir != "/certs" {
+				t.Errorf("metricsSecure=%v metricsCertDir=%q, want false and /certs", o.metricsSecure, o.metricsCertDir)
 			}
 		}},
 		{name: "health and API bounds default", args: []string{"--node-name=n"}, check: func(t *testing.T, o options) {
@@ -157,6 +169,25 @@ func get(url string) (int, string) {
 	return resp.StatusCode, string(body)
 }
 
+// scraper returns a bearer token of a new ServiceAccount: allowed to GET
+// /metrics (the chart's metrics-reader rules) when canRead, otherwise
+// authenticated only. Deleted when the test ends.
+func scraper(t *testing.T, name string, canRead bool) string {
+	t.Helper()
+	ctx := context.Background()
+	s, err := cp.NewScraper(ctx, "default", name, canRead, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Delete(ctx, cp) })
+	return s.Token
+}
+
+// scrape gets the agent's /metrics over HTTPS with token as bearer.
+func scrape(addr, token string) (int, string) {
+	return controlplane.ScrapeHTTPS("https://"+addr+"/metrics", token)
+}
+
 func setupNode(t *testing.T, name string) *netnstest.Namespace {
 	t.Helper()
 	ctx := context.Background()
@@ -194,8 +225,8 @@ func emptySysfs(t *testing.T) string {
 }
 
 // TestRunServesAndShutsDown runs the real entry point in-process: it
-// publishes, renews its Lease, serves /metrics and /readyz, and on SIGTERM
-// exits 0.
+// publishes, renews its Lease, serves /metrics (over HTTPS, to a token
+// allowed to GET /metrics only) and /readyz, and on SIGTERM exits 0.
 func TestRunServesAndShutsDown(t *testing.T) {
 	const node = "node-main"
 	ns := setupNode(t, node)
@@ -227,7 +258,8 @@ func TestRunServesAndShutsDown(t *testing.T) {
 	if err := cp.Client.Get(context.Background(), client.ObjectKey{Namespace: "vmop-" + node, Name: node}, lease); err != nil {
 		t.Errorf("Lease: %v", err)
 	}
-	code, body := get("http://" + metricsAddr + "/metrics")
+	reader, outsider := scraper(t, "scraper-main", true), scraper(t, "outsider-main", false)
+	code, body := scrape(metricsAddr, reader)
 	for _, want := range []string{
 		`vmop_node_build_info{goversion=`,
 		`vmop_node_link_up{interface="br-main",role="bridge"} 1`,
@@ -240,6 +272,27 @@ func TestRunServesAndShutsDown(t *testing.T) {
 	}
 
 	t.Run("promtool check metrics", func(t *testing.T) { promtoolCheck(t, body) })
+	t.Run("metrics refused without an authorized token", func(t *testing.T) {
+		for _, tc := range []struct {
+			name, token string
+			want        int
+		}{
+			{name: "no token", want: http.StatusUnauthorized},
+			{name: "a token without GET /metrics", token: outsider, want: http.StatusForbidden},
+			// controller-runtime's filter answers a token the TokenReview
+			// rejects with 500 "Authentication failed" (it reports the
+			// authenticator's error, not a 401), but serves nothing.
+			{name: "a token the apiserver did not issue", token: "not-a-token", want: http.StatusInternalServerError},
+		} {
+			if code, body := scrape(metricsAddr, tc.token); code != tc.want || strings.Contains(body, "vmop_node") {
+				t.Errorf("/metrics with %s = %d %q, want %d and no metrics", tc.name, code, body, tc.want)
+			}
+		}
+		// Plain HTTP to the TLS port: Go's TLS server answers 400.
+		if code, body := get("http://" + metricsAddr + "/metrics"); code != http.StatusBadRequest || strings.Contains(body, "vmop_node") {
+			t.Errorf("plain-HTTP /metrics = %d %q, want 400", code, body)
+		}
+	})
 
 	if err := syscall.Kill(os.Getpid(), syscall.SIGTERM); err != nil {
 		t.Fatal(err)
@@ -300,4 +353,23 @@ func cpuTime(t *testing.T, pid int) time.Duration {
 	utime, _ := strconv.Atoi(fields[11])
 	stime, _ := strconv.Atoi(fields[12])
 	return time.Duration(utime+stime) * 10 * time.Millisecond
+}
+
+// TestMetricsServerTLSUnlessTurnedOff: the metrics server has TLS (and the
+// filter) by default and none with --metrics-secure=false; an empty
+// address makes no server.
+func TestMetricsServerTLSUnlessTurnedOff(t *testing.T) {
+	m := metrics.NewNode("test")
+	for _, secure := range []bool{true, false} {
+		server, err := newMetricsServer(context.Background(), options{metricsAddr: "127.0.0.1:0", metricsSecure: secure}, cp.Config, m, logr.Discard())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if (server.TLSConfig != nil) != secure {
+			t.Errorf("--metrics-secure=%v: TLS config %v", secure, server.TLSConfig)
+		}
+	}
+	if server, err := newMetricsServer(context.Background(), options{metricsSecure: true}, cp.Config, m, logr.Discard()); server != nil || err != nil {
+		t.Errorf("no address: server %v, error %v; want neither", server, err)
+	}
 }

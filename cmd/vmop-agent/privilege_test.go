@@ -168,9 +168,10 @@ func TestVLANCountersNeedOnlyBPFAndNetAdmin(t *testing.T) {
 		t.Fatalf("VLANCountersReady with CAP_BPF and CAP_NET_ADMIN = %s %s %q\n%s", c.Status, c.Reason, c.Message, output.String())
 	}
 	sendFrames(t, "vmopbpfv0", 5, 100, 64)
+	token := scraper(t, "scraper-bpf-only", true)
 	want := `vmop_node_vlan_disallowed_packets_total{interface="vmopbpfw0",vlan="other"} 5`
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Millisecond) {
-		_, body := get("http://" + metricsAddr + "/metrics")
+		_, body := scrape(metricsAddr, token)
 		if strings.Contains(body, want) {
 			break
 		}

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -40,7 +41,8 @@ func impersonatingKubeconfig(t *testing.T) string {
 }
 
 // TestAgentRunsWithItsRBACOnly binds only the generated role and runs the
-// agent as that user: it must publish, renew its Lease and verify policies.
+// agent as that user: it must publish, renew its Lease, verify policies,
+// and review its scrapers' tokens (TokenReview, SubjectAccessReview).
 func TestAgentRunsWithItsRBACOnly(t *testing.T) {
 	ctx := context.Background()
 	const node = "node-rbac"
@@ -67,8 +69,8 @@ func TestAgentRunsWithItsRBACOnly(t *testing.T) {
 		t.Cleanup(func() { _ = cp.Client.Delete(ctx, obj) })
 	}
 
-	healthAddr := freeAddr(t)
-	args := append(agentArgs(t, node, ns, freeAddr(t), healthAddr), "--kubeconfig="+impersonatingKubeconfig(t))
+	healthAddr, metricsAddr := freeAddr(t), freeAddr(t)
+	args := append(agentArgs(t, node, ns, metricsAddr, healthAddr), "--kubeconfig="+impersonatingKubeconfig(t))
 	exit := make(chan int, 1)
 	go func() { exit <- run(args) }()
 	t.Cleanup(func() {
@@ -90,11 +92,25 @@ func TestAgentRunsWithItsRBACOnly(t *testing.T) {
 			if p.Name != policy.Name || p.Verified || p.Message != "no enactment for this node yet; bridge br-absent does not exist" {
 				t.Errorf("policy = %+v", p)
 			}
+			checkScrapes(t, metricsAddr)
 			return
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("agent with only its role did not publish a verified-policies status (last error %v, readyz %d, status %+v)", err, code, nc.Status)
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// checkScrapes: the agent, with only its role, serves /metrics to a token
+// allowed to GET it and refuses one that is not (its reviews of both
+// tokens pass its RBAC; a 500 would say they did not).
+func checkScrapes(t *testing.T, metricsAddr string) {
+	t.Helper()
+	if code, body := scrape(metricsAddr, scraper(t, "scraper-rbac", true)); code != http.StatusOK || !strings.Contains(body, "vmop_node_build_info") {
+		t.Errorf("/metrics with a metrics-reader token = %d %.200q, want 200 and the metrics", code, body)
+	}
+	if code, body := scrape(metricsAddr, scraper(t, "outsider-rbac", false)); code != http.StatusForbidden {
+		t.Errorf("/metrics with a token without GET /metrics = %d %.200q, want 403", code, body)
 	}
 }

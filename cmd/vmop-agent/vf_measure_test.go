@@ -119,12 +119,13 @@ func measureVFNode(t *testing.T, bin string, maxPorts int) footprint {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	get("http://" + metricsAddr + "/metrics") // reads every counted port's map into the agent
+	token := scraper(t, "vf-footprint", true)
+	scrape(metricsAddr, token) // reads every counted port's map into the agent
 	time.Sleep(2 * time.Second)
-	_, scrape := get("http://" + metricsAddr + "/metrics")
+	_, body := scrape(metricsAddr, token)
 	fp := footprint{
-		counted: gaugeValue(t, scrape, `vmop_node_vlan_ports{state="counted"}`),
-		skipped: gaugeValue(t, scrape, `vmop_node_vlan_ports{state="skipped"}`),
+		counted: gaugeValue(t, body, `vmop_node_vlan_ports{state="counted"}`),
+		skipped: gaugeValue(t, body, `vmop_node_vlan_ports{state="skipped"}`),
 		rss:     statusKiB(t, cmd.Process.Pid, "VmRSS:") * 1024, rssPeak: statusKiB(t, cmd.Process.Pid, "VmHWM:") * 1024,
 		cgroupPeak: cgroup.peak(t),
 	}

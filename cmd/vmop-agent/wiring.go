@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -31,6 +32,7 @@ import (
 	"github.com/jianfenliu/vmoperator/agent/watch"
 	vmv1alpha1 "github.com/jianfenliu/vmoperator/api/v1alpha1"
 	"github.com/jianfenliu/vmoperator/metrics"
+	"github.com/jianfenliu/vmoperator/metrics/secure"
 	"github.com/jianfenliu/vmoperator/version"
 )
 
@@ -109,7 +111,11 @@ func serve(ctx context.Context, o options, log logr.Logger) error {
 		publish.NewPublisher(c, o.nodeName, m.CapabilityWrites),
 		m, log.WithValues("node", o.nodeName), append(agentOpts, agent.WithRoundLiveness(rounds))...,
 	)
-	servers, err := startHTTP(o, m, healthMux(o, a, rounds, renewals), log)
+	metricsServer, err := newMetricsServer(ctx, o, cfg, m, log)
+	if err != nil {
+		return err
+	}
+	servers, err := startHTTP(log, healthServer(o.healthAddr, healthMux(o, a, rounds, renewals)), metricsServer)
 	if err != nil {
 		return err
 	}
@@ -244,14 +250,55 @@ func healthz(loops ...*liveness.Loop) http.HandlerFunc {
 	}
 }
 
+// healthServer serves /healthz and /readyz in plain HTTP: the kubelet's
+// probes carry no token, and the chart binds them to the node's loopback.
+func healthServer(address string, handler http.Handler) *http.Server {
+	return &http.Server{Addr: address, Handler: handler, ReadHeaderTimeout: 5 * time.Second}
+}
+
+// newMetricsServer serves the node's registry at /metrics: over HTTPS, and
+// only to bearer tokens the apiserver authenticates and authorizes for GET
+// /metrics (per-VLAN byte counts are the tenants' business), unless
+// --metrics-secure=false. nil when --metrics-bind-address is empty. A
+// mounted certificate is watched until ctx ends.
+func newMetricsServer(ctx context.Context, o options, cfg *rest.Config, m *metrics.Node, log logr.Logger) (*http.Server, error) {
+	if o.metricsAddr == "" {
+		return nil, nil
+	}
+	var handler http.Handler = promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{})
+	server := &http.Server{Addr: o.metricsAddr, ReadHeaderTimeout: 5 * time.Second}
+	if o.metricsSecure {
+		cert, err := secure.LoadCertificate(o.metricsCertDir, "vmop-agent")
+		if err != nil {
+			return nil, err
+		}
+		if cert.Watcher != nil {
+			go func() {
+				if err := cert.Watcher.Start(ctx); err != nil {
+					log.Error(err, "watching the metrics certificate", "directory", o.metricsCertDir)
+				}
+			}()
+		}
+		if handler, err = secure.Authorized(cfg, handler, log.WithName("metrics")); err != nil {
+			return nil, err
+		}
+		server.TLSConfig = secure.TLSConfig(cert)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", handler)
+	server.Handler = mux
+	return server, nil
+}
+
 // startHTTP binds every address before serving, so a taken port stops the
-// agent at start with exit code 1 instead of leaving it half-alive.
-func startHTTP(o options, m *metrics.Node, health http.Handler, log logr.Logger) ([]*http.Server, error) {
-	servers := []*http.Server{{Addr: o.healthAddr, Handler: health, ReadHeaderTimeout: 5 * time.Second}}
-	if o.metricsAddr != "" {
-		mux := http.NewServeMux()
-		mux.Handle("/metrics", promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{}))
-		servers = append(servers, &http.Server{Addr: o.metricsAddr, Handler: mux, ReadHeaderTimeout: 5 * time.Second})
+// agent at start with exit code 1 instead of leaving it half-alive. A
+// server with a TLSConfig serves TLS; a nil server is left out.
+func startHTTP(log logr.Logger, candidates ...*http.Server) ([]*http.Server, error) {
+	var servers []*http.Server
+	for _, s := range candidates {
+		if s != nil {
+			servers = append(servers, s)
+		}
 	}
 	listeners := make([]net.Listener, 0, len(servers))
 	for _, s := range servers {
@@ -261,6 +308,9 @@ func startHTTP(o options, m *metrics.Node, health http.Handler, log logr.Logger)
 				open.Close()
 			}
 			return nil, fmt.Errorf("listening on %s: %w", s.Addr, err)
+		}
+		if s.TLSConfig != nil {
+			l = tls.NewListener(l, s.TLSConfig)
 		}
 		listeners = append(listeners, l)
 	}

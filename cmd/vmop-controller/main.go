@@ -33,7 +33,11 @@ func main() {
 		debug.SetGCPercent(50)
 	}
 	options := manager.Options{}
-	flag.StringVar(&options.MetricsAddress, "metrics-bind-address", ":8080", "address of the /metrics endpoint; 0 disables it")
+	flag.StringVar(&options.MetricsAddress, "metrics-bind-address", ":8443", "address of the /metrics endpoint; 0 disables it (the chart binds the pod IP)")
+	metricsSecure := flag.Bool("metrics-secure", true,
+		"serve /metrics over HTTPS to bearer tokens the apiserver authorizes for GET /metrics; false serves plain HTTP to anyone (make run on loopback only)")
+	flag.StringVar(&options.MetricsCertDir, "metrics-cert-path", "",
+		"directory holding tls.crt and tls.key of /metrics, reloaded when they change; empty means a self-signed certificate")
 	flag.StringVar(&options.ProbeAddress, "health-probe-bind-address", ":8081", "address of the /healthz and /readyz endpoints")
 	flag.BoolVar(&options.LeaderElection, "leader-elect", true, "elect a leader so that only one replica reconciles")
 	flag.StringVar(&options.LeaderElectionNamespace, "leader-election-namespace", "", "namespace of the leader-election Lease (default: the pod's namespace)")
@@ -72,6 +76,7 @@ func main() {
 		return
 	}
 	options.SharedNADNamespaces = splitList(*sharedNADs)
+	options.InsecureMetrics = !*metricsSecure
 	options.ClientQPS = float32(*qps)
 	options.Logger = zap.New(zap.UseFlagOptions(&zapOptions))
 	options.Logger.Info("starting", "version", version.String("vmop-controller"))

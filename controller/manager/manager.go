@@ -5,6 +5,7 @@
 package manager
 
 import (
+	"crypto/tls"
 	"fmt"
 
 	"time"
@@ -25,10 +26,12 @@ import (
 	cdiv1 "kubevirt.io/containerized-data-importer-api/pkg/apis/core/v1beta1"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/certwatcher"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	ctrlconfig "sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
+	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	vmv1alpha1 "github.com/jianfenliu/vmoperator/api/v1alpha1"
@@ -38,12 +41,22 @@ import (
 	"github.com/jianfenliu/vmoperator/controller/placement"
 	"github.com/jianfenliu/vmoperator/controller/profile"
 	"github.com/jianfenliu/vmoperator/metrics"
+	"github.com/jianfenliu/vmoperator/metrics/secure"
 	"github.com/jianfenliu/vmoperator/version"
 )
 
 // Options configure vmop-controller.
 type Options struct {
-	MetricsAddress          string
+	// MetricsAddress is where /metrics listens; "0" turns it off.
+	MetricsAddress string
+	// InsecureMetrics serves /metrics over plain HTTP to anyone, for a
+	// developer's `make run` on loopback; otherwise it is HTTPS, and only
+	// a bearer token the apiserver authenticates and authorizes for GET
+	// /metrics is served.
+	InsecureMetrics bool
+	// MetricsCertDir holds tls.crt and tls.key of /metrics; empty means
+	// a self-signed certificate made at start.
+	MetricsCertDir          string
 	ProbeAddress            string
 	LeaderElection          bool
 	LeaderElectionNamespace string
@@ -137,6 +150,10 @@ func New(config *rest.Config, options Options) (ctrl.Manager, error) {
 	if options.ClientBurst != 0 {
 		config.Burst = options.ClientBurst
 	}
+	metricsOptions, certWatcher, err := metricsServer(options)
+	if err != nil {
+		return nil, err
+	}
 	mgr, err := ctrl.NewManager(config, ctrl.Options{
 		Scheme: scheme,
 		// Only the agents' Leases: every node also has one in kube-node-lease.
@@ -146,7 +163,7 @@ func New(config *rest.Config, options Options) (ctrl.Manager, error) {
 			},
 			DefaultTransform: stripManagedFields,
 		},
-		Metrics:                 metricsserver.Options{BindAddress: options.MetricsAddress},
+		Metrics:                 metricsOptions,
 		HealthProbeBindAddress:  options.ProbeAddress,
 		LeaderElection:          options.LeaderElection,
 		LeaderElectionID:        LeaderElectionID,
@@ -163,6 +180,13 @@ func New(config *rest.Config, options Options) (ctrl.Manager, error) {
 	})
 	if err != nil {
 		return nil, err
+	}
+	if certWatcher != nil {
+		// Every replica serves metrics, so the watcher runs without the
+		// lead (it says so itself: NeedLeaderElection is false).
+		if err := mgr.Add(certWatcher); err != nil {
+			return nil, err
+		}
 	}
 	deps, err := profile.DiscoverDependencies(mgr.GetRESTMapper())
 	if err != nil {
@@ -224,6 +248,27 @@ func New(config *rest.Config, options Options) (ctrl.Manager, error) {
 		return nil, err
 	}
 	return mgr, nil
+}
+
+// metricsServer serves /metrics over HTTPS to authorized scrapers only
+// (kubebuilder's secure metrics): controller-runtime's authentication and
+// authorization filter asks the apiserver to review each new bearer token
+// and whether its user may GET /metrics. The returned watcher, when not
+// nil, keeps a mounted certificate current and must run with the manager.
+func metricsServer(options Options) (metricsserver.Options, *certwatcher.CertWatcher, error) {
+	if options.InsecureMetrics || options.MetricsAddress == "0" {
+		return metricsserver.Options{BindAddress: options.MetricsAddress}, nil, nil
+	}
+	cert, err := secure.LoadCertificate(options.MetricsCertDir, "vmop-controller")
+	if err != nil {
+		return metricsserver.Options{}, nil, err
+	}
+	return metricsserver.Options{
+		BindAddress:    options.MetricsAddress,
+		SecureServing:  true,
+		FilterProvider: filters.WithAuthenticationAndAuthorization,
+		TLSOpts:        []func(*tls.Config){secure.ConfigureTLS(cert)},
+	}, cert.Watcher, nil
 }
 
 // Run starts vmop-controller against the cluster in $KUBECONFIG, --kubeconfig

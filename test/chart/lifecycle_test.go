@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -138,6 +139,7 @@ func TestInstallUpgradeUninstall(t *testing.T) {
 		counting := meta.FindStatusCondition(nc.Status.Conditions, vmv1alpha1.ConditionVLANCountersReady)
 		return counting != nil && counting.Status == metav1.ConditionTrue, fmt.Sprintf("%+v\n%s", counting, node.Logs())
 	})
+	checkMetricsAsInstalled(t, ctx, cp, values)
 	hostNetwork := &vmv1alpha1.HostNetwork{ObjectMeta: metav1.ObjectMeta{Name: "kept"},
 		Spec: vmv1alpha1.HostNetworkSpec{Type: vmv1alpha1.NetworkTypeBridge, BridgeName: "br-kept"}}
 	profile := &vmv1alpha1.VirtualMachineProfile{ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "default"},
@@ -326,6 +328,37 @@ func getCRD(t *testing.T, cp *controlplane.ControlPlane, name string) *apiextens
 		t.Fatal(err)
 	}
 	return crd
+}
+
+// checkMetricsAsInstalled: both components, run from their images with the
+// chart's args and roles, serve /metrics over HTTPS on the Pod IP to a
+// ServiceAccount bound to the chart's metrics-reader ClusterRole, and
+// refuse a request without a token (401) and a token of an account
+// without that role (403). Their own roles let them review both tokens.
+func checkMetricsAsInstalled(t *testing.T, ctx context.Context, cp *controlplane.ControlPlane, values map[string]any) {
+	t.Helper()
+	reader, err := cp.NewScraperBoundTo(ctx, namespace, "scraper", releaseName+"-metrics-reader", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	outsider, err := cp.NewScraperBoundTo(ctx, namespace, "outsider", "", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Gone before the uninstall, which checks what is left behind.
+	defer func() { _ = reader.Delete(ctx, cp); _ = outsider.Delete(ctx, cp) }()
+	for component, want := range map[string]string{"controller": "vmop_controller_build_info", "agent": "vmop_node_build_info"} {
+		url := fmt.Sprintf("https://%s:%v/metrics", kubelet.PodIP, values[component].(map[string]any)["metricsPort"])
+		observe.Eventually(t, 30*time.Second, component+" serves /metrics to the chart's metrics reader", func() (bool, string) {
+			code, body := controlplane.ScrapeHTTPS(url, reader.Token)
+			return code == http.StatusOK && strings.Contains(body, want), fmt.Sprintf("%d %.300s", code, body)
+		})
+		for token, wantCode := range map[string]int{"": http.StatusUnauthorized, outsider.Token: http.StatusForbidden} {
+			if code, body := controlplane.ScrapeHTTPS(url, token); code != wantCode {
+				t.Errorf("%s /metrics with token %.10q = %d %.300q, want %d", component, token, code, body, wantCode)
+			}
+		}
+	}
 }
 
 func freePort(t *testing.T) int {

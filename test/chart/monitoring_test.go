@@ -2,6 +2,7 @@ package chart
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -10,7 +11,10 @@ import (
 	"strings"
 	"testing"
 
+	authorizationv1 "k8s.io/api/authorization/v1"
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/labels"
@@ -24,8 +28,9 @@ import (
 // TestMonitoring renders the PodMonitor and PrometheusRule for a release
 // named edge in namespace ops, and checks that the apiserver accepts both
 // under the Prometheus Operator's own schemas (generated from its Go types),
-// that the PodMonitor scrapes the metrics port of exactly the controller
-// and the agent, and that the rule's groups are metrics/alerts.yaml bound to
+// that the PodMonitor scrapes the HTTPS metrics port of exactly the
+// controller and the agent with a token the apiserver authorizes for GET
+// /metrics, and that the rule's groups are metrics/alerts.yaml bound to
 // this release, valid for promtool.
 func TestMonitoring(t *testing.T) {
 	out := helm(t, "template", "edge", "deploy/chart", "--namespace", "ops", "--kube-version", "1.37.2",
@@ -36,7 +41,7 @@ func TestMonitoring(t *testing.T) {
 	for _, obj := range objects {
 		byKind[obj.GetKind()] = obj
 	}
-	podMonitor, rule := byKind["PodMonitor"], byKind["PrometheusRule"]
+	podMonitor, rule, tokenSecret := byKind["PodMonitor"], byKind["PrometheusRule"], byKind["Secret"]
 	if podMonitor == nil || rule == nil {
 		t.Fatalf("rendered no PodMonitor (%v) or PrometheusRule (%v)", podMonitor != nil, rule != nil)
 	}
@@ -56,21 +61,54 @@ func TestMonitoring(t *testing.T) {
 		if err := cp.Client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "ops"}}); err != nil {
 			t.Fatal(err)
 		}
-		for _, obj := range []*unstructured.Unstructured{podMonitor, rule} {
+		scraperObjects := scraperAccess(t, objects)
+		for _, obj := range append([]*unstructured.Unstructured{podMonitor, rule}, scraperObjects...) {
 			if err := cp.Client.Create(ctx, obj.DeepCopy(), client.FieldValidation(metav1.FieldValidationStrict)); err != nil {
-				t.Errorf("%s: %v", obj.GetKind(), err)
+				t.Errorf("%s %s: %v", obj.GetKind(), obj.GetName(), err)
+			}
+		}
+		// The scraper's token is good for what both components' metrics
+		// filter asks the apiserver: may this user GET /metrics?
+		for user, want := range map[string]bool{"system:serviceaccount:ops:edge-metrics-scraper": true, "system:serviceaccount:ops:edge-agent": false} {
+			review := &authorizationv1.SubjectAccessReview{Spec: authorizationv1.SubjectAccessReviewSpec{
+				User: user, NonResourceAttributes: &authorizationv1.NonResourceAttributes{Path: "/metrics", Verb: "get"}}}
+			if err := cp.Client.Create(ctx, review); err != nil {
+				t.Fatal(err)
+			}
+			if review.Status.Allowed != want {
+				t.Errorf("%s may GET /metrics: %v, want %v (%s)", user, review.Status.Allowed, want, review.Status.Reason)
 			}
 		}
 	})
 
-	t.Run("PodMonitor scrapes both components' metrics port", func(t *testing.T) {
+	t.Run("PodMonitor scrapes both components' HTTPS metrics port", func(t *testing.T) {
 		var spec struct {
 			Selector  metav1.LabelSelector `json:"selector"`
 			Endpoints []struct {
-				Port string `json:"port"`
+				Port      string `json:"port"`
+				Scheme    string `json:"scheme"`
+				TLSConfig struct {
+					InsecureSkipVerify bool `json:"insecureSkipVerify"`
+				} `json:"tlsConfig"`
+				Authorization struct {
+					Type        string                   `json:"type"`
+					Credentials corev1.SecretKeySelector `json:"credentials"`
+				} `json:"authorization"`
 			} `json:"podMetricsEndpoints"`
 		}
 		convertField(t, podMonitor, "spec", &spec)
+		if len(spec.Endpoints) != 1 {
+			t.Fatalf("%d endpoints, want 1", len(spec.Endpoints))
+		}
+		endpoint := spec.Endpoints[0]
+		// Self-signed certificates: encrypted, not verified.
+		if endpoint.Port != "https-metrics" || endpoint.Scheme != "https" || !endpoint.TLSConfig.InsecureSkipVerify {
+			t.Errorf("endpoint %+v, want port https-metrics, scheme https, insecureSkipVerify", endpoint)
+		}
+		if tokenSecret == nil || endpoint.Authorization.Type != "Bearer" || endpoint.Authorization.Credentials.Name != tokenSecret.GetName() ||
+			endpoint.Authorization.Credentials.Key != "token" {
+			t.Errorf("authorization %+v, want Bearer from key token of the rendered token Secret", endpoint.Authorization)
+		}
 		selector, err := metav1.LabelSelectorAsSelector(&spec.Selector)
 		if err != nil {
 			t.Fatal(err)
@@ -131,6 +169,89 @@ func TestMonitoring(t *testing.T) {
 			t.Errorf("the DaemonSet alert is not bound to this release's DaemonSet")
 		}
 	})
+}
+
+// TestMetricsAndProbeAddresses: both components serve /metrics over HTTPS
+// on the pod's IP only (the node's IP for the host-network agent), on the
+// port the PodMonitor and the prometheus.io annotations name; the agent's
+// probes listen on the node's loopback, where the kubelet's probes go.
+func TestMetricsAndProbeAddresses(t *testing.T) {
+	for _, obj := range render(t) {
+		if obj.GetKind() != "Deployment" && obj.GetKind() != "DaemonSet" {
+			continue
+		}
+		template, _, _ := unstructured.NestedMap(obj.Object, "spec", "template")
+		var pod corev1.PodTemplateSpec
+		if err := runtimeConvert(&unstructured.Unstructured{Object: template}, &pod); err != nil {
+			t.Fatal(err)
+		}
+		container := pod.Spec.Containers[0]
+		ports := map[string]int32{}
+		for _, p := range container.Ports {
+			ports[p.Name] = p.ContainerPort
+		}
+		metricsPort := ports["https-metrics"]
+		if metricsPort == 0 {
+			t.Errorf("%s: no https-metrics port among %v", obj.GetKind(), ports)
+		}
+		if !slices.Contains(container.Args, fmt.Sprintf("--metrics-bind-address=[$(POD_IP)]:%d", metricsPort)) {
+			t.Errorf("%s args %v: /metrics not bound to the pod IP on port %d", obj.GetKind(), container.Args, metricsPort)
+		}
+		if !slices.ContainsFunc(container.Env, func(e corev1.EnvVar) bool {
+			return e.Name == "POD_IP" && e.ValueFrom != nil && e.ValueFrom.FieldRef != nil && e.ValueFrom.FieldRef.FieldPath == "status.podIP"
+		}) {
+			t.Errorf("%s: no POD_IP from status.podIP in %+v", obj.GetKind(), container.Env)
+		}
+		annotations := pod.Annotations
+		if annotations["prometheus.io/scheme"] != "https" || annotations["prometheus.io/port"] != fmt.Sprint(metricsPort) {
+			t.Errorf("%s annotations %v, want scheme https on port %d", obj.GetKind(), annotations, metricsPort)
+		}
+		if obj.GetKind() != "DaemonSet" {
+			continue
+		}
+		if !slices.Contains(container.Args, fmt.Sprintf("--health-probe-bind-address=127.0.0.1:%d", ports["health"])) {
+			t.Errorf("agent args %v: probes not bound to 127.0.0.1:%d", container.Args, ports["health"])
+		}
+		for name, probe := range map[string]*corev1.Probe{"liveness": container.LivenessProbe, "readiness": container.ReadinessProbe} {
+			if probe == nil || probe.HTTPGet == nil || probe.HTTPGet.Host != "127.0.0.1" || probe.HTTPGet.Port.String() != "health" {
+				t.Errorf("agent %s probe %+v, want an httpGet of host 127.0.0.1 on the health port", name, probe)
+			}
+		}
+	}
+}
+
+// scraperAccess returns the objects giving the PodMonitor its token: the
+// metrics-reader ClusterRole (exactly the rules the tests' scrapers get),
+// the scraper's ServiceAccount bound to it and its token Secret.
+func scraperAccess(t *testing.T, objects []*unstructured.Unstructured) []*unstructured.Unstructured {
+	t.Helper()
+	want := map[string]string{"ClusterRole": "edge-metrics-reader", "ServiceAccount": "edge-metrics-scraper",
+		"ClusterRoleBinding": "edge-metrics-scraper", "Secret": "edge-metrics-scraper-token"}
+	var found []*unstructured.Unstructured
+	for _, obj := range objects {
+		if want[obj.GetKind()] != obj.GetName() {
+			continue
+		}
+		found = append(found, obj)
+		switch obj.GetKind() {
+		case "ClusterRole":
+			var role rbacv1.ClusterRole
+			if err := runtimeConvert(obj, &role); err != nil {
+				t.Fatal(err)
+			}
+			if !apiequality.Semantic.DeepEqual(role.Rules, controlplane.MetricsReaderRules()) {
+				t.Errorf("metrics-reader rules %+v, want %+v", role.Rules, controlplane.MetricsReaderRules())
+			}
+		case "Secret":
+			if obj.Object["type"] != string(corev1.SecretTypeServiceAccountToken) || obj.GetAnnotations()[corev1.ServiceAccountNameKey] != "edge-metrics-scraper" {
+				t.Errorf("token Secret %v %v, want a service-account token of edge-metrics-scraper", obj.Object["type"], obj.GetAnnotations())
+			}
+		}
+	}
+	if len(found) != len(want) {
+		t.Fatalf("rendered %d of the scraper's objects %v", len(found), want)
+	}
+	return found
 }
 
 func decodeAll(t *testing.T, manifests string) []*unstructured.Unstructured {

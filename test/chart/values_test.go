@@ -125,7 +125,9 @@ func TestExtraArgsEnvAndPodDisruptionBudget(t *testing.T) {
 		"agent.extraArgs={--debounce=1s}", "controller.replicas=1")
 	specs := podSpecs(t, objects)
 	controller := specs["Deployment/vmop-controller"].Containers[0]
-	if !strings.Contains(strings.Join(controller.Args, " "), "--kube-api-qps=50") || len(controller.Env) != 1 || controller.Env[0].Value != "200MiB" {
+	// extraEnv follows the chart's own POD_IP (the metrics bind address).
+	if !strings.Contains(strings.Join(controller.Args, " "), "--kube-api-qps=50") || len(controller.Env) != 2 ||
+		controller.Env[0].Name != "POD_IP" || controller.Env[1].Name != "GOMEMLIMIT" || controller.Env[1].Value != "200MiB" {
 		t.Errorf("controller args %v env %v", controller.Args, controller.Env)
 	}
 	if agent := specs["DaemonSet/vmop-agent"].Containers[0]; !strings.Contains(strings.Join(agent.Args, " "), "--debounce=1s") {

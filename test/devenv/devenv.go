@@ -226,12 +226,13 @@ func (env *Env) startSimulatorAndController(ctx context.Context, logger logr.Log
 			env.logf("vmop-controller stopped: %v", err)
 		}
 	}()
-	env.logf("simulator and vmop-controller running (controller metrics on http://%s/metrics)", controllerMetricsAddress)
+	env.logf("simulator and vmop-controller running (controller metrics on https://%s/metrics, for a token allowed GET /metrics)", controllerMetricsAddress)
 	return nil
 }
 
-// controllerMetricsAddress is where vmop-controller serves its metrics.
-const controllerMetricsAddress = "127.0.0.1:18080"
+// controllerMetricsAddress is where vmop-controller serves its metrics, as
+// in a cluster: HTTPS, self-signed, to bearer tokens allowed GET /metrics.
+const controllerMetricsAddress = "127.0.0.1:18443"
 
 // run runs a command, returning its output in the error when it fails.
 func run(name string, args ...string) error {

@@ -212,7 +212,7 @@ func (env *Env) startAgent(node, agentBinary string, index int, extra ...string)
 	if err := env.RestartAgent(node); err != nil {
 		return err
 	}
-	env.logf("node %s: vmop-agent running (log %s, metrics http://127.0.0.1:%d/metrics)", node, env.path("agent-"+node+".log"), hostAgentMetricsPort+index)
+	env.logf("node %s: vmop-agent running (log %s, metrics https://127.0.0.1:%d/metrics)", node, env.path("agent-"+node+".log"), hostAgentMetricsPort+index)
 	return nil
 }
 

@@ -39,9 +39,11 @@ func metricsTargets() []metricsTarget {
 	return targets
 }
 
-// prometheusConfig scrapes every target (agents' series labelled with their
-// node, as the chart's PodMonitor does) and loads metrics/alerts.yaml.
-func prometheusConfig(targets []metricsTarget) ([]byte, error) {
+// prometheusConfig scrapes every target as the chart's PodMonitor does:
+// HTTPS without verifying the self-signed certificates, the bearer token
+// in tokenFile, agents' series labelled with their node. It loads
+// metrics/alerts.yaml.
+func prometheusConfig(targets []metricsTarget, tokenFile string) ([]byte, error) {
 	type staticConfig struct {
 		Targets []string          `json:"targets"`
 		Labels  map[string]string `json:"labels,omitempty"`
@@ -60,7 +62,11 @@ func prometheusConfig(targets []metricsTarget) ([]byte, error) {
 	}
 	scrapeConfigs := make([]map[string]any, 0, len(order))
 	for _, job := range order {
-		scrapeConfigs = append(scrapeConfigs, map[string]any{"job_name": job, "static_configs": jobs[job]})
+		scrapeConfigs = append(scrapeConfigs, map[string]any{
+			"job_name": job, "static_configs": jobs[job], "scheme": "https",
+			"tls_config":    map[string]any{"insecure_skip_verify": true},
+			"authorization": map[string]string{"type": "Bearer", "credentials_file": tokenFile},
+		})
 	}
 	return yaml.Marshal(map[string]any{
 		"global":         map[string]string{"scrape_interval": prometheusInterval, "evaluation_interval": prometheusInterval},
@@ -76,7 +82,11 @@ func (env *Env) startPrometheus(ctx context.Context) error {
 	if _, err := os.Stat(binary); err != nil {
 		return fmt.Errorf("prometheus: %w (make dev and make test unpack it from Debian's prometheus package)", err)
 	}
-	config, err := prometheusConfig(metricsTargets())
+	tokenFile, err := env.scraperToken(ctx)
+	if err != nil {
+		return err
+	}
+	config, err := prometheusConfig(metricsTargets(), tokenFile)
 	if err != nil {
 		return err
 	}
@@ -105,9 +115,32 @@ func (env *Env) startPrometheus(ctx context.Context) error {
 		return fmt.Errorf("prometheus (log %s): %w", env.path("prometheus.log"), err)
 	}
 	env.PrometheusURL = "http://" + PrometheusAddress
-	env.logf("Prometheus on %s: the controller and %d agents every %s, the alerts of metrics/alerts.yaml (log %s)",
-		env.PrometheusURL, len(metricsTargets())-1, prometheusInterval, env.path("prometheus.log"))
+	env.logf("Prometheus on %s: the controller and %d agents every %s over HTTPS with the token of ServiceAccount %s/%s (in %s), the alerts of metrics/alerts.yaml (log %s)",
+		env.PrometheusURL, len(metricsTargets())-1, prometheusInterval, LeaseNamespace, ScraperAccount, tokenFile, env.path("prometheus.log"))
 	return nil
+}
+
+// scraperTokenLifetime outlasts any development session; the control
+// plane, and the token with it, goes away on Stop.
+const scraperTokenLifetime = 30 * 24 * time.Hour
+
+// ScraperAccount is the ServiceAccount whose token the environment's
+// Prometheus presents: bound to the chart's metrics-reader rules
+// (GET /metrics) and nothing else, as the chart's PodMonitor scraper.
+const ScraperAccount = "prometheus"
+
+// scraperToken makes ScraperAccount and writes a token of it to a file
+// for Prometheus's credentials_file; it returns the file's path.
+func (env *Env) scraperToken(ctx context.Context) (string, error) {
+	scraper, err := env.ControlPlane.NewScraper(ctx, LeaseNamespace, ScraperAccount, true, scraperTokenLifetime)
+	if err != nil {
+		return "", fmt.Errorf("prometheus: %w", err)
+	}
+	path := env.path("prometheus-token")
+	if err := os.WriteFile(path, []byte(scraper.Token), 0o600); err != nil {
+		return "", fmt.Errorf("prometheus: %w", err)
+	}
+	return path, nil
 }
 
 // waitReady polls url until it answers 200, the process exits or timeout passes.

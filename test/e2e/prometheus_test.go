@@ -154,13 +154,15 @@ func TestEveryPanelAndAlertHasDataOnTheLivePrometheus(t *testing.T) {
 		if err := promGet(t, "/api/v1/targets", url.Values{}, &data); err != nil {
 			return false, err.Error()
 		}
+		// Up over HTTPS: each component reviewed Prometheus's token
+		// (the metrics-reader rules) with the apiserver and served it.
 		var down []string
 		for _, target := range data.ActiveTargets {
-			if target.Health != "up" {
+			if target.Health != "up" || !strings.HasPrefix(target.ScrapeURL, "https://") {
 				down = append(down, target.ScrapeURL+": "+target.Health+" "+target.LastError)
 			}
 		}
-		return len(data.ActiveTargets) == 4 && len(down) == 0, fmt.Sprintf("%d targets, not up: %v", len(data.ActiveTargets), down)
+		return len(data.ActiveTargets) == 4 && len(down) == 0, fmt.Sprintf("%d targets, not up over HTTPS: %v", len(data.ActiveTargets), down)
 	})
 
 	queries := dashboardQueries(t)

@@ -30,6 +30,9 @@ import (
 // controller, one simulator. Tests isolate themselves in namespaces.
 var cluster *controlplane.ControlPlane
 
+// controllerMetricsAddress is where the suite's controller serves /metrics.
+var controllerMetricsAddress string
+
 // controllerWrites counts the requests the controller sends that write.
 var controllerWrites = newWriteCounter()
 
@@ -56,6 +59,9 @@ func run(m *testing.M) (int, error) {
 		return 0, err
 	}
 	defer stopConsumers()
+	if controllerMetricsAddress, err = freeLoopbackAddress(); err != nil {
+		return 0, err
+	}
 	cluster, err = controlplane.Start()
 	if err != nil {
 		return 0, err
@@ -107,7 +113,7 @@ func startController() error {
 	controllerConfig.Wrap(controllerWrites.wrap)
 	controllerConfig.Wrap(faults.wrap)
 	mgr, err := manager.New(controllerConfig, manager.Options{
-		MetricsAddress: "0", ProbeAddress: "0", DefaultSRIOVResource: "intel.com/sriov_netdevice",
+		MetricsAddress: controllerMetricsAddress, ProbeAddress: "0", DefaultSRIOVResource: "intel.com/sriov_netdevice",
 		LeaderElection: true, LeaderElectionNamespace: leaseNamespace,
 		LeaseNamespace: leaseNamespace, LabelGrace: labelGrace, HostNetworkRevertTimeout: revertTimeout,
 		Logger: observe.ControllerLogger(), MetricsRegistry: prometheus.NewRegistry(),

@@ -145,16 +145,16 @@ func (n *Node) command(pod *corev1.Pod, container corev1.Container, image Image)
 	if len(argv) == 0 {
 		return nil, errors.New("no entrypoint")
 	}
-	argv = append([]string{filepath.Join(image.Root, argv[0])}, append(argv[1:], container.Args...)...)
+	env, err := n.env(pod, container)
+	if err != nil {
+		return nil, err
+	}
+	argv = append([]string{filepath.Join(image.Root, argv[0])}, expandArgs(append(argv[1:], container.Args...), env)...)
 	dir := filepath.Join(n.WorkDir, "pods")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
 	kubeconfig, err := n.serviceAccountKubeconfig(pod, filepath.Join(dir, pod.Name+".kubeconfig"))
-	if err != nil {
-		return nil, err
-	}
-	env, err := n.env(pod, container)
 	if err != nil {
 		return nil, err
 	}
@@ -224,6 +224,8 @@ func (n *Node) env(pod *corev1.Pod, container corev1.Container) ([]string, error
 				value = pod.Namespace
 			case "metadata.name":
 				value = pod.Name
+			case "status.podIP":
+				value = PodIP
 			default:
 				return nil, fmt.Errorf("env %s: field %s not supported by the stand-in", e.Name, e.ValueFrom.FieldRef.FieldPath)
 			}
@@ -231,6 +233,29 @@ func (n *Node) env(pod *corev1.Pod, container corev1.Container) ([]string, error
 		env = append(env, e.Name+"="+value)
 	}
 	return env, nil
+}
+
+// PodIP is every Pod's IP here: the processes share this machine's
+// network, so a Pod listening on its IP listens on loopback.
+const PodIP = "127.0.0.1"
+
+// expandArgs replaces $(NAME) in args with the container's variable NAME,
+// as the kubelet does (the chart's args use $(POD_IP)); a name the
+// container does not define stays as written, as in the kubelet. The
+// kubelet's $$ escape is not needed by the chart and not handled.
+func expandArgs(args, env []string) []string {
+	var pairs []string
+	for _, variable := range env {
+		if name, value, ok := strings.Cut(variable, "="); ok {
+			pairs = append(pairs, "$("+name+")", value)
+		}
+	}
+	replacer := strings.NewReplacer(pairs...)
+	expanded := make([]string, len(args))
+	for i, arg := range args {
+		expanded[i] = replacer.Replace(arg)
+	}
+	return expanded
 }
 
 // user is the container's, else the Pod's, else the image's user.

@@ -73,7 +73,8 @@ func main() {
 			"--netns", "/run/netns/"+n.name, "--lease-namespace", "vmop-system",
 			"--lease-duration", "30s", "--lease-renew-interval", "10s",
 			// Ports 19470, 19471: qemu forwards them to the host's loopback,
-			// where the environment's Prometheus scrapes them (devenv.vmAgentMetricsPort).
+			// where the environment's Prometheus scrapes them (devenv.vmAgentMetricsPort)
+			// over HTTPS with its token, which the agent has the apiserver review.
 			"--metrics-bind-address", fmt.Sprintf(":%d", 19470+i), "--health-probe-bind-address", fmt.Sprintf("127.0.0.1:%d", 8081+i),
 			"--sysfs-root", "/tmp/sysfs-"+n.name, "--extra-uplinks", "eth1,eth2")
 		cmd.Stdout, cmd.Stderr = os.Stdout, os.Stdout

@@ -49,9 +49,10 @@ const releaseName = "vmop"
 // rendered Deployment and DaemonSet say, under their service accounts, see
 // a profile reach Running and the agent publish, then uninstall: every
 // profile, VM and disk stays, the node labels the VM requires stay, and of
-// the operator only what the README lists ("Uninstalling") is left. On a Kubernetes older than 1.37, where
-// the previous chart's CRDs never installed, it proves that refusal and
-// installs this chart fresh instead of upgrading.
+// the operator only what the README lists ("Uninstalling") is left. On a
+// Kubernetes older than 1.37, where the previous chart's CRDs never
+// installed, it proves that refusal and installs this chart fresh instead
+// of upgrading.
 func TestInstallUpgradeUninstall(t *testing.T) {
 	cp, err := controlplane.Start(controlplane.WithoutOwnCRDs())
 	if err != nil {

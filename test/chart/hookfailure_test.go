@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"helm.sh/helm/v3/pkg/action"
+	"helm.sh/helm/v3/pkg/chartutil"
+	"helm.sh/helm/v3/pkg/engine"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
@@ -150,4 +152,39 @@ func hookRBAC(t *testing.T, cp *controlplane.ControlPlane, hook string) []string
 		}
 	}
 	return left
+}
+
+// TestCleanupHookNeedsAHelmThatDeletesItsRBACOnFailure: a Helm older than
+// 3.18 keeps the RBAC of a failed hook, so the chart refuses to render the
+// cleanup hook for it, naming the way out; with the pinned Helm, or with
+// the hook disabled, it renders.
+func TestCleanupHookNeedsAHelmThatDeletesItsRBACOnFailure(t *testing.T) {
+	chart := loadChart(t, filepath.Join(controlplane.RepoRoot(), "deploy", "chart"))
+	renderWith := func(helmVersion string, values map[string]any) error {
+		caps := chartutil.DefaultCapabilities.Copy()
+		caps.HelmVersion.Version = helmVersion
+		caps.KubeVersion = chartutil.KubeVersion{Version: "v1.37.2", Major: "1", Minor: "37"}
+		vals, err := chartutil.ToRenderValues(chart, values, chartutil.ReleaseOptions{Name: releaseName, Namespace: namespace, IsInstall: true}, caps)
+		if err != nil {
+			return err
+		}
+		_, err = engine.Render(chart, vals)
+		return err
+	}
+	err := renderWith("v3.17.3", map[string]any{})
+	if err == nil || !strings.Contains(err.Error(), "needs Helm 3.18 or newer") || !strings.Contains(err.Error(), "cleanupOnUninstall.enabled=false") {
+		t.Errorf("rendering with Helm 3.17.3: %v; want a refusal naming Helm 3.18 and the way out", err)
+	}
+	for _, c := range []struct {
+		helm   string
+		values map[string]any
+	}{
+		{chartutil.DefaultCapabilities.HelmVersion.Version, map[string]any{}},
+		{"v3.18.0", map[string]any{}},
+		{"v3.17.3", map[string]any{"cleanupOnUninstall": map[string]any{"enabled": false}}},
+	} {
+		if err := renderWith(c.helm, c.values); err != nil {
+			t.Errorf("rendering with Helm %s and %v: %v", c.helm, c.values, err)
+		}
+	}
 }

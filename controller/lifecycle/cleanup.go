@@ -193,6 +193,9 @@ func nodeDown(nodes []corev1.Node, name string) string {
 			if condition.Status == corev1.ConditionTrue {
 				return ""
 			}
+			if condition.LastTransitionTime.IsZero() {
+				return fmt.Sprintf("is NotReady (Ready=%s)", condition.Status)
+			}
 			return fmt.Sprintf("is NotReady (Ready=%s since %s)", condition.Status, condition.LastTransitionTime.UTC().Format(time.RFC3339))
 		}
 	}

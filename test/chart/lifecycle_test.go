@@ -19,6 +19,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	storagev1 "k8s.io/api/storage/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -226,23 +227,35 @@ func TestInstallUpgradeUninstall(t *testing.T) {
 	}
 }
 
-// requiredNodeLabels lists the cap.vm.example.com/ label keys the KubeVirt
-// VM's required node affinity names.
+// requiredNodeLabels lists the cap.vm.example.com/ label keys the required
+// node affinity of the KubeVirt VM's template, or of its running instance
+// (which keeps the affinity it started with), names.
 func requiredNodeLabels(t *testing.T, cp *controlplane.ControlPlane, key client.ObjectKey) []string {
 	t.Helper()
 	var vm kubevirtv1.VirtualMachine
 	if err := cp.Client.Get(context.Background(), key, &vm); err != nil {
 		t.Fatalf("VM %s: %v", key, err)
 	}
-	var keys []string
-	if vm.Spec.Template == nil || vm.Spec.Template.Spec.Affinity == nil || vm.Spec.Template.Spec.Affinity.NodeAffinity == nil ||
-		vm.Spec.Template.Spec.Affinity.NodeAffinity.RequiredDuringSchedulingIgnoredDuringExecution == nil {
-		return nil
+	specs := []*kubevirtv1.VirtualMachineInstanceSpec{}
+	if vm.Spec.Template != nil {
+		specs = append(specs, &vm.Spec.Template.Spec)
 	}
-	for _, term := range vm.Spec.Template.Spec.Affinity.NodeAffinity.RequiredDuringSchedulingIgnoredDuringExecution.NodeSelectorTerms {
-		for _, expression := range term.MatchExpressions {
-			if strings.HasPrefix(expression.Key, "cap.vm.example.com/") && !slices.Contains(keys, expression.Key) {
-				keys = append(keys, expression.Key)
+	var vmi kubevirtv1.VirtualMachineInstance
+	if err := cp.Client.Get(context.Background(), key, &vmi); err == nil {
+		specs = append(specs, &vmi.Spec)
+	} else if !apierrors.IsNotFound(err) {
+		t.Fatalf("VMI %s: %v", key, err)
+	}
+	var keys []string
+	for _, spec := range specs {
+		if spec.Affinity == nil || spec.Affinity.NodeAffinity == nil || spec.Affinity.NodeAffinity.RequiredDuringSchedulingIgnoredDuringExecution == nil {
+			continue
+		}
+		for _, term := range spec.Affinity.NodeAffinity.RequiredDuringSchedulingIgnoredDuringExecution.NodeSelectorTerms {
+			for _, expression := range term.MatchExpressions {
+				if strings.HasPrefix(expression.Key, "cap.vm.example.com/") && !slices.Contains(keys, expression.Key) {
+					keys = append(keys, expression.Key)
+				}
 			}
 		}
 	}

@@ -121,8 +121,26 @@ build: ## Build vmop-controller and vmop-agent into bin/.
 install: ## Install our CRDs (deploy/crds) with server-side apply.
 	$(KUBECTL) apply --server-side -f deploy/crds
 
+# Deleting the profile CRD deletes every profile, and the garbage collector
+# then deletes what each profile owns: so uninstall refuses while profiles
+# exist, and FORCE=1 says what goes before it deletes.
 .PHONY: uninstall
-uninstall: ## Delete our CRDs, and with them every VirtualMachineProfile, HostNetwork and NodeCapability.
+uninstall: ## Delete our CRDs (refuses while VirtualMachineProfiles exist; FORCE=1 deletes them and their VMs too).
+	@crd=$$($(KUBECTL) get crd virtualmachineprofiles.vm.example.com --ignore-not-found -o name) || exit 1; \
+	profiles=; if [ -n "$$crd" ]; then \
+		profiles=$$($(KUBECTL) get virtualmachineprofiles.vm.example.com --all-namespaces \
+			-o jsonpath='{range .items[*]}{.metadata.namespace}/{.metadata.name}{"\n"}{end}') || exit 1; \
+	fi; \
+	if [ -n "$$profiles" ] && [ "$(FORCE)" != 1 ]; then \
+		echo "uninstall: refusing: these VirtualMachineProfiles exist, and deleting the CRDs deletes them with their VMs:" >&2; \
+		echo "$$profiles" | sed 's/^/  /' >&2; \
+		echo "Delete them first, or run 'make uninstall FORCE=1'." >&2; exit 1; \
+	fi; \
+	if [ -n "$$profiles" ]; then \
+		echo "uninstall: FORCE=1: deleting these VirtualMachineProfiles:"; echo "$$profiles" | sed 's/^/  /'; \
+		echo "and through their owner references each one's VM, network attachments, cloud-init Secret and"; \
+		echo "disks with retainPolicy Delete; Retain disks stay."; \
+	fi
 	$(KUBECTL) delete --ignore-not-found -f deploy/crds
 
 .PHONY: run

@@ -12,7 +12,9 @@ import (
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/util/wait"
+	kubevirtv1 "kubevirt.io/api/core/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/jianfenliu/vmoperator/api/agentlease"
@@ -29,8 +31,13 @@ const LeaderLease = manager.LeaderElectionID
 // Cleanup removes, after helm uninstall, what only a running operator
 // needs, once neither component runs any more:
 //   - our finalizers on profiles and HostNetworks (nothing would ever
-//     remove them, so deleting those objects later would hang);
-//   - node labels and annotations under cap.vm.example.com/;
+//     remove them, so deleting those objects later would hang), but not
+//     on a HostNetwork being deleted: the garbage collector would then
+//     delete its nmstate policy without reverting the host;
+//   - node annotations under cap.vm.example.com/, and the node labels
+//     there that no KubeVirt VM's (or VMI's) required node affinity or
+//     node selector names: those stay, or the VM could never restart or
+//     live-migrate again;
 //   - every NodeCapability, the agents' Leases and the leader Lease.
 //
 // It never deletes profiles, VMs, disks, cloud-init Secrets, attachments,
@@ -50,25 +57,31 @@ type Cleanup struct {
 	Now func() time.Time
 }
 
-// Report counts what the cleanup changed.
+// Report counts what the cleanup changed, and what it left on purpose.
 type Report struct {
 	ProfileFinalizers, HostNetworkFinalizers, NodesUnlabelled, NodeCapabilities, Leases int
+	// HostNetworksDeleting kept their finalizer (deletion in progress).
+	HostNetworksDeleting int
+	// NodeLabelsKept counts the label keys kept because a VM names them.
+	NodeLabelsKept int
+	// AgentPodsSkipped were not waited for: their node is NotReady or gone.
+	AgentPodsSkipped int
 }
 
 // Run waits until the components are gone, then cleans up. Every step runs
 // even when one fails; the error names each failure.
 func (c Cleanup) Run(ctx context.Context) (Report, error) {
 	var r Report
-	if err := c.waitForComponentsGone(ctx); err != nil {
+	var err error
+	if r.AgentPodsSkipped, err = c.waitForComponentsGone(ctx); err != nil {
 		return r, err
 	}
 	var errs []error
-	var err error
 	r.ProfileFinalizers, err = c.dropProfileFinalizers(ctx)
 	errs = append(errs, err)
-	r.HostNetworkFinalizers, err = c.dropHostNetworkFinalizers(ctx)
+	r.HostNetworkFinalizers, r.HostNetworksDeleting, err = c.dropHostNetworkFinalizers(ctx)
 	errs = append(errs, err)
-	r.NodesUnlabelled, err = c.unlabelNodes(ctx)
+	r.NodesUnlabelled, r.NodeLabelsKept, err = c.unlabelNodes(ctx)
 	errs = append(errs, err)
 	r.NodeCapabilities, err = c.deleteNodeCapabilities(ctx)
 	errs = append(errs, err)
@@ -76,7 +89,9 @@ func (c Cleanup) Run(ctx context.Context) (Report, error) {
 	errs = append(errs, err)
 	c.logf("removed: %d profile finalizers, %d HostNetwork finalizers, node keys on %d nodes, %d NodeCapabilities, %d Leases",
 		r.ProfileFinalizers, r.HostNetworkFinalizers, r.NodesUnlabelled, r.NodeCapabilities, r.Leases)
-	c.logf("kept: profiles, VMs, disks, cloud-init Secrets, attachments, HostNetworks and their nmstate policies, the CRDs")
+	c.logf("kept: profiles, VMs, disks, cloud-init Secrets, attachments, HostNetworks and their nmstate policies, the CRDs; "+
+		"%d node label keys VMs require; the finalizer of %d HostNetworks being deleted; %d agent Pods on down nodes not waited for",
+		r.NodeLabelsKept, r.HostNetworksDeleting, r.AgentPodsSkipped)
 	return r, errors.Join(errs...)
 }
 
@@ -99,42 +114,92 @@ func (c Cleanup) logf(format string, args ...any) {
 // take their grace period to stop; the leader Lease, which the controller
 // hands back on shutdown, says the leader is gone even where Pods are not
 // visible.
-func (c Cleanup) waitForComponentsGone(ctx context.Context) error {
+//
+// An agent Pod on a node that is NotReady or gone stays Terminating until
+// the node comes back, which may be never: it is not waited for (it is
+// logged and counted). It cannot undo the cleanup: helm uninstall already
+// deleted the agent's RBAC, so it can no longer write. Controller Pods
+// and the leader Lease are always waited for, up to Timeout.
+func (c Cleanup) waitForComponentsGone(ctx context.Context) (skippedAgents int, err error) {
 	var waitingFor string
-	err := wait.PollUntilContextTimeout(ctx, time.Second, c.Timeout, true, func(ctx context.Context) (bool, error) {
+	skipped := map[string]bool{}
+	err = wait.PollUntilContextTimeout(ctx, time.Second, c.Timeout, true, func(ctx context.Context) (bool, error) {
+		var down []string
 		var err error
-		waitingFor, err = c.componentsRunning(ctx)
+		waitingFor, down, err = c.componentsRunning(ctx)
+		for _, pod := range down {
+			if !skipped[pod] {
+				skipped[pod] = true
+				c.logf("not waiting for %s: its node is down, and the agent's rights are gone with helm uninstall, so it can no longer write", pod)
+			}
+		}
 		return waitingFor == "", err
 	})
 	if err != nil {
-		return fmt.Errorf("the components did not stop within %v (%s); nothing was cleaned up: %w", c.Timeout, waitingFor, err)
+		return len(skipped), fmt.Errorf("the components did not stop within %v (%s); nothing was cleaned up: %w", c.Timeout, waitingFor, err)
 	}
-	c.logf("vmop-controller and vmop-agent are gone")
-	return nil
+	c.logf("vmop-controller and vmop-agent are gone (%d agent Pods on down nodes not waited for)", len(skipped))
+	return len(skipped), nil
 }
 
-// componentsRunning names what still runs, "" when nothing does.
-func (c Cleanup) componentsRunning(ctx context.Context) (string, error) {
+// componentsRunning names what still runs, "" when nothing does, and the
+// agent Pods it does not wait for because their node is down.
+func (c Cleanup) componentsRunning(ctx context.Context) (string, []string, error) {
 	var pods corev1.PodList
 	if err := c.Client.List(ctx, &pods, client.InNamespace(c.Namespace), client.MatchingLabels{"app.kubernetes.io/instance": c.Release}); err != nil {
-		return "", fmt.Errorf("list Pods: %w", err)
+		return "", nil, fmt.Errorf("list Pods: %w", err)
 	}
-	var running []string
+	var nodes corev1.NodeList
+	if err := c.Client.List(ctx, &nodes); err != nil {
+		return "", nil, fmt.Errorf("list Nodes: %w", err)
+	}
+	var running, down []string
 	for _, pod := range pods.Items {
 		switch pod.Labels["app.kubernetes.io/component"] {
-		case "controller", "agent":
+		case "controller":
+			running = append(running, "Pod "+pod.Name)
+		case "agent":
+			if why := nodeDown(nodes.Items, pod.Spec.NodeName); why != "" {
+				down = append(down, fmt.Sprintf("agent Pod %s (Node %s %s)", pod.Name, pod.Spec.NodeName, why))
+				continue
+			}
 			running = append(running, "Pod "+pod.Name)
 		}
 	}
 	var lease coordinationv1.Lease
 	err := c.Client.Get(ctx, client.ObjectKey{Namespace: c.Namespace, Name: LeaderLease}, &lease)
 	if err != nil && !apierrors.IsNotFound(err) {
-		return "", fmt.Errorf("read the leader Lease: %w", err)
+		return "", nil, fmt.Errorf("read the leader Lease: %w", err)
 	}
 	if err == nil && leaseHeld(&lease, c.now()) {
 		running = append(running, "the leader Lease held by "+*lease.Spec.HolderIdentity)
 	}
-	return strings.Join(running, ", "), nil
+	return strings.Join(running, ", "), down, nil
+}
+
+// nodeDown says why the named node counts as down ("is gone", "is
+// NotReady"), "" when it is Ready. A Pod not yet bound to a node runs
+// nowhere, so it is waited for like any other (it may still start).
+func nodeDown(nodes []corev1.Node, name string) string {
+	if name == "" {
+		return ""
+	}
+	i := slices.IndexFunc(nodes, func(n corev1.Node) bool { return n.Name == name })
+	if i < 0 {
+		return "is gone"
+	}
+	for _, condition := range nodes[i].Status.Conditions {
+		if condition.Type == corev1.NodeReady {
+			if condition.Status == corev1.ConditionTrue {
+				return ""
+			}
+			if condition.LastTransitionTime.IsZero() {
+				return fmt.Sprintf("is NotReady (Ready=%s)", condition.Status)
+			}
+			return fmt.Sprintf("is NotReady (Ready=%s since %s)", condition.Status, condition.LastTransitionTime.UTC().Format(time.RFC3339))
+		}
+	}
+	return "is NotReady (no Ready condition)"
 }
 
 // leaseHeld: a holder whose last renewal is younger than the lease duration.
@@ -155,16 +220,30 @@ func (c Cleanup) dropProfileFinalizers(ctx context.Context) (int, error) {
 	return c.dropFinalizer(ctx, objects, profile.LegacyFinalizer)
 }
 
-func (c Cleanup) dropHostNetworkFinalizers(ctx context.Context) (int, error) {
+// dropHostNetworkFinalizers leaves the finalizer of a HostNetwork being
+// deleted: without it the garbage collector would delete its nmstate
+// policy at once, and nmstate would keep the host as the policy built it,
+// with nobody ever reverting it. The deletion completes when an operator
+// runs again, or when the admin removes the finalizer knowingly.
+func (c Cleanup) dropHostNetworkFinalizers(ctx context.Context) (dropped, deleting int, err error) {
 	var list vmv1alpha1.HostNetworkList
 	if err := c.Client.List(ctx, &list); err != nil {
-		return 0, fmt.Errorf("list HostNetworks: %w", err)
+		return 0, 0, fmt.Errorf("list HostNetworks: %w", err)
 	}
-	objects := make([]client.Object, len(list.Items))
+	var objects []client.Object
 	for i := range list.Items {
-		objects[i] = &list.Items[i]
+		hn := &list.Items[i]
+		if hn.DeletionTimestamp != nil && slices.Contains(hn.Finalizers, hostnetwork.Finalizer) {
+			c.logf("kept finalizer %s on HostNetwork %s, which is being deleted: its host configuration is not reverted yet. "+
+				"The deletion completes when vmop-controller runs again, or when you remove the finalizer knowing that nmstate then keeps the host as it is",
+				hostnetwork.Finalizer, hn.Name)
+			deleting++
+			continue
+		}
+		objects = append(objects, hn)
 	}
-	return c.dropFinalizer(ctx, objects, hostnetwork.Finalizer)
+	dropped, err = c.dropFinalizer(ctx, objects, hostnetwork.Finalizer)
+	return dropped, deleting, err
 }
 
 // dropFinalizer removes one finalizer, leaving everyone else's; the patch
@@ -196,19 +275,27 @@ func describe(obj client.Object) string {
 	return fmt.Sprintf("%s %s/%s", kindOf(obj), obj.GetNamespace(), obj.GetName())
 }
 
-// unlabelNodes removes the labels and annotations under our prefix (the
-// capabilities placement selected on), leaving every other key.
-func (c Cleanup) unlabelNodes(ctx context.Context) (int, error) {
+// unlabelNodes removes the annotations under our prefix and the labels
+// there (the capabilities placement selected on) that no VM needs,
+// leaving every other key. When the VMs cannot be listed, it removes no
+// label: it cannot tell which ones a VM needs.
+func (c Cleanup) unlabelNodes(ctx context.Context) (changed, kept int, err error) {
+	needed, err := c.labelsVMsNeed(ctx)
+	if err != nil {
+		return 0, 0, fmt.Errorf("no node label removed: %w", err)
+	}
+	for _, key := range sortedKeys(needed) {
+		c.logf("kept node label %s where nodes have it: the required node affinity of %s names it", key, summarize(needed[key], 3))
+	}
 	var nodes corev1.NodeList
 	if err := c.Client.List(ctx, &nodes); err != nil {
-		return 0, fmt.Errorf("list Nodes: %w", err)
+		return 0, len(needed), fmt.Errorf("list Nodes: %w", err)
 	}
 	var errs []error
-	changed := 0
 	for i := range nodes.Items {
 		node := &nodes.Items[i]
 		original := node.DeepCopy()
-		removed := dropPrefixed(node.Labels) + dropPrefixed(node.Annotations)
+		removed := dropPrefixed(node.Labels, needed) + dropPrefixed(node.Annotations, nil)
 		if removed == 0 {
 			continue
 		}
@@ -219,13 +306,14 @@ func (c Cleanup) unlabelNodes(ctx context.Context) (int, error) {
 		c.logf("removed %d %s labels and annotations from Node %s", removed, placement.LabelPrefix, node.Name)
 		changed++
 	}
-	return changed, errors.Join(errs...)
+	return changed, len(needed), errors.Join(errs...)
 }
 
-func dropPrefixed(m map[string]string) int {
+// dropPrefixed deletes the keys under our prefix but those in keep.
+func dropPrefixed(m map[string]string, keep map[string][]string) int {
 	removed := 0
 	for key := range m {
-		if strings.HasPrefix(key, placement.LabelPrefix) {
+		if _, needed := keep[key]; !needed && strings.HasPrefix(key, placement.LabelPrefix) {
 			delete(m, key)
 			removed++
 		}
@@ -277,4 +365,74 @@ func (c Cleanup) deleteLeases(ctx context.Context) (int, error) {
 func kindOf(obj client.Object) string {
 	name := fmt.Sprintf("%T", obj)
 	return name[strings.LastIndex(name, ".")+1:]
+}
+
+// labelsVMsNeed maps each node label key under our prefix that a KubeVirt
+// VirtualMachine's template or a VirtualMachineInstance requires to the
+// VMs requiring it ("namespace/name"). The VMI counts too: a running
+// instance keeps the affinity it started with, which its live migration
+// target must satisfy, even when the VM's template has changed since.
+// Without KubeVirt's CRDs there are no VMs.
+func (c Cleanup) labelsVMsNeed(ctx context.Context) (map[string][]string, error) {
+	needed := map[string][]string{}
+	var vms kubevirtv1.VirtualMachineList
+	if err := c.Client.List(ctx, &vms); err != nil && !absentAPI(err) {
+		return nil, fmt.Errorf("list KubeVirt VirtualMachines: %w", err)
+	}
+	for i := range vms.Items {
+		if template := vms.Items[i].Spec.Template; template != nil {
+			addNeeded(needed, "VM "+vms.Items[i].Namespace+"/"+vms.Items[i].Name, &template.Spec)
+		}
+	}
+	var vmis kubevirtv1.VirtualMachineInstanceList
+	if err := c.Client.List(ctx, &vmis); err != nil && !absentAPI(err) {
+		return nil, fmt.Errorf("list KubeVirt VirtualMachineInstances: %w", err)
+	}
+	for i := range vmis.Items {
+		addNeeded(needed, "VMI "+vmis.Items[i].Namespace+"/"+vmis.Items[i].Name, &vmis.Items[i].Spec)
+	}
+	return needed, nil
+}
+
+// absentAPI: the kind is not served (its CRD is not installed).
+func absentAPI(err error) bool {
+	return meta.IsNoMatchError(err) || apierrors.IsNotFound(err)
+}
+
+// addNeeded records the label keys under our prefix that spec's required
+// node affinity (match expressions) or node selector names.
+func addNeeded(needed map[string][]string, who string, spec *kubevirtv1.VirtualMachineInstanceSpec) {
+	var keys []string
+	for key := range spec.NodeSelector {
+		keys = append(keys, key)
+	}
+	if spec.Affinity != nil && spec.Affinity.NodeAffinity != nil && spec.Affinity.NodeAffinity.RequiredDuringSchedulingIgnoredDuringExecution != nil {
+		for _, term := range spec.Affinity.NodeAffinity.RequiredDuringSchedulingIgnoredDuringExecution.NodeSelectorTerms {
+			for _, expression := range term.MatchExpressions {
+				keys = append(keys, expression.Key)
+			}
+		}
+	}
+	for _, key := range keys {
+		if strings.HasPrefix(key, placement.LabelPrefix) && !slices.Contains(needed[key], who) {
+			needed[key] = append(needed[key], who)
+		}
+	}
+}
+
+func sortedKeys(m map[string][]string) []string {
+	keys := make([]string, 0, len(m))
+	for key := range m {
+		keys = append(keys, key)
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+// summarize names the first n items and counts the rest.
+func summarize(items []string, n int) string {
+	if len(items) <= n {
+		return strings.Join(items, ", ")
+	}
+	return fmt.Sprintf("%s and %d more", strings.Join(items[:n], ", "), len(items)-n)
 }

@@ -2,6 +2,8 @@ package lifecycle
 
 import (
 	"context"
+	"maps"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -10,11 +12,13 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
+	kubevirtv1 "kubevirt.io/api/core/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 
 	vmv1alpha1 "github.com/jianfenliu/vmoperator/api/v1alpha1"
 	"github.com/jianfenliu/vmoperator/controller/manager"
+	"github.com/jianfenliu/vmoperator/test/controlplane"
 )
 
 const ns = "vmop-system"
@@ -27,7 +31,8 @@ func installed(extra ...client.Object) client.Client {
 		&corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "node-a",
 			Labels:      map[string]string{"cap.vm.example.com/kvm": "true", "kubernetes.io/hostname": "node-a"},
 			Annotations: map[string]string{"cap.vm.example.com/absent-since": "x", "other": "kept"}}},
-		&corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "node-b", Labels: map[string]string{"kubernetes.io/hostname": "node-b"}}},
+		&corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "node-b", Labels: map[string]string{"kubernetes.io/hostname": "node-b"}},
+			Status: corev1.NodeStatus{Conditions: []corev1.NodeCondition{{Type: corev1.NodeReady, Status: corev1.ConditionTrue}}}},
 		&vmv1alpha1.NodeCapability{ObjectMeta: metav1.ObjectMeta{Name: "node-a"}},
 		&coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Name: "node-a", Namespace: ns,
 			OwnerReferences: []metav1.OwnerReference{{APIVersion: "v1", Kind: "Node", Name: "node-a", UID: "u"}}}},
@@ -120,5 +125,174 @@ func TestLeaderLeaseHeldOnlyWhileRenewed(t *testing.T) {
 		if got := leaseHeld(c.lease, now); got != c.held {
 			t.Errorf("case %d: held = %v, want %v", i, got, c.held)
 		}
+	}
+}
+
+// vmRequiring is a KubeVirt VM whose template requires the node labels
+// keys (In "true"), as the controller builds it.
+func vmRequiring(name string, keys ...string) *kubevirtv1.VirtualMachine {
+	var term corev1.NodeSelectorTerm
+	for _, key := range keys {
+		term.MatchExpressions = append(term.MatchExpressions, corev1.NodeSelectorRequirement{Key: key, Operator: corev1.NodeSelectorOpIn, Values: []string{"true"}})
+	}
+	return &kubevirtv1.VirtualMachine{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "tenant"},
+		Spec: kubevirtv1.VirtualMachineSpec{Template: &kubevirtv1.VirtualMachineInstanceTemplateSpec{Spec: kubevirtv1.VirtualMachineInstanceSpec{
+			Affinity: &corev1.Affinity{NodeAffinity: &corev1.NodeAffinity{RequiredDuringSchedulingIgnoredDuringExecution: &corev1.NodeSelector{
+				NodeSelectorTerms: []corev1.NodeSelectorTerm{term}}}}}}}}
+}
+
+// TestCleanupKeepsTheLabelsVMsRequire: a VM requiring cap.vm.example.com/kvm
+// (and a running instance requiring a label its VM's template no longer
+// names) must stay schedulable after uninstall, so those labels stay on
+// every node; the label no VM names and the annotations go.
+func TestCleanupKeepsTheLabelsVMsRequire(t *testing.T) {
+	vmi := &kubevirtv1.VirtualMachineInstance{ObjectMeta: metav1.ObjectMeta{Name: "db", Namespace: "tenant"},
+		Spec: vmRequiring("db", "cap.vm.example.com/bridge.br-old").Spec.Template.Spec}
+	node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "node-c", Labels: map[string]string{
+		"cap.vm.example.com/kvm": "true", "cap.vm.example.com/bridge.br-old": "true", "cap.vm.example.com/sriov": "true", "kubernetes.io/hostname": "node-c"},
+		Annotations: map[string]string{"cap.vm.example.com/absent-since": "x"}}}
+	c := installed(vmRequiring("web-vm", "cap.vm.example.com/kvm"), vmRequiring("db", "cap.vm.example.com/kvm"), vmi, node)
+	var log strings.Builder
+	report, err := Cleanup{Client: c, Namespace: ns, Release: "vmop", Timeout: time.Second, Log: &log}.Run(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if report.NodeLabelsKept != 2 || report.NodesUnlabelled != 2 {
+		t.Errorf("report %+v, want 2 label keys kept and 2 nodes changed", report)
+	}
+	want := map[string]map[string]string{
+		"node-a": {"cap.vm.example.com/kvm": "true", "kubernetes.io/hostname": "node-a"},
+		"node-c": {"cap.vm.example.com/kvm": "true", "cap.vm.example.com/bridge.br-old": "true", "kubernetes.io/hostname": "node-c"},
+	}
+	for name, labels := range want {
+		var node corev1.Node
+		if err := c.Get(context.Background(), client.ObjectKey{Name: name}, &node); err != nil {
+			t.Fatal(err)
+		}
+		if !maps.Equal(node.Labels, labels) {
+			t.Errorf("Node %s labels %v, want %v", name, node.Labels, labels)
+		}
+		if _, left := node.Annotations["cap.vm.example.com/absent-since"]; left {
+			t.Errorf("Node %s keeps our annotation", name)
+		}
+	}
+	for _, said := range []string{"kept node label cap.vm.example.com/kvm", "VM tenant/db, VM tenant/web-vm", "VMI tenant/db"} {
+		if !strings.Contains(log.String(), said) {
+			t.Errorf("log does not say %q:\n%s", said, log.String())
+		}
+	}
+}
+
+// TestCleanupKeepsTheFinalizerOfADeletingHostNetwork: dropping it would
+// let the garbage collector delete the nmstate policy with no revert.
+func TestCleanupKeepsTheFinalizerOfADeletingHostNetwork(t *testing.T) {
+	deleting := &vmv1alpha1.HostNetwork{ObjectMeta: metav1.ObjectMeta{Name: "going", Finalizers: []string{"vm.example.com/hostnetwork"}}}
+	c := installed(deleting)
+	if err := c.Delete(context.Background(), deleting); err != nil {
+		t.Fatal(err)
+	}
+	var log strings.Builder
+	report, err := Cleanup{Client: c, Namespace: ns, Release: "vmop", Timeout: time.Second, Log: &log}.Run(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if report.HostNetworkFinalizers != 1 || report.HostNetworksDeleting != 1 {
+		t.Errorf("report %+v, want the finalizer dropped from mgmt only", report)
+	}
+	var hn vmv1alpha1.HostNetwork
+	if err := c.Get(context.Background(), client.ObjectKey{Name: "going"}, &hn); err != nil {
+		t.Fatalf("HostNetwork going: %v (its finalizer was dropped, so it was deleted)", err)
+	}
+	if hn.DeletionTimestamp == nil || !slices.Contains(hn.Finalizers, "vm.example.com/hostnetwork") {
+		t.Errorf("HostNetwork going: deletionTimestamp %v finalizers %v", hn.DeletionTimestamp, hn.Finalizers)
+	}
+	if !strings.Contains(log.String(), "kept finalizer vm.example.com/hostnetwork on HostNetwork going") {
+		t.Errorf("log does not say the finalizer was kept:\n%s", log.String())
+	}
+}
+
+// TestCleanupDoesNotWaitForAgentsOnDownNodes: an agent Pod on a NotReady
+// node, or on a node that is gone, stays Terminating forever; the cleanup
+// logs it and proceeds. An agent on a Ready node is still waited for.
+func TestCleanupDoesNotWaitForAgentsOnDownNodes(t *testing.T) {
+	agent := func(name, node string) *corev1.Pod {
+		return &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns,
+			Labels: map[string]string{"app.kubernetes.io/instance": "vmop", "app.kubernetes.io/component": "agent"}},
+			Spec: corev1.PodSpec{NodeName: node}}
+	}
+	down := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "node-down"},
+		Status: corev1.NodeStatus{Conditions: []corev1.NodeCondition{{Type: corev1.NodeReady, Status: corev1.ConditionUnknown}}}}
+	c := installed(down, agent("vmop-agent-down", "node-down"), agent("vmop-agent-gone", "node-gone"))
+	var log strings.Builder
+	started := time.Now()
+	report, err := Cleanup{Client: c, Namespace: ns, Release: "vmop", Timeout: 5 * time.Second, Log: &log}.Run(context.Background())
+	if err != nil {
+		t.Fatalf("%v\n%s", err, log.String())
+	}
+	if took := time.Since(started); took > 2*time.Second {
+		t.Errorf("the cleanup took %v: it waited for the agents on down nodes", took)
+	}
+	if report.AgentPodsSkipped != 2 || report.NodeCapabilities != 1 {
+		t.Errorf("report %+v, want 2 agent Pods skipped and the cleanup done", report)
+	}
+	for _, said := range []string{"vmop-agent-down (Node node-down is NotReady", "vmop-agent-gone (Node node-gone is gone)"} {
+		if !strings.Contains(log.String(), said) {
+			t.Errorf("log does not say %q:\n%s", said, log.String())
+		}
+	}
+
+	c = installed(agent("vmop-agent-b", "node-b"))
+	_, err = Cleanup{Client: c, Namespace: ns, Release: "vmop", Timeout: 1500 * time.Millisecond}.Run(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "vmop-agent-b") {
+		t.Errorf("error %v, want the wait for the agent on Ready node-b to time out naming it", err)
+	}
+}
+
+// TestCleanupOnARealAPIServer: the node labels a VM requires stay where
+// KubeVirt is installed (the VM stored and read back through the
+// apiserver), and where KubeVirt's CRDs are absent there are no VMs and
+// every label under our prefix goes, without an error.
+func TestCleanupOnARealAPIServer(t *testing.T) {
+	for _, c := range []struct {
+		name     string
+		options  []controlplane.Option
+		vm       bool
+		wantKept map[string]string
+	}{
+		{"with KubeVirt", nil, true, map[string]string{"cap.vm.example.com/kvm": "true", "kubernetes.io/hostname": "node-a"}},
+		{"without KubeVirt", []controlplane.Option{controlplane.WithoutCRDs("kubevirt.io_")}, false, map[string]string{"kubernetes.io/hostname": "node-a"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			cp, err := controlplane.Start(c.options...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = cp.Stop() })
+			ctx := context.Background()
+			objects := []client.Object{
+				&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}},
+				&corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "node-a", Labels: map[string]string{
+					"cap.vm.example.com/kvm": "true", "cap.vm.example.com/sriov": "true", "kubernetes.io/hostname": "node-a"}}},
+			}
+			if c.vm {
+				objects = append(objects, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "tenant"}}, vmRequiring("web-vm", "cap.vm.example.com/kvm"))
+			}
+			for _, obj := range objects {
+				if err := cp.Client.Create(ctx, obj); err != nil {
+					t.Fatalf("create %T %s: %v", obj, obj.GetName(), err)
+				}
+			}
+			var log strings.Builder
+			if _, err := (Cleanup{Client: cp.Client, Namespace: ns, Release: "vmop", Timeout: 5 * time.Second, Log: &log}).Run(ctx); err != nil {
+				t.Fatalf("%v\n%s", err, log.String())
+			}
+			var node corev1.Node
+			if err := cp.Client.Get(ctx, client.ObjectKey{Name: "node-a"}, &node); err != nil {
+				t.Fatal(err)
+			}
+			if !maps.Equal(node.Labels, c.wantKept) {
+				t.Errorf("node-a labels %v, want %v\n%s", node.Labels, c.wantKept, log.String())
+			}
+		})
 	}
 }

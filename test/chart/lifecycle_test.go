@@ -20,6 +20,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	storagev1 "k8s.io/api/storage/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -49,10 +50,11 @@ const releaseName = "vmop"
 // both components from the images `make images` built, exactly as the
 // rendered Deployment and DaemonSet say, under their service accounts, see
 // a profile reach Running and the agent publish, then uninstall: every
-// profile, VM and disk stays, and of the operator only what the README
-// lists ("Uninstalling") is left. On a Kubernetes older than 1.37, where
-// the previous chart's CRDs never installed, it proves that refusal and
-// installs this chart fresh instead of upgrading.
+// profile, VM and disk stays, the node labels the VM requires stay, and of
+// the operator only what the README lists ("Uninstalling") is left. On a
+// Kubernetes older than 1.37, where the previous chart's CRDs never
+// installed, it proves that refusal and installs this chart fresh instead
+// of upgrading.
 func TestInstallUpgradeUninstall(t *testing.T) {
 	cp, err := controlplane.Start(controlplane.WithoutOwnCRDs())
 	if err != nil {
@@ -185,6 +187,14 @@ func TestInstallUpgradeUninstall(t *testing.T) {
 		uids[obj.GetName()] = string(obj.GetUID())
 	}
 
+	// The VM's required node affinity names capability labels: the
+	// cleanup must leave exactly those, or the VM could never restart or
+	// live-migrate again.
+	vmNeeds := requiredNodeLabels(t, cp, client.ObjectKey{Namespace: "default", Name: "web-vm"})
+	if len(vmNeeds) == 0 {
+		t.Error("the VM requires no capability label; the uninstall cannot show it keeps them")
+	}
+
 	// 4. Uninstall: the cleanup hook runs once both components are gone.
 	uninstall := action.NewUninstall(helmConfig)
 	uninstall.Timeout = 3 * time.Minute
@@ -202,8 +212,8 @@ func TestInstallUpgradeUninstall(t *testing.T) {
 	if len(hostNetwork.Finalizers) != 0 {
 		t.Errorf("HostNetwork kept its finalizer %v: deleting it later would hang", hostNetwork.Finalizers)
 	}
-	if labels := nodeLabels(); len(labels) != 0 {
-		t.Errorf("node-a keeps capability labels %v", labels)
+	if labels := nodeLabels(); !equalSets(labels, vmNeeds) {
+		t.Errorf("node-a keeps capability labels %v, want exactly those the VM requires %v", labels, vmNeeds)
 	}
 	left := leftBehind(t, cp)
 	t.Logf("left behind after uninstall: %v", left)
@@ -217,6 +227,49 @@ func TestInstallUpgradeUninstall(t *testing.T) {
 			t.Errorf("uninstall left %s, which the README does not list", item)
 		}
 	}
+}
+
+// requiredNodeLabels lists the cap.vm.example.com/ label keys the required
+// node affinity of the KubeVirt VM's template, or of its running instance
+// (which keeps the affinity it started with), names.
+func requiredNodeLabels(t *testing.T, cp *controlplane.ControlPlane, key client.ObjectKey) []string {
+	t.Helper()
+	var vm kubevirtv1.VirtualMachine
+	if err := cp.Client.Get(context.Background(), key, &vm); err != nil {
+		t.Fatalf("VM %s: %v", key, err)
+	}
+	specs := []*kubevirtv1.VirtualMachineInstanceSpec{}
+	if vm.Spec.Template != nil {
+		specs = append(specs, &vm.Spec.Template.Spec)
+	}
+	var vmi kubevirtv1.VirtualMachineInstance
+	if err := cp.Client.Get(context.Background(), key, &vmi); err == nil {
+		specs = append(specs, &vmi.Spec)
+	} else if !apierrors.IsNotFound(err) {
+		t.Fatalf("VMI %s: %v", key, err)
+	}
+	var keys []string
+	for _, spec := range specs {
+		if spec.Affinity == nil || spec.Affinity.NodeAffinity == nil || spec.Affinity.NodeAffinity.RequiredDuringSchedulingIgnoredDuringExecution == nil {
+			continue
+		}
+		for _, term := range spec.Affinity.NodeAffinity.RequiredDuringSchedulingIgnoredDuringExecution.NodeSelectorTerms {
+			for _, expression := range term.MatchExpressions {
+				if strings.HasPrefix(expression.Key, "cap.vm.example.com/") && !slices.Contains(keys, expression.Key) {
+					keys = append(keys, expression.Key)
+				}
+			}
+		}
+	}
+	return keys
+}
+
+// equalSets: a and b hold the same strings, in any order.
+func equalSets(a, b []string) bool {
+	a, b = slices.Clone(a), slices.Clone(b)
+	slices.Sort(a)
+	slices.Sort(b)
+	return slices.Equal(a, b)
 }
 
 // startNode runs the kubelet stand-in on node-a with the images make

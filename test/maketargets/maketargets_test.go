@@ -172,6 +172,58 @@ func TestInstallRunUninstall(t *testing.T) {
 	runMake(t, cp.Kubeconfig, "uninstall")
 }
 
+// TestUninstallRefusesWhileProfilesExist: deleting the CRDs deletes every
+// profile, and the garbage collector then deletes each one's VM, so make
+// uninstall refuses while a profile exists and names it (the CRDs stay);
+// FORCE=1 says what goes and deletes them.
+func TestUninstallRefusesWhileProfilesExist(t *testing.T) {
+	cp, err := controlplane.Start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cp.Stop() })
+	ctx := context.Background()
+	if err := cp.Client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "team-a"}}); err != nil {
+		t.Fatal(err)
+	}
+	profile := &unstructured.Unstructured{}
+	profile.SetGroupVersionKind(schema.GroupVersionKind{Group: "vm.example.com", Version: "v1alpha1", Kind: "VirtualMachineProfile"})
+	profile.SetNamespace("team-a")
+	profile.SetName("web")
+	profile.Object["spec"] = map[string]any{"cpu": int64(1), "memory": "1Gi", "osImage": "registry.local/centos-stream:9"}
+	if err := cp.Client.Create(ctx, profile); err != nil {
+		t.Fatal(err)
+	}
+	names := ourCRDNames(t)
+
+	out, err := makeCommand(t, cp.Kubeconfig, "uninstall").CombinedOutput()
+	t.Logf("make uninstall:\n%s", out)
+	if err == nil {
+		t.Fatal("make uninstall succeeded with a profile present")
+	}
+	if !strings.Contains(string(out), "team-a/web") {
+		t.Errorf("make uninstall does not name the profile team-a/web")
+	}
+	for _, name := range names {
+		if exists, _, err := crdState(cp.Client, name); !exists || err != nil {
+			t.Errorf("CRD %s after a refused make uninstall: exists %v, error %v", name, exists, err)
+		}
+	}
+
+	forced := runMake(t, cp.Kubeconfig, "uninstall", "FORCE=1")
+	for _, said := range []string{"team-a/web", "VM", "Retain disks stay"} {
+		if !strings.Contains(forced, said) {
+			t.Errorf("make uninstall FORCE=1 does not say %q", said)
+		}
+	}
+	for _, name := range names {
+		eventually(t, "CRD "+name+" deleted", func() (bool, error) {
+			exists, _, err := crdState(cp.Client, name)
+			return !exists, err
+		})
+	}
+}
+
 // freePort is a loopback port nothing listens on right now.
 func freePort(t *testing.T) int {
 	t.Helper()

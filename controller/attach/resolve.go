@@ -194,12 +194,12 @@ func prefix(field string) string {
 	return field + ": "
 }
 
-// accepting gates new users: a HostNetwork being deleted, in conflict with
-// an older one, or verified on no node takes none, since a VM put there
-// would be cut off or never placed. A profile whose status already shows
-// this network on this HostNetwork is an existing user: it keeps its
-// attachment (nothing is cut) and is still counted by the HostNetwork's
-// deletion, which waits for it.
+// accepting gates new users: a HostNetwork being deleted, or not Ready
+// because it conflicts with an older one or cannot be built, takes none,
+// since a VM put there would be cut off or never placed. A profile whose
+// status already shows this network on this HostNetwork is an existing
+// user: it keeps its attachment (nothing is cut) and is still counted by
+// the HostNetwork's deletion, which waits for it.
 func accepting(profile *vmv1alpha1.VirtualMachineProfile, network *vmv1alpha1.NetworkConfig, field string, h *vmv1alpha1.HostNetwork) *Refusal {
 	why := closed(h)
 	if why == "" || ExistingUser(profile, network.Name, h.Name) {
@@ -208,19 +208,20 @@ func accepting(profile *vmv1alpha1.VirtualMachineProfile, network *vmv1alpha1.Ne
 	return refuse(network, vmv1alpha1.ReasonHostNetworkNotAccepting, "%sHostNetwork %s accepts no new users: %s", prefix(field), h.Name, why)
 }
 
-// closed says why a HostNetwork takes no new users, or "". A network
-// verified on some nodes but not all stays open: placement keeps VMs on
-// the verified ones. A network never reconciled yet is open too, so that
-// a profile created with it is not refused by a race.
+// closedReasons are the Ready=False reasons that no wait cures: the admin
+// must change a HostNetwork. A network not yet verified on its nodes
+// (NodesNotVerified, NoNodesSelected) stays open: it is being built, and
+// placement already keeps VMs off every node that does not have it, so a
+// new profile waits there (NoEligibleNodes) instead of failing.
+var closedReasons = []string{vmv1alpha1.ReasonBridgeConflict, vmv1alpha1.ReasonUplinkConflict, vmv1alpha1.ReasonUplinkGroupsOverlap, vmv1alpha1.ReasonNMStateMissing}
+
+// closed says why a HostNetwork takes no new users, or "".
 func closed(h *vmv1alpha1.HostNetwork) string {
 	if !h.DeletionTimestamp.IsZero() {
 		return "it is being deleted"
 	}
 	ready := meta.FindStatusCondition(h.Status.Conditions, vmv1alpha1.ConditionReady)
-	switch {
-	case ready == nil || ready.Status == metav1.ConditionTrue:
-		return ""
-	case ready.Reason == vmv1alpha1.ReasonNodesNotVerified && h.Status.VerifiedNodes > 0:
+	if ready == nil || ready.Status == metav1.ConditionTrue || !slices.Contains(closedReasons, ready.Reason) {
 		return ""
 	}
 	return fmt.Sprintf("it is not Ready (%s: %s)", ready.Reason, ready.Message)

@@ -358,9 +358,9 @@ func TestNamedNADConfigsTheParserJudges(t *testing.T) {
 }
 
 // TestClosedHostNetworksTakeNoNewUsers: a HostNetwork being deleted, in
-// conflict or verified nowhere refuses a new user, generated or named, but
-// keeps a profile whose status shows it attached; a partly verified one
-// stays open.
+// conflict or impossible to build refuses a new user, generated or named,
+// but keeps a profile whose status shows it attached; one still being
+// verified stays open (placement holds its VMs).
 func TestClosedHostNetworksTakeNoNewUsers(t *testing.T) {
 	now := metav1.NewTime(epoch)
 	notReady := func(reason string, verified int32) func(h *vmv1alpha1.HostNetwork) {
@@ -375,9 +375,12 @@ func TestClosedHostNetworksTakeNoNewUsers(t *testing.T) {
 		closed bool
 	}{
 		{"being deleted", func(h *vmv1alpha1.HostNetwork) { h.DeletionTimestamp = &now; h.Finalizers = []string{"f"} }, true},
-		{"in conflict", notReady(vmv1alpha1.ReasonUplinkConflict, 2), true},
-		{"verified on no node", notReady(vmv1alpha1.ReasonNodesNotVerified, 0), true},
-		{"selecting no node", notReady(vmv1alpha1.ReasonNoNodesSelected, 0), true},
+		{"in conflict over an uplink", notReady(vmv1alpha1.ReasonUplinkConflict, 2), true},
+		{"in conflict over a bridge", notReady(vmv1alpha1.ReasonBridgeConflict, 0), true},
+		{"with overlapping uplink groups", notReady(vmv1alpha1.ReasonUplinkGroupsOverlap, 0), true},
+		{"managed without nmstate", notReady(vmv1alpha1.ReasonNMStateMissing, 0), true},
+		{"verified on no node yet", notReady(vmv1alpha1.ReasonNodesNotVerified, 0), false},
+		{"selecting no node", notReady(vmv1alpha1.ReasonNoNodesSelected, 0), false},
 		{"verified on some nodes", notReady(vmv1alpha1.ReasonNodesNotVerified, 1), false},
 		{"Ready", func(h *vmv1alpha1.HostNetwork) {
 			h.Status.Conditions = []metav1.Condition{{Type: vmv1alpha1.ConditionReady, Status: metav1.ConditionTrue, Reason: vmv1alpha1.ReasonAllNodesVerified}}

@@ -332,17 +332,17 @@ func named(profile *vmv1alpha1.VirtualMachineProfile, a desired.Attachment, in I
 	}
 	field := fmt.Sprintf("%s %s", nadField(profile, a.Network), a.NAD)
 	reaches, err := parseCNI(nad.Spec.Config)
-	if err != nil {
+	if err != nil && !in.AllowUndeclared {
 		return a, refuse(a.Network, vmv1alpha1.ReasonHostNetworkNotDeclared, "%s: %v", field, err)
 	}
 	first := true
 	for _, plugin := range reaches {
-		r, refusal := reach(plugin, nad, in.HostNetworks)
-		if refusal == "" && r.host == "" {
-			continue // a plugin that reaches no host network (tuning, an overlay)
+		r, unjudged := reach(plugin, nad, in.HostNetworks)
+		if unjudged != "" && !in.AllowUndeclared {
+			return a, refuse(a.Network, vmv1alpha1.ReasonHostNetworkNotDeclared, "%s: %s; a cluster admin declares it with a HostNetwork (kubectl get hostnetworks)", field, unjudged)
 		}
-		if refusal != "" && !in.AllowUndeclared {
-			return a, refuse(a.Network, vmv1alpha1.ReasonHostNetworkNotDeclared, "%s: %s; a cluster admin declares it with a HostNetwork (kubectl get hostnetworks)", field, refusal)
+		if r.host == "" {
+			continue // reaches no host network (tuning, an overlay), or cannot be judged and undeclared networks are allowed
 		}
 		if r.declared == nil && !in.AllowUndeclared {
 			return a, refuse(a.Network, vmv1alpha1.ReasonHostNetworkNotDeclared, "%s: no HostNetwork declares %s; a cluster admin declares it with a HostNetwork (kubectl get hostnetworks)", field, r.host)
@@ -429,7 +429,9 @@ func reach(plugin cniConfig, nad *nadv1.NetworkAttachmentDefinition, all []vmv1a
 		return r, ""
 	case "macvlan", "ipvlan":
 		if plugin.Master == "" {
-			return reached{}, plugin.Type + " without master reaches the default route's interface, which no HostNetwork declares"
+			// The same segment as an undeclared generated macvlan network.
+			return reached{kind: vmv1alpha1.NetworkTypeMacvlan, host: "the default route's interface", name: "default-route"},
+				plugin.Type + " without master reaches the default route's interface, which no HostNetwork declares"
 		}
 		r := reached{kind: vmv1alpha1.NetworkTypeMacvlan, host: "interface " + plugin.Master, name: plugin.Master, master: plugin.Master}
 		r.declared, r.vlan = declaringInterface(all, plugin.Master)

@@ -427,3 +427,16 @@ func TestClosedHostNetworksTakeNoNewUsers(t *testing.T) {
 		}
 	}
 }
+
+// TestUnjudgedNADsOnlyWhenUndeclaredAllowed: what the parser cannot judge
+// passes only when the operator allows undeclared networks (single tenant).
+func TestUnjudgedNADsOnlyWhenUndeclaredAllowed(t *testing.T) {
+	for config, segment := range map[string]string{`{"type":"vendor-cni","master":"eth1"}`: "nad/ns/n", `not json`: "nad/ns/n",
+		`{"type":"macvlan"}`: "macvlan/default-route/0"} {
+		in := withNAD(Inputs{HostNetworks: declaredNetworks(), Policy: Policy{AllowUndeclared: true}}, "ns", config, "")
+		attachments, refusal := Resolve(profileWith("ns", vmv1alpha1.NetworkConfig{Name: "net", Type: "bridge", NADName: "n"}), in)
+		if refusal != nil || attachments[0].Declared != nil || attachments[0].Segment != segment {
+			t.Errorf("%s: %+v %+v", config, refusal, attachments)
+		}
+	}
+}

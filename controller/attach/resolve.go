@@ -335,6 +335,11 @@ func named(profile *vmv1alpha1.VirtualMachineProfile, a desired.Attachment, in I
 	if err != nil && !in.AllowUndeclared {
 		return a, refuse(a.Network, vmv1alpha1.ReasonHostNetworkNotDeclared, "%s: %v", field, err)
 	}
+	// The MTU may be set by any plugin of a list (tuning sets it too).
+	var mtu int32
+	for _, plugin := range reaches {
+		mtu = max(mtu, plugin.MTU)
+	}
 	first := true
 	for _, plugin := range reaches {
 		r, unjudged := reach(plugin, nad, in.HostNetworks)
@@ -348,7 +353,7 @@ func named(profile *vmv1alpha1.VirtualMachineProfile, a desired.Attachment, in I
 			return a, refuse(a.Network, vmv1alpha1.ReasonHostNetworkNotDeclared, "%s: no HostNetwork declares %s; a cluster admin declares it with a HostNetwork (kubectl get hostnetworks)", field, r.host)
 		}
 		if r.declared != nil {
-			if refusal := allowedOn(profile, a.Network, field, r.declared, rule{vlan: optional(r.vlan), mtu: optional(plugin.MTU)}, in.NamespaceLabels); refusal != nil {
+			if refusal := allowedOn(profile, a.Network, field, r.declared, rule{vlan: optional(r.vlan), mtu: optional(mtu)}, in.NamespaceLabels); refusal != nil {
 				return a, refusal
 			}
 			if refusal := accepting(profile, a.Network, field, r.declared); refusal != nil {
@@ -356,7 +361,7 @@ func named(profile *vmv1alpha1.VirtualMachineProfile, a desired.Attachment, in I
 			}
 		}
 		if first {
-			a = r.fill(a, plugin)
+			a = r.fill(a, mtu)
 			first = false
 		}
 	}
@@ -394,8 +399,8 @@ type reached struct {
 	bridge, master, resource string
 }
 
-func (r reached) fill(a desired.Attachment, plugin cniConfig) desired.Attachment {
-	a.Type, a.Bridge, a.Master, a.ResourceName, a.VLAN, a.MTU = r.kind, r.bridge, r.master, r.resource, r.vlan, plugin.MTU
+func (r reached) fill(a desired.Attachment, mtu int32) desired.Attachment {
+	a.Type, a.Bridge, a.Master, a.ResourceName, a.VLAN, a.MTU = r.kind, r.bridge, r.master, r.resource, r.vlan, mtu
 	if r.declared != nil {
 		a.Declared = r.declared
 		a.Segment = segment("hostnetwork", r.declared.Name, r.vlan)

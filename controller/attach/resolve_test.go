@@ -333,6 +333,8 @@ func TestNamedNADConfigsTheParserJudges(t *testing.T) {
 	}{
 		{"a conflist whose bridge comes after tuning is judged by the bridge",
 			`{"cniVersion":"0.4.0","plugins":[{"type":"tuning"},{"type":"bridge","bridge":"br-mgmt","vlan":300}]}`, vmv1alpha1.ReasonVLANNotAllowed, "VLAN 300"},
+		{"an MTU set by tuning in a conflist is checked",
+			`{"cniVersion":"0.4.0","plugins":[{"type":"bridge","bridge":"br-mgmt","vlan":100},{"type":"tuning","mtu":9216}]}`, vmv1alpha1.ReasonMTUTooLarge, "mtu 9216 is above HostNetwork mgmt's 9000"},
 		{"every plugin of a conflist is examined",
 			`{"cniVersion":"0.4.0","plugins":[{"type":"bridge","bridge":"br-mgmt","vlan":100},{"type":"macvlan","master":"eth9"}]}`, vmv1alpha1.ReasonHostNetworkNotDeclared, "no HostNetwork declares interface eth9"},
 		{"an overlay that names no host interface reaches no host network",

@@ -167,3 +167,7 @@ const (
 func NormalEventReasons() []string {
 	return []string{EventAdopted, EventReleased, EventImportDetached, EventDeleted, EventResizing}
 }
+
+// ReasonHostNetworkNotAccepting: the HostNetwork is being deleted, in
+// conflict or not Ready, and takes no new users (existing ones stay).
+const ReasonHostNetworkNotAccepting = "HostNetworkNotAccepting"

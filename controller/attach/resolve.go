@@ -11,9 +11,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 
 	nadv1 "github.com/k8snetworkplumbingwg/network-attachment-definition-client/pkg/apis/k8s.cni.cncf.io/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
@@ -148,23 +150,89 @@ func checkMatch(network *vmv1alpha1.NetworkConfig, h *vmv1alpha1.HostNetwork) (*
 	return h, nil
 }
 
-// allowed applies the HostNetwork's rules: namespace, VLAN, MTU.
+// allowed applies the HostNetwork's rules to a generated attachment:
+// namespace, VLAN, MTU.
 func allowed(profile *vmv1alpha1.VirtualMachineProfile, network *vmv1alpha1.NetworkConfig, h *vmv1alpha1.HostNetwork, namespaceLabels map[string]string) *Refusal {
-	selector, err := metav1.LabelSelectorAsSelector(&h.Spec.NamespaceSelector)
-	if err != nil || !selector.Matches(labels.Set(namespaceLabels)) {
-		return refuse(network, vmv1alpha1.ReasonNamespaceNotAllowed, "HostNetwork %s does not allow namespace %s (its namespaceSelector)", h.Name, profile.Namespace)
-	}
-	if network.VLANID != nil && !h.Spec.AllowsVLAN(*network.VLANID) {
-		return refuse(network, vmv1alpha1.ReasonVLANNotAllowed, "VLAN %d is not allowed on HostNetwork %s (allowed: %s)", *network.VLANID, h.Name, allowedList(h))
-	}
-	if network.MTU != nil && *network.MTU > h.Spec.EffectiveMTU() {
-		return refuse(network, vmv1alpha1.ReasonMTUTooLarge, "mtu %d is above HostNetwork %s's %d", *network.MTU, h.Name, h.Spec.EffectiveMTU())
+	if refusal := allowedOn(profile, network, "", h, rule{vlan: network.VLANID, mtu: network.MTU}, namespaceLabels); refusal != nil {
+		return refusal
 	}
 	if network.Type == vmv1alpha1.NetworkTypeMacvlan && network.VLANID == nil && len(h.Spec.Uplinks) > 1 {
 		return refuse(network, vmv1alpha1.ReasonHostNetworkMismatch,
 			"HostNetwork %s has a different uplink per node group, so an untagged macvlan has no single master: set a vlanId", h.Name)
 	}
+	return accepting(profile, network, "", h)
+}
+
+// rule is what an attachment asks of a HostNetwork: a VLAN (nil:
+// untagged) and an MTU (nil: the host's).
+type rule struct {
+	vlan, mtu *int32
+}
+
+// allowedOn checks a namespace, VLAN and MTU against a HostNetwork, the
+// same for a generated attachment and for a named one (field then names
+// the profile field and the attachment, for the message).
+func allowedOn(profile *vmv1alpha1.VirtualMachineProfile, network *vmv1alpha1.NetworkConfig, field string, h *vmv1alpha1.HostNetwork,
+	want rule, namespaceLabels map[string]string) *Refusal {
+	selector, err := metav1.LabelSelectorAsSelector(&h.Spec.NamespaceSelector)
+	if err != nil || !selector.Matches(labels.Set(namespaceLabels)) {
+		return refuse(network, vmv1alpha1.ReasonNamespaceNotAllowed, "%sHostNetwork %s does not allow namespace %s (its namespaceSelector)", prefix(field), h.Name, profile.Namespace)
+	}
+	if want.vlan != nil && !h.Spec.AllowsVLAN(*want.vlan) {
+		return refuse(network, vmv1alpha1.ReasonVLANNotAllowed, "%sVLAN %d is not allowed on HostNetwork %s (allowed: %s)", prefix(field), *want.vlan, h.Name, allowedList(h))
+	}
+	if want.mtu != nil && *want.mtu > h.Spec.EffectiveMTU() {
+		return refuse(network, vmv1alpha1.ReasonMTUTooLarge, "%smtu %d is above HostNetwork %s's %d", prefix(field), *want.mtu, h.Name, h.Spec.EffectiveMTU())
+	}
 	return nil
+}
+
+func prefix(field string) string {
+	if field == "" {
+		return ""
+	}
+	return field + ": "
+}
+
+// accepting gates new users: a HostNetwork being deleted, or not Ready
+// because it conflicts with an older one or cannot be built, takes none,
+// since a VM put there would be cut off or never placed. A profile whose
+// status already shows this network on this HostNetwork is an existing
+// user: it keeps its attachment (nothing is cut) and is still counted by
+// the HostNetwork's deletion, which waits for it.
+func accepting(profile *vmv1alpha1.VirtualMachineProfile, network *vmv1alpha1.NetworkConfig, field string, h *vmv1alpha1.HostNetwork) *Refusal {
+	why := closed(h)
+	if why == "" || ExistingUser(profile, network.Name, h.Name) {
+		return nil
+	}
+	return refuse(network, vmv1alpha1.ReasonHostNetworkNotAccepting, "%sHostNetwork %s accepts no new users: %s", prefix(field), h.Name, why)
+}
+
+// closedReasons are the Ready=False reasons that no wait cures: the admin
+// must change a HostNetwork. A network not yet verified on its nodes
+// (NodesNotVerified, NoNodesSelected) stays open: it is being built, and
+// placement already keeps VMs off every node that does not have it, so a
+// new profile waits there (NoEligibleNodes) instead of failing.
+var closedReasons = []string{vmv1alpha1.ReasonBridgeConflict, vmv1alpha1.ReasonUplinkConflict, vmv1alpha1.ReasonUplinkGroupsOverlap, vmv1alpha1.ReasonNMStateMissing}
+
+// closed says why a HostNetwork takes no new users, or "".
+func closed(h *vmv1alpha1.HostNetwork) string {
+	if !h.DeletionTimestamp.IsZero() {
+		return "it is being deleted"
+	}
+	ready := meta.FindStatusCondition(h.Status.Conditions, vmv1alpha1.ConditionReady)
+	if ready == nil || ready.Status == metav1.ConditionTrue || !slices.Contains(closedReasons, ready.Reason) {
+		return ""
+	}
+	return fmt.Sprintf("it is not Ready (%s: %s)", ready.Reason, ready.Message)
+}
+
+// ExistingUser says whether a profile's status shows its network attached
+// to the HostNetwork: it was admitted before and is not cut now.
+func ExistingUser(profile *vmv1alpha1.VirtualMachineProfile, network, hostNetwork string) bool {
+	return slices.ContainsFunc(profile.Status.Networks, func(s vmv1alpha1.NetworkStatus) bool {
+		return s.Name == network && s.HostNetwork == hostNetwork
+	})
 }
 
 func allowedList(h *vmv1alpha1.HostNetwork) string {
@@ -248,8 +316,10 @@ func missing(network *vmv1alpha1.NetworkConfig) string {
 
 // named resolves a nadName network: the attachment exists already (or not
 // yet), was made by someone allowed to make it, and is used as it is. Its
-// config says which segment it joins, so static addresses are checked
-// across every way of reaching a segment.
+// config says which host network it reaches (see reach): one a HostNetwork
+// declares gets exactly that HostNetwork's rules, as a generated attachment
+// would; one nothing declares is refused like an undeclared network. Its
+// segment is what static addresses are checked across.
 func named(profile *vmv1alpha1.VirtualMachineProfile, a desired.Attachment, in Inputs) (desired.Attachment, *Refusal) {
 	if a.NAD.Namespace != profile.Namespace && !slices.Contains(in.SharedNADNamespaces, a.NAD.Namespace) {
 		return a, refuse(a.Network, vmv1alpha1.ReasonNADNamespaceNotShared,
@@ -260,56 +330,225 @@ func named(profile *vmv1alpha1.VirtualMachineProfile, a desired.Attachment, in I
 	if nad == nil {
 		return a, nil // the reconciler reports the missing attachment
 	}
-	config := parseCNI(nad.Spec.Config)
-	a.VLAN, a.MTU = config.VLAN, config.MTU
-	switch config.Type {
-	case "bridge", "ovs":
-		a.Type, a.Bridge = vmv1alpha1.NetworkType(config.Type), config.Bridge
-		a.Segment = segment(string(a.Type), a.Bridge, a.VLAN)
-		if h := declaringBridge(in.HostNetworks, a.Type, a.Bridge); h != nil {
-			a.Declared = h
-			a.Segment = segment("hostnetwork", h.Name, a.VLAN)
+	field := fmt.Sprintf("%s %s", nadField(profile, a.Network), a.NAD)
+	reaches, err := parseCNI(nad.Spec.Config)
+	if err != nil && !in.AllowUndeclared {
+		return a, refuse(a.Network, vmv1alpha1.ReasonHostNetworkNotDeclared, "%s: %v", field, err)
+	}
+	// The MTU may be set by any plugin of a list (tuning sets it too).
+	var mtu int32
+	for _, plugin := range reaches {
+		mtu = max(mtu, plugin.MTU)
+	}
+	first := true
+	for _, plugin := range reaches {
+		r, unjudged := reach(plugin, nad, in.HostNetworks)
+		if unjudged != "" && !in.AllowUndeclared {
+			return a, refuse(a.Network, vmv1alpha1.ReasonHostNetworkNotDeclared, "%s: %s; a cluster admin declares it with a HostNetwork (kubectl get hostnetworks)", field, unjudged)
 		}
-	case "macvlan":
-		a.Type, a.Master, a.VLAN = vmv1alpha1.NetworkTypeMacvlan, config.Master, 0
-		a.Segment = segment("macvlan", config.Master, 0)
-	case "sriov":
-		a.Type, a.ResourceName = vmv1alpha1.NetworkTypeSRIOV, nad.Annotations[desired.AnnotationResourceName]
-		a.Segment = segment("sriov", a.ResourceName, a.VLAN)
+		if r.host == "" {
+			continue // reaches no host network (tuning, an overlay), or cannot be judged and undeclared networks are allowed
+		}
+		if r.declared == nil && !in.AllowUndeclared {
+			return a, refuse(a.Network, vmv1alpha1.ReasonHostNetworkNotDeclared, "%s: no HostNetwork declares %s; a cluster admin declares it with a HostNetwork (kubectl get hostnetworks)", field, r.host)
+		}
+		if r.declared != nil {
+			if refusal := allowedOn(profile, a.Network, field, r.declared, rule{vlan: optional(r.vlan), mtu: optional(mtu)}, in.NamespaceLabels); refusal != nil {
+				return a, refusal
+			}
+			if refusal := accepting(profile, a.Network, field, r.declared); refusal != nil {
+				return a, refusal
+			}
+		}
+		if first {
+			a = r.fill(a, mtu)
+			first = false
+		}
 	}
 	return a, nil
 }
 
+// nadField names the profile field a named attachment comes from.
+func nadField(profile *vmv1alpha1.VirtualMachineProfile, network *vmv1alpha1.NetworkConfig) string {
+	for i := range profile.Spec.Networks {
+		if profile.Spec.Networks[i].Name == network.Name {
+			return fmt.Sprintf("spec.networks[%d].nadName", i)
+		}
+	}
+	return "nadName"
+}
+
+func optional(v int32) *int32 {
+	if v == 0 {
+		return nil
+	}
+	return &v
+}
+
+// reached is where one plugin of a named attachment lands on the host.
+type reached struct {
+	kind vmv1alpha1.NetworkType
+	// host names the host bridge, interface or resource reached, for
+	// messages; "" when the plugin reaches no host network.
+	host     string
+	declared *vmv1alpha1.HostNetwork
+	vlan     int32
+	// name is the bridge, master or resource as the segment names it.
+	name string
+	// bridge, master and resource fill the attachment.
+	bridge, master, resource string
+}
+
+func (r reached) fill(a desired.Attachment, mtu int32) desired.Attachment {
+	a.Type, a.Bridge, a.Master, a.ResourceName, a.VLAN, a.MTU = r.kind, r.bridge, r.master, r.resource, r.vlan, mtu
+	if r.declared != nil {
+		a.Declared = r.declared
+		a.Segment = segment("hostnetwork", r.declared.Name, r.vlan)
+		return a
+	}
+	a.Segment = segment(string(r.kind), r.name, r.vlan)
+	return a
+}
+
+// hostOnlyPlugins reach no host network: they tune, route or filter the
+// interface another plugin made, or live in the pod alone.
+var hostOnlyPlugins = []string{"tuning", "portmap", "bandwidth", "firewall", "sbr", "loopback", "static", "dhcp", "host-local", "whereabouts", "vrf"}
+
+// reach says which host network one CNI plugin config lands on, or why it
+// cannot be judged (a plugin naming a host interface in a way this parser
+// does not know is refused: it could reach anything). Plugins that name no
+// host interface at all (an overlay, tuning) reach nothing and pass.
+func reach(plugin cniConfig, nad *nadv1.NetworkAttachmentDefinition, all []vmv1alpha1.HostNetwork) (reached, string) {
+	switch plugin.Type {
+	case "bridge", "ovs":
+		kind := vmv1alpha1.NetworkType(plugin.Type)
+		bridge := plugin.Bridge
+		if bridge == "" && kind == vmv1alpha1.NetworkTypeBridge {
+			bridge = "cni0" // the bridge plugin's default
+		}
+		if bridge == "" {
+			return reached{}, "an ovs config without a bridge cannot be judged"
+		}
+		r := reached{kind: kind, host: "bridge " + bridge, name: bridge, bridge: bridge, vlan: plugin.VLAN}
+		r.declared = declaringBridge(all, kind, bridge)
+		return r, ""
+	case "macvlan", "ipvlan":
+		if plugin.Master == "" {
+			// The same segment as an undeclared generated macvlan network.
+			return reached{kind: vmv1alpha1.NetworkTypeMacvlan, host: "the default route's interface", name: "default-route"},
+				plugin.Type + " without master reaches the default route's interface, which no HostNetwork declares"
+		}
+		r := reached{kind: vmv1alpha1.NetworkTypeMacvlan, host: "interface " + plugin.Master, name: plugin.Master, master: plugin.Master}
+		r.declared, r.vlan = declaringInterface(all, plugin.Master)
+		return r, ""
+	case "host-device":
+		if plugin.Device == "" {
+			return reached{}, "a host-device config without device (by PCI address or MAC) cannot be judged"
+		}
+		r := reached{kind: vmv1alpha1.NetworkType("host-device"), host: "interface " + plugin.Device, name: plugin.Device}
+		r.declared, r.vlan = declaringInterface(all, plugin.Device)
+		return r, ""
+	case "sriov":
+		resource := nad.Annotations[desired.AnnotationResourceName]
+		if resource == "" {
+			return reached{}, "an sriov config without the " + desired.AnnotationResourceName + " annotation cannot be judged"
+		}
+		r := reached{kind: vmv1alpha1.NetworkTypeSRIOV, host: "SR-IOV resource " + resource, name: resource, resource: resource, vlan: plugin.VLAN}
+		r.declared = declaringResource(all, resource)
+		return r, ""
+	}
+	if slices.Contains(hostOnlyPlugins, plugin.Type) {
+		return reached{}, ""
+	}
+	if plugin.Master != "" || plugin.Bridge != "" || plugin.Device != "" || plugin.PFName != "" || plugin.DeviceID != "" {
+		return reached{}, fmt.Sprintf("plugin type %q names a host interface the operator cannot judge", plugin.Type)
+	}
+	return reached{}, ""
+}
+
 func declaringBridge(all []vmv1alpha1.HostNetwork, kind vmv1alpha1.NetworkType, bridge string) *vmv1alpha1.HostNetwork {
+	return oldest(all, func(h *vmv1alpha1.HostNetwork) bool { return h.Spec.Type == kind && h.Spec.BridgeName == bridge })
+}
+
+func declaringResource(all []vmv1alpha1.HostNetwork, resource string) *vmv1alpha1.HostNetwork {
+	return oldest(all, func(h *vmv1alpha1.HostNetwork) bool {
+		return h.Spec.Type == vmv1alpha1.NetworkTypeSRIOV && h.Spec.SRIOV != nil && h.Spec.SRIOV.ResourceName == resource
+	})
+}
+
+// declaringInterface finds the HostNetwork a host interface belongs to: an
+// uplink (or bond port) of any HostNetwork, a VLAN sub-interface of one
+// (uplink.VLAN, or the managed name the operator builds), or a declared
+// bridge. It returns the VLAN a sub-interface carries.
+func declaringInterface(all []vmv1alpha1.HostNetwork, iface string) (*vmv1alpha1.HostNetwork, int32) {
+	var vlan int32
+	found := oldest(all, func(h *vmv1alpha1.HostNetwork) bool {
+		if h.Spec.BridgeName == iface {
+			return true
+		}
+		for i := range h.Spec.Uplinks {
+			uplink := &h.Spec.Uplinks[i]
+			if slices.Contains(desired.UplinkClaims(uplink), iface) {
+				return true
+			}
+			base, id, ok := strings.Cut(iface, ".")
+			if !ok {
+				continue
+			}
+			n, err := strconv.ParseInt(id, 10, 32)
+			if err != nil {
+				continue
+			}
+			if base == desired.UplinkInterface(uplink) || desired.VLANInterfaceName(h.Name, int32(n)) == iface {
+				return true
+			}
+		}
+		return false
+	})
+	if found != nil {
+		if _, id, ok := strings.Cut(iface, "."); ok && found.Spec.BridgeName != iface {
+			if n, err := strconv.ParseInt(id, 10, 32); err == nil {
+				vlan = int32(n)
+			}
+		}
+	}
+	return found, vlan
+}
+
+func oldest(all []vmv1alpha1.HostNetwork, match func(*vmv1alpha1.HostNetwork) bool) *vmv1alpha1.HostNetwork {
 	var found *vmv1alpha1.HostNetwork
 	for i := range all {
-		if all[i].Spec.Type == kind && all[i].Spec.BridgeName == bridge && (found == nil || Older(&all[i], found)) {
+		if match(&all[i]) && (found == nil || Older(&all[i], found)) {
 			found = &all[i]
 		}
 	}
 	return found
 }
 
-// cniConfig is the part of a CNI config that says where it attaches; a
-// conflist's first plugin decides.
+// cniConfig is the part of a CNI plugin config that says where it attaches.
 type cniConfig struct {
-	Type    string      `json:"type"`
-	Bridge  string      `json:"bridge"`
-	Master  string      `json:"master"`
-	VLAN    int32       `json:"vlan"`
-	MTU     int32       `json:"mtu"`
-	Plugins []cniConfig `json:"plugins"`
+	Type     string      `json:"type"`
+	Bridge   string      `json:"bridge"`
+	Master   string      `json:"master"`
+	Device   string      `json:"device"`
+	PFName   string      `json:"pfName"`
+	DeviceID string      `json:"deviceID"`
+	VLAN     int32       `json:"vlan"`
+	MTU      int32       `json:"mtu"`
+	Plugins  []cniConfig `json:"plugins"`
 }
 
-func parseCNI(raw string) cniConfig {
+// parseCNI returns the plugins of a config: itself, or each of a conflist's
+// plugins. A config that does not parse cannot be judged.
+func parseCNI(raw string) ([]cniConfig, error) {
 	var c cniConfig
-	if json.Unmarshal([]byte(raw), &c) != nil {
-		return cniConfig{}
+	if err := json.Unmarshal([]byte(raw), &c); err != nil {
+		return nil, fmt.Errorf("its config is not a CNI config the operator can read: %w", err)
 	}
 	if c.Type == "" && len(c.Plugins) > 0 {
-		return c.Plugins[0]
+		return c.Plugins, nil
 	}
-	return c
+	return []cniConfig{c}, nil
 }
 
 func segment(kind, name string, vlan int32) string {

@@ -178,3 +178,267 @@ func TestSegmentIsTheL2Domain(t *testing.T) {
 		t.Fatalf("a conflist's first plugin decides: %q", fromList[0].Segment)
 	}
 }
+
+// equivalent is one attachment asked for two ways: a generated network and
+// a named NAD whose config reaches the same host network.
+type equivalent struct {
+	name      string
+	namespace string
+	generated vmv1alpha1.NetworkConfig
+	// config and resource are the named NAD's CNI config and SR-IOV
+	// resource annotation.
+	config   string
+	resource string
+	// reason is the refusal both must give; "" when both are allowed.
+	reason string
+}
+
+func equivalents() []equivalent {
+	v := func(n int32) *int32 { return ptr.To(n) }
+	return []equivalent{
+		{"bridge, allowed VLAN and MTU", "tenant-a", vmv1alpha1.NetworkConfig{Type: "bridge", BridgeName: "br-mgmt", VLANID: v(100), MTU: v(9000)},
+			`{"cniVersion":"0.3.1","type":"bridge","bridge":"br-mgmt","vlan":100,"mtu":9000}`, "", ""},
+		{"bridge, untagged", "tenant-a", vmv1alpha1.NetworkConfig{Type: "bridge", BridgeName: "br-mgmt"},
+			`{"type":"bridge","bridge":"br-mgmt"}`, "", ""},
+		{"bridge, VLAN outside allowedVLANs", "tenant-a", vmv1alpha1.NetworkConfig{Type: "bridge", BridgeName: "br-mgmt", VLANID: v(300)},
+			`{"type":"bridge","bridge":"br-mgmt","vlan":300}`, "", vmv1alpha1.ReasonVLANNotAllowed},
+		{"bridge, MTU above the network's", "tenant-a", vmv1alpha1.NetworkConfig{Type: "bridge", BridgeName: "br-mgmt", MTU: v(9216)},
+			`{"type":"bridge","bridge":"br-mgmt","mtu":9216}`, "", vmv1alpha1.ReasonMTUTooLarge},
+		{"bridge nobody declared", "tenant-a", vmv1alpha1.NetworkConfig{Type: "bridge", BridgeName: "br-ex"},
+			`{"type":"bridge","bridge":"br-ex"}`, "", vmv1alpha1.ReasonHostNetworkNotDeclared},
+		{"the bridge plugin's default cni0 is undeclared", "tenant-a", vmv1alpha1.NetworkConfig{Type: "bridge", BridgeName: "cni0"},
+			`{"type":"bridge"}`, "", vmv1alpha1.ReasonHostNetworkNotDeclared},
+		{"macvlan on the managed VLAN sub-interface", "tenant-a", vmv1alpha1.NetworkConfig{Type: "macvlan", HostNetwork: "storage", VLANID: v(310)},
+			`{"type":"macvlan","master":"storage.310"}`, "", ""},
+		{"macvlan from a namespace outside the selector", "other", vmv1alpha1.NetworkConfig{Type: "macvlan", HostNetwork: "storage", VLANID: v(310)},
+			`{"type":"macvlan","master":"storage.310"}`, "", vmv1alpha1.ReasonNamespaceNotAllowed},
+		{"macvlan on the uplink's sub-interface, VLAN not allowed", "tenant-a", vmv1alpha1.NetworkConfig{Type: "macvlan", HostNetwork: "storage", VLANID: v(311)},
+			`{"type":"macvlan","master":"eth2.311"}`, "", vmv1alpha1.ReasonVLANNotAllowed},
+		{"macvlan on the unmanaged uplink's sub-interface", "tenant-a", vmv1alpha1.NetworkConfig{Type: "macvlan", HostNetwork: "legacy-storage", VLANID: v(400)},
+			`{"type":"macvlan","master":"eth3.400","mtu":1500}`, "", ""},
+		{"sriov, allowed VLAN", "tenant-a", vmv1alpha1.NetworkConfig{Type: "sriov", VLANID: v(200), SRIOV: &vmv1alpha1.SRIOVConfig{ResourceName: "mellanox.com/cx6"}},
+			`{"type":"sriov","vlan":200}`, "mellanox.com/cx6", ""},
+		{"sriov, VLAN not allowed", "tenant-a", vmv1alpha1.NetworkConfig{Type: "sriov", VLANID: v(201), SRIOV: &vmv1alpha1.SRIOVConfig{ResourceName: "mellanox.com/cx6"}},
+			`{"type":"sriov","vlan":201}`, "mellanox.com/cx6", vmv1alpha1.ReasonVLANNotAllowed},
+		{"sriov resource nobody declared", "tenant-a", vmv1alpha1.NetworkConfig{Type: "sriov", SRIOV: &vmv1alpha1.SRIOVConfig{ResourceName: "acme.com/vf"}},
+			`{"type":"sriov"}`, "acme.com/vf", vmv1alpha1.ReasonHostNetworkNotDeclared},
+	}
+}
+
+// withNAD is the inputs with one NAD tenant-a/n in place.
+func withNAD(in Inputs, namespace, config, resource string) Inputs {
+	nad := &nadv1.NetworkAttachmentDefinition{ObjectMeta: metav1.ObjectMeta{Name: "n", Namespace: namespace},
+		Spec: nadv1.NetworkAttachmentDefinitionSpec{Config: config}}
+	if resource != "" {
+		nad.Annotations = map[string]string{desired.AnnotationResourceName: resource}
+	}
+	in.NADs = map[types.NamespacedName]*nadv1.NetworkAttachmentDefinition{{Namespace: namespace, Name: "n"}: nad}
+	return in
+}
+
+// bothWays resolves one equivalent as a generated network and as a named
+// one (second network of the profile, so the field index shows), and
+// returns both refusals.
+func bothWays(t *testing.T, c equivalent, in Inputs, status []vmv1alpha1.NetworkStatus) (generated, named *Refusal, namedAttachment desired.Attachment) {
+	t.Helper()
+	first := vmv1alpha1.NetworkConfig{Name: "pod", Type: "bridge", BridgeName: "br-mgmt"}
+	g := c.generated
+	g.Name = "net"
+	p := profileWith(c.namespace, first, g)
+	p.Status.Networks = status
+	_, generated = Resolve(p, in)
+	n := vmv1alpha1.NetworkConfig{Name: "net", Type: c.generated.Type, NADName: "n"}
+	p = profileWith(c.namespace, first, n)
+	p.Status.Networks = status
+	attachments, named := Resolve(p, withNAD(in, c.namespace, c.config, c.resource))
+	if named == nil {
+		namedAttachment = attachments[1]
+	}
+	return generated, named, namedAttachment
+}
+
+// TestNamedNADsObeyTheSameRules: every case is resolved as a generated
+// network and as a NAD reaching the same host network; both give the same
+// verdict, and a named refusal names its profile field and its NAD.
+func TestNamedNADsObeyTheSameRules(t *testing.T) {
+	for _, c := range equivalents() {
+		t.Run(c.name, func(t *testing.T) {
+			in := Inputs{HostNetworks: declaredNetworks(), NamespaceLabels: map[string]string{"tenant": c.namespace}}
+			generated, named, _ := bothWays(t, c, in, nil)
+			if reasonOf(generated) != c.reason || reasonOf(named) != c.reason {
+				t.Fatalf("want %q both ways; generated %+v, named %+v", c.reason, generated, named)
+			}
+			if named != nil && !strings.Contains(named.Message, "network net: spec.networks[1].nadName "+c.namespace+"/n: ") {
+				t.Fatalf("a named refusal names the field and the NAD: %q", named.Message)
+			}
+		})
+	}
+}
+
+func reasonOf(r *Refusal) string {
+	if r == nil {
+		return ""
+	}
+	return r.Reason
+}
+
+// TestNamedSegmentsMatchGenerated: an allowed named NAD is on the same
+// segment, and counts as a user of the same HostNetwork, as its generated
+// twin.
+func TestNamedSegmentsMatchGenerated(t *testing.T) {
+	for _, c := range equivalents() {
+		if c.reason != "" {
+			continue
+		}
+		t.Run(c.name, func(t *testing.T) {
+			in := Inputs{HostNetworks: declaredNetworks(), NamespaceLabels: map[string]string{"tenant": c.namespace}}
+			g := c.generated
+			g.Name = "net"
+			generated, refusal := Resolve(profileWith(c.namespace, g), in)
+			if refusal != nil {
+				t.Fatal(refusal)
+			}
+			_, _, named := bothWays(t, c, in, nil)
+			if named.Segment != generated[0].Segment || named.HostNetworkName() != generated[0].HostNetworkName() || named.HostNetworkName() == "" {
+				t.Fatalf("named %q on %q, generated %q on %q", named.Segment, named.HostNetworkName(), generated[0].Segment, generated[0].HostNetworkName())
+			}
+		})
+	}
+}
+
+// TestNamedNADsUndeclaredOnlyWhenAllowed: with undeclared networks allowed
+// (single tenant), a NAD reaching an undeclared host network passes as a
+// generated one does.
+func TestNamedNADsUndeclaredOnlyWhenAllowed(t *testing.T) {
+	for _, c := range equivalents() {
+		if c.reason != vmv1alpha1.ReasonHostNetworkNotDeclared {
+			continue
+		}
+		t.Run(c.name, func(t *testing.T) {
+			in := Inputs{HostNetworks: declaredNetworks(), NamespaceLabels: map[string]string{"tenant": c.namespace}, Policy: Policy{AllowUndeclared: true}}
+			generated, named, _ := bothWays(t, c, in, nil)
+			if generated != nil || named != nil {
+				t.Fatalf("generated %+v, named %+v", generated, named)
+			}
+		})
+	}
+}
+
+// TestNamedNADConfigsTheParserJudges: plugin lists are examined plugin by
+// plugin; plugins that reach no host network pass; one naming a host
+// interface the parser cannot judge is refused.
+func TestNamedNADConfigsTheParserJudges(t *testing.T) {
+	cases := []struct {
+		name, config, reason, message string
+	}{
+		{"a conflist whose bridge comes after tuning is judged by the bridge",
+			`{"cniVersion":"0.4.0","plugins":[{"type":"tuning"},{"type":"bridge","bridge":"br-mgmt","vlan":300}]}`, vmv1alpha1.ReasonVLANNotAllowed, "VLAN 300"},
+		{"an MTU set by tuning in a conflist is checked",
+			`{"cniVersion":"0.4.0","plugins":[{"type":"bridge","bridge":"br-mgmt","vlan":100},{"type":"tuning","mtu":9216}]}`, vmv1alpha1.ReasonMTUTooLarge, "mtu 9216 is above HostNetwork mgmt's 9000"},
+		{"every plugin of a conflist is examined",
+			`{"cniVersion":"0.4.0","plugins":[{"type":"bridge","bridge":"br-mgmt","vlan":100},{"type":"macvlan","master":"eth9"}]}`, vmv1alpha1.ReasonHostNetworkNotDeclared, "no HostNetwork declares interface eth9"},
+		{"an overlay that names no host interface reaches no host network",
+			`{"cniVersion":"0.4.0","type":"ovn-k8s-cni-overlay","topology":"layer2"}`, "", ""},
+		{"an unknown plugin naming a host interface cannot be judged",
+			`{"type":"vendor-cni","master":"eth1"}`, vmv1alpha1.ReasonHostNetworkNotDeclared, `plugin type "vendor-cni" names a host interface`},
+		{"macvlan without master lands on the default route's interface",
+			`{"type":"macvlan"}`, vmv1alpha1.ReasonHostNetworkNotDeclared, "default route"},
+		{"host-device on a declared uplink obeys its HostNetwork",
+			`{"type":"host-device","device":"eth2"}`, vmv1alpha1.ReasonNamespaceNotAllowed, "HostNetwork storage does not allow namespace other"},
+		{"a config that is not JSON cannot be judged",
+			`{"type":`, vmv1alpha1.ReasonHostNetworkNotDeclared, "not a CNI config"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			in := withNAD(Inputs{HostNetworks: declaredNetworks(), NamespaceLabels: map[string]string{"tenant": "other"}}, "other", c.config, "")
+			_, refusal := Resolve(profileWith("other", vmv1alpha1.NetworkConfig{Name: "net", Type: "bridge", NADName: "n"}), in)
+			if reasonOf(refusal) != c.reason || (refusal != nil && !strings.Contains(refusal.Message, c.message)) {
+				t.Fatalf("want %q containing %q, got %+v", c.reason, c.message, refusal)
+			}
+		})
+	}
+}
+
+// TestClosedHostNetworksTakeNoNewUsers: a HostNetwork being deleted, in
+// conflict or impossible to build refuses a new user, generated or named,
+// but keeps a profile whose status shows it attached; one still being
+// verified stays open (placement holds its VMs).
+func TestClosedHostNetworksTakeNoNewUsers(t *testing.T) {
+	now := metav1.NewTime(epoch)
+	notReady := func(reason string, verified int32) func(h *vmv1alpha1.HostNetwork) {
+		return func(h *vmv1alpha1.HostNetwork) {
+			h.Status.VerifiedNodes = verified
+			h.Status.Conditions = []metav1.Condition{{Type: vmv1alpha1.ConditionReady, Status: metav1.ConditionFalse, Reason: reason, Message: "m"}}
+		}
+	}
+	states := []struct {
+		name   string
+		mutate func(h *vmv1alpha1.HostNetwork)
+		closed bool
+	}{
+		{"being deleted", func(h *vmv1alpha1.HostNetwork) { h.DeletionTimestamp = &now; h.Finalizers = []string{"f"} }, true},
+		{"in conflict over an uplink", notReady(vmv1alpha1.ReasonUplinkConflict, 2), true},
+		{"in conflict over a bridge", notReady(vmv1alpha1.ReasonBridgeConflict, 0), true},
+		{"with overlapping uplink groups", notReady(vmv1alpha1.ReasonUplinkGroupsOverlap, 0), true},
+		{"managed without nmstate", notReady(vmv1alpha1.ReasonNMStateMissing, 0), true},
+		{"verified on no node yet", notReady(vmv1alpha1.ReasonNodesNotVerified, 0), false},
+		{"selecting no node", notReady(vmv1alpha1.ReasonNoNodesSelected, 0), false},
+		{"verified on some nodes", notReady(vmv1alpha1.ReasonNodesNotVerified, 1), false},
+		{"Ready", func(h *vmv1alpha1.HostNetwork) {
+			h.Status.Conditions = []metav1.Condition{{Type: vmv1alpha1.ConditionReady, Status: metav1.ConditionTrue, Reason: vmv1alpha1.ReasonAllNodesVerified}}
+		}, false},
+	}
+	for _, c := range equivalents() {
+		if c.reason != "" {
+			continue
+		}
+		for _, s := range states {
+			t.Run(c.name+"/"+s.name, func(t *testing.T) {
+				in := Inputs{HostNetworks: declaredNetworks(), NamespaceLabels: map[string]string{"tenant": c.namespace}}
+				g := c.generated
+				g.Name = "net"
+				attachments, refusal := Resolve(profileWith(c.namespace, g), in)
+				if refusal != nil {
+					t.Fatal(refusal)
+				}
+				target := attachments[0].HostNetworkName()
+				for i := range in.HostNetworks {
+					if in.HostNetworks[i].Name == target {
+						s.mutate(&in.HostNetworks[i])
+					}
+				}
+				want := ""
+				if s.closed {
+					want = vmv1alpha1.ReasonHostNetworkNotAccepting
+				}
+				// The profile's first network (pod, on mgmt) is attached already.
+				pod := vmv1alpha1.NetworkStatus{Name: "pod", HostNetwork: "mgmt"}
+				generated, named, _ := bothWays(t, c, in, []vmv1alpha1.NetworkStatus{pod})
+				if reasonOf(generated) != want || reasonOf(named) != want {
+					t.Fatalf("new user: want %q; generated %+v, named %+v", want, generated, named)
+				}
+				if generated != nil && (generated.Network != "net" || !strings.Contains(generated.Message, "HostNetwork "+target+" accepts no new users")) {
+					t.Fatalf("the message says which HostNetwork and why: %q", generated.Message)
+				}
+				existing := []vmv1alpha1.NetworkStatus{pod, {Name: "net", HostNetwork: target}}
+				generated, named, _ = bothWays(t, c, in, existing)
+				if generated != nil || named != nil {
+					t.Fatalf("an existing user is not cut: generated %+v, named %+v", generated, named)
+				}
+			})
+		}
+	}
+}
+
+// TestUnjudgedNADsOnlyWhenUndeclaredAllowed: what the parser cannot judge
+// passes only when the operator allows undeclared networks (single tenant).
+func TestUnjudgedNADsOnlyWhenUndeclaredAllowed(t *testing.T) {
+	for config, segment := range map[string]string{`{"type":"vendor-cni","master":"eth1"}`: "nad/ns/n", `not json`: "nad/ns/n",
+		`{"type":"macvlan"}`: "macvlan/default-route/0"} {
+		in := withNAD(Inputs{HostNetworks: declaredNetworks(), Policy: Policy{AllowUndeclared: true}}, "ns", config, "")
+		attachments, refusal := Resolve(profileWith("ns", vmv1alpha1.NetworkConfig{Name: "net", Type: "bridge", NADName: "n"}), in)
+		if refusal != nil || attachments[0].Declared != nil || attachments[0].Segment != segment {
+			t.Errorf("%s: %+v %+v", config, refusal, attachments)
+		}
+	}
+}

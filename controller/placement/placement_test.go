@@ -3,6 +3,7 @@ package placement
 import (
 	"fmt"
 	"maps"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -13,6 +14,7 @@ import (
 
 	vmv1alpha1 "github.com/jianfenliu/vmoperator/api/v1alpha1"
 	"github.com/jianfenliu/vmoperator/controller/attach"
+	"github.com/jianfenliu/vmoperator/controller/desired"
 )
 
 // capability builds a NodeCapabilityStatus; options add what the node has.
@@ -367,5 +369,22 @@ func TestIndex(t *testing.T) {
 	case <-x.WantedChanged():
 	default:
 		t.Fatal("a VLAN no longer wanted must be signalled")
+	}
+}
+
+// TestNamedMacvlanNeedsItsMaster: a generated macvlan attachment on a
+// managed network relies on the policy to build its master; a named one on
+// the same network names its own master, which a node must have.
+func TestNamedMacvlanNeedsItsMaster(t *testing.T) {
+	h := vmv1alpha1.HostNetwork{ObjectMeta: metav1.ObjectMeta{Name: "storage"},
+		Spec: vmv1alpha1.HostNetworkSpec{Type: vmv1alpha1.NetworkTypeMacvlan, Managed: true, Uplinks: []vmv1alpha1.Uplink{{Interface: "eth2"}}}}
+	for _, named := range []bool{false, true} {
+		a := desired.Attachment{Type: vmv1alpha1.NetworkTypeMacvlan, Declared: &h, Master: "eth2.310", VLAN: 310, Named: named}
+		got := slices.ContainsFunc(Requirements([]desired.Attachment{a}), func(r Requirement) bool {
+			return r.Kind == NeedLink && r.Name == "eth2.310" && r.Label == LinkLabel("eth2.310")
+		})
+		if got != named {
+			t.Errorf("named=%v: needs the link %v, want %v", named, got, named)
+		}
 	}
 }

@@ -146,8 +146,10 @@ func attachmentRequirements(a *desired.Attachment) []Requirement {
 			needs = append(needs, Requirement{Label: OVSLabel(a.Bridge), Kind: NeedOVS, Name: a.Bridge})
 		}
 	case vmv1alpha1.NetworkTypeMacvlan:
-		// A managed network's policy builds the master; otherwise it must exist.
-		if a.Master != "" && (a.Declared == nil || !a.Declared.Spec.Managed) {
+		// A managed network's policy builds the master a generated
+		// attachment uses; otherwise, and for a named attachment (its
+		// config may name any sub-interface), the master must exist.
+		if a.Master != "" && (a.Declared == nil || !a.Declared.Spec.Managed || a.Named) {
 			needs = append(needs, Requirement{Label: LinkLabel(a.Master), Kind: NeedLink, Name: a.Master})
 		}
 	case vmv1alpha1.NetworkTypeSRIOV:

@@ -51,7 +51,7 @@ func hostNetworkKeys(p *vmv1alpha1.VirtualMachineProfile) []string {
 		network := &p.Spec.Networks[i]
 		switch {
 		case network.NADName != "":
-			keys = append(keys, "bridges") // a named attachment's bridge is only known from its config
+			keys = append(keys, "named") // where a named attachment lands is only known from its config
 		case network.HostNetwork != "":
 			keys = append(keys, "name/"+network.HostNetwork)
 		case network.Type == vmv1alpha1.NetworkTypeBridge || network.Type == vmv1alpha1.NetworkTypeOVS:
@@ -67,9 +67,9 @@ func hostNetworkKeys(p *vmv1alpha1.VirtualMachineProfile) []string {
 
 // keysOfHostNetwork are the index values a HostNetwork answers to.
 func keysOfHostNetwork(h *vmv1alpha1.HostNetwork) []string {
-	keys := []string{"name/" + h.Name}
+	keys := []string{"name/" + h.Name, "named"}
 	if h.Spec.BridgeName != "" {
-		keys = append(keys, "bridge/"+h.Spec.BridgeName, "bridges")
+		keys = append(keys, "bridge/"+h.Spec.BridgeName)
 	}
 	if h.Spec.SRIOV != nil {
 		keys = append(keys, "resource/"+h.Spec.SRIOV.ResourceName)

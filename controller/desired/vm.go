@@ -80,13 +80,23 @@ func VM(profile *vmv1alpha1.VirtualMachineProfile, placement Placement, keptRunS
 		templateLabels[LabelSpread] = "true"
 	}
 	disks, volumes := vmDisks(profile)
+	cloudInit, cloudInitAnnotations, err := cloudInitVolume(profile)
+	if err != nil {
+		return nil, err
+	}
+	disks = append(disks, kubevirtv1.Disk{Name: CloudInitVolume, DiskDevice: virtioDisk()})
+	volumes = append(volumes, cloudInit)
+	annotations := map[string]string{AnnotationRunStrategy: string(profile.Spec.EffectiveRunStrategy())}
+	for k, v := range cloudInitAnnotations {
+		annotations[k] = v
+	}
 	return &kubevirtv1.VirtualMachine{
 		TypeMeta: metav1.TypeMeta{APIVersion: kubevirtv1.SchemeGroupVersion.String(), Kind: "VirtualMachine"},
 		ObjectMeta: metav1.ObjectMeta{
 			Name:            vmv1alpha1.VMName(profile.Name),
 			Namespace:       profile.Namespace,
 			Labels:          OwnedLabels(profile),
-			Annotations:     map[string]string{AnnotationRunStrategy: string(profile.Spec.EffectiveRunStrategy())},
+			Annotations:     annotations,
 			OwnerReferences: []metav1.OwnerReference{OwnerReference(profile)},
 		},
 		Spec: kubevirtv1.VirtualMachineSpec{
@@ -142,13 +152,17 @@ func vmNetworks(profile *vmv1alpha1.VirtualMachineProfile) []kubevirtv1.Network 
 	return networks
 }
 
+func virtioDisk() kubevirtv1.DiskDevice {
+	return kubevirtv1.DiskDevice{Disk: &kubevirtv1.DiskTarget{Bus: kubevirtv1.DiskBusVirtio}}
+}
+
 // vmDisks lists the VM's disks and volumes: the boot disk first with boot
 // order 1 (a container disk from osImage when there is no boot disk), then
-// the other disks, then the cloud-init disk.
+// the other disks. The cloud-init disk comes last (cloudInitVolume).
 func vmDisks(profile *vmv1alpha1.VirtualMachineProfile) ([]kubevirtv1.Disk, []kubevirtv1.Volume) {
 	var disks []kubevirtv1.Disk
 	var volumes []kubevirtv1.Volume
-	virtio := kubevirtv1.DiskDevice{Disk: &kubevirtv1.DiskTarget{Bus: kubevirtv1.DiskBusVirtio}}
+	virtio := virtioDisk()
 	bootOrder := uint(1)
 	if profile.Spec.BootDisk() == nil && profile.Spec.OSImage != "" {
 		disks = append(disks, kubevirtv1.Disk{Name: ContainerDiskVolume, DiskDevice: virtio, BootOrder: &bootOrder})
@@ -170,11 +184,6 @@ func vmDisks(profile *vmv1alpha1.VirtualMachineProfile) ([]kubevirtv1.Disk, []ku
 			volumes = append(volumes, kubevirtv1.Volume{Name: disk.Name, VolumeSource: diskSource(profile, disk)})
 		}
 	}
-	disks = append(disks, kubevirtv1.Disk{Name: CloudInitVolume, DiskDevice: virtio})
-	secret := &corev1.LocalObjectReference{Name: CloudInitSecretName(profile.Name)}
-	volumes = append(volumes, kubevirtv1.Volume{Name: CloudInitVolume, VolumeSource: kubevirtv1.VolumeSource{
-		CloudInitNoCloud: &kubevirtv1.CloudInitNoCloudSource{UserDataSecretRef: secret, NetworkDataSecretRef: secret},
-	}})
 	return disks, volumes
 }
 

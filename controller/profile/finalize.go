@@ -105,14 +105,40 @@ func (r *Reconciler) collectOrphans(ctx context.Context, key types.NamespacedNam
 		if len(obj.GetOwnerReferences()) > 0 || obj.GetLabels()[desired.LabelRetainPolicy] == string(vmv1alpha1.RetainPolicyRetain) {
 			continue
 		}
-		uid := obj.GetUID()
-		if err := r.Client.Delete(ctx, obj, client.Preconditions{UID: &uid}); client.IgnoreNotFound(err) != nil {
+		err := r.Client.Delete(ctx, obj, deletePreconditions(obj))
+		switch {
+		case apierrors.IsNotFound(err):
+			continue
+		case obj.GetUID() == "" && apierrors.IsForbidden(err):
+			// Deleted unseen, and the admission policy says the stored
+			// object is not the controller's: someone else's, left alone.
+			continue
+		case err != nil:
 			errs = append(errs, fmt.Errorf("delete orphaned %s %s: %w", kindOf(obj), obj.GetName(), err))
 			continue
 		}
 		log.FromContext(ctx).Info("deleted orphan of a deleted profile", "kind", kindOf(obj), "name", obj.GetName())
 	}
 	return errors.Join(errs...)
+}
+
+// deletePreconditions make a delete of an object that was read apply to
+// that very object (not one re-created since under its name); an object
+// deleted unseen (no UID) has none.
+func deletePreconditions(obj client.Object) client.DeleteOption {
+	uid := obj.GetUID()
+	if uid == "" {
+		return &client.DeleteOptions{}
+	}
+	return client.Preconditions{UID: &uid}
+}
+
+// cloudInitSecretRef names the cloud-init Secret of a profile, for a
+// delete that does not read it first.
+func cloudInitSecretRef(key types.NamespacedName) client.Object {
+	secret := &metav1.PartialObjectMetadata{ObjectMeta: metav1.ObjectMeta{Namespace: key.Namespace, Name: desired.CloudInitSecretName(key.Name)}}
+	secret.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Secret"))
+	return secret
 }
 
 // orphanCandidates lists every object made for a profile of that name.
@@ -131,15 +157,11 @@ func (r *Reconciler) orphanCandidates(ctx context.Context, key types.NamespacedN
 			candidates = append(candidates, v)
 		}
 	}
-	secrets := &metav1.PartialObjectMetadataList{}
-	secrets.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("SecretList"))
-	if err := r.Client.List(ctx, secrets, in, selector); err != nil {
-		return nil, fmt.Errorf("list cloud-init Secrets of %s: %w", key, err)
-	}
-	for i := range secrets.Items {
-		secrets.Items[i].SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Secret"))
-		candidates = append(candidates, &secrets.Items[i])
-	}
+	// The cloud-init Secret cannot be listed (the controller reads no
+	// Secret): it is named after the profile, and deleted by name. The
+	// chart's admission policy lets the delete through only when the
+	// stored Secret is labelled as the controller's.
+	candidates = append(candidates, cloudInitSecretRef(key))
 	if r.Deps.KubeVirt {
 		var vms kubevirtv1.VirtualMachineList
 		if err := r.Client.List(ctx, &vms, in, selector); err != nil {

@@ -118,3 +118,36 @@ func TestLargestProfileCloudInit(t *testing.T) {
 		t.Error("a change of network data leaves the cloud-init hash unchanged")
 	}
 }
+
+// TestBuiltVMsUseOnlyTheirOwnStorage: every VM the builder makes, for
+// every shape of profile the tests know (container disk, imported and
+// blank disks, inline and Secret cloud-init), uses only VolumeKinds; and
+// the check does catch a ServiceAccount, a host disk and a foreign Secret.
+func TestBuiltVMsUseOnlyTheirOwnStorage(t *testing.T) {
+	profiles := append(networkDataProfiles(), profileWithLargestNetworks(1), profileWithLargestNetworks(16))
+	for _, p := range profiles {
+		vm, err := VM(p, Placement{}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := CheckVolumeKinds(vm); err != nil {
+			t.Errorf("profile %s: %v", p.Name, err)
+		}
+	}
+	for name, source := range map[string]kubevirtv1.VolumeSource{
+		"serviceAccount": {ServiceAccount: &kubevirtv1.ServiceAccountVolumeSource{ServiceAccountName: "default"}},
+		"hostDisk":       {HostDisk: &kubevirtv1.HostDisk{Path: "/var/x.img", Type: kubevirtv1.HostDiskExists}},
+		"secret":         {Secret: &kubevirtv1.SecretVolumeSource{SecretName: "db"}},
+		"foreign cloud-init Secret": {CloudInitNoCloud: &kubevirtv1.CloudInitNoCloudSource{
+			UserDataSecretRef: &corev1.LocalObjectReference{Name: "db-password"}}},
+	} {
+		vm, err := VM(seedProfile(), Placement{}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		vm.Spec.Template.Spec.Volumes = append(vm.Spec.Template.Spec.Volumes, kubevirtv1.Volume{Name: "extra", VolumeSource: source})
+		if err := CheckVolumeKinds(vm); err == nil {
+			t.Errorf("a VM with a %s volume passes the check", name)
+		}
+	}
+}

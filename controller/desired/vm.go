@@ -1,7 +1,9 @@
 package desired
 
 import (
+	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
@@ -20,6 +22,44 @@ const (
 	CloudInitVolume     = "vmop-cloudinit"
 	ContainerDiskVolume = "vmop-containerdisk"
 )
+
+// VolumeKinds are the only volume sources the VMs the controller writes
+// use: its own storage and the cloud-init it writes. No ServiceAccount,
+// Secret, ConfigMap, host disk or other volume reaching past the VM's
+// storage; the chart's vmop-controller-owned-objects admission policy
+// refuses any other, and CheckVolumeKinds is the builders' side.
+var VolumeKinds = []string{"containerDisk", "dataVolume", "persistentVolumeClaim", "cloudInitNoCloud"}
+
+// CheckVolumeKinds says which volume of vm, if any, uses a source outside
+// VolumeKinds (or a cloud-init Secret not named <profile>-cloudinit).
+func CheckVolumeKinds(vm *kubevirtv1.VirtualMachine) error {
+	if vm.Spec.Template == nil {
+		return nil
+	}
+	for _, volume := range vm.Spec.Template.Spec.Volumes {
+		raw, err := json.Marshal(volume.VolumeSource)
+		if err != nil {
+			return fmt.Errorf("VM %s volume %s: %w", vm.Name, volume.Name, err)
+		}
+		var sources map[string]json.RawMessage
+		if err := json.Unmarshal(raw, &sources); err != nil {
+			return fmt.Errorf("VM %s volume %s: %w", vm.Name, volume.Name, err)
+		}
+		for kind := range sources {
+			if !slices.Contains(VolumeKinds, kind) {
+				return fmt.Errorf("VM %s volume %s is a %s volume, not one of %v", vm.Name, volume.Name, kind, VolumeKinds)
+			}
+		}
+		if source := volume.CloudInitNoCloud; source != nil {
+			for _, ref := range []*corev1.LocalObjectReference{source.UserDataSecretRef, source.NetworkDataSecretRef} {
+				if ref != nil && !strings.HasSuffix(ref.Name, "-cloudinit") {
+					return fmt.Errorf("VM %s takes cloud-init from Secret %s, not a <profile>-cloudinit one", vm.Name, ref.Name)
+				}
+			}
+		}
+	}
+	return nil
+}
 
 // Placement is what node placement adds to a VM: node labels the node must
 // carry (computed from node capabilities). Empty adds nothing.

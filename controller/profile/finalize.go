@@ -100,11 +100,22 @@ func (r *Reconciler) collectOrphans(ctx context.Context, key types.NamespacedNam
 	if err != nil {
 		return err
 	}
-	var errs []error
+	var orphans []client.Object
 	for _, obj := range candidates {
-		if len(obj.GetOwnerReferences()) > 0 || obj.GetLabels()[desired.LabelRetainPolicy] == string(vmv1alpha1.RetainPolicyRetain) {
-			continue
+		if len(obj.GetOwnerReferences()) == 0 && obj.GetLabels()[desired.LabelRetainPolicy] != string(vmv1alpha1.RetainPolicyRetain) {
+			orphans = append(orphans, obj)
 		}
+	}
+	if len(orphans) > 0 {
+		// An orphan deletion left these; it left the cloud-init Secret too,
+		// if there is one. The controller cannot list Secrets: it deletes
+		// it by name, first, so that a failure is retried while the other
+		// orphans still show what happened. (A normal deletion leaves no
+		// orphan: the garbage collector takes the Secret with the rest.)
+		orphans = append([]client.Object{cloudInitSecretRef(key)}, orphans...)
+	}
+	var errs []error
+	for _, obj := range orphans {
 		err := r.Client.Delete(ctx, obj, deletePreconditions(obj))
 		switch {
 		case apierrors.IsNotFound(err):
@@ -134,14 +145,17 @@ func deletePreconditions(obj client.Object) client.DeleteOption {
 }
 
 // cloudInitSecretRef names the cloud-init Secret of a profile, for a
-// delete that does not read it first.
+// delete that does not read it first. The chart's admission policy lets
+// the delete through only when the stored Secret is labelled as the
+// controller's; someone else's Secret of that name stays.
 func cloudInitSecretRef(key types.NamespacedName) client.Object {
 	secret := &metav1.PartialObjectMetadata{ObjectMeta: metav1.ObjectMeta{Namespace: key.Namespace, Name: desired.CloudInitSecretName(key.Name)}}
 	secret.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Secret"))
 	return secret
 }
 
-// orphanCandidates lists every object made for a profile of that name.
+// orphanCandidates lists every object made for a profile of that name,
+// but its cloud-init Secret, which the controller cannot list.
 // Volumes without a retain-policy label (made by earlier versions) count as
 // Retain: data is never deleted on a guess.
 func (r *Reconciler) orphanCandidates(ctx context.Context, key types.NamespacedName) ([]client.Object, error) {
@@ -157,11 +171,6 @@ func (r *Reconciler) orphanCandidates(ctx context.Context, key types.NamespacedN
 			candidates = append(candidates, v)
 		}
 	}
-	// The cloud-init Secret cannot be listed (the controller reads no
-	// Secret): it is named after the profile, and deleted by name. The
-	// chart's admission policy lets the delete through only when the
-	// stored Secret is labelled as the controller's.
-	candidates = append(candidates, cloudInitSecretRef(key))
 	if r.Deps.KubeVirt {
 		var vms kubevirtv1.VirtualMachineList
 		if err := r.Client.List(ctx, &vms, in, selector); err != nil {

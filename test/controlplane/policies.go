@@ -11,7 +11,6 @@ import (
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 )
 
 // InstallChartPolicies renders the chart's ValidatingAdmissionPolicies and
@@ -20,9 +19,13 @@ import (
 // test's controller runs under the same admission rules as in the chart.
 // The apiserver loads them a moment later: callers wait for a refusal
 // they expect before relying on them.
-func InstallChartPolicies(ctx context.Context, c client.Client, namespace string) error {
+func (cp *ControlPlane) InstallChartPolicies(ctx context.Context, namespace string) error {
+	version, err := cp.ServerVersion()
+	if err != nil {
+		return err
+	}
 	cmd := exec.Command(filepath.Join(BinDir(), "helm"), "template", "vmop", "deploy/chart",
-		"--namespace", namespace, "--show-only", "templates/admission.yaml")
+		"--namespace", namespace, "--show-only", "templates/admission.yaml", "--kube-version", version.GitVersion)
 	cmd.Dir = RepoRoot()
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
@@ -43,7 +46,7 @@ func InstallChartPolicies(ctx context.Context, c client.Client, namespace string
 		if len(obj.Object) == 0 {
 			continue
 		}
-		if err := c.Create(ctx, obj); err != nil {
+		if err := cp.Client.Create(ctx, obj); err != nil {
 			return fmt.Errorf("create %s %s: %w", obj.GetKind(), obj.GetName(), err)
 		}
 	}

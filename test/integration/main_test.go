@@ -179,7 +179,7 @@ func grantControllerRole(ctx context.Context, c client.Client) error {
 // apiserver enforces them: a dry-run create of an unlabelled claim by the
 // controller is refused.
 func installChartPolicies(ctx context.Context) error {
-	if err := controlplane.InstallChartPolicies(ctx, cluster.Client, leaseNamespace); err != nil {
+	if err := cluster.InstallChartPolicies(ctx, leaseNamespace); err != nil {
 		return err
 	}
 	config := rest.CopyConfig(cluster.Config)

@@ -159,7 +159,9 @@ func TestUpgradeKeepsTheRunningVMAndItsSecret(t *testing.T) {
 
 // TestMissingSSHKeySecretIsKubeVirts: the controller cannot read Secrets,
 // so it does not check that sshKeySecret exists; the VM refers to it and
-// KubeVirt (its virt-launcher pod) waits for it.
+// KubeVirt (its virt-launcher pod) waits for it. (The simulator does not
+// play that wait: the profile goes on to Running, which the test awaits
+// so that no reconcile of it runs on into the next test.)
 func TestMissingSSHKeySecretIsKubeVirts(t *testing.T) {
 	ns := newNamespace(t)
 	create(t, profile("keyless", ns, func(p *vmv1alpha1.VirtualMachineProfile) { p.Spec.SSHKeySecret = "my-key" }))
@@ -174,4 +176,5 @@ func TestMissingSSHKeySecretIsKubeVirts(t *testing.T) {
 	if err := cluster.Client.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: "my-key"}, &corev1.Secret{}); err == nil {
 		t.Fatal("the key Secret exists")
 	}
+	waitForPhase(t, ns, "keyless", vmv1alpha1.PhaseRunning)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	kubevirtv1 "kubevirt.io/api/core/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -26,7 +27,7 @@ import (
 // The SSH key Secret is not checked either: KubeVirt reports a missing one
 // when it starts the VM (its virt-launcher pod waits for the Secret), and
 // the profile's status shows the VM not ready.
-func (r *Reconciler) reconcileCloudInit(ctx context.Context, profile *vmv1alpha1.VirtualMachineProfile, _ *status.Observed) error {
+func (r *Reconciler) reconcileCloudInit(ctx context.Context, profile *vmv1alpha1.VirtualMachineProfile, observed *status.Observed) error {
 	if !r.Deps.KubeVirt {
 		return nil // nothing would consume it
 	}
@@ -49,6 +50,13 @@ func (r *Reconciler) reconcileCloudInit(ctx context.Context, profile *vmv1alpha1
 		return nil // someone else's VM (the VM step reports it), or the Secret holds this already
 	}
 	_, err = r.applier().Apply(ctx, nil, secret)
+	if apierrors.IsForbidden(err) {
+		// Unread, a Secret of that name may be someone else's: the chart's
+		// admission policy refuses the write, as ownershipCheck would.
+		observed.Blockers = append(observed.Blockers, status.Problem(vmv1alpha1.ReasonNameConflict,
+			"Secret %s could not be written (%v); if it was not created for this profile, rename or remove it", secret.Name, err))
+		return nil
+	}
 	return err
 }
 

@@ -1,5 +1,11 @@
 package integration
 
+// The controller reads no Secret: cloud-init inline in the VM, a Secret
+// only for data too long for that, written unread. (This file sorts after
+// converged_test.go on purpose: the teardown of a test namespace keeps the
+// controller busy for a moment, which the converged test's quiet period
+// would count.)
+
 import (
 	"context"
 	"fmt"
@@ -177,4 +183,27 @@ func TestMissingSSHKeySecretIsKubeVirts(t *testing.T) {
 		t.Fatal("the key Secret exists")
 	}
 	waitForPhase(t, ns, "keyless", vmv1alpha1.PhaseRunning)
+}
+
+// TestForeignCloudInitSecretIsNeverOverwritten: the controller writes the
+// cloud-init Secret unread, so it cannot see that a Secret of that name is
+// someone else's; the chart's admission policy refuses the write, and the
+// profile reports the name conflict. The Secret keeps its data.
+func TestForeignCloudInitSecretIsNeverOverwritten(t *testing.T) {
+	ns := newNamespace(t)
+	foreign := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "taken-cloudinit", Namespace: ns},
+		StringData: map[string]string{"password": "hunter2"}}
+	create(t, foreign)
+	create(t, profile("taken", ns, withLongNetworkData))
+	p := waitForCondition(t, ns, "taken", vmv1alpha1.ConditionReady, metav1.ConditionFalse, vmv1alpha1.ReasonNameConflict)
+	if getObject(t, &kubevirtv1.VirtualMachine{}, ns, "taken-vm") {
+		t.Fatalf("VM written although its cloud-init Secret could not be: %s", observe.Describe(p))
+	}
+	var secret corev1.Secret
+	getObject(t, &secret, ns, "taken-cloudinit")
+	if string(secret.Data["password"]) != "hunter2" || len(secret.Data) != 1 || secret.Labels[desired.LabelManagedBy] != "" {
+		t.Fatalf("someone else's Secret was changed: labels %v, keys %d", secret.Labels, len(secret.Data))
+	}
+	t.Logf("%s", observe.Describe(p))
+	expectEvent(t, ns, "taken", vmv1alpha1.ReasonNameConflict)
 }

@@ -95,7 +95,6 @@ const (
 	ReasonImportFailed        = "ImportFailed"
 	ReasonStorageClassMissing = "StorageClassMissing"
 	ReasonResizeNotSupported  = "ResizeNotSupported"
-	ReasonSecretMissing       = "SecretMissing"
 	ReasonNameConflict        = "NameConflict"
 	ReasonDependencyMissing   = "DependencyMissing"
 	ReasonNodesEligible       = "NodesEligible"

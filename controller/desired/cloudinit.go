@@ -6,6 +6,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	kubevirtv1 "kubevirt.io/api/core/v1"
 	"sigs.k8s.io/yaml"
 
 	vmv1alpha1 "github.com/jianfenliu/vmoperator/api/v1alpha1"
@@ -16,6 +17,25 @@ const (
 	UserDataKey    = "userdata"
 	NetworkDataKey = "networkdata"
 )
+
+// MaxInlineCloudInitBytes is the most user data, and the most network data,
+// KubeVirt takes inline in a cloudInitNoCloud volume: cloudInitUserMaxLen
+// and cloudInitNetworkMaxLen of its VMI admitter (v1.8.0,
+// pkg/virt-api/webhooks/validating-webhook/admitters), both 2048 bytes.
+//
+// Cloud-init data goes inline whenever both fit, so the controller needs no
+// Secret for it, and no right to read any Secret. The CRD's bounds do not
+// guarantee a fit: 16 networks with static IPv6 addresses, gateways and
+// three DNS servers each make about 5 KiB of network data
+// (TestLargestProfileCloudInit). Only such profiles get a
+// <profile>-cloudinit Secret, written blind (server-side apply, never read)
+// and only when AnnotationCloudInitHash on the VM says its content changed.
+const MaxInlineCloudInitBytes = 2048
+
+// AnnotationCloudInitHash on a VM whose cloud-init data is in a Secret is
+// the hash of that Secret's data when it was last written: the controller
+// cannot read the Secret, so the VM remembers what it holds.
+const AnnotationCloudInitHash = "vm.example.com/cloudinit-hash"
 
 // GuestInterfaceName is the name the guest gives the i-th network: cloud-init
 // renames the NIC with this MAC to it, whatever the distribution would call it.
@@ -108,7 +128,45 @@ func UserData(profile *vmv1alpha1.VirtualMachineProfile) string {
 	return "#cloud-config\nhostname: " + profile.Name + "\n"
 }
 
-// CloudInitSecret holds the profile's user data and network data.
+// CloudInitFitsInline says whether user data and network data both fit
+// inline in the VM (see MaxInlineCloudInitBytes).
+func CloudInitFitsInline(userData, networkData string) bool {
+	return len(userData) <= MaxInlineCloudInitBytes && len(networkData) <= MaxInlineCloudInitBytes
+}
+
+// CloudInitHash is the hash of a cloud-init Secret's data, as
+// AnnotationCloudInitHash records it.
+func CloudInitHash(secret *corev1.Secret) string {
+	return hashOf(string(secret.Data[UserDataKey]), string(secret.Data[NetworkDataKey]))
+}
+
+// cloudInitVolume is the VM's cloud-init disk: the data inline when it
+// fits, else a reference to the profile's cloud-init Secret, with the hash
+// of that Secret's data as annotations to put on the VM. The Secret keeps
+// both keys (as earlier versions wrote it) so that a running VM which
+// still refers to it for both keeps working, on a migration too.
+func cloudInitVolume(profile *vmv1alpha1.VirtualMachineProfile) (kubevirtv1.Volume, map[string]string, error) {
+	userData := UserData(profile)
+	networkData, err := NetworkData(profile)
+	if err != nil {
+		return kubevirtv1.Volume{}, nil, fmt.Errorf("network data of profile %s/%s: %w", profile.Namespace, profile.Name, err)
+	}
+	volume := kubevirtv1.Volume{Name: CloudInitVolume}
+	if CloudInitFitsInline(userData, networkData) {
+		volume.CloudInitNoCloud = &kubevirtv1.CloudInitNoCloudSource{UserData: userData, NetworkData: networkData}
+		return volume, nil, nil
+	}
+	secret, err := CloudInitSecret(profile)
+	if err != nil {
+		return kubevirtv1.Volume{}, nil, err
+	}
+	ref := &corev1.LocalObjectReference{Name: secret.Name}
+	volume.CloudInitNoCloud = &kubevirtv1.CloudInitNoCloudSource{UserDataSecretRef: ref, NetworkDataSecretRef: ref}
+	return volume, map[string]string{AnnotationCloudInitHash: CloudInitHash(secret)}, nil
+}
+
+// CloudInitSecret holds the profile's user data and network data. The
+// controller writes it only for profiles whose data does not fit inline.
 func CloudInitSecret(profile *vmv1alpha1.VirtualMachineProfile) (*corev1.Secret, error) {
 	networkData, err := NetworkData(profile)
 	if err != nil {

@@ -181,10 +181,13 @@ func TestNADsAsTheCNIPluginsRunThem(t *testing.T) {
 
 // TestVMsAsKubeVirtAdmitsThem runs KubeVirt's own validation (virt-api's
 // admitters, v1.8.0, bin/kubevirt-admit) on the VMs the builder makes for
-// every test profile: each must be admitted with no cause.
+// every test profile: each must be admitted with no cause. The profiles
+// include the most largest networks whose cloud-init still goes inline, and
+// 16 of them (the CRD's most), whose cloud-init goes in a Secret.
 func TestVMsAsKubeVirtAdmitsThem(t *testing.T) {
 	var vms []kubevirtv1.VirtualMachine
-	for _, p := range networkDataProfiles() {
+	profiles := append(networkDataProfiles(), profileWithLargestNetworks(mostInlineLargestNetworks(t)), profileWithLargestNetworks(16))
+	for _, p := range profiles {
 		for _, placement := range []Placement{{}, {RequiredNodeLabels: map[string]string{"cap.vm.example.com/kvm": "true"}}} {
 			vm, err := VM(p, placement, nil)
 			if err != nil {
@@ -202,6 +205,57 @@ func TestVMsAsKubeVirtAdmitsThem(t *testing.T) {
 		t.Error(err)
 	}
 	t.Logf("KubeVirt v1.8.0 admitted %d VMs", len(verdicts))
+}
+
+// mostInlineLargestNetworks is how many largestNetworks fit inline.
+func mostInlineLargestNetworks(t *testing.T) int {
+	t.Helper()
+	for n := 1; ; n++ {
+		data, err := NetworkData(profileWithLargestNetworks(n + 1))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(data) > MaxInlineCloudInitBytes {
+			return n
+		}
+	}
+}
+
+// TestKubeVirtRefusesInlineCloudInitOverTheLimit pins
+// MaxInlineCloudInitBytes to KubeVirt's admitter from the other side: one
+// byte more of inline user data, or of network data, is refused.
+func TestKubeVirtRefusesInlineCloudInitOverTheLimit(t *testing.T) {
+	var vms []kubevirtv1.VirtualMachine
+	for _, field := range []string{"userData", "networkData"} {
+		vm, err := VM(profileWithLargestNetworks(1), Placement{}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		vm.Name = strings.ToLower(field)
+		source := cloudInitSourceOf(t, vm)
+		padded := func(s string) string { return s + "#" + strings.Repeat("x", MaxInlineCloudInitBytes-len(s)) }
+		if field == "userData" {
+			source.UserData = padded(source.UserData)
+		} else {
+			source.NetworkData = padded(source.NetworkData)
+		}
+		vms = append(vms, *vm)
+	}
+	kubevirt := startKubeVirtAdmitter(t)
+	verdicts, err := kubevirt.Admit(vms)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, verdict := range verdicts {
+		if len(verdict.Causes) == 0 {
+			t.Errorf("KubeVirt admitted %s inline one byte over %d", verdict.Name, MaxInlineCloudInitBytes)
+		}
+		for _, cause := range verdict.Causes {
+			if !strings.Contains(cause.Message, "byte limit") {
+				t.Errorf("%s: refused for another cause: %s", verdict.Name, cause.Message)
+			}
+		}
+	}
 }
 
 // TestMacvlanUnderKubeVirtsBridgeBinding answers the macvlan question of

@@ -1,7 +1,9 @@
 package desired
 
 import (
+	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
@@ -20,6 +22,44 @@ const (
 	CloudInitVolume     = "vmop-cloudinit"
 	ContainerDiskVolume = "vmop-containerdisk"
 )
+
+// VolumeKinds are the only volume sources the VMs the controller writes
+// use: its own storage and the cloud-init it writes. No ServiceAccount,
+// Secret, ConfigMap, host disk or other volume reaching past the VM's
+// storage; the chart's vmop-controller-owned-objects admission policy
+// refuses any other, and CheckVolumeKinds is the builders' side.
+var VolumeKinds = []string{"containerDisk", "dataVolume", "persistentVolumeClaim", "cloudInitNoCloud"}
+
+// CheckVolumeKinds says which volume of vm, if any, uses a source outside
+// VolumeKinds (or a cloud-init Secret not named <profile>-cloudinit).
+func CheckVolumeKinds(vm *kubevirtv1.VirtualMachine) error {
+	if vm.Spec.Template == nil {
+		return nil
+	}
+	for _, volume := range vm.Spec.Template.Spec.Volumes {
+		raw, err := json.Marshal(volume.VolumeSource)
+		if err != nil {
+			return fmt.Errorf("VM %s volume %s: %w", vm.Name, volume.Name, err)
+		}
+		var sources map[string]json.RawMessage
+		if err := json.Unmarshal(raw, &sources); err != nil {
+			return fmt.Errorf("VM %s volume %s: %w", vm.Name, volume.Name, err)
+		}
+		for kind := range sources {
+			if !slices.Contains(VolumeKinds, kind) {
+				return fmt.Errorf("VM %s volume %s is a %s volume, not one of %v", vm.Name, volume.Name, kind, VolumeKinds)
+			}
+		}
+		if source := volume.CloudInitNoCloud; source != nil {
+			for _, ref := range []*corev1.LocalObjectReference{source.UserDataSecretRef, source.NetworkDataSecretRef} {
+				if ref != nil && !strings.HasSuffix(ref.Name, "-cloudinit") {
+					return fmt.Errorf("VM %s takes cloud-init from Secret %s, not a <profile>-cloudinit one", vm.Name, ref.Name)
+				}
+			}
+		}
+	}
+	return nil
+}
 
 // Placement is what node placement adds to a VM: node labels the node must
 // carry (computed from node capabilities). Empty adds nothing.
@@ -80,13 +120,23 @@ func VM(profile *vmv1alpha1.VirtualMachineProfile, placement Placement, keptRunS
 		templateLabels[LabelSpread] = "true"
 	}
 	disks, volumes := vmDisks(profile)
+	cloudInit, cloudInitAnnotations, err := cloudInitVolume(profile)
+	if err != nil {
+		return nil, err
+	}
+	disks = append(disks, kubevirtv1.Disk{Name: CloudInitVolume, DiskDevice: virtioDisk()})
+	volumes = append(volumes, cloudInit)
+	annotations := map[string]string{AnnotationRunStrategy: string(profile.Spec.EffectiveRunStrategy())}
+	for k, v := range cloudInitAnnotations {
+		annotations[k] = v
+	}
 	return &kubevirtv1.VirtualMachine{
 		TypeMeta: metav1.TypeMeta{APIVersion: kubevirtv1.SchemeGroupVersion.String(), Kind: "VirtualMachine"},
 		ObjectMeta: metav1.ObjectMeta{
 			Name:            vmv1alpha1.VMName(profile.Name),
 			Namespace:       profile.Namespace,
 			Labels:          OwnedLabels(profile),
-			Annotations:     map[string]string{AnnotationRunStrategy: string(profile.Spec.EffectiveRunStrategy())},
+			Annotations:     annotations,
 			OwnerReferences: []metav1.OwnerReference{OwnerReference(profile)},
 		},
 		Spec: kubevirtv1.VirtualMachineSpec{
@@ -142,13 +192,17 @@ func vmNetworks(profile *vmv1alpha1.VirtualMachineProfile) []kubevirtv1.Network 
 	return networks
 }
 
+func virtioDisk() kubevirtv1.DiskDevice {
+	return kubevirtv1.DiskDevice{Disk: &kubevirtv1.DiskTarget{Bus: kubevirtv1.DiskBusVirtio}}
+}
+
 // vmDisks lists the VM's disks and volumes: the boot disk first with boot
 // order 1 (a container disk from osImage when there is no boot disk), then
-// the other disks, then the cloud-init disk.
+// the other disks. The cloud-init disk comes last (cloudInitVolume).
 func vmDisks(profile *vmv1alpha1.VirtualMachineProfile) ([]kubevirtv1.Disk, []kubevirtv1.Volume) {
 	var disks []kubevirtv1.Disk
 	var volumes []kubevirtv1.Volume
-	virtio := kubevirtv1.DiskDevice{Disk: &kubevirtv1.DiskTarget{Bus: kubevirtv1.DiskBusVirtio}}
+	virtio := virtioDisk()
 	bootOrder := uint(1)
 	if profile.Spec.BootDisk() == nil && profile.Spec.OSImage != "" {
 		disks = append(disks, kubevirtv1.Disk{Name: ContainerDiskVolume, DiskDevice: virtio, BootOrder: &bootOrder})
@@ -170,11 +224,6 @@ func vmDisks(profile *vmv1alpha1.VirtualMachineProfile) ([]kubevirtv1.Disk, []ku
 			volumes = append(volumes, kubevirtv1.Volume{Name: disk.Name, VolumeSource: diskSource(profile, disk)})
 		}
 	}
-	disks = append(disks, kubevirtv1.Disk{Name: CloudInitVolume, DiskDevice: virtio})
-	secret := &corev1.LocalObjectReference{Name: CloudInitSecretName(profile.Name)}
-	volumes = append(volumes, kubevirtv1.Volume{Name: CloudInitVolume, VolumeSource: kubevirtv1.VolumeSource{
-		CloudInitNoCloud: &kubevirtv1.CloudInitNoCloudSource{UserDataSecretRef: secret, NetworkDataSecretRef: secret},
-	}})
 	return disks, volumes
 }
 

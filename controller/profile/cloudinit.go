@@ -4,9 +4,8 @@ import (
 	"context"
 	"fmt"
 
-	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	kubevirtv1 "kubevirt.io/api/core/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	vmv1alpha1 "github.com/jianfenliu/vmoperator/api/v1alpha1"
@@ -14,55 +13,63 @@ import (
 	"github.com/jianfenliu/vmoperator/controller/status"
 )
 
-// secretMetadata is a Secret read through a metadata-only watch: the
-// controller learns whether a Secret exists without ever holding its data.
-func secretMetadata() *metav1.PartialObjectMetadata {
-	meta := &metav1.PartialObjectMetadata{}
-	meta.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Secret"))
-	return meta
-}
-
-// reconcileCloudInit writes the cloud-init Secret (network data for every
-// network) and checks that the SSH key Secret exists. The key itself goes to
-// the guest through KubeVirt's accessCredentials; the controller never reads it.
+// reconcileCloudInit writes the cloud-init Secret of a profile whose
+// cloud-init data does not fit inline in the VM (desired.MaxInlineCloudInitBytes);
+// every other profile needs none.
+//
+// The controller has no right to read Secrets (so a stolen token reads
+// none): it writes this one blind, by server-side apply, and only when the
+// VM's desired.AnnotationCloudInitHash says the content changed, so a
+// converged profile costs no write. Someone else's Secret of the same name
+// is protected by the chart's admission policy, which lets the controller
+// update only Secrets labelled as its own.
+//
+// The SSH key Secret is not checked either: KubeVirt reports a missing one
+// when it starts the VM (its virt-launcher pod waits for the Secret), and
+// the profile's status shows the VM not ready.
 func (r *Reconciler) reconcileCloudInit(ctx context.Context, profile *vmv1alpha1.VirtualMachineProfile, observed *status.Observed) error {
-	if name := profile.Spec.SSHKeySecret; name != "" {
-		err := r.Client.Get(ctx, client.ObjectKey{Namespace: profile.Namespace, Name: name}, secretMetadata())
-		if apierrors.IsNotFound(err) {
-			observed.Blockers = append(observed.Blockers, status.Wait(vmv1alpha1.ReasonSecretMissing,
-				"sshKeySecret %s does not exist in namespace %s", name, profile.Namespace))
-		} else if err != nil {
-			return fmt.Errorf("read sshKeySecret %s: %w", name, err)
-		}
+	if !r.Deps.KubeVirt {
+		return nil // nothing would consume it
+	}
+	networkData, err := desired.NetworkData(profile)
+	if err != nil {
+		return fmt.Errorf("network data of profile %s/%s: %w", profile.Namespace, profile.Name, err)
+	}
+	if desired.CloudInitFitsInline(desired.UserData(profile), networkData) {
+		return nil
 	}
 	secret, err := desired.CloudInitSecret(profile)
 	if err != nil {
 		return err
 	}
-	existing := secretMetadata()
-	err = r.Client.Get(ctx, client.ObjectKeyFromObject(secret), existing)
-	switch {
-	case apierrors.IsNotFound(err):
-		existing = nil
-	case err != nil:
-		return fmt.Errorf("read cloud-init Secret %s: %w", secret.Name, err)
+	vm, err := r.cachedVM(ctx, profile)
+	if err != nil {
+		return err
 	}
-	if existing != nil {
-		if check := ownershipCheck(existing, secret, profile); check != nil {
-			observed.Blockers = append(observed.Blockers, *check)
-			return nil
-		}
+	if vm != nil && (ownershipOf(vm, profile) == foreign || vm.Annotations[desired.AnnotationCloudInitHash] == desired.CloudInitHash(secret)) {
+		return nil // someone else's VM (the VM step reports it), or the Secret holds this already
 	}
-	// The cache holds Secrets' metadata only: the applier judges their data
-	// by who manages it (a hand edit takes over the fields it changed).
-	_, err = r.applier().Apply(ctx, existingOrNil(existing), secret)
+	_, err = r.applier().Apply(ctx, nil, secret)
+	if apierrors.IsForbidden(err) {
+		// Unread, a Secret of that name may be someone else's: the chart's
+		// admission policy refuses the write, as ownershipCheck would.
+		observed.Blockers = append(observed.Blockers, status.Problem(vmv1alpha1.ReasonNameConflict,
+			"Secret %s could not be written (%v); if it was not created for this profile, rename or remove it", secret.Name, err))
+		return nil
+	}
 	return err
 }
 
-// existingOrNil keeps a typed nil out of the client.Object interface.
-func existingOrNil(meta *metav1.PartialObjectMetadata) client.Object {
-	if meta == nil {
-		return nil
+// cachedVM is the VM named after the profile, from the cache; nil when
+// there is none.
+func (r *Reconciler) cachedVM(ctx context.Context, profile *vmv1alpha1.VirtualMachineProfile) (*kubevirtv1.VirtualMachine, error) {
+	key := client.ObjectKey{Namespace: profile.Namespace, Name: vmv1alpha1.VMName(profile.Name)}
+	var vm kubevirtv1.VirtualMachine
+	if err := r.Client.Get(ctx, key, &vm); err != nil {
+		if client.IgnoreNotFound(err) == nil {
+			return nil, nil
+		}
+		return nil, fmt.Errorf("read VirtualMachine %s: %w", key, err)
 	}
-	return meta
+	return &vm, nil
 }

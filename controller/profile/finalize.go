@@ -100,13 +100,31 @@ func (r *Reconciler) collectOrphans(ctx context.Context, key types.NamespacedNam
 	if err != nil {
 		return err
 	}
-	var errs []error
+	var orphans []client.Object
 	for _, obj := range candidates {
-		if len(obj.GetOwnerReferences()) > 0 || obj.GetLabels()[desired.LabelRetainPolicy] == string(vmv1alpha1.RetainPolicyRetain) {
-			continue
+		if len(obj.GetOwnerReferences()) == 0 && obj.GetLabels()[desired.LabelRetainPolicy] != string(vmv1alpha1.RetainPolicyRetain) {
+			orphans = append(orphans, obj)
 		}
-		uid := obj.GetUID()
-		if err := r.Client.Delete(ctx, obj, client.Preconditions{UID: &uid}); client.IgnoreNotFound(err) != nil {
+	}
+	if len(orphans) > 0 {
+		// An orphan deletion left these; it left the cloud-init Secret too,
+		// if there is one. The controller cannot list Secrets: it deletes
+		// it by name, first, so that a failure is retried while the other
+		// orphans still show what happened. (A normal deletion leaves no
+		// orphan: the garbage collector takes the Secret with the rest.)
+		orphans = append([]client.Object{cloudInitSecretRef(key)}, orphans...)
+	}
+	var errs []error
+	for _, obj := range orphans {
+		err := r.Client.Delete(ctx, obj, deletePreconditions(obj))
+		switch {
+		case apierrors.IsNotFound(err):
+			continue
+		case obj.GetUID() == "" && apierrors.IsForbidden(err):
+			// Deleted unseen, and the admission policy says the stored
+			// object is not the controller's: someone else's, left alone.
+			continue
+		case err != nil:
 			errs = append(errs, fmt.Errorf("delete orphaned %s %s: %w", kindOf(obj), obj.GetName(), err))
 			continue
 		}
@@ -115,7 +133,29 @@ func (r *Reconciler) collectOrphans(ctx context.Context, key types.NamespacedNam
 	return errors.Join(errs...)
 }
 
-// orphanCandidates lists every object made for a profile of that name.
+// deletePreconditions make a delete of an object that was read apply to
+// that very object (not one re-created since under its name); an object
+// deleted unseen (no UID) has none.
+func deletePreconditions(obj client.Object) client.DeleteOption {
+	uid := obj.GetUID()
+	if uid == "" {
+		return &client.DeleteOptions{}
+	}
+	return client.Preconditions{UID: &uid}
+}
+
+// cloudInitSecretRef names the cloud-init Secret of a profile, for a
+// delete that does not read it first. The chart's admission policy lets
+// the delete through only when the stored Secret is labelled as the
+// controller's; someone else's Secret of that name stays.
+func cloudInitSecretRef(key types.NamespacedName) client.Object {
+	secret := &metav1.PartialObjectMetadata{ObjectMeta: metav1.ObjectMeta{Namespace: key.Namespace, Name: desired.CloudInitSecretName(key.Name)}}
+	secret.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Secret"))
+	return secret
+}
+
+// orphanCandidates lists every object made for a profile of that name,
+// but its cloud-init Secret, which the controller cannot list.
 // Volumes without a retain-policy label (made by earlier versions) count as
 // Retain: data is never deleted on a guess.
 func (r *Reconciler) orphanCandidates(ctx context.Context, key types.NamespacedName) ([]client.Object, error) {
@@ -130,15 +170,6 @@ func (r *Reconciler) orphanCandidates(ctx context.Context, key types.NamespacedN
 		if v.GetLabels()[desired.LabelRetainPolicy] == string(vmv1alpha1.RetainPolicyDelete) {
 			candidates = append(candidates, v)
 		}
-	}
-	secrets := &metav1.PartialObjectMetadataList{}
-	secrets.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("SecretList"))
-	if err := r.Client.List(ctx, secrets, in, selector); err != nil {
-		return nil, fmt.Errorf("list cloud-init Secrets of %s: %w", key, err)
-	}
-	for i := range secrets.Items {
-		secrets.Items[i].SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Secret"))
-		candidates = append(candidates, &secrets.Items[i])
 	}
 	if r.Deps.KubeVirt {
 		var vms kubevirtv1.VirtualMachineList

@@ -6,7 +6,14 @@ package profile
 // Delete on VMs, Secrets, claims and DataVolumes is for the children a
 // deleted profile left without owner (orphan deletion): its VM, cloud-init
 // and the disks whose retainPolicy is Delete; and for a retained disk's
-// DataVolume once its import is done. Update on profiles/finalizers lets
+// DataVolume once its import is done. Secrets: no get, list or watch, so
+// the controller's token reads no Secret anywhere; it writes the cloud-init
+// Secret of a profile whose data does not fit inline in the VM, blind, by
+// server-side apply (create and patch), and deletes it by name. A
+// ValidatingAdmissionPolicy of the chart lets every create, update and
+// delete of these kinds through only on objects labelled
+// app.kubernetes.io/managed-by: vmop-controller (for update and delete, the
+// stored object too). Update on profiles/finalizers lets
 // children carry blockOwnerDeletion where the OwnerReferencesPermission-
 // Enforcement admission plugin runs (OpenShift). Leases (the agents'
 // liveness, and leader election) only in the release namespace: a
@@ -24,7 +31,7 @@ package profile
 // +kubebuilder:rbac:groups=kubevirt.io,resources=virtualmachines,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups=kubevirt.io,resources=virtualmachineinstances,verbs=get;list;watch
 // +kubebuilder:rbac:groups="",resources=persistentvolumeclaims,verbs=get;list;watch;create;update;patch;delete
-// +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups="",resources=secrets,verbs=create;patch;delete
 // +kubebuilder:rbac:groups=storage.k8s.io,resources=storageclasses,verbs=get;list;watch
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;update;patch
 // +kubebuilder:rbac:groups="",resources=nodes,verbs=get;list;watch;patch

@@ -38,7 +38,6 @@ const (
 	indexStaticIP     = "vmop.staticIP"
 	indexNAD          = "vmop.nad"
 	indexStorageClass = "vmop.storageClass"
-	indexSSHKeySecret = "vmop.sshKeySecret"
 )
 
 // hostNetworkKeys are what a profile's networks look for in a HostNetwork:
@@ -102,12 +101,6 @@ func profileIndexes() map[string]func(*vmv1alpha1.VirtualMachineProfile) []strin
 			}
 			return names
 		},
-		indexSSHKeySecret: func(p *vmv1alpha1.VirtualMachineProfile) []string {
-			if p.Spec.SSHKeySecret == "" {
-				return nil
-			}
-			return []string{p.Namespace + "/" + p.Spec.SSHKeySecret}
-		},
 	}
 }
 
@@ -133,8 +126,6 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 		For(&vmv1alpha1.VirtualMachineProfile{}).
 		WithOptions(controller.Options{MaxConcurrentReconciles: max(r.Workers, 1)}).
 		Watches(&corev1.PersistentVolumeClaim{}, children).
-		Watches(&corev1.Secret{}, children, builder.OnlyMetadata).
-		Watches(&corev1.Secret{}, r.profilesByIndex(indexSSHKeySecret, namespacedKey), builder.OnlyMetadata).
 		Watches(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(r.profilesInNamespace),
 			builder.OnlyMetadata, builder.WithPredicates(predicate.LabelChangedPredicate{})).
 		Watches(&storagev1.StorageClass{}, r.profilesByIndex(indexStorageClass, nameKey)).

@@ -78,8 +78,10 @@ func podBoundToken(ctx context.Context, t *testing.T, cp *controlplane.ControlPl
 // a real apiserver and acts as each party: an agent writes only its own
 // node's NodeCapability and Lease, and nothing without its node-name claim
 // (impersonated, then with a real pod-bound token);
-// the controller changes only node labels under its prefix; a namespace
-// user with edit applies profiles but not HostNetworks.
+// the controller changes only node labels under its prefix (never owner
+// references or finalizers), reads no Secret and writes only objects
+// labelled as its own (controllerOwnObjects); a namespace user with edit
+// applies profiles but not HostNetworks.
 func TestTrustBoundaries(t *testing.T) {
 	cp, err := controlplane.Start()
 	if err != nil {
@@ -148,6 +150,13 @@ func TestTrustBoundaries(t *testing.T) {
 		allowed(t, "a capability label", labelNode(ctx, c, "node-a", "cap.vm.example.com/kvm", "true"))
 		denied(t, "another label", labelNode(ctx, c, "node-a", "team", "x"), "may only change node labels under cap.vm.example.com/")
 		denied(t, "cordoning", cordon(ctx, c, "node-a"), "may not change a Node's spec")
+		// A dangling owner reference would have the garbage collector delete the Node.
+		ownedByNothing := `{"metadata":{"ownerReferences":[{"apiVersion":"v1","kind":"Namespace","name":"gone","uid":"00000000-0000-0000-0000-000000000001"}]}}`
+		denied(t, "an owner reference", patchNode(ctx, c, "node-a", ownedByNothing), "may not change a Node's owner references")
+		denied(t, "a finalizer", patchNode(ctx, c, "node-a", `{"metadata":{"finalizers":["example.com/hold"]}}`), "may not change a Node's finalizers")
+	})
+	t.Run("controller's own objects", func(t *testing.T) {
+		controllerOwnObjects(ctx, t, cp, as(t, cp, controller, nil))
 	})
 	t.Run("what each service account holds", func(t *testing.T) {
 		for _, user := range []string{agent, controller} {
@@ -251,6 +260,10 @@ func writeLease(ctx context.Context, c client.Client, ns, node string) error {
 
 func labelNode(ctx context.Context, c client.Client, node, key, value string) error {
 	patch := fmt.Sprintf(`{"metadata":{"labels":{%q:%q}}}`, key, value)
+	return c.Patch(ctx, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: node}}, client.RawPatch(types.MergePatchType, []byte(patch)))
+}
+
+func patchNode(ctx context.Context, c client.Client, node, patch string) error {
 	return c.Patch(ctx, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: node}}, client.RawPatch(types.MergePatchType, []byte(patch)))
 }
 

@@ -99,7 +99,7 @@ func TestChartObjectsAreAcceptedByTheAPIServer(t *testing.T) {
 	// PodDisruptionBudget, the two hooks' Job, ServiceAccount and roles
 	// (the CRD hook also its ConfigMap), and the metrics-reader ClusterRole.
 	want := map[string]int{"CustomResourceDefinition": 3, "ServiceAccount": 4, "ClusterRole": 7, "ClusterRoleBinding": 4, "Role": 4, "RoleBinding": 4,
-		"ValidatingAdmissionPolicy": 2, "ValidatingAdmissionPolicyBinding": 2, "Deployment": 1, "DaemonSet": 1,
+		"ValidatingAdmissionPolicy": 3, "ValidatingAdmissionPolicyBinding": 3, "Deployment": 1, "DaemonSet": 1,
 		"PriorityClass": 1, "PodDisruptionBudget": 1, "ConfigMap": 1, "Job": 2}
 	if fmt.Sprint(kinds) != fmt.Sprint(want) {
 		t.Fatalf("rendered %v, want %v", kinds, want)

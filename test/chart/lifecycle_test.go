@@ -177,8 +177,7 @@ func TestInstallUpgradeUninstall(t *testing.T) {
 		t.Error("the controller labelled node-a with no capability")
 	}
 	userObjects := []client.Object{profile, &kubevirtv1.VirtualMachine{ObjectMeta: metav1.ObjectMeta{Name: "web-vm", Namespace: "default"}},
-		&corev1.PersistentVolumeClaim{ObjectMeta: metav1.ObjectMeta{Name: "web-data", Namespace: "default"}},
-		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "web-cloudinit", Namespace: "default"}}, hostNetwork}
+		&corev1.PersistentVolumeClaim{ObjectMeta: metav1.ObjectMeta{Name: "web-data", Namespace: "default"}}, hostNetwork}
 	uids := map[string]string{}
 	for _, obj := range userObjects {
 		if err := cp.Client.Get(ctx, client.ObjectKeyFromObject(obj), obj); err != nil {

@@ -48,7 +48,6 @@ func resourceVersions(t *testing.T, ns string) map[string]string {
 		{"nad", &nadv1.NetworkAttachmentDefinition{}, "web-vm-01-business"},
 		{"pvc", &corev1.PersistentVolumeClaim{}, "web-vm-01-system"},
 		{"pvc", &corev1.PersistentVolumeClaim{}, "web-vm-01-data"},
-		{"secret", &corev1.Secret{}, "web-vm-01-cloudinit"},
 	} {
 		if !getObject(t, o.obj, ns, o.name) {
 			t.Fatalf("%s %s missing", o.kind, o.name)

@@ -7,14 +7,12 @@ import (
 	"time"
 
 	nadv1 "github.com/k8snetworkplumbingwg/network-attachment-definition-client/pkg/apis/k8s.cni.cncf.io/v1"
-	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
 	kubevirtv1 "kubevirt.io/api/core/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	vmv1alpha1 "github.com/jianfenliu/vmoperator/api/v1alpha1"
-	"github.com/jianfenliu/vmoperator/controller/desired"
 	"github.com/jianfenliu/vmoperator/test/observe"
 )
 
@@ -47,15 +45,6 @@ func TestHandEditsAreRepaired(t *testing.T) {
 		return nad.Spec.Config == want && nad.Labels["team"] == "netops", fmt.Sprintf("config %s labels %v", nad.Spec.Config, nad.Labels)
 	})
 
-	var secret corev1.Secret
-	getObject(t, &secret, ns, "drift-cloudinit")
-	networkData := string(secret.Data[desired.NetworkDataKey])
-	handEdit(t, &secret, func() { secret.Data[desired.NetworkDataKey] = []byte("version: 2\nethernets: {}\n") })
-	observe.Eventually(t, 30*time.Second, "cloud-init network data restored", func() (bool, string) {
-		getObject(t, &secret, ns, "drift-cloudinit")
-		return string(secret.Data[desired.NetworkDataKey]) == networkData, string(secret.Data[desired.NetworkDataKey])
-	})
-
 	var vm kubevirtv1.VirtualMachine
 	getObject(t, &vm, ns, "drift-vm")
 	handEdit(t, &vm, func() {
@@ -66,6 +55,15 @@ func TestHandEditsAreRepaired(t *testing.T) {
 		getObject(t, &vm, ns, "drift-vm")
 		cpu := vm.Spec.Template.Spec.Domain.CPU
 		return cpu.Cores == 1 && cpu.Model == "host-passthrough", fmt.Sprintf("cores %d model %q", cpu.Cores, cpu.Model)
+	})
+
+	// The cloud-init network data lives inline in the VM: edited there, it is restored there.
+	networkData := cloudInitOf(t, &vm).NetworkData
+	handEdit(t, &vm, func() { cloudInitOf(t, &vm).NetworkData = "version: 2\nethernets: {}\n" })
+	observe.Eventually(t, 30*time.Second, "cloud-init network data restored", func() (bool, string) {
+		getObject(t, &vm, ns, "drift-vm")
+		got := cloudInitOf(t, &vm).NetworkData
+		return got == networkData, got
 	})
 }
 

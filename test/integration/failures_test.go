@@ -53,7 +53,7 @@ func TestAPIErrorOnEachChildKindIsVisible(t *testing.T) {
 		{"attachment", "PATCH", "network-attachment-definitions", vmv1alpha1.ConditionNetworksConfigured, false},
 		{"blank disk", "POST", "persistentvolumeclaims", vmv1alpha1.ConditionVolumesBound, false},
 		{"imported disk", "POST", "datavolumes", vmv1alpha1.ConditionVolumesBound, true},
-		{"cloud-init", "PATCH", "secrets", vmv1alpha1.ConditionReady, false},
+		{"cloud-init too long to go inline", "PATCH", "secrets", vmv1alpha1.ConditionReady, false},
 		{"VM", "PATCH", "virtualmachines", vmv1alpha1.ConditionReady, false},
 	}
 	for _, c := range cases {
@@ -64,6 +64,9 @@ func TestAPIErrorOnEachChildKindIsVisible(t *testing.T) {
 			options := []func(*vmv1alpha1.VirtualMachineProfile){withDisk("data", "1Gi", "huamei-sc-ssd", "")}
 			if c.withImage {
 				options = append(options, withImage("registry.local/os:1"))
+			}
+			if c.resource == "secrets" {
+				options = append(options, withLongNetworkData)
 			}
 			create(t, profile("flaky", ns, options...))
 			p := waitForCondition(t, ns, "flaky", c.condition, metav1.ConditionUnknown, apply.ReasonAPIError)

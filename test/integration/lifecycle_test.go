@@ -161,16 +161,6 @@ func TestStaticIPAlreadyUsedOnTheSameNetwork(t *testing.T) {
 	waitForPhase(t, ns, "second", vmv1alpha1.PhaseRunning)
 }
 
-// TestMissingSSHKeySecretHoldsTheVM: the key Secret is checked by name only.
-func TestMissingSSHKeySecretHoldsTheVM(t *testing.T) {
-	ns := newNamespace(t)
-	create(t, profile("keyless", ns, func(p *vmv1alpha1.VirtualMachineProfile) { p.Spec.SSHKeySecret = "my-key" }))
-	waitForCondition(t, ns, "keyless", vmv1alpha1.ConditionReady, metav1.ConditionFalse, vmv1alpha1.ReasonSecretMissing)
-	expectEvent(t, ns, "keyless", vmv1alpha1.ReasonSecretMissing)
-	create(t, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "my-key", Namespace: ns}, StringData: map[string]string{"key": "ssh-ed25519 AAAA test"}})
-	waitForPhase(t, ns, "keyless", vmv1alpha1.PhaseRunning)
-}
-
 // TestMissingStorageClassHoldsTheVM: a disk in a class that does not exist
 // is reported, and the profile proceeds once the class appears.
 func TestMissingStorageClassHoldsTheVM(t *testing.T) {

@@ -7,12 +7,15 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
 	storagev1 "k8s.io/api/storage/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
@@ -79,6 +82,9 @@ func run(m *testing.M) (int, error) {
 		return 0, err
 	}
 	if err := grantControllerRole(ctx, cluster.Client); err != nil {
+		return 0, err
+	}
+	if err := installChartPolicies(ctx); err != nil {
 		return 0, err
 	}
 	if err := events.watchEvents(ctx); err != nil {
@@ -177,6 +183,37 @@ const controllerUser = "system:serviceaccount:vmop-system:vmop-controller"
 func grantControllerRole(ctx context.Context, c client.Client) error {
 	_, err := controlplane.GrantGeneratedRoles(ctx, c, "controller", controllerUser, leaseNamespace)
 	return err
+}
+
+// installChartPolicies installs the chart's admission policies, so every
+// write of the controller in these tests passes them as on a cluster (a
+// write they refuse fails the test that needs it), and waits until the
+// apiserver enforces them: a dry-run create of an unlabelled claim by the
+// controller is refused.
+func installChartPolicies(ctx context.Context) error {
+	if err := cluster.InstallChartPolicies(ctx, leaseNamespace); err != nil {
+		return err
+	}
+	config := rest.CopyConfig(cluster.Config)
+	config.Impersonate = rest.ImpersonationConfig{UserName: controllerUser}
+	asController, err := client.New(config, client.Options{Scheme: cluster.Scheme})
+	if err != nil {
+		return err
+	}
+	probe := &corev1.PersistentVolumeClaim{ObjectMeta: metav1.ObjectMeta{Name: "policy-probe", Namespace: "default"},
+		Spec: corev1.PersistentVolumeClaimSpec{AccessModes: []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
+			Resources: corev1.VolumeResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceStorage: resource.MustParse("1Gi")}}}}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		err := asController.Create(ctx, probe.DeepCopy(), client.DryRunAll)
+		if apierrors.IsForbidden(err) && strings.Contains(err.Error(), "managed-by: vmop-controller") {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("the chart's admission policies are not in effect after 30 s: an unlabelled claim by the controller: %v", err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 }
 
 // Where the agents' Leases live, and how long a vanished capability keeps

@@ -22,7 +22,7 @@ import (
 
 // TestSeedFullExample applies the original request's full example verbatim:
 // one NAD is created (mgmt uses the existing mgmt-net), two disks (a
-// DataVolume and a PVC), a cloud-init Secret, and a VM with two interfaces,
+// DataVolume and a PVC), and a VM with two interfaces and its cloud-init inline,
 // anti-affinity and the node selector; the profile reaches Running.
 func TestSeedFullExample(t *testing.T) {
 	ctx := context.Background()
@@ -76,24 +76,25 @@ func TestSeedFullExample(t *testing.T) {
 	if *data.Spec.StorageClassName != "huamei-sc-hdd" || data.Spec.Resources.Requests.Storage().String() != "500Gi" {
 		t.Fatalf("data PVC spec: %+v", data.Spec)
 	}
-	var secret corev1.Secret
-	if err := cluster.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: "web-vm-01-cloudinit"}, &secret); err != nil {
-		t.Fatalf("cloud-init Secret: %v", err)
+	var vm kubevirtv1.VirtualMachine
+	if err := cluster.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: "web-vm-01-vm"}, &vm); err != nil {
+		t.Fatal(err)
 	}
-	networkData := string(secret.Data[desired.NetworkDataKey])
+	// The seed's cloud-init fits inline: no Secret is made for it.
+	cloudInit := cloudInitOf(t, &vm)
+	networkData := cloudInit.NetworkData
 	for _, want := range []string{"192.168.100.10/24", "via: 192.168.100.1", "8.8.4.4", "dhcp4: true"} {
 		if !strings.Contains(networkData, want) {
 			t.Errorf("network data lacks %q:\n%s", want, networkData)
 		}
 	}
-	if strings.Contains(networkData+string(secret.Data[desired.UserDataKey]), "ssh-ed25519") {
-		t.Fatal("the SSH key leaked into the cloud-init Secret")
+	if strings.Contains(networkData+cloudInit.UserData, "ssh-ed25519") {
+		t.Fatal("the SSH key leaked into the cloud-init data")
+	}
+	if getObject(t, &corev1.Secret{}, ns, "web-vm-01-cloudinit") {
+		t.Error("a cloud-init Secret was made for data that fits inline")
 	}
 
-	var vm kubevirtv1.VirtualMachine
-	if err := cluster.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: "web-vm-01-vm"}, &vm); err != nil {
-		t.Fatal(err)
-	}
 	spec := vm.Spec.Template.Spec
 	if len(spec.Domain.Devices.Interfaces) != 2 || spec.Domain.Devices.Interfaces[1].SRIOV == nil || spec.Domain.Devices.Interfaces[0].Bridge == nil {
 		t.Fatalf("interfaces: %+v", spec.Domain.Devices.Interfaces)

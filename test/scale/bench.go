@@ -101,7 +101,7 @@ func Bench(ctx context.Context, options BenchOptions) (*BenchResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	progress("raw client: %d profiles' children (Secret, NAD, PVC, VM) by %d workers", options.Profiles, options.Workers)
+	progress("raw client: %d profiles' children (NAD, PVC, VM) by %d workers", options.Profiles, options.Workers)
 	serverBefore := serverCPU()
 	raw, err := rawChildren(ctx, env, options)
 	result.APIServerCPURaw = Seconds(serverCPU() - serverBefore)

@@ -14,8 +14,9 @@ import (
 	vmv1alpha1 "github.com/jianfenliu/vmoperator/api/v1alpha1"
 )
 
-// childKinds are the children every benchmark profile has, one each.
-var childKinds = []string{"Secret", "NetworkAttachmentDefinition", "PersistentVolumeClaim", "VirtualMachine"}
+// childKinds are the children every benchmark profile has, one each (its
+// cloud-init fits inline in the VM: no Secret).
+var childKinds = []string{"NetworkAttachmentDefinition", "PersistentVolumeClaim", "VirtualMachine"}
 
 // Expected is the state a namespace must converge to.
 type Expected struct {

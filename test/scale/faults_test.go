@@ -171,7 +171,7 @@ func (r *run) converge(expected Expected, proxies ...*Proxy) {
 	if err != nil {
 		r.t.Fatal(err)
 	}
-	r.t.Logf("converged %.1f s after the last fault: %d live profiles, each with exactly one Secret, PVC and VM and one NAD per network; 0 duplicates, 0 orphans; %d retained claims kept with their UIDs",
+	r.t.Logf("converged %.1f s after the last fault: %d live profiles, each with exactly one PVC and VM and one NAD per network; 0 duplicates, 0 orphans; %d retained claims kept with their UIDs",
 		took.Seconds(), len(expected.Live), len(expected.Retained))
 	for _, proxy := range proxies {
 		if deletes := proxy.Writes()["DELETE persistentvolumeclaims"]; deletes != 0 {

@@ -40,14 +40,11 @@ func Profile(namespace string, i int) *vmv1alpha1.VirtualMachineProfile {
 }
 
 // Children are the objects the controller makes for one such profile
-// (cloud-init Secret, NetworkAttachmentDefinition, PVC, VirtualMachine), as
+// (NetworkAttachmentDefinition, PVC, VirtualMachine with its cloud-init
+// inline), as
 // its own builders make them, without owner references: the raw client's
 // share of the benchmark, so that both sides write the same objects.
 func Children(profile *vmv1alpha1.VirtualMachineProfile) ([]client.Object, error) {
-	secret, err := desired.CloudInitSecret(profile)
-	if err != nil {
-		return nil, err
-	}
 	network := &profile.Spec.Networks[0]
 	nad, err := desired.NAD(profile, desired.Attachment{
 		Network: network, Type: vmv1alpha1.NetworkTypeBridge, Bridge: desired.BridgeName(network), VLAN: *network.VLANID,
@@ -62,7 +59,7 @@ func Children(profile *vmv1alpha1.VirtualMachineProfile) ([]client.Object, error
 	if err != nil {
 		return nil, err
 	}
-	children := []client.Object{secret, nad, pvc, vm}
+	children := []client.Object{nad, pvc, vm}
 	for _, child := range children {
 		child.SetOwnerReferences(nil)
 	}

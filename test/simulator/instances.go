@@ -286,6 +286,9 @@ func (c *guestCache) render(networkData string) (consumers.Rendering, error) {
 func (s *Simulator) networkData(ctx context.Context, vmi *kubevirtv1.VirtualMachineInstance) (string, error) {
 	for _, volume := range vmi.Spec.Volumes {
 		source := volume.CloudInitNoCloud
+		if source != nil && source.NetworkData != "" {
+			return source.NetworkData, nil // inline
+		}
 		if source == nil || source.NetworkDataSecretRef == nil {
 			continue
 		}

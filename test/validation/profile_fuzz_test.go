@@ -700,6 +700,9 @@ func checkVM(t *testing.T, p *vmv1alpha1.VirtualMachineProfile, b builtObjects) 
 			}
 		}
 	}
+	if err := desired.CheckVolumeKinds(b.vm); err != nil {
+		t.Error(err) // the chart's admission policy would refuse the VM
+	}
 	var disks, volumes []string
 	for _, d := range template.Spec.Domain.Devices.Disks {
 		disks = append(disks, d.Name)

@@ -149,14 +149,17 @@ func macOfNAD(vms []kubevirtv1.VirtualMachine, namespace, nad string) string {
 	return ""
 }
 
-// networkDataOf reads the Secret KubeVirt's cloudInitNoCloud takes the
-// guest's network-data from.
+// networkDataOf is the guest's network-data as KubeVirt's cloudInitNoCloud
+// takes it: inline, or from the Secret it names.
 func networkDataOf(ctx context.Context, c client.Reader, vm *kubevirtv1.VirtualMachine) (string, error) {
 	if vm.Spec.Template == nil {
 		return "", nil
 	}
 	for _, volume := range vm.Spec.Template.Spec.Volumes {
 		source := volume.CloudInitNoCloud
+		if source != nil && source.NetworkData != "" {
+			return source.NetworkData, nil // inline
+		}
 		if source == nil || source.NetworkDataSecretRef == nil {
 			continue
 		}

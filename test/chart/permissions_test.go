@@ -136,11 +136,12 @@ func chartAccounts() []audited {
 			"(policy `vmop-controller-owned-objects`), and on Nodes only labels and annotations under `cap.vm.example.com/` " +
 			"(policy `vmop-controller-node-labels`).",
 			writesElsewhere: map[string][]string{
-				"events.events.k8s.io":                             {"create", "patch", "update"},
-				"nodes":                                            {"patch"},
-				"persistentvolumeclaims":                           {"create", "delete", "patch", "update"},
-				"datavolumes.cdi.kubevirt.io":                      {"create", "delete", "patch", "update"},
-				"virtualmachines.kubevirt.io":                      {"create", "delete", "patch", "update"},
+				"events.events.k8s.io":        {"create", "patch", "update"},
+				"nodes":                       {"patch"},
+				"persistentvolumeclaims":      {"create", "delete", "patch", "update"},
+				"secrets":                     {"create", "delete", "patch"},
+				"datavolumes.cdi.kubevirt.io": {"create", "delete", "patch", "update"},
+				"virtualmachines.kubevirt.io": {"create", "delete", "patch", "update"},
 				"network-attachment-definitions.k8s.cni.cncf.io":   {"create", "delete", "patch", "update"},
 				"nodenetworkconfigurationpolicies.nmstate.io":      {"create", "delete", "patch", "update"},
 				"hostnetworks.vm.example.com":                      {"patch", "update"},

@@ -135,6 +135,26 @@ func TestCapabilityFlipsWakeBoundedReconciles(t *testing.T) {
 	unlimited, flipped, flips := flipKVM(t, "flip-a", flipFor, flipEvery, 0)
 	t.Logf("no wake limit: %d KVM flips in %v woke %d profile reconciles (%.0f/s)",
 		flips, flipped.Round(time.Millisecond), unlimited, float64(unlimited)/flipped.Seconds())
+	deleteAllProfiles(t, ns)
+}
+
+// deleteAllProfiles deletes the namespace's profiles and waits until they
+// are gone: tests after this one count every write of the controller, and
+// a hundred profiles collected beside them would be counted too.
+func deleteAllProfiles(t *testing.T, ns string) {
+	t.Helper()
+	ctx := context.Background()
+	if err := cluster.Client.DeleteAllOf(ctx, &vmv1alpha1.VirtualMachineProfile{}, client.InNamespace(ns)); err != nil {
+		t.Fatal(err)
+	}
+	observe.Eventually(t, 60*time.Second, "profiles of "+ns+" gone", func() (bool, string) {
+		var list vmv1alpha1.VirtualMachineProfileList
+		if err := cluster.Client.List(ctx, &list, client.InNamespace(ns)); err != nil {
+			return false, err.Error()
+		}
+		return len(list.Items) == 0, fmt.Sprintf("%d left", len(list.Items))
+	})
+	settle(t, time.Second)
 }
 
 // flipKVM toggles the node's kvm.available every period for span, as a

@@ -30,8 +30,7 @@ func ContainerDiskImage(image string) string {
 
 // VolumeLabels are the labels of a disk's volume: the profile's, the disk
 // name, so a re-created profile can find what it retained, and the retain
-// policy, so orphaned volumes are only ever collected when the user asked
-// for Delete.
+// policy, which says whether the volume is owned by the profile.
 func VolumeLabels(profile *vmv1alpha1.VirtualMachineProfile, disk *vmv1alpha1.DiskConfig) map[string]string {
 	labels := OwnedLabels(profile)
 	labels[LabelDisk] = disk.Name

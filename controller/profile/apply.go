@@ -24,7 +24,9 @@ type ownership int
 const (
 	// ours: made by the operator for a profile of this name, and either
 	// owned by this profile or by no profile at all (a retained disk, or a
-	// child orphaned by an orphan deletion): this profile takes it.
+	// child an orphan deletion left without owner: the VM, still running,
+	// its attachments, cloud-init Secret and disks): this profile adopts it,
+	// as a Deployment adopts its ReplicaSets after --cascade=orphan.
 	ours ownership = iota
 	// previousProfile: still owned by a deleted profile of the same name;
 	// the garbage collector is about to remove it. Wait, never take it.
@@ -117,6 +119,11 @@ func (r *Reconciler) apply(ctx context.Context, profile *vmv1alpha1.VirtualMachi
 			return check, nil
 		}
 	}
+	if existing != nil && metav1.GetControllerOf(existing) == nil {
+		if live, err := r.liveForAdoption(ctx, profile); err != nil || !live {
+			return nil, err
+		}
+	}
 	wrote, err := r.applier().Apply(ctx, existing, want)
 	if err != nil {
 		return nil, err
@@ -129,4 +136,24 @@ func (r *Reconciler) apply(ctx context.Context, profile *vmv1alpha1.VirtualMachi
 		r.event(profile, want, corev1.EventTypeNormal, vmv1alpha1.EventAdopted, "adopted %s %s, left without owner", kindOf(want), want.GetName())
 	}
 	return nil, nil
+}
+
+// liveForAdoption says whether the profile may take a child left without
+// owner: only when the apiserver itself (not the cache) has this very
+// profile and it is not being deleted. A reconcile that read the profile
+// just before an orphan deletion would otherwise put back the owner
+// reference the garbage collector has just removed, and the garbage
+// collector would then delete the child the user asked to keep. The child
+// was seen without owner, so the orphaning, and the deletion before it, had
+// happened before this read: it cannot miss them.
+func (r *Reconciler) liveForAdoption(ctx context.Context, profile *vmv1alpha1.VirtualMachineProfile) (bool, error) {
+	var current vmv1alpha1.VirtualMachineProfile
+	err := r.APIReader.Get(ctx, client.ObjectKeyFromObject(profile), &current)
+	if apierrors.IsNotFound(err) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("read profile %s/%s before adopting: %w", profile.Namespace, profile.Name, err)
+	}
+	return current.UID == profile.UID && current.DeletionTimestamp.IsZero(), nil
 }

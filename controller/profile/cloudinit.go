@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	kubevirtv1 "kubevirt.io/api/core/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -46,8 +47,21 @@ func (r *Reconciler) reconcileCloudInit(ctx context.Context, profile *vmv1alpha1
 	if err != nil {
 		return err
 	}
-	if vm != nil && (ownershipOf(vm, profile) == foreign || vm.Annotations[desired.AnnotationCloudInitHash] == desired.CloudInitHash(secret)) {
-		return nil // someone else's VM (the VM step reports it), or the Secret holds this already
+	if vm != nil && ownershipOf(vm, profile) == foreign {
+		return nil // someone else's VM: the VM step reports it
+	}
+	adopting := vm != nil && metav1.GetControllerOf(vm) == nil
+	if vm != nil && !adopting && vm.Annotations[desired.AnnotationCloudInitHash] == desired.CloudInitHash(secret) {
+		return nil // the Secret holds this already
+	}
+	if adopting {
+		// An orphan deletion left the VM, and with it this Secret, without
+		// owner. Written again although its content may be unchanged, so
+		// that it carries this profile's owner reference and goes with it
+		// later; only for a live profile (see liveForAdoption).
+		if live, err := r.liveForAdoption(ctx, profile); err != nil || !live {
+			return err
+		}
 	}
 	_, err = r.applier().Apply(ctx, nil, secret)
 	if apierrors.IsForbidden(err) {

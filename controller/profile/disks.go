@@ -235,6 +235,13 @@ func (r *Reconciler) reconcileVolumeMeta(ctx context.Context, profile *vmv1alpha
 		return nil
 	}
 	released := hasProfileRef(obj.GetOwnerReferences()) && !hasProfileRef(refs)
+	if !hasProfileRef(obj.GetOwnerReferences()) && hasProfileRef(refs) {
+		// A Delete disk's volume left without owner by an orphan deletion:
+		// owned again only by a live profile (see liveForAdoption).
+		if live, err := r.liveForAdoption(ctx, profile); err != nil || !live {
+			return err
+		}
+	}
 	patch := map[string]any{
 		"uid":             obj.GetUID(), // fails the patch if the object was replaced meanwhile
 		"labels":          labels,

@@ -3,14 +3,15 @@ package profile
 // The permissions vmop-controller needs; `make manifests` turns these markers
 // into deploy/rbac/controller/role.yaml, and the integration tests run the controller
 // under exactly that role, so a missing permission fails a test, not a cluster.
-// Delete on VMs, Secrets, claims and DataVolumes is for the children a
-// deleted profile left without owner (orphan deletion): its VM, cloud-init
-// and the disks whose retainPolicy is Delete; and for a retained disk's
-// DataVolume once its import is done. Secrets: no get, list or watch, so
-// the controller's token reads no Secret anywhere; it writes the cloud-init
-// Secret of a profile whose data does not fit inline in the VM, blind, by
-// server-side apply (create and patch), and deletes it by name. A
-// ValidatingAdmissionPolicy of the chart lets every create, update and
+// No delete on VMs, claims or Secrets: the controller never deletes them.
+// Children of a deleted profile go with the garbage collector, and those an
+// orphan deletion (--cascade=orphan) left without owner stay, as the user
+// asked. Delete is only for a retained disk's DataVolume once its import is
+// done, and for the attachment of a network removed from a profile.
+// Secrets: no get, list or watch, so the controller's token reads no
+// Secret anywhere; it writes the cloud-init Secret of a profile whose data
+// does not fit inline in the VM, blind, by server-side apply (create and
+// patch). A ValidatingAdmissionPolicy of the chart lets every create, update and
 // delete of these kinds through only on objects labelled
 // app.kubernetes.io/managed-by: vmop-controller (for update and delete, the
 // stored object too). Update on profiles/finalizers lets
@@ -28,10 +29,10 @@ package profile
 // +kubebuilder:rbac:groups=vm.example.com,resources=hostnetworks,verbs=get;list;watch
 // +kubebuilder:rbac:groups="",resources=namespaces,verbs=get;list;watch
 // +kubebuilder:rbac:groups=cdi.kubevirt.io,resources=datavolumes,verbs=get;list;watch;create;update;patch;delete
-// +kubebuilder:rbac:groups=kubevirt.io,resources=virtualmachines,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups=kubevirt.io,resources=virtualmachines,verbs=get;list;watch;create;update;patch
 // +kubebuilder:rbac:groups=kubevirt.io,resources=virtualmachineinstances,verbs=get;list;watch
-// +kubebuilder:rbac:groups="",resources=persistentvolumeclaims,verbs=get;list;watch;create;update;patch;delete
-// +kubebuilder:rbac:groups="",resources=secrets,verbs=create;patch;delete
+// +kubebuilder:rbac:groups="",resources=persistentvolumeclaims,verbs=get;list;watch;create;update;patch
+// +kubebuilder:rbac:groups="",resources=secrets,verbs=create;patch
 // +kubebuilder:rbac:groups=storage.k8s.io,resources=storageclasses,verbs=get;list;watch
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;update;patch
 // +kubebuilder:rbac:groups="",resources=nodes,verbs=get;list;watch;patch

@@ -42,7 +42,8 @@ type ReadyObserver interface {
 type Reconciler struct {
 	Client client.Client
 	// APIReader reads from the apiserver, bypassing the cache, where acting on
-	// a stale cache would delete something (orphan collection).
+	// a stale cache would lose something: before adopting a child left
+	// without owner (liveForAdoption).
 	APIReader client.Reader
 	Scheme    *k8sruntime.Scheme
 	Recorder  events.EventRecorder
@@ -99,9 +100,15 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	var profile vmv1alpha1.VirtualMachineProfile
 	err := r.Client.Get(ctx, req.NamespacedName, &profile)
 	if apierrors.IsNotFound(err) {
+		// Nothing to collect: children still owned by the deleted profile
+		// go with the garbage collector (also one a reconcile racing the
+		// deletion created, which carries the deleted UID), and children an
+		// orphan deletion (kubectl delete --cascade=orphan) left without
+		// owner are kept, as asked, for a profile re-created with this
+		// name to adopt (ownershipOf).
 		r.Index.Delete(req.NamespacedName)
 		r.lastStatusWrite.Delete(req.NamespacedName)
-		return ctrl.Result{}, r.collectOrphans(ctx, req.NamespacedName)
+		return ctrl.Result{}, nil
 	}
 	if err != nil {
 		return ctrl.Result{}, fmt.Errorf("read profile %s: %w", req.NamespacedName, err)

@@ -118,8 +118,8 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 	}
 	// Children are mapped to their profile by label, not by owner reference:
 	// retained disks have no owner, and an orphan deletion strips the owner
-	// references of everything, which must still bring the profile's name
-	// back for collection.
+	// references of everything, which a profile re-created with the name
+	// then adopts.
 	r.nodeWakes = nodewake.New(r.CapabilityWakeInterval)
 	children := handler.EnqueueRequestsFromMapFunc(profileOfChild)
 	b := ctrl.NewControllerManagedBy(mgr).

@@ -135,13 +135,15 @@ func chartAccounts() []audited {
 		{account: "vmop-controller", note: "Writes only objects labelled `app.kubernetes.io/managed-by: vmop-controller` " +
 			"(policy `vmop-controller-owned-objects`), and on Nodes only labels and annotations under `cap.vm.example.com/` " +
 			"(policy `vmop-controller-node-labels`).",
+			// No delete on claims, Secrets or VMs: a deleted profile's go with
+			// the garbage collector, or stay after an orphan deletion.
 			writesElsewhere: map[string][]string{
 				"events.events.k8s.io":        {"create", "patch", "update"},
 				"nodes":                       {"patch"},
-				"persistentvolumeclaims":      {"create", "delete", "patch", "update"},
-				"secrets":                     {"create", "delete", "patch"},
+				"persistentvolumeclaims":      {"create", "patch", "update"},
+				"secrets":                     {"create", "patch"},
 				"datavolumes.cdi.kubevirt.io": {"create", "delete", "patch", "update"},
-				"virtualmachines.kubevirt.io": {"create", "delete", "patch", "update"},
+				"virtualmachines.kubevirt.io": {"create", "patch", "update"},
 				"network-attachment-definitions.k8s.cni.cncf.io":   {"create", "delete", "patch", "update"},
 				"nodenetworkconfigurationpolicies.nmstate.io":      {"create", "delete", "patch", "update"},
 				"hostnetworks.vm.example.com":                      {"patch", "update"},

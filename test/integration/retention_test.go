@@ -68,18 +68,21 @@ func waitUntilSafe(t *testing.T, ns, name string) {
 // user, a tool or the garbage collector can, with the real garbage
 // collector running: the Retain disks survive and a re-created profile
 // adopts them; the Delete disks, the VM, the attachment and the cloud-init
-// go.
+// go, except after an orphan deletion, which keeps every child (the VM
+// running, never replaced) for the re-created profile to adopt.
 func TestRetainedDisksSurviveEveryWayOfDeleting(t *testing.T) {
 	ways := []struct {
 		name string
 		// holds: the profile keeps another tool's finalizer into the deletion.
-		holds  bool
-		delete func(t *testing.T, ns, name string)
+		holds bool
+		// orphans: the deletion asks to keep every child.
+		orphans bool
+		delete  func(t *testing.T, ns, name string)
 	}{
-		{"background deletion", false, func(t *testing.T, ns, name string) { deleteProfile(t, ns, name, metav1.DeletePropagationBackground) }},
-		{"foreground deletion", false, func(t *testing.T, ns, name string) { deleteProfile(t, ns, name, metav1.DeletePropagationForeground) }},
-		{"orphan deletion", false, func(t *testing.T, ns, name string) { deleteProfile(t, ns, name, metav1.DeletePropagationOrphan) }},
-		{"finalizer stripped while the controller is stopped", true, func(t *testing.T, ns, name string) {
+		{"background deletion", false, false, func(t *testing.T, ns, name string) { deleteProfile(t, ns, name, metav1.DeletePropagationBackground) }},
+		{"foreground deletion", false, false, func(t *testing.T, ns, name string) { deleteProfile(t, ns, name, metav1.DeletePropagationForeground) }},
+		{"orphan deletion", false, true, func(t *testing.T, ns, name string) { deleteProfile(t, ns, name, metav1.DeletePropagationOrphan) }},
+		{"finalizer stripped while the controller is stopped", true, false, func(t *testing.T, ns, name string) {
 			restart := withControllerStopped(t)
 			deleteProfile(t, ns, name, metav1.DeletePropagationBackground)
 			releaseHold(t, getProfile(t, ns, name)) // the stuck deletion is "fixed" by hand
@@ -87,7 +90,7 @@ func TestRetainedDisksSurviveEveryWayOfDeleting(t *testing.T) {
 			waitForCollection(t, ns, name)
 			restart()
 		}},
-		{"kubectl delete all", false, func(t *testing.T, ns, _ string) {
+		{"kubectl delete all", false, false, func(t *testing.T, ns, _ string) {
 			out, err := exec.Command("kubectl", "--kubeconfig", cluster.Kubeconfig, "delete", "all", "--all", "-n", ns, "--wait=false").CombinedOutput()
 			if err != nil {
 				t.Fatalf("kubectl delete all: %v\n%s", err, out)
@@ -106,12 +109,17 @@ func TestRetainedDisksSurviveEveryWayOfDeleting(t *testing.T) {
 			if len(before) != 4 {
 				t.Fatalf("claims before: %v", before)
 			}
+			children := childUIDs(t, ns, "keep")
 			if !way.holds {
 				releaseHold(t, getProfile(t, ns, "keep"))
 			}
 
 			way.delete(t, ns, "keep")
-			waitForCollection(t, ns, "keep")
+			if way.orphans {
+				expectKept(t, ns, "keep", children)
+			} else {
+				waitForCollection(t, ns, "keep")
+			}
 			after := claimUIDs(t, ns, "keep")
 			t.Logf("after %s: kept %v", way.name, after)
 			for _, disk := range []string{"system", "data"} {
@@ -121,21 +129,143 @@ func TestRetainedDisksSurviveEveryWayOfDeleting(t *testing.T) {
 			}
 
 			create(t, fourDisks("keep", ns))
-			waitForPhase(t, ns, "keep", vmv1alpha1.PhaseRunning)
+			recreated := waitForPhase(t, ns, "keep", vmv1alpha1.PhaseRunning)
 			again := claimUIDs(t, ns, "keep")
 			for _, disk := range []string{"system", "data"} {
 				if again[disk] != before[disk] {
 					t.Errorf("re-created profile did not adopt %s: %v, want %v", disk, again[disk], before[disk])
 				}
 			}
+			expectEvent(t, ns, "keep", vmv1alpha1.EventAdopted)
+			if way.orphans {
+				expectAdopted(t, ns, "keep", recreated.UID, children)
+				// Adopted means owned again: deleting the profile now
+				// takes what goes with it, as for any profile.
+				deleteProfile(t, ns, "keep", metav1.DeletePropagationBackground)
+				waitForCollection(t, ns, "keep")
+				return
+			}
 			for _, disk := range []string{"scratch", "cache"} {
 				if again[disk] == "" || again[disk] == before[disk] {
 					t.Errorf("Delete disk %s: %v before, %v after re-creation (want a new one)", disk, before[disk], again[disk])
 				}
 			}
-			expectEvent(t, ns, "keep", vmv1alpha1.EventAdopted)
 		})
 	}
+}
+
+// child names one object made for a profile, for UID comparisons.
+type child struct {
+	what string
+	obj  func() client.Object
+	name string
+}
+
+// childrenOf are the objects made for fourDisks(name) that an orphan
+// deletion keeps: the VM and its running instance, the attachment, every
+// claim (Retain and Delete) and the Delete image disk's DataVolume.
+func childrenOf(name string) []child {
+	children := []child{
+		{"VM", func() client.Object { return &kubevirtv1.VirtualMachine{} }, name + "-vm"},
+		{"VM instance", func() client.Object { return &kubevirtv1.VirtualMachineInstance{} }, name + "-vm"},
+		{"attachment", func() client.Object { return &nadv1.NetworkAttachmentDefinition{} }, name + "-lan"},
+		{"cache DataVolume", func() client.Object { return &cdiv1.DataVolume{} }, name + "-cache"},
+	}
+	for _, disk := range []string{"system", "data", "scratch", "cache"} {
+		children = append(children, child{disk + " claim", func() client.Object { return &corev1.PersistentVolumeClaim{} }, name + "-" + disk})
+	}
+	return children
+}
+
+// profileOwned are the children of childrenOf the profile owns (the VM
+// instance is its VM's, the cache claim its DataVolume's, Retain claims
+// nobody's).
+func profileOwned() []string {
+	return []string{"VM", "attachment", "cache DataVolume", "scratch claim"}
+}
+
+// childUIDs reads the UID of each of childrenOf(name); it fails the test
+// if one is missing.
+func childUIDs(t *testing.T, ns, name string) map[string]types.UID {
+	t.Helper()
+	uids := map[string]types.UID{}
+	for _, c := range childrenOf(name) {
+		obj := c.obj()
+		if !getObject(t, obj, ns, c.name) {
+			t.Fatalf("%s %s missing before the deletion", c.what, c.name)
+		}
+		uids[c.what] = obj.GetUID()
+	}
+	return uids
+}
+
+// keptSince lists the children that are gone or replaced since want was
+// read, and gives each kept child's controller owner UID.
+func keptSince(t *testing.T, ns, name string, want map[string]types.UID) (lost []string, owners map[string]types.UID) {
+	t.Helper()
+	owners = map[string]types.UID{}
+	for _, c := range childrenOf(name) {
+		obj := c.obj()
+		if !getObject(t, obj, ns, c.name) || obj.GetUID() != want[c.what] {
+			lost = append(lost, c.what)
+			continue
+		}
+		if ref := metav1.GetControllerOf(obj); ref != nil {
+			owners[c.what] = ref.UID
+		}
+	}
+	return lost, owners
+}
+
+// expectKept waits for the profile to be gone and its children left without
+// owner by the garbage collector, then watches them for orphanKeepTime: not
+// one may be deleted or replaced (the VM instance is the running guest).
+func expectKept(t *testing.T, ns, name string, want map[string]types.UID) {
+	t.Helper()
+	observe.Eventually(t, 60*time.Second, "profile gone, children left without owner", func() (bool, string) {
+		if getObject(t, &vmv1alpha1.VirtualMachineProfile{}, ns, name) {
+			return false, "profile still there"
+		}
+		lost, owners := keptSince(t, ns, name, want)
+		var owned []string
+		for _, what := range profileOwned() {
+			if owners[what] != "" {
+				owned = append(owned, what)
+			}
+		}
+		return len(owned) == 0 || len(lost) > 0, fmt.Sprintf("still owned: %v", owned)
+	})
+	for deadline := time.Now().Add(orphanKeepTime); time.Now().Before(deadline); time.Sleep(250 * time.Millisecond) {
+		if lost, _ := keptSince(t, ns, name, want); len(lost) > 0 {
+			t.Fatalf("orphan deletion lost %v (deleted or replaced)", lost)
+		}
+	}
+	t.Logf("orphan deletion kept all %d children for %s", len(want), orphanKeepTime)
+}
+
+// orphanKeepTime is how long children left by an orphan deletion are
+// watched: the controller reconciles the gone profile's name within a
+// second of the garbage collector's patches (it used to delete them then).
+const orphanKeepTime = 5 * time.Second
+
+// expectAdopted waits until the re-created profile (uid) controls every
+// child an orphan deletion kept, and checks that each is the very object
+// kept, the VM instance included: adoption did not restart the guest.
+func expectAdopted(t *testing.T, ns, name string, uid types.UID, want map[string]types.UID) {
+	t.Helper()
+	observe.Eventually(t, 30*time.Second, "kept children adopted, none replaced", func() (bool, string) {
+		lost, owners := keptSince(t, ns, name, want)
+		if len(lost) > 0 {
+			t.Fatalf("after re-creation, lost or replaced: %v", lost)
+		}
+		var notYet []string
+		for _, what := range profileOwned() {
+			if owners[what] != uid {
+				notYet = append(notYet, what)
+			}
+		}
+		return len(notYet) == 0, fmt.Sprintf("not yet owned by the new profile: %v", notYet)
+	})
 }
 
 // holdFinalizer stands for a finalizer another tool put on a profile.

@@ -15,6 +15,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
 	kubevirtv1 "kubevirt.io/api/core/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -54,7 +55,10 @@ func withLongNetworkData(p *vmv1alpha1.VirtualMachineProfile) {
 // TestLongCloudInitGoesInASecret: network data longer than KubeVirt takes
 // inline goes in <profile>-cloudinit, written without being read; the VM
 // records its hash. At rest nothing is written; a change of the profile
-// rewrites the Secret once; an orphan deletion of the profile deletes it.
+// rewrites the Secret once. An orphan deletion of the profile keeps the
+// Secret and the running VM; a profile re-created with the name adopts
+// both (same objects, the guest not restarted), so a later deletion takes
+// the Secret with it.
 func TestLongCloudInitGoesInASecret(t *testing.T) {
 	ns := newNamespace(t)
 	create(t, profile("long", ns, withLongNetworkData))
@@ -109,10 +113,67 @@ func TestLongCloudInitGoesInASecret(t *testing.T) {
 			fmt.Sprintf("VM hash %s, Secret hash %s", vm.Annotations[desired.AnnotationCloudInitHash], desired.CloudInitHash(&secret))
 	})
 
+	getObject(t, &secret, ns, "long-cloudinit")
+	var vmi kubevirtv1.VirtualMachineInstance
+	if !getObject(t, &vmi, ns, "long-vm") {
+		t.Fatal("no VM instance")
+	}
+	kept := map[string]types.UID{"Secret": secret.UID, "VM": vm.UID, "VM instance": vmi.UID}
 	deleteProfile(t, ns, "long", metav1.DeletePropagationOrphan)
-	observe.Eventually(t, 60*time.Second, "orphaned cloud-init Secret deleted", func() (bool, string) {
+	observe.Eventually(t, 60*time.Second, "profile gone, Secret left without owner", func() (bool, string) {
+		if getObject(t, &vmv1alpha1.VirtualMachineProfile{}, ns, "long") {
+			return false, "profile still there"
+		}
+		lost, owners := keptCloudInit(t, ns, kept)
+		return len(lost) > 0 || (owners["Secret"] == "" && owners["VM"] == ""), fmt.Sprintf("owners %v", owners)
+	})
+	for deadline := time.Now().Add(orphanKeepTime); time.Now().Before(deadline); time.Sleep(250 * time.Millisecond) {
+		if lost, _ := keptCloudInit(t, ns, kept); len(lost) > 0 {
+			t.Fatalf("orphan deletion lost %v (deleted or replaced)", lost)
+		}
+	}
+
+	// The same spec as the deleted one: the Secret's content is unchanged,
+	// and it must still be taken back.
+	again := profile("long", ns, withLongNetworkData)
+	again.Spec.Networks[1].MTU = ptr.To[int32](1400)
+	create(t, again)
+	recreated := waitForPhase(t, ns, "long", vmv1alpha1.PhaseRunning)
+	observe.Eventually(t, 30*time.Second, "Secret and VM adopted, none replaced", func() (bool, string) {
+		lost, owners := keptCloudInit(t, ns, kept)
+		if len(lost) > 0 {
+			t.Fatalf("after re-creation, lost or replaced: %v", lost)
+		}
+		return owners["Secret"] == recreated.UID && owners["VM"] == recreated.UID, fmt.Sprintf("owners %v, want %s", owners, recreated.UID)
+	})
+
+	deleteProfile(t, ns, "long", metav1.DeletePropagationBackground)
+	observe.Eventually(t, 60*time.Second, "adopted cloud-init Secret collected with the profile", func() (bool, string) {
 		return !getObject(t, &corev1.Secret{}, ns, "long-cloudinit"), "still there"
 	})
+}
+
+// keptCloudInit lists which of the Secret, VM and VM instance read into
+// want are gone or replaced, and gives the kept ones' controller UIDs.
+func keptCloudInit(t *testing.T, ns string, want map[string]types.UID) (lost []string, owners map[string]types.UID) {
+	t.Helper()
+	owners = map[string]types.UID{}
+	for what, obj := range map[string]client.Object{
+		"Secret": &corev1.Secret{}, "VM": &kubevirtv1.VirtualMachine{}, "VM instance": &kubevirtv1.VirtualMachineInstance{},
+	} {
+		name := "long-vm"
+		if what == "Secret" {
+			name = "long-cloudinit"
+		}
+		if !getObject(t, obj, ns, name) || obj.GetUID() != want[what] {
+			lost = append(lost, what)
+			continue
+		}
+		if ref := metav1.GetControllerOf(obj); ref != nil {
+			owners[what] = ref.UID
+		}
+	}
+	return lost, owners
 }
 
 // TestUpgradeKeepsTheRunningVMAndItsSecret: a VM written by an earlier

@@ -106,6 +106,12 @@ const (
 	// ReasonStaticIPSettling: the VM waits until every profile created in the
 	// same second is visible, so the older one reliably gets the address.
 	ReasonStaticIPSettling = "StaticIPSettling"
+	// ReasonStaticIPNotAllowed: a static address lies outside every subnet
+	// its HostNetwork declares, or is a subnet's gateway or reserved.
+	ReasonStaticIPNotAllowed = "StaticIPNotAllowed"
+	// ReasonMACConflict: another profile uses the network's MAC address on
+	// the same segment, and keeps it (its VM runs with it, or it is older).
+	ReasonMACConflict = "MACConflict"
 	// ReasonHostNetworkNotDeclared: no HostNetwork declares the host side a
 	// network needs (its bridge, or a default of its type).
 	ReasonHostNetworkNotDeclared = "HostNetworkNotDeclared"

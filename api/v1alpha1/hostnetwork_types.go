@@ -142,7 +142,43 @@ type HostNetworkSpec struct {
 	// sriov configures the physical function of an sriov network.
 	// +optional
 	SRIOV *HostSRIOV `json:"sriov,omitempty"`
+
+	// subnets are the IP subnets on this network. When set, a profile's
+	// static address here must lie in one of them, and be neither its
+	// gateway nor in one of its reserved ranges. Unset: any address.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=16
+	Subnets []Subnet `json:"subnets,omitempty"`
 }
+
+// Subnet is an IP subnet of a host network and the addresses in it that no
+// profile may take statically.
+//
+// +kubebuilder:validation:XValidation:rule="!has(self.gateway) || !isCIDR(self.cidr) || !isIP(self.gateway) || (ip(self.gateway).family() == cidr(self.cidr).ip().family() && cidr(self.cidr).containsIP(self.gateway))",message="gateway must lie inside cidr",fieldPath=".gateway"
+type Subnet struct {
+	// cidr is the subnet, such as 192.168.100.0/24 or 2001:db8::/64.
+	// +kubebuilder:validation:MaxLength=49
+	// +kubebuilder:validation:XValidation:rule="isCIDR(self) && cidr(self) == cidr(self).masked()",message="subnets[].cidr must be a subnet in CIDR form with no host bits set, such as 192.168.100.0/24"
+	CIDR string `json:"cidr"`
+	// gateway is the subnet's router; no profile may take its address.
+	// +optional
+	Gateway *IPAddress `json:"gateway,omitempty"`
+	// reserved are addresses no profile may take statically (a DHCP pool,
+	// routers, appliances): an address, a CIDR, or an inclusive range
+	// first-last such as 192.168.100.1-192.168.100.9.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=32
+	Reserved []AddressRange `json:"reserved,omitempty"`
+}
+
+// AddressRange is an IP address ("192.168.100.1"), a CIDR
+// ("192.168.100.200/29") or an inclusive range of one family
+// ("192.168.100.1-192.168.100.9").
+// +kubebuilder:validation:MaxLength=91
+// +kubebuilder:validation:XValidation:rule="isIP(self) || isCIDR(self) || (self.split('-').size() == 2 && isIP(self.split('-')[0]) && isIP(self.split('-')[1]) && ip(self.split('-')[0]).family() == ip(self.split('-')[1]).family())",message="subnets[].reserved entries must be an IP address, a CIDR or a range first-last of one family, such as 192.168.100.1-192.168.100.9"
+type AddressRange string
 
 // NodeProblem is one node where a host network is not ready, and why.
 type NodeProblem struct {

@@ -62,6 +62,10 @@ func Resolve(profile *vmv1alpha1.VirtualMachineProfile, in Inputs) ([]desired.At
 		if refusal != nil {
 			return nil, refusal
 		}
+		// Checked once the segment is known, generated or named alike.
+		if refusal := addressAllowed(&profile.Spec.Networks[i], fmt.Sprintf("spec.networks[%d].ipConfig.address", i), a.Declared); refusal != nil {
+			return nil, refusal
+		}
 		attachments = append(attachments, a)
 	}
 	return attachments, nil

@@ -3,12 +3,16 @@ package profile
 import (
 	"context"
 	"fmt"
+	"maps"
 	"net/netip"
+	"slices"
+	"strings"
 	"time"
 
 	nadv1 "github.com/k8snetworkplumbingwg/network-attachment-definition-client/pkg/apis/k8s.cni.cncf.io/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	vmv1alpha1 "github.com/jianfenliu/vmoperator/api/v1alpha1"
@@ -19,7 +23,7 @@ import (
 
 // reconcileNetworks resolves each network against the declared host
 // networks (refusing what no HostNetwork allows), refuses a static address
-// an older profile uses on the same segment, creates an attachment for each
+// or MAC another profile keeps on the same segment, creates an attachment for each
 // network without nadName, and checks that the named ones exist.
 func (r *Reconciler) reconcileNetworks(ctx context.Context, profile *vmv1alpha1.VirtualMachineProfile, observed *status.Observed) error {
 	observed.Networks = status.Pass(vmv1alpha1.ReasonNetworksReady, fmt.Sprintf("%d network(s) attached", len(profile.Spec.Networks)))
@@ -32,7 +36,7 @@ func (r *Reconciler) reconcileNetworks(ctx context.Context, profile *vmv1alpha1.
 		return nil
 	}
 	observed.Attachments = attachments
-	if conflict, err := r.staticIPConflict(ctx, profile, attachments, observed); err != nil || conflict != nil {
+	if conflict, err := r.identityConflicts(ctx, profile, attachments, observed); err != nil || conflict != nil {
 		if conflict != nil {
 			observed.Networks = *conflict
 		}
@@ -140,60 +144,85 @@ func staticAddresses(profile *vmv1alpha1.VirtualMachineProfile) map[string]strin
 	return out
 }
 
-// staticIPKeys are the index values of a profile's static addresses: the
-// address alone. Which segment each is on depends on how the network
-// resolves, so candidates found by address are resolved and compared.
-func staticIPKeys(profile *vmv1alpha1.VirtualMachineProfile) []string {
-	var keys []string
-	for _, address := range staticAddresses(profile) {
-		keys = append(keys, address)
+// macAddresses are a profile's guest MACs (set or generated, lowercase), by network name.
+func macAddresses(profile *vmv1alpha1.VirtualMachineProfile) map[string]string {
+	out := map[string]string{}
+	for i := range profile.Spec.Networks {
+		out[profile.Spec.Networks[i].Name] = desired.MACAddress(profile, &profile.Spec.Networks[i])
 	}
-	return keys
+	return out
+}
+
+// identity is something a network claims on its segment that no other
+// profile may claim there: a static address, a MAC.
+type identity struct {
+	// noun names it in messages.
+	noun string
+	// reason is the condition reason of a clash.
+	reason string
+	// index is the profile field index holding its values.
+	index string
+	// of maps network name to the value each network claims.
+	of func(*vmv1alpha1.VirtualMachineProfile) map[string]string
+	// shown is the value a network's status reports in use.
+	shown func(vmv1alpha1.NetworkStatus) string
+}
+
+func staticIPIdentity() identity {
+	return identity{noun: "static address", reason: vmv1alpha1.ReasonStaticIPConflict, index: indexStaticIP, of: staticAddresses,
+		shown: func(s vmv1alpha1.NetworkStatus) string {
+			if prefix, err := netip.ParsePrefix(s.IPAddress); err == nil {
+				return prefix.Addr().String()
+			}
+			return s.IPAddress
+		}}
+}
+
+func macIdentity() identity {
+	return identity{noun: "MAC address", reason: vmv1alpha1.ReasonMACConflict, index: indexMAC, of: macAddresses,
+		shown: func(s vmv1alpha1.NetworkStatus) string { return strings.ToLower(s.MACAddress) }}
+}
+
+func identities() []identity { return []identity{staticIPIdentity(), macIdentity()} }
+
+// indexKeys are the index values of an identity: the value alone. Which
+// segment each is on depends on how the network resolves, so candidates
+// found by value are resolved and compared.
+func indexKeys(id identity) func(*vmv1alpha1.VirtualMachineProfile) []string {
+	return func(profile *vmv1alpha1.VirtualMachineProfile) []string {
+		var keys []string
+		for _, value := range id.of(profile) {
+			if !slices.Contains(keys, value) {
+				keys = append(keys, value)
+			}
+		}
+		return keys
+	}
 }
 
 // staticIPSettle is how long after its creation a profile with a static
-// address waits before its VM is made. Creation times have one-second
-// resolution and ties go to the lower UID, so a profile created in the same
-// second as this one may be the older; after this window every such profile
-// is in the cache (the watch delivers within milliseconds) and the check
-// below decides for good: the loser never gets a VM.
+// address (or a MAC set by hand) waits before its VM is made. Creation
+// times have one-second resolution and ties go to the lower UID, so a
+// profile created in the same second as this one may be the older; after
+// this window every such profile is in the cache (the watch delivers within
+// milliseconds) and the check below decides for good: the loser never gets
+// a VM. Generated MACs hash namespace, profile and network name, so they
+// do not clash by chance and need no wait.
 const staticIPSettle = 2 * time.Second
 
-// staticIPConflict finds an older profile using one of this profile's static
-// addresses on the same segment, however each reaches it (a named
-// attachment, a generated one, the same HostNetwork and VLAN). The older
-// one keeps the address; this one is refused. The message names the other
-// profile only within the same namespace: other tenants' names are not this
-// user's business.
-func (r *Reconciler) staticIPConflict(ctx context.Context, profile *vmv1alpha1.VirtualMachineProfile, attachments []desired.Attachment,
+// identityConflicts refuses a static address or MAC another profile keeps
+// on the same segment (see identityConflict), then waits out the settle
+// window of a profile that chose its address or MAC.
+func (r *Reconciler) identityConflicts(ctx context.Context, profile *vmv1alpha1.VirtualMachineProfile, attachments []desired.Attachment,
 	observed *status.Observed) (*status.Check, error) {
-	mine := segmentsOf(profile, attachments)
-	for segment, address := range mine {
-		var users vmv1alpha1.VirtualMachineProfileList
-		if err := r.Client.List(ctx, &users, client.MatchingFields{indexStaticIP: address}); err != nil {
-			return nil, fmt.Errorf("list profiles using static address %s: %w", address, err)
-		}
-		for i := range users.Items {
-			other := &users.Items[i]
-			if other.UID == profile.UID || !other.DeletionTimestamp.IsZero() || !olderThan(other, profile) {
-				continue
-			}
-			theirs, err := r.segmentsOfOther(ctx, other)
-			if err != nil {
-				return nil, err
-			}
-			if theirs[segment] != address {
-				continue
-			}
-			holder := "an older profile in another namespace"
-			if other.Namespace == profile.Namespace {
-				holder = "the older profile " + other.Name
-			}
-			check := status.Problem(vmv1alpha1.ReasonStaticIPConflict, "static address %s is already used on the same network by %s", address, holder)
-			return &check, nil
+	for _, id := range identities() {
+		if conflict, err := r.identityConflict(ctx, profile, attachments, id); err != nil || conflict != nil {
+			return conflict, err
 		}
 	}
-	if wait := profile.CreationTimestamp.Add(staticIPSettle).Sub(r.now()); len(mine) > 0 && wait > 0 {
+	chosen := len(claimsOf(profile, attachments, staticIPIdentity())) > 0 ||
+		slices.ContainsFunc(profile.Spec.Networks, func(n vmv1alpha1.NetworkConfig) bool { return n.MACAddress != "" })
+	if wait := profile.CreationTimestamp.Add(staticIPSettle).Sub(r.now()); chosen && wait > 0 {
 		observed.RecheckAfter = wait
 		check := status.Settling(vmv1alpha1.ReasonStaticIPSettling,
 			"waiting %s so that every profile created in the same second is seen before the static address is taken", staticIPSettle)
@@ -203,26 +232,108 @@ func (r *Reconciler) staticIPConflict(ctx context.Context, profile *vmv1alpha1.V
 	return nil, nil
 }
 
-// segmentsOf maps each segment a profile has a static address on to that address.
-func segmentsOf(profile *vmv1alpha1.VirtualMachineProfile, attachments []desired.Attachment) map[string]string {
-	addresses := staticAddresses(profile)
-	out := map[string]string{}
+// identityConflict finds another profile that keeps one of this profile's
+// values on the same segment, however each reaches it (a named attachment,
+// a generated one, the same HostNetwork and VLAN); this one is then
+// refused. Who keeps it is decided by keeps. The message names the other
+// profile only within the same namespace: other tenants' names are not
+// this user's business.
+func (r *Reconciler) identityConflict(ctx context.Context, profile *vmv1alpha1.VirtualMachineProfile, attachments []desired.Attachment,
+	id identity) (*status.Check, error) {
+	mine := claimsOf(profile, attachments, id)
+	for _, segment := range slices.Sorted(maps.Keys(mine)) {
+		claim := mine[segment]
+		var users vmv1alpha1.VirtualMachineProfileList
+		if err := r.Client.List(ctx, &users, client.MatchingFields{id.index: claim.value}); err != nil {
+			return nil, fmt.Errorf("list profiles using %s %s: %w", id.noun, claim.value, err)
+		}
+		for i := range users.Items {
+			other := &users.Items[i]
+			if other.UID == profile.UID || !other.DeletionTimestamp.IsZero() {
+				continue
+			}
+			theirs, err := r.claimsOfOther(ctx, other, id)
+			if err != nil {
+				return nil, err
+			}
+			their, ok := theirs[segment]
+			if !ok || their.value != claim.value {
+				continue
+			}
+			otherRuns, selfRuns := runsWith(other, their, id), runsWith(profile, claim, id)
+			if !keeps(other, profile, otherRuns, selfRuns) {
+				continue
+			}
+			check := status.Problem(id.reason, "%s %s is already used on the same network by %s", id.noun, claim.value, holderOf(other, profile, otherRuns && !selfRuns))
+			return &check, nil
+		}
+	}
+	return nil, nil
+}
+
+// keeps says whether other keeps a value both claim on a segment, against
+// profile. A profile whose VM runs with it keeps it against one whose VM
+// does not: editing a profile onto an address or MAC in use never takes it
+// from the running VM. Otherwise the older profile keeps it, so exactly
+// one of two wins whatever their names.
+func keeps(other, profile *vmv1alpha1.VirtualMachineProfile, otherRuns, profileRuns bool) bool {
+	if otherRuns != profileRuns {
+		return otherRuns
+	}
+	return olderThan(other, profile)
+}
+
+// runsWith says whether a profile's VM runs with the value on the network:
+// its status, as last written, shows the VM running, the network admitted
+// (a refused profile holds nothing) and the value in use. A profile just
+// edited onto a new value still shows the old one, so it does not run with
+// the new.
+func runsWith(profile *vmv1alpha1.VirtualMachineProfile, c claim, id identity) bool {
+	if profile.Status.Phase != vmv1alpha1.PhaseRunning || !meta.IsStatusConditionTrue(profile.Status.Conditions, vmv1alpha1.ConditionNetworksConfigured) {
+		return false
+	}
+	return slices.ContainsFunc(profile.Status.Networks, func(s vmv1alpha1.NetworkStatus) bool {
+		return s.Name == c.network && id.shown(s) == c.value
+	})
+}
+
+// holderOf describes who keeps the value, naming it only within the same namespace.
+func holderOf(other, profile *vmv1alpha1.VirtualMachineProfile, byRunning bool) string {
+	article, adjective := "an", "older"
+	if byRunning {
+		article, adjective = "a", "running"
+	}
+	if other.Namespace == profile.Namespace {
+		return "the " + adjective + " profile " + other.Name
+	}
+	return article + " " + adjective + " profile in another namespace"
+}
+
+// claim is the value one network of a profile claims on its segment.
+type claim struct {
+	network, value string
+}
+
+// claimsOf maps each segment a profile claims a value of id on to the claim.
+func claimsOf(profile *vmv1alpha1.VirtualMachineProfile, attachments []desired.Attachment, id identity) map[string]claim {
+	values := id.of(profile)
+	out := map[string]claim{}
 	for _, a := range attachments {
-		if address, ok := addresses[a.Network.Name]; ok {
-			out[a.Segment] = address
+		if value, ok := values[a.Network.Name]; ok {
+			out[a.Segment] = claim{network: a.Network.Name, value: value}
 		}
 	}
 	return out
 }
 
-// segmentsOfOther resolves another profile to learn its segments; one that
-// is refused holds no address.
-func (r *Reconciler) segmentsOfOther(ctx context.Context, other *vmv1alpha1.VirtualMachineProfile) (map[string]string, error) {
+// claimsOfOther resolves another profile to learn its segments; one that
+// is refused holds nothing.
+func (r *Reconciler) claimsOfOther(ctx context.Context, other *vmv1alpha1.VirtualMachineProfile, id identity) (map[string]claim, error) {
 	attachments, refusal, err := r.resolve(ctx, other)
 	if err != nil || refusal != nil {
 		return nil, err
 	}
-	return segmentsOf(other, attachments), nil
+	return claimsOf(other, attachments, id), nil
 }
 
 // olderThan orders profiles by creation, then by UID, so exactly one of two

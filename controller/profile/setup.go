@@ -36,6 +36,7 @@ import (
 const (
 	indexHostNetwork  = "vmop.hostNetwork"
 	indexStaticIP     = "vmop.staticIP"
+	indexMAC          = "vmop.mac"
 	indexNAD          = "vmop.nad"
 	indexStorageClass = "vmop.storageClass"
 )
@@ -82,7 +83,8 @@ func keysOfHostNetwork(h *vmv1alpha1.HostNetwork) []string {
 func profileIndexes() map[string]func(*vmv1alpha1.VirtualMachineProfile) []string {
 	return map[string]func(*vmv1alpha1.VirtualMachineProfile) []string{
 		indexHostNetwork: hostNetworkKeys,
-		indexStaticIP:    staticIPKeys,
+		indexStaticIP:    indexKeys(staticIPIdentity()),
+		indexMAC:         indexKeys(macIdentity()),
 		indexNAD: func(p *vmv1alpha1.VirtualMachineProfile) []string {
 			var keys []string
 			for i := range p.Spec.Networks {
@@ -130,7 +132,7 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 			builder.OnlyMetadata, builder.WithPredicates(predicate.LabelChangedPredicate{})).
 		Watches(&storagev1.StorageClass{}, r.profilesByIndex(indexStorageClass, nameKey)).
 		Watches(&vmv1alpha1.HostNetwork{}, handler.EnqueueRequestsFromMapFunc(r.profilesOfHostNetwork)).
-		Watches(&vmv1alpha1.VirtualMachineProfile{}, handler.EnqueueRequestsFromMapFunc(r.profilesSharingStaticIPs))
+		Watches(&vmv1alpha1.VirtualMachineProfile{}, handler.EnqueueRequestsFromMapFunc(r.profilesSharingIdentities))
 	if r.Deps.KubeVirt {
 		b = b.Watches(&kubevirtv1.VirtualMachine{}, children).
 			Watches(&kubevirtv1.VirtualMachineInstance{}, handler.EnqueueRequestsFromMapFunc(profileOfInstance)).
@@ -401,15 +403,18 @@ func (r *Reconciler) profilesByIndex(index string, key func(client.Object) strin
 	})
 }
 
-// profilesSharingStaticIPs wakes the other profiles that use one of this
-// profile's static addresses, so the younger one proceeds once the older is gone.
-func (r *Reconciler) profilesSharingStaticIPs(ctx context.Context, obj client.Object) []reconcile.Request {
+// profilesSharingIdentities wakes the other profiles that use one of this
+// profile's static addresses or MACs, so the one refused proceeds once the
+// holder is gone or moves off it.
+func (r *Reconciler) profilesSharingIdentities(ctx context.Context, obj client.Object) []reconcile.Request {
 	profile := obj.(*vmv1alpha1.VirtualMachineProfile)
 	var requests []reconcile.Request
-	for _, key := range staticIPKeys(profile) {
-		for _, request := range r.listByIndex(ctx, indexStaticIP, key) {
-			if request.NamespacedName != client.ObjectKeyFromObject(profile) {
-				requests = append(requests, request)
+	for _, id := range identities() {
+		for _, key := range indexKeys(id)(profile) {
+			for _, request := range r.listByIndex(ctx, id.index, key) {
+				if request.NamespacedName != client.ObjectKeyFromObject(profile) && !slices.Contains(requests, request) {
+					requests = append(requests, request)
+				}
 			}
 		}
 	}

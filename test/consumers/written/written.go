@@ -10,6 +10,7 @@ import (
 
 	nadv1 "github.com/k8snetworkplumbingwg/network-attachment-definition-client/pkg/apis/k8s.cni.cncf.io/v1"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	kubevirtv1 "kubevirt.io/api/core/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -31,7 +32,9 @@ type Judged struct {
 	// both guest families).
 	NetworkData int
 	// Skipped are VMs whose profile had not converged (its latest
-	// generation not yet observed), so their children may lag its spec.
+	// generation not yet observed), or whose networks the latest generation
+	// has refused (the VM keeps the last admitted ones, by design), so their
+	// children may lag its spec.
 	Skipped int
 }
 
@@ -84,7 +87,8 @@ func CheckNamespace(t testing.TB, c client.Reader, namespace string, with Consum
 	for _, vm := range vms.Items {
 		var profile vmv1alpha1.VirtualMachineProfile
 		err := c.Get(ctx, client.ObjectKey{Namespace: namespace, Name: vm.Labels[desired.LabelProfile]}, &profile)
-		if err != nil || profile.Status.ObservedGeneration != profile.Generation {
+		if err != nil || profile.Status.ObservedGeneration != profile.Generation ||
+			meta.IsStatusConditionFalse(profile.Status.Conditions, vmv1alpha1.ConditionNetworksConfigured) {
 			judged.Skipped++
 			continue
 		}

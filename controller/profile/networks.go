@@ -264,7 +264,7 @@ func (r *Reconciler) identityConflict(ctx context.Context, profile *vmv1alpha1.V
 			if !keeps(other, profile, otherRuns, selfRuns) {
 				continue
 			}
-			check := status.Problem(id.reason, "%s %s is already used on the same network by %s", id.noun, claim.value, holderOf(other, profile, otherRuns && !selfRuns))
+			check := status.Problem(id.reason, "%s %s is already used on the same network by %s", id.noun, claim.value, holderOf(other, profile, !olderThan(other, profile)))
 			return &check, nil
 		}
 	}
@@ -297,7 +297,9 @@ func runsWith(profile *vmv1alpha1.VirtualMachineProfile, c claim, id identity) b
 	})
 }
 
-// holderOf describes who keeps the value, naming it only within the same namespace.
+// holderOf describes who keeps the value, naming it only within the same
+// namespace: the older profile, or the running one when it keeps the value
+// although younger (keeps has no other reason for that).
 func holderOf(other, profile *vmv1alpha1.VirtualMachineProfile, byRunning bool) string {
 	article, adjective := "an", "older"
 	if byRunning {

@@ -99,7 +99,7 @@ func TestIdentityMACClashAcrossNamespaces(t *testing.T) {
 	create(t, profile("taker", nsB, func(p *vmv1alpha1.VirtualMachineProfile) { p.Spec.Networks[0].MACAddress = "02:00:00:91:00:01" }))
 	p := waitForCondition(t, nsB, "taker", vmv1alpha1.ConditionNetworksConfigured, metav1.ConditionFalse, vmv1alpha1.ReasonMACConflict)
 	message := conditionMessage(p, vmv1alpha1.ConditionNetworksConfigured)
-	if message != "MAC address 02:00:00:91:00:01 is already used on the same network by a running profile in another namespace" ||
+	if message != "MAC address 02:00:00:91:00:01 is already used on the same network by an older profile in another namespace" ||
 		strings.Contains(message, nsA) || strings.Contains(message, "holder") {
 		t.Fatalf("taker's message: %q", message)
 	}

@@ -144,8 +144,8 @@ type HostNetworkSpec struct {
 	SRIOV *HostSRIOV `json:"sriov,omitempty"`
 
 	// subnets are the IP subnets on this network. When set, a profile's
-	// static address here must lie in one of them, and be neither its
-	// gateway nor in one of its reserved ranges. Unset: any address.
+	// static address here must lie in one of those of its VLAN, and be
+	// neither its gateway nor in one of its reserved ranges. Unset: any address.
 	// +optional
 	// +listType=atomic
 	// +kubebuilder:validation:MaxItems=16
@@ -161,6 +161,13 @@ type Subnet struct {
 	// +kubebuilder:validation:MaxLength=49
 	// +kubebuilder:validation:XValidation:rule="isCIDR(self) && cidr(self) == cidr(self).masked()",message="subnets[].cidr must be a subnet in CIDR form with no host bits set, such as 192.168.100.0/24"
 	CIDR string `json:"cidr"`
+	// vlanId is the VLAN this subnet is on. Unset: every VLAN of the
+	// network, and untagged use. An attachment is checked against the
+	// subnets of its VLAN; where none applies, any address goes.
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=4094
+	VLANID *int32 `json:"vlanId,omitempty"`
 	// gateway is the subnet's router; no profile may take its address.
 	// +optional
 	Gateway *IPAddress `json:"gateway,omitempty"`

@@ -63,7 +63,7 @@ func Resolve(profile *vmv1alpha1.VirtualMachineProfile, in Inputs) ([]desired.At
 			return nil, refusal
 		}
 		// Checked once the segment is known, generated or named alike.
-		if refusal := addressAllowed(&profile.Spec.Networks[i], fmt.Sprintf("spec.networks[%d].ipConfig.address", i), a.Declared); refusal != nil {
+		if refusal := addressAllowed(&profile.Spec.Networks[i], fmt.Sprintf("spec.networks[%d].ipConfig.address", i), a.Declared, a.VLAN); refusal != nil {
 			return nil, refusal
 		}
 		attachments = append(attachments, a)

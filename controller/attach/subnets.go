@@ -8,23 +8,39 @@ import (
 	vmv1alpha1 "github.com/jianfenliu/vmoperator/api/v1alpha1"
 )
 
-// addressAllowed applies a HostNetwork's subnets to a network's static
-// address: with subnets declared, the address must lie in one, and be
-// neither its gateway nor reserved. field names the profile field, for the
-// message. No subnets, no static address or no declaring HostNetwork: nil.
-func addressAllowed(network *vmv1alpha1.NetworkConfig, field string, h *vmv1alpha1.HostNetwork) *Refusal {
-	if h == nil || len(h.Spec.Subnets) == 0 || network.IPConfig == nil || network.IPConfig.Mode != vmv1alpha1.IPModeStatic || network.IPConfig.Address == nil {
+// addressAllowed applies a HostNetwork's subnets on a VLAN (0: untagged)
+// to a network's static address: with subnets declared there, the address
+// must lie in one, and be neither its gateway nor reserved. field names
+// the profile field, for the message. No subnets on the VLAN, no static
+// address or no declaring HostNetwork: nil.
+func addressAllowed(network *vmv1alpha1.NetworkConfig, field string, h *vmv1alpha1.HostNetwork, vlan int32) *Refusal {
+	if h == nil || network.IPConfig == nil || network.IPConfig.Mode != vmv1alpha1.IPModeStatic || network.IPConfig.Address == nil {
 		return nil
 	}
 	prefix, err := netip.ParsePrefix(*network.IPConfig.Address)
 	if err != nil {
 		return nil // admission refuses these
 	}
-	why := addressProblem(prefix.Addr(), h.Spec.Subnets)
+	subnets := subnetsOn(h.Spec.Subnets, vlan)
+	if len(subnets) == 0 {
+		return nil
+	}
+	why := addressProblem(prefix.Addr(), subnets)
 	if why == "" {
 		return nil
 	}
 	return refuse(network, vmv1alpha1.ReasonStaticIPNotAllowed, "%s: static address %s %s on HostNetwork %s", field, prefix.Addr(), why, h.Name)
+}
+
+// subnetsOn are the subnets that apply on a VLAN: its own, and those of every VLAN.
+func subnetsOn(all []vmv1alpha1.Subnet, vlan int32) []vmv1alpha1.Subnet {
+	var out []vmv1alpha1.Subnet
+	for _, subnet := range all {
+		if subnet.VLANID == nil || *subnet.VLANID == vlan {
+			out = append(out, subnet)
+		}
+	}
+	return out
 }
 
 // addressProblem says why an address may not be taken in these subnets, or "".

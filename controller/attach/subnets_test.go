@@ -88,3 +88,38 @@ func TestSubnetsOnlyWhenDeclared(t *testing.T) {
 		t.Fatalf("named attachment on the gateway: %+v", refusal)
 	}
 }
+
+// TestSubnetsPerVLAN: a subnet with a vlanId applies on that VLAN only; a
+// VLAN without subnets of its own takes any address, and a subnet without
+// vlanId applies everywhere.
+func TestSubnetsPerVLAN(t *testing.T) {
+	networks := []vmv1alpha1.HostNetwork{hn("transit", 1, vmv1alpha1.HostNetworkSpec{Type: "bridge", BridgeName: "br-mgmt",
+		AllowedVLANs: []vmv1alpha1.VLANRange{"300-309"},
+		Subnets: []vmv1alpha1.Subnet{
+			{VLANID: ptr.To[int32](300), CIDR: "172.16.30.0/24", Gateway: ptr.To[vmv1alpha1.IPAddress]("172.16.30.1")},
+			{VLANID: ptr.To[int32](301), CIDR: "172.16.31.0/24"},
+		}})}
+	on := func(vlan int32, address string) *Refusal {
+		network := staticOn(address)
+		network.VLANID = &vlan
+		_, refusal := Resolve(profileWith("tenant-a", network), Inputs{HostNetworks: networks})
+		return refusal
+	}
+	for _, c := range []struct {
+		vlan    int32
+		address string
+		refused bool
+	}{
+		{300, "172.16.30.2/24", false},
+		{300, "172.16.30.1/24", true},
+		{300, "172.16.31.2/24", true}, // VLAN 301's subnet, not 300's
+		{301, "172.16.31.2/24", false},
+		{301, "172.16.30.2/24", true},
+		{302, "10.9.9.9/24", false}, // no subnet declared for VLAN 302
+	} {
+		refusal := on(c.vlan, c.address)
+		if (refusal != nil) != c.refused || (refusal != nil && refusal.Reason != vmv1alpha1.ReasonStaticIPNotAllowed) {
+			t.Fatalf("VLAN %d %s: %+v, want refused %v", c.vlan, c.address, refusal, c.refused)
+		}
+	}
+}

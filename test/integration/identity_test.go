@@ -42,6 +42,7 @@ func TestIdentitySubnetsRefuseAddresses(t *testing.T) {
 	} {
 		create(t, profile(c.name, ns, onSub, withStaticIP(c.address)))
 		p := waitForCondition(t, ns, c.name, vmv1alpha1.ConditionNetworksConfigured, metav1.ConditionFalse, vmv1alpha1.ReasonStaticIPNotAllowed)
+		expectEvent(t, ns, c.name, vmv1alpha1.ReasonStaticIPNotAllowed)
 		message := conditionMessage(p, vmv1alpha1.ConditionNetworksConfigured)
 		if !strings.Contains(message, "spec.networks[0].ipConfig.address") || !strings.Contains(message, c.want) {
 			t.Fatalf("%s: message %q, want the field and %q", c.name, message, c.want)
@@ -98,6 +99,7 @@ func TestIdentityMACClashAcrossNamespaces(t *testing.T) {
 	waitForPhase(t, nsA, "holder", vmv1alpha1.PhaseRunning)
 	create(t, profile("taker", nsB, func(p *vmv1alpha1.VirtualMachineProfile) { p.Spec.Networks[0].MACAddress = "02:00:00:91:00:01" }))
 	p := waitForCondition(t, nsB, "taker", vmv1alpha1.ConditionNetworksConfigured, metav1.ConditionFalse, vmv1alpha1.ReasonMACConflict)
+	expectEvent(t, nsB, "taker", vmv1alpha1.ReasonMACConflict)
 	message := conditionMessage(p, vmv1alpha1.ConditionNetworksConfigured)
 	if message != "MAC address 02:00:00:91:00:01 is already used on the same network by an older profile in another namespace" ||
 		strings.Contains(message, nsA) || strings.Contains(message, "holder") {

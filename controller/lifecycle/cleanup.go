@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -284,7 +285,7 @@ func (c Cleanup) unlabelNodes(ctx context.Context) (changed, kept int, err error
 	if err != nil {
 		return 0, 0, fmt.Errorf("no node label removed: %w", err)
 	}
-	for _, key := range sortedKeys(needed) {
+	for _, key := range slices.Sorted(maps.Keys(needed)) {
 		c.logf("kept node label %s where nodes have it: the required node affinity of %s names it", key, summarize(needed[key], 3))
 	}
 	var nodes corev1.NodeList
@@ -418,15 +419,6 @@ func addNeeded(needed map[string][]string, who string, spec *kubevirtv1.VirtualM
 			needed[key] = append(needed[key], who)
 		}
 	}
-}
-
-func sortedKeys(m map[string][]string) []string {
-	keys := make([]string, 0, len(m))
-	for key := range m {
-		keys = append(keys, key)
-	}
-	slices.Sort(keys)
-	return keys
 }
 
 // summarize names the first n items and counts the rest.

@@ -214,19 +214,18 @@ func New(config *rest.Config, options Options) (ctrl.Manager, error) {
 	index := placement.NewIndex()
 	recorder := mgr.GetEventRecorder("vmop-controller")
 	reconciler := &profile.Reconciler{
-		Client:         mgr.GetClient(),
-		APIReader:      mgr.GetAPIReader(),
-		Scheme:         scheme,
-		Recorder:       recorder,
-		Deps:           deps,
-		Networks:       networks,
-		Index:          index,
-		LeaseNamespace: options.LeaseNamespace,
-		AllowEmulation: options.AllowEmulation,
-		Ready:          controllerMetrics,
-		Workers:        options.ProfileWorkers,
-		StatusInterval: options.StatusInterval,
-
+		Client:                 mgr.GetClient(),
+		APIReader:              mgr.GetAPIReader(),
+		Scheme:                 scheme,
+		Recorder:               recorder,
+		Deps:                   deps,
+		Networks:               networks,
+		Index:                  index,
+		LeaseNamespace:         options.LeaseNamespace,
+		AllowEmulation:         options.AllowEmulation,
+		Ready:                  controllerMetrics,
+		Workers:                options.ProfileWorkers,
+		StatusInterval:         options.StatusInterval,
 		CapabilityWakeInterval: options.CapabilityWakeInterval,
 	}
 	if err := reconciler.SetupWithManager(mgr); err != nil {

@@ -8,6 +8,7 @@ KUBE_APISERVER := $(BIN)/kube-apiserver
 KUBE_CONTROLLER_MANAGER := $(BIN)/kube-controller-manager
 HELM         := $(BIN)/helm
 KUBEVIRT_ADMIT := $(BIN)/kubevirt-admit
+CRD_REF_DOCS := $(BIN)/crd-ref-docs
 # Defined before any rule names them: make expands prerequisites as it reads.
 CNI_PLUGINS  := $(BIN)/cni/bridge $(BIN)/cni/macvlan
 CONTROL_PLANE := $(ETCD) $(KUBE_APISERVER) $(KUBE_CONTROLLER_MANAGER)
@@ -20,8 +21,8 @@ OLDEST_CONTROL_PLANE := $(OLDEST_ASSETS)/kube-apiserver $(OLDEST_ASSETS)/kube-co
 
 # Upstream API packages whose CRDs the test control plane installs.
 THIRD_PARTY_APIS := kubevirt.io/api/core/v1;kubevirt.io/api/instancetype/v1beta1;kubevirt.io/containerized-data-importer-api/pkg/apis/core/v1beta1;github.com/k8snetworkplumbingwg/network-attachment-definition-client/pkg/apis/k8s.cni.cncf.io/v1;github.com/nmstate/kubernetes-nmstate/api/v1;github.com/nmstate/kubernetes-nmstate/api/v1beta1;github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1
-# Files `make generate manifests` writes; `make verify` checks they are current.
-GENERATED := api/v1alpha1/zz_generated.deepcopy.go deploy/crds deploy/rbac deploy/dashboards test/crds
+# Files `make generate manifests api-docs` writes; `make verify` checks they are current.
+GENERATED := api/v1alpha1/zz_generated.deepcopy.go deploy/crds deploy/rbac deploy/dashboards test/crds docs/api.md
 
 # Deploying to the cluster of the current kubeconfig ($KUBECONFIG or ~/.kube/config).
 KUBECTL      ?= kubectl
@@ -67,10 +68,15 @@ manifests: $(CONTROLLER_GEN) ## Generate our CRDs (deploy/crds), the RBAC roles 
 	$(CONTROLLER_GEN) crd:crdVersions=v1,maxDescLen=0,allowDangerousTypes=true 'paths=$(THIRD_PARTY_APIS)' output:crd:dir=$$tmp && \
 	go run ./test/crds/postprocess -in $$tmp -out test/crds
 
+.PHONY: api-docs
+api-docs: $(CRD_REF_DOCS) ## Generate the API reference docs/api.md from the types of api/v1alpha1 (crd-ref-docs; templates in build/apidocs).
+	$(CRD_REF_DOCS) --config build/apidocs/config.yaml --source-path ./api/v1alpha1 --renderer markdown \
+		--templates-dir build/apidocs/templates --output-path docs/api.md --log-level ERROR
+
 .PHONY: verify
-verify: ## Fail when generated files are stale, code is not gofmt'ed, or go vet complains.
+verify: ## Fail when generated files (docs/api.md included) are stale, code is not gofmt'ed, or go vet complains.
 	@before=$$(find $(GENERATED) -type f | sort | xargs sha256sum); \
-	$(MAKE) --no-print-directory generate manifests >/dev/null; \
+	$(MAKE) --no-print-directory generate manifests api-docs >/dev/null; \
 	after=$$(find $(GENERATED) -type f | sort | xargs sha256sum); \
 	if [ "$$before" != "$$after" ]; then \
 		echo "generated files were stale (now regenerated; review and commit):"; \
@@ -251,6 +257,31 @@ BENCH_PROFILES ?= 1000
 BENCH_REST ?= 1m
 BENCH_CONTROLLER_ARGS ?=
 
+##@ Release
+
+# A release is a commit whose chart says its version, with its CHANGELOG.md
+# section; the tag is made here and pushed by a person (git push origin vX.Y.Z).
+.PHONY: release-tag
+release-tag: ## Tag vVERSION (make release-tag VERSION=0.3.0) after checking the tree is clean, Chart.yaml's version and appVersion are VERSION and CHANGELOG.md has its section. Never pushes.
+	@if [ "$(origin VERSION)" != "command line" ] && [ "$(origin VERSION)" != environment ]; then \
+		echo "release-tag: name the release: make release-tag VERSION=X.Y.Z" >&2; exit 1; fi; \
+	version='$(VERSION)'; \
+	if ! [[ "$$version" =~ ^[0-9]+\.[0-9]+\.[0-9]+$$ ]]; then \
+		echo "release-tag: VERSION=$$version is not X.Y.Z" >&2; exit 1; fi; \
+	dirty=$$(git status --porcelain) || exit 1; \
+	if [ -n "$$dirty" ]; then \
+		echo "release-tag: refusing: the tree has changes; commit or remove them first:" >&2; echo "$$dirty" >&2; exit 1; fi; \
+	chart=$$(awk '/^version:/ { gsub(/"/, "", $$2); print $$2 }' deploy/chart/Chart.yaml); \
+	app=$$(awk '/^appVersion:/ { gsub(/"/, "", $$2); print $$2 }' deploy/chart/Chart.yaml); \
+	if [ "$$chart" != "$$version" ] || [ "$$app" != "$$version" ]; then \
+		echo "release-tag: refusing: deploy/chart/Chart.yaml has version $$chart and appVersion $$app, not $$version" >&2; exit 1; fi; \
+	if ! grep -q "^## \[$$version\] - [0-9]\{4\}-[0-9]\{2\}-[0-9]\{2\}$$" CHANGELOG.md; then \
+		echo "release-tag: refusing: CHANGELOG.md has no '## [$$version] - YYYY-MM-DD' section" >&2; exit 1; fi; \
+	if git rev-parse -q --verify "refs/tags/v$$version" >/dev/null; then \
+		echo "release-tag: refusing: tag v$$version exists" >&2; exit 1; fi; \
+	git tag -a "v$$version" -m "vmoperator $$version"; \
+	echo "tagged v$$version at $$(git rev-parse --short HEAD); nothing pushed: git push origin v$$version"
+
 .PHONY: controlplane
 controlplane: $(CONTROL_PLANE) ## Build etcd, kube-apiserver and kube-controller-manager into bin/ (cached).
 
@@ -304,6 +335,12 @@ $(CNI_PLUGINS) &: test/tools/cni/go.mod test/tools/cni/go.sum
 # needs a module the checksum database does not know (rhobs).
 $(KUBEVIRT_ADMIT): test/tools/kubevirt-admit/go.mod test/tools/kubevirt-admit/go.sum test/tools/kubevirt-admit/main.go
 	cd test/tools/kubevirt-admit && GONOSUMDB=github.com/rhobs go build -o $@ .
+
+# crd-ref-docs v0.2.0 with controller-tools raised to controller-gen's v0.23.0:
+# v0.18.0, which it asks for, cannot parse the bond mode enum (802.3ad), and
+# the tool then finds no API at all and writes an empty reference.
+$(CRD_REF_DOCS): test/tools/apidocs/go.mod test/tools/apidocs/go.sum
+	cd test/tools/apidocs && go build -o $@ github.com/elastic/crd-ref-docs
 
 $(HELM): test/tools/helm/go.mod test/tools/helm/go.sum
 	cd test/tools/helm && go build -o $@ helm.sh/helm/v3/cmd/helm

@@ -110,7 +110,7 @@ cloud-init:
 		{ compgen -G '/var/lib/apt/lists/*_Packages*' >/dev/null || apt-get update >/dev/null; } && \
 		DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends cloud-init >/dev/null; }
 
-# Not part of make test: it takes a picture for the README.
+# Not part of make test: it takes the picture in docs/development.md.
 .PHONY: screenshot
 screenshot: $(CONTROL_PLANE) $(BIN)/prometheus prometheus-web cloud-init ## Bring up the environment, take br-lan down and up, and save Chromium's screenshot of Prometheus' graph of the Carrier panel (docs/images/prometheus-carrier.png). Needs root.
 	command -v chromium >/dev/null || apt-get install -y chromium

@@ -109,7 +109,7 @@ ethernets:
 // glibc guest uses three in all (resolv.conf(5)), and for DHCP networks on
 // a RHEL-family guest cloud-init 22.4 keeps the first three and drops the
 // rest ("ignoring nameserver '10.0.0.53': adding would exceed the maximum
-// of '3' name servers"). The README says so.
+// of '3' name servers"). docs/concepts.md says so.
 func TestMoreThanThreeNameServersAreCutByTheGuest(t *testing.T) {
 	const networkData = `version: 2
 ethernets:
@@ -267,7 +267,7 @@ func TestKubeVirtRefusesInlineCloudInitOverTheLimit(t *testing.T) {
 // bridge. A frame sent from the switch to the VM's MAC then never reaches
 // the guest, while broadcast frames do: a macvlan takes in unicast only for
 // its own MAC, which KubeVirt replaced. So macvlan networks give a guest
-// broadcast and outbound traffic but no inbound unicast; the README says so.
+// broadcast and outbound traffic but no inbound unicast; docs/concepts.md says so.
 func TestMacvlanUnderKubeVirtsBridgeBinding(t *testing.T) {
 	binDir, err := consumers.CNIBinDir()
 	if err != nil {

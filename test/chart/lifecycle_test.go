@@ -51,7 +51,7 @@ const releaseName = "vmop"
 // rendered Deployment and DaemonSet say, under their service accounts, see
 // a profile reach Running and the agent publish, then uninstall: every
 // profile, VM and disk stays, the node labels the VM requires stay, and of
-// the operator only what the README lists ("Uninstalling") is left. On a
+// the operator only what docs/operations.md lists ("Uninstalling") is left. On a
 // Kubernetes older than 1.37, where the previous chart's CRDs never
 // installed, it proves that refusal and installs this chart fresh instead
 // of upgrading.
@@ -223,7 +223,7 @@ func TestInstallUpgradeUninstall(t *testing.T) {
 	}
 	for _, item := range left {
 		if !slices.Contains(documented, item) {
-			t.Errorf("uninstall left %s, which the README does not list", item)
+			t.Errorf("uninstall left %s, which docs/operations.md does not list", item)
 		}
 	}
 }

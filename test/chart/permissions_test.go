@@ -102,7 +102,7 @@ func TestPermissionAudit(t *testing.T) {
 		"release namespace anything not listed here as needed;\n"+
 		"`VMOP_UPDATE_PERMISSIONS=1 go test ./test/chart/ -run TestPermissionAudit` rewrites it.\n"+
 		"Rights every authenticated account has (discovery, self-reviews) are left out.\n"+
-		"ValidatingAdmissionPolicies narrow several of these further: see the README's \"Trust boundaries\".\n", namespace)
+		"ValidatingAdmissionPolicies narrow several of these further: see docs/security.md, \"Trust boundaries\".\n", namespace)
 	for _, a := range accounts {
 		user := "system:serviceaccount:" + namespace + ":" + a.account
 		inRelease := without(canI(t, cp, user, namespace), baseline)

@@ -175,7 +175,11 @@ type rule struct {
 
 // allowedOn checks a namespace, VLAN and MTU against a HostNetwork, the
 // same for a generated attachment and for a named one (field then names
-// the profile field and the attachment, for the message).
+// the profile field and the attachment, for the message). An untagged
+// attachment on a network with allowedVLANs is refused unless the network
+// says untagged: Allowed: without a tag a macvlan or VF sits on the
+// uplink's native VLAN, and its guest can tag frames onto any VLAN of the
+// trunk.
 func allowedOn(profile *vmv1alpha1.VirtualMachineProfile, network *vmv1alpha1.NetworkConfig, field string, h *vmv1alpha1.HostNetwork,
 	want rule, namespaceLabels map[string]string) *Refusal {
 	selector, err := metav1.LabelSelectorAsSelector(&h.Spec.NamespaceSelector)
@@ -184,6 +188,10 @@ func allowedOn(profile *vmv1alpha1.VirtualMachineProfile, network *vmv1alpha1.Ne
 	}
 	if want.vlan != nil && !h.Spec.AllowsVLAN(*want.vlan) {
 		return refuse(network, vmv1alpha1.ReasonVLANNotAllowed, "%sVLAN %d is not allowed on HostNetwork %s (allowed: %s)", prefix(field), *want.vlan, h.Name, allowedList(h))
+	}
+	if want.vlan == nil && !h.Spec.AllowsUntagged() {
+		return refuse(network, vmv1alpha1.ReasonVLANNotAllowed, "%suntagged use is not allowed on HostNetwork %s: set a vlanId among its allowedVLANs (%s), "+
+			"or a cluster admin sets its spec.untagged to Allowed", prefix(field), h.Name, allowedList(h))
 	}
 	if want.mtu != nil && *want.mtu > h.Spec.EffectiveMTU() {
 		return refuse(network, vmv1alpha1.ReasonMTUTooLarge, "%smtu %d is above HostNetwork %s's %d", prefix(field), *want.mtu, h.Name, h.Spec.EffectiveMTU())

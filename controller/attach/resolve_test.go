@@ -350,6 +350,12 @@ func TestNamedNADConfigsTheParserJudges(t *testing.T) {
 			`{"type":"macvlan"}`, vmv1alpha1.ReasonHostNetworkNotDeclared, "default route"},
 		{"host-device on a declared uplink obeys its HostNetwork",
 			`{"type":"host-device","device":"eth2"}`, vmv1alpha1.ReasonNamespaceNotAllowed, "HostNetwork storage does not allow namespace other"},
+		{"a bridge trunking VLANs to the VM puts it on more than its VLAN",
+			`{"type":"bridge","bridge":"br-mgmt","vlan":100,"vlanTrunk":[{"minID":200,"maxID":210}]}`, vmv1alpha1.ReasonVLANNotAllowed, "vlanTrunk is not allowed on HostNetwork mgmt"},
+		{"a tagged bridge port keeping VLAN 1 puts the VM on VLAN 1 too",
+			`{"type":"bridge","bridge":"br-mgmt","vlan":100,"preserveDefaultVlan":true}`, vmv1alpha1.ReasonVLANNotAllowed, "preserveDefaultVlan is not allowed on HostNetwork mgmt"},
+		{"the operator's own tagged bridge config passes",
+			`{"type":"bridge","bridge":"br-mgmt","vlan":100,"preserveDefaultVlan":false,"macspoofchk":true,"vlanTrunk":null}`, "", ""},
 		{"a config that is not JSON cannot be judged",
 			`{"type":`, vmv1alpha1.ReasonHostNetworkNotDeclared, "not a CNI config"},
 	}

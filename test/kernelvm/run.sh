@@ -134,7 +134,6 @@ prepare_kernel() {
 	mkdir -p "$CACHE"
 	ensure_apt_lists
 	ensure_qemu
-	ensure_nft
 	kpkg=$(kernel_package)
 	kroot=$CACHE/$kpkg
 	fetch_deb "$kpkg" "$kroot"
@@ -147,6 +146,7 @@ prepare_kernel() {
 main() {
 	local kpkg kroot ver bb
 	prepare_kernel
+	ensure_nft # for the tests' initramfs only (nodevm.sh shares prepare_kernel)
 	build_initramfs "$kroot" "$ver" "$bb" "$CACHE/initramfs.cpio"
 	log "booting $kpkg under qemu (TCG)"
 	local console=$CACHE/console.log start

@@ -110,6 +110,16 @@ cloud-init:
 		{ compgen -G '/var/lib/apt/lists/*_Packages*' >/dev/null || apt-get update >/dev/null; } && \
 		DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends cloud-init >/dev/null; }
 
+# The bridge plugin's macspoofchk, which every bridge NAD the operator
+# writes sets, runs nft; test/consumers runs the plugin. Installed when
+# missing (the nftables service stays disabled: the tests' rules live in
+# their own network namespaces).
+.PHONY: nftables
+nftables:
+	@command -v nft >/dev/null || { echo "installing Debian's nftables (the bridge CNI plugin's macspoofchk runs nft)"; \
+		{ compgen -G '/var/lib/apt/lists/*_Packages*' >/dev/null || apt-get update >/dev/null; } && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends nftables >/dev/null; }
+
 # Not part of make test: it takes the picture in docs/development.md.
 .PHONY: screenshot
 screenshot: $(CONTROL_PLANE) $(BIN)/prometheus prometheus-web cloud-init ## Bring up the environment, take br-lan down and up, and save Chromium's screenshot of Prometheus' graph of the Carrier panel (docs/images/prometheus-carrier.png). Needs root.
@@ -195,7 +205,7 @@ docker-push: ## Push both images docker-build made to IMG_REGISTRY.
 ##@ Test
 
 .PHONY: test
-test: $(CONTROL_PLANE) $(OLDEST_CONTROL_PLANE) $(BIN)/promtool $(BIN)/prometheus $(HELM) $(CONTROLLER_GEN) $(CNI_PLUGINS) $(KUBEVIRT_ADMIT) images cloud-init ## Run every test: builds what the tests need into bin/ first (both control planes, promtool, helm, controller-gen, the reference CNI plugins, KubeVirt's admitters, the images; cloud-init is apt-installed when missing), then runs unit, integration and e2e tests, every fuzz target for TEST_FUZZTIME (20 s) each, test-oldest and test-kernel.
+test: $(CONTROL_PLANE) $(OLDEST_CONTROL_PLANE) $(BIN)/promtool $(BIN)/prometheus $(HELM) $(CONTROLLER_GEN) $(CNI_PLUGINS) $(KUBEVIRT_ADMIT) images cloud-init nftables ## Run every test: builds what the tests need into bin/ first (both control planes, promtool, helm, controller-gen, the reference CNI plugins, KubeVirt's admitters, the images; cloud-init and nftables are apt-installed when missing), then runs unit, integration and e2e tests, every fuzz target for TEST_FUZZTIME (20 s) each, test-oldest and test-kernel.
 	# test/scale's fault tests take about 8 minutes alone on 2 cores, longer
 	# beside the other packages: more than go test's default 10-minute limit.
 	KUBEBUILDER_ASSETS=$(BIN) go test -count=1 -timeout 30m ./...

@@ -124,7 +124,8 @@ const (
 	// pick the profile's namespace.
 	ReasonNamespaceNotAllowed = "NamespaceNotAllowed"
 	// ReasonVLANNotAllowed: the VLAN is outside the HostNetwork's allowedVLANs,
-	// or needs a HostNetwork that says where it is trunked.
+	// the network is untagged where allowedVLANs leave untagged use refused
+	// (spec.untagged), or the VLAN needs a HostNetwork that says where it is trunked.
 	ReasonVLANNotAllowed = "VLANNotAllowed"
 	// ReasonMTUTooLarge: the network's MTU is above the HostNetwork's.
 	ReasonMTUTooLarge = "MTUTooLarge"

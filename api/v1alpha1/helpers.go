@@ -168,6 +168,13 @@ func (s *HostNetworkSpec) AllowsVLAN(id int32) bool {
 // DefaultHostMTU is the MTU of a HostNetwork that does not set one.
 const DefaultHostMTU = 1500
 
+// AllowsUntagged says whether an attachment without a VLAN may use the
+// network: always without allowedVLANs (they are its only use), with them
+// only when untagged says Allowed.
+func (s *HostNetworkSpec) AllowsUntagged() bool {
+	return len(s.AllowedVLANs) == 0 || s.Untagged == UntaggedAllowed
+}
+
 // EffectiveMTU is the largest MTU VMs may use on the network.
 func (s *HostNetworkSpec) EffectiveMTU() int32 {
 	if s.MTU == nil {

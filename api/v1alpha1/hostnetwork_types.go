@@ -52,6 +52,19 @@ type Uplink struct {
 // +kubebuilder:validation:XValidation:rule="self.matches('^[0-9]{1,4}(-[0-9]{1,4})?$') && int(self.split('-')[0]) >= 1 && int(self.split('-')[self.split('-').size()-1]) <= 4094 && int(self.split('-')[0]) <= int(self.split('-')[self.split('-').size()-1])",message="must be a VLAN id or range such as 100 or 200-210, within 1 to 4094, the range's start not above its end"
 type VLANRange string
 
+// UntaggedPolicy says whether attachments without a VLAN may use a host
+// network that has allowedVLANs.
+// +kubebuilder:validation:Enum=Allowed;Refused
+type UntaggedPolicy string
+
+// Untagged policies.
+const (
+	// UntaggedAllowed admits untagged attachments next to the allowed VLANs.
+	UntaggedAllowed UntaggedPolicy = "Allowed"
+	// UntaggedRefused keeps every attachment on an allowed VLAN.
+	UntaggedRefused UntaggedPolicy = "Refused"
+)
+
 // HostSRIOV configures an SR-IOV physical function.
 type HostSRIOV struct {
 	// numVFs is how many virtual functions the PF offers (nmstate's
@@ -79,6 +92,7 @@ type HostSRIOV struct {
 // +kubebuilder:validation:XValidation:rule="self.type != 'sriov' || !has(self.uplinks) || self.uplinks.all(u, has(u.interface))",message="the uplink of an sriov network is its physical function: name it with interface",fieldPath=".uplinks"
 // +kubebuilder:validation:XValidation:rule="!has(self.uplinks) || size(self.uplinks) <= 1 || self.uplinks.all(u, has(u.nodeSelector) && size(u.nodeSelector) > 0)",message="with several uplinks, each needs a nodeSelector naming its node group",fieldPath=".uplinks"
 // +kubebuilder:validation:XValidation:rule="self.type != 'macvlan' || !has(self.allowedVLANs) || self.allowedVLANs.all(v, !v.contains('-'))",message="a macvlan network gets one VLAN sub-interface per allowed VLAN: list ids, not ranges",fieldPath=".allowedVLANs"
+// +kubebuilder:validation:XValidation:rule="!has(self.untagged) || self.untagged == 'Allowed' || (has(self.allowedVLANs) && size(self.allowedVLANs) > 0)",message="untagged: Refused needs allowedVLANs: without them a network is for untagged use only",fieldPath=".untagged"
 type HostNetworkSpec struct {
 	// type of the host network: bridge (a Linux bridge), ovs (an Open
 	// vSwitch bridge), macvlan (macvlan on the uplink, or on its VLAN
@@ -104,11 +118,25 @@ type HostNetworkSpec struct {
 	Uplinks []Uplink `json:"uplinks,omitempty"`
 
 	// allowedVLANs are the VLANs profiles may use on this network; a managed
-	// bridge trunks exactly these on its uplink. Empty allows untagged use only.
+	// bridge trunks exactly these on its uplink, and an unmanaged bridge
+	// must filter VLANs (vlan_filtering) on a node to be used there. Empty
+	// allows untagged use only; set, untagged use is refused unless untagged
+	// says Allowed.
 	// +optional
 	// +listType=set
 	// +kubebuilder:validation:MaxItems=64
 	AllowedVLANs []VLANRange `json:"allowedVLANs,omitempty"`
+
+	// untagged says whether profiles may attach without a vlanId when
+	// allowedVLANs is set. Refused, the default then, keeps every VM on an
+	// allowed VLAN: an untagged macvlan or SR-IOV VF sits on the uplink's
+	// native VLAN, where the guest can tag its own frames onto any VLAN of
+	// the switch's trunk, and on a VLAN-filtering bridge every untagged VM
+	// shares PVID 1. Allowed admits untagged attachments anyway (set it to
+	// keep profiles that were untagged before this field existed). Without
+	// allowedVLANs only untagged use is possible; leave it unset.
+	// +optional
+	Untagged UntaggedPolicy `json:"untagged,omitempty"`
 
 	// mtu is the largest MTU a VM interface may use on this network, and the
 	// MTU a managed network sets on the host side. Unset means 1500.

@@ -175,7 +175,11 @@ type rule struct {
 
 // allowedOn checks a namespace, VLAN and MTU against a HostNetwork, the
 // same for a generated attachment and for a named one (field then names
-// the profile field and the attachment, for the message).
+// the profile field and the attachment, for the message). An untagged
+// attachment on a network with allowedVLANs is refused unless the network
+// says untagged: Allowed: without a tag a macvlan or VF sits on the
+// uplink's native VLAN, and its guest can tag frames onto any VLAN of the
+// trunk.
 func allowedOn(profile *vmv1alpha1.VirtualMachineProfile, network *vmv1alpha1.NetworkConfig, field string, h *vmv1alpha1.HostNetwork,
 	want rule, namespaceLabels map[string]string) *Refusal {
 	selector, err := metav1.LabelSelectorAsSelector(&h.Spec.NamespaceSelector)
@@ -184,6 +188,10 @@ func allowedOn(profile *vmv1alpha1.VirtualMachineProfile, network *vmv1alpha1.Ne
 	}
 	if want.vlan != nil && !h.Spec.AllowsVLAN(*want.vlan) {
 		return refuse(network, vmv1alpha1.ReasonVLANNotAllowed, "%sVLAN %d is not allowed on HostNetwork %s (allowed: %s)", prefix(field), *want.vlan, h.Name, allowedList(h))
+	}
+	if want.vlan == nil && !h.Spec.AllowsUntagged() {
+		return refuse(network, vmv1alpha1.ReasonVLANNotAllowed, "%suntagged use is not allowed on HostNetwork %s: set a vlanId among its allowedVLANs (%s), "+
+			"or a cluster admin sets its spec.untagged to Allowed", prefix(field), h.Name, allowedList(h))
 	}
 	if want.mtu != nil && *want.mtu > h.Spec.EffectiveMTU() {
 		return refuse(network, vmv1alpha1.ReasonMTUTooLarge, "%smtu %d is above HostNetwork %s's %d", prefix(field), *want.mtu, h.Name, h.Spec.EffectiveMTU())
@@ -357,6 +365,9 @@ func named(profile *vmv1alpha1.VirtualMachineProfile, a desired.Attachment, in I
 			return a, refuse(a.Network, vmv1alpha1.ReasonHostNetworkNotDeclared, "%s: no HostNetwork declares %s; a cluster admin declares it with a HostNetwork (kubectl get hostnetworks)", field, r.host)
 		}
 		if r.declared != nil {
+			if refusal := singleVLAN(a.Network, field, plugin, r.declared); refusal != nil {
+				return a, refusal
+			}
 			if refusal := allowedOn(profile, a.Network, field, r.declared, rule{vlan: optional(r.vlan), mtu: optional(mtu)}, in.NamespaceLabels); refusal != nil {
 				return a, refusal
 			}
@@ -370,6 +381,22 @@ func named(profile *vmv1alpha1.VirtualMachineProfile, a desired.Attachment, in I
 		}
 	}
 	return a, nil
+}
+
+// singleVLAN refuses a named bridge config that puts the VM on more VLANs
+// than its own: vlanTrunk passes tagged VLANs the allowed list never saw,
+// and preserveDefaultVlan keeps VLAN 1 on a tagged port beside its VLAN.
+func singleVLAN(network *vmv1alpha1.NetworkConfig, field string, plugin cniConfig, h *vmv1alpha1.HostNetwork) *Refusal {
+	if plugin.Type != "bridge" {
+		return nil
+	}
+	switch {
+	case len(plugin.VLANTrunk) > 0 && string(plugin.VLANTrunk) != "null" && string(plugin.VLANTrunk) != "[]":
+		return refuse(network, vmv1alpha1.ReasonVLANNotAllowed, "%svlanTrunk is not allowed on HostNetwork %s: a VM there is on one VLAN (its vlan)", prefix(field), h.Name)
+	case plugin.VLAN != 0 && plugin.PreserveDefaultVLAN != nil && *plugin.PreserveDefaultVLAN:
+		return refuse(network, vmv1alpha1.ReasonVLANNotAllowed, "%spreserveDefaultVlan is not allowed on HostNetwork %s: it keeps VLAN 1 on the VM's port beside VLAN %d", prefix(field), h.Name, plugin.VLAN)
+	}
+	return nil
 }
 
 // nadField names the profile field a named attachment comes from.
@@ -540,6 +567,9 @@ type cniConfig struct {
 	VLAN     int32       `json:"vlan"`
 	MTU      int32       `json:"mtu"`
 	Plugins  []cniConfig `json:"plugins"`
+	// VLANTrunk and PreserveDefaultVLAN (bridge) put a port on more VLANs.
+	VLANTrunk           json.RawMessage `json:"vlanTrunk"`
+	PreserveDefaultVLAN *bool           `json:"preserveDefaultVlan"`
 }
 
 // parseCNI returns the plugins of a config: itself, or each of a conflist's

@@ -1,6 +1,7 @@
 package attach
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -25,7 +26,7 @@ func declaredNetworks() []vmv1alpha1.HostNetwork {
 	tenants := metav1.LabelSelector{MatchLabels: map[string]string{"tenant": "tenant-a"}}
 	return []vmv1alpha1.HostNetwork{
 		hn("mgmt", 1, vmv1alpha1.HostNetworkSpec{Type: "bridge", BridgeName: "br-mgmt", Managed: true, Uplinks: []vmv1alpha1.Uplink{{Interface: "eth1"}},
-			AllowedVLANs: []vmv1alpha1.VLANRange{"1", "100", "200-210"}, MTU: ptr.To[int32](9000), NodeSelector: map[string]string{"net/mgmt": "true"}}),
+			AllowedVLANs: []vmv1alpha1.VLANRange{"1", "100", "200-210"}, Untagged: vmv1alpha1.UntaggedAllowed, MTU: ptr.To[int32](9000), NodeSelector: map[string]string{"net/mgmt": "true"}}),
 		hn("mgmt-dup", 2, vmv1alpha1.HostNetworkSpec{Type: "bridge", BridgeName: "br-mgmt"}),
 		hn("storage", 3, vmv1alpha1.HostNetworkSpec{Type: "macvlan", Managed: true, Default: true, Uplinks: []vmv1alpha1.Uplink{{Interface: "eth2"}},
 			AllowedVLANs: []vmv1alpha1.VLANRange{"310"}, NamespaceSelector: tenants}),
@@ -220,6 +221,10 @@ func equivalents() []equivalent {
 			`{"type":"sriov","vlan":200}`, "mellanox.com/cx6", ""},
 		{"sriov, VLAN not allowed", "tenant-a", vmv1alpha1.NetworkConfig{Type: "sriov", VLANID: v(201), SRIOV: &vmv1alpha1.SRIOVConfig{ResourceName: "mellanox.com/cx6"}},
 			`{"type":"sriov","vlan":201}`, "mellanox.com/cx6", vmv1alpha1.ReasonVLANNotAllowed},
+		{"macvlan untagged on the raw uplink of a network with allowedVLANs", "tenant-a", vmv1alpha1.NetworkConfig{Type: "macvlan", HostNetwork: "storage"},
+			`{"type":"macvlan","master":"eth2"}`, "", vmv1alpha1.ReasonVLANNotAllowed},
+		{"sriov untagged on a network with allowedVLANs", "tenant-a", vmv1alpha1.NetworkConfig{Type: "sriov", SRIOV: &vmv1alpha1.SRIOVConfig{ResourceName: "mellanox.com/cx6"}},
+			`{"type":"sriov"}`, "mellanox.com/cx6", vmv1alpha1.ReasonVLANNotAllowed},
 		{"sriov resource nobody declared", "tenant-a", vmv1alpha1.NetworkConfig{Type: "sriov", SRIOV: &vmv1alpha1.SRIOVConfig{ResourceName: "acme.com/vf"}},
 			`{"type":"sriov"}`, "acme.com/vf", vmv1alpha1.ReasonHostNetworkNotDeclared},
 	}
@@ -345,6 +350,12 @@ func TestNamedNADConfigsTheParserJudges(t *testing.T) {
 			`{"type":"macvlan"}`, vmv1alpha1.ReasonHostNetworkNotDeclared, "default route"},
 		{"host-device on a declared uplink obeys its HostNetwork",
 			`{"type":"host-device","device":"eth2"}`, vmv1alpha1.ReasonNamespaceNotAllowed, "HostNetwork storage does not allow namespace other"},
+		{"a bridge trunking VLANs to the VM puts it on more than its VLAN",
+			`{"type":"bridge","bridge":"br-mgmt","vlan":100,"vlanTrunk":[{"minID":200,"maxID":210}]}`, vmv1alpha1.ReasonVLANNotAllowed, "vlanTrunk is not allowed on HostNetwork mgmt"},
+		{"a tagged bridge port keeping VLAN 1 puts the VM on VLAN 1 too",
+			`{"type":"bridge","bridge":"br-mgmt","vlan":100,"preserveDefaultVlan":true}`, vmv1alpha1.ReasonVLANNotAllowed, "preserveDefaultVlan is not allowed on HostNetwork mgmt"},
+		{"the operator's own tagged bridge config passes",
+			`{"type":"bridge","bridge":"br-mgmt","vlan":100,"preserveDefaultVlan":false,"macspoofchk":true,"vlanTrunk":null}`, "", ""},
 		{"a config that is not JSON cannot be judged",
 			`{"type":`, vmv1alpha1.ReasonHostNetworkNotDeclared, "not a CNI config"},
 	}
@@ -440,5 +451,49 @@ func TestUnjudgedNADsOnlyWhenUndeclaredAllowed(t *testing.T) {
 		if refusal != nil || attachments[0].Declared != nil || attachments[0].Segment != segment {
 			t.Errorf("%s: %+v %+v", config, refusal, attachments)
 		}
+	}
+}
+
+// TestUntaggedOnlyWhereAllowed: with allowedVLANs set, an untagged
+// attachment (generated or named) is refused, naming the field that would
+// allow it, unless the HostNetwork says untagged: Allowed; without
+// allowedVLANs untagged use is the only use and stays allowed.
+func TestUntaggedOnlyWhereAllowed(t *testing.T) {
+	bridge := func(vlans []vmv1alpha1.VLANRange, untagged vmv1alpha1.UntaggedPolicy) []vmv1alpha1.HostNetwork {
+		return []vmv1alpha1.HostNetwork{hn("lan", 1, vmv1alpha1.HostNetworkSpec{Type: "bridge", BridgeName: "br-lan", AllowedVLANs: vlans, Untagged: untagged})}
+	}
+	cases := []struct {
+		name         string
+		hostNetworks []vmv1alpha1.HostNetwork
+		vlan         *int32
+		reason       string
+	}{
+		{"untagged, allowedVLANs set, untagged unset", bridge([]vmv1alpha1.VLANRange{"100"}, ""), nil, vmv1alpha1.ReasonVLANNotAllowed},
+		{"untagged, allowedVLANs set, untagged Refused", bridge([]vmv1alpha1.VLANRange{"100"}, vmv1alpha1.UntaggedRefused), nil, vmv1alpha1.ReasonVLANNotAllowed},
+		{"untagged, allowedVLANs set, untagged Allowed", bridge([]vmv1alpha1.VLANRange{"100"}, vmv1alpha1.UntaggedAllowed), nil, ""},
+		{"tagged on an allowed VLAN, untagged Refused", bridge([]vmv1alpha1.VLANRange{"100"}, vmv1alpha1.UntaggedRefused), ptr.To[int32](100), ""},
+		{"untagged, no allowedVLANs (unchanged)", bridge(nil, ""), nil, ""},
+		{"tagged, no allowedVLANs (unchanged)", bridge(nil, ""), ptr.To[int32](100), vmv1alpha1.ReasonVLANNotAllowed},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			in := Inputs{HostNetworks: c.hostNetworks}
+			_, generated := Resolve(profileWith("ns", vmv1alpha1.NetworkConfig{Name: "lan", Type: "bridge", VLANID: c.vlan}), in)
+			config := `{"type":"bridge","bridge":"br-lan"}`
+			if c.vlan != nil {
+				config = fmt.Sprintf(`{"type":"bridge","bridge":"br-lan","vlan":%d}`, *c.vlan)
+			}
+			_, named := Resolve(profileWith("ns", vmv1alpha1.NetworkConfig{Name: "lan", Type: "bridge", NADName: "n"}), withNAD(in, "ns", config, ""))
+			if reasonOf(generated) != c.reason || reasonOf(named) != c.reason {
+				t.Fatalf("want %q; generated %+v, named %+v", c.reason, generated, named)
+			}
+			if c.reason != "" && c.vlan == nil {
+				for _, r := range []*Refusal{generated, named} {
+					if !strings.Contains(r.Message, "untagged use is not allowed on HostNetwork lan") || !strings.Contains(r.Message, "spec.untagged to Allowed") {
+						t.Fatalf("the message names the network and the field that allows it: %q", r.Message)
+					}
+				}
+			}
+		})
 	}
 }

@@ -75,15 +75,17 @@ func TestCNIConfigs(t *testing.T) {
 		want string
 	}{
 		{"bridge with vlan and mtu", Attachment{Network: net, Type: vmv1alpha1.NetworkTypeBridge, Bridge: "br-mgmt", VLAN: 100, MTU: 9000},
-			`{"cniVersion":"0.4.0","name":"nad","type":"bridge","bridge":"br-mgmt","vlan":100,"mtu":9000,"ipam":{}}`},
+			`{"cniVersion":"0.4.0","name":"nad","type":"bridge","bridge":"br-mgmt","vlan":100,"preserveDefaultVlan":false,"macspoofchk":true,"mtu":9000,"ipam":{}}`},
 		{"bridge untagged", Attachment{Network: net, Type: vmv1alpha1.NetworkTypeBridge, Bridge: "br-mgmt"},
-			`{"cniVersion":"0.4.0","name":"nad","type":"bridge","bridge":"br-mgmt","ipam":{}}`},
+			`{"cniVersion":"0.4.0","name":"nad","type":"bridge","bridge":"br-mgmt","macspoofchk":true,"ipam":{}}`},
 		{"macvlan on a VLAN sub-interface: the VLAN is on the master", Attachment{Network: net, Type: vmv1alpha1.NetworkTypeMacvlan, Master: "storage.310", VLAN: 310},
 			`{"cniVersion":"0.4.0","name":"nad","type":"macvlan","master":"storage.310","mode":"bridge","ipam":{}}`},
 		{"macvlan on the default route's interface", Attachment{Network: net, Type: vmv1alpha1.NetworkTypeMacvlan},
 			`{"cniVersion":"0.4.0","name":"nad","type":"macvlan","mode":"bridge","ipam":{}}`},
 		{"sriov with vlan", Attachment{Network: net, Type: vmv1alpha1.NetworkTypeSRIOV, VLAN: 200, ResourceName: "intel.com/x"},
-			`{"cniVersion":"0.4.0","name":"nad","type":"sriov","vlan":200,"ipam":{}}`},
+			`{"cniVersion":"0.4.0","name":"nad","type":"sriov","vlan":200,"spoofchk":"on","trust":"off","ipam":{}}`},
+		{"sriov untagged still checks spoofing and trusts no guest", Attachment{Network: net, Type: vmv1alpha1.NetworkTypeSRIOV, ResourceName: "intel.com/x"},
+			`{"cniVersion":"0.4.0","name":"nad","type":"sriov","spoofchk":"on","trust":"off","ipam":{}}`},
 		{"ovs with vlan", Attachment{Network: net, Type: vmv1alpha1.NetworkTypeOVS, Bridge: "br-int", VLAN: 42},
 			`{"cniVersion":"0.4.0","name":"nad","type":"ovs","bridge":"br-int","vlan":42}`},
 	}

@@ -60,13 +60,20 @@ type emptyIPAM struct{}
 
 // bridgeCNI is the config of the reference bridge plugin.
 type bridgeCNI struct {
-	CNIVersion string    `json:"cniVersion"`
-	Name       string    `json:"name"`
-	Type       string    `json:"type"`
-	Bridge     string    `json:"bridge"`
-	VLAN       int32     `json:"vlan,omitempty"`
-	MTU        int32     `json:"mtu,omitempty"`
-	IPAM       emptyIPAM `json:"ipam"`
+	CNIVersion string `json:"cniVersion"`
+	Name       string `json:"name"`
+	Type       string `json:"type"`
+	Bridge     string `json:"bridge"`
+	VLAN       int32  `json:"vlan,omitempty"`
+	// PreserveDefaultVLAN is false with a VLAN: the port then carries only
+	// its own VLAN, not also VLAN 1 tagged, where untagged VMs live. The
+	// plugin's default changed between releases, so it is said.
+	PreserveDefaultVLAN *bool `json:"preserveDefaultVlan,omitempty"`
+	// MACSpoofCheck drops frames from the VM's port whose source MAC is not
+	// the interface's (nftables, bridge family).
+	MACSpoofCheck bool      `json:"macspoofchk"`
+	MTU           int32     `json:"mtu,omitempty"`
+	IPAM          emptyIPAM `json:"ipam"`
 }
 
 // macvlanCNI is the config of the reference macvlan plugin.
@@ -80,12 +87,17 @@ type macvlanCNI struct {
 	IPAM       emptyIPAM `json:"ipam"`
 }
 
-// sriovCNI is the config of the SR-IOV CNI plugin.
+// sriovCNI is the config of the SR-IOV CNI plugin. The VF's VLAN is set
+// by the PF (the guest's own tags never reach the wire as its VLAN),
+// spoof checking keeps it to its MAC, and an untrusted VF cannot turn on
+// promiscuous mode or change its MAC.
 type sriovCNI struct {
 	CNIVersion string    `json:"cniVersion"`
 	Name       string    `json:"name"`
 	Type       string    `json:"type"`
 	VLAN       int32     `json:"vlan,omitempty"`
+	SpoofCheck string    `json:"spoofchk"`
+	Trust      string    `json:"trust"`
 	IPAM       emptyIPAM `json:"ipam"`
 }
 
@@ -104,12 +116,13 @@ func CNIConfig(name string, a Attachment) (string, error) {
 	var config any
 	switch a.Type {
 	case vmv1alpha1.NetworkTypeBridge:
-		config = bridgeCNI{CNIVersion: cniVersion, Name: name, Type: "bridge", Bridge: a.Bridge, VLAN: a.VLAN, MTU: a.MTU}
+		config = bridgeCNI{CNIVersion: cniVersion, Name: name, Type: "bridge", Bridge: a.Bridge, VLAN: a.VLAN,
+			PreserveDefaultVLAN: keepDefaultVLAN(a.VLAN), MACSpoofCheck: true, MTU: a.MTU}
 	case vmv1alpha1.NetworkTypeMacvlan:
 		// The VLAN lives on the master sub-interface; macvlan itself is untagged.
 		config = macvlanCNI{CNIVersion: cniVersion, Name: name, Type: "macvlan", Master: a.Master, Mode: "bridge", MTU: a.MTU}
 	case vmv1alpha1.NetworkTypeSRIOV:
-		config = sriovCNI{CNIVersion: cniVersion, Name: name, Type: "sriov", VLAN: a.VLAN}
+		config = sriovCNI{CNIVersion: cniVersion, Name: name, Type: "sriov", VLAN: a.VLAN, SpoofCheck: "on", Trust: "off"}
 	case vmv1alpha1.NetworkTypeOVS:
 		config = ovsCNI{CNIVersion: cniVersion, Name: name, Type: "ovs", Bridge: a.Bridge, VLAN: a.VLAN, MTU: a.MTU}
 	default:
@@ -117,6 +130,16 @@ func CNIConfig(name string, a Attachment) (string, error) {
 	}
 	raw, err := json.Marshal(config)
 	return string(raw), err
+}
+
+// keepDefaultVLAN is the bridge plugin's preserveDefaultVlan: false on a
+// tagged port, unsaid on an untagged one (where it does nothing).
+func keepDefaultVLAN(vlan int32) *bool {
+	if vlan == 0 {
+		return nil
+	}
+	keep := false
+	return &keep
 }
 
 // NAD is the NetworkAttachmentDefinition of a network without nadName.

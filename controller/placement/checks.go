@@ -206,7 +206,8 @@ func Offers(c *vmv1alpha1.NodeCapabilityStatus, need Requirement) (bool, string)
 }
 
 // offersHostNetwork: a managed network's policy is verified on the node
-// (and an SR-IOV one has free VFs); an unmanaged one is there and up.
+// (and an SR-IOV one has free VFs); an unmanaged one is there and up, and
+// an unmanaged bridge with allowedVLANs filters VLANs.
 func offersHostNetwork(c *vmv1alpha1.NodeCapabilityStatus, offer *HostNetworkOffer) (bool, string) {
 	if offer.Managed {
 		if ok, why := policiesVerified(c, offer); !ok {
@@ -215,8 +216,13 @@ func offersHostNetwork(c *vmv1alpha1.NodeCapabilityStatus, offer *HostNetworkOff
 	}
 	switch offer.Type {
 	case vmv1alpha1.NetworkTypeBridge:
-		if bridge := findBridge(c, offer.Bridge); bridge == nil || !bridge.Up {
+		bridge := findBridge(c, offer.Bridge)
+		if bridge == nil || !bridge.Up {
 			return Offers(c, Requirement{Kind: NeedBridge, Name: offer.Bridge})
+		}
+		if offer.VLANFiltering && !bridge.VLANFiltering {
+			return false, "bridge " + offer.Bridge + " does not filter VLANs (vlan_filtering off), so HostNetwork " + offer.Name +
+				"'s allowedVLANs cannot confine its VMs here"
 		}
 	case vmv1alpha1.NetworkTypeOVS:
 		return ovsBridgeUp(c, offer.Bridge)

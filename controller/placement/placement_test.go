@@ -388,3 +388,42 @@ func TestNamedMacvlanNeedsItsMaster(t *testing.T) {
 		}
 	}
 }
+
+// TestUnmanagedBridgeWithVLANsMustFilter: an unmanaged bridge with
+// allowedVLANs is offered only where its agent reports vlan_filtering on
+// that bridge: without it every VM on the bridge sees every VLAN of the
+// uplink. Each other node says why; the node label follows the same rule.
+// Without allowedVLANs a non-filtering bridge still serves.
+func TestUnmanagedBridgeWithVLANsMustFilter(t *testing.T) {
+	trunk := vmv1alpha1.HostNetwork{ObjectMeta: metav1.ObjectMeta{Name: "trunk"}, Spec: vmv1alpha1.HostNetworkSpec{Type: "bridge", BridgeName: "br-trunk",
+		AllowedVLANs: []vmv1alpha1.VLANRange{"300"}}}
+	plain := vmv1alpha1.HostNetwork{ObjectMeta: metav1.ObjectMeta{Name: "plain"}, Spec: vmv1alpha1.HostNetworkSpec{Type: "bridge", BridgeName: "br-plain"}}
+	p := seedProfile()
+	p.Spec.Networks = []vmv1alpha1.NetworkConfig{{Name: "t", Type: vmv1alpha1.NetworkTypeBridge, BridgeName: "br-trunk", VLANID: ptr.To[int32](300)}}
+	needs := needsOf(t, p, trunk)
+	filtering := capability(withBridge("br-trunk", true, "eth1", "300"))
+	open := capability(withBridge("br-trunk", true, "eth1", ""))
+	result := Evaluate(p, needs, []Node{{Name: "filtering", Capability: filtering}, {Name: "open", Capability: open}}, Options{})
+	if strings.Join(result.Eligible, ",") != "filtering" {
+		t.Fatalf("eligible %v", result.Eligible)
+	}
+	want := "bridge br-trunk does not filter VLANs (vlan_filtering off), so HostNetwork trunk's allowedVLANs cannot confine its VMs here"
+	if len(result.Status.Excluded) != 1 || result.Status.Excluded[0].Node != "open" || result.Status.Excluded[0].Reason != want {
+		t.Fatalf("excluded %+v, want open: %q", result.Status.Excluded, want)
+	}
+	offers := []HostNetworkOffer{OfferOf(&trunk), OfferOf(&plain)}
+	if got := NodeLabels(filtering, nil, offers)[HostNetworkLabel("trunk")]; got != "true" {
+		t.Fatalf("filtering node: hostnetwork label %q", got)
+	}
+	if got, ok := NodeLabels(open, nil, offers)[HostNetworkLabel("trunk")]; ok {
+		t.Fatalf("non-filtering node carries the trunk label %q", got)
+	}
+	plainNode := capability(withBridge("br-plain", true, "eth2", ""))
+	if got := NodeLabels(plainNode, nil, offers)[HostNetworkLabel("plain")]; got != "true" {
+		t.Fatalf("a bridge without allowedVLANs needs no filtering: label %q", got)
+	}
+	managed := managedBridge("edge", "br-edge", nil)
+	if OfferOf(&managed).VLANFiltering {
+		t.Fatal("a managed bridge gets filtering from its verified policy; the offer must not ask for it twice")
+	}
+}

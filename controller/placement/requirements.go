@@ -83,11 +83,18 @@ type HostNetworkOffer struct {
 	// Uplinks are its uplink interfaces (one per node group): the macvlan
 	// master without VLAN, the SR-IOV physical functions.
 	Uplinks []string
+	// VLANFiltering: the bridge must filter VLANs on the node. An unmanaged
+	// bridge with allowedVLANs needs it, or every VM on it sees every VLAN
+	// of the uplink whatever its own tag (a managed one gets it from its
+	// policy, which the agent verifies).
+	VLANFiltering bool
 }
 
 // OfferOf is what a HostNetwork asks of a node.
 func OfferOf(hostNetwork *vmv1alpha1.HostNetwork) HostNetworkOffer {
-	offer := HostNetworkOffer{Name: hostNetwork.Name, Type: hostNetwork.Spec.Type, Managed: hostNetwork.Spec.Managed, Bridge: hostNetwork.Spec.BridgeName}
+	spec := &hostNetwork.Spec
+	offer := HostNetworkOffer{Name: hostNetwork.Name, Type: spec.Type, Managed: spec.Managed, Bridge: spec.BridgeName,
+		VLANFiltering: spec.Type == vmv1alpha1.NetworkTypeBridge && !spec.Managed && len(spec.AllowedVLANs) > 0}
 	for i := range hostNetwork.Spec.Uplinks {
 		uplink := &hostNetwork.Spec.Uplinks[i]
 		offer.Uplinks = append(offer.Uplinks, desired.UplinkInterface(uplink))

@@ -164,7 +164,8 @@ func ownersOfTheControllersObjects(ctx context.Context, t *testing.T, cp *contro
 			Disks:    []vmv1alpha1.DiskConfig{{Name: "system", Size: "1Gi", Boot: true}, {Name: "data", Size: "1Gi"}}}}
 	hostNetwork := &vmv1alpha1.HostNetwork{ObjectMeta: metav1.ObjectMeta{Name: "lan"},
 		Spec: vmv1alpha1.HostNetworkSpec{Type: vmv1alpha1.NetworkTypeBridge, BridgeName: "br-lan", Managed: true,
-			Uplinks: []vmv1alpha1.Uplink{{Interface: "eth1"}}, AllowedVLANs: []vmv1alpha1.VLANRange{"100"}, NamespaceSelector: metav1.LabelSelector{}}}
+			Uplinks: []vmv1alpha1.Uplink{{Interface: "eth1"}}, AllowedVLANs: []vmv1alpha1.VLANRange{"100"}, Untagged: vmv1alpha1.UntaggedAllowed,
+			NamespaceSelector: metav1.LabelSelector{}}}
 	for _, obj := range []client.Object{profile, hostNetwork} {
 		if err := cp.Client.Create(ctx, obj); err != nil {
 			t.Fatalf("create %T %s: %v", obj, obj.GetName(), err)

@@ -7,8 +7,12 @@ package consumers_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"net"
+	"sort"
 	"testing"
+	"time"
 
 	"github.com/containernetworking/cni/pkg/types"
 	"github.com/vishvananda/netlink"
@@ -105,5 +109,200 @@ func TestKernelMacvlanNADOnAVLANMaster(t *testing.T) {
 	})
 	if err != nil {
 		t.Fatalf("%v\nconfig: %s", err, config)
+	}
+}
+
+// arrivals sends count copies of frame from the pod's net1 and returns how
+// many each watched link of the switch received (each link's count once
+// it stopped moving).
+func arrivals(t *testing.T, pod, sw *netnstest.Namespace, frame []byte, count int, watched ...string) map[string]uint64 {
+	t.Helper()
+	before := map[string]uint64{}
+	for _, name := range watched {
+		before[name] = settledRx(t, sw, name)
+	}
+	pod.Send(t, "net1", count, frame)
+	got := map[string]uint64{}
+	for _, name := range watched {
+		got[name] = settledRx(t, sw, name) - before[name]
+	}
+	return got
+}
+
+// settledRx is a link's received-packet count once it stopped moving.
+func settledRx(t *testing.T, ns *netnstest.Namespace, name string) uint64 {
+	t.Helper()
+	last := ns.Link(t, name).Attrs().Statistics.RxPackets
+	for range 50 {
+		time.Sleep(20 * time.Millisecond)
+		now := ns.Link(t, name).Attrs().Statistics.RxPackets
+		if now == last {
+			return now
+		}
+		last = now
+	}
+	t.Fatalf("%s keeps receiving", name)
+	return 0
+}
+
+// wire gives the node an uplink whose far end is in the switch namespace,
+// with a VLAN link there for each id to count what arrives on that VLAN.
+func wire(t *testing.T, node, sw *netnstest.Namespace, uplink, master string, vlans ...int) {
+	t.Helper()
+	node.VethPair(t, uplink, uplink+"-wire", master)
+	node.MoveTo(t, uplink+"-wire", sw)
+	sw.SetUp(t, uplink+"-wire")
+	for _, id := range vlans {
+		sw.VLAN(t, fmt.Sprintf("w.%d", id), uplink+"-wire", id)
+	}
+}
+
+// confinementCase is one kind of frame the guest sends, and how many of
+// them each switch link may see.
+type confinementCase struct {
+	what  string
+	vid   int
+	wants map[string]uint64
+}
+
+func checkConfinement(t *testing.T, pod, sw *netnstest.Namespace, src string, cases []confinementCase) error {
+	t.Helper()
+	mac, err := net.ParseMAC(src)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, c := range cases {
+		watched := make([]string, 0, len(c.wants))
+		for name := range c.wants {
+			watched = append(watched, name)
+		}
+		sort.Strings(watched)
+		got := arrivals(t, pod, sw, netnstest.FrameFrom(mac, c.vid, 64), sent, watched...)
+		for _, name := range watched {
+			if got[name] != c.wants[name] {
+				errs = append(errs, fmt.Errorf("%s: %s received %d of %d frames, want %d", c.what, name, got[name], sent, c.wants[name]))
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// sent is how many frames each case sends.
+const sent = 20
+
+// TestKernelBridgeNADConfinesTheVMToItsVLAN: a VM on VLAN 100 of a
+// VLAN-filtering bridge whose uplink trunks 100 and 200 (the HostNetwork's
+// allowedVLANs) gets its untagged frames onto VLAN 100 (the positive
+// control), and not one frame it tags itself leaves the node: not on VLAN
+// 300 (outside the allowed list), not on 200 (allowed, another tenant's),
+// not on VLAN 1 (where untagged VMs live; preserveDefaultVlan is false).
+// The same NAD on a bridge without vlan_filtering lets the guest's VLAN
+// 300 frames straight onto the trunk, which is why placement requires
+// vlan_filtering of an unmanaged bridge with allowedVLANs.
+func TestKernelBridgeNADConfinesTheVMToItsVLAN(t *testing.T) {
+	binDir, err := consumers.CNIBinDir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	config, err := desired.CNIConfig("trunk", desired.Attachment{Network: &vmv1alpha1.NetworkConfig{Name: "trunk"},
+		Type: vmv1alpha1.NetworkTypeBridge, Bridge: "br-trunk", VLAN: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const vmMAC = "02:00:00:00:01:00"
+	none := func(names ...string) map[string]uint64 {
+		m := map[string]uint64{}
+		for _, n := range names {
+			m[n] = 0
+		}
+		return m
+	}
+	all := []string{"eth1-wire", "w.1", "w.100", "w.200", "w.300"}
+	for _, filtering := range []bool{true, false} {
+		t.Run(fmt.Sprintf("vlan_filtering=%t", filtering), func(t *testing.T) {
+			node, pod, sw := netnstest.New(t), netnstest.New(t), netnstest.New(t)
+			for _, ns := range []*netnstest.Namespace{node, pod, sw} {
+				ns.NoIPv6(t)
+			}
+			if filtering {
+				node.FilteringBridge(t, "br-trunk")
+			} else {
+				node.Bridge(t, "br-trunk")
+			}
+			wire(t, node, sw, "eth1", "br-trunk", 1, 100, 200, 300)
+			node.AllowVLANs(t, "eth1", 100, 200)
+			var cases []confinementCase
+			if filtering {
+				positive := none(all...)
+				positive["eth1-wire"], positive["w.100"] = sent, sent
+				cases = []confinementCase{
+					{"untagged, onto its VLAN 100 (positive control)", 0, positive},
+					{"tagged 300, outside allowedVLANs", 300, none(all...)},
+					{"tagged 200, allowed but not the VM's", 200, none(all...)},
+					{"tagged 1, the default VLAN", 1, none(all...)},
+				}
+			} else {
+				leak := none(all...)
+				leak["eth1-wire"], leak["w.300"] = sent, sent
+				cases = []confinementCase{{"tagged 300 on a bridge that does not filter", 300, leak}}
+			}
+			delegate := consumers.Delegate{BinDir: binDir, Node: node.Do, PodNetNS: pod.Path(), PodNamespace: "ns", PodName: "virt-launcher-vm-v"}
+			err := delegate.AddCheckDel(context.Background(), []byte(config), "net1", vmMAC, func(types.Result) error {
+				return checkConfinement(t, pod, sw, vmMAC, cases)
+			})
+			if err != nil {
+				t.Fatalf("%v\nconfig: %s", err, config)
+			}
+		})
+	}
+}
+
+// TestKernelMacvlanNADKeepsGuestTagsInsideItsVLAN: a macvlan network on
+// VLAN 310 attaches over the sub-interface storage.310, so whatever the
+// guest tags stays inside VLAN 310: its untagged frames arrive on 310 (the
+// positive control), and its frames tagged 311 (outside allowedVLANs)
+// arrive on 310 too, with their tag inside, and not one on 311. On the raw
+// uplink, the untagged attachment the operator now refuses where
+// allowedVLANs are set, the same frames land on VLAN 311.
+func TestKernelMacvlanNADKeepsGuestTagsInsideItsVLAN(t *testing.T) {
+	binDir, err := consumers.CNIBinDir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	const vmMAC = "02:00:00:00:03:10"
+	for _, c := range []struct {
+		name, master string
+		vlan         int32
+		cases        []confinementCase
+	}{
+		{"over storage.310", "storage.310", 310, []confinementCase{
+			{"untagged, onto VLAN 310 (positive control)", 0, map[string]uint64{"w.310": sent, "w.311": 0}},
+			{"tagged 311, outside allowedVLANs", 311, map[string]uint64{"w.310": sent, "w.311": 0}},
+		}},
+		{"on the raw uplink (refused where allowedVLANs are set)", "storage", 0, []confinementCase{
+			{"tagged 311 from an untagged attachment", 311, map[string]uint64{"w.310": 0, "w.311": sent}},
+		}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			config, err := desired.CNIConfig("storage", desired.Attachment{Network: &vmv1alpha1.NetworkConfig{Name: "storage"},
+				Type: vmv1alpha1.NetworkTypeMacvlan, Master: c.master, VLAN: c.vlan})
+			if err != nil {
+				t.Fatal(err)
+			}
+			node, pod, sw := netnstest.New(t), netnstest.New(t), netnstest.New(t)
+			for _, ns := range []*netnstest.Namespace{node, pod, sw} {
+				ns.NoIPv6(t)
+			}
+			wire(t, node, sw, "storage", "", 310, 311)
+			node.VLAN(t, "storage.310", "storage", 310)
+			delegate := consumers.Delegate{BinDir: binDir, Node: node.Do, PodNetNS: pod.Path(), PodNamespace: "ns", PodName: "virt-launcher-vm-w"}
+			err = delegate.AddCheckDel(context.Background(), []byte(config), "net1", vmMAC, func(types.Result) error {
+				return checkConfinement(t, pod, sw, vmMAC, c.cases)
+			})
+			if err != nil {
+				t.Fatalf("%v\nconfig: %s", err, config)
+			}
+		})
 	}
 }

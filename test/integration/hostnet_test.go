@@ -169,6 +169,8 @@ func TestRefusals(t *testing.T) {
 	}{
 		{"vlan", vmv1alpha1.NetworkConfig{Name: "n", Type: "bridge", BridgeName: "br-narrow", VLANID: ptr.To[int32](20)},
 			vmv1alpha1.ReasonVLANNotAllowed, "network n: VLAN 20 is not allowed on HostNetwork narrow (allowed: 10)"},
+		{"untagged", vmv1alpha1.NetworkConfig{Name: "n", Type: "bridge", BridgeName: "br-narrow"},
+			vmv1alpha1.ReasonVLANNotAllowed, "network n: untagged use is not allowed on HostNetwork narrow: set a vlanId among its allowedVLANs (10), or a cluster admin sets its spec.untagged to Allowed"},
 		{"mtu", vmv1alpha1.NetworkConfig{Name: "n", Type: "bridge", BridgeName: "br-lan", MTU: ptr.To[int32](9216)},
 			vmv1alpha1.ReasonMTUTooLarge, "network n: mtu 9216 is above HostNetwork lan's 9000"},
 		{"namespace", vmv1alpha1.NetworkConfig{Name: "n", Type: "bridge", BridgeName: "br-blue"},

@@ -227,21 +227,22 @@ const (
 )
 
 // declaredHostNetworks are what the cluster admin declared for the
-// scenarios: the bridges br-lan and br-mgmt (existing, every VLAN, every
-// namespace), a default macvlan network on eth1 and a default SR-IOV
-// network on ens1f0 (every node has them, see fullCapability).
+// scenarios: the bridges br-lan and br-mgmt (existing, every VLAN and
+// untagged use, every namespace), a default macvlan network on eth1 and a
+// default SR-IOV network on ens1f0 (every VLAN and untagged; every node has
+// them, see fullCapability).
 func declaredHostNetworks() []*vmv1alpha1.HostNetwork {
 	anyVLAN := []vmv1alpha1.VLANRange{"1-4094"}
 	everyone := metav1.LabelSelector{}
 	return []*vmv1alpha1.HostNetwork{
 		{ObjectMeta: metav1.ObjectMeta{Name: "lan"}, Spec: vmv1alpha1.HostNetworkSpec{Type: vmv1alpha1.NetworkTypeBridge, BridgeName: "br-lan",
-			AllowedVLANs: anyVLAN, MTU: ptr.To[int32](9000), NamespaceSelector: everyone}},
+			AllowedVLANs: anyVLAN, Untagged: vmv1alpha1.UntaggedAllowed, MTU: ptr.To[int32](9000), NamespaceSelector: everyone}},
 		{ObjectMeta: metav1.ObjectMeta{Name: "mgmt"}, Spec: vmv1alpha1.HostNetworkSpec{Type: vmv1alpha1.NetworkTypeBridge, BridgeName: "br-mgmt",
-			AllowedVLANs: anyVLAN, NamespaceSelector: everyone}},
+			AllowedVLANs: anyVLAN, Untagged: vmv1alpha1.UntaggedAllowed, NamespaceSelector: everyone}},
 		{ObjectMeta: metav1.ObjectMeta{Name: "macvlan"}, Spec: vmv1alpha1.HostNetworkSpec{Type: vmv1alpha1.NetworkTypeMacvlan, Default: true,
 			Uplinks: []vmv1alpha1.Uplink{{Interface: "eth1"}}, NamespaceSelector: everyone}},
 		{ObjectMeta: metav1.ObjectMeta{Name: "sriov"}, Spec: vmv1alpha1.HostNetworkSpec{Type: vmv1alpha1.NetworkTypeSRIOV, Default: true,
-			Uplinks: []vmv1alpha1.Uplink{{Interface: "ens1f0"}}, AllowedVLANs: anyVLAN, NamespaceSelector: everyone,
+			Uplinks: []vmv1alpha1.Uplink{{Interface: "ens1f0"}}, AllowedVLANs: anyVLAN, Untagged: vmv1alpha1.UntaggedAllowed, NamespaceSelector: everyone,
 			SRIOV: &vmv1alpha1.HostSRIOV{ResourceName: "intel.com/sriov_netdevice"}}},
 	}
 }

@@ -15,8 +15,9 @@ import (
 )
 
 // fullCapability is what an agent reports on a node that offers everything
-// the scenarios use: KVM, the bridges they name (without VLAN filtering, so
-// every VLAN passes), the uplink eth1 and an SR-IOV PF with free VFs.
+// the scenarios use: KVM, the bridges they name (filtering VLANs, as an
+// unmanaged bridge with allowedVLANs must, with every VLAN trunked on eth1),
+// the uplink eth1 and an SR-IOV PF with free VFs.
 func fullCapability() vmv1alpha1.NodeCapabilityStatus {
 	status := vmv1alpha1.NodeCapabilityStatus{
 		KVM:     &vmv1alpha1.KVMStatus{Available: true, APIVersion: 12},
@@ -24,8 +25,8 @@ func fullCapability() vmv1alpha1.NodeCapabilityStatus {
 		SRIOV:   []vmv1alpha1.SRIOVPF{{Name: "ens1f0", PCIAddress: "0000:3b:00.0", Driver: "ixgbe", TotalVFs: 8, NumVFs: 8, LinkUp: true}},
 	}
 	for _, bridge := range []string{"br-lan", "br-mgmt"} {
-		status.Bridges = append(status.Bridges, vmv1alpha1.BridgeStatus{Name: bridge, Up: true,
-			Ports: []vmv1alpha1.BridgePort{{Name: "eth1", Up: true}}})
+		status.Bridges = append(status.Bridges, vmv1alpha1.BridgeStatus{Name: bridge, Up: true, VLANFiltering: true,
+			Ports: []vmv1alpha1.BridgePort{{Name: "eth1", Up: true, VLANs: "1-4094", PVID: 1}}})
 	}
 	return status
 }

@@ -168,3 +168,41 @@ func TestSilentAgent(t *testing.T) {
 	}
 	waitForPhase(t, ns, "waits", vmv1alpha1.PhaseRunning)
 }
+
+// TestUnfilteredBridgeIsNotUsedForVLANs: an unmanaged bridge with
+// allowedVLANs is used only where the agent reports vlan_filtering on it.
+// The VM lands on the filtering node; the profile and the HostNetwork's
+// problems say why not the other.
+func TestUnfilteredBridgeIsNotUsedForVLANs(t *testing.T) {
+	withOpenBridge := func(filtering bool) vmv1alpha1.NodeCapabilityStatus {
+		c := fullCapability()
+		port := vmv1alpha1.BridgePort{Name: "eth1", Up: true}
+		if filtering {
+			port.VLANs = "10"
+		}
+		c.Bridges = append(c.Bridges, vmv1alpha1.BridgeStatus{Name: "br-open", Up: true, VLANFiltering: filtering, Ports: []vmv1alpha1.BridgePort{port}})
+		return c
+	}
+	zoneNodes(t, "filter-test", map[string]vmv1alpha1.NodeCapabilityStatus{
+		"filter-a": withOpenBridge(true),
+		"filter-b": withOpenBridge(false),
+	})
+	declare(t, "open", vmv1alpha1.HostNetworkSpec{Type: "bridge", BridgeName: "br-open", AllowedVLANs: []vmv1alpha1.VLANRange{"10"},
+		NodeSelector: map[string]string{"zone": "filter-test"}, NamespaceSelector: metav1.LabelSelector{}})
+	ns := newNamespace(t)
+	create(t, profile("tenant10", ns, inZone("filter-test"), onBridgeVLAN("br-open", 10)))
+	p := waitForPhase(t, ns, "tenant10", vmv1alpha1.PhaseRunning)
+	if p.Status.NodeName != "filter-a" {
+		t.Fatalf("placed on %s: %s", p.Status.NodeName, observe.Describe(p))
+	}
+	const why = "bridge br-open does not filter VLANs (vlan_filtering off), so HostNetwork open's allowedVLANs cannot confine its VMs here"
+	if got := observe.Exclusion(p, "filter-b"); got != why {
+		t.Errorf("filter-b: %q, want %q", got, why)
+	}
+	observe.Eventually(t, time.Minute, "HostNetwork open names filter-b's problem", func() (bool, string) {
+		var h vmv1alpha1.HostNetwork
+		getObject(t, &h, "", "open")
+		return h.Status.Ready == "1/2" && len(h.Status.Problems) == 1 && h.Status.Problems[0].Node == "filter-b" && h.Status.Problems[0].Message == why,
+			fmt.Sprintf("%+v", h.Status)
+	})
+}

@@ -16,7 +16,10 @@ TIMEOUT=${KERNELVM_TIMEOUT:-300}
 # crc32c_generic first: libcrc32c needs it through the crypto API, which
 # modules.dep does not record. dummy and bonding get 0 default devices, or
 # dummy0/bond0 appear on load and tests creating them fail with "file exists".
-MODULES=(crc32c_generic "dummy numdummies=0" "bonding max_bonds=0" veth 8021q bridge macvlan openvswitch sch_ingress cls_bpf)
+# nf_tables and nft_meta_bridge (meta iifname in the bridge family): the
+# bridge plugin's macspoofchk, which the operator's bridge NADs set, loads
+# its rules with nft.
+MODULES=(crc32c_generic "dummy numdummies=0" "bonding max_bonds=0" veth 8021q bridge macvlan openvswitch sch_ingress cls_bpf nf_tables nft_meta_bridge)
 
 log() { echo "kernelvm: $*" >&2; }
 
@@ -52,6 +55,24 @@ kernel_package() {
 	apt-cache depends linux-image-amd64 | awk '/Depends: linux-image-[0-9]/ {print $2; exit}' | tee "$CACHE/kernel-package"
 }
 
+ensure_nft() {
+	command -v nft >/dev/null && return
+	log "installing nftables (apt)"
+	DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends nftables >&2
+}
+
+# copy_binary PATH DEST: copy a host binary and the shared libraries it
+# loads to the same paths under DEST (the host is Debian like the VM's kernel).
+copy_binary() {
+	local bin=$1 dest=$2 lib
+	mkdir -p "$dest$(dirname "$bin")"
+	cp "$bin" "$dest$bin"
+	for lib in $(ldd "$bin" | grep -oE '/[^ ]+'); do
+		mkdir -p "$dest$(dirname "$lib")"
+		cp -L "$lib" "$dest$lib"
+	done
+}
+
 # copy_module ROOT VERSION NAME DEST: copy a module and its dependencies.
 copy_module() {
 	local root=$1 ver=$2 name=$3 dest=$4 line
@@ -74,6 +95,7 @@ build_initramfs() {
 	# The reference CNI plugins test/consumers runs (make builds them, static).
 	mkdir -p "$work/cni"
 	cp "$ROOT"/bin/cni/* "$work/cni/"
+	copy_binary "$(command -v nft)" "$work"
 	for pkg in ${PACKAGES[@]}; do
 		log "building tests of $pkg"
 		(cd "$ROOT" && CGO_ENABLED=0 go test -c -tags kernelvm -ldflags='-s -w' -o "$work/tests/$(basename "$pkg").test" "$pkg")
@@ -82,10 +104,13 @@ build_initramfs() {
 		echo '#!/bin/busybox sh'
 		echo '/bin/busybox --install -s /bin; /bin/busybox --install -s /sbin'
 		echo 'mount -t proc proc /proc; mount -t sysfs sys /sys; mount -t devtmpfs dev /dev; mount -t tmpfs tmp /tmp'
+		# devtmpfs has no /dev/stdin, which nft reads its rules from.
+		echo 'ln -s /proc/self/fd /dev/fd; ln -s /proc/self/fd/0 /dev/stdin; ln -s /proc/self/fd/1 /dev/stdout; ln -s /proc/self/fd/2 /dev/stderr'
 		for m in "${MODULES[@]}"; do echo "modprobe $m || echo 'VMOP-KERNEL-MODULE-FAILED: $m'"; done
 		cat <<'INIT'
 cd /tmp
-export HOME=/tmp TMPDIR=/tmp VMOP_CNI_BIN=/cni
+# PATH for the plugins' own helpers (the bridge plugin runs nft).
+export PATH=/sbin:/usr/sbin:/bin:/usr/bin HOME=/tmp TMPDIR=/tmp VMOP_CNI_BIN=/cni
 rc=0
 for t in /tests/*.test; do
 	echo "=== $t"
@@ -121,6 +146,7 @@ prepare_kernel() {
 main() {
 	local kpkg kroot ver bb
 	prepare_kernel
+	ensure_nft # for the tests' initramfs only (nodevm.sh shares prepare_kernel)
 	build_initramfs "$kroot" "$ver" "$bb" "$CACHE/initramfs.cpio"
 	log "booting $kpkg under qemu (TCG)"
 	local console=$CACHE/console.log start

@@ -3,6 +3,7 @@ package netnstest
 import (
 	"encoding/binary"
 	"fmt"
+	"net"
 	"os"
 	"testing"
 
@@ -42,6 +43,14 @@ func Frame(vid, size int) []byte {
 		typeAt = 16
 	}
 	binary.BigEndian.PutUint16(frame[typeAt:], experimentalEthertype)
+	return frame
+}
+
+// FrameFrom is Frame with src as its source MAC, for a link that drops
+// frames not from its own address (a MAC spoof check).
+func FrameFrom(src net.HardwareAddr, vid, size int) []byte {
+	frame := Frame(vid, size)
+	copy(frame[6:12], src)
 	return frame
 }
 

@@ -132,7 +132,7 @@ func (e *Env) seed(ctx context.Context, nodes int) error {
 	}
 	mgmt := &vmv1alpha1.HostNetwork{ObjectMeta: metav1.ObjectMeta{Name: "mgmt"}, Spec: vmv1alpha1.HostNetworkSpec{
 		Type: vmv1alpha1.NetworkTypeBridge, BridgeName: "br-mgmt",
-		AllowedVLANs: []vmv1alpha1.VLANRange{"1-4094"}, NamespaceSelector: metav1.LabelSelector{}}}
+		AllowedVLANs: []vmv1alpha1.VLANRange{"1-4094"}, Untagged: vmv1alpha1.UntaggedAllowed, NamespaceSelector: metav1.LabelSelector{}}}
 	if err := c.Create(ctx, mgmt); err != nil {
 		return err
 	}
@@ -159,8 +159,8 @@ func addNode(ctx context.Context, c client.Client, name string) error {
 	capability.Status = vmv1alpha1.NodeCapabilityStatus{
 		KVM:     &vmv1alpha1.KVMStatus{Available: true, APIVersion: 12},
 		Uplinks: []vmv1alpha1.UplinkStatus{{Name: "eth1", Up: true, Carrier: true, MTU: 1500}},
-		Bridges: []vmv1alpha1.BridgeStatus{{Name: "br-mgmt", Up: true, MTU: 1500,
-			Ports: []vmv1alpha1.BridgePort{{Name: "eth1", Up: true}}}},
+		Bridges: []vmv1alpha1.BridgeStatus{{Name: "br-mgmt", Up: true, MTU: 1500, VLANFiltering: true,
+			Ports: []vmv1alpha1.BridgePort{{Name: "eth1", Up: true, VLANs: "1-4094", PVID: 1}}}},
 	}
 	if err := c.Status().Update(ctx, capability); err != nil {
 		return err

@@ -10,9 +10,9 @@ import (
 	"time"
 
 	nadv1 "github.com/k8snetworkplumbingwg/network-attachment-definition-client/pkg/apis/k8s.cni.cncf.io/v1"
-	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
+	kubevirtv1 "kubevirt.io/api/core/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	vmv1alpha1 "github.com/jianfenliu/vmoperator/api/v1alpha1"
@@ -32,8 +32,7 @@ func (r *Reconciler) reconcileNetworks(ctx context.Context, profile *vmv1alpha1.
 		return err
 	}
 	if refusal != nil {
-		observed.Networks = status.Problem(refusal.Reason, "%s", refusal.Message)
-		return nil
+		return r.revoke(ctx, profile, refusal, observed)
 	}
 	observed.Attachments = attachments
 	if conflict, err := r.identityConflicts(ctx, profile, attachments, observed); err != nil || conflict != nil {
@@ -101,30 +100,14 @@ func (r *Reconciler) checkNamedNAD(ctx context.Context, a desired.Attachment) (*
 // removeUnusedNADs deletes the attachments the operator made for networks
 // since removed from the profile (attachments hold no data).
 func (r *Reconciler) removeUnusedNADs(ctx context.Context, profile *vmv1alpha1.VirtualMachineProfile) error {
-	if !r.Deps.Multus {
-		return nil
-	}
 	wanted := map[string]bool{}
 	for i := range profile.Spec.Networks {
 		if profile.Spec.Networks[i].NADName == "" {
 			wanted[desired.NADName(profile.Name, profile.Spec.Networks[i].Name)] = true
 		}
 	}
-	var nads nadv1.NetworkAttachmentDefinitionList
-	if err := r.Client.List(ctx, &nads, client.InNamespace(profile.Namespace), client.MatchingLabels(desired.OwnedLabels(profile))); err != nil {
-		return fmt.Errorf("list attachments of profile %s: %w", profile.Name, err)
-	}
-	for i := range nads.Items {
-		nad := &nads.Items[i]
-		if wanted[nad.Name] || ownershipOf(nad, profile) != ours {
-			continue
-		}
-		if err := r.Client.Delete(ctx, nad, client.Preconditions{UID: &nad.UID}); client.IgnoreNotFound(err) != nil {
-			return fmt.Errorf("delete unused NetworkAttachmentDefinition %s: %w", nad.Name, err)
-		}
-		r.event(profile, nad, corev1.EventTypeNormal, vmv1alpha1.EventDeleted, "deleted NetworkAttachmentDefinition %s: its network was removed", nad.Name)
-	}
-	return nil
+	_, err := r.deleteNADs(ctx, profile, wanted, "its network was removed")
+	return err
 }
 
 // staticAddresses are a profile's static addresses (without prefix), by network name.
@@ -166,6 +149,8 @@ type identity struct {
 	of func(*vmv1alpha1.VirtualMachineProfile) map[string]string
 	// shown is the value a network's status reports in use.
 	shown func(vmv1alpha1.NetworkStatus) string
+	// live maps network name to the values a running instance uses.
+	live func(*kubevirtv1.VirtualMachineInstance) map[string][]string
 }
 
 func staticIPIdentity() identity {
@@ -175,12 +160,39 @@ func staticIPIdentity() identity {
 				return prefix.Addr().String()
 			}
 			return s.IPAddress
+		},
+		live: func(vmi *kubevirtv1.VirtualMachineInstance) map[string][]string {
+			out := map[string][]string{}
+			for _, iface := range vmi.Status.Interfaces {
+				for _, ip := range append([]string{iface.IP}, iface.IPs...) {
+					if addr, err := netip.ParseAddr(ip); err == nil {
+						out[iface.Name] = append(out[iface.Name], addr.String())
+					} else if prefix, err := netip.ParsePrefix(ip); err == nil {
+						out[iface.Name] = append(out[iface.Name], prefix.Addr().String())
+					}
+				}
+			}
+			return out
 		}}
 }
 
 func macIdentity() identity {
 	return identity{noun: "MAC address", reason: vmv1alpha1.ReasonMACConflict, index: indexMAC, of: macAddresses,
-		shown: func(s vmv1alpha1.NetworkStatus) string { return strings.ToLower(s.MACAddress) }}
+		shown: func(s vmv1alpha1.NetworkStatus) string { return strings.ToLower(s.MACAddress) },
+		live: func(vmi *kubevirtv1.VirtualMachineInstance) map[string][]string {
+			out := map[string][]string{}
+			for _, iface := range vmi.Spec.Domain.Devices.Interfaces {
+				if iface.MacAddress != "" {
+					out[iface.Name] = append(out[iface.Name], strings.ToLower(iface.MacAddress))
+				}
+			}
+			for _, iface := range vmi.Status.Interfaces {
+				if iface.MAC != "" {
+					out[iface.Name] = append(out[iface.Name], strings.ToLower(iface.MAC))
+				}
+			}
+			return out
+		}}
 }
 
 func identities() []identity { return []identity{staticIPIdentity(), macIdentity()} }
@@ -252,15 +264,16 @@ func (r *Reconciler) identityConflict(ctx context.Context, profile *vmv1alpha1.V
 			if other.UID == profile.UID || !other.DeletionTimestamp.IsZero() {
 				continue
 			}
-			theirs, err := r.claimsOfOther(ctx, other, id)
+			theirs, held, err := r.claimsOfOther(ctx, other, id)
 			if err != nil {
 				return nil, err
 			}
-			their, ok := theirs[segment]
-			if !ok || their.value != claim.value {
+			i := indexOfValue(theirs[segment], claim.value)
+			if i < 0 {
 				continue
 			}
-			otherRuns, selfRuns := runsWith(other, their, id), runsWith(profile, claim, id)
+			// A revoked profile's instance still on the segment runs with it.
+			otherRuns, selfRuns := held || runsWith(other, theirs[segment][i], id), runsWith(profile, claim, id)
 			if !keeps(other, profile, otherRuns, selfRuns) {
 				continue
 			}
@@ -328,14 +341,72 @@ func claimsOf(profile *vmv1alpha1.VirtualMachineProfile, attachments []desired.A
 	return out
 }
 
-// claimsOfOther resolves another profile to learn its segments; one that
-// is refused holds nothing.
-func (r *Reconciler) claimsOfOther(ctx context.Context, other *vmv1alpha1.VirtualMachineProfile, id identity) (map[string]claim, error) {
+// claimsOfOther resolves another profile to learn its segments and the
+// values it claims there. An admitted profile claims its spec's values. A
+// revoked one whose instance still lives holds (held is true), on the
+// segments the instance is attached to, the values of its spec and those
+// the instance uses, until the instance is gone: its guest still answers
+// on that address. Any other refused profile holds nothing.
+func (r *Reconciler) claimsOfOther(ctx context.Context, other *vmv1alpha1.VirtualMachineProfile, id identity) (map[string][]claim, bool, error) {
 	attachments, refusal, err := r.resolve(ctx, other)
-	if err != nil || refusal != nil {
-		return nil, err
+	if err != nil {
+		return nil, false, err
 	}
-	return claimsOf(other, attachments, id), nil
+	if refusal == nil {
+		return listed(claimsOf(other, attachments, id)), false, nil
+	}
+	if !refusal.Revokes {
+		return nil, false, nil
+	}
+	vmi, err := r.liveInstance(ctx, other)
+	if err != nil || vmi == nil {
+		return nil, false, err
+	}
+	attachments, err = r.attachReader().Held(ctx, other)
+	if err != nil {
+		return nil, false, err
+	}
+	out := listed(claimsOf(other, attachments, id))
+	live := id.live(vmi)
+	for _, a := range attachments {
+		for _, value := range live[a.Network.Name] {
+			out[a.Segment] = append(out[a.Segment], claim{network: a.Network.Name, value: value})
+		}
+	}
+	return out, true, nil
+}
+
+func indexOfValue(claims []claim, value string) int {
+	for i := range claims {
+		if claims[i].value == value {
+			return i
+		}
+	}
+	return -1
+}
+
+func listed(claims map[string]claim) map[string][]claim {
+	out := map[string][]claim{}
+	for segment, c := range claims {
+		out[segment] = []claim{c}
+	}
+	return out
+}
+
+// liveInstance reads the profile's VM instance; nil when there is none.
+func (r *Reconciler) liveInstance(ctx context.Context, profile *vmv1alpha1.VirtualMachineProfile) (*kubevirtv1.VirtualMachineInstance, error) {
+	if !r.Deps.KubeVirt {
+		return nil, nil
+	}
+	key := client.ObjectKey{Namespace: profile.Namespace, Name: vmv1alpha1.VMName(profile.Name)}
+	var vmi kubevirtv1.VirtualMachineInstance
+	if err := r.Client.Get(ctx, key, &vmi); err != nil {
+		if client.IgnoreNotFound(err) != nil {
+			return nil, fmt.Errorf("read VirtualMachineInstance %s: %w", key, err)
+		}
+		return nil, nil
+	}
+	return &vmi, nil
 }
 
 // olderThan orders profiles by creation, then by UID, so exactly one of two

@@ -13,7 +13,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	kubevirtv1 "kubevirt.io/api/core/v1"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	vmv1alpha1 "github.com/jianfenliu/vmoperator/api/v1alpha1"
 	"github.com/jianfenliu/vmoperator/controller/attach"
@@ -255,25 +254,23 @@ func (r *Reconciler) identityConflict(ctx context.Context, profile *vmv1alpha1.V
 	mine := claimsOf(profile, attachments, id)
 	for _, segment := range slices.Sorted(maps.Keys(mine)) {
 		claim := mine[segment]
-		var users vmv1alpha1.VirtualMachineProfileList
-		if err := r.Client.List(ctx, &users, client.MatchingFields{id.index: claim.value}); err != nil {
-			return nil, fmt.Errorf("list profiles using %s %s: %w", id.noun, claim.value, err)
+		users, err := r.holdersOf(ctx, id, claim.value)
+		if err != nil {
+			return nil, err
 		}
-		for i := range users.Items {
-			other := &users.Items[i]
+		for _, other := range users {
 			if other.UID == profile.UID || !other.DeletionTimestamp.IsZero() {
 				continue
 			}
-			theirs, held, err := r.claimsOfOther(ctx, other, id)
+			theirs, err := r.claimsOfOther(ctx, other, id)
 			if err != nil {
 				return nil, err
 			}
-			i := indexOfValue(theirs[segment], claim.value)
-			if i < 0 {
+			their, found := matching(theirs[segment], claim.value)
+			if !found {
 				continue
 			}
-			// A revoked profile's instance still on the segment runs with it.
-			otherRuns, selfRuns := held || runsWith(other, theirs[segment][i], id), runsWith(profile, claim, id)
+			otherRuns, selfRuns := their.running || runsWith(other, their, id), runsWith(profile, claim, id)
 			if !keeps(other, profile, otherRuns, selfRuns) {
 				continue
 			}
@@ -327,6 +324,8 @@ func holderOf(other, profile *vmv1alpha1.VirtualMachineProfile, byRunning bool) 
 // claim is the value one network of a profile claims on its segment.
 type claim struct {
 	network, value string
+	// running: a living instance of the profile uses it (holds.go).
+	running bool
 }
 
 // claimsOf maps each segment a profile claims a value of id on to the claim.
@@ -339,74 +338,6 @@ func claimsOf(profile *vmv1alpha1.VirtualMachineProfile, attachments []desired.A
 		}
 	}
 	return out
-}
-
-// claimsOfOther resolves another profile to learn its segments and the
-// values it claims there. An admitted profile claims its spec's values. A
-// revoked one whose instance still lives holds (held is true), on the
-// segments the instance is attached to, the values of its spec and those
-// the instance uses, until the instance is gone: its guest still answers
-// on that address. Any other refused profile holds nothing.
-func (r *Reconciler) claimsOfOther(ctx context.Context, other *vmv1alpha1.VirtualMachineProfile, id identity) (map[string][]claim, bool, error) {
-	attachments, refusal, err := r.resolve(ctx, other)
-	if err != nil {
-		return nil, false, err
-	}
-	if refusal == nil {
-		return listed(claimsOf(other, attachments, id)), false, nil
-	}
-	if !refusal.Revokes {
-		return nil, false, nil
-	}
-	vmi, err := r.liveInstance(ctx, other)
-	if err != nil || vmi == nil {
-		return nil, false, err
-	}
-	attachments, err = r.attachReader().Held(ctx, other)
-	if err != nil {
-		return nil, false, err
-	}
-	out := listed(claimsOf(other, attachments, id))
-	live := id.live(vmi)
-	for _, a := range attachments {
-		for _, value := range live[a.Network.Name] {
-			out[a.Segment] = append(out[a.Segment], claim{network: a.Network.Name, value: value})
-		}
-	}
-	return out, true, nil
-}
-
-func indexOfValue(claims []claim, value string) int {
-	for i := range claims {
-		if claims[i].value == value {
-			return i
-		}
-	}
-	return -1
-}
-
-func listed(claims map[string]claim) map[string][]claim {
-	out := map[string][]claim{}
-	for segment, c := range claims {
-		out[segment] = []claim{c}
-	}
-	return out
-}
-
-// liveInstance reads the profile's VM instance; nil when there is none.
-func (r *Reconciler) liveInstance(ctx context.Context, profile *vmv1alpha1.VirtualMachineProfile) (*kubevirtv1.VirtualMachineInstance, error) {
-	if !r.Deps.KubeVirt {
-		return nil, nil
-	}
-	key := client.ObjectKey{Namespace: profile.Namespace, Name: vmv1alpha1.VMName(profile.Name)}
-	var vmi kubevirtv1.VirtualMachineInstance
-	if err := r.Client.Get(ctx, key, &vmi); err != nil {
-		if client.IgnoreNotFound(err) != nil {
-			return nil, fmt.Errorf("read VirtualMachineInstance %s: %w", key, err)
-		}
-		return nil, nil
-	}
-	return &vmi, nil
 }
 
 // olderThan orders profiles by creation, then by UID, so exactly one of two

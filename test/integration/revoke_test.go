@@ -160,9 +160,10 @@ func labelNamespace(t *testing.T, ns string, labels map[string]string) {
 // longer selects loses the segment: the VM is halted, the operator's
 // attachment deleted (through the controller's role and the chart's
 // admission policies), and the condition and an event say how to restore
-// it. Until its instance is gone the profile keeps its static address (a
-// profile of another namespace asking for it is refused, then admitted)
-// and is still a user of the HostNetwork. Labelling the namespace again
+// it. Until its instance is gone the profile keeps the static address the
+// instance uses, even after its spec moved away from it (a profile of
+// another namespace asking for it is refused, then admitted once the
+// instance is gone), and is still a user of the HostNetwork. Labelling the namespace again
 // restores the VM.
 func TestRevokeByNamespaceLabel(t *testing.T) {
 	ctx := context.Background()
@@ -184,6 +185,13 @@ func TestRevokeByNamespaceLabel(t *testing.T) {
 		t.Fatalf("a revoked profile whose instance lives is still a user: %v", users)
 	}
 
+	// The instance, not the spec, holds the address: edited away from it,
+	// the revoked profile still keeps it while its guest runs.
+	holder := getProfile(t, team, "holder")
+	holder.Spec.Networks[0].IPConfig.Address = ptr.To("10.93.0.6/24")
+	if err := cluster.Client.Update(ctx, holder); err != nil {
+		t.Fatal(err)
+	}
 	create(t, profile("taker", other, on, withStaticIP("10.93.0.5/24")))
 	p := waitForCondition(t, other, "taker", vmv1alpha1.ConditionNetworksConfigured, metav1.ConditionFalse, vmv1alpha1.ReasonStaticIPConflict)
 	if msg := conditionMessage(p, vmv1alpha1.ConditionNetworksConfigured); strings.Contains(msg, team) || !strings.Contains(msg, "static address 10.93.0.5") {

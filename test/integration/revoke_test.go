@@ -302,3 +302,24 @@ func TestRevokeByHostNetworkDeletion(t *testing.T) {
 	declare(t, "rvdel", *spec)
 	expectRestored(t, ns, "user", "lan")
 }
+
+// TestTransientStatesDoNotHalt: a node's NodeCapability vanishing (its
+// agent restarting), past the grace its node label keeps, is no rule that
+// excludes the profile: the VM keeps its run strategy and its attachment.
+func TestTransientStatesDoNotHalt(t *testing.T) {
+	ctx := context.Background()
+	_, on := revocable(t, "rvtr", metav1.LabelSelector{})
+	ns := newNamespace(t)
+	create(t, profile("steady", ns, on))
+	waitForPhase(t, ns, "steady", vmv1alpha1.PhaseRunning)
+	if err := cluster.Client.Delete(ctx, &vmv1alpha1.NodeCapability{ObjectMeta: metav1.ObjectMeta{Name: "rvtr-a"}}); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(2 * labelGrace); time.Now().Before(deadline); time.Sleep(250 * time.Millisecond) {
+		var vm kubevirtv1.VirtualMachine
+		if !getObject(t, &vm, ns, "steady-vm") || ptr.Deref(vm.Spec.RunStrategy, "") != kubevirtv1.RunStrategyAlways || vm.Annotations["vm.example.com/revoked"] != "" ||
+			!getObject(t, &nadv1.NetworkAttachmentDefinition{}, ns, "steady-lan") {
+			t.Fatalf("a transient state halted the VM or removed its attachment: runStrategy %v, annotations %v", ptr.Deref(vm.Spec.RunStrategy, ""), vm.Annotations)
+		}
+	}
+}

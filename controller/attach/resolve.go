@@ -252,11 +252,9 @@ func accepting(profile *vmv1alpha1.VirtualMachineProfile, network *vmv1alpha1.Ne
 // new profile waits there (NoEligibleNodes) instead of failing.
 var closedReasons = []string{vmv1alpha1.ReasonBridgeConflict, vmv1alpha1.ReasonUplinkConflict, vmv1alpha1.ReasonUplinkGroupsOverlap, vmv1alpha1.ReasonNMStateMissing}
 
-// closed says why a HostNetwork takes no new users, or "".
+// closed says why a HostNetwork that is not being deleted takes no new
+// users, or "".
 func closed(h *vmv1alpha1.HostNetwork) string {
-	if !h.DeletionTimestamp.IsZero() {
-		return "it is being deleted"
-	}
 	ready := meta.FindStatusCondition(h.Status.Conditions, vmv1alpha1.ConditionReady)
 	if ready == nil || ready.Status == metav1.ConditionTrue || !slices.Contains(closedReasons, ready.Reason) {
 		return ""

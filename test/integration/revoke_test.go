@@ -213,8 +213,8 @@ func TestRevokeByNamespaceLabel(t *testing.T) {
 }
 
 // TestRevokeByVLAN: removing a profile's VLAN from allowedVLANs halts its
-// VM and deletes its attachment, while a profile on a VLAN still allowed
-// keeps running; the revoked profile counts as a user until its instance
+// VM and deletes its attachment (a start by hand is undone), while a
+// profile on a VLAN still allowed keeps running; the revoked profile counts as a user until its instance
 // is gone; allowing the VLAN again restores it.
 func TestRevokeByVLAN(t *testing.T) {
 	ctx := context.Background()
@@ -240,6 +240,15 @@ func TestRevokeByVLAN(t *testing.T) {
 	if users := usersOf(t, "rvvlan"); !slices.Contains(users, types.NamespacedName{Namespace: ns, Name: "tagged"}) {
 		t.Fatalf("a revoked profile whose instance lives is still a user: %v", users)
 	}
+	// A start by hand (virtctl start) does not put it back on the segment.
+	var vm kubevirtv1.VirtualMachine
+	getObject(t, &vm, ns, "tagged-vm")
+	patch := client.MergeFrom(vm.DeepCopy())
+	vm.Spec.RunStrategy = ptr.To(kubevirtv1.RunStrategyAlways)
+	if err := cluster.Client.Patch(ctx, &vm, patch); err != nil {
+		t.Fatal(err)
+	}
+	expectRevoked(t, ns, "tagged", "lan", vmv1alpha1.ReasonVLANNotAllowed)
 	if p := getProfile(t, ns, "kept"); p.Status.Phase != vmv1alpha1.PhaseRunning || !getObject(t, &nadv1.NetworkAttachmentDefinition{}, ns, "kept-lan") {
 		t.Fatalf("a profile on an allowed VLAN is not touched: %s", observe.Describe(p))
 	}

@@ -54,8 +54,12 @@ func (r *Reconciler) revoke(ctx context.Context, profile *vmv1alpha1.VirtualMach
 	if refusal.Restore != "" {
 		restore = refusal.Restore
 	}
-	observed.Networks = status.Problem(refusal.Reason, "%s; the VM is halted and its attachments deleted: it starts again once %s",
-		refusal.Message, restore)
+	consequence := "the VM is halted and its attachments deleted: it starts again once"
+	if vm == nil || vm.Annotations[AnnotationRevoked] == "" {
+		// Stopped by its user before: restoring access does not start it.
+		consequence = "its attachments are deleted: they are made again once"
+	}
+	observed.Networks = status.Problem(refusal.Reason, "%s; %s %s", refusal.Message, consequence, restore)
 	if halted || deleted > 0 {
 		r.event(profile, vm, corev1.EventTypeWarning, vmv1alpha1.EventAccessRevoked,
 			"%s: halted the VM and deleted %d attachment(s); it starts again once %s", refusal.Message, deleted, restore)

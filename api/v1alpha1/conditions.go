@@ -167,13 +167,24 @@ const (
 	EventDeleted = "Deleted"
 	// EventResizing: a claim's request was raised to the disk's new size.
 	EventResizing = "Resizing"
+	// EventAccessRestored: a HostNetwork allows a revoked profile again; its
+	// VM is given back the profile's run strategy (its attachment is made
+	// again).
+	EventAccessRestored = "AccessRestored"
 )
+
+// EventAccessRevoked (Warning): a HostNetwork's rule now excludes a
+// profile's network (namespaceSelector, allowedVLANs, mtu) or the
+// HostNetwork is being deleted; the VM was halted and the operator's
+// attachment deleted. The message says what restores it.
+const EventAccessRevoked = "AccessRevoked"
 
 // NormalEventReasons lists the reasons of the Normal events above.
 func NormalEventReasons() []string {
-	return []string{EventAdopted, EventReleased, EventImportDetached, EventDeleted, EventResizing}
+	return []string{EventAdopted, EventReleased, EventImportDetached, EventDeleted, EventResizing, EventAccessRestored}
 }
 
-// ReasonHostNetworkNotAccepting: the HostNetwork is being deleted, in
-// conflict or not Ready, and takes no new users (existing ones stay).
+// ReasonHostNetworkNotAccepting: the HostNetwork is in conflict or not
+// Ready and takes no new users (existing ones stay), or is being deleted
+// and takes its users off the segment.
 const ReasonHostNetworkNotAccepting = "HostNetworkNotAccepting"

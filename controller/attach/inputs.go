@@ -7,8 +7,10 @@ import (
 	nadv1 "github.com/k8snetworkplumbingwg/network-attachment-definition-client/pkg/apis/k8s.cni.cncf.io/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	kubevirtv1 "kubevirt.io/api/core/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	vmv1alpha1 "github.com/jianfenliu/vmoperator/api/v1alpha1"
@@ -80,7 +82,8 @@ func NamespaceMetadata() *metav1.PartialObjectMetadata {
 	return meta
 }
 
-// Users lists the profiles whose networks attach to a HostNetwork.
+// Users lists the profiles whose networks attach to a HostNetwork: those
+// it admits, and those it revoked whose instance still runs there.
 func (r Reader) Users(ctx context.Context, hostNetwork string) ([]types.NamespacedName, error) {
 	hostNetworks, err := r.HostNetworks(ctx)
 	if err != nil {
@@ -97,9 +100,9 @@ func (r Reader) Users(ctx context.Context, hostNetwork string) ([]types.Namespac
 		if err != nil {
 			return nil, err
 		}
-		attachments, refusal := Resolve(profile, in)
-		if refusal != nil {
-			continue
+		attachments, err := r.heldAttachments(ctx, profile, in)
+		if err != nil {
+			return nil, err
 		}
 		for _, a := range attachments {
 			if a.HostNetworkName() == hostNetwork {
@@ -109,4 +112,52 @@ func (r Reader) Users(ctx context.Context, hostNetwork string) ([]types.Namespac
 		}
 	}
 	return users, nil
+}
+
+// heldAttachments are where a profile's networks are attached: as
+// resolved when it is admitted; as its instance was attached when access
+// was revoked and the instance still lives (it still uses the HostNetwork,
+// and holds its addresses there); none otherwise.
+func (r Reader) heldAttachments(ctx context.Context, profile *vmv1alpha1.VirtualMachineProfile, in Inputs) ([]desired.Attachment, error) {
+	attachments, refusal := Resolve(profile, in)
+	if refusal == nil {
+		return attachments, nil
+	}
+	if !refusal.Revokes {
+		return nil, nil
+	}
+	lives, err := r.InstanceLives(ctx, profile)
+	if err != nil || !lives {
+		return nil, err
+	}
+	in.Held = true
+	attachments, refusal = Resolve(profile, in)
+	if refusal != nil {
+		return nil, nil
+	}
+	return attachments, nil
+}
+
+// Held reads what resolution needs and returns where the profile's
+// networks are attached (see heldAttachments).
+func (r Reader) Held(ctx context.Context, profile *vmv1alpha1.VirtualMachineProfile) ([]desired.Attachment, error) {
+	in, err := r.Inputs(ctx, profile)
+	if err != nil {
+		return nil, err
+	}
+	return r.heldAttachments(ctx, profile, in)
+}
+
+// InstanceLives says whether the profile's VM instance exists (running,
+// starting or shutting down). Without KubeVirt there is none.
+func (r Reader) InstanceLives(ctx context.Context, profile *vmv1alpha1.VirtualMachineProfile) (bool, error) {
+	key := client.ObjectKey{Namespace: profile.Namespace, Name: vmv1alpha1.VMName(profile.Name)}
+	err := r.Client.Get(ctx, key, &kubevirtv1.VirtualMachineInstance{})
+	switch {
+	case err == nil:
+		return true, nil
+	case apierrors.IsNotFound(err) || meta.IsNoMatchError(err):
+		return false, nil
+	}
+	return false, fmt.Errorf("read VirtualMachineInstance %s: %w", key, err)
 }

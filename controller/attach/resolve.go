@@ -44,6 +44,11 @@ type Inputs struct {
 	NamespaceLabels map[string]string
 	// NADs are the named attachments that exist (nadName networks).
 	NADs map[types.NamespacedName]*nadv1.NetworkAttachmentDefinition
+	// Held resolves networks as a revoked profile's still-living instance
+	// is attached: the HostNetworks' namespace, VLAN and MTU rules and
+	// their deletion are not applied, so that its segments (where it still
+	// holds its addresses, and whose HostNetwork it still uses) are known.
+	Held bool
 	Policy
 }
 
@@ -52,6 +57,22 @@ type Refusal struct {
 	Network string
 	Reason  string
 	Message string
+	// Revokes is true when a HostNetwork's explicit rule (namespaceSelector,
+	// allowedVLANs, mtu) excludes the network, or the HostNetwork is being
+	// deleted: a VM attached there is taken off the segment. Any other
+	// refusal (a HostNetwork not found, not Ready, a mismatch) may be
+	// transient and leaves a running VM alone.
+	Revokes bool
+	// Restore says what gives the access back (names the HostNetwork and
+	// its field); set when Revokes is.
+	Restore string
+}
+
+// revoking marks a refusal as a revocation, with what restores it.
+func revoking(refusal *Refusal, format string, args ...any) *Refusal {
+	refusal.Revokes = true
+	refusal.Restore = fmt.Sprintf(format, args...)
+	return refusal
 }
 
 // Resolve resolves every network of the profile, or says why one is refused.
@@ -88,6 +109,9 @@ func resolveNetwork(profile *vmv1alpha1.VirtualMachineProfile, network *vmv1alph
 	}
 	if hostNetwork == nil {
 		return undeclared(a, in.Policy)
+	}
+	if in.Held {
+		return declared(a, hostNetwork)
 	}
 	if refusal := allowed(profile, network, hostNetwork, in.NamespaceLabels); refusal != nil {
 		return a, refusal
@@ -184,17 +208,24 @@ func allowedOn(profile *vmv1alpha1.VirtualMachineProfile, network *vmv1alpha1.Ne
 	want rule, namespaceLabels map[string]string) *Refusal {
 	selector, err := metav1.LabelSelectorAsSelector(&h.Spec.NamespaceSelector)
 	if err != nil || !selector.Matches(labels.Set(namespaceLabels)) {
-		return refuse(network, vmv1alpha1.ReasonNamespaceNotAllowed, "%sHostNetwork %s does not allow namespace %s (its namespaceSelector)", prefix(field), h.Name, profile.Namespace)
+		return revoking(refuse(network, vmv1alpha1.ReasonNamespaceNotAllowed, "%sHostNetwork %s does not allow namespace %s (its namespaceSelector)", prefix(field), h.Name, profile.Namespace),
+			"HostNetwork %s's spec.namespaceSelector selects namespace %s again", h.Name, profile.Namespace)
 	}
 	if want.vlan != nil && !h.Spec.AllowsVLAN(*want.vlan) {
-		return refuse(network, vmv1alpha1.ReasonVLANNotAllowed, "%sVLAN %d is not allowed on HostNetwork %s (allowed: %s)", prefix(field), *want.vlan, h.Name, allowedList(h))
+		return revoking(refuse(network, vmv1alpha1.ReasonVLANNotAllowed, "%sVLAN %d is not allowed on HostNetwork %s (allowed: %s)", prefix(field), *want.vlan, h.Name, allowedList(h)),
+			"HostNetwork %s's spec.allowedVLANs includes VLAN %d again", h.Name, *want.vlan)
 	}
+	// Not revoking: a controller upgrade brings this rule to HostNetworks
+	// that allowed untagged use before, and an upgrade is no admin asking
+	// to take running VMs off their network. Their profiles are refused
+	// (no new VM, no update) until the admin sets untagged or a vlanId.
 	if want.vlan == nil && !h.Spec.AllowsUntagged() {
 		return refuse(network, vmv1alpha1.ReasonVLANNotAllowed, "%suntagged use is not allowed on HostNetwork %s: set a vlanId among its allowedVLANs (%s), "+
 			"or a cluster admin sets its spec.untagged to Allowed", prefix(field), h.Name, allowedList(h))
 	}
 	if want.mtu != nil && *want.mtu > h.Spec.EffectiveMTU() {
-		return refuse(network, vmv1alpha1.ReasonMTUTooLarge, "%smtu %d is above HostNetwork %s's %d", prefix(field), *want.mtu, h.Name, h.Spec.EffectiveMTU())
+		return revoking(refuse(network, vmv1alpha1.ReasonMTUTooLarge, "%smtu %d is above HostNetwork %s's %d", prefix(field), *want.mtu, h.Name, h.Spec.EffectiveMTU()),
+			"HostNetwork %s's spec.mtu is %d or more again", h.Name, *want.mtu)
 	}
 	return nil
 }
@@ -206,13 +237,19 @@ func prefix(field string) string {
 	return field + ": "
 }
 
-// accepting gates new users: a HostNetwork being deleted, or not Ready
-// because it conflicts with an older one or cannot be built, takes none,
-// since a VM put there would be cut off or never placed. A profile whose
-// status already shows this network on this HostNetwork is an existing
-// user: it keeps its attachment (nothing is cut) and is still counted by
-// the HostNetwork's deletion, which waits for it.
+// accepting gates users. A HostNetwork being deleted takes none and
+// revokes those it has: the admin removes the segment, so VMs leave it
+// (the deletion waits until their instances are gone). One not Ready
+// because it conflicts with an older one or cannot be built takes no new
+// users, since a VM put there would be cut off or never placed; a profile
+// whose status already shows this network on this HostNetwork is an
+// existing user and keeps its attachment: a HostNetwork's health is no
+// rule that excludes it, and may pass.
 func accepting(profile *vmv1alpha1.VirtualMachineProfile, network *vmv1alpha1.NetworkConfig, field string, h *vmv1alpha1.HostNetwork) *Refusal {
+	if !h.DeletionTimestamp.IsZero() {
+		return revoking(refuse(network, vmv1alpha1.ReasonHostNetworkNotAccepting, "%sHostNetwork %s is being deleted and accepts no users", prefix(field), h.Name),
+			"HostNetwork %s is declared again", h.Name)
+	}
 	why := closed(h)
 	if why == "" || ExistingUser(profile, network.Name, h.Name) {
 		return nil
@@ -227,11 +264,9 @@ func accepting(profile *vmv1alpha1.VirtualMachineProfile, network *vmv1alpha1.Ne
 // new profile waits there (NoEligibleNodes) instead of failing.
 var closedReasons = []string{vmv1alpha1.ReasonBridgeConflict, vmv1alpha1.ReasonUplinkConflict, vmv1alpha1.ReasonUplinkGroupsOverlap, vmv1alpha1.ReasonNMStateMissing}
 
-// closed says why a HostNetwork takes no new users, or "".
+// closed says why a HostNetwork that is not being deleted takes no new
+// users, or "".
 func closed(h *vmv1alpha1.HostNetwork) string {
-	if !h.DeletionTimestamp.IsZero() {
-		return "it is being deleted"
-	}
 	ready := meta.FindStatusCondition(h.Status.Conditions, vmv1alpha1.ConditionReady)
 	if ready == nil || ready.Status == metav1.ConditionTrue || !slices.Contains(closedReasons, ready.Reason) {
 		return ""
@@ -364,7 +399,7 @@ func named(profile *vmv1alpha1.VirtualMachineProfile, a desired.Attachment, in I
 		if r.declared == nil && !in.AllowUndeclared {
 			return a, refuse(a.Network, vmv1alpha1.ReasonHostNetworkNotDeclared, "%s: no HostNetwork declares %s; a cluster admin declares it with a HostNetwork (kubectl get hostnetworks)", field, r.host)
 		}
-		if r.declared != nil {
+		if r.declared != nil && !in.Held {
 			if refusal := singleVLAN(a.Network, field, plugin, r.declared); refusal != nil {
 				return a, refusal
 			}

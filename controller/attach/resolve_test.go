@@ -428,11 +428,27 @@ func TestClosedHostNetworksTakeNoNewUsers(t *testing.T) {
 				if reasonOf(generated) != want || reasonOf(named) != want {
 					t.Fatalf("new user: want %q; generated %+v, named %+v", want, generated, named)
 				}
-				if generated != nil && (generated.Network != "net" || !strings.Contains(generated.Message, "HostNetwork "+target+" accepts no new users")) {
+				deleting := s.name == "being deleted"
+				says := "HostNetwork " + target + " accepts no new users"
+				if deleting {
+					says = "HostNetwork " + target + " is being deleted and accepts no users"
+				}
+				// A deletion takes off every network on it (the profile's pod network too, when on mgmt).
+				if generated != nil && ((generated.Network != "net" && !deleting) || !strings.Contains(generated.Message, says)) {
 					t.Fatalf("the message says which HostNetwork and why: %q", generated.Message)
+				}
+				// Only the deletion revokes; a HostNetwork's health may pass.
+				if generated != nil && (generated.Revokes != deleting || named.Revokes != deleting) {
+					t.Fatalf("revokes: generated %+v, named %+v", generated, named)
 				}
 				existing := []vmv1alpha1.NetworkStatus{pod, {Name: "net", HostNetwork: target}}
 				generated, named, _ = bothWays(t, c, in, existing)
+				if deleting {
+					if !generated.Revokes || !named.Revokes || !strings.Contains(generated.Restore, "HostNetwork "+target+" is declared again") {
+						t.Fatalf("a deletion takes an existing user off: generated %+v, named %+v", generated, named)
+					}
+					return
+				}
 				if generated != nil || named != nil {
 					t.Fatalf("an existing user is not cut: generated %+v, named %+v", generated, named)
 				}

@@ -10,10 +10,9 @@ import (
 	"time"
 
 	nadv1 "github.com/k8snetworkplumbingwg/network-attachment-definition-client/pkg/apis/k8s.cni.cncf.io/v1"
-	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
-	"sigs.k8s.io/controller-runtime/pkg/client"
+	kubevirtv1 "kubevirt.io/api/core/v1"
 
 	vmv1alpha1 "github.com/jianfenliu/vmoperator/api/v1alpha1"
 	"github.com/jianfenliu/vmoperator/controller/attach"
@@ -32,8 +31,7 @@ func (r *Reconciler) reconcileNetworks(ctx context.Context, profile *vmv1alpha1.
 		return err
 	}
 	if refusal != nil {
-		observed.Networks = status.Problem(refusal.Reason, "%s", refusal.Message)
-		return nil
+		return r.revoke(ctx, profile, refusal, observed)
 	}
 	observed.Attachments = attachments
 	if conflict, err := r.identityConflicts(ctx, profile, attachments, observed); err != nil || conflict != nil {
@@ -101,30 +99,14 @@ func (r *Reconciler) checkNamedNAD(ctx context.Context, a desired.Attachment) (*
 // removeUnusedNADs deletes the attachments the operator made for networks
 // since removed from the profile (attachments hold no data).
 func (r *Reconciler) removeUnusedNADs(ctx context.Context, profile *vmv1alpha1.VirtualMachineProfile) error {
-	if !r.Deps.Multus {
-		return nil
-	}
 	wanted := map[string]bool{}
 	for i := range profile.Spec.Networks {
 		if profile.Spec.Networks[i].NADName == "" {
 			wanted[desired.NADName(profile.Name, profile.Spec.Networks[i].Name)] = true
 		}
 	}
-	var nads nadv1.NetworkAttachmentDefinitionList
-	if err := r.Client.List(ctx, &nads, client.InNamespace(profile.Namespace), client.MatchingLabels(desired.OwnedLabels(profile))); err != nil {
-		return fmt.Errorf("list attachments of profile %s: %w", profile.Name, err)
-	}
-	for i := range nads.Items {
-		nad := &nads.Items[i]
-		if wanted[nad.Name] || ownershipOf(nad, profile) != ours {
-			continue
-		}
-		if err := r.Client.Delete(ctx, nad, client.Preconditions{UID: &nad.UID}); client.IgnoreNotFound(err) != nil {
-			return fmt.Errorf("delete unused NetworkAttachmentDefinition %s: %w", nad.Name, err)
-		}
-		r.event(profile, nad, corev1.EventTypeNormal, vmv1alpha1.EventDeleted, "deleted NetworkAttachmentDefinition %s: its network was removed", nad.Name)
-	}
-	return nil
+	_, err := r.deleteNADs(ctx, profile, wanted, "its network was removed")
+	return err
 }
 
 // staticAddresses are a profile's static addresses (without prefix), by network name.
@@ -166,6 +148,8 @@ type identity struct {
 	of func(*vmv1alpha1.VirtualMachineProfile) map[string]string
 	// shown is the value a network's status reports in use.
 	shown func(vmv1alpha1.NetworkStatus) string
+	// live maps network name to the values a running instance uses.
+	live func(*kubevirtv1.VirtualMachineInstance) map[string][]string
 }
 
 func staticIPIdentity() identity {
@@ -175,12 +159,39 @@ func staticIPIdentity() identity {
 				return prefix.Addr().String()
 			}
 			return s.IPAddress
+		},
+		live: func(vmi *kubevirtv1.VirtualMachineInstance) map[string][]string {
+			out := map[string][]string{}
+			for _, iface := range vmi.Status.Interfaces {
+				for _, ip := range append([]string{iface.IP}, iface.IPs...) {
+					if addr, err := netip.ParseAddr(ip); err == nil {
+						out[iface.Name] = append(out[iface.Name], addr.String())
+					} else if prefix, err := netip.ParsePrefix(ip); err == nil {
+						out[iface.Name] = append(out[iface.Name], prefix.Addr().String())
+					}
+				}
+			}
+			return out
 		}}
 }
 
 func macIdentity() identity {
 	return identity{noun: "MAC address", reason: vmv1alpha1.ReasonMACConflict, index: indexMAC, of: macAddresses,
-		shown: func(s vmv1alpha1.NetworkStatus) string { return strings.ToLower(s.MACAddress) }}
+		shown: func(s vmv1alpha1.NetworkStatus) string { return strings.ToLower(s.MACAddress) },
+		live: func(vmi *kubevirtv1.VirtualMachineInstance) map[string][]string {
+			out := map[string][]string{}
+			for _, iface := range vmi.Spec.Domain.Devices.Interfaces {
+				if iface.MacAddress != "" {
+					out[iface.Name] = append(out[iface.Name], strings.ToLower(iface.MacAddress))
+				}
+			}
+			for _, iface := range vmi.Status.Interfaces {
+				if iface.MAC != "" {
+					out[iface.Name] = append(out[iface.Name], strings.ToLower(iface.MAC))
+				}
+			}
+			return out
+		}}
 }
 
 func identities() []identity { return []identity{staticIPIdentity(), macIdentity()} }
@@ -243,12 +254,11 @@ func (r *Reconciler) identityConflict(ctx context.Context, profile *vmv1alpha1.V
 	mine := claimsOf(profile, attachments, id)
 	for _, segment := range slices.Sorted(maps.Keys(mine)) {
 		claim := mine[segment]
-		var users vmv1alpha1.VirtualMachineProfileList
-		if err := r.Client.List(ctx, &users, client.MatchingFields{id.index: claim.value}); err != nil {
-			return nil, fmt.Errorf("list profiles using %s %s: %w", id.noun, claim.value, err)
+		users, err := r.holdersOf(ctx, id, claim.value)
+		if err != nil {
+			return nil, err
 		}
-		for i := range users.Items {
-			other := &users.Items[i]
+		for _, other := range users {
 			if other.UID == profile.UID || !other.DeletionTimestamp.IsZero() {
 				continue
 			}
@@ -256,11 +266,11 @@ func (r *Reconciler) identityConflict(ctx context.Context, profile *vmv1alpha1.V
 			if err != nil {
 				return nil, err
 			}
-			their, ok := theirs[segment]
-			if !ok || their.value != claim.value {
+			their, found := matching(theirs[segment], claim.value)
+			if !found {
 				continue
 			}
-			otherRuns, selfRuns := runsWith(other, their, id), runsWith(profile, claim, id)
+			otherRuns, selfRuns := their.running || runsWith(other, their, id), runsWith(profile, claim, id)
 			if !keeps(other, profile, otherRuns, selfRuns) {
 				continue
 			}
@@ -314,6 +324,8 @@ func holderOf(other, profile *vmv1alpha1.VirtualMachineProfile, byRunning bool) 
 // claim is the value one network of a profile claims on its segment.
 type claim struct {
 	network, value string
+	// running: a living instance of the profile uses it (holds.go).
+	running bool
 }
 
 // claimsOf maps each segment a profile claims a value of id on to the claim.
@@ -326,16 +338,6 @@ func claimsOf(profile *vmv1alpha1.VirtualMachineProfile, attachments []desired.A
 		}
 	}
 	return out
-}
-
-// claimsOfOther resolves another profile to learn its segments; one that
-// is refused holds nothing.
-func (r *Reconciler) claimsOfOther(ctx context.Context, other *vmv1alpha1.VirtualMachineProfile, id identity) (map[string]claim, error) {
-	attachments, refusal, err := r.resolve(ctx, other)
-	if err != nil || refusal != nil {
-		return nil, err
-	}
-	return claimsOf(other, attachments, id), nil
 }
 
 // olderThan orders profiles by creation, then by UID, so exactly one of two

@@ -7,7 +7,11 @@ package profile
 // Children of a deleted profile go with the garbage collector, and those an
 // orphan deletion (--cascade=orphan) left without owner stay, as the user
 // asked. Delete is only for a retained disk's DataVolume once its import is
-// done, and for the attachment of a network removed from a profile.
+// done, and for the attachment of a network removed from a profile or
+// whose HostNetwork access was revoked (a revoked VM is halted by a patch,
+// never deleted; attachments named by nadName are never deleted). The
+// HostNetwork controller reads VMs' instances (get/list/watch below) to
+// count a revoked profile as a user until its instance is gone.
 // Secrets: no get, list or watch, so the controller's token reads no
 // Secret anywhere; it writes the cloud-init Secret of a profile whose data
 // does not fit inline in the VM, blind, by server-side apply (create and

@@ -134,8 +134,11 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Watches(&vmv1alpha1.HostNetwork{}, handler.EnqueueRequestsFromMapFunc(r.profilesOfHostNetwork)).
 		Watches(&vmv1alpha1.VirtualMachineProfile{}, handler.EnqueueRequestsFromMapFunc(r.profilesSharingIdentities))
 	if r.Deps.KubeVirt {
+		if err := r.indexInstances(ctx, mgr); err != nil {
+			return err
+		}
 		b = b.Watches(&kubevirtv1.VirtualMachine{}, children).
-			Watches(&kubevirtv1.VirtualMachineInstance{}, handler.EnqueueRequestsFromMapFunc(profileOfInstance)).
+			Watches(&kubevirtv1.VirtualMachineInstance{}, handler.EnqueueRequestsFromMapFunc(r.profilesOfInstance)).
 			Watches(&vmv1alpha1.NodeCapability{}, r.profilesAffectedByCapability()).
 			Watches(&corev1.Node{}, r.profilesAffectedByNode())
 	}

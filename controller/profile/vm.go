@@ -24,13 +24,23 @@ func (r *Reconciler) applyVM(ctx context.Context, profile *vmv1alpha1.VirtualMac
 	} else if client.IgnoreNotFound(err) != nil {
 		return fmt.Errorf("read VirtualMachine %s: %w", key, err)
 	}
-	vm, err := desired.VM(profile, observed.Affinity, desired.KeptRunStrategy(profile, existing))
+	// A VM halted when access was revoked gets the profile's run strategy
+	// back, not the Halted it was given.
+	kept := desired.KeptRunStrategy(profile, existing)
+	revoked := existing != nil && existing.Annotations[AnnotationRevoked] != ""
+	if revoked {
+		kept = nil
+	}
+	vm, err := desired.VM(profile, observed.Affinity, kept)
 	if err != nil {
 		return err
 	}
 	check, err := r.apply(ctx, profile, vm)
 	if check != nil {
 		observed.Blockers = append(observed.Blockers, *check)
+	}
+	if revoked && err == nil && check == nil {
+		err = r.restoreRevoked(ctx, profile, existing)
 	}
 	if err == nil && check == nil && existing == nil {
 		// Just created: the cache cannot hold it yet, but the status can

@@ -60,8 +60,9 @@ func gateCapability() vmv1alpha1.NodeCapabilityStatus {
 }
 
 // TestAdmitDeletingHostNetworkRefusesNewUsers: while a HostNetwork waits
-// for its user to go, a new profile on it is refused with the reason; the
-// existing user keeps running and is the only one the deletion waits for.
+// for its user's instance to go, a new profile on it is refused with the
+// reason; the existing user is taken off (its VM halted) and is the only
+// one the deletion waits for, until its instance is gone.
 func TestAdmitDeletingHostNetworkRefusesNewUsers(t *testing.T) {
 	ctx := context.Background()
 	zoneNodes(t, "gate-test", map[string]vmv1alpha1.NodeCapabilityStatus{"gate-a": gateCapability()})
@@ -72,6 +73,7 @@ func TestAdmitDeletingHostNetworkRefusesNewUsers(t *testing.T) {
 	ns := newNamespace(t)
 	create(t, profile("old", ns, inZone("gate-test"), network))
 	waitForPhase(t, ns, "old", vmv1alpha1.PhaseRunning)
+	release := holdInstance(t, ns, "old")
 
 	if err := cluster.Client.Delete(ctx, h); err != nil {
 		t.Fatal(err)
@@ -83,7 +85,7 @@ func TestAdmitDeletingHostNetworkRefusesNewUsers(t *testing.T) {
 
 	create(t, profile("new", ns, inZone("gate-test"), network))
 	p := waitForCondition(t, ns, "new", vmv1alpha1.ConditionNetworksConfigured, metav1.ConditionFalse, vmv1alpha1.ReasonHostNetworkNotAccepting)
-	if msg := conditionMessage(p, vmv1alpha1.ConditionNetworksConfigured); !strings.Contains(msg, "network n: HostNetwork gate accepts no new users: it is being deleted") {
+	if msg := conditionMessage(p, vmv1alpha1.ConditionNetworksConfigured); !strings.Contains(msg, "network n: HostNetwork gate is being deleted and accepts no users") {
 		t.Fatalf("message %q", msg)
 	}
 	if p.Status.Phase != vmv1alpha1.PhaseError || getObject(t, &kubevirtv1.VirtualMachine{}, ns, "new-vm") {
@@ -91,19 +93,14 @@ func TestAdmitDeletingHostNetworkRefusesNewUsers(t *testing.T) {
 	}
 	expectEvent(t, ns, "new", vmv1alpha1.ReasonHostNetworkNotAccepting)
 
-	// The existing user is not cut, and only it holds the deletion.
-	old := waitForPhase(t, ns, "old", vmv1alpha1.PhaseRunning)
-	if !getObject(t, &kubevirtv1.VirtualMachine{}, ns, "old-vm") || old.Status.Networks[0].HostNetwork != "gate" {
-		t.Fatalf("old: %s, networks %+v", observe.Describe(old), old.Status.Networks)
-	}
+	// The existing user is taken off, and only its instance holds the deletion.
+	expectRevoked(t, ns, "old", "n", vmv1alpha1.ReasonHostNetworkNotAccepting, "HostNetwork gate is being deleted")
 	deleting := meta.FindStatusCondition(getHostNetwork(t, "gate").Status.Conditions, vmv1alpha1.ConditionDeleting)
 	if deleting == nil || !strings.Contains(deleting.Message, "1 profile(s): "+ns+"/old") {
 		t.Fatalf("the deletion waits for the existing user only: %+v", deleting)
 	}
 
-	if err := cluster.Client.Delete(ctx, old); err != nil {
-		t.Fatal(err)
-	}
+	release()
 	observe.Eventually(t, 30*time.Second, "HostNetwork gone once its user is", func() (bool, string) {
 		return !getObject(t, &vmv1alpha1.HostNetwork{}, "", "gate"), "still there"
 	})

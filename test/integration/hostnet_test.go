@@ -231,13 +231,13 @@ func TestTwoHostNetworksCannotClaimOneUplink(t *testing.T) {
 }
 
 // TestDeletingAHostNetwork: deleting a network in use waits and says for
-// whom; once unused, its host side is reverted (state absent seen before the
+// whom (a user's instance shutting down); once unused, its host side is reverted (state absent seen before the
 // policy goes) and it is gone. A node where nmstate never finishes bounds
 // the wait: the policy is deleted at the deadline and an event says which
 // nodes keep what it built.
 func TestDeletingAHostNetwork(t *testing.T) {
 	ctx := context.Background()
-	zoneNodes(t, "del-test", map[string]vmv1alpha1.NodeCapabilityStatus{"del-a": edgeCapability(true)})
+	zoneNodes(t, "del-test", map[string]vmv1alpha1.NodeCapabilityStatus{"del-a": bridgeCapability("br-del", "vmop-del")})
 	spec := edgeSpec("del-test")
 	spec.BridgeName = "br-del"
 	h := &vmv1alpha1.HostNetwork{ObjectMeta: metav1.ObjectMeta{Name: "del"}, Spec: spec}
@@ -248,7 +248,8 @@ func TestDeletingAHostNetwork(t *testing.T) {
 	})
 	ns := newNamespace(t)
 	create(t, profile("user", ns, inZone("del-test"), onNetwork(vmv1alpha1.NetworkConfig{Name: "n", Type: "bridge", BridgeName: "br-del", VLANID: ptr.To[int32](300)})))
-	waitForCondition(t, ns, "user", vmv1alpha1.ConditionNetworksConfigured, metav1.ConditionTrue, vmv1alpha1.ReasonNetworksReady)
+	waitForPhase(t, ns, "user", vmv1alpha1.PhaseRunning)
+	release := holdInstance(t, ns, "user")
 
 	sawAbsent := watchForAbsent(t, "vmop-del")
 	if err := cluster.Client.Delete(ctx, h); err != nil {
@@ -261,9 +262,7 @@ func TestDeletingAHostNetwork(t *testing.T) {
 	if _, ok := policyState(t, "vmop-del"); !ok {
 		t.Fatal("the policy went while the network is in use")
 	}
-	if err := cluster.Client.Delete(ctx, getProfile(t, ns, "user")); err != nil {
-		t.Fatal(err)
-	}
+	release()
 	observe.Eventually(t, 30*time.Second, "HostNetwork and its policy gone", func() (bool, string) {
 		_, policy := policyState(t, "vmop-del")
 		return !policy && !getObject(t, &vmv1alpha1.HostNetwork{}, "", "del"), fmt.Sprintf("policy there: %v", policy)

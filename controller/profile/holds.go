@@ -1,0 +1,175 @@
+package profile
+
+import (
+	"context"
+	"fmt"
+	"slices"
+
+	"k8s.io/apimachinery/pkg/types"
+	kubevirtv1 "kubevirt.io/api/core/v1"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	vmv1alpha1 "github.com/jianfenliu/vmoperator/api/v1alpha1"
+	"github.com/jianfenliu/vmoperator/controller/desired"
+)
+
+// indexLiveIdentity indexes VM instances by the static addresses and MACs
+// they use (the guest's reported addresses, the interfaces' MACs): a value
+// is held while an instance uses it, whatever its profile's spec says now
+// (a revoked profile, or one edited since its VM started).
+const indexLiveIdentity = "vmop.liveIdentity"
+
+// liveValues are the addresses and MACs an instance uses, for the index.
+func liveValues(vmi *kubevirtv1.VirtualMachineInstance) []string {
+	var values []string
+	for _, id := range identities() {
+		for _, used := range id.live(vmi) {
+			for _, value := range used {
+				if !slices.Contains(values, value) {
+					values = append(values, value)
+				}
+			}
+		}
+	}
+	return values
+}
+
+// indexInstances registers indexLiveIdentity (KubeVirt installed only).
+func (r *Reconciler) indexInstances(ctx context.Context, mgr ctrl.Manager) error {
+	return mgr.GetFieldIndexer().IndexField(ctx, &kubevirtv1.VirtualMachineInstance{}, indexLiveIdentity, func(obj client.Object) []string {
+		return liveValues(obj.(*kubevirtv1.VirtualMachineInstance))
+	})
+}
+
+// profilesOfInstance maps an instance to its profile and to the profiles
+// that ask for a value it uses: one refused while the instance held it
+// tries again when the instance changes or goes.
+func (r *Reconciler) profilesOfInstance(ctx context.Context, obj client.Object) []reconcile.Request {
+	requests := profileOfInstance(ctx, obj)
+	vmi, ok := obj.(*kubevirtv1.VirtualMachineInstance)
+	if !ok {
+		return requests
+	}
+	for _, id := range identities() {
+		for _, used := range id.live(vmi) {
+			for _, value := range used {
+				requests = append(requests, r.listByIndex(ctx, id.index, value)...)
+			}
+		}
+	}
+	return requests
+}
+
+// holdersOf are the profiles that may hold a value: those whose spec asks
+// for it, and those whose living instance uses it.
+func (r *Reconciler) holdersOf(ctx context.Context, id identity, value string) ([]*vmv1alpha1.VirtualMachineProfile, error) {
+	var list vmv1alpha1.VirtualMachineProfileList
+	if err := r.Client.List(ctx, &list, client.MatchingFields{id.index: value}); err != nil {
+		return nil, fmt.Errorf("list profiles using %s %s: %w", id.noun, value, err)
+	}
+	holders := make([]*vmv1alpha1.VirtualMachineProfile, 0, len(list.Items))
+	seen := map[types.NamespacedName]bool{}
+	for i := range list.Items {
+		holders = append(holders, &list.Items[i])
+		seen[client.ObjectKeyFromObject(&list.Items[i])] = true
+	}
+	if !r.Deps.KubeVirt {
+		return holders, nil
+	}
+	var instances kubevirtv1.VirtualMachineInstanceList
+	if err := r.Client.List(ctx, &instances, client.MatchingFields{indexLiveIdentity: value}); err != nil {
+		return nil, fmt.Errorf("list VM instances using %s %s: %w", id.noun, value, err)
+	}
+	for i := range instances.Items {
+		key := types.NamespacedName{Namespace: instances.Items[i].Namespace, Name: instances.Items[i].Labels[desired.LabelProfile]}
+		if key.Name == "" || seen[key] {
+			continue
+		}
+		seen[key] = true
+		var holder vmv1alpha1.VirtualMachineProfile
+		if err := r.Client.Get(ctx, key, &holder); err != nil {
+			if client.IgnoreNotFound(err) != nil {
+				return nil, fmt.Errorf("read profile %s: %w", key, err)
+			}
+			continue
+		}
+		holders = append(holders, &holder)
+	}
+	return holders, nil
+}
+
+// claimsOfOther resolves another profile to learn its segments and the
+// values it claims there: those of its spec, and those its living
+// instance uses (running). A revoked profile whose instance still lives
+// holds them on the segments the instance is attached to until the
+// instance is gone (its guest still answers there), its spec's values as
+// running too; any other refused profile holds nothing.
+func (r *Reconciler) claimsOfOther(ctx context.Context, other *vmv1alpha1.VirtualMachineProfile, id identity) (map[string][]claim, error) {
+	attachments, refusal, err := r.resolve(ctx, other)
+	if err != nil {
+		return nil, err
+	}
+	if refusal != nil && !refusal.Revokes {
+		return nil, nil
+	}
+	vmi, err := r.liveInstance(ctx, other)
+	if err != nil {
+		return nil, err
+	}
+	held := refusal != nil
+	if held {
+		if vmi == nil {
+			return nil, nil
+		}
+		if attachments, err = r.attachReader().Held(ctx, other); err != nil {
+			return nil, err
+		}
+	}
+	out := map[string][]claim{}
+	for segment, c := range claimsOf(other, attachments, id) {
+		c.running = held
+		out[segment] = append(out[segment], c)
+	}
+	if vmi == nil {
+		return out, nil
+	}
+	live := id.live(vmi)
+	for _, a := range attachments {
+		for _, value := range live[a.Network.Name] {
+			out[a.Segment] = append(out[a.Segment], claim{network: a.Network.Name, value: value, running: true})
+		}
+	}
+	return out, nil
+}
+
+// matching finds the claim of value, preferring one a living instance runs with.
+func matching(claims []claim, value string) (claim, bool) {
+	var found *claim
+	for i := range claims {
+		if claims[i].value == value && (found == nil || claims[i].running) {
+			found = &claims[i]
+		}
+	}
+	if found == nil {
+		return claim{}, false
+	}
+	return *found, true
+}
+
+// liveInstance reads the profile's VM instance; nil when there is none.
+func (r *Reconciler) liveInstance(ctx context.Context, profile *vmv1alpha1.VirtualMachineProfile) (*kubevirtv1.VirtualMachineInstance, error) {
+	if !r.Deps.KubeVirt {
+		return nil, nil
+	}
+	key := client.ObjectKey{Namespace: profile.Namespace, Name: vmv1alpha1.VMName(profile.Name)}
+	var vmi kubevirtv1.VirtualMachineInstance
+	if err := r.Client.Get(ctx, key, &vmi); err != nil {
+		if client.IgnoreNotFound(err) != nil {
+			return nil, fmt.Errorf("read VirtualMachineInstance %s: %w", key, err)
+		}
+		return nil, nil
+	}
+	return &vmi, nil
+}

@@ -1,0 +1,150 @@
+package profile
+
+import (
+	"context"
+	"fmt"
+
+	nadv1 "github.com/k8snetworkplumbingwg/network-attachment-definition-client/pkg/apis/k8s.cni.cncf.io/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	kubevirtv1 "kubevirt.io/api/core/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	vmv1alpha1 "github.com/jianfenliu/vmoperator/api/v1alpha1"
+	"github.com/jianfenliu/vmoperator/controller/attach"
+	"github.com/jianfenliu/vmoperator/controller/desired"
+	"github.com/jianfenliu/vmoperator/controller/status"
+)
+
+// AnnotationRevoked on a VM says that the operator halted it because a
+// HostNetwork no longer allows its profile, and why. While it is there the
+// VM is kept halted (a virtctl start is undone); once access is restored
+// the VM gets the profile's run strategy back and the annotation goes.
+const AnnotationRevoked = "vm.example.com/revoked"
+
+// revoke takes a profile whose network a HostNetwork's rule now excludes
+// (or whose HostNetwork is being deleted) off the segment: its VM is
+// halted and the attachments the operator made for it are deleted. A
+// refusal that is no revocation (a HostNetwork not found, not Ready, a
+// cache not synced yet) may be transient and touches nothing, unless the
+// VM was already revoked: it then stays halted until access is restored.
+// The instance keeps its address, MAC and HostNetwork until it is gone
+// (claimsOfOther, attach.Reader.Users).
+func (r *Reconciler) revoke(ctx context.Context, profile *vmv1alpha1.VirtualMachineProfile, refusal *attach.Refusal, observed *status.Observed) error {
+	observed.Networks = status.Problem(refusal.Reason, "%s", refusal.Message)
+	vm, err := r.ownVM(ctx, profile)
+	if err != nil {
+		return err
+	}
+	if !refusal.Revokes && (vm == nil || vm.Annotations[AnnotationRevoked] == "") {
+		return nil
+	}
+	halted, err := r.haltRevoked(ctx, vm, refusal)
+	if err != nil {
+		return err
+	}
+	deleted, err := r.deleteNADs(ctx, profile, nil, "access to its host network was revoked")
+	if err != nil {
+		return err
+	}
+	if vm == nil && deleted == 0 {
+		return nil // never admitted: a plain refusal
+	}
+	restore := "access is restored"
+	if refusal.Restore != "" {
+		restore = refusal.Restore
+	}
+	consequence := "the VM is halted and its attachments deleted: it starts again once"
+	if vm == nil || vm.Annotations[AnnotationRevoked] == "" {
+		// Stopped by its user before: restoring access does not start it.
+		consequence = "its attachments are deleted: they are made again once"
+	}
+	observed.Networks = status.Problem(refusal.Reason, "%s; %s %s", refusal.Message, consequence, restore)
+	if halted || deleted > 0 {
+		r.event(profile, vm, corev1.EventTypeWarning, vmv1alpha1.EventAccessRevoked,
+			"%s: halted the VM and deleted %d attachment(s); it starts again once %s", refusal.Message, deleted, restore)
+	}
+	return nil
+}
+
+// ownVM reads the profile's VM when the profile controls it; nil otherwise.
+func (r *Reconciler) ownVM(ctx context.Context, profile *vmv1alpha1.VirtualMachineProfile) (*kubevirtv1.VirtualMachine, error) {
+	if !r.Deps.KubeVirt {
+		return nil, nil
+	}
+	key := client.ObjectKey{Namespace: profile.Namespace, Name: vmv1alpha1.VMName(profile.Name)}
+	var vm kubevirtv1.VirtualMachine
+	if err := r.Client.Get(ctx, key, &vm); err != nil {
+		if client.IgnoreNotFound(err) != nil {
+			return nil, fmt.Errorf("read VirtualMachine %s: %w", key, err)
+		}
+		return nil, nil
+	}
+	if ref := metav1.GetControllerOf(&vm); ref == nil || ref.UID != profile.UID {
+		return nil, nil
+	}
+	return &vm, nil
+}
+
+// haltRevoked sets the VM's runStrategy to Halted and marks it revoked.
+// A VM already halted is left alone: halted by this (marked), or stopped
+// by its user (virtctl stop), left unmarked so that restoring access does
+// not start it. It says whether it wrote.
+func (r *Reconciler) haltRevoked(ctx context.Context, vm *kubevirtv1.VirtualMachine, refusal *attach.Refusal) (bool, error) {
+	if vm == nil || (vm.Spec.RunStrategy != nil && *vm.Spec.RunStrategy == kubevirtv1.RunStrategyHalted) {
+		return false, nil
+	}
+	patch := client.MergeFrom(vm.DeepCopy())
+	strategy := kubevirtv1.RunStrategyHalted
+	vm.Spec.RunStrategy = &strategy
+	if vm.Annotations[AnnotationRevoked] == "" {
+		if vm.Annotations == nil {
+			vm.Annotations = map[string]string{}
+		}
+		vm.Annotations[AnnotationRevoked] = refusal.Message
+	}
+	if err := r.Client.Patch(ctx, vm, patch); err != nil {
+		return false, fmt.Errorf("halt VirtualMachine %s/%s: %w", vm.Namespace, vm.Name, err)
+	}
+	return true, nil
+}
+
+// restoreRevoked removes the revoked mark of a VM the apply step has just
+// given the profile's run strategy back.
+func (r *Reconciler) restoreRevoked(ctx context.Context, profile *vmv1alpha1.VirtualMachineProfile, vm *kubevirtv1.VirtualMachine) error {
+	patch := client.MergeFrom(vm.DeepCopy())
+	delete(vm.Annotations, AnnotationRevoked)
+	if err := r.Client.Patch(ctx, vm, patch); client.IgnoreNotFound(err) != nil {
+		return fmt.Errorf("unmark revoked VirtualMachine %s/%s: %w", vm.Namespace, vm.Name, err)
+	}
+	r.event(profile, vm, corev1.EventTypeNormal, vmv1alpha1.EventAccessRestored,
+		"access to its host networks is restored: the VM runs with runStrategy %s again and its attachments are made again", profile.Spec.EffectiveRunStrategy())
+	return nil
+}
+
+// deleteNADs deletes the attachments the operator made for the profile
+// that are not wanted (by name), and says how many. Only ours: a user's
+// named attachment, or one of the same name made by someone else, is
+// never touched.
+func (r *Reconciler) deleteNADs(ctx context.Context, profile *vmv1alpha1.VirtualMachineProfile, wanted map[string]bool, why string) (int, error) {
+	if !r.Deps.Multus {
+		return 0, nil
+	}
+	var nads nadv1.NetworkAttachmentDefinitionList
+	if err := r.Client.List(ctx, &nads, client.InNamespace(profile.Namespace), client.MatchingLabels(desired.OwnedLabels(profile))); err != nil {
+		return 0, fmt.Errorf("list attachments of profile %s: %w", profile.Name, err)
+	}
+	deleted := 0
+	for i := range nads.Items {
+		nad := &nads.Items[i]
+		if wanted[nad.Name] || ownershipOf(nad, profile) != ours {
+			continue
+		}
+		if err := r.Client.Delete(ctx, nad, client.Preconditions{UID: &nad.UID}); client.IgnoreNotFound(err) != nil {
+			return deleted, fmt.Errorf("delete NetworkAttachmentDefinition %s: %w", nad.Name, err)
+		}
+		deleted++
+		r.event(profile, nad, corev1.EventTypeNormal, vmv1alpha1.EventDeleted, "deleted NetworkAttachmentDefinition %s: %s", nad.Name, why)
+	}
+	return deleted, nil
+}

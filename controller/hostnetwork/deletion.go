@@ -64,7 +64,7 @@ func (r *Reconciler) reconcileDeletion(ctx context.Context, h *vmv1alpha1.HostNe
 	if err != nil {
 		return ctrl.Result{}, err
 	}
-	waits, err := r.followReverts(ctx, h, reverts, nil, w.nodes, nil)
+	waits, err := r.followReverts(ctx, h, reverts, nil, w.nodes, nil, true)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
@@ -111,7 +111,9 @@ func revertingCondition(waits []revertWait) metav1.Condition {
 // reverts are owned by nothing, so that collection cannot take them. It
 // says whether a revert was written (or found under way but not yet in
 // the cache): the finalizer goes only in a reconcile that wrote none and
-// waits for none, so a revert is never written after its HostNetwork went.
+// waits for none. Applied reverts stay until the HostNetwork is gone, so
+// that a reconcile reading a stale HostNetwork finds them and writes none
+// again; the reconcile of the gone HostNetwork deletes them.
 func (r *Reconciler) startReverts(ctx context.Context, h *vmv1alpha1.HostNetwork, p plan,
 	groups, reverts []*nmstatev1.NodeNetworkConfigurationPolicy) (bool, error) {
 	sources := map[string]*nmstatev1.NodeNetworkConfigurationPolicy{}

@@ -72,7 +72,10 @@ func (r *Reconciler) revertTimeout() time.Duration {
 func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	var hostNetwork vmv1alpha1.HostNetwork
 	if err := r.Client.Get(ctx, req.NamespacedName, &hostNetwork); err != nil {
-		return ctrl.Result{}, client.IgnoreNotFound(err)
+		if apierrors.IsNotFound(err) {
+			return ctrl.Result{}, r.deleteLeftReverts(ctx, req.Name)
+		}
+		return ctrl.Result{}, err
 	}
 	if !hostNetwork.DeletionTimestamp.IsZero() {
 		return r.reconcileDeletion(ctx, &hostNetwork)
@@ -165,7 +168,7 @@ func (r *Reconciler) applyPolicies(ctx context.Context, h *vmv1alpha1.HostNetwor
 		}
 		if stops := blocked(losses, vms); len(stops) > 0 {
 			// What the group policies build stays; reverts under way go on.
-			waits, err := r.followReverts(ctx, h, reverts, before, w.nodes, nil)
+			waits, err := r.followReverts(ctx, h, reverts, before, w.nodes, nil, false)
 			return edit{held: heldCondition(h, stops), waits: waits}, err
 		}
 	}
@@ -176,7 +179,7 @@ func (r *Reconciler) applyPolicies(ctx context.Context, h *vmv1alpha1.HostNetwor
 	if err := r.writeGroups(ctx, h, plan, groups); err != nil {
 		return edit{}, err
 	}
-	waits, err := r.followReverts(ctx, h, reverts, after, w.nodes, written)
+	waits, err := r.followReverts(ctx, h, reverts, after, w.nodes, written, false)
 	return edit{waits: waits}, err
 }
 

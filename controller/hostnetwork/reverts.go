@@ -2,6 +2,7 @@ package hostnetwork
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -114,10 +115,12 @@ type revertWait struct {
 
 // followReverts moves every revert of a HostNetwork on: one that would
 // undo what the plan builds on its node again is trimmed (or dropped),
-// one every selected node applied is deleted, one past its deadline is
-// deleted with a RevertTimedOut event. It returns those still waiting.
+// one every selected node applied is done, one past its deadline is done
+// with a RevertTimedOut event. A done revert is deleted, unless keepDone
+// (a deletion keeps them until the HostNetwork is gone, so that no
+// reconcile on a stale cache writes them again). It returns those still waiting.
 func (r *Reconciler) followReverts(ctx context.Context, h *vmv1alpha1.HostNetwork, reverts []*nmstatev1.NodeNetworkConfigurationPolicy,
-	after map[string]*built, nodes []corev1.Node, written map[string]bool) ([]revertWait, error) {
+	after map[string]*built, nodes []corev1.Node, written map[string]bool, keepDone bool) ([]revertWait, error) {
 	var waits []revertWait
 	for _, policy := range reverts {
 		if written[policy.Name] {
@@ -152,7 +155,7 @@ func (r *Reconciler) followReverts(ctx context.Context, h *vmv1alpha1.HostNetwor
 				deadline: r.now().Add(r.revertTimeout())})
 			continue
 		}
-		wait, err := r.followRevert(ctx, h, policy, selected)
+		wait, err := r.followRevert(ctx, h, policy, selected, keepDone)
 		if err != nil {
 			return nil, err
 		}
@@ -166,7 +169,7 @@ func (r *Reconciler) followReverts(ctx context.Context, h *vmv1alpha1.HostNetwor
 // followRevert deletes a revert once every node it selects applied its
 // generation, or at its deadline; until then it says what it waits for.
 func (r *Reconciler) followRevert(ctx context.Context, h *vmv1alpha1.HostNetwork, policy *nmstatev1.NodeNetworkConfigurationPolicy,
-	selected []string) (*revertWait, error) {
+	selected []string, keepDone bool) (*revertWait, error) {
 	raw := policy.Annotations[AnnotationRevertDeadline]
 	deadline, err := time.Parse(time.RFC3339, raw)
 	if err != nil {
@@ -183,12 +186,46 @@ func (r *Reconciler) followRevert(ctx context.Context, h *vmv1alpha1.HostNetwork
 	if len(pending) > 0 && r.now().Before(deadline) {
 		return &revertWait{policy: policy.Name, what: what, pending: pending, deadline: deadline}, nil
 	}
-	if len(pending) > 0 {
+	if len(pending) > 0 && policy.Annotations[annotationGaveUp] == "" {
 		r.event(h, policy, corev1.EventTypeWarning, vmv1alpha1.ReasonRevertTimedOut,
 			"nmstate did not apply revert policy %s (%s) on %s by %s; it is deleted and those nodes keep what was built: remove it by hand",
 			policy.Name, what, strings.Join(pending, ", "), raw)
+		if keepDone {
+			return nil, r.markGaveUp(ctx, policy)
+		}
+	}
+	if keepDone {
+		return nil, nil
 	}
 	return nil, r.deletePolicy(ctx, policy)
+}
+
+// annotationGaveUp on a revert kept after its deadline says the timeout
+// was reported.
+const annotationGaveUp = "vm.example.com/revert-gave-up"
+
+func (r *Reconciler) markGaveUp(ctx context.Context, policy *nmstatev1.NodeNetworkConfigurationPolicy) error {
+	patch := client.MergeFrom(policy.DeepCopy())
+	policy.Annotations[annotationGaveUp] = "true"
+	if err := client.IgnoreNotFound(r.Client.Patch(ctx, policy, patch)); err != nil {
+		return fmt.Errorf("mark revert policy %s timed out: %w", policy.Name, err)
+	}
+	return nil
+}
+
+// deleteLeftReverts deletes the reverts of a HostNetwork that is gone: a
+// deletion keeps them, applied, until then.
+func (r *Reconciler) deleteLeftReverts(ctx context.Context, name string) error {
+	all, err := r.policiesOf(ctx, name)
+	if err != nil {
+		return err
+	}
+	_, reverts := splitPolicies(all)
+	var errs []error
+	for _, policy := range reverts {
+		errs = append(errs, r.deletePolicy(ctx, policy))
+	}
+	return errors.Join(errs...)
 }
 
 func (r *Reconciler) deletePolicy(ctx context.Context, policy *nmstatev1.NodeNetworkConfigurationPolicy) error {
@@ -240,11 +277,12 @@ func (r *Reconciler) vmsByNode(ctx context.Context, name string) (map[string][]s
 	out := map[string][]string{}
 	for _, user := range users {
 		var vmi kubevirtv1.VirtualMachineInstance
-		if err := r.Client.Get(ctx, user, &vmi); err != nil {
+		key := types.NamespacedName{Namespace: user.Namespace, Name: vmv1alpha1.VMName(user.Name)}
+		if err := r.Client.Get(ctx, key, &vmi); err != nil {
 			if apierrors.IsNotFound(err) {
 				continue
 			}
-			return nil, fmt.Errorf("read VMI %s: %w", user, err)
+			return nil, fmt.Errorf("read VMI %s: %w", key, err)
 		}
 		for _, node := range nodesOfVMI(&vmi) {
 			out[node] = append(out[node], user.String())

@@ -255,9 +255,13 @@ func TestEditingAHostNetworkKeepsWhatVMsUse(t *testing.T) {
 		s.Uplinks = []vmv1alpha1.Uplink{{Name: "a", NodeSelector: map[string]string{"grp": "a"}, Interface: "eth1"},
 			{Name: "b", NodeSelector: map[string]string{"grp": "b"}, Interface: "eth1"}}
 	})
+	observe.Eventually(t, 30*time.Second, "the single uplink's policy replaced", func() (bool, string) {
+		_, there := policyState(t, "vmop-"+zone)
+		return !there, "vmop-" + zone + " still there"
+	})
+	policies.expectNeverAbsent(t, mark, "br-"+zone, nodes, a1, a2, b1)
 	policiesAre(t, zone, map[string]map[string]string{"vmop-" + zone + ".a": {"grp": "a"}, "vmop-" + zone + ".b": {"grp": "b"}})
 	expectNotHeld(t, zone)
-	policies.expectNeverAbsent(t, mark, "br-"+zone, nodes, a1, a2, b1)
 
 	// Group a's selector changes to one picking the same nodes: the same
 	// policy is updated, nothing is removed.
@@ -313,7 +317,8 @@ func TestEditingAHostNetworkKeepsWhatVMsUse(t *testing.T) {
 // TestForegroundDeletionRevertsFirst: deleting a managed HostNetwork with
 // propagationPolicy Foreground (as some GitOps tools do) lets the garbage
 // collector delete its owned policies at once; the host is still told to
-// remove what they built before the HostNetwork goes.
+// remove what they built before the HostNetwork goes, even when the
+// policies were gone before the controller saw the deletion.
 func TestForegroundDeletionRevertsFirst(t *testing.T) {
 	const zone = "fg"
 	nodes := editNodes(t, zone)
@@ -326,9 +331,17 @@ func TestForegroundDeletionRevertsFirst(t *testing.T) {
 	observe.Eventually(t, 30*time.Second, "finalizer on", func() (bool, string) {
 		return len(getHostNetwork(t, zone).Finalizers) > 0, "no finalizer yet"
 	})
+	// With the controller down the garbage collector surely deletes the
+	// owned policy first, as it may on any cluster.
+	restart := withControllerStopped(t)
 	if err := cluster.Client.Delete(context.Background(), h, client.PropagationPolicy(metav1.DeletePropagationForeground)); err != nil {
 		t.Fatal(err)
 	}
+	observe.Eventually(t, 30*time.Second, "the garbage collector deleted the owned policy", func() (bool, string) {
+		_, there := policyState(t, "vmop-"+zone)
+		return !there, "still there"
+	})
+	restart()
 	observe.Eventually(t, time.Minute, "HostNetwork gone", func() (bool, string) {
 		return !getObject(t, &vmv1alpha1.HostNetwork{}, "", zone), "still there"
 	})

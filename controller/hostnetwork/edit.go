@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strings"
 
+	nmstateshared "github.com/nmstate/kubernetes-nmstate/api/shared"
 	nmstatev1 "github.com/nmstate/kubernetes-nmstate/api/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/labels"
@@ -171,4 +172,25 @@ func bounded(names []string, n int) []string {
 		return names
 	}
 	return append(slices.Clone(names[:n]), fmt.Sprintf("%d more", len(names)-n))
+}
+
+// NodeReverts is what an edit from the group policies before to those
+// after removes, per node: the revert state each node that loses
+// something gets (the kernel tests of the nmstate stand-in replay it). Pure.
+func NodeReverts(before, after []*nmstatev1.NodeNetworkConfigurationPolicy, nodes []corev1.Node) (map[string]nmstateshared.State, error) {
+	had, err := builtOn(before, nodes)
+	if err != nil {
+		return nil, err
+	}
+	keeps, err := builtOn(after, nodes)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]nmstateshared.State{}
+	for node, l := range lossesOf(had, keeps) {
+		if len(l.revert) > 0 {
+			out[node] = desired.RevertOf(l.revert)
+		}
+	}
+	return out, nil
 }

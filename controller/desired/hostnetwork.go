@@ -71,14 +71,6 @@ func RevertPolicyName(hostNetwork, target string) string {
 	return name + hashOf(target)[:min(10, maxPolicyName-len(name))]
 }
 
-// IsRevertPolicy says whether a policy of a HostNetwork only undoes: a
-// revert policy, or (before this release) a group policy rewritten in
-// place to revert, which carries the revert deadline.
-func IsRevertPolicy(policy metav1.Object, deadlineAnnotation string) bool {
-	_, rewritten := policy.GetAnnotations()[deadlineAnnotation]
-	return policy.GetLabels()[LabelPolicyRole] == PolicyRoleRevert || rewritten
-}
-
 // VLANInterfaceName is the VLAN sub-interface a managed macvlan network
 // builds for a VLAN. It is named after the HostNetwork, not the uplink, so
 // it is the same on every node group (the attachment names one master for

@@ -26,13 +26,21 @@ import (
 // from its revert policies (what it is undoing).
 func splitPolicies(all []nmstatev1.NodeNetworkConfigurationPolicy) (groups, reverts []*nmstatev1.NodeNetworkConfigurationPolicy) {
 	for i := range all {
-		if desired.IsRevertPolicy(&all[i], AnnotationRevertDeadline) {
+		if isRevert(&all[i]) {
 			reverts = append(reverts, &all[i])
 		} else {
 			groups = append(groups, &all[i])
 		}
 	}
 	return groups, reverts
+}
+
+// isRevert says whether a policy of a HostNetwork only undoes: a revert
+// policy, or (before this release) a group policy rewritten in place to
+// revert, which carries the revert deadline.
+func isRevert(policy *nmstatev1.NodeNetworkConfigurationPolicy) bool {
+	_, rewritten := policy.Annotations[AnnotationRevertDeadline]
+	return policy.Labels[desired.LabelPolicyRole] == desired.PolicyRoleRevert || rewritten
 }
 
 // revertAnnotations say what a revert undoes and until when it waits.
@@ -283,6 +291,9 @@ func (r *Reconciler) vmsByNode(ctx context.Context, name string) (map[string][]s
 				continue
 			}
 			return nil, fmt.Errorf("read VMI %s: %w", key, err)
+		}
+		if vmi.IsFinal() {
+			continue // stopped: no port on any node
 		}
 		for _, node := range nodesOfVMI(&vmi) {
 			out[node] = append(out[node], user.String())

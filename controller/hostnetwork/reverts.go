@@ -57,6 +57,10 @@ func (r *Reconciler) nodeRevert(h *vmv1alpha1.HostNetwork, node string, lost []d
 	if err != nil {
 		return nil, err
 	}
+	if pending != nil && pending.Annotations[desired.AnnotationReverts] != "node "+node {
+		// Two targets hash alike (one in 16^6 at least): wait for the other.
+		return nil, fmt.Errorf("revert policy %s is under way for %s; the revert on node %s waits for it", pending.Name, pending.Annotations[desired.AnnotationReverts], node)
+	}
 	var merged built
 	if pending != nil {
 		earlier, err := revertInterfaces(pending)

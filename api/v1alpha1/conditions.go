@@ -18,6 +18,11 @@ const (
 const (
 	// ConditionDeleting says what the deletion of a HostNetwork waits for.
 	ConditionDeleting = "Deleting"
+	// ConditionEditHeld is present, True with ReasonInUse, while an edit of
+	// a managed HostNetwork is not applied because it would take a bridge,
+	// bond, VLAN interface or VFs from nodes where VMs on it run; the
+	// message names the nodes, what each loses and whose VMs run there.
+	ConditionEditHeld = "EditHeld"
 	// HostNetwork also uses ConditionReady: every selected node has it, verified.
 )
 
@@ -33,6 +38,8 @@ const (
 	ReasonInUse               = "InUse"
 	ReasonReverting           = "Reverting"
 	ReasonRevertTimedOut      = "RevertTimedOut"
+	// ReasonEditHeld is the Warning event of a held edit (ConditionEditHeld).
+	ReasonEditHeld = "EditHeld"
 )
 
 // Condition types of a NodeCapability.

@@ -31,6 +31,17 @@ type Bond struct {
 //
 // +kubebuilder:validation:XValidation:rule="has(self.interface) != has(self.bond)",message="set exactly one of interface and bond"
 type Uplink struct {
+	// name of the uplink group. Its policy is vmop-<hostnetwork>.<name>
+	// (a hash of the name when that is longer than 63 characters), so an
+	// edit of the group's selector or interface updates the same policy.
+	// Unset: vmop-<hostnetwork> for a network with one uplink, and a hash of
+	// the nodeSelector with several (then a selector edit replaces the
+	// policy; the host is kept either way).
+	// +optional
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=20
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`
+	Name string `json:"name,omitempty"`
 	// nodeSelector picks the nodes this uplink applies to, for node groups
 	// whose NICs are named differently. It may be left out when there is one
 	// uplink; with several, each needs one and no node may match two.
@@ -91,6 +102,7 @@ type HostSRIOV struct {
 // +kubebuilder:validation:XValidation:rule="!has(self.uplinks) || (has(self.managed) && self.managed) || self.uplinks.all(u, !has(u.bond))",message="bond describes a bond to build: only managed networks have one (name an existing bond with interface)",fieldPath=".uplinks"
 // +kubebuilder:validation:XValidation:rule="self.type != 'sriov' || !has(self.uplinks) || self.uplinks.all(u, has(u.interface))",message="the uplink of an sriov network is its physical function: name it with interface",fieldPath=".uplinks"
 // +kubebuilder:validation:XValidation:rule="!has(self.uplinks) || size(self.uplinks) <= 1 || self.uplinks.all(u, has(u.nodeSelector) && size(u.nodeSelector) > 0)",message="with several uplinks, each needs a nodeSelector naming its node group",fieldPath=".uplinks"
+// +kubebuilder:validation:XValidation:rule="!has(self.uplinks) || self.uplinks.all(u, !has(u.name) || self.uplinks.exists_one(v, has(v.name) && v.name == u.name))",message="uplink names must be unique",fieldPath=".uplinks"
 // +kubebuilder:validation:XValidation:rule="self.type != 'macvlan' || !has(self.allowedVLANs) || self.allowedVLANs.all(v, !v.contains('-'))",message="a macvlan network gets one VLAN sub-interface per allowed VLAN: list ids, not ranges",fieldPath=".allowedVLANs"
 // +kubebuilder:validation:XValidation:rule="!has(self.untagged) || self.untagged == 'Allowed' || (has(self.allowedVLANs) && size(self.allowedVLANs) > 0)",message="untagged: Refused needs allowedVLANs: without them a network is for untagged use only",fieldPath=".untagged"
 type HostNetworkSpec struct {

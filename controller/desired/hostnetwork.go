@@ -17,13 +17,41 @@ import (
 // operator makes.
 const PolicyPrefix = "vmop-"
 
+// Labels and annotations of the revert policies: short-lived policies,
+// owned by nothing, that undo on some nodes what a HostNetwork's policies
+// built there. They are not owned by the HostNetwork so that a foreground
+// deletion's garbage collection (which deletes owned objects before the
+// owner) cannot take a revert away before nmstate applied it.
+const (
+	// LabelPolicyRole is PolicyRoleRevert on a revert policy.
+	LabelPolicyRole = "vm.example.com/policy-role"
+	// PolicyRoleRevert is the value of LabelPolicyRole on a revert policy.
+	PolicyRoleRevert = "revert"
+	// AnnotationReverts says what a revert policy undoes, for messages: the
+	// policy it reverts everywhere, or the node it reverts on.
+	AnnotationReverts = "vm.example.com/reverts"
+)
+
+// maxPolicyName keeps a policy's name a label value: nmstate labels each
+// enactment with it.
+const maxPolicyName = 63
+
 // PolicyName is the policy that builds one uplink group of a HostNetwork:
-// vmop-<name> for a network with one uplink, vmop-<name>.<group> with
-// several, the group named by a hash of its node selector (stable when the
-// admin reorders the list). HostNetwork names are DNS labels (no dots), so
+// vmop-<name>.<group> for a named group (the group name hashed when the
+// whole does not fit 63 characters), so that editing the group's selector
+// or interface updates the same policy. An unnamed group keeps the name
+// earlier releases gave it, so that an upgrade renames nothing:
+// vmop-<name> for a network with one uplink, vmop-<name>.<hash of its node
+// selector> with several. HostNetwork names are DNS labels (no dots), so
 // the HostNetwork is the part before the first dot.
 func PolicyName(hostNetwork *vmv1alpha1.HostNetwork, uplink *vmv1alpha1.Uplink) string {
 	name := PolicyPrefix + hostNetwork.Name
+	if uplink.Name != "" {
+		if len(name)+1+len(uplink.Name) > maxPolicyName {
+			return name + "." + hashOf(uplink.Name)[:6]
+		}
+		return name + "." + uplink.Name
+	}
 	if len(hostNetwork.Spec.Uplinks) <= 1 {
 		return name
 	}
@@ -33,6 +61,14 @@ func PolicyName(hostNetwork *vmv1alpha1.HostNetwork, uplink *vmv1alpha1.Uplink) 
 		parts = append(parts, k+"="+uplink.NodeSelector[k])
 	}
 	return name + "." + hashOf(parts...)[:6]
+}
+
+// RevertPolicyName is the revert policy of a HostNetwork for one target
+// (a node, or a policy reverted on all its nodes): vmop-<name>.r<hash>,
+// as long a hash as fits 63 characters (at least 6 hex digits).
+func RevertPolicyName(hostNetwork, target string) string {
+	name := PolicyPrefix + hostNetwork + ".r"
+	return name + hashOf(target)[:min(10, maxPolicyName-len(name))]
 }
 
 // VLANInterfaceName is the VLAN sub-interface a managed macvlan network
@@ -139,30 +175,96 @@ func trunkTags(spans []vmv1alpha1.VLANSpan) []nmstate.TrunkTag {
 	return tags
 }
 
-// RevertState undoes what a policy's desired state built, to be applied
-// before the policy is deleted (deleting a policy does not revert the host):
-// bridges, VLAN sub-interfaces and bonds go, a PF's VFs go back to 0. NICs
-// themselves and their MTU are left as they are. Stacked interfaces are
-// listed before the ones beneath them.
-func RevertState(built nmstateshared.State) (nmstateshared.State, error) {
-	doc, err := nmstate.Parse(built.Raw)
+// BuiltInterface is one interface a policy builds on a node and a revert
+// can take away: a bridge, bond or VLAN sub-interface, or a PF's VFs.
+type BuiltInterface struct {
+	Name string
+	Type string
+	// VFs is the VF count a policy sets on an SR-IOV PF; nil for any other.
+	VFs *int32
+}
+
+// Built lists what a policy's desired state builds, in its order. NICs
+// whose MTU it only sets are left out: a NIC is not ours to remove.
+func Built(state nmstateshared.State) ([]BuiltInterface, error) {
+	doc, err := nmstate.Parse(state.Raw)
 	if err != nil {
-		return nmstateshared.State{}, fmt.Errorf("reading the policy's desired state: %w", err)
+		return nil, fmt.Errorf("reading the policy's desired state: %w", err)
 	}
-	var revert []nmstate.Interface
+	var built []BuiltInterface
+	for _, iface := range doc.Interfaces {
+		switch {
+		case iface.State == nmstate.StateAbsent:
+		case iface.Type == nmstate.TypeEthernet && iface.Ethernet != nil && iface.Ethernet.SRIOV != nil && iface.Ethernet.SRIOV.TotalVFs != nil:
+			built = append(built, BuiltInterface{Name: iface.Name, Type: iface.Type, VFs: iface.Ethernet.SRIOV.TotalVFs})
+		case iface.Type == nmstate.TypeEthernet:
+		default:
+			built = append(built, BuiltInterface{Name: iface.Name, Type: iface.Type})
+		}
+	}
+	return built, nil
+}
+
+// RevertOf is the desired state that undoes built interfaces: bridges,
+// VLAN sub-interfaces and bonds go, a PF's VFs go back to 0. Stacked
+// interfaces come first, so built is reversed (Built lists them from the
+// bottom up, as the builders write them).
+func RevertOf(built []BuiltInterface) nmstateshared.State {
+	revert := make([]nmstate.Interface, 0, len(built))
+	for i := len(built) - 1; i >= 0; i-- {
+		iface := built[i]
+		if iface.VFs != nil {
+			revert = append(revert, nmstate.Interface{Name: iface.Name, Type: nmstate.TypeEthernet, State: nmstate.StateUp,
+				Ethernet: &nmstate.Ethernet{SRIOV: &nmstate.SRIOV{TotalVFs: new(int32)}}})
+			continue
+		}
+		revert = append(revert, nmstate.Interface{Name: iface.Name, Type: iface.Type, State: nmstate.StateAbsent})
+	}
+	return nmstate.State{Interfaces: revert}.Policy()
+}
+
+// Reverted lists what a revert state (RevertOf's) undoes, bottom-up as
+// Built lists it, so that RevertOf(Reverted(s)) is s again.
+func Reverted(revert nmstateshared.State) ([]BuiltInterface, error) {
+	doc, err := nmstate.Parse(revert.Raw)
+	if err != nil {
+		return nil, fmt.Errorf("reading the revert's desired state: %w", err)
+	}
+	var undone []BuiltInterface
 	for i := len(doc.Interfaces) - 1; i >= 0; i-- {
 		iface := doc.Interfaces[i]
 		switch {
 		case iface.Type == nmstate.TypeEthernet && iface.Ethernet != nil && iface.Ethernet.SRIOV != nil:
-			revert = append(revert, nmstate.Interface{Name: iface.Name, Type: nmstate.TypeEthernet, State: nmstate.StateUp,
-				Ethernet: &nmstate.Ethernet{SRIOV: &nmstate.SRIOV{TotalVFs: new(int32)}}})
-		case iface.Type == nmstate.TypeEthernet:
-			// A NIC is not ours to remove.
-		default:
-			revert = append(revert, nmstate.Interface{Name: iface.Name, Type: iface.Type, State: nmstate.StateAbsent})
+			undone = append(undone, BuiltInterface{Name: iface.Name, Type: iface.Type, VFs: new(int32)})
+		case iface.State == nmstate.StateAbsent:
+			undone = append(undone, BuiltInterface{Name: iface.Name, Type: iface.Type})
 		}
 	}
-	return nmstate.State{Interfaces: revert}.Policy(), nil
+	return undone, nil
+}
+
+// RevertState undoes what a policy's desired state built (see RevertOf).
+// Deleting a policy does not revert the host, so this is applied first.
+func RevertState(built nmstateshared.State) (nmstateshared.State, error) {
+	interfaces, err := Built(built)
+	if err != nil {
+		return nmstateshared.State{}, err
+	}
+	return RevertOf(interfaces), nil
+}
+
+// RevertPolicy is a revert policy of a HostNetwork: owned by nothing (see
+// LabelPolicyRole), on the nodes selector picks.
+func RevertPolicy(hostNetwork, target string, selector map[string]string, state nmstateshared.State, annotations map[string]string) *nmstatev1.NodeNetworkConfigurationPolicy {
+	return &nmstatev1.NodeNetworkConfigurationPolicy{
+		TypeMeta: metav1.TypeMeta{APIVersion: nmstatev1.GroupVersion.String(), Kind: "NodeNetworkConfigurationPolicy"},
+		ObjectMeta: metav1.ObjectMeta{
+			Name:        RevertPolicyName(hostNetwork, target),
+			Labels:      map[string]string{LabelManagedBy: ManagedByValue, LabelHostNetwork: hostNetwork, LabelPolicyRole: PolicyRoleRevert},
+			Annotations: annotations,
+		},
+		Spec: nmstateshared.NodeNetworkConfigurationPolicySpec{NodeSelector: selector, DesiredState: state},
+	}
 }
 
 // HostNetworkPolicy is the policy for one uplink group of a managed

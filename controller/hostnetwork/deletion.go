@@ -2,7 +2,10 @@ package hostnetwork
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -18,7 +21,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
 	vmv1alpha1 "github.com/jianfenliu/vmoperator/api/v1alpha1"
-	"github.com/jianfenliu/vmoperator/controller/apply"
 	"github.com/jianfenliu/vmoperator/controller/attach"
 	"github.com/jianfenliu/vmoperator/controller/desired"
 )
@@ -49,31 +51,32 @@ func (r *Reconciler) reconcileDeletion(ctx context.Context, h *vmv1alpha1.HostNe
 			Message: "waits until no profile uses it; used by " + listUsers(users)}}
 		return ctrl.Result{}, r.writeStatus(ctx, original, h, *next)
 	}
-	policies, err := r.policiesOf(ctx, h.Name)
+	w, err := r.observe(ctx)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
-	var waiting []string
-	var next time.Time
-	for i := range policies {
-		pending, deadline, err := r.revert(ctx, h, &policies[i])
-		if err != nil {
-			return ctrl.Result{}, err
-		}
-		if len(pending) > 0 || !deadline.IsZero() {
-			waiting = append(waiting, fmt.Sprintf("%s on %s", policies[i].Name, nodesOrPending(pending)))
-			if next.IsZero() || deadline.Before(next) {
-				next = deadline
-			}
-		}
+	all, err := r.policiesOf(ctx, h.Name)
+	if err != nil {
+		return ctrl.Result{}, err
 	}
-	if len(waiting) > 0 {
+	groups, reverts := splitPolicies(all)
+	started, err := r.startReverts(ctx, h, planOf(h, w), groups, reverts)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	waits, err := r.followReverts(ctx, h, reverts, nil, w.nodes, nil, true)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	if started || len(waits) > 0 {
 		status := h.Status.DeepCopy()
-		status.Conditions = []metav1.Condition{{Type: vmv1alpha1.ConditionDeleting, Status: metav1.ConditionTrue, Reason: vmv1alpha1.ReasonReverting,
-			Message: fmt.Sprintf("waits for nmstate to revert the host side (%s) until %s; after that the policies are deleted and what is left on those nodes is the admin's to remove",
-				strings.Join(waiting, "; "), next.UTC().Format(time.RFC3339))}}
+		status.Conditions = []metav1.Condition{revertingCondition(waits)}
 		err := r.writeStatus(ctx, original, h, *status)
-		return ctrl.Result{RequeueAfter: max(next.Sub(r.now()), time.Second)}, err
+		result := requeueAt(r.now(), waits)
+		if result.IsZero() {
+			result.RequeueAfter = time.Second // the reverts just started are followed once the cache has them
+		}
+		return result, err
 	}
 	patch := client.MergeFrom(h.DeepCopy())
 	controllerutil.RemoveFinalizer(h, Finalizer)
@@ -81,6 +84,81 @@ func (r *Reconciler) reconcileDeletion(ctx context.Context, h *vmv1alpha1.HostNe
 		return ctrl.Result{}, fmt.Errorf("remove finalizer of HostNetwork %s: %w", h.Name, err)
 	}
 	return ctrl.Result{}, nil
+}
+
+func revertingCondition(waits []revertWait) metav1.Condition {
+	parts := make([]string, 0, len(waits))
+	next := time.Time{}
+	for _, w := range waits {
+		parts = append(parts, fmt.Sprintf("%s (%s) on %s", w.policy, w.what, nodesOrPending(w.pending)))
+		if next.IsZero() || w.deadline.Before(next) {
+			next = w.deadline
+		}
+	}
+	message := "waits for nmstate to start reverting the host side"
+	if len(waits) > 0 {
+		message = fmt.Sprintf("waits for nmstate to revert the host side (%s) until %s; after that the policies are deleted and what is left on those nodes is the admin's to remove",
+			strings.Join(parts, "; "), next.UTC().Format(time.RFC3339))
+	}
+	return metav1.Condition{Type: vmv1alpha1.ConditionDeleting, Status: metav1.ConditionTrue, Reason: vmv1alpha1.ReasonReverting, Message: message}
+}
+
+// startReverts writes, for each group policy, a revert policy on the
+// group's nodes, then deletes the group policies. The groups are those
+// that exist, and those the spec declares: with a foreground deletion the
+// garbage collector deletes the owned group policies before this runs,
+// and the spec (kept by the finalizer) still says what they built. The
+// reverts are owned by nothing, so that collection cannot take them. It
+// says whether a revert was written (or found under way but not yet in
+// the cache): the finalizer goes only in a reconcile that wrote none and
+// waits for none. Applied reverts stay until the HostNetwork is gone, so
+// that a reconcile reading a stale HostNetwork finds them and writes none
+// again; the reconcile of the gone HostNetwork deletes them.
+func (r *Reconciler) startReverts(ctx context.Context, h *vmv1alpha1.HostNetwork, p plan,
+	groups, reverts []*nmstatev1.NodeNetworkConfigurationPolicy) (bool, error) {
+	sources := map[string]*nmstatev1.NodeNetworkConfigurationPolicy{}
+	if h.Spec.Managed && r.NMState && p.conflict == nil {
+		for _, policy := range p.policies {
+			sources[policy.Name] = policy
+		}
+	}
+	for _, policy := range groups {
+		sources[policy.Name] = policy
+	}
+	under := map[string]bool{}
+	for _, policy := range reverts {
+		under[policy.Name] = true
+	}
+	started := false
+	for _, name := range slices.Sorted(maps.Keys(sources)) {
+		source := sources[name]
+		what := "policy " + name
+		if under[desired.RevertPolicyName(h.Name, what)] {
+			continue
+		}
+		state, err := desired.RevertState(source.Spec.DesiredState)
+		if err != nil {
+			return false, fmt.Errorf("policy %s: %w", name, err)
+		}
+		if undone, err := desired.Reverted(state); err != nil || len(undone) == 0 {
+			continue // it built nothing a revert takes away (a NIC's MTU)
+		}
+		want := desired.RevertPolicy(h.Name, what, source.Spec.NodeSelector, state, r.revertAnnotations(what))
+		wrote, err := r.ensureRevert(ctx, want, nil)
+		if err != nil {
+			return false, err
+		}
+		if wrote {
+			started = true
+			r.event(h, want, corev1.EventTypeNormal, vmv1alpha1.ReasonReverting, "asked nmstate to revert what policy %s built (revert policy %s); waiting until %s",
+				name, want.Name, want.Annotations[AnnotationRevertDeadline])
+		}
+	}
+	var errs []error
+	for _, policy := range groups {
+		errs = append(errs, r.deletePolicy(ctx, policy))
+	}
+	return started, errors.Join(errs...)
 }
 
 func nodesOrPending(nodes []string) string {
@@ -103,81 +181,27 @@ func listUsers(users []types.NamespacedName) string {
 	return fmt.Sprintf("%d profile(s): %s", len(names), text)
 }
 
-// revert runs the two steps of removing a policy's host side: apply the
-// revert state (once, marking the deadline), then delete the policy when
-// every node's enactment applied that generation, or when the deadline
-// passed. It returns the nodes still pending and the deadline while it
-// waits; both empty once the policy is deleted.
-func (r *Reconciler) revert(ctx context.Context, h *vmv1alpha1.HostNetwork, policy *nmstatev1.NodeNetworkConfigurationPolicy) ([]string, time.Time, error) {
-	raw, marked := policy.Annotations[AnnotationRevertDeadline]
-	if !marked {
-		deadline := r.now().Add(r.revertTimeout()).UTC().Truncate(time.Second)
-		state, err := desired.RevertState(policy.Spec.DesiredState)
-		if err != nil {
-			return nil, time.Time{}, fmt.Errorf("policy %s: %w", policy.Name, err)
-		}
-		want := &nmstatev1.NodeNetworkConfigurationPolicy{
-			TypeMeta: metav1.TypeMeta{APIVersion: nmstatev1.GroupVersion.String(), Kind: "NodeNetworkConfigurationPolicy"},
-			ObjectMeta: metav1.ObjectMeta{Name: policy.Name, Labels: policy.Labels, OwnerReferences: policy.OwnerReferences,
-				Annotations: map[string]string{AnnotationRevertDeadline: deadline.Format(time.RFC3339)}},
-			Spec: nmstateshared.NodeNetworkConfigurationPolicySpec{NodeSelector: policy.Spec.NodeSelector, DesiredState: state},
-		}
-		if _, err := (apply.Applier{Client: r.Client}).Apply(ctx, policy, want); err != nil {
-			return nil, time.Time{}, err
-		}
-		r.event(h, policy, corev1.EventTypeNormal, vmv1alpha1.ReasonReverting, "asked nmstate to revert what policy %s built; waiting until %s", policy.Name, deadline.Format(time.RFC3339))
-		// Every node that enacted the policy has the revert still to apply.
-		enacted, err := r.enactedNodes(ctx, policy)
-		return enacted, deadline, err
-	}
-	deadline, err := time.Parse(time.RFC3339, raw)
-	if err != nil {
-		deadline = r.now() // a mangled deadline gives up now rather than never
-	}
-	pending, err := r.pendingNodes(ctx, policy)
-	if err != nil {
-		return nil, time.Time{}, err
-	}
-	if len(pending) > 0 && r.now().Before(deadline) {
-		return pending, deadline, nil
-	}
-	if len(pending) > 0 {
-		r.event(h, policy, corev1.EventTypeWarning, vmv1alpha1.ReasonRevertTimedOut,
-			"nmstate did not revert policy %s on %s by %s; the policy is deleted and those nodes keep what it built: remove it by hand",
-			policy.Name, strings.Join(pending, ", "), raw)
-	}
-	if err := client.IgnoreNotFound(r.Client.Delete(ctx, policy, client.Preconditions{UID: &policy.UID})); err != nil {
-		return nil, time.Time{}, fmt.Errorf("delete policy %s: %w", policy.Name, err)
-	}
-	return nil, time.Time{}, nil
-}
-
-// pendingNodes are the nodes whose enactment of the policy has not applied
-// its current generation. A node without an enactment never had it.
-func (r *Reconciler) pendingNodes(ctx context.Context, policy *nmstatev1.NodeNetworkConfigurationPolicy) ([]string, error) {
-	return r.nodesOfEnactments(ctx, policy, func(e *nmstatev1beta1.NodeNetworkConfigurationEnactment) bool {
-		available := e.Status.Conditions.Find(nmstateshared.NodeNetworkConfigurationEnactmentConditionAvailable)
-		return e.Status.PolicyGeneration < policy.Generation || available == nil || available.Status != corev1.ConditionTrue
-	})
-}
-
-// enactedNodes are the nodes that have an enactment of the policy.
-func (r *Reconciler) enactedNodes(ctx context.Context, policy *nmstatev1.NodeNetworkConfigurationPolicy) ([]string, error) {
-	return r.nodesOfEnactments(ctx, policy, func(*nmstatev1beta1.NodeNetworkConfigurationEnactment) bool { return true })
-}
-
-func (r *Reconciler) nodesOfEnactments(ctx context.Context, policy *nmstatev1.NodeNetworkConfigurationPolicy,
-	keep func(*nmstatev1beta1.NodeNetworkConfigurationEnactment) bool) ([]string, error) {
+// pendingNodes are the nodes a policy selects whose enactment has not
+// applied its current generation. A node without an enactment has not
+// applied it either.
+func (r *Reconciler) pendingNodes(ctx context.Context, policy *nmstatev1.NodeNetworkConfigurationPolicy, selected []string) ([]string, error) {
 	var list nmstatev1beta1.NodeNetworkConfigurationEnactmentList
 	if err := r.Client.List(ctx, &list, client.MatchingLabels{nmstateshared.EnactmentPolicyLabel: policy.Name}); err != nil {
 		return nil, fmt.Errorf("list enactments of policy %s: %w", policy.Name, err)
 	}
-	var nodes []string
+	applied := map[string]bool{}
 	for i := range list.Items {
-		if keep(&list.Items[i]) {
-			nodes = append(nodes, list.Items[i].Labels[nmstateshared.EnactmentNodeLabel])
+		e := &list.Items[i]
+		available := e.Status.Conditions.Find(nmstateshared.NodeNetworkConfigurationEnactmentConditionAvailable)
+		if e.Status.PolicyGeneration >= policy.Generation && available != nil && available.Status == corev1.ConditionTrue {
+			applied[e.Labels[nmstateshared.EnactmentNodeLabel]] = true
 		}
 	}
-	sort.Strings(nodes)
-	return nodes, nil
+	var pending []string
+	for _, node := range selected {
+		if !applied[node] {
+			pending = append(pending, node)
+		}
+	}
+	return pending, nil
 }

@@ -4,6 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	corev1 "k8s.io/api/core/v1"
+	"maps"
+	"slices"
+	"strings"
 	"time"
 
 	nmstatev1 "github.com/nmstate/kubernetes-nmstate/api/v1"
@@ -37,6 +41,9 @@ type Reconciler struct {
 	Recorder events.EventRecorder
 	// NMState says whether kubernetes-nmstate is installed.
 	NMState bool
+	// KubeVirt says whether KubeVirt is installed: without it no VM runs
+	// on a network, and no edit is held for one.
+	KubeVirt bool
 	// Networks is the profile reconciler's policy, to find a network's users.
 	Networks attach.Policy
 	// RevertTimeout bounds the wait for a deletion's revert (DefaultRevertTimeout if zero).
@@ -65,7 +72,10 @@ func (r *Reconciler) revertTimeout() time.Duration {
 func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	var hostNetwork vmv1alpha1.HostNetwork
 	if err := r.Client.Get(ctx, req.NamespacedName, &hostNetwork); err != nil {
-		return ctrl.Result{}, client.IgnoreNotFound(err)
+		if apierrors.IsNotFound(err) {
+			return ctrl.Result{}, r.deleteLeftReverts(ctx, req.Name)
+		}
+		return ctrl.Result{}, err
 	}
 	if !hostNetwork.DeletionTimestamp.IsZero() {
 		return r.reconcileDeletion(ctx, &hostNetwork)
@@ -83,7 +93,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		return ctrl.Result{}, err
 	}
 	plan := planOf(&hostNetwork, world)
-	applyErr := r.applyPolicies(ctx, &hostNetwork, plan)
+	edit, applyErr := r.applyPolicies(ctx, &hostNetwork, world, plan)
 	report := statusOf(&hostNetwork, world, plan)
 	report.ObservedGeneration = hostNetwork.Generation
 	if applyErr != nil {
@@ -92,16 +102,132 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 			Message: "writing its policies failed: " + applyErr.Error()}}
 		report.ObservedGeneration = original.Status.ObservedGeneration
 	}
-	return ctrl.Result{}, errors.Join(applyErr, r.writeStatus(ctx, original, &hostNetwork, report))
+	if edit.held != nil {
+		report.Conditions = append(report.Conditions, *edit.held)
+		if was := meta.FindStatusCondition(original.Status.Conditions, vmv1alpha1.ConditionEditHeld); was == nil || was.Message != edit.held.Message {
+			r.event(&hostNetwork, nil, corev1.EventTypeWarning, vmv1alpha1.ReasonEditHeld, "%s", edit.held.Message)
+		}
+	}
+	return requeueAt(r.now(), edit.waits), errors.Join(applyErr, r.writeStatus(ctx, original, &hostNetwork, report))
 }
 
-// applyPolicies writes the policies of a managed network (one per uplink
-// group) unless it is in conflict, and reverts and deletes those of groups
-// it no longer has.
-func (r *Reconciler) applyPolicies(ctx context.Context, hostNetwork *vmv1alpha1.HostNetwork, plan plan) error {
-	if !hostNetwork.Spec.Managed || !r.NMState || plan.conflict != nil {
-		return nil
+// requeueAt wakes the reconcile at the first revert deadline (enactments
+// wake it before, as nodes apply the reverts).
+func requeueAt(now time.Time, waits []revertWait) ctrl.Result {
+	next := time.Time{}
+	for _, w := range waits {
+		if next.IsZero() || w.deadline.Before(next) {
+			next = w.deadline
+		}
 	}
+	if next.IsZero() {
+		return ctrl.Result{}
+	}
+	return ctrl.Result{RequeueAfter: max(next.Sub(now), time.Second)}
+}
+
+// edit is what applying a HostNetwork's plan came to.
+type edit struct {
+	// held, when set, is why the plan is not applied.
+	held *metav1.Condition
+	// waits are the reverts still under way.
+	waits []revertWait
+}
+
+// applyPolicies applies a managed network's plan node by node. It compares
+// what the group policies build on each node with what the plan builds
+// there. When a node would lose something while VMs on the network run
+// there, nothing of the edit is written: the EditHeld condition says why.
+// Otherwise each node that loses something first gets a revert policy of
+// its own (so the loss is recorded before any group policy changes), then
+// the group policies are written and those of groups gone are deleted
+// (deleting a policy does not touch the host): a node that keeps an
+// interface is never told to remove it.
+func (r *Reconciler) applyPolicies(ctx context.Context, h *vmv1alpha1.HostNetwork, w world, plan plan) (edit, error) {
+	if !h.Spec.Managed || !r.NMState || plan.conflict != nil {
+		return edit{}, nil
+	}
+	all, err := r.policiesOf(ctx, h.Name)
+	if err != nil {
+		return edit{}, err
+	}
+	groups, reverts := splitPolicies(all)
+	before, err := builtOn(groups, w.nodes)
+	if err != nil {
+		return edit{}, err
+	}
+	after, err := builtOn(plan.policies, w.nodes)
+	if err != nil {
+		return edit{}, err
+	}
+	losses := lossesOf(before, after)
+	if len(losses) > 0 {
+		vms, err := r.vmsByNode(ctx, h.Name)
+		if err != nil {
+			return edit{}, err
+		}
+		if stops := blocked(losses, vms); len(stops) > 0 {
+			// What the group policies build stays; reverts under way go on.
+			waits, err := r.followReverts(ctx, h, reverts, before, w.nodes, nil, false)
+			return edit{held: heldCondition(h, stops), waits: waits}, err
+		}
+	}
+	written, err := r.recordReverts(ctx, h, losses, reverts, w.nodes)
+	if err != nil {
+		return edit{}, err
+	}
+	if err := r.writeGroups(ctx, h, plan, groups); err != nil {
+		return edit{}, err
+	}
+	waits, err := r.followReverts(ctx, h, reverts, after, w.nodes, written, false)
+	return edit{waits: waits}, err
+}
+
+// heldCondition says which nodes hold an edit back (at most maxProblems).
+func heldCondition(h *vmv1alpha1.HostNetwork, stops []string) *metav1.Condition {
+	listed := strings.Join(stops[:min(len(stops), maxProblems)], "; ")
+	if len(stops) > maxProblems {
+		listed += fmt.Sprintf("; and %d more node(s)", len(stops)-maxProblems)
+	}
+	return &metav1.Condition{Type: vmv1alpha1.ConditionEditHeld, Status: metav1.ConditionTrue, Reason: vmv1alpha1.ReasonInUse,
+		Message: fmt.Sprintf("HostNetwork %s: generation %d is not applied, it would take from %d node(s) what VMs there use: %s; it is applied once those VMs are gone",
+			h.Name, h.Generation, len(stops), listed)}
+}
+
+// recordReverts writes a revert policy for each node that loses something,
+// merged with one under way for it. It returns the names it wrote.
+func (r *Reconciler) recordReverts(ctx context.Context, h *vmv1alpha1.HostNetwork, losses map[string]loss,
+	reverts []*nmstatev1.NodeNetworkConfigurationPolicy, nodes []corev1.Node) (map[string]bool, error) {
+	byName := map[string]*nmstatev1.NodeNetworkConfigurationPolicy{}
+	for _, policy := range reverts {
+		byName[policy.Name] = policy
+	}
+	written := map[string]bool{}
+	for _, node := range slices.Sorted(maps.Keys(losses)) {
+		if len(losses[node].revert) == 0 {
+			continue
+		}
+		pending := byName[desired.RevertPolicyName(h.Name, "node "+node)]
+		want, err := r.nodeRevert(h, node, losses[node].revert, nodes, pending)
+		if err != nil {
+			return nil, fmt.Errorf("HostNetwork %s: %w", h.Name, err)
+		}
+		wrote, err := r.ensureRevert(ctx, want, pending)
+		if err != nil {
+			return nil, err
+		}
+		if wrote {
+			written[want.Name] = true
+			r.event(h, want, corev1.EventTypeNormal, vmv1alpha1.ReasonReverting, "asked nmstate to remove %s from node %s (revert policy %s); waiting until %s",
+				strings.Join(losses[node].what(), ", "), node, want.Name, want.Annotations[AnnotationRevertDeadline])
+		}
+	}
+	return written, nil
+}
+
+// writeGroups writes the plan's group policies and deletes those of
+// groups it no longer has.
+func (r *Reconciler) writeGroups(ctx context.Context, h *vmv1alpha1.HostNetwork, plan plan, groups []*nmstatev1.NodeNetworkConfigurationPolicy) error {
 	applier := apply.Applier{Client: r.Client}
 	wanted := map[string]bool{}
 	for _, policy := range plan.policies {
@@ -113,8 +239,8 @@ func (r *Reconciler) applyPolicies(ctx context.Context, hostNetwork *vmv1alpha1.
 			existing = nil
 		case err != nil:
 			return fmt.Errorf("read policy %s: %w", policy.Name, err)
-		case desired.HostNetworkOf(existing) != hostNetwork.Name:
-			return fmt.Errorf("policy %s exists and was not made for HostNetwork %s; it is left untouched", policy.Name, hostNetwork.Name)
+		case desired.HostNetworkOf(existing) != h.Name:
+			return fmt.Errorf("policy %s exists and was not made for HostNetwork %s; it is left untouched", policy.Name, h.Name)
 		}
 		wrote, err := applier.Apply(ctx, policyOrNil(existing), policy)
 		if err != nil {
@@ -124,15 +250,10 @@ func (r *Reconciler) applyPolicies(ctx context.Context, hostNetwork *vmv1alpha1.
 			log.FromContext(ctx).V(1).Info("policy written", "policy", policy.Name)
 		}
 	}
-	stale, err := r.policiesOf(ctx, hostNetwork.Name)
-	if err != nil {
-		return err
-	}
 	var errs []error
-	for i := range stale {
-		if !wanted[stale[i].Name] {
-			_, _, err := r.revert(ctx, hostNetwork, &stale[i])
-			errs = append(errs, err)
+	for _, policy := range groups {
+		if !wanted[policy.Name] {
+			errs = append(errs, r.deletePolicy(ctx, policy))
 		}
 	}
 	return errors.Join(errs...)

@@ -7,7 +7,9 @@ import (
 	nmstatev1 "github.com/nmstate/kubernetes-nmstate/api/v1"
 	nmstatev1beta1 "github.com/nmstate/kubernetes-nmstate/api/v1beta1"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/types"
+	kubevirtv1 "kubevirt.io/api/core/v1"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -23,7 +25,9 @@ import (
 
 // SetupWithManager watches HostNetworks, their policies and enactments,
 // the agents' capabilities and the nodes (which decide where a network is
-// verified), and, for networks being deleted, the profiles that hold them.
+// verified), and, for networks being deleted or with an edit held, the
+// profiles and VMIs that hold them. Policies are mapped by label, not by
+// owner: revert policies are owned by nothing.
 // HostNetworks are few: an event on a node or capability wakes all of them,
 // at most once per node per CapabilityWakeInterval (nodewake).
 func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
@@ -33,9 +37,12 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 		For(&vmv1alpha1.HostNetwork{}).
 		Watches(&vmv1alpha1.NodeCapability{}, all).
 		Watches(&corev1.Node{}, all, builder.WithPredicates(predicate.LabelChangedPredicate{})).
-		Watches(&vmv1alpha1.VirtualMachineProfile{}, handler.EnqueueRequestsFromMapFunc(r.deletingHostNetworks))
+		Watches(&vmv1alpha1.VirtualMachineProfile{}, handler.EnqueueRequestsFromMapFunc(r.waitingHostNetworks))
+	if r.KubeVirt {
+		b = b.Watches(&kubevirtv1.VirtualMachineInstance{}, handler.EnqueueRequestsFromMapFunc(r.waitingHostNetworks))
+	}
 	if r.NMState {
-		b = b.Owns(&nmstatev1.NodeNetworkConfigurationPolicy{}).
+		b = b.Watches(&nmstatev1.NodeNetworkConfigurationPolicy{}, handler.EnqueueRequestsFromMapFunc(hostNetworkOfPolicy)).
 			Watches(&nmstatev1beta1.NodeNetworkConfigurationEnactment{}, handler.EnqueueRequestsFromMapFunc(r.hostNetworkOfEnactment))
 	}
 	return b.Complete(r)
@@ -54,9 +61,9 @@ func (r *Reconciler) allHostNetworks(ctx context.Context, _ client.Object) []rec
 	return requests
 }
 
-// deletingHostNetworks wakes the HostNetworks whose deletion waits for
-// their users: any profile change may be the last user leaving.
-func (r *Reconciler) deletingHostNetworks(ctx context.Context, _ client.Object) []reconcile.Request {
+// waitingHostNetworks wakes the HostNetworks whose deletion or edit waits
+// for their users: any profile or VMI change may be the last user leaving.
+func (r *Reconciler) waitingHostNetworks(ctx context.Context, _ client.Object) []reconcile.Request {
 	var list vmv1alpha1.HostNetworkList
 	if err := r.Client.List(ctx, &list); err != nil {
 		log.FromContext(ctx).Error(err, "listing HostNetworks to re-queue")
@@ -64,11 +71,20 @@ func (r *Reconciler) deletingHostNetworks(ctx context.Context, _ client.Object) 
 	}
 	var requests []reconcile.Request
 	for i := range list.Items {
-		if !list.Items[i].DeletionTimestamp.IsZero() {
+		h := &list.Items[i]
+		if !h.DeletionTimestamp.IsZero() || meta.FindStatusCondition(h.Status.Conditions, vmv1alpha1.ConditionEditHeld) != nil {
 			requests = append(requests, reconcile.Request{NamespacedName: types.NamespacedName{Name: list.Items[i].Name}})
 		}
 	}
 	return requests
+}
+
+// hostNetworkOfPolicy maps a policy the operator made to its HostNetwork.
+func hostNetworkOfPolicy(_ context.Context, obj client.Object) []reconcile.Request {
+	if name := desired.HostNetworkOf(obj); name != "" {
+		return []reconcile.Request{{NamespacedName: types.NamespacedName{Name: name}}}
+	}
+	return nil
 }
 
 // hostNetworkOfEnactment maps an enactment to the HostNetwork of its policy.

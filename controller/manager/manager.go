@@ -231,7 +231,7 @@ func New(config *rest.Config, options Options) (ctrl.Manager, error) {
 	if err := reconciler.SetupWithManager(mgr); err != nil {
 		return nil, err
 	}
-	hostNetworks := &hostnetwork.Reconciler{Client: mgr.GetClient(), Recorder: recorder, NMState: deps.NMState,
+	hostNetworks := &hostnetwork.Reconciler{Client: mgr.GetClient(), Recorder: recorder, NMState: deps.NMState, KubeVirt: deps.KubeVirt,
 		Networks: networks, RevertTimeout: options.HostNetworkRevertTimeout, CapabilityWakeInterval: options.CapabilityWakeInterval}
 	if err := hostNetworks.SetupWithManager(mgr); err != nil {
 		return nil, err

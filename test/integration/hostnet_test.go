@@ -251,7 +251,7 @@ func TestDeletingAHostNetwork(t *testing.T) {
 	waitForPhase(t, ns, "user", vmv1alpha1.PhaseRunning)
 	release := holdInstance(t, ns, "user")
 
-	sawAbsent := watchForAbsent(t, "vmop-del")
+	policies := recordPolicies(t, "del")
 	if err := cluster.Client.Delete(ctx, h); err != nil {
 		t.Fatal(err)
 	}
@@ -267,8 +267,9 @@ func TestDeletingAHostNetwork(t *testing.T) {
 		_, policy := policyState(t, "vmop-del")
 		return !policy && !getObject(t, &vmv1alpha1.HostNetwork{}, "", "del"), fmt.Sprintf("policy there: %v", policy)
 	})
-	if !<-sawAbsent {
-		t.Fatal("the policy was deleted without first reverting the host side (state absent)")
+	delNodes := map[string]map[string]string{"del-a": {"zone": "del-test", corev1.LabelHostname: "del-a"}}
+	if told := policies.toldAbsent(0, "br-del", delNodes); len(told["del-a"]) == 0 {
+		t.Fatalf("the policy was deleted without first reverting the host side (state absent): %+v", policies.since(0))
 	}
 	expectEvent(t, "default", "del", vmv1alpha1.ReasonReverting)
 
@@ -298,7 +299,7 @@ func TestDeletingAHostNetwork(t *testing.T) {
 			return false, "gone before the condition was seen"
 		}
 		deleting := meta.FindStatusCondition(h.Status.Conditions, vmv1alpha1.ConditionDeleting)
-		return deleting != nil && deleting.Reason == vmv1alpha1.ReasonReverting && strings.Contains(deleting.Message, "vmop-stuck on stuck-a") &&
+		return deleting != nil && deleting.Reason == vmv1alpha1.ReasonReverting && strings.Contains(deleting.Message, "(policy vmop-stuck) on stuck-a") &&
 			strings.Contains(deleting.Message, "until "), fmt.Sprintf("%+v", deleting)
 	})
 	observe.Eventually(t, 30*time.Second, "gone after the deadline", func() (bool, string) {
@@ -306,39 +307,6 @@ func TestDeletingAHostNetwork(t *testing.T) {
 	})
 	t.Logf("a stuck revert gave up after %v (bound %v)", time.Since(start).Round(100*time.Millisecond), revertTimeout)
 	expectEvent(t, "default", "stuck", vmv1alpha1.ReasonRevertTimedOut)
-}
-
-// watchForAbsent reports whether a policy carried state: absent before it
-// was deleted.
-func watchForAbsent(t *testing.T, name string) <-chan bool {
-	t.Helper()
-	watcher, err := client.NewWithWatch(cluster.Config, client.Options{Scheme: cluster.Scheme})
-	if err != nil {
-		t.Fatal(err)
-	}
-	events, err := watcher.Watch(context.Background(), &nmstatev1.NodeNetworkConfigurationPolicyList{}, client.MatchingFields{"metadata.name": name})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(events.Stop)
-	sawAbsent := make(chan bool, 1)
-	go func() {
-		absent := false
-		for event := range events.ResultChan() {
-			policy, ok := event.Object.(*nmstatev1.NodeNetworkConfigurationPolicy)
-			if !ok {
-				continue
-			}
-			state, _ := yaml.YAMLToJSON(policy.Spec.DesiredState.Raw)
-			absent = absent || strings.Contains(string(state), `"state":"absent"`)
-			if event.Type == watch.Deleted {
-				sawAbsent <- absent
-				return
-			}
-		}
-		sawAbsent <- false
-	}()
-	return sawAbsent
 }
 
 // TestStaticAddressRace: two profiles in different namespaces take the same

@@ -66,14 +66,14 @@ func applyEdit(t *testing.T, nodes []kernelNode, before, after []*nmstatev1.Node
 	}
 }
 
-// TestSplitKeepsTheBridgeAndItsVMPorts runs in the kernel VM (the stand-in
+// TestKernelSplitKeepsTheBridgeAndItsVMPorts runs in the kernel VM (the stand-in
 // sets VLAN filtering on every bridge it makes, which the host kernel lacks):
 // br-lab is built on three nodes, each with a VM's tap on it; its one
 // uplink is split into groups a and b, re-selected and merged back. On
 // the nodes that keep the bridge it is never re-created (same ifindex)
 // and the VM port stays enslaved; the node no group picks any more loses
 // it, and only that one.
-func TestSplitKeepsTheBridgeAndItsVMPorts(t *testing.T) {
+func TestKernelSplitKeepsTheBridgeAndItsVMPorts(t *testing.T) {
 	var nodes []kernelNode
 	for _, n := range []struct{ name, grp string }{{"n-a", "a"}, {"n-b", "b"}, {"n-c", "c"}} {
 		ns := netnstest.New(t)
@@ -96,7 +96,8 @@ func TestSplitKeepsTheBridgeAndItsVMPorts(t *testing.T) {
 			t.Fatalf("%s: br-lab not built: %v", n.node.Name, err)
 		}
 		index[n.node.Name] = br.Attrs().Index
-		n.ns.Tap(t, "vm0", "br-lab")
+		// A veth stands for the VM's tap: the kernel VM has no /dev/net/tun.
+		n.ns.VethPair(t, "vm0", "vm0-guest", "br-lab")
 	}
 	expectKept := func(step string, kept ...string) {
 		t.Helper()

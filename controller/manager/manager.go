@@ -188,7 +188,7 @@ func New(config *rest.Config, options Options) (ctrl.Manager, error) {
 			return nil, err
 		}
 	}
-	deps, err := profile.DiscoverDependencies(mgr.GetRESTMapper())
+	deps, err := DiscoverDependencies(mgr.GetRESTMapper())
 	if err != nil {
 		return nil, fmt.Errorf("discover installed APIs: %w", err)
 	}

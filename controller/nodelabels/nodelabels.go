@@ -13,7 +13,6 @@ package nodelabels
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"maps"
 	"time"
 
@@ -70,7 +69,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	reporting := capability != nil && now.Before(expiry)
 	var offered map[string]string
 	if reporting {
-		offers, err := HostNetworkOffers(ctx, r.Client)
+		offers, err := placement.HostNetworkOffers(ctx, r.Client)
 		if err != nil {
 			return ctrl.Result{}, err
 		}
@@ -100,19 +99,6 @@ func (r *Reconciler) leaseExpiry(ctx context.Context, name string) (time.Time, e
 		return time.Time{}, nil
 	}
 	return agentlease.Expiry(&lease), err
-}
-
-// HostNetworkOffers is what each declared host network asks of a node.
-func HostNetworkOffers(ctx context.Context, c client.Reader) ([]placement.HostNetworkOffer, error) {
-	var list vmv1alpha1.HostNetworkList
-	if err := c.List(ctx, &list); err != nil {
-		return nil, fmt.Errorf("list HostNetworks: %w", err)
-	}
-	offers := make([]placement.HostNetworkOffer, 0, len(list.Items))
-	for i := range list.Items {
-		offers = append(offers, placement.OfferOf(&list.Items[i]))
-	}
-	return offers, nil
 }
 
 func absentSince(node *corev1.Node) map[string]time.Time {

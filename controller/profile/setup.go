@@ -8,8 +8,6 @@ import (
 	nadv1 "github.com/k8snetworkplumbingwg/network-attachment-definition-client/pkg/apis/k8s.cni.cncf.io/v1"
 	corev1 "k8s.io/api/core/v1"
 	storagev1 "k8s.io/api/storage/v1"
-	apiequality "k8s.io/apimachinery/pkg/api/equality"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/util/workqueue"
 	kubevirtv1 "kubevirt.io/api/core/v1"
@@ -26,7 +24,6 @@ import (
 
 	vmv1alpha1 "github.com/jianfenliu/vmoperator/api/v1alpha1"
 	"github.com/jianfenliu/vmoperator/controller/desired"
-	"github.com/jianfenliu/vmoperator/controller/nodelabels"
 	"github.com/jianfenliu/vmoperator/controller/nodewake"
 	"github.com/jianfenliu/vmoperator/controller/placement"
 )
@@ -155,13 +152,13 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 // CapabilityWakeInterval, the last change always delivered (nodeWakes).
 func (r *Reconciler) profilesAffectedByCapability() handler.EventHandler {
 	enqueue := func(ctx context.Context, node string, old, updated *vmv1alpha1.NodeCapabilityStatus, queue workqueue.TypedRateLimitingInterface[reconcile.Request]) {
-		offers, err := nodelabels.HostNetworkOffers(ctx, r.Client)
+		offers, err := placement.HostNetworkOffers(ctx, r.Client)
 		if err != nil {
 			log.FromContext(ctx).Error(err, "mapping a capability change to profiles", "node", node)
 			return
 		}
 		var requests []reconcile.Request
-		for label := range changedRequirements(old, updated, r.Index.Wanted(), offers) {
+		for label := range placement.ChangedRequirements(old, updated, r.Index.Wanted(), offers) {
 			for _, key := range r.Index.Profiles(label) {
 				requests = append(requests, reconcile.Request{NamespacedName: key})
 			}
@@ -187,94 +184,6 @@ func (r *Reconciler) profilesAffectedByCapability() handler.EventHandler {
 	}
 }
 
-// changedRequirements are the requirement labels whose availability differs
-// between two capabilities (nil: nothing offered). A bridge whose ports or
-// VLANs changed counts under its bridge label and the labels of the host
-// networks on it; a changed probe condition counts for everything.
-func changedRequirements(old, updated *vmv1alpha1.NodeCapabilityStatus, wanted []placement.Requirement, offers []placement.HostNetworkOffer) map[string]bool {
-	offered := func(c *vmv1alpha1.NodeCapabilityStatus) map[string]string {
-		if c == nil {
-			return map[string]string{}
-		}
-		return placement.NodeLabels(c, wanted, offers)
-	}
-	before, after := offered(old), offered(updated)
-	changed := map[string]bool{}
-	for label := range before {
-		if _, ok := after[label]; !ok {
-			changed[label] = true
-		}
-	}
-	for label := range after {
-		if _, ok := before[label]; !ok {
-			changed[label] = true
-		}
-	}
-	bridges := func(c *vmv1alpha1.NodeCapabilityStatus) map[string]vmv1alpha1.BridgeStatus {
-		out := map[string]vmv1alpha1.BridgeStatus{}
-		if c != nil {
-			for _, b := range c.Bridges {
-				out[b.Name] = b
-			}
-		}
-		return out
-	}
-	oldBridges, newBridges := bridges(old), bridges(updated)
-	touched := map[string]bool{}
-	for name, b := range newBridges {
-		if previous, ok := oldBridges[name]; !ok || !apiequality.Semantic.DeepEqual(withoutPortVLANs(previous), withoutPortVLANs(b)) {
-			touched[name] = true
-		}
-	}
-	for name := range oldBridges {
-		if _, ok := newBridges[name]; !ok {
-			touched[name] = true
-		}
-	}
-	for name := range touched {
-		changed[placement.BridgeLabel(name)] = true
-		for _, offer := range offers {
-			if offer.Bridge == name {
-				changed[placement.HostNetworkLabel(offer.Name)] = true
-			}
-		}
-	}
-	if old != nil && updated != nil && !apiequality.Semantic.DeepEqual(conditionsOnly(old), conditionsOnly(updated)) {
-		for label := range before {
-			changed[label] = true
-		}
-		for label := range after {
-			changed[label] = true
-		}
-	}
-	return changed
-}
-
-// withoutPortVLANs is a bridge less its ports' VLAN lists. A VLAN a port
-// gains or loses changes that (bridge, VLAN) label, which the label
-// comparison above catches for every wanted VLAN; waking every profile on
-// the bridge for it woke 1,000 profiles where 100 used the VLAN (make bench,
-// BenchmarkRequeuesPerCapabilityChange).
-func withoutPortVLANs(b vmv1alpha1.BridgeStatus) vmv1alpha1.BridgeStatus {
-	ports := make([]vmv1alpha1.BridgePort, len(b.Ports))
-	for i, port := range b.Ports {
-		port.VLANs, port.PVID = "", 0
-		ports[i] = port
-	}
-	b.Ports = ports
-	return b
-}
-
-// conditionsOnly strips the transition times, which change with the status.
-func conditionsOnly(c *vmv1alpha1.NodeCapabilityStatus) []metav1.Condition {
-	out := make([]metav1.Condition, 0, len(c.Conditions))
-	for _, condition := range c.Conditions {
-		condition.LastTransitionTime = metav1.Time{}
-		out = append(out, condition)
-	}
-	return out
-}
-
 // profilesAffectedByNode wakes, on a Node label change, the profiles that
 // need or select by a label that changed, and on a cordon change every
 // profile (any may have been placeable only there). Label changes share
@@ -295,7 +204,7 @@ func (r *Reconciler) profilesAffectedByNode() handler.EventHandler {
 				return
 			}
 			var requests []reconcile.Request
-			for _, key := range changedLabelKeys(old.Labels, updated.Labels) {
+			for _, key := range placement.ChangedLabelKeys(old.Labels, updated.Labels) {
 				for _, profile := range r.Index.Profiles(key) {
 					requests = append(requests, reconcile.Request{NamespacedName: profile})
 				}
@@ -313,23 +222,6 @@ func (r *Reconciler) profilesAffectedByNode() handler.EventHandler {
 			}
 		},
 	}
-}
-
-// changedLabelKeys lists the keys whose value differs between two label sets.
-func changedLabelKeys(a, b map[string]string) []string {
-	var keys []string
-	for key, value := range a {
-		if other, ok := b[key]; !ok || other != value {
-			keys = append(keys, key)
-		}
-	}
-	for key := range b {
-		if _, ok := a[key]; !ok {
-			keys = append(keys, key)
-		}
-	}
-	slices.Sort(keys)
-	return keys
 }
 
 func (r *Reconciler) allProfiles(ctx context.Context, _ client.Object) []reconcile.Request {

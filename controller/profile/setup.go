@@ -3,20 +3,17 @@ package profile
 import (
 	"context"
 	"slices"
-	"time"
 
 	nadv1 "github.com/k8snetworkplumbingwg/network-attachment-definition-client/pkg/apis/k8s.cni.cncf.io/v1"
 	corev1 "k8s.io/api/core/v1"
 	storagev1 "k8s.io/api/storage/v1"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/client-go/util/workqueue"
 	kubevirtv1 "kubevirt.io/api/core/v1"
 	cdiv1 "kubevirt.io/containerized-data-importer-api/pkg/apis/core/v1beta1"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
-	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
@@ -25,7 +22,6 @@ import (
 	vmv1alpha1 "github.com/jianfenliu/vmoperator/api/v1alpha1"
 	"github.com/jianfenliu/vmoperator/controller/desired"
 	"github.com/jianfenliu/vmoperator/controller/nodewake"
-	"github.com/jianfenliu/vmoperator/controller/placement"
 )
 
 // Field indexes on profiles, so that an event on another object wakes only
@@ -120,6 +116,7 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 	// references of everything, which a profile re-created with the name
 	// then adopts.
 	r.nodeWakes = nodewake.New(r.CapabilityWakeInterval)
+	wakes := nodewake.Profiles{Client: r.Client, Index: r.Index, Limiter: r.nodeWakes}
 	children := handler.EnqueueRequestsFromMapFunc(profileOfChild)
 	b := ctrl.NewControllerManagedBy(mgr).
 		For(&vmv1alpha1.VirtualMachineProfile{}).
@@ -133,8 +130,8 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if r.Deps.KubeVirt {
 		b = b.Watches(&kubevirtv1.VirtualMachine{}, children).
 			Watches(&kubevirtv1.VirtualMachineInstance{}, handler.EnqueueRequestsFromMapFunc(profileOfInstance)).
-			Watches(&vmv1alpha1.NodeCapability{}, r.profilesAffectedByCapability()).
-			Watches(&corev1.Node{}, r.profilesAffectedByNode())
+			Watches(&vmv1alpha1.NodeCapability{}, wakes.Capabilities()).
+			Watches(&corev1.Node{}, wakes.Nodes())
 	}
 	if r.Deps.CDI {
 		b = b.Watches(&cdiv1.DataVolume{}, children)
@@ -144,93 +141,6 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 			Watches(&nadv1.NetworkAttachmentDefinition{}, r.profilesByIndex(indexNAD, namespacedKey))
 	}
 	return b.Complete(r)
-}
-
-// profilesAffectedByCapability wakes only the profiles that need something
-// whose availability changed on the node, through the requirement index,
-// not a pass over all profiles; at most once per node per
-// CapabilityWakeInterval, the last change always delivered (nodeWakes).
-func (r *Reconciler) profilesAffectedByCapability() handler.EventHandler {
-	enqueue := func(ctx context.Context, node string, old, updated *vmv1alpha1.NodeCapabilityStatus, queue workqueue.TypedRateLimitingInterface[reconcile.Request]) {
-		offers, err := placement.HostNetworkOffers(ctx, r.Client)
-		if err != nil {
-			log.FromContext(ctx).Error(err, "mapping a capability change to profiles", "node", node)
-			return
-		}
-		var requests []reconcile.Request
-		for label := range placement.ChangedRequirements(old, updated, r.Index.Wanted(), offers) {
-			for _, key := range r.Index.Profiles(label) {
-				requests = append(requests, reconcile.Request{NamespacedName: key})
-			}
-		}
-		r.nodeWakes.Enqueue(queue, node, time.Now(), requests) // the queue's clock, not r.Now
-	}
-	status := func(obj client.Object) *vmv1alpha1.NodeCapabilityStatus {
-		if capability, ok := obj.(*vmv1alpha1.NodeCapability); ok {
-			return &capability.Status
-		}
-		return nil
-	}
-	return handler.Funcs{
-		CreateFunc: func(ctx context.Context, e event.CreateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
-			enqueue(ctx, e.Object.GetName(), nil, status(e.Object), q)
-		},
-		DeleteFunc: func(ctx context.Context, e event.DeleteEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
-			enqueue(ctx, e.Object.GetName(), status(e.Object), nil, q)
-		},
-		UpdateFunc: func(ctx context.Context, e event.UpdateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
-			enqueue(ctx, e.ObjectNew.GetName(), status(e.ObjectOld), status(e.ObjectNew), q)
-		},
-	}
-}
-
-// profilesAffectedByNode wakes, on a Node label change, the profiles that
-// need or select by a label that changed, and on a cordon change every
-// profile (any may have been placeable only there). Label changes share
-// the node's wake limit with its capability changes: the node labeller
-// turns each capability change into one.
-func (r *Reconciler) profilesAffectedByNode() handler.EventHandler {
-	return handler.Funcs{
-		UpdateFunc: func(ctx context.Context, e event.UpdateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
-			old, okOld := e.ObjectOld.(*corev1.Node)
-			updated, okNew := e.ObjectNew.(*corev1.Node)
-			if !okOld || !okNew {
-				return
-			}
-			if old.Spec.Unschedulable != updated.Spec.Unschedulable {
-				for _, request := range r.allProfiles(ctx, updated) {
-					q.Add(request)
-				}
-				return
-			}
-			var requests []reconcile.Request
-			for _, key := range placement.ChangedLabelKeys(old.Labels, updated.Labels) {
-				for _, profile := range r.Index.Profiles(key) {
-					requests = append(requests, reconcile.Request{NamespacedName: profile})
-				}
-			}
-			r.nodeWakes.Enqueue(q, updated.Name, time.Now(), requests)
-		},
-		CreateFunc: func(ctx context.Context, e event.CreateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
-			for _, request := range r.allProfiles(ctx, e.Object) {
-				q.Add(request)
-			}
-		},
-		DeleteFunc: func(ctx context.Context, e event.DeleteEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
-			for _, request := range r.allProfiles(ctx, e.Object) {
-				q.Add(request)
-			}
-		},
-	}
-}
-
-func (r *Reconciler) allProfiles(ctx context.Context, _ client.Object) []reconcile.Request {
-	var profiles vmv1alpha1.VirtualMachineProfileList
-	if err := r.Client.List(ctx, &profiles); err != nil {
-		log.FromContext(ctx).Error(err, "listing profiles to re-queue")
-		return nil
-	}
-	return requestsFor(profiles.Items)
 }
 
 func (r *Reconciler) profilesInNamespace(ctx context.Context, obj client.Object) []reconcile.Request {

@@ -73,7 +73,7 @@ func (r *Reconciler) reconcileDisks(ctx context.Context, profile *vmv1alpha1.Vir
 		return err
 	}
 	if len(checks) > 0 {
-		observed.Volumes = worstCheck(checks)
+		observed.Volumes = status.WorstCheck(checks)
 		return nil
 	}
 	var resizeMessages []string
@@ -96,20 +96,6 @@ func previousVolumeMessage(profile *vmv1alpha1.VirtualMachineProfile, disk strin
 		}
 	}
 	return ""
-}
-
-// worstCheck keeps the most serious check and lists all messages.
-func worstCheck(checks []status.Check) status.Check {
-	worst := checks[0]
-	var messages []string
-	for _, check := range checks {
-		messages = append(messages, check.Message)
-		if (check.Fatal && !worst.Fatal) || (check.Holds && !worst.Holds && check.Fatal == worst.Fatal) {
-			worst = check
-		}
-	}
-	worst.Message = strings.Join(messages, "; ")
-	return worst
 }
 
 func (r *Reconciler) reconcileDisk(ctx context.Context, profile *vmv1alpha1.VirtualMachineProfile, disk *vmv1alpha1.DiskConfig) (diskState, error) {
@@ -364,7 +350,7 @@ func (r *Reconciler) observeDisk(ctx context.Context, profile *vmv1alpha1.Virtua
 			state.status.Capacity = capacity.String()
 		}
 	}
-	state.check = diskCheck(disk, imported && !detached, vol, class)
+	state.check = status.DiskCheck(disk, imported && !detached, vol.dv, vol.claim, class)
 	if vol.claim != nil && state.check == nil {
 		resize, err := r.growClaim(ctx, profile, vol.claim, class, size)
 		if err != nil {
@@ -373,31 +359,6 @@ func (r *Reconciler) observeDisk(ctx context.Context, profile *vmv1alpha1.Virtua
 		state.status.Message = resize
 	}
 	return state, nil
-}
-
-// diskCheck says whether a disk is ready and, if not, why.
-func diskCheck(disk *vmv1alpha1.DiskConfig, importing bool, vol volume, class *storagev1.StorageClass) *status.Check {
-	pending := func(reason, format string, args ...any) *status.Check {
-		return &status.Check{Failed: true, Reason: reason, Message: fmt.Sprintf(format, args...)}
-	}
-	if importing && vol.dv != nil && vol.dv.Status.Phase == cdiv1.Failed {
-		check := status.Problem(vmv1alpha1.ReasonImportFailed, "disk %s: importing the image failed", disk.Name)
-		return &check
-	}
-	claim := vol.claim
-	if claim == nil {
-		return pending(vmv1alpha1.ReasonVolumesPending, "disk %s: waiting for its claim to be created", disk.Name)
-	}
-	if claim.Status.Phase != corev1.ClaimBound {
-		if class != nil && class.VolumeBindingMode != nil && *class.VolumeBindingMode == storagev1.VolumeBindingWaitForFirstConsumer {
-			return pending(vmv1alpha1.ReasonVolumesPending, "disk %s: claim waits for its first consumer (the VM) to bind", disk.Name)
-		}
-		return pending(vmv1alpha1.ReasonVolumesPending, "disk %s: claim is %s", disk.Name, strings.ToLower(string(claim.Status.Phase)))
-	}
-	if importing && vol.dv != nil && vol.dv.Status.Phase != cdiv1.Succeeded {
-		return pending(vmv1alpha1.ReasonImportInProgress, "disk %s: importing image (%s %s)", disk.Name, vol.dv.Status.Phase, vol.dv.Status.Progress)
-	}
-	return nil
 }
 
 // growClaim raises a bound claim's request to the disk's size when the class

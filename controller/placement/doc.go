@@ -7,5 +7,7 @@
 // every node, keeping the first failing reason of each excluded node for
 // the profile's status. A node carries a requirement's label exactly when
 // Evaluate finds it offers that requirement (FuzzNodeLabels), so the
-// scheduler and the status agree.
+// scheduler and the status agree. Three functions read through a client
+// (ReadNodes, SpreadShortage, HostNetworkOffers) to feed the pure ones; the
+// rest touch no API.
 package placement

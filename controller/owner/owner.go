@@ -13,9 +13,11 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	k8sruntime "k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
 	kubevirtv1 "kubevirt.io/api/core/v1"
 	cdiv1 "kubevirt.io/containerized-data-importer-api/pkg/apis/core/v1beta1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	vmv1alpha1 "github.com/jianfenliu/vmoperator/api/v1alpha1"
 	"github.com/jianfenliu/vmoperator/controller/desired"
@@ -112,4 +114,24 @@ func LiveForAdoption(ctx context.Context, reader client.Reader, profile *vmv1alp
 		return false, fmt.Errorf("read profile %s/%s before adopting: %w", profile.Namespace, profile.Name, err)
 	}
 	return current.UID == profile.UID && current.DeletionTimestamp.IsZero(), nil
+}
+
+// ProfileOfChild maps an object the operator made to the profile whose
+// name its labels carry.
+func ProfileOfChild(_ context.Context, obj client.Object) []reconcile.Request {
+	labels := obj.GetLabels()
+	if labels[desired.LabelManagedBy] != desired.ManagedByValue || labels[desired.LabelProfile] == "" {
+		return nil
+	}
+	return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: obj.GetNamespace(), Name: labels[desired.LabelProfile]}}}
+}
+
+// ProfileOfInstance maps a VM instance to its profile through the label the
+// VM template carries.
+func ProfileOfInstance(_ context.Context, obj client.Object) []reconcile.Request {
+	name := obj.GetLabels()[desired.LabelProfile]
+	if name == "" {
+		return nil
+	}
+	return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: obj.GetNamespace(), Name: name}}}
 }

@@ -20,8 +20,10 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	vmv1alpha1 "github.com/jianfenliu/vmoperator/api/v1alpha1"
-	"github.com/jianfenliu/vmoperator/controller/desired"
+	"github.com/jianfenliu/vmoperator/controller/attach"
 	"github.com/jianfenliu/vmoperator/controller/nodewake"
+	"github.com/jianfenliu/vmoperator/controller/owner"
+	"github.com/jianfenliu/vmoperator/controller/volumes"
 )
 
 // Field indexes on profiles, so that an event on another object wakes only
@@ -34,68 +36,13 @@ const (
 	indexStorageClass = "vmop.storageClass"
 )
 
-// hostNetworkKeys are what a profile's networks look for in a HostNetwork:
-// its name, its bridge, its SR-IOV resource, or being the default of a type.
-// They depend on the profile alone, so a HostNetwork event finds every
-// profile it may change, including those refused for want of one.
-func hostNetworkKeys(p *vmv1alpha1.VirtualMachineProfile) []string {
-	var keys []string
-	for i := range p.Spec.Networks {
-		network := &p.Spec.Networks[i]
-		switch {
-		case network.NADName != "":
-			keys = append(keys, "named") // where a named attachment lands is only known from its config
-		case network.HostNetwork != "":
-			keys = append(keys, "name/"+network.HostNetwork)
-		case network.Type == vmv1alpha1.NetworkTypeBridge || network.Type == vmv1alpha1.NetworkTypeOVS:
-			keys = append(keys, "bridge/"+desired.BridgeName(network))
-		case network.Type == vmv1alpha1.NetworkTypeSRIOV && network.SRIOV != nil && network.SRIOV.ResourceName != "":
-			keys = append(keys, "resource/"+network.SRIOV.ResourceName)
-		default:
-			keys = append(keys, "default/"+string(network.Type))
-		}
-	}
-	return keys
-}
-
-// keysOfHostNetwork are the index values a HostNetwork answers to.
-func keysOfHostNetwork(h *vmv1alpha1.HostNetwork) []string {
-	keys := []string{"name/" + h.Name, "named"}
-	if h.Spec.BridgeName != "" {
-		keys = append(keys, "bridge/"+h.Spec.BridgeName)
-	}
-	if h.Spec.SRIOV != nil {
-		keys = append(keys, "resource/"+h.Spec.SRIOV.ResourceName)
-	}
-	if h.Spec.Default {
-		keys = append(keys, "default/"+string(h.Spec.Type))
-	}
-	return keys
-}
-
 func profileIndexes() map[string]func(*vmv1alpha1.VirtualMachineProfile) []string {
 	return map[string]func(*vmv1alpha1.VirtualMachineProfile) []string{
-		indexHostNetwork: hostNetworkKeys,
-		indexStaticIP:    indexKeys(staticIPIdentity()),
-		indexMAC:         indexKeys(macIdentity()),
-		indexNAD: func(p *vmv1alpha1.VirtualMachineProfile) []string {
-			var keys []string
-			for i := range p.Spec.Networks {
-				if p.Spec.Networks[i].NADName != "" {
-					keys = append(keys, desired.NADKey(p, &p.Spec.Networks[i]).String())
-				}
-			}
-			return keys
-		},
-		indexStorageClass: func(p *vmv1alpha1.VirtualMachineProfile) []string {
-			var names []string
-			for i := range p.Spec.Disks {
-				if p.Spec.Disks[i].StorageClassName != "" {
-					names = append(names, p.Spec.Disks[i].StorageClassName)
-				}
-			}
-			return names
-		},
+		indexHostNetwork:  attach.HostNetworkKeys,
+		indexStaticIP:     indexKeys(staticIPIdentity()),
+		indexMAC:          indexKeys(macIdentity()),
+		indexNAD:          attach.NADKeys,
+		indexStorageClass: volumes.StorageClassNames,
 	}
 }
 
@@ -117,7 +64,7 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 	// then adopts.
 	r.nodeWakes = nodewake.New(r.CapabilityWakeInterval)
 	wakes := nodewake.Profiles{Client: r.Client, Index: r.Index, Limiter: r.nodeWakes}
-	children := handler.EnqueueRequestsFromMapFunc(profileOfChild)
+	children := handler.EnqueueRequestsFromMapFunc(owner.ProfileOfChild)
 	b := ctrl.NewControllerManagedBy(mgr).
 		For(&vmv1alpha1.VirtualMachineProfile{}).
 		WithOptions(controller.Options{MaxConcurrentReconciles: max(r.Workers, 1)}).
@@ -129,7 +76,7 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Watches(&vmv1alpha1.VirtualMachineProfile{}, handler.EnqueueRequestsFromMapFunc(r.profilesSharingIdentities))
 	if r.Deps.KubeVirt {
 		b = b.Watches(&kubevirtv1.VirtualMachine{}, children).
-			Watches(&kubevirtv1.VirtualMachineInstance{}, handler.EnqueueRequestsFromMapFunc(profileOfInstance)).
+			Watches(&kubevirtv1.VirtualMachineInstance{}, handler.EnqueueRequestsFromMapFunc(owner.ProfileOfInstance)).
 			Watches(&vmv1alpha1.NodeCapability{}, wakes.Capabilities()).
 			Watches(&corev1.Node{}, wakes.Nodes())
 	}
@@ -161,7 +108,7 @@ func (r *Reconciler) profilesOfHostNetwork(ctx context.Context, obj client.Objec
 	}
 	seen := map[types.NamespacedName]bool{}
 	var requests []reconcile.Request
-	for _, key := range keysOfHostNetwork(hostNetwork) {
+	for _, key := range attach.KeysOfHostNetwork(hostNetwork) {
 		for _, request := range r.listByIndex(ctx, indexHostNetwork, key) {
 			if !seen[request.NamespacedName] {
 				seen[request.NamespacedName] = true
@@ -221,24 +168,4 @@ func (r *Reconciler) profilesSharingIdentities(ctx context.Context, obj client.O
 		}
 	}
 	return requests
-}
-
-// profileOfChild maps an object the operator made to the profile whose
-// name its labels carry.
-func profileOfChild(_ context.Context, obj client.Object) []reconcile.Request {
-	labels := obj.GetLabels()
-	if labels[desired.LabelManagedBy] != desired.ManagedByValue || labels[desired.LabelProfile] == "" {
-		return nil
-	}
-	return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: obj.GetNamespace(), Name: labels[desired.LabelProfile]}}}
-}
-
-// profileOfInstance maps a VM instance to its profile through the label the
-// VM template carries.
-func profileOfInstance(_ context.Context, obj client.Object) []reconcile.Request {
-	name := obj.GetLabels()[desired.LabelProfile]
-	if name == "" {
-		return nil
-	}
-	return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: obj.GetNamespace(), Name: name}}}
 }

@@ -509,3 +509,15 @@ func retained(profile *vmv1alpha1.VirtualMachineProfile, diskName string) bool {
 	}
 	return true
 }
+
+// StorageClassNames are the StorageClasses a profile's disks name, for the
+// index that wakes them when a class appears or changes.
+func StorageClassNames(p *vmv1alpha1.VirtualMachineProfile) []string {
+	var names []string
+	for i := range p.Spec.Disks {
+		if p.Spec.Disks[i].StorageClassName != "" {
+			names = append(names, p.Spec.Disks[i].StorageClassName)
+		}
+	}
+	return names
+}

@@ -172,7 +172,7 @@ func HostNetworkPolicy(hostNetwork *vmv1alpha1.HostNetwork, uplink *vmv1alpha1.U
 		TypeMeta: metav1.TypeMeta{APIVersion: nmstatev1.GroupVersion.String(), Kind: "NodeNetworkConfigurationPolicy"},
 		ObjectMeta: metav1.ObjectMeta{
 			Name:   PolicyName(hostNetwork, uplink),
-			Labels: map[string]string{LabelManagedBy: ManagedByValue, LabelHostNetwork: hostNetwork.Name},
+			Labels: map[string]string{vmv1alpha1.LabelManagedBy: vmv1alpha1.ManagedByValue, vmv1alpha1.LabelHostNetwork: hostNetwork.Name},
 			OwnerReferences: []metav1.OwnerReference{*metav1.NewControllerRef(hostNetwork,
 				vmv1alpha1.GroupVersion.WithKind("HostNetwork"))},
 		},
@@ -196,8 +196,8 @@ func SRIOVUplinks(hostNetwork *vmv1alpha1.HostNetwork) []string {
 // HostNetworkOf is the HostNetwork a policy the operator made belongs to,
 // or "" for any other policy.
 func HostNetworkOf(policy metav1.Object) string {
-	if policy.GetLabels()[LabelManagedBy] != ManagedByValue {
+	if policy.GetLabels()[vmv1alpha1.LabelManagedBy] != vmv1alpha1.ManagedByValue {
 		return ""
 	}
-	return policy.GetLabels()[LabelHostNetwork]
+	return policy.GetLabels()[vmv1alpha1.LabelHostNetwork]
 }

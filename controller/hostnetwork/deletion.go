@@ -23,11 +23,6 @@ import (
 	"github.com/jianfenliu/vmoperator/controller/desired"
 )
 
-// AnnotationRevertDeadline on a policy being reverted is when the wait for
-// nmstate gives up (RFC 3339). Its presence on the cached policy also
-// proves the cached generation is the reverting one.
-const AnnotationRevertDeadline = "vm.example.com/revert-deadline"
-
 // maxUsersListed bounds the profiles a Deleting condition names.
 const maxUsersListed = 10
 
@@ -35,7 +30,7 @@ const maxUsersListed = 10
 // reverts its host side (bounded), then lets it go. Every wait is in the
 // Deleting condition, with what it waits for and until when.
 func (r *Reconciler) reconcileDeletion(ctx context.Context, h *vmv1alpha1.HostNetwork) (ctrl.Result, error) {
-	if !controllerutil.ContainsFinalizer(h, Finalizer) {
+	if !controllerutil.ContainsFinalizer(h, vmv1alpha1.FinalizerHostNetwork) {
 		return ctrl.Result{}, nil
 	}
 	original := h.DeepCopy()
@@ -76,7 +71,7 @@ func (r *Reconciler) reconcileDeletion(ctx context.Context, h *vmv1alpha1.HostNe
 		return ctrl.Result{RequeueAfter: max(next.Sub(r.now()), time.Second)}, err
 	}
 	patch := client.MergeFrom(h.DeepCopy())
-	controllerutil.RemoveFinalizer(h, Finalizer)
+	controllerutil.RemoveFinalizer(h, vmv1alpha1.FinalizerHostNetwork)
 	if err := client.IgnoreNotFound(r.Client.Patch(ctx, h, patch)); err != nil {
 		return ctrl.Result{}, fmt.Errorf("remove finalizer of HostNetwork %s: %w", h.Name, err)
 	}
@@ -109,7 +104,7 @@ func listUsers(users []types.NamespacedName) string {
 // passed. It returns the nodes still pending and the deadline while it
 // waits; both empty once the policy is deleted.
 func (r *Reconciler) revert(ctx context.Context, h *vmv1alpha1.HostNetwork, policy *nmstatev1.NodeNetworkConfigurationPolicy) ([]string, time.Time, error) {
-	raw, marked := policy.Annotations[AnnotationRevertDeadline]
+	raw, marked := policy.Annotations[vmv1alpha1.AnnotationRevertDeadline]
 	if !marked {
 		deadline := r.now().Add(r.revertTimeout()).UTC().Truncate(time.Second)
 		state, err := desired.RevertState(policy.Spec.DesiredState)
@@ -119,7 +114,7 @@ func (r *Reconciler) revert(ctx context.Context, h *vmv1alpha1.HostNetwork, poli
 		want := &nmstatev1.NodeNetworkConfigurationPolicy{
 			TypeMeta: metav1.TypeMeta{APIVersion: nmstatev1.GroupVersion.String(), Kind: "NodeNetworkConfigurationPolicy"},
 			ObjectMeta: metav1.ObjectMeta{Name: policy.Name, Labels: policy.Labels, OwnerReferences: policy.OwnerReferences,
-				Annotations: map[string]string{AnnotationRevertDeadline: deadline.Format(time.RFC3339)}},
+				Annotations: map[string]string{vmv1alpha1.AnnotationRevertDeadline: deadline.Format(time.RFC3339)}},
 			Spec: nmstateshared.NodeNetworkConfigurationPolicySpec{NodeSelector: policy.Spec.NodeSelector, DesiredState: state},
 		}
 		if _, err := (apply.Applier{Client: r.Client}).Apply(ctx, policy, want); err != nil {

@@ -20,7 +20,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	vmv1alpha1 "github.com/jianfenliu/vmoperator/api/v1alpha1"
-	"github.com/jianfenliu/vmoperator/controller/desired"
 	"github.com/jianfenliu/vmoperator/controller/status"
 )
 
@@ -44,7 +43,7 @@ const (
 // Of says how existing relates to profile.
 func Of(existing client.Object, profile *vmv1alpha1.VirtualMachineProfile) Relation {
 	labels := existing.GetLabels()
-	labelled := labels[desired.LabelManagedBy] == desired.ManagedByValue && labels[desired.LabelProfile] == profile.Name
+	labelled := labels[vmv1alpha1.LabelManagedBy] == vmv1alpha1.ManagedByValue && labels[vmv1alpha1.LabelProfile] == profile.Name
 	ref := metav1.GetControllerOf(existing)
 	switch {
 	case ref != nil && ref.UID == profile.UID:
@@ -120,16 +119,16 @@ func LiveForAdoption(ctx context.Context, reader client.Reader, profile *vmv1alp
 // name its labels carry.
 func ProfileOfChild(_ context.Context, obj client.Object) []reconcile.Request {
 	labels := obj.GetLabels()
-	if labels[desired.LabelManagedBy] != desired.ManagedByValue || labels[desired.LabelProfile] == "" {
+	if labels[vmv1alpha1.LabelManagedBy] != vmv1alpha1.ManagedByValue || labels[vmv1alpha1.LabelProfile] == "" {
 		return nil
 	}
-	return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: obj.GetNamespace(), Name: labels[desired.LabelProfile]}}}
+	return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: obj.GetNamespace(), Name: labels[vmv1alpha1.LabelProfile]}}}
 }
 
 // ProfileOfInstance maps a VM instance to its profile through the label the
 // VM template carries.
 func ProfileOfInstance(_ context.Context, obj client.Object) []reconcile.Request {
-	name := obj.GetLabels()[desired.LabelProfile]
+	name := obj.GetLabels()[vmv1alpha1.LabelProfile]
 	if name == "" {
 		return nil
 	}

@@ -1,6 +1,6 @@
 // Package placement decides where a profile's VM may run, from what each
 // node's agent reported in its NodeCapability. It is pure: NodeLabels
-// projects a capability into node labels under LabelPrefix (the labels a
+// projects a capability into node labels under vmv1alpha1.CapabilityLabelPrefix (the labels a
 // VM's required node affinity names) for what some profile or HostNetwork
 // asks of nodes (the Index keeps what profiles want), Requirements lists
 // what a profile needs, and Evaluate runs a chain of small checks over

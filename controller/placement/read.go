@@ -12,7 +12,6 @@ import (
 
 	"github.com/jianfenliu/vmoperator/api/agentlease"
 	vmv1alpha1 "github.com/jianfenliu/vmoperator/api/v1alpha1"
-	"github.com/jianfenliu/vmoperator/controller/desired"
 )
 
 // ReadNodes reads every node with its capability and agent liveness (its
@@ -59,13 +58,13 @@ func ReadNodes(ctx context.Context, c client.Reader, leaseNamespace string, now 
 // another profile with antiAffinity, so this one cannot be placed.
 func SpreadShortage(ctx context.Context, c client.Reader, profile *vmv1alpha1.VirtualMachineProfile, eligible []string) (string, error) {
 	var instances kubevirtv1.VirtualMachineInstanceList
-	if err := c.List(ctx, &instances, client.MatchingLabels{desired.LabelSpread: "true"}); err != nil {
+	if err := c.List(ctx, &instances, client.MatchingLabels{vmv1alpha1.LabelSpread: "true"}); err != nil {
 		return "", err
 	}
 	taken := map[string]bool{}
 	for i := range instances.Items {
 		vmi := &instances.Items[i]
-		mine := vmi.Namespace == profile.Namespace && vmi.Labels[desired.LabelProfile] == profile.Name
+		mine := vmi.Namespace == profile.Namespace && vmi.Labels[vmv1alpha1.LabelProfile] == profile.Name
 		if !mine && vmi.Status.NodeName != "" {
 			taken[vmi.Status.NodeName] = true
 		}

@@ -15,7 +15,7 @@ import (
 // reference (if the migration had not run yet), then the finalizer goes.
 // New profiles have no finalizer and need nothing here.
 func (r *Reconciler) finalizeLegacy(ctx context.Context, profile *vmv1alpha1.VirtualMachineProfile) error {
-	if !controllerutil.ContainsFinalizer(profile, LegacyFinalizer) {
+	if !controllerutil.ContainsFinalizer(profile, vmv1alpha1.FinalizerLegacyProfile) {
 		return nil
 	}
 	if err := r.volumes().ReleaseRetained(ctx, profile); err != nil {
@@ -27,7 +27,7 @@ func (r *Reconciler) finalizeLegacy(ctx context.Context, profile *vmv1alpha1.Vir
 // dropLegacyFinalizer removes the old finalizer from a live profile once a
 // reconcile succeeded, which means its disks are owned as their policy says.
 func (r *Reconciler) dropLegacyFinalizer(ctx context.Context, profile *vmv1alpha1.VirtualMachineProfile) error {
-	if !controllerutil.ContainsFinalizer(profile, LegacyFinalizer) {
+	if !controllerutil.ContainsFinalizer(profile, vmv1alpha1.FinalizerLegacyProfile) {
 		return nil
 	}
 	return r.removeLegacyFinalizer(ctx, profile)
@@ -35,7 +35,7 @@ func (r *Reconciler) dropLegacyFinalizer(ctx context.Context, profile *vmv1alpha
 
 func (r *Reconciler) removeLegacyFinalizer(ctx context.Context, profile *vmv1alpha1.VirtualMachineProfile) error {
 	patch := client.MergeFrom(profile.DeepCopy())
-	controllerutil.RemoveFinalizer(profile, LegacyFinalizer)
+	controllerutil.RemoveFinalizer(profile, vmv1alpha1.FinalizerLegacyProfile)
 	if err := client.IgnoreNotFound(r.Client.Patch(ctx, profile, patch)); err != nil {
 		return fmt.Errorf("remove legacy finalizer from profile %s/%s: %w", profile.Namespace, profile.Name, err)
 	}

@@ -240,7 +240,7 @@ func (r *Reconciler) createVolume(ctx context.Context, profile *vmv1alpha1.Virtu
 func (r *Reconciler) reconcileVolumeMeta(ctx context.Context, profile *vmv1alpha1.VirtualMachineProfile, disk *vmv1alpha1.DiskConfig, obj client.Object) error {
 	labels := desired.VolumeLabels(profile, disk)
 	refs := volumeOwnerRefs(obj.GetOwnerReferences(), desired.VolumeOwnerReferences(profile, disk))
-	previousUID := obj.GetAnnotations()[desired.AnnotationProfileUID]
+	previousUID := obj.GetAnnotations()[vmv1alpha1.AnnotationProfileUID]
 	labelsCurrent := true
 	for key, value := range labels {
 		labelsCurrent = labelsCurrent && obj.GetLabels()[key] == value
@@ -259,7 +259,7 @@ func (r *Reconciler) reconcileVolumeMeta(ctx context.Context, profile *vmv1alpha
 	patch := map[string]any{
 		"uid":             obj.GetUID(), // fails the patch if the object was replaced meanwhile
 		"labels":          labels,
-		"annotations":     map[string]string{desired.AnnotationProfileUID: string(profile.UID)},
+		"annotations":     map[string]string{vmv1alpha1.AnnotationProfileUID: string(profile.UID)},
 		"ownerReferences": refs,
 	}
 	if err := r.patchMetadata(ctx, obj, patch); err != nil {
@@ -318,7 +318,7 @@ func importDone(vol volume) bool {
 // DataVolume was collected from the claim of the same name.
 func (r *Reconciler) detachImport(ctx context.Context, profile *vmv1alpha1.VirtualMachineProfile, disk *vmv1alpha1.DiskConfig, vol volume) error {
 	refs := slices.DeleteFunc(slices.Clone(vol.claim.OwnerReferences), func(ref metav1.OwnerReference) bool { return ref.UID == vol.dv.UID })
-	annotations := map[string]string{desired.AnnotationProfileUID: string(profile.UID), desired.AnnotationImportedFrom: importSource(vol.dv)}
+	annotations := map[string]string{vmv1alpha1.AnnotationProfileUID: string(profile.UID), vmv1alpha1.AnnotationImportedFrom: importSource(vol.dv)}
 	patch := map[string]any{"uid": vol.claim.UID, "labels": desired.VolumeLabels(profile, disk), "annotations": annotations, "ownerReferences": refs}
 	if err := r.patchMetadata(ctx, vol.claim, patch); err != nil {
 		return fmt.Errorf("detach claim %s from its DataVolume: %w", vol.claim.Name, err)
@@ -363,7 +363,7 @@ func (r *Reconciler) storageClass(ctx context.Context, disk *vmv1alpha1.DiskConf
 // and grows the claim when the disk's size grew.
 func (r *Reconciler) observeDisk(ctx context.Context, profile *vmv1alpha1.VirtualMachineProfile, disk *vmv1alpha1.DiskConfig,
 	class *storagev1.StorageClass, size resource.Quantity, imported bool, vol volume, state diskState) (diskState, error) {
-	detached := vol.claim != nil && vol.claim.Annotations[desired.AnnotationImportedFrom] != ""
+	detached := vol.claim != nil && vol.claim.Annotations[vmv1alpha1.AnnotationImportedFrom] != ""
 	switch {
 	case imported && vol.dv != nil:
 		state.status.Phase, state.status.Progress = string(vol.dv.Status.Phase), string(vol.dv.Status.Progress)
@@ -405,7 +405,7 @@ func (r *Reconciler) growClaim(ctx context.Context, profile *vmv1alpha1.VirtualM
 		}
 		message := fmt.Sprintf("cannot grow from %s to %s: %s does not allow volume expansion", current.String(), size.String(), className)
 		// Once per change, not once per reconcile: an event is a write.
-		if previousVolumeMessage(profile, claim.Labels[desired.LabelDisk]) != message {
+		if previousVolumeMessage(profile, claim.Labels[vmv1alpha1.LabelDisk]) != message {
 			r.event(profile, claim, corev1.EventTypeWarning, vmv1alpha1.ReasonResizeNotSupported, "claim %s: %s", claim.Name, message)
 		}
 		return message, nil
@@ -437,12 +437,12 @@ func (r *Reconciler) releaseRemovedDisks(ctx context.Context, profile *vmv1alpha
 		return err
 	}
 	for _, obj := range volumes {
-		disk := obj.GetLabels()[desired.LabelDisk]
+		disk := obj.GetLabels()[vmv1alpha1.LabelDisk]
 		if inSpec[disk] || !hasProfileRef(obj.GetOwnerReferences()) || owner.Of(obj, profile) != owner.Ours {
 			continue
 		}
 		labels := maps.Clone(obj.GetLabels())
-		labels[desired.LabelRetainPolicy] = string(vmv1alpha1.RetainPolicyRetain)
+		labels[vmv1alpha1.LabelRetainPolicy] = string(vmv1alpha1.RetainPolicyRetain)
 		patch := map[string]any{"uid": obj.GetUID(), "labels": labels, "ownerReferences": volumeOwnerRefs(obj.GetOwnerReferences(), nil)}
 		if err := r.patchMetadata(ctx, obj, patch); err != nil {
 			return fmt.Errorf("release volume %s of removed disk %s: %w", obj.GetName(), disk, err)
@@ -455,7 +455,7 @@ func (r *Reconciler) releaseRemovedDisks(ctx context.Context, profile *vmv1alpha
 
 // listVolumes lists the claims and DataVolumes made for a profile name.
 func (r *Reconciler) listVolumes(ctx context.Context, namespace, profileName string) ([]client.Object, error) {
-	selector := client.MatchingLabels{desired.LabelProfile: profileName, desired.LabelManagedBy: desired.ManagedByValue}
+	selector := client.MatchingLabels{vmv1alpha1.LabelProfile: profileName, vmv1alpha1.LabelManagedBy: vmv1alpha1.ManagedByValue}
 	var claims corev1.PersistentVolumeClaimList
 	if err := r.Client.List(ctx, &claims, client.InNamespace(namespace), selector); err != nil {
 		return nil, fmt.Errorf("list claims of profile %s/%s: %w", namespace, profileName, err)
@@ -487,7 +487,7 @@ func (r *Reconciler) ReleaseRetained(ctx context.Context, profile *vmv1alpha1.Vi
 		return err
 	}
 	for _, obj := range volumes {
-		if owner.Of(obj, profile) != owner.Ours || !retained(profile, obj.GetLabels()[desired.LabelDisk]) || !hasProfileRef(obj.GetOwnerReferences()) {
+		if owner.Of(obj, profile) != owner.Ours || !retained(profile, obj.GetLabels()[vmv1alpha1.LabelDisk]) || !hasProfileRef(obj.GetOwnerReferences()) {
 			continue
 		}
 		patch := map[string]any{"uid": obj.GetUID(), "ownerReferences": volumeOwnerRefs(obj.GetOwnerReferences(), nil)}

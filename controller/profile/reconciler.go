@@ -154,6 +154,8 @@ func (r *Reconciler) runSteps(ctx context.Context, profile *vmv1alpha1.VirtualMa
 		logger.V(1).Info("VM held", "reason", firstHold(observed))
 	}
 	if err := r.observeVM(ctx, profile, observed); err != nil {
+		logger.Error(err, "reconcile step failed", "step", "observe VM")
+		blocker(observed, failedCheck("VM", err)) // else the status would report the VM as not made
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)

@@ -303,4 +303,3 @@ func TestEveryFailedCallIsReportedAndRecorded(t *testing.T) {
 		t.Fatalf("only %d calls tried: %v", len(clean.calls), clean.calls)
 	}
 }
-

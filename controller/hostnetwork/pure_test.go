@@ -52,7 +52,9 @@ func TestUplinkOf(t *testing.T) {
 		{NodeSelector: map[string]string{"rack": "r2"}, Bond: &vmv1alpha1.Bond{Name: "bond0"}},
 		{NodeSelector: map[string]string{"gpu": "yes"}, Interface: "eth9"},
 	}
-	node := func(labels map[string]string) *corev1.Node { return &corev1.Node{ObjectMeta: metav1.ObjectMeta{Labels: labels}} }
+	node := func(labels map[string]string) *corev1.Node {
+		return &corev1.Node{ObjectMeta: metav1.ObjectMeta{Labels: labels}}
+	}
 	if uplink, overlap := uplinkOf(&h, node(map[string]string{"rack": "r2"})); uplink == nil || uplink.Bond.Name != "bond0" || overlap != "" {
 		t.Fatalf("rack r2: %+v %q", uplink, overlap)
 	}

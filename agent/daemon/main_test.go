@@ -1,4 +1,4 @@
-package main
+package daemon
 
 import (
 	"context"
@@ -104,10 +104,10 @@ func TestFlags(t *testing.T) {
 			}
 		})
 	}
-	if code := run(nil); code != 2 {
+	if code := Run(nil); code != 2 {
 		t.Errorf("run without a node name exited %d, want 2", code)
 	}
-	if code := run([]string{"--node-name=n", "--log-level=loud"}); code != 2 {
+	if code := Run([]string{"--node-name=n", "--log-level=loud"}); code != 2 {
 		t.Errorf("run with a bad log level exited %d, want 2", code)
 	}
 }
@@ -232,7 +232,7 @@ func TestRunServesAndShutsDown(t *testing.T) {
 	ns := setupNode(t, node)
 	metricsAddr, healthAddr := freeAddr(t), freeAddr(t)
 	exit := make(chan int, 1)
-	go func() { exit <- run(agentArgs(t, node, ns, metricsAddr, healthAddr)) }()
+	go func() { exit <- Run(agentArgs(t, node, ns, metricsAddr, healthAddr)) }()
 
 	deadline := time.Now().Add(20 * time.Second)
 	for {

@@ -25,7 +25,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	vmv1alpha1 "github.com/jianfenliu/vmoperator/api/v1alpha1"
-	"github.com/jianfenliu/vmoperator/metrics"
+	"github.com/jianfenliu/vmoperator/metrics/agentmetrics"
 	"github.com/jianfenliu/vmoperator/test/controlplane"
 	"github.com/jianfenliu/vmoperator/test/netnstest"
 )
@@ -359,7 +359,7 @@ func cpuTime(t *testing.T, pid int) time.Duration {
 // filter) by default and none with --metrics-secure=false; an empty
 // address makes no server.
 func TestMetricsServerTLSUnlessTurnedOff(t *testing.T) {
-	m := metrics.NewNode("test")
+	m := agentmetrics.NewNode("test")
 	for _, secure := range []bool{true, false} {
 		server, err := newMetricsServer(context.Background(), options{metricsAddr: "127.0.0.1:0", metricsSecure: secure}, cp.Config, m, logr.Discard())
 		if err != nil {

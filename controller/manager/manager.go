@@ -41,7 +41,7 @@ import (
 	"github.com/jianfenliu/vmoperator/controller/nodelabels"
 	"github.com/jianfenliu/vmoperator/controller/placement"
 	"github.com/jianfenliu/vmoperator/controller/profile"
-	"github.com/jianfenliu/vmoperator/metrics"
+	"github.com/jianfenliu/vmoperator/metrics/controllermetrics"
 	"github.com/jianfenliu/vmoperator/metrics/secure"
 	"github.com/jianfenliu/vmoperator/version"
 )
@@ -206,7 +206,7 @@ func New(config *rest.Config, options Options) (ctrl.Manager, error) {
 	if registry == nil {
 		registry = ctrlmetrics.Registry
 	}
-	controllerMetrics, err := metrics.NewController(registry, metrics.ControllerInputs{
+	controllerMetrics, err := controllermetrics.NewController(registry, controllermetrics.ControllerInputs{
 		Reader:         mgr.GetClient(),
 		Leading:        electedFunc(mgr.Elected()),
 		LeaseNamespace: options.LeaseNamespace,

@@ -104,6 +104,13 @@ func stepsObjects() []client.Object {
 				{Name: "root", Size: "10Gi", Image: "registry.local/os:1", Boot: true},
 			}},
 	}
+	// Enough static networks that cloud-init's network data does not fit
+	// inline in the VM: the cloud-init step writes its Secret.
+	for i := range 16 {
+		profile.Spec.Networks = append(profile.Spec.Networks, vmv1alpha1.NetworkConfig{Name: fmt.Sprintf("s%02d", i),
+			Type: vmv1alpha1.NetworkTypeBridge, BridgeName: "br0", IPConfig: &vmv1alpha1.IPConfigSpec{Mode: vmv1alpha1.IPModeStatic,
+				Address: ptr.To(fmt.Sprintf("10.0.%d.10/24", i)), DNSServers: []vmv1alpha1.IPAddress{"10.0.0.53", "10.0.1.53"}}})
+	}
 	owned := func(obj client.Object, labels map[string]string) client.Object {
 		obj.SetLabels(labels)
 		obj.SetOwnerReferences([]metav1.OwnerReference{{APIVersion: vmv1alpha1.GroupVersion.String(), Kind: "VirtualMachineProfile",
@@ -230,6 +237,7 @@ func TestEveryStepReachesEveryCall(t *testing.T) {
 	}
 	for _, want := range []string{
 		"list HostNetwork", "apply NetworkAttachmentDefinition", "delete NetworkAttachmentDefinition", // networks
+		"apply Secret",                                                                                         // cloud-init
 		"get StorageClass", "create PersistentVolumeClaim", "create DataVolume", "patch PersistentVolumeClaim", // disks
 		"list Node", "list NodeCapability", "list Lease", // placement
 		"apply VirtualMachine", "get VirtualMachine", // VM

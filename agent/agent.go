@@ -16,7 +16,7 @@ import (
 	"github.com/jianfenliu/vmoperator/agent/vlantraffic"
 	"github.com/jianfenliu/vmoperator/agent/watch"
 	vmv1alpha1 "github.com/jianfenliu/vmoperator/api/v1alpha1"
-	"github.com/jianfenliu/vmoperator/metrics"
+	"github.com/jianfenliu/vmoperator/metrics/agentmetrics"
 )
 
 // PolicyVerifier compares the nmstate policies selecting this node with the
@@ -49,7 +49,7 @@ type Agent struct {
 	vlanMaxPorts int            // most ports counted; 0: no limit
 	rounds       *liveness.Loop // nil: rounds are not tracked for /healthz
 	publisher    Publisher
-	metrics      *metrics.Node
+	metrics      *agentmetrics.Node
 	extraUplinks []string
 	log          logr.Logger
 
@@ -109,13 +109,13 @@ func WithExtraUplinks(names ...string) Option {
 }
 
 // New wires an agent from its probes, publisher and metrics.
-func New(kvm probe.KVMProber, links probe.LinkProber, sriov probe.SRIOVProber, pub Publisher, m *metrics.Node, log logr.Logger, opts ...Option) *Agent {
+func New(kvm probe.KVMProber, links probe.LinkProber, sriov probe.SRIOVProber, pub Publisher, m *agentmetrics.Node, log logr.Logger, opts ...Option) *Agent {
 	a := &Agent{kvm: kvm, links: links, sriov: sriov, publisher: pub, metrics: m, log: log}
 	for _, o := range opts {
 		o(a)
 	}
 	if a.vlans != nil {
-		m.SetVLANSource(func() []metrics.VLANSample { return vlanSamples(a.vlans.Samples()) })
+		m.SetVLANSource(func() []agentmetrics.VLANSample { return vlanSamples(a.vlans.Samples()) })
 	}
 	return a
 }
@@ -274,7 +274,7 @@ func (l *lastGood[T]) take(data T, err error, skipped []probe.Skipped) (T, capab
 	return data, capability.Outcome{Skipped: skipped}
 }
 
-func timed(m *metrics.Node, name string, fn func()) {
+func timed(m *agentmetrics.Node, name string, fn func()) {
 	start := time.Now()
 	fn()
 	m.ProbeDuration.WithLabelValues(name).Observe(time.Since(start).Seconds())
@@ -284,9 +284,9 @@ func timed(m *metrics.Node, name string, fn func()) {
 // come only from this round's dump: kept links would repeat old counters.
 func (a *Agent) recordMetrics(in capability.Input, linksFresh bool) {
 	a.metrics.SetKVM(in.KVM.Available)
-	pfSamples := make([]metrics.PFSample, 0, len(in.SRIOV))
+	pfSamples := make([]agentmetrics.PFSample, 0, len(in.SRIOV))
 	for _, pf := range in.SRIOV {
-		pfSamples = append(pfSamples, metrics.PFSample{Name: pf.Name, Total: int(pf.TotalVFs), Configured: int(pf.NumVFs), InUse: int(pf.VFsInUse)})
+		pfSamples = append(pfSamples, agentmetrics.PFSample{Name: pf.Name, Total: int(pf.TotalVFs), Configured: int(pf.NumVFs), InUse: int(pf.VFsInUse)})
 	}
 	a.metrics.SetSRIOV(pfSamples)
 	verified := 0
@@ -317,11 +317,11 @@ func pfNames(pfs []vmv1alpha1.SRIOVPF) []string {
 	return names
 }
 
-func linkSamples(links []capability.RoleLink) []metrics.LinkSample {
-	out := make([]metrics.LinkSample, 0, len(links))
+func linkSamples(links []capability.RoleLink) []agentmetrics.LinkSample {
+	out := make([]agentmetrics.LinkSample, 0, len(links))
 	for _, l := range links {
 		s := l.Stats
-		out = append(out, metrics.LinkSample{
+		out = append(out, agentmetrics.LinkSample{
 			Name: l.Name, Role: l.Role, Up: l.AdminUp, Carrier: l.Carrier,
 			RxBytes: s.RxBytes, TxBytes: s.TxBytes, RxPackets: s.RxPackets, TxPackets: s.TxPackets,
 			RxErrors: s.RxErrors, TxErrors: s.TxErrors, RxDropped: s.RxDropped, TxDropped: s.TxDropped,
@@ -331,10 +331,10 @@ func linkSamples(links []capability.RoleLink) []metrics.LinkSample {
 	return out
 }
 
-func vlanSamples(in []vlantraffic.Sample) []metrics.VLANSample {
-	out := make([]metrics.VLANSample, 0, len(in))
+func vlanSamples(in []vlantraffic.Sample) []agentmetrics.VLANSample {
+	out := make([]agentmetrics.VLANSample, 0, len(in))
 	for _, s := range in {
-		out = append(out, metrics.VLANSample{
+		out = append(out, agentmetrics.VLANSample{
 			Interface: s.Interface, VLAN: s.VLAN,
 			RxPackets: s.RxPackets, RxBytes: s.RxBytes, TxPackets: s.TxPackets, TxBytes: s.TxBytes,
 			DisallowedPackets: s.DisallowedPackets,

@@ -20,7 +20,7 @@ import (
 	"github.com/jianfenliu/vmoperator/agent/publish"
 	"github.com/jianfenliu/vmoperator/agent/watch"
 	vmv1alpha1 "github.com/jianfenliu/vmoperator/api/v1alpha1"
-	"github.com/jianfenliu/vmoperator/metrics"
+	"github.com/jianfenliu/vmoperator/metrics/agentmetrics"
 	"github.com/jianfenliu/vmoperator/test/controlplane"
 	"github.com/jianfenliu/vmoperator/test/netnstest"
 )
@@ -57,7 +57,7 @@ func envInt(t *testing.T, name string, def int) int {
 
 // running is one agent started by a test.
 type running struct {
-	metrics *metrics.Node
+	metrics *agentmetrics.Node
 	stop    func()
 }
 
@@ -70,7 +70,7 @@ func startAgent(t *testing.T, nodeName string, ns *netnstest.Namespace, cfg watc
 // before the agent runs.
 func startAgentWith(t *testing.T, nodeName string, ns *netnstest.Namespace, cfg watch.Config, wire func(*watch.Watcher), opts ...Option) *running {
 	t.Helper()
-	m := metrics.NewNode("test")
+	m := agentmetrics.NewNode("test")
 	sysfs := t.TempDir() // an SR-IOV-less sysfs: class/net exists and holds nothing
 	if err := os.MkdirAll(filepath.Join(sysfs, "class", "net"), 0o755); err != nil {
 		t.Fatal(err)
@@ -240,7 +240,7 @@ func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool)
 }
 
 // histogramCount is how many times a probe ran, from its duration histogram.
-func histogramCount(t *testing.T, m *metrics.Node, probeName string) uint64 {
+func histogramCount(t *testing.T, m *agentmetrics.Node, probeName string) uint64 {
 	t.Helper()
 	families, err := m.Registry.Gather()
 	if err != nil {

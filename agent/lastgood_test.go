@@ -16,7 +16,7 @@ import (
 	"github.com/jianfenliu/vmoperator/agent/verify"
 	"github.com/jianfenliu/vmoperator/agent/watch"
 	vmv1alpha1 "github.com/jianfenliu/vmoperator/api/v1alpha1"
-	"github.com/jianfenliu/vmoperator/metrics"
+	"github.com/jianfenliu/vmoperator/metrics/agentmetrics"
 )
 
 // scriptedProbes answer what the test set for the next round, so that a
@@ -123,7 +123,7 @@ func wantInventory(t *testing.T, s vmv1alpha1.NodeCapabilityStatus, portUp bool)
 func TestRoundKeepsLastGood(t *testing.T) {
 	p := &scriptedProbes{}
 	pub := &recordingPublisher{}
-	a := New(p, p, p, pub, metrics.NewNode("test"), testr.New(t), WithPolicyVerifier(p))
+	a := New(p, p, p, pub, agentmetrics.NewNode("test"), testr.New(t), WithPolicyVerifier(p))
 	linkErr := errors.New("listing links: netlink receive: no buffer space available")
 	steps := []struct {
 		name  string
@@ -240,7 +240,7 @@ func TestUnchangedFailureWritesNothing(t *testing.T) {
 	createNode(t, node)
 	p := &scriptedProbes{}
 	p.healthy()
-	m := metrics.NewNode("test")
+	m := agentmetrics.NewNode("test")
 	a := New(p, p, p, publish.NewPublisher(cp.Client, node, m.CapabilityWrites), m, testr.New(t))
 	steps := []struct {
 		name      string

@@ -2,7 +2,7 @@ package agent
 
 // The permissions vmop-agent needs. make manifests turns these markers into
 // deploy/rbac/agent/role.yaml, which the Helm chart installs and
-// cmd/vmop-agent's RBAC test binds. NodeCapabilities
+// agent/daemon's RBAC test binds. NodeCapabilities
 // are created and their status written; Nodes are read for the owner
 // reference and the policies' node selectors; Leases carry liveness, in
 // the release namespace only (a namespaced Role: the chart puts it in the

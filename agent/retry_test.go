@@ -12,7 +12,7 @@ import (
 	"github.com/jianfenliu/vmoperator/agent/probe"
 	"github.com/jianfenliu/vmoperator/agent/watch"
 	vmv1alpha1 "github.com/jianfenliu/vmoperator/api/v1alpha1"
-	"github.com/jianfenliu/vmoperator/metrics"
+	"github.com/jianfenliu/vmoperator/metrics/agentmetrics"
 )
 
 // flakyPublisher fails its first failures calls, as an apiserver restart would.
@@ -50,7 +50,7 @@ func (staticProbes) ProbeSRIOV() (probe.SRIOVResult, error) { return probe.SRIOV
 // the backoff (1 s, then 2 s).
 func TestFailedPublishIsRetried(t *testing.T) {
 	pub := &flakyPublisher{failures: 2}
-	m := metrics.NewNode("test")
+	m := agentmetrics.NewNode("test")
 	a := New(staticProbes{}, staticProbes{}, staticProbes{}, pub, m, logr.Discard())
 	w := watch.New(watch.Config{Debounce: 10 * time.Millisecond, MinInterval: 10 * time.Millisecond, Resync: time.Hour}, m.SubscriptionRestarts, func(error) {})
 	ctx, cancel := context.WithCancel(context.Background())

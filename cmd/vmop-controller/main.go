@@ -65,6 +65,8 @@ func main() {
 	flag.IntVar(&options.ProfileWorkers, "profile-workers", 16, "how many profiles reconcile at once")
 	flag.DurationVar(&options.StatusInterval, "status-interval", time.Second,
 		"least time between two status writes of one profile that only record progress (problems are written at once)")
+	flag.DurationVar(&options.DependencyInterval, "dependency-interval", manager.DefaultDependencyInterval,
+		"how often to check whether KubeVirt, CDI, Multus or nmstate was installed or removed; on a change the controller exits cleanly to be restarted with the new watches")
 	flag.DurationVar(&options.CapabilityWakeInterval, "capability-wake-interval", 5*time.Second,
 		"least time between two re-queues of profiles caused by one node's capability changes; later changes are delivered at its end (0: every change at once)")
 	printVersion := flag.Bool("version", false, "print the version and exit")

@@ -11,15 +11,12 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	k8sruntime "k8s.io/apimachinery/pkg/runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	vmv1alpha1 "github.com/jianfenliu/vmoperator/api/v1alpha1"
 )
 
 // FieldOwner is the server-side-apply manager of everything vmop-controller writes.
 const FieldOwner = "vmop-controller"
-
-// AnnotationDesiredHash records the hash of what was last applied. A change
-// of our own desired object (including a field we stopped setting) shows as
-// a new hash; a change made by someone else shows in the object itself.
-const AnnotationDesiredHash = "vm.example.com/desired-hash"
 
 // Applier server-side-applies the objects the controller owns, and only
 // when they are not already as wanted: a converged object costs no request.
@@ -39,7 +36,7 @@ func (a Applier) Apply(ctx context.Context, existing, want client.Object) (bool,
 	if err != nil {
 		return false, err
 	}
-	if existing != nil && existing.GetAnnotations()[AnnotationDesiredHash] == hash {
+	if existing != nil && existing.GetAnnotations()[vmv1alpha1.AnnotationDesiredHash] == hash {
 		current, err := UpToDate(existing, content)
 		if err != nil || current {
 			return false, err
@@ -122,5 +119,5 @@ func withHash(content map[string]any, hash string) {
 		annotations = map[string]any{}
 		metadata["annotations"] = annotations
 	}
-	annotations[AnnotationDesiredHash] = hash
+	annotations[vmv1alpha1.AnnotationDesiredHash] = hash
 }

@@ -38,7 +38,7 @@ func TestSRIOVAttachmentConfinesItsVF(t *testing.T) {
 		t.Fatal(err)
 	}
 	if config.Type != "sriov" || config.VLAN != 200 || config.SpoofChk != "on" || config.Trust != "off" ||
-		nad.Annotations[desired.AnnotationResourceName] != "intel.com/sriov_a" {
+		nad.Annotations[vmv1alpha1.AnnotationResourceName] != "intel.com/sriov_a" {
 		t.Fatalf("NAD %s: want sriov on VLAN 200, spoofchk on, trust off, resource intel.com/sriov_a; annotations %v", nad.Spec.Config, nad.Annotations)
 	}
 	state, err := desired.HostNetworkState(&fast, &fast.Spec.Uplinks[0])

@@ -515,9 +515,9 @@ func reach(plugin cniConfig, nad *nadv1.NetworkAttachmentDefinition, all []vmv1a
 		r.declared, r.vlan = declaringInterface(all, plugin.Device)
 		return r, ""
 	case "sriov":
-		resource := nad.Annotations[desired.AnnotationResourceName]
+		resource := nad.Annotations[vmv1alpha1.AnnotationResourceName]
 		if resource == "" {
-			return reached{}, "an sriov config without the " + desired.AnnotationResourceName + " annotation cannot be judged"
+			return reached{}, "an sriov config without the " + vmv1alpha1.AnnotationResourceName + " annotation cannot be judged"
 		}
 		r := reached{kind: vmv1alpha1.NetworkTypeSRIOV, host: "SR-IOV resource " + resource, name: resource, resource: resource, vlan: plugin.VLAN}
 		r.declared = declaringResource(all, resource)

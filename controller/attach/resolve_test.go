@@ -235,7 +235,7 @@ func withNAD(in Inputs, namespace, config, resource string) Inputs {
 	nad := &nadv1.NetworkAttachmentDefinition{ObjectMeta: metav1.ObjectMeta{Name: "n", Namespace: namespace},
 		Spec: nadv1.NetworkAttachmentDefinitionSpec{Config: config}}
 	if resource != "" {
-		nad.Annotations = map[string]string{desired.AnnotationResourceName: resource}
+		nad.Annotations = map[string]string{vmv1alpha1.AnnotationResourceName: resource}
 	}
 	in.NADs = map[types.NamespacedName]*nadv1.NetworkAttachmentDefinition{{Namespace: namespace, Name: "n"}: nad}
 	return in

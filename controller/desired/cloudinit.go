@@ -29,13 +29,8 @@ const (
 // three DNS servers each make about 5 KiB of network data
 // (TestLargestProfileCloudInit). Only such profiles get a
 // <profile>-cloudinit Secret, written blind (server-side apply, never read)
-// and only when AnnotationCloudInitHash on the VM says its content changed.
+// and only when vmv1alpha1.AnnotationCloudInitHash on the VM says its content changed.
 const MaxInlineCloudInitBytes = 2048
-
-// AnnotationCloudInitHash on a VM whose cloud-init data is in a Secret is
-// the hash of that Secret's data when it was last written: the controller
-// cannot read the Secret, so the VM remembers what it holds.
-const AnnotationCloudInitHash = "vm.example.com/cloudinit-hash"
 
 // GuestInterfaceName is the name the guest gives the i-th network: cloud-init
 // renames the NIC with this MAC to it, whatever the distribution would call it.
@@ -162,7 +157,7 @@ func cloudInitVolume(profile *vmv1alpha1.VirtualMachineProfile) (kubevirtv1.Volu
 	}
 	ref := &corev1.LocalObjectReference{Name: secret.Name}
 	volume.CloudInitNoCloud = &kubevirtv1.CloudInitNoCloudSource{UserDataSecretRef: ref, NetworkDataSecretRef: ref}
-	return volume, map[string]string{AnnotationCloudInitHash: CloudInitHash(secret)}, nil
+	return volume, map[string]string{vmv1alpha1.AnnotationCloudInitHash: CloudInitHash(secret)}, nil
 }
 
 // CloudInitSecret holds the profile's user data and network data. The

@@ -87,7 +87,7 @@ func TestLargestProfileCloudInit(t *testing.T) {
 	if source.NetworkData == "" || source.UserData == "" || source.NetworkDataSecretRef != nil || source.UserDataSecretRef != nil {
 		t.Errorf("%d networks fit inline, the VM refers to a Secret: %+v", fitting, source)
 	}
-	if _, ok := inline.Annotations[AnnotationCloudInitHash]; ok {
+	if _, ok := inline.Annotations[vmv1alpha1.AnnotationCloudInitHash]; ok {
 		t.Error("an inline VM records a cloud-init Secret hash")
 	}
 
@@ -105,8 +105,8 @@ func TestLargestProfileCloudInit(t *testing.T) {
 	if source.NetworkData != "" || source.UserData != "" || *source.NetworkDataSecretRef != *want || *source.UserDataSecretRef != *want {
 		t.Errorf("%d networks do not fit inline, the VM's cloud-init is %+v", fitting+1, source)
 	}
-	if vm.Annotations[AnnotationCloudInitHash] != CloudInitHash(secret) || CloudInitHash(secret) == "" {
-		t.Errorf("VM annotation %q, Secret hash %q", vm.Annotations[AnnotationCloudInitHash], CloudInitHash(secret))
+	if vm.Annotations[vmv1alpha1.AnnotationCloudInitHash] != CloudInitHash(secret) || CloudInitHash(secret) == "" {
+		t.Errorf("VM annotation %q, Secret hash %q", vm.Annotations[vmv1alpha1.AnnotationCloudInitHash], CloudInitHash(secret))
 	}
 	changed := profileWithLargestNetworks(fitting + 1)
 	changed.Spec.Networks[0].MTU = ptr.To[int32](1500)

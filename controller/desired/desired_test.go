@@ -111,7 +111,7 @@ func TestNADOfSRIOVNetworkNamesItsResource(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if nad.Name != "web-vm-01-business" || nad.Annotations[AnnotationResourceName] != "mellanox.com/cx5" {
+	if nad.Name != "web-vm-01-business" || nad.Annotations[vmv1alpha1.AnnotationResourceName] != "mellanox.com/cx5" {
 		t.Fatalf("%s %v", nad.Name, nad.Annotations)
 	}
 	if ref := nad.OwnerReferences[0]; ref.Name != "web-vm-01" || !*ref.Controller {
@@ -282,16 +282,16 @@ func TestMACAddressIsStableAndLocallyAdministered(t *testing.T) {
 func TestVolumeOwnershipFollowsTheRetainPolicy(t *testing.T) {
 	p := seedProfile()
 	retained := PVC(p, &p.Spec.Disks[1], resource.MustParse("500Gi"))
-	if len(retained.OwnerReferences) != 0 || retained.Labels[LabelRetainPolicy] != "Retain" {
+	if len(retained.OwnerReferences) != 0 || retained.Labels[vmv1alpha1.LabelRetainPolicy] != "Retain" {
 		t.Fatalf("a Retain disk must have no owner: %v %v", retained.OwnerReferences, retained.Labels)
 	}
 	p.Spec.Disks[1].RetainPolicy = vmv1alpha1.RetainPolicyDelete
 	deleted := PVC(p, &p.Spec.Disks[1], resource.MustParse("500Gi"))
 	ref := metav1.GetControllerOf(deleted)
-	if ref == nil || ref.UID != p.UID || !*ref.BlockOwnerDeletion || deleted.Labels[LabelRetainPolicy] != "Delete" {
+	if ref == nil || ref.UID != p.UID || !*ref.BlockOwnerDeletion || deleted.Labels[vmv1alpha1.LabelRetainPolicy] != "Delete" {
 		t.Fatalf("a Delete disk must be owned by its profile: %v %v", deleted.OwnerReferences, deleted.Labels)
 	}
-	if deleted.Annotations[AnnotationProfileUID] != string(p.UID) {
+	if deleted.Annotations[vmv1alpha1.AnnotationProfileUID] != string(p.UID) {
 		t.Fatalf("profile UID annotation: %v", deleted.Annotations)
 	}
 }
@@ -300,7 +300,7 @@ func TestKeptRunStrategy(t *testing.T) {
 	halted := kubevirtv1.RunStrategyHalted
 	always := kubevirtv1.RunStrategyAlways
 	vm := func(annotation string, strategy *kubevirtv1.VirtualMachineRunStrategy) *kubevirtv1.VirtualMachine {
-		return &kubevirtv1.VirtualMachine{ObjectMeta: metav1.ObjectMeta{Annotations: map[string]string{AnnotationRunStrategy: annotation}},
+		return &kubevirtv1.VirtualMachine{ObjectMeta: metav1.ObjectMeta{Annotations: map[string]string{vmv1alpha1.AnnotationRunStrategy: annotation}},
 			Spec: kubevirtv1.VirtualMachineSpec{RunStrategy: strategy}}
 	}
 	cases := []struct {
@@ -327,7 +327,7 @@ func TestKeptRunStrategy(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if built.Annotations[AnnotationRunStrategy] != string(c.profile) {
+			if built.Annotations[vmv1alpha1.AnnotationRunStrategy] != string(c.profile) {
 				t.Fatalf("the VM must record the profile's strategy: %v", built.Annotations)
 			}
 		})

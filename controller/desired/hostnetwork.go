@@ -17,21 +17,6 @@ import (
 // operator makes.
 const PolicyPrefix = "vmop-"
 
-// Labels and annotations of the revert policies: short-lived policies,
-// owned by nothing, that undo on some nodes what a HostNetwork's policies
-// built there. They are not owned by the HostNetwork so that a foreground
-// deletion's garbage collection (which deletes owned objects before the
-// owner) cannot take a revert away before nmstate applied it.
-const (
-	// LabelPolicyRole is PolicyRoleRevert on a revert policy.
-	LabelPolicyRole = "vm.example.com/policy-role"
-	// PolicyRoleRevert is the value of LabelPolicyRole on a revert policy.
-	PolicyRoleRevert = "revert"
-	// AnnotationReverts says what a revert policy undoes, for messages: the
-	// policy it reverts everywhere, or the node it reverts on.
-	AnnotationReverts = "vm.example.com/reverts"
-)
-
 // maxPolicyName keeps a policy's name a label value: nmstate labels each
 // enactment with it.
 const maxPolicyName = 63
@@ -254,13 +239,13 @@ func RevertState(built nmstateshared.State) (nmstateshared.State, error) {
 }
 
 // RevertPolicy is a revert policy of a HostNetwork: owned by nothing (see
-// LabelPolicyRole), on the nodes selector picks.
+// vmv1alpha1.LabelPolicyRole), on the nodes selector picks.
 func RevertPolicy(hostNetwork, target string, selector map[string]string, state nmstateshared.State, annotations map[string]string) *nmstatev1.NodeNetworkConfigurationPolicy {
 	return &nmstatev1.NodeNetworkConfigurationPolicy{
 		TypeMeta: metav1.TypeMeta{APIVersion: nmstatev1.GroupVersion.String(), Kind: "NodeNetworkConfigurationPolicy"},
 		ObjectMeta: metav1.ObjectMeta{
 			Name:        RevertPolicyName(hostNetwork, target),
-			Labels:      map[string]string{LabelManagedBy: ManagedByValue, LabelHostNetwork: hostNetwork, LabelPolicyRole: PolicyRoleRevert},
+			Labels:      map[string]string{vmv1alpha1.LabelManagedBy: vmv1alpha1.ManagedByValue, vmv1alpha1.LabelHostNetwork: hostNetwork, vmv1alpha1.LabelPolicyRole: vmv1alpha1.PolicyRoleRevert},
 			Annotations: annotations,
 		},
 		Spec: nmstateshared.NodeNetworkConfigurationPolicySpec{NodeSelector: selector, DesiredState: state},
@@ -274,7 +259,7 @@ func HostNetworkPolicy(hostNetwork *vmv1alpha1.HostNetwork, uplink *vmv1alpha1.U
 		TypeMeta: metav1.TypeMeta{APIVersion: nmstatev1.GroupVersion.String(), Kind: "NodeNetworkConfigurationPolicy"},
 		ObjectMeta: metav1.ObjectMeta{
 			Name:   PolicyName(hostNetwork, uplink),
-			Labels: map[string]string{LabelManagedBy: ManagedByValue, LabelHostNetwork: hostNetwork.Name},
+			Labels: map[string]string{vmv1alpha1.LabelManagedBy: vmv1alpha1.ManagedByValue, vmv1alpha1.LabelHostNetwork: hostNetwork.Name},
 			OwnerReferences: []metav1.OwnerReference{*metav1.NewControllerRef(hostNetwork,
 				vmv1alpha1.GroupVersion.WithKind("HostNetwork"))},
 		},
@@ -298,8 +283,8 @@ func SRIOVUplinks(hostNetwork *vmv1alpha1.HostNetwork) []string {
 // HostNetworkOf is the HostNetwork a policy the operator made belongs to,
 // or "" for any other policy.
 func HostNetworkOf(policy metav1.Object) string {
-	if policy.GetLabels()[LabelManagedBy] != ManagedByValue {
+	if policy.GetLabels()[vmv1alpha1.LabelManagedBy] != vmv1alpha1.ManagedByValue {
 		return ""
 	}
-	return policy.GetLabels()[LabelHostNetwork]
+	return policy.GetLabels()[vmv1alpha1.LabelHostNetwork]
 }

@@ -160,7 +160,7 @@ func NAD(profile *vmv1alpha1.VirtualMachineProfile, a Attachment) (*nadv1.Networ
 		Spec: nadv1.NetworkAttachmentDefinitionSpec{Config: config},
 	}
 	if a.Type == vmv1alpha1.NetworkTypeSRIOV {
-		nad.Annotations = map[string]string{AnnotationResourceName: a.ResourceName}
+		nad.Annotations = map[string]string{vmv1alpha1.AnnotationResourceName: a.ResourceName}
 	}
 	return nad, nil
 }

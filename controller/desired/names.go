@@ -12,40 +12,9 @@ import (
 	vmv1alpha1 "github.com/jianfenliu/vmoperator/api/v1alpha1"
 )
 
-// Labels and annotations the operator puts on what it creates.
-const (
-	// LabelProfile names the profile an object belongs to. With LabelDisk it
-	// lets a re-created profile find (and re-adopt) the disks it retained.
-	LabelProfile = "vm.example.com/profile"
-	// LabelDisk names the disk of the profile a volume holds.
-	LabelDisk = "vm.example.com/disk"
-	// LabelRetainPolicy is the retain policy of a disk's volume.
-	LabelRetainPolicy = "vm.example.com/retain-policy"
-	// AnnotationImportedFrom marks a retained disk's claim whose import
-	// finished and which no longer depends on its DataVolume: the image it
-	// was imported from.
-	AnnotationImportedFrom = "vm.example.com/imported-from"
-	// AnnotationProfileUID is the UID of the profile that last took a volume
-	// (volumes may outlive profiles), so adoption by a new one is visible.
-	AnnotationProfileUID = "vm.example.com/profile-uid"
-	// LabelManagedBy marks objects the operator created; it never touches others.
-	LabelManagedBy = "app.kubernetes.io/managed-by"
-	// ManagedByValue is the value of LabelManagedBy.
-	ManagedByValue = "vmop-controller"
-	// LabelSpread marks VMs of profiles with antiAffinity: true; such VMs avoid
-	// nodes that already run one.
-	LabelSpread = "vm.example.com/spread"
-	// LabelHostNetwork names the HostNetwork a NodeNetworkConfigurationPolicy
-	// the operator made belongs to.
-	LabelHostNetwork = "vm.example.com/host-network"
-	// AnnotationResourceName is Multus's annotation naming the device-plugin
-	// resource a NetworkAttachmentDefinition needs.
-	AnnotationResourceName = "k8s.v1.cni.cncf.io/resourceName"
-)
-
 // OwnedLabels are the labels every namespaced child of a profile carries.
 func OwnedLabels(profile *vmv1alpha1.VirtualMachineProfile) map[string]string {
-	return map[string]string{LabelProfile: profile.Name, LabelManagedBy: ManagedByValue}
+	return map[string]string{vmv1alpha1.LabelProfile: profile.Name, vmv1alpha1.LabelManagedBy: vmv1alpha1.ManagedByValue}
 }
 
 // OwnerReference makes the profile the controller owner of a child.

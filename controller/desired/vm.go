@@ -86,18 +86,13 @@ func NADKey(profile *vmv1alpha1.VirtualMachineProfile, network *vmv1alpha1.Netwo
 	return types.NamespacedName{Namespace: profile.Namespace, Name: ref}
 }
 
-// AnnotationRunStrategy on a VM is the profile's run strategy when the VM
-// was last written, so a run strategy changed since by someone else
-// (virtctl) can be told apart from one the profile changed.
-const AnnotationRunStrategy = "vm.example.com/run-strategy"
-
 // KeptRunStrategy is the run strategy of an existing VM to keep instead of
 // the profile's, or nil. virtctl stop, start and restart change a VM's
 // runStrategy through KubeVirt's subresources; that choice stands until the
 // profile's own run strategy changes, and then the profile wins.
 func KeptRunStrategy(profile *vmv1alpha1.VirtualMachineProfile, existing *kubevirtv1.VirtualMachine) *kubevirtv1.VirtualMachineRunStrategy {
 	if existing == nil || existing.Spec.RunStrategy == nil ||
-		existing.Annotations[AnnotationRunStrategy] != string(profile.Spec.EffectiveRunStrategy()) {
+		existing.Annotations[vmv1alpha1.AnnotationRunStrategy] != string(profile.Spec.EffectiveRunStrategy()) {
 		return nil
 	}
 	kept := *existing.Spec.RunStrategy
@@ -115,9 +110,9 @@ func VM(profile *vmv1alpha1.VirtualMachineProfile, placement Placement, keptRunS
 	if keptRunStrategy != nil {
 		runStrategy = *keptRunStrategy
 	}
-	templateLabels := map[string]string{LabelProfile: profile.Name}
+	templateLabels := map[string]string{vmv1alpha1.LabelProfile: profile.Name}
 	if spread(profile) {
-		templateLabels[LabelSpread] = "true"
+		templateLabels[vmv1alpha1.LabelSpread] = "true"
 	}
 	disks, volumes := vmDisks(profile)
 	cloudInit, cloudInitAnnotations, err := cloudInitVolume(profile)
@@ -126,7 +121,7 @@ func VM(profile *vmv1alpha1.VirtualMachineProfile, placement Placement, keptRunS
 	}
 	disks = append(disks, kubevirtv1.Disk{Name: CloudInitVolume, DiskDevice: virtioDisk()})
 	volumes = append(volumes, cloudInit)
-	annotations := map[string]string{AnnotationRunStrategy: string(profile.Spec.EffectiveRunStrategy())}
+	annotations := map[string]string{vmv1alpha1.AnnotationRunStrategy: string(profile.Spec.EffectiveRunStrategy())}
 	for k, v := range cloudInitAnnotations {
 		annotations[k] = v
 	}
@@ -257,7 +252,7 @@ func affinity(profile *vmv1alpha1.VirtualMachineProfile, placement Placement) *c
 		// already run one.
 		result.PodAntiAffinity = &corev1.PodAntiAffinity{
 			RequiredDuringSchedulingIgnoredDuringExecution: []corev1.PodAffinityTerm{{
-				LabelSelector:     &metav1.LabelSelector{MatchLabels: map[string]string{LabelSpread: "true"}},
+				LabelSelector:     &metav1.LabelSelector{MatchLabels: map[string]string{vmv1alpha1.LabelSpread: "true"}},
 				NamespaceSelector: &metav1.LabelSelector{},
 				TopologyKey:       corev1.LabelHostname,
 			}},

@@ -33,8 +33,8 @@ func ContainerDiskImage(image string) string {
 // policy, which says whether the volume is owned by the profile.
 func VolumeLabels(profile *vmv1alpha1.VirtualMachineProfile, disk *vmv1alpha1.DiskConfig) map[string]string {
 	labels := OwnedLabels(profile)
-	labels[LabelDisk] = disk.Name
-	labels[LabelRetainPolicy] = string(disk.EffectiveRetainPolicy())
+	labels[vmv1alpha1.LabelDisk] = disk.Name
+	labels[vmv1alpha1.LabelRetainPolicy] = string(disk.EffectiveRetainPolicy())
 	return labels
 }
 
@@ -56,7 +56,7 @@ func volumeMeta(profile *vmv1alpha1.VirtualMachineProfile, disk *vmv1alpha1.Disk
 		Name:            vmv1alpha1.VolumeName(profile.Name, disk.Name),
 		Namespace:       profile.Namespace,
 		Labels:          VolumeLabels(profile, disk),
-		Annotations:     map[string]string{AnnotationProfileUID: string(profile.UID)},
+		Annotations:     map[string]string{vmv1alpha1.AnnotationProfileUID: string(profile.UID)},
 		OwnerReferences: VolumeOwnerReferences(profile, disk),
 	}
 }

@@ -25,11 +25,6 @@ import (
 	"github.com/jianfenliu/vmoperator/controller/desired"
 )
 
-// AnnotationRevertDeadline on a policy being reverted is when the wait for
-// nmstate gives up (RFC 3339). Its presence on the cached policy also
-// proves the cached generation is the reverting one.
-const AnnotationRevertDeadline = "vm.example.com/revert-deadline"
-
 // maxUsersListed bounds the profiles a Deleting condition names.
 const maxUsersListed = 10
 
@@ -37,7 +32,7 @@ const maxUsersListed = 10
 // reverts its host side (bounded), then lets it go. Every wait is in the
 // Deleting condition, with what it waits for and until when.
 func (r *Reconciler) reconcileDeletion(ctx context.Context, h *vmv1alpha1.HostNetwork) (ctrl.Result, error) {
-	if !controllerutil.ContainsFinalizer(h, Finalizer) {
+	if !controllerutil.ContainsFinalizer(h, vmv1alpha1.FinalizerHostNetwork) {
 		return ctrl.Result{}, nil
 	}
 	original := h.DeepCopy()
@@ -79,7 +74,7 @@ func (r *Reconciler) reconcileDeletion(ctx context.Context, h *vmv1alpha1.HostNe
 		return result, err
 	}
 	patch := client.MergeFrom(h.DeepCopy())
-	controllerutil.RemoveFinalizer(h, Finalizer)
+	controllerutil.RemoveFinalizer(h, vmv1alpha1.FinalizerHostNetwork)
 	if err := client.IgnoreNotFound(r.Client.Patch(ctx, h, patch)); err != nil {
 		return ctrl.Result{}, fmt.Errorf("remove finalizer of HostNetwork %s: %w", h.Name, err)
 	}
@@ -151,7 +146,7 @@ func (r *Reconciler) startReverts(ctx context.Context, h *vmv1alpha1.HostNetwork
 		if wrote {
 			started = true
 			r.event(h, want, corev1.EventTypeNormal, vmv1alpha1.ReasonReverting, "asked nmstate to revert what policy %s built (revert policy %s); waiting until %s",
-				name, want.Name, want.Annotations[AnnotationRevertDeadline])
+				name, want.Name, want.Annotations[vmv1alpha1.AnnotationRevertDeadline])
 		}
 	}
 	var errs []error

@@ -27,10 +27,6 @@ import (
 	"github.com/jianfenliu/vmoperator/controller/desired"
 )
 
-// Finalizer holds a deleted HostNetwork until no profile uses it and,
-// when managed, its host side is reverted.
-const Finalizer = "vm.example.com/hostnetwork"
-
 // DefaultRevertTimeout bounds how long a deletion waits for nmstate to
 // revert the host side before it deletes the policies anyway.
 const DefaultRevertTimeout = 5 * time.Minute
@@ -80,9 +76,9 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	if !hostNetwork.DeletionTimestamp.IsZero() {
 		return r.reconcileDeletion(ctx, &hostNetwork)
 	}
-	if !controllerutil.ContainsFinalizer(&hostNetwork, Finalizer) {
+	if !controllerutil.ContainsFinalizer(&hostNetwork, vmv1alpha1.FinalizerHostNetwork) {
 		patch := client.MergeFrom(hostNetwork.DeepCopy())
-		controllerutil.AddFinalizer(&hostNetwork, Finalizer)
+		controllerutil.AddFinalizer(&hostNetwork, vmv1alpha1.FinalizerHostNetwork)
 		if err := r.Client.Patch(ctx, &hostNetwork, patch); err != nil {
 			return ctrl.Result{}, fmt.Errorf("add finalizer to HostNetwork %s: %w", hostNetwork.Name, err)
 		}
@@ -219,7 +215,7 @@ func (r *Reconciler) recordReverts(ctx context.Context, h *vmv1alpha1.HostNetwor
 		if wrote {
 			written[want.Name] = true
 			r.event(h, want, corev1.EventTypeNormal, vmv1alpha1.ReasonReverting, "asked nmstate to remove %s from node %s (revert policy %s); waiting until %s",
-				strings.Join(losses[node].what(), ", "), node, want.Name, want.Annotations[AnnotationRevertDeadline])
+				strings.Join(losses[node].what(), ", "), node, want.Name, want.Annotations[vmv1alpha1.AnnotationRevertDeadline])
 		}
 	}
 	return written, nil
@@ -272,7 +268,7 @@ func (r *Reconciler) policiesOf(ctx context.Context, name string) ([]nmstatev1.N
 		return nil, nil
 	}
 	var list nmstatev1.NodeNetworkConfigurationPolicyList
-	if err := r.Client.List(ctx, &list, client.MatchingLabels{desired.LabelManagedBy: desired.ManagedByValue, desired.LabelHostNetwork: name}); err != nil {
+	if err := r.Client.List(ctx, &list, client.MatchingLabels{vmv1alpha1.LabelManagedBy: vmv1alpha1.ManagedByValue, vmv1alpha1.LabelHostNetwork: name}); err != nil {
 		return nil, fmt.Errorf("list policies of HostNetwork %s: %w", name, err)
 	}
 	return list.Items, nil

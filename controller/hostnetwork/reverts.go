@@ -39,14 +39,14 @@ func splitPolicies(all []nmstatev1.NodeNetworkConfigurationPolicy) (groups, reve
 // policy, or (before this release) a group policy rewritten in place to
 // revert, which carries the revert deadline.
 func isRevert(policy *nmstatev1.NodeNetworkConfigurationPolicy) bool {
-	_, rewritten := policy.Annotations[AnnotationRevertDeadline]
-	return policy.Labels[desired.LabelPolicyRole] == desired.PolicyRoleRevert || rewritten
+	_, rewritten := policy.Annotations[vmv1alpha1.AnnotationRevertDeadline]
+	return policy.Labels[vmv1alpha1.LabelPolicyRole] == vmv1alpha1.PolicyRoleRevert || rewritten
 }
 
 // revertAnnotations say what a revert undoes and until when it waits.
 func (r *Reconciler) revertAnnotations(what string) map[string]string {
 	deadline := r.now().Add(r.revertTimeout()).UTC().Truncate(time.Second)
-	return map[string]string{desired.AnnotationReverts: what, AnnotationRevertDeadline: deadline.Format(time.RFC3339)}
+	return map[string]string{vmv1alpha1.AnnotationReverts: what, vmv1alpha1.AnnotationRevertDeadline: deadline.Format(time.RFC3339)}
 }
 
 // nodeRevert is the revert policy for what one node loses, merged with a
@@ -57,9 +57,9 @@ func (r *Reconciler) nodeRevert(h *vmv1alpha1.HostNetwork, node string, lost []d
 	if err != nil {
 		return nil, err
 	}
-	if pending != nil && pending.Annotations[desired.AnnotationReverts] != "node "+node {
+	if pending != nil && pending.Annotations[vmv1alpha1.AnnotationReverts] != "node "+node {
 		// Two targets hash alike (one in 16^6 at least): wait for the other.
-		return nil, fmt.Errorf("revert policy %s is under way for %s; the revert on node %s waits for it", pending.Name, pending.Annotations[desired.AnnotationReverts], node)
+		return nil, fmt.Errorf("revert policy %s is under way for %s; the revert on node %s waits for it", pending.Name, pending.Annotations[vmv1alpha1.AnnotationReverts], node)
 	}
 	var merged built
 	if pending != nil {
@@ -137,7 +137,7 @@ func (r *Reconciler) followReverts(ctx context.Context, h *vmv1alpha1.HostNetwor
 	for _, policy := range reverts {
 		if written[policy.Name] {
 			// Rewritten this round: the copy read before is stale.
-			waits = append(waits, revertWait{policy: policy.Name, what: policy.Annotations[desired.AnnotationReverts],
+			waits = append(waits, revertWait{policy: policy.Name, what: policy.Annotations[vmv1alpha1.AnnotationReverts],
 				pending: selectedNodes(policy, nodes), deadline: r.now().Add(r.revertTimeout())})
 			continue
 		}
@@ -159,11 +159,11 @@ func (r *Reconciler) followReverts(ctx context.Context, h *vmv1alpha1.HostNetwor
 		if len(left) < len(interfaces) {
 			trimmed := policy.DeepCopy()
 			trimmed.Spec.DesiredState = desired.RevertOf(left)
-			trimmed.Annotations = r.revertAnnotations(policy.Annotations[desired.AnnotationReverts])
+			trimmed.Annotations = r.revertAnnotations(policy.Annotations[vmv1alpha1.AnnotationReverts])
 			if _, err := (apply.Applier{Client: r.Client}).Apply(ctx, policy, trimmed); err != nil {
 				return nil, fmt.Errorf("trim revert policy %s: %w", policy.Name, err)
 			}
-			waits = append(waits, revertWait{policy: policy.Name, what: policy.Annotations[desired.AnnotationReverts], pending: selected,
+			waits = append(waits, revertWait{policy: policy.Name, what: policy.Annotations[vmv1alpha1.AnnotationReverts], pending: selected,
 				deadline: r.now().Add(r.revertTimeout())})
 			continue
 		}
@@ -182,7 +182,7 @@ func (r *Reconciler) followReverts(ctx context.Context, h *vmv1alpha1.HostNetwor
 // generation, or at its deadline; until then it says what it waits for.
 func (r *Reconciler) followRevert(ctx context.Context, h *vmv1alpha1.HostNetwork, policy *nmstatev1.NodeNetworkConfigurationPolicy,
 	selected []string, keepDone bool) (*revertWait, error) {
-	raw := policy.Annotations[AnnotationRevertDeadline]
+	raw := policy.Annotations[vmv1alpha1.AnnotationRevertDeadline]
 	deadline, err := time.Parse(time.RFC3339, raw)
 	if err != nil {
 		deadline = r.now() // a mangled deadline gives up now rather than never
@@ -191,7 +191,7 @@ func (r *Reconciler) followRevert(ctx context.Context, h *vmv1alpha1.HostNetwork
 	if err != nil {
 		return nil, err
 	}
-	what := policy.Annotations[desired.AnnotationReverts]
+	what := policy.Annotations[vmv1alpha1.AnnotationReverts]
 	if what == "" {
 		what = "policy " + policy.Name
 	}

@@ -20,10 +20,7 @@ import (
 
 	"github.com/jianfenliu/vmoperator/api/agentlease"
 	vmv1alpha1 "github.com/jianfenliu/vmoperator/api/v1alpha1"
-	"github.com/jianfenliu/vmoperator/controller/hostnetwork"
 	"github.com/jianfenliu/vmoperator/controller/manager"
-	"github.com/jianfenliu/vmoperator/controller/placement"
-	"github.com/jianfenliu/vmoperator/controller/profile"
 )
 
 // LeaderLease is the Lease vmop-controller's replicas elect a leader with.
@@ -218,7 +215,7 @@ func (c Cleanup) dropProfileFinalizers(ctx context.Context) (int, error) {
 	for i := range list.Items {
 		objects[i] = &list.Items[i]
 	}
-	return c.dropFinalizer(ctx, objects, profile.LegacyFinalizer)
+	return c.dropFinalizer(ctx, objects, vmv1alpha1.FinalizerLegacyProfile)
 }
 
 // dropHostNetworkFinalizers leaves the finalizer of a HostNetwork being
@@ -234,16 +231,16 @@ func (c Cleanup) dropHostNetworkFinalizers(ctx context.Context) (dropped, deleti
 	var objects []client.Object
 	for i := range list.Items {
 		hn := &list.Items[i]
-		if hn.DeletionTimestamp != nil && slices.Contains(hn.Finalizers, hostnetwork.Finalizer) {
+		if hn.DeletionTimestamp != nil && slices.Contains(hn.Finalizers, vmv1alpha1.FinalizerHostNetwork) {
 			c.logf("kept finalizer %s on HostNetwork %s, which is being deleted: its host configuration is not reverted yet. "+
 				"The deletion completes when vmop-controller runs again, or when you remove the finalizer knowing that nmstate then keeps the host as it is",
-				hostnetwork.Finalizer, hn.Name)
+				vmv1alpha1.FinalizerHostNetwork, hn.Name)
 			deleting++
 			continue
 		}
 		objects = append(objects, hn)
 	}
-	dropped, err = c.dropFinalizer(ctx, objects, hostnetwork.Finalizer)
+	dropped, err = c.dropFinalizer(ctx, objects, vmv1alpha1.FinalizerHostNetwork)
 	return dropped, deleting, err
 }
 
@@ -301,10 +298,10 @@ func (c Cleanup) unlabelNodes(ctx context.Context) (changed, kept int, err error
 			continue
 		}
 		if err := c.Client.Patch(ctx, node, client.MergeFromWithOptions(original, client.MergeFromWithOptimisticLock{})); client.IgnoreNotFound(err) != nil {
-			errs = append(errs, fmt.Errorf("remove %s keys from Node %s: %w", placement.LabelPrefix, node.Name, err))
+			errs = append(errs, fmt.Errorf("remove %s keys from Node %s: %w", vmv1alpha1.CapabilityLabelPrefix, node.Name, err))
 			continue
 		}
-		c.logf("removed %d %s labels and annotations from Node %s", removed, placement.LabelPrefix, node.Name)
+		c.logf("removed %d %s labels and annotations from Node %s", removed, vmv1alpha1.CapabilityLabelPrefix, node.Name)
 		changed++
 	}
 	return changed, len(needed), errors.Join(errs...)
@@ -314,7 +311,7 @@ func (c Cleanup) unlabelNodes(ctx context.Context) (changed, kept int, err error
 func dropPrefixed(m map[string]string, keep map[string][]string) int {
 	removed := 0
 	for key := range m {
-		if _, needed := keep[key]; !needed && strings.HasPrefix(key, placement.LabelPrefix) {
+		if _, needed := keep[key]; !needed && strings.HasPrefix(key, vmv1alpha1.CapabilityLabelPrefix) {
 			delete(m, key)
 			removed++
 		}
@@ -415,7 +412,7 @@ func addNeeded(needed map[string][]string, who string, spec *kubevirtv1.VirtualM
 		}
 	}
 	for _, key := range keys {
-		if strings.HasPrefix(key, placement.LabelPrefix) && !slices.Contains(needed[key], who) {
+		if strings.HasPrefix(key, vmv1alpha1.CapabilityLabelPrefix) && !slices.Contains(needed[key], who) {
 			needed[key] = append(needed[key], who)
 		}
 	}

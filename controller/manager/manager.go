@@ -6,6 +6,7 @@ package manager
 
 import (
 	"crypto/tls"
+	"errors"
 	"fmt"
 
 	"time"
@@ -40,7 +41,7 @@ import (
 	"github.com/jianfenliu/vmoperator/controller/nodelabels"
 	"github.com/jianfenliu/vmoperator/controller/placement"
 	"github.com/jianfenliu/vmoperator/controller/profile"
-	"github.com/jianfenliu/vmoperator/metrics"
+	"github.com/jianfenliu/vmoperator/metrics/controllermetrics"
 	"github.com/jianfenliu/vmoperator/metrics/secure"
 	"github.com/jianfenliu/vmoperator/version"
 )
@@ -97,6 +98,11 @@ type Options struct {
 	// StatusInterval is the least time between two progress-only status
 	// writes of one profile; 0 writes every change at once.
 	StatusInterval time.Duration
+	// DependencyInterval is how often the controller asks discovery whether
+	// KubeVirt, CDI, Multus or nmstate was installed or removed since it
+	// started; when so, Run returns nil so that the Deployment restarts it
+	// (DependencyWatch). 0 means DefaultDependencyInterval.
+	DependencyInterval time.Duration
 	// CapabilityWakeInterval is the least time between two re-queues of
 	// profiles (and of HostNetworks) caused by one node's capability or
 	// label changes; later changes are delivered at its end. 0 re-queues
@@ -188,16 +194,19 @@ func New(config *rest.Config, options Options) (ctrl.Manager, error) {
 			return nil, err
 		}
 	}
-	deps, err := profile.DiscoverDependencies(mgr.GetRESTMapper())
+	deps, err := DiscoverDependencies(mgr.GetRESTMapper())
 	if err != nil {
 		return nil, fmt.Errorf("discover installed APIs: %w", err)
 	}
 	options.Logger.Info("discovered dependencies", "kubevirt", deps.KubeVirt, "cdi", deps.CDI, "multus", deps.Multus, "nmstate", deps.NMState)
+	if err := mgr.Add(NewDependencyWatch(config, deps, options.DependencyInterval, options.Logger)); err != nil {
+		return nil, err
+	}
 	registry := options.MetricsRegistry
 	if registry == nil {
 		registry = ctrlmetrics.Registry
 	}
-	controllerMetrics, err := metrics.NewController(registry, metrics.ControllerInputs{
+	controllerMetrics, err := controllermetrics.NewController(registry, controllermetrics.ControllerInputs{
 		Reader:         mgr.GetClient(),
 		Leading:        electedFunc(mgr.Elected()),
 		LeaseNamespace: options.LeaseNamespace,
@@ -281,7 +290,14 @@ func Run(options Options) error {
 	if err != nil {
 		return err
 	}
-	return mgr.Start(ctrl.SetupSignalHandler())
+	err = mgr.Start(ctrl.SetupSignalHandler())
+	if errors.Is(err, ErrDependenciesChanged) {
+		// A clean exit: the Deployment starts the controller again, and it
+		// sets up its watches for what is served now.
+		options.Logger.Info("exiting to restart", "reason", err.Error())
+		return nil
+	}
+	return err
 }
 
 // stripManagedFields drops managedFields from every cached object but those

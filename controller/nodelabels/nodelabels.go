@@ -1,5 +1,5 @@
 // Package nodelabels projects each node's NodeCapability into labels on the
-// Node under placement.LabelPrefix, which the VMs' required node affinity
+// Node under vmv1alpha1.CapabilityLabelPrefix, which the VMs' required node affinity
 // names, so kube-scheduler places VMs only where their networks can work.
 // A node is labelled only for what is asked of it: KVM, SR-IOV, each
 // declared host network, and the bridges, VLANs, OVS bridges and links
@@ -13,7 +13,6 @@ package nodelabels
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"maps"
 	"time"
 
@@ -28,10 +27,6 @@ import (
 	vmv1alpha1 "github.com/jianfenliu/vmoperator/api/v1alpha1"
 	"github.com/jianfenliu/vmoperator/controller/placement"
 )
-
-// AnnotationAbsentSince records, per label, when its capability disappeared,
-// so the grace period survives controller restarts.
-const AnnotationAbsentSince = placement.LabelPrefix + "absent-since"
 
 // Reconciler keeps one node's capability labels.
 type Reconciler struct {
@@ -70,12 +65,12 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	reporting := capability != nil && now.Before(expiry)
 	var offered map[string]string
 	if reporting {
-		offers, err := HostNetworkOffers(ctx, r.Client)
+		offers, err := placement.HostNetworkOffers(ctx, r.Client)
 		if err != nil {
 			return ctrl.Result{}, err
 		}
 		offered = placement.NodeLabels(&capability.Status, r.Index.Wanted(), offers)
-		offered[placement.LabelReporting] = "true"
+		offered[vmv1alpha1.LabelReporting] = "true"
 	}
 	plan := planLabels(node.Labels, absentSince(&node), offered, reporting, now, r.Grace)
 	if err := r.patch(ctx, &node, plan); err != nil {
@@ -102,22 +97,9 @@ func (r *Reconciler) leaseExpiry(ctx context.Context, name string) (time.Time, e
 	return agentlease.Expiry(&lease), err
 }
 
-// HostNetworkOffers is what each declared host network asks of a node.
-func HostNetworkOffers(ctx context.Context, c client.Reader) ([]placement.HostNetworkOffer, error) {
-	var list vmv1alpha1.HostNetworkList
-	if err := c.List(ctx, &list); err != nil {
-		return nil, fmt.Errorf("list HostNetworks: %w", err)
-	}
-	offers := make([]placement.HostNetworkOffer, 0, len(list.Items))
-	for i := range list.Items {
-		offers = append(offers, placement.OfferOf(&list.Items[i]))
-	}
-	return offers, nil
-}
-
 func absentSince(node *corev1.Node) map[string]time.Time {
 	since := map[string]time.Time{}
-	if raw := node.Annotations[AnnotationAbsentSince]; raw != "" {
+	if raw := node.Annotations[vmv1alpha1.AnnotationAbsentSince]; raw != "" {
 		_ = json.Unmarshal([]byte(raw), &since) // a mangled annotation restarts the grace periods
 	}
 	return since
@@ -137,7 +119,7 @@ type plan struct {
 func planLabels(current map[string]string, since map[string]time.Time, offered map[string]string, reporting bool, now time.Time, grace time.Duration) plan {
 	p := plan{labels: map[string]string{}, absentSince: map[string]time.Time{}}
 	for key, value := range current {
-		if placement.Owned(key) && key != placement.LabelReporting {
+		if placement.Owned(key) && key != vmv1alpha1.LabelReporting {
 			p.labels[key] = value
 		}
 	}
@@ -223,7 +205,7 @@ func (r *Reconciler) patch(ctx context.Context, node *corev1.Node, p plan) error
 	}
 	metadata := map[string]any{"labels": labels}
 	if annotationChanged {
-		metadata["annotations"] = map[string]any{AnnotationAbsentSince: annotation}
+		metadata["annotations"] = map[string]any{vmv1alpha1.AnnotationAbsentSince: annotation}
 	}
 	raw, err := json.Marshal(map[string]any{"metadata": metadata})
 	if err != nil {

@@ -8,13 +8,14 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 
+	vmv1alpha1 "github.com/jianfenliu/vmoperator/api/v1alpha1"
 	"github.com/jianfenliu/vmoperator/controller/placement"
 )
 
 func TestPlanLabels(t *testing.T) {
 	now := time.Date(2026, 11, 27, 8, 0, 0, 0, time.UTC)
 	grace := 2 * time.Minute
-	bridge, kvm, reporting := placement.BridgeLabel("br-mgmt"), placement.LabelKVM, placement.LabelReporting
+	bridge, kvm, reporting := placement.BridgeLabel("br-mgmt"), vmv1alpha1.LabelKVM, vmv1alpha1.LabelReporting
 	current := map[string]string{bridge: "true", kvm: "true", reporting: "true", "kubernetes.io/arch": "amd64"}
 	cases := []struct {
 		name        string

@@ -4,6 +4,7 @@
 // reconciling. It debounces on the trailing edge: the first change after a
 // quiet interval wakes at once, later ones within the interval wake once
 // at its end, so the last change is always delivered and nothing is lost.
+// Profiles maps a node's changes to the profiles they concern.
 package nodewake
 
 import (

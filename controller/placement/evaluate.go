@@ -58,7 +58,7 @@ func Evaluate(profile *vmv1alpha1.VirtualMachineProfile, needs []Requirement, no
 		ExcludedNodes: int32(len(excluded)),
 		Excluded:      excluded[:min(len(excluded), MaxExcludedListed)],
 	}
-	result.Placement = desired.Placement{RequiredNodeLabels: map[string]string{LabelReporting: "true"}}
+	result.Placement = desired.Placement{RequiredNodeLabels: map[string]string{vmv1alpha1.LabelReporting: "true"}}
 	for _, need := range needs {
 		if need.Kind == NeedNodeLabels {
 			maps.Copy(result.Placement.RequiredNodeLabels, need.Selector)

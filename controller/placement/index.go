@@ -6,6 +6,8 @@ import (
 	"sync"
 
 	"k8s.io/apimachinery/pkg/types"
+
+	vmv1alpha1 "github.com/jianfenliu/vmoperator/api/v1alpha1"
 )
 
 // Index remembers what each profile needs from nodes, as its last
@@ -58,7 +60,7 @@ func (x *Index) Set(profile types.NamespacedName, needs []Requirement, selectorK
 	}
 	// Every VM requires a reporting agent: a Lease lapsing or coming back
 	// changes every profile's placement.
-	keys = append(keys, LabelReporting)
+	keys = append(keys, vmv1alpha1.LabelReporting)
 	keys = append(keys, selectorKeys...)
 	x.mu.Lock()
 	defer x.mu.Unlock()

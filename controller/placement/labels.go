@@ -24,8 +24,8 @@ func NodeLabels(c *vmv1alpha1.NodeCapabilityStatus, wanted []Requirement, hostNe
 			out[need.Label] = "true"
 		}
 	}
-	offer(Requirement{Label: LabelKVM, Kind: NeedKVM})
-	offer(Requirement{Label: LabelSRIOV, Kind: NeedSRIOV})
+	offer(Requirement{Label: vmv1alpha1.LabelKVM, Kind: NeedKVM})
+	offer(Requirement{Label: vmv1alpha1.LabelSRIOV, Kind: NeedSRIOV})
 	for _, need := range WantedLabels(wanted) {
 		offer(need)
 	}
@@ -37,5 +37,5 @@ func NodeLabels(c *vmv1alpha1.NodeCapabilityStatus, wanted []Requirement, hostNe
 
 // Owned says whether a node label key is one the controller manages.
 func Owned(key string) bool {
-	return strings.HasPrefix(key, LabelPrefix)
+	return strings.HasPrefix(key, vmv1alpha1.CapabilityLabelPrefix)
 }

@@ -385,8 +385,8 @@ func reversed[T any](items []T) []T {
 func labelCandidates(in *labelInput) map[string]Requirement {
 	c := &in.capability
 	out := map[string]Requirement{
-		LabelKVM:   {Label: LabelKVM, Kind: NeedKVM},
-		LabelSRIOV: {Label: LabelSRIOV, Kind: NeedSRIOV},
+		vmv1alpha1.LabelKVM:   {Label: vmv1alpha1.LabelKVM, Kind: NeedKVM},
+		vmv1alpha1.LabelSRIOV: {Label: vmv1alpha1.LabelSRIOV, Kind: NeedSRIOV},
 	}
 	add := func(need Requirement) { out[need.Label] = need }
 	for _, b := range c.Bridges {
@@ -426,7 +426,7 @@ func checkLabel(t *testing.T, key, value string, candidates map[string]Requireme
 	if errs := validation.IsValidLabelValue(value); len(errs) > 0 || value != "true" {
 		t.Errorf("label %s=%q: want \"true\" (%v)", key, value, errs)
 	}
-	if !Owned(key) || key == LabelReporting {
+	if !Owned(key) || key == vmv1alpha1.LabelReporting {
 		t.Errorf("label %s is not one the projection owns", key)
 	}
 	if _, ok := candidates[key]; !ok {

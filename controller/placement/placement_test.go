@@ -92,7 +92,7 @@ func TestRequirements(t *testing.T) {
 		}
 		got = append(got, r.Label)
 	}
-	want := []string{LabelKVM, BridgeLabel("br-mgmt"), VLANLabel("br-mgmt", 100), LabelSRIOV,
+	want := []string{vmv1alpha1.LabelKVM, BridgeLabel("br-mgmt"), VLANLabel("br-mgmt", 100), vmv1alpha1.LabelSRIOV,
 		HostNetworkLabel("edge"), "selectormap[zone:dmz]", VLANLabel("br-edge", 300), OVSLabel("br-int")}
 	if strings.Join(got, " ") != strings.Join(want, " ") {
 		t.Fatalf("got  %v\nwant %v", got, want)
@@ -134,7 +134,7 @@ func TestEvaluateExplainsEveryExcludedNode(t *testing.T) {
 			t.Errorf("%s: %q, want %q", e.Node, e.Reason, want[e.Node])
 		}
 	}
-	for _, label := range []string{LabelReporting, LabelKVM, BridgeLabel("br-mgmt"), VLANLabel("br-mgmt", 100), LabelSRIOV} {
+	for _, label := range []string{vmv1alpha1.LabelReporting, vmv1alpha1.LabelKVM, BridgeLabel("br-mgmt"), VLANLabel("br-mgmt", 100), vmv1alpha1.LabelSRIOV} {
 		if result.Placement.RequiredNodeLabels[label] != "true" {
 			t.Errorf("VM affinity lacks %s: %v", label, result.Placement.RequiredNodeLabels)
 		}
@@ -220,7 +220,7 @@ func TestFailedProbeExcludesWhatDependsOnIt(t *testing.T) {
 			t.Errorf("%s is labelled from the failed link probe's stale report", stale)
 		}
 	}
-	if labels[LabelKVM] != "true" || labels[LabelSRIOV] != "true" {
+	if labels[vmv1alpha1.LabelKVM] != "true" || labels[vmv1alpha1.LabelSRIOV] != "true" {
 		t.Errorf("what the other probes found stays labelled: %v", labels)
 	}
 }
@@ -250,20 +250,20 @@ func TestNodeLabelsFollowTheSameRules(t *testing.T) {
 		{Label: BridgeLabel("br-mgmt"), Kind: NeedBridge, Name: "br-mgmt"},
 		{Label: BridgeLabel("br-down"), Kind: NeedBridge, Name: "br-down"},
 		{Label: LinkLabel("eth1"), Kind: NeedLink, Name: "eth1"},
-		{Label: LabelKVM, Kind: NeedKVM}, // not on demand: projected anyway, never twice
+		{Label: vmv1alpha1.LabelKVM, Kind: NeedKVM}, // not on demand: projected anyway, never twice
 	}
 	for _, vlan := range []int32{100, 200} {
 		wanted = append(wanted, Requirement{Label: VLANLabel("br-mgmt", vlan), Kind: NeedVLAN, Name: "br-mgmt", VLAN: vlan})
 	}
 	edge, bad := managedBridge("edge", "br-edge", nil), managedBridge("bad", "br-bad", nil)
 	got := NodeLabels(c, wanted, []HostNetworkOffer{OfferOf(&edge), OfferOf(&bad)})
-	for _, want := range []string{LabelKVM, BridgeLabel("br-mgmt"), VLANLabel("br-mgmt", 100), LinkLabel("eth1"), HostNetworkLabel("edge")} {
+	for _, want := range []string{vmv1alpha1.LabelKVM, BridgeLabel("br-mgmt"), VLANLabel("br-mgmt", 100), LinkLabel("eth1"), HostNetworkLabel("edge")} {
 		if got[want] != "true" {
 			t.Errorf("missing %s in %v", want, got)
 		}
 	}
 	// br-edge, eth2 and bond0 are up, but no profile asks for them.
-	for _, absent := range []string{BridgeLabel("br-down"), VLANLabel("br-mgmt", 200), LabelSRIOV, HostNetworkLabel("bad"),
+	for _, absent := range []string{BridgeLabel("br-down"), VLANLabel("br-mgmt", 200), vmv1alpha1.LabelSRIOV, HostNetworkLabel("bad"),
 		BridgeLabel("br-edge"), LinkLabel("eth2"), LinkLabel("bond0")} {
 		if _, ok := got[absent]; ok {
 			t.Errorf("%s should not be set", absent)
@@ -300,7 +300,7 @@ func TestNodeLabelsOnlyForWhatIsAsked(t *testing.T) {
 	x := NewIndex()
 	x.Set(types.NamespacedName{Namespace: "ns", Name: "p"}, needsOf(t, p), nil)
 	got := NodeLabels(c, x.Wanted(), nil)
-	want := map[string]string{LabelKVM: "true", LabelSRIOV: "true", BridgeLabel("br-vlan100"): "true", OVSLabel("br-int"): "true"}
+	want := map[string]string{vmv1alpha1.LabelKVM: "true", vmv1alpha1.LabelSRIOV: "true", BridgeLabel("br-vlan100"): "true", OVSLabel("br-int"): "true"}
 	if !maps.Equal(got, want) {
 		t.Errorf("labels %v\nwant   %v", got, want)
 	}
@@ -317,7 +317,7 @@ func TestAllowEmulationDropsOnlyTheKVMRequirement(t *testing.T) {
 		t.Fatalf("without emulation a node without KVM must be excluded: %+v", got.Status)
 	}
 	got := Evaluate(p, needsOf(t, p), nodes, Options{AllowEmulation: true})
-	if got.Status.EligibleNodes != 1 || got.Placement.RequiredNodeLabels[LabelKVM] != "" {
+	if got.Status.EligibleNodes != 1 || got.Placement.RequiredNodeLabels[vmv1alpha1.LabelKVM] != "" {
 		t.Fatalf("with emulation: %+v %v", got.Status, got.Placement.RequiredNodeLabels)
 	}
 }
@@ -327,8 +327,8 @@ func TestIndex(t *testing.T) {
 	a, b := types.NamespacedName{Namespace: "ns", Name: "a"}, types.NamespacedName{Namespace: "ns", Name: "b"}
 	vlan100 := Requirement{Label: VLANLabel("br-mgmt", 100), Kind: NeedVLAN, Name: "br-mgmt", VLAN: 100}
 	bridge := Requirement{Label: BridgeLabel("br-mgmt"), Kind: NeedBridge, Name: "br-mgmt"}
-	x.Set(a, []Requirement{{Label: LabelKVM}, bridge, vlan100, {Kind: NeedNodeLabels, Selector: map[string]string{"zone": "dmz"}}}, []string{"rack"})
-	x.Set(b, []Requirement{{Label: LabelKVM}, vlan100}, nil)
+	x.Set(a, []Requirement{{Label: vmv1alpha1.LabelKVM}, bridge, vlan100, {Kind: NeedNodeLabels, Selector: map[string]string{"zone": "dmz"}}}, []string{"rack"})
+	x.Set(b, []Requirement{{Label: vmv1alpha1.LabelKVM}, vlan100}, nil)
 	select {
 	case <-x.WantedChanged():
 	default:
@@ -337,7 +337,7 @@ func TestIndex(t *testing.T) {
 	if got := x.Wanted(); len(got) != 2 || got[0].Label != bridge.Label || got[1].Label != vlan100.Label {
 		t.Fatalf("wanted: %+v, want the bridge and the VLAN, not KVM", got)
 	}
-	if got := x.Profiles(LabelKVM); len(got) != 2 {
+	if got := x.Profiles(vmv1alpha1.LabelKVM); len(got) != 2 {
 		t.Fatalf("kvm: %v", got)
 	}
 	if got := x.Profiles("zone"); len(got) != 1 || got[0] != a {
@@ -355,13 +355,13 @@ func TestIndex(t *testing.T) {
 	default:
 		t.Fatal("the bridge no longer wanted must be signalled")
 	}
-	x.Set(b, []Requirement{{Label: LabelKVM}, vlan100}, nil)
+	x.Set(b, []Requirement{{Label: vmv1alpha1.LabelKVM}, vlan100}, nil)
 	select {
 	case <-x.WantedChanged():
 		t.Fatal("no change in wanted labels: no signal")
 	default:
 	}
-	x.Set(b, []Requirement{{Label: LabelKVM}}, nil)
+	x.Set(b, []Requirement{{Label: vmv1alpha1.LabelKVM}}, nil)
 	if len(x.Wanted()) != 0 || len(x.Profiles("zone")) != 0 {
 		t.Fatalf("nothing wanted any more: %v", x.Wanted())
 	}

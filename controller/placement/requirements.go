@@ -8,37 +8,25 @@ import (
 	"github.com/jianfenliu/vmoperator/controller/desired"
 )
 
-// LabelPrefix is the label domain the controller owns on Nodes.
-const LabelPrefix = "cap.vm.example.com/"
-
-// Label keys the controller projects. Each holds "true" when the node offers it.
-const (
-	// LabelKVM: /dev/kvm is usable.
-	LabelKVM = LabelPrefix + "kvm"
-	// LabelReporting: the node's agent renews its Lease. Removed when the
-	// Lease expires, so new VMs avoid the node while running ones stay.
-	LabelReporting = LabelPrefix + "reporting"
-	// LabelSRIOV: some SR-IOV physical function has a free VF.
-	LabelSRIOV = LabelPrefix + "sriov"
-)
-
 // BridgeLabel: a Linux bridge of this name is up.
-func BridgeLabel(bridge string) string { return LabelPrefix + "bridge." + bridge }
+func BridgeLabel(bridge string) string { return vmv1alpha1.CapabilityLabelPrefix + "bridge." + bridge }
 
 // VLANLabel: VLAN id passes the bridge's uplink port.
 func VLANLabel(bridge string, vlan int32) string {
-	return fmt.Sprintf("%svlan.%s.%d", LabelPrefix, bridge, vlan)
+	return fmt.Sprintf("%svlan.%s.%d", vmv1alpha1.CapabilityLabelPrefix, bridge, vlan)
 }
 
 // OVSLabel: an Open vSwitch bridge of this name exists and is up.
-func OVSLabel(bridge string) string { return LabelPrefix + "ovs." + bridge }
+func OVSLabel(bridge string) string { return vmv1alpha1.CapabilityLabelPrefix + "ovs." + bridge }
 
 // LinkLabel: an interface of this name (macvlan master) is up with carrier.
-func LinkLabel(name string) string { return LabelPrefix + "link." + name }
+func LinkLabel(name string) string { return vmv1alpha1.CapabilityLabelPrefix + "link." + name }
 
 // HostNetworkLabel: the node offers this declared host network, ready to
 // use (built and verified by its agent when managed; present and up when not).
-func HostNetworkLabel(hostNetwork string) string { return LabelPrefix + "hostnetwork." + hostNetwork }
+func HostNetworkLabel(hostNetwork string) string {
+	return vmv1alpha1.CapabilityLabelPrefix + "hostnetwork." + hostNetwork
+}
 
 // Requirement is one thing a profile needs from a node.
 type Requirement struct {
@@ -111,8 +99,8 @@ func OfferOf(hostNetwork *vmv1alpha1.HostNetwork) HostNetworkOffer {
 // VLAN trunked on the bridge, the macvlan master; or, for a network no
 // HostNetwork declares, the bridge, OVS bridge or link itself.
 func Requirements(attachments []desired.Attachment) []Requirement {
-	needs := []Requirement{{Label: LabelKVM, Kind: NeedKVM}}
-	seen := map[string]bool{LabelKVM: true}
+	needs := []Requirement{{Label: vmv1alpha1.LabelKVM, Kind: NeedKVM}}
+	seen := map[string]bool{vmv1alpha1.LabelKVM: true}
 	add := func(r Requirement) {
 		key := r.Label
 		if r.Kind == NeedNodeLabels {
@@ -161,7 +149,7 @@ func attachmentRequirements(a *desired.Attachment) []Requirement {
 		}
 	case vmv1alpha1.NetworkTypeSRIOV:
 		if a.Declared == nil {
-			needs = append(needs, Requirement{Label: LabelSRIOV, Kind: NeedSRIOV})
+			needs = append(needs, Requirement{Label: vmv1alpha1.LabelSRIOV, Kind: NeedSRIOV})
 		}
 	}
 	return needs

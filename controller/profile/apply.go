@@ -4,89 +4,41 @@ import (
 	"context"
 	"fmt"
 
-	nadv1 "github.com/k8snetworkplumbingwg/network-attachment-definition-client/pkg/apis/k8s.cni.cncf.io/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	k8sruntime "k8s.io/apimachinery/pkg/runtime"
-	kubevirtv1 "kubevirt.io/api/core/v1"
-	cdiv1 "kubevirt.io/containerized-data-importer-api/pkg/apis/core/v1beta1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	vmv1alpha1 "github.com/jianfenliu/vmoperator/api/v1alpha1"
-	"github.com/jianfenliu/vmoperator/controller/desired"
+	"github.com/jianfenliu/vmoperator/controller/owner"
 	"github.com/jianfenliu/vmoperator/controller/status"
 )
 
-// ownership says how an existing object relates to a profile.
-type ownership int
+// ownership, ours, previousProfile, foreign, ownershipOf, kindOf and
+// ownershipCheck name the ownership package's rules here, where networks,
+// cloud-init and the VM use them.
+type ownership = owner.Relation
 
 const (
-	// ours: made by the operator for a profile of this name, and either
-	// owned by this profile or by no profile at all (a retained disk, or a
-	// child an orphan deletion left without owner: the VM, still running,
-	// its attachments, cloud-init Secret and disks): this profile adopts it,
-	// as a Deployment adopts its ReplicaSets after --cascade=orphan.
-	ours ownership = iota
-	// previousProfile: still owned by a deleted profile of the same name;
-	// the garbage collector is about to remove it. Wait, never take it.
-	previousProfile
-	// foreign: someone else's object; never modified, adopted or deleted.
-	foreign
+	ours            = owner.Ours
+	previousProfile = owner.PreviousProfile
+	foreign         = owner.Foreign
 )
 
 func ownershipOf(existing client.Object, profile *vmv1alpha1.VirtualMachineProfile) ownership {
-	labels := existing.GetLabels()
-	labelled := labels[desired.LabelManagedBy] == desired.ManagedByValue && labels[desired.LabelProfile] == profile.Name
-	ref := metav1.GetControllerOf(existing)
-	switch {
-	case ref != nil && ref.UID == profile.UID:
-		return ours
-	case ref != nil && labelled && ref.Kind == "VirtualMachineProfile" && ref.Name == profile.Name:
-		return previousProfile
-	case ref == nil && labelled:
-		return ours
-	}
-	return foreign
+	return owner.Of(existing, profile)
 }
 
-// kindOf names an object's kind for messages. Objects read from the cache
-// may come without their type meta, so known types are named by Go type.
-func kindOf(obj k8sruntime.Object) string {
-	if kind := obj.GetObjectKind().GroupVersionKind().Kind; kind != "" {
-		return kind
-	}
-	switch obj.(type) {
-	case *corev1.PersistentVolumeClaim:
-		return "PersistentVolumeClaim"
-	case *cdiv1.DataVolume:
-		return "DataVolume"
-	case *kubevirtv1.VirtualMachine:
-		return "VirtualMachine"
-	case *nadv1.NetworkAttachmentDefinition:
-		return "NetworkAttachmentDefinition"
-	case *corev1.Secret:
-		return "Secret"
-	}
-	return fmt.Sprintf("%T", obj)
+func kindOf(obj k8sruntime.Object) string { return owner.KindOf(obj) }
+
+func ownershipCheck(existing, want client.Object, profile *vmv1alpha1.VirtualMachineProfile) *status.Check {
+	return owner.Check(existing, want, profile)
 }
 
-// ownershipCheck is the check reported when an object the profile needs
-// exists and cannot be taken: nil when it is ours.
-func ownershipCheck(existing client.Object, want client.Object, profile *vmv1alpha1.VirtualMachineProfile) *status.Check {
-	switch ownershipOf(existing, profile) {
-	case foreign:
-		check := status.Problem(vmv1alpha1.ReasonNameConflict,
-			"%s %s already exists and was not created for this profile; it is left untouched: rename or remove it",
-			kindOf(want), want.GetName())
-		return &check
-	case previousProfile:
-		check := status.Settling(vmv1alpha1.ReasonPreviousProfileVolume,
-			"%s %s still belongs to a deleted profile named %s and is being garbage-collected",
-			kindOf(want), want.GetName(), profile.Name)
-		return &check
-	}
-	return nil
+// liveForAdoption: see owner.LiveForAdoption.
+func (r *Reconciler) liveForAdoption(ctx context.Context, profile *vmv1alpha1.VirtualMachineProfile) (bool, error) {
+	return owner.LiveForAdoption(ctx, r.APIReader, profile)
 }
 
 // get reads the object of want's kind and name from the cache into a fresh
@@ -136,24 +88,4 @@ func (r *Reconciler) apply(ctx context.Context, profile *vmv1alpha1.VirtualMachi
 		r.event(profile, want, corev1.EventTypeNormal, vmv1alpha1.EventAdopted, "adopted %s %s, left without owner", kindOf(want), want.GetName())
 	}
 	return nil, nil
-}
-
-// liveForAdoption says whether the profile may take a child left without
-// owner: only when the apiserver itself (not the cache) has this very
-// profile and it is not being deleted. A reconcile that read the profile
-// just before an orphan deletion would otherwise put back the owner
-// reference the garbage collector has just removed, and the garbage
-// collector would then delete the child the user asked to keep. The child
-// was seen without owner, so the orphaning, and the deletion before it, had
-// happened before this read: it cannot miss them.
-func (r *Reconciler) liveForAdoption(ctx context.Context, profile *vmv1alpha1.VirtualMachineProfile) (bool, error) {
-	var current vmv1alpha1.VirtualMachineProfile
-	err := r.APIReader.Get(ctx, client.ObjectKeyFromObject(profile), &current)
-	if apierrors.IsNotFound(err) {
-		return false, nil
-	}
-	if err != nil {
-		return false, fmt.Errorf("read profile %s/%s before adopting: %w", profile.Namespace, profile.Name, err)
-	}
-	return current.UID == profile.UID && current.DeletionTimestamp.IsZero(), nil
 }

@@ -20,7 +20,7 @@ import (
 //
 // The controller has no right to read Secrets (so a stolen token reads
 // none): it writes this one blind, by server-side apply, and only when the
-// VM's desired.AnnotationCloudInitHash says the content changed, so a
+// VM's vmv1alpha1.AnnotationCloudInitHash says the content changed, so a
 // converged profile costs no write. Someone else's Secret of the same name
 // is protected by the chart's admission policy, which lets the controller
 // update only Secrets labelled as its own.
@@ -51,7 +51,7 @@ func (r *Reconciler) reconcileCloudInit(ctx context.Context, profile *vmv1alpha1
 		return nil // someone else's VM: the VM step reports it
 	}
 	adopting := vm != nil && metav1.GetControllerOf(vm) == nil
-	if vm != nil && !adopting && vm.Annotations[desired.AnnotationCloudInitHash] == desired.CloudInitHash(secret) {
+	if vm != nil && !adopting && vm.Annotations[vmv1alpha1.AnnotationCloudInitHash] == desired.CloudInitHash(secret) {
 		return nil // the Secret holds this already
 	}
 	if adopting {

@@ -12,7 +12,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	vmv1alpha1 "github.com/jianfenliu/vmoperator/api/v1alpha1"
-	"github.com/jianfenliu/vmoperator/controller/desired"
+	"github.com/jianfenliu/vmoperator/controller/owner"
 )
 
 // indexLiveIdentity indexes VM instances by the static addresses and MACs
@@ -47,7 +47,7 @@ func (r *Reconciler) indexInstances(ctx context.Context, mgr ctrl.Manager) error
 // that ask for a value it uses: one refused while the instance held it
 // tries again when the instance changes or goes.
 func (r *Reconciler) profilesOfInstance(ctx context.Context, obj client.Object) []reconcile.Request {
-	requests := profileOfInstance(ctx, obj)
+	requests := owner.ProfileOfInstance(ctx, obj)
 	vmi, ok := obj.(*kubevirtv1.VirtualMachineInstance)
 	if !ok {
 		return requests
@@ -83,7 +83,7 @@ func (r *Reconciler) holdersOf(ctx context.Context, id identity, value string) (
 		return nil, fmt.Errorf("list VM instances using %s %s: %w", id.noun, value, err)
 	}
 	for i := range instances.Items {
-		key := types.NamespacedName{Namespace: instances.Items[i].Namespace, Name: instances.Items[i].Labels[desired.LabelProfile]}
+		key := types.NamespacedName{Namespace: instances.Items[i].Namespace, Name: instances.Items[i].Labels[vmv1alpha1.LabelProfile]}
 		if key.Name == "" || seen[key] {
 			continue
 		}

@@ -26,13 +26,6 @@ import (
 	"github.com/jianfenliu/vmoperator/controller/status"
 )
 
-// LegacyFinalizer was put on every profile by earlier versions, to release
-// retained disks before the garbage collector saw the deletion. Retained
-// disks now carry no owner reference at all, so nothing needs to wait for
-// the controller: the finalizer is removed once the profile's disks are
-// migrated, and no profile gets it any more.
-const LegacyFinalizer = "vm.example.com/cleanup"
-
 // ReadyObserver is told how long a profile took from creation to its first Ready.
 type ReadyObserver interface {
 	ObserveTimeToReady(d time.Duration)
@@ -161,6 +154,8 @@ func (r *Reconciler) runSteps(ctx context.Context, profile *vmv1alpha1.VirtualMa
 		logger.V(1).Info("VM held", "reason", firstHold(observed))
 	}
 	if err := r.observeVM(ctx, profile, observed); err != nil {
+		logger.Error(err, "reconcile step failed", "step", "observe VM")
+		blocker(observed, failedCheck("VM", err)) // else the status would report the VM as not made
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)

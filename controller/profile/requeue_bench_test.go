@@ -65,7 +65,7 @@ func woken(index *placement.Index, change func(c *vmv1alpha1.NodeCapabilityStatu
 	old, updated := requeueNode(), requeueNode()
 	change(updated)
 	out := map[types.NamespacedName]bool{}
-	for label := range changedRequirements(old, updated, index.Wanted(), nil) {
+	for label := range placement.ChangedRequirements(old, updated, index.Wanted(), nil) {
 		for _, key := range index.Profiles(label) {
 			out[key] = true
 		}

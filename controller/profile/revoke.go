@@ -16,12 +16,6 @@ import (
 	"github.com/jianfenliu/vmoperator/controller/status"
 )
 
-// AnnotationRevoked on a VM says that the operator halted it because a
-// HostNetwork no longer allows its profile, and why. While it is there the
-// VM is kept halted (a virtctl start is undone); once access is restored
-// the VM gets the profile's run strategy back and the annotation goes.
-const AnnotationRevoked = "vm.example.com/revoked"
-
 // revoke takes a profile whose network a HostNetwork's rule now excludes
 // (or whose HostNetwork is being deleted) off the segment: its VM is
 // halted and the attachments the operator made for it are deleted. A
@@ -36,7 +30,7 @@ func (r *Reconciler) revoke(ctx context.Context, profile *vmv1alpha1.VirtualMach
 	if err != nil {
 		return err
 	}
-	if !refusal.Revokes && (vm == nil || vm.Annotations[AnnotationRevoked] == "") {
+	if !refusal.Revokes && (vm == nil || vm.Annotations[vmv1alpha1.AnnotationRevoked] == "") {
 		return nil
 	}
 	halted, err := r.haltRevoked(ctx, vm, refusal)
@@ -55,7 +49,7 @@ func (r *Reconciler) revoke(ctx context.Context, profile *vmv1alpha1.VirtualMach
 		restore = refusal.Restore
 	}
 	consequence := "the VM is halted and its attachments deleted: it starts again once"
-	if vm == nil || vm.Annotations[AnnotationRevoked] == "" {
+	if vm == nil || vm.Annotations[vmv1alpha1.AnnotationRevoked] == "" {
 		// Stopped by its user before: restoring access does not start it.
 		consequence = "its attachments are deleted: they are made again once"
 	}
@@ -97,11 +91,11 @@ func (r *Reconciler) haltRevoked(ctx context.Context, vm *kubevirtv1.VirtualMach
 	patch := client.MergeFrom(vm.DeepCopy())
 	strategy := kubevirtv1.RunStrategyHalted
 	vm.Spec.RunStrategy = &strategy
-	if vm.Annotations[AnnotationRevoked] == "" {
+	if vm.Annotations[vmv1alpha1.AnnotationRevoked] == "" {
 		if vm.Annotations == nil {
 			vm.Annotations = map[string]string{}
 		}
-		vm.Annotations[AnnotationRevoked] = refusal.Message
+		vm.Annotations[vmv1alpha1.AnnotationRevoked] = refusal.Message
 	}
 	if err := r.Client.Patch(ctx, vm, patch); err != nil {
 		return false, fmt.Errorf("halt VirtualMachine %s/%s: %w", vm.Namespace, vm.Name, err)
@@ -113,7 +107,7 @@ func (r *Reconciler) haltRevoked(ctx context.Context, vm *kubevirtv1.VirtualMach
 // given the profile's run strategy back.
 func (r *Reconciler) restoreRevoked(ctx context.Context, profile *vmv1alpha1.VirtualMachineProfile, vm *kubevirtv1.VirtualMachine) error {
 	patch := client.MergeFrom(vm.DeepCopy())
-	delete(vm.Annotations, AnnotationRevoked)
+	delete(vm.Annotations, vmv1alpha1.AnnotationRevoked)
 	if err := r.Client.Patch(ctx, vm, patch); client.IgnoreNotFound(err) != nil {
 		return fmt.Errorf("unmark revoked VirtualMachine %s/%s: %w", vm.Namespace, vm.Name, err)
 	}

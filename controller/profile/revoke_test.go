@@ -66,7 +66,7 @@ func TestOnlyARevocationHalts(t *testing.T) {
 			if err := cl.Get(context.Background(), client.ObjectKeyFromObject(c.vm), &vm); err != nil {
 				t.Fatal(err)
 			}
-			if *vm.Spec.RunStrategy != c.strategy || (vm.Annotations[AnnotationRevoked] != "") != c.marked {
+			if *vm.Spec.RunStrategy != c.strategy || (vm.Annotations[vmv1alpha1.AnnotationRevoked] != "") != c.marked {
 				t.Fatalf("VM runStrategy %s, annotations %v", *vm.Spec.RunStrategy, vm.Annotations)
 			}
 			if err := cl.Get(context.Background(), client.ObjectKeyFromObject(ours), &nadv1.NetworkAttachmentDefinition{}); (err == nil) != c.nad {

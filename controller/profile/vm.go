@@ -27,7 +27,7 @@ func (r *Reconciler) applyVM(ctx context.Context, profile *vmv1alpha1.VirtualMac
 	// A VM halted when access was revoked gets the profile's run strategy
 	// back, not the Halted it was given.
 	kept := desired.KeptRunStrategy(profile, existing)
-	revoked := existing != nil && existing.Annotations[AnnotationRevoked] != ""
+	revoked := existing != nil && existing.Annotations[vmv1alpha1.AnnotationRevoked] != ""
 	if revoked {
 		kept = nil
 	}

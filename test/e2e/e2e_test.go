@@ -19,7 +19,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	vmv1alpha1 "github.com/jianfenliu/vmoperator/api/v1alpha1"
-	"github.com/jianfenliu/vmoperator/controller/placement"
 	"github.com/jianfenliu/vmoperator/test/consumers/written"
 	"github.com/jianfenliu/vmoperator/test/controlplane"
 	"github.com/jianfenliu/vmoperator/test/devenv"
@@ -83,7 +82,7 @@ func waitForCapabilities(n int, timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
 	for time.Now().Before(deadline) {
 		var nodes corev1.NodeList
-		if err := env.ControlPlane.Client.List(context.Background(), &nodes, client.MatchingLabels{placement.LabelReporting: "true"}); err == nil && len(nodes.Items) >= n {
+		if err := env.ControlPlane.Client.List(context.Background(), &nodes, client.MatchingLabels{vmv1alpha1.LabelReporting: "true"}); err == nil && len(nodes.Items) >= n {
 			return nil
 		}
 		time.Sleep(500 * time.Millisecond)

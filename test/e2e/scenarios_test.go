@@ -16,7 +16,6 @@ import (
 
 	"github.com/jianfenliu/vmoperator/agent/probe"
 	vmv1alpha1 "github.com/jianfenliu/vmoperator/api/v1alpha1"
-	"github.com/jianfenliu/vmoperator/controller/placement"
 	"github.com/jianfenliu/vmoperator/test/devenv"
 	"github.com/jianfenliu/vmoperator/test/observe"
 )
@@ -186,7 +185,7 @@ func TestAntiAffinitySpreadsOverTheThreeNodes(t *testing.T) {
 // placements (its reporting label goes, the capability labels stay).
 func TestKilledAgent(t *testing.T) {
 	before := nodeLabels(t, "node-c")
-	if before[placement.LabelReporting] != "true" {
+	if before[vmv1alpha1.LabelReporting] != "true" {
 		t.Fatalf("node-c not reporting: %v", before)
 	}
 	env.KillAgent("node-c")
@@ -209,12 +208,12 @@ func TestKilledAgent(t *testing.T) {
 	}
 	observe.Eventually(t, 30*time.Second, "node-c stale after its Lease", func() (bool, string) {
 		now := nodeLabels(t, "node-c")
-		return now[placement.LabelReporting] == "", fmt.Sprint(now)
+		return now[vmv1alpha1.LabelReporting] == "", fmt.Sprint(now)
 	})
 	t.Logf("node-c left new placements %v after its agent was killed (Lease %v)", time.Since(killed).Round(time.Second), devenv.AgentLeaseDuration)
 	after := nodeLabels(t, "node-c")
 	for key, value := range before {
-		if key != placement.LabelReporting && strings.HasPrefix(key, placement.LabelPrefix) && after[key] != value {
+		if key != vmv1alpha1.LabelReporting && strings.HasPrefix(key, vmv1alpha1.CapabilityLabelPrefix) && after[key] != value {
 			t.Errorf("capability label %s flapped when the agent went silent", key)
 		}
 	}
@@ -382,7 +381,7 @@ func capabilityLabels(t *testing.T, node string) []string {
 	t.Helper()
 	var out []string
 	for key, value := range nodeLabels(t, node) {
-		if strings.HasPrefix(key, placement.LabelPrefix) {
+		if strings.HasPrefix(key, vmv1alpha1.CapabilityLabelPrefix) {
 			out = append(out, key+"="+value)
 		}
 	}

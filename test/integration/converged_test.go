@@ -14,8 +14,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	vmv1alpha1 "github.com/jianfenliu/vmoperator/api/v1alpha1"
-	"github.com/jianfenliu/vmoperator/controller/desired"
-	"github.com/jianfenliu/vmoperator/controller/placement"
 	"github.com/jianfenliu/vmoperator/test/observe"
 )
 
@@ -80,7 +78,7 @@ func TestConvergedProfileCausesNoWrites(t *testing.T) {
 	// Start counting once the startup labelling of the nodes is done.
 	observe.Eventually(t, 30*time.Second, "nodes labelled", func() (bool, string) {
 		for _, name := range nodeNames {
-			if nodeLabels(t, name)[placement.LabelReporting] != "true" {
+			if nodeLabels(t, name)[vmv1alpha1.LabelReporting] != "true" {
 				return false, name + " not labelled yet"
 			}
 		}
@@ -124,6 +122,6 @@ func waitUntilImported(t *testing.T, ns, claim string) {
 	t.Helper()
 	observe.Eventually(t, 30*time.Second, claim+" imported", func() (bool, string) {
 		var c corev1.PersistentVolumeClaim
-		return getObject(t, &c, ns, claim) && c.Annotations[desired.AnnotationImportedFrom] != "", "not yet"
+		return getObject(t, &c, ns, claim) && c.Annotations[vmv1alpha1.AnnotationImportedFrom] != "", "not yet"
 	})
 }

@@ -18,7 +18,6 @@ import (
 
 	"github.com/jianfenliu/vmoperator/api/nmstate"
 	vmv1alpha1 "github.com/jianfenliu/vmoperator/api/v1alpha1"
-	"github.com/jianfenliu/vmoperator/controller/desired"
 	"github.com/jianfenliu/vmoperator/test/observe"
 )
 
@@ -46,7 +45,7 @@ func recordPolicies(t *testing.T, hostNetwork string) *policyRecorder {
 		t.Fatal(err)
 	}
 	events, err := watcher.Watch(context.Background(), &nmstatev1.NodeNetworkConfigurationPolicyList{},
-		client.MatchingLabels{desired.LabelHostNetwork: hostNetwork})
+		client.MatchingLabels{vmv1alpha1.LabelHostNetwork: hostNetwork})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -183,7 +182,7 @@ func policiesAre(t *testing.T, hostNetwork string, want map[string]map[string]st
 	t.Helper()
 	observe.Eventually(t, 30*time.Second, fmt.Sprintf("policies %v", want), func() (bool, string) {
 		var list nmstatev1.NodeNetworkConfigurationPolicyList
-		if err := cluster.Client.List(context.Background(), &list, client.MatchingLabels{desired.LabelHostNetwork: hostNetwork}); err != nil {
+		if err := cluster.Client.List(context.Background(), &list, client.MatchingLabels{vmv1alpha1.LabelHostNetwork: hostNetwork}); err != nil {
 			return false, err.Error()
 		}
 		have := map[string]map[string]string{}

@@ -88,7 +88,7 @@ func TestPlacementFollowsCapabilities(t *testing.T) {
 	for _, e := range terms[0].MatchExpressions {
 		keys = append(keys, e.Key)
 	}
-	want := []string{placement.HostNetworkLabel("mgmt"), placement.LabelKVM, placement.LabelReporting, placement.VLANLabel("br-mgmt", 100)}
+	want := []string{placement.HostNetworkLabel("mgmt"), vmv1alpha1.LabelKVM, vmv1alpha1.LabelReporting, placement.VLANLabel("br-mgmt", 100)}
 	if strings.Join(keys, " ") != strings.Join(want, " ") {
 		t.Fatalf("VM affinity on %v, want exactly %v", keys, want)
 	}
@@ -151,7 +151,7 @@ func TestSilentAgent(t *testing.T) {
 	observe.Eventually(t, 30*time.Second, "reporting label removed when the Lease expires", func() (bool, string) {
 		labels := nodeLabels(t, "silent-a")
 		// KVM: the capability label every node carries, asked for or not.
-		return labels[placement.LabelReporting] == "" && labels[placement.LabelKVM] == "true", fmt.Sprint(labels)
+		return labels[vmv1alpha1.LabelReporting] == "" && labels[vmv1alpha1.LabelKVM] == "true", fmt.Sprint(labels)
 	})
 	ns := newNamespace(t)
 	create(t, profile("waits", ns, inZone("silent-test")))

@@ -19,7 +19,6 @@ import (
 
 	vmv1alpha1 "github.com/jianfenliu/vmoperator/api/v1alpha1"
 	"github.com/jianfenliu/vmoperator/controller/desired"
-	vmprofile "github.com/jianfenliu/vmoperator/controller/profile"
 	"github.com/jianfenliu/vmoperator/test/observe"
 )
 
@@ -59,7 +58,7 @@ func waitUntilSafe(t *testing.T, ns, name string) {
 		if !getObject(t, &claim, ns, name+"-system") {
 			return false, "no claim yet"
 		}
-		detached := claim.Annotations[desired.AnnotationImportedFrom] != "" && metav1.GetControllerOf(&claim) == nil
+		detached := claim.Annotations[vmv1alpha1.AnnotationImportedFrom] != "" && metav1.GetControllerOf(&claim) == nil
 		return detached && !getObject(t, &cdiv1.DataVolume{}, ns, name+"-system"), fmt.Sprintf("claim owners %v", claim.OwnerReferences)
 	})
 }
@@ -323,10 +322,10 @@ func TestDiskOwnedByAnEarlierVersionIsReleased(t *testing.T) {
 	ns := newNamespace(t)
 	restart := withControllerStopped(t)
 	old := profile("legacy", ns, withDisk("data", "5Gi", "huamei-sc-hdd", ""))
-	old.Finalizers = []string{vmprofile.LegacyFinalizer}
+	old.Finalizers = []string{vmv1alpha1.FinalizerLegacyProfile}
 	create(t, old)
 	claim := desired.PVC(old, &old.Spec.Disks[0], resource.MustParse("5Gi"))
-	claim.Labels = map[string]string{desired.LabelProfile: "legacy", desired.LabelManagedBy: desired.ManagedByValue, desired.LabelDisk: "data"}
+	claim.Labels = map[string]string{vmv1alpha1.LabelProfile: "legacy", vmv1alpha1.LabelManagedBy: vmv1alpha1.ManagedByValue, vmv1alpha1.LabelDisk: "data"}
 	claim.Annotations = nil
 	claim.OwnerReferences = []metav1.OwnerReference{desired.OwnerReference(old)}
 	create(t, claim)
@@ -336,7 +335,7 @@ func TestDiskOwnedByAnEarlierVersionIsReleased(t *testing.T) {
 		var c corev1.PersistentVolumeClaim
 		getObject(t, &c, ns, "legacy-data")
 		p := getProfile(t, ns, "legacy")
-		return len(c.OwnerReferences) == 0 && c.Labels[desired.LabelRetainPolicy] == "Retain" && len(p.Finalizers) == 0,
+		return len(c.OwnerReferences) == 0 && c.Labels[vmv1alpha1.LabelRetainPolicy] == "Retain" && len(p.Finalizers) == 0,
 			fmt.Sprintf("owners %v labels %v finalizers %v", c.OwnerReferences, c.Labels, p.Finalizers)
 	})
 	expectEvent(t, ns, "legacy", vmv1alpha1.EventReleased)

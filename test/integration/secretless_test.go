@@ -78,8 +78,8 @@ func TestLongCloudInitGoesInASecret(t *testing.T) {
 	if len(networkData) <= desired.MaxInlineCloudInitBytes || !strings.Contains(networkData, "2001:db8:a::10/64") {
 		t.Fatalf("network data (%d bytes):\n%s", len(networkData), networkData)
 	}
-	if vm.Annotations[desired.AnnotationCloudInitHash] != desired.CloudInitHash(&secret) {
-		t.Fatalf("VM records cloud-init hash %q, the Secret's is %q", vm.Annotations[desired.AnnotationCloudInitHash], desired.CloudInitHash(&secret))
+	if vm.Annotations[vmv1alpha1.AnnotationCloudInitHash] != desired.CloudInitHash(&secret) {
+		t.Fatalf("VM records cloud-init hash %q, the Secret's is %q", vm.Annotations[vmv1alpha1.AnnotationCloudInitHash], desired.CloudInitHash(&secret))
 	}
 	t.Logf("network data %d bytes, in Secret long-cloudinit", len(networkData))
 
@@ -109,8 +109,8 @@ func TestLongCloudInitGoesInASecret(t *testing.T) {
 		getObject(t, &secret, ns, "long-cloudinit")
 		getObject(t, &vm, ns, "long-vm")
 		return strings.Contains(string(secret.Data[desired.NetworkDataKey]), "mtu: 1400") &&
-				vm.Annotations[desired.AnnotationCloudInitHash] == desired.CloudInitHash(&secret),
-			fmt.Sprintf("VM hash %s, Secret hash %s", vm.Annotations[desired.AnnotationCloudInitHash], desired.CloudInitHash(&secret))
+				vm.Annotations[vmv1alpha1.AnnotationCloudInitHash] == desired.CloudInitHash(&secret),
+			fmt.Sprintf("VM hash %s, Secret hash %s", vm.Annotations[vmv1alpha1.AnnotationCloudInitHash], desired.CloudInitHash(&secret))
 	})
 
 	getObject(t, &secret, ns, "long-cloudinit")
@@ -262,7 +262,7 @@ func TestForeignCloudInitSecretIsNeverOverwritten(t *testing.T) {
 	}
 	var secret corev1.Secret
 	getObject(t, &secret, ns, "taken-cloudinit")
-	if string(secret.Data["password"]) != "hunter2" || len(secret.Data) != 1 || secret.Labels[desired.LabelManagedBy] != "" {
+	if string(secret.Data["password"]) != "hunter2" || len(secret.Data) != 1 || secret.Labels[vmv1alpha1.LabelManagedBy] != "" {
 		t.Fatalf("someone else's Secret was changed: labels %v, keys %d", secret.Labels, len(secret.Data))
 	}
 	t.Logf("%s", observe.Describe(p))

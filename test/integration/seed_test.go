@@ -16,7 +16,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	vmv1alpha1 "github.com/jianfenliu/vmoperator/api/v1alpha1"
-	"github.com/jianfenliu/vmoperator/controller/desired"
 	"github.com/jianfenliu/vmoperator/test/observe"
 )
 
@@ -38,7 +37,7 @@ func TestSeedFullExample(t *testing.T) {
 	profile := waitForPhase(t, ns, "web-vm-01", vmv1alpha1.PhaseRunning)
 
 	var nads nadv1.NetworkAttachmentDefinitionList
-	if err := cluster.Client.List(ctx, &nads, client.InNamespace(ns), client.MatchingLabels{desired.LabelProfile: "web-vm-01"}); err != nil {
+	if err := cluster.Client.List(ctx, &nads, client.InNamespace(ns), client.MatchingLabels{vmv1alpha1.LabelProfile: "web-vm-01"}); err != nil {
 		t.Fatal(err)
 	}
 	if len(nads.Items) != 1 || nads.Items[0].Name != "web-vm-01-business" {
@@ -49,7 +48,7 @@ func TestSeedFullExample(t *testing.T) {
 	if err := json.Unmarshal([]byte(business.Spec.Config), &config); err != nil {
 		t.Fatal(err)
 	}
-	if config["type"] != "sriov" || config["vlan"] != float64(200) || business.Annotations[desired.AnnotationResourceName] == "" {
+	if config["type"] != "sriov" || config["vlan"] != float64(200) || business.Annotations[vmv1alpha1.AnnotationResourceName] == "" {
 		t.Fatalf("business NAD: %s annotations %v", business.Spec.Config, business.Annotations)
 	}
 
@@ -60,9 +59,9 @@ func TestSeedFullExample(t *testing.T) {
 		if err := cluster.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: "web-vm-01-system"}, &system); err != nil {
 			return false, err.Error()
 		}
-		return system.Annotations[desired.AnnotationImportedFrom] != "", fmt.Sprintf("annotations %v", system.Annotations)
+		return system.Annotations[vmv1alpha1.AnnotationImportedFrom] != "", fmt.Sprintf("annotations %v", system.Annotations)
 	})
-	if url := system.Annotations[desired.AnnotationImportedFrom]; url != "docker://registry.local/centos-stream:8" {
+	if url := system.Annotations[vmv1alpha1.AnnotationImportedFrom]; url != "docker://registry.local/centos-stream:8" {
 		t.Fatalf("registry URL not normalised: %s", url)
 	}
 	if getObject(t, &cdiv1.DataVolume{}, ns, "web-vm-01-system") {

@@ -13,7 +13,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	vmv1alpha1 "github.com/jianfenliu/vmoperator/api/v1alpha1"
-	"github.com/jianfenliu/vmoperator/controller/desired"
 	"github.com/jianfenliu/vmoperator/test/controlplane"
 )
 
@@ -99,8 +98,8 @@ func (o *Observer) Children(ctx context.Context, namespace string) (map[string]m
 	out := map[string]map[string]int{}
 	add := func(kind string, objects []client.Object) {
 		for _, obj := range objects {
-			name := obj.GetLabels()[desired.LabelProfile]
-			if obj.GetLabels()[desired.LabelManagedBy] != desired.ManagedByValue {
+			name := obj.GetLabels()[vmv1alpha1.LabelProfile]
+			if obj.GetLabels()[vmv1alpha1.LabelManagedBy] != vmv1alpha1.ManagedByValue {
 				continue
 			}
 			if out[name] == nil {

@@ -15,7 +15,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	vmv1alpha1 "github.com/jianfenliu/vmoperator/api/v1alpha1"
-	"github.com/jianfenliu/vmoperator/controller/desired"
 	"github.com/jianfenliu/vmoperator/test/consumers"
 )
 
@@ -70,7 +69,7 @@ func CheckNamespace(t testing.TB, c client.Reader, namespace string, with Consum
 	ctx := context.Background()
 	judged := Judged{NADsNotRun: map[string]int{}}
 	var vms kubevirtv1.VirtualMachineList
-	if err := c.List(ctx, &vms, client.InNamespace(namespace), client.MatchingLabels{desired.LabelManagedBy: desired.ManagedByValue}); err != nil {
+	if err := c.List(ctx, &vms, client.InNamespace(namespace), client.MatchingLabels{vmv1alpha1.LabelManagedBy: vmv1alpha1.ManagedByValue}); err != nil {
 		return judged, err
 	}
 	var errs []error
@@ -86,7 +85,7 @@ func CheckNamespace(t testing.TB, c client.Reader, namespace string, with Consum
 	}
 	for _, vm := range vms.Items {
 		var profile vmv1alpha1.VirtualMachineProfile
-		err := c.Get(ctx, client.ObjectKey{Namespace: namespace, Name: vm.Labels[desired.LabelProfile]}, &profile)
+		err := c.Get(ctx, client.ObjectKey{Namespace: namespace, Name: vm.Labels[vmv1alpha1.LabelProfile]}, &profile)
 		if err != nil || profile.Status.ObservedGeneration != profile.Generation ||
 			meta.IsStatusConditionFalse(profile.Status.Conditions, vmv1alpha1.ConditionNetworksConfigured) {
 			judged.Skipped++
@@ -114,7 +113,7 @@ func CheckNamespace(t testing.TB, c client.Reader, namespace string, with Consum
 // checkNADs runs every NAD the operator wrote in namespace through its plugin.
 func checkNADs(t testing.TB, c client.Reader, namespace, binDir string, vms []kubevirtv1.VirtualMachine, judged *Judged) error {
 	var nads nadv1.NetworkAttachmentDefinitionList
-	if err := c.List(context.Background(), &nads, client.InNamespace(namespace), client.MatchingLabels{desired.LabelManagedBy: desired.ManagedByValue}); err != nil {
+	if err := c.List(context.Background(), &nads, client.InNamespace(namespace), client.MatchingLabels{vmv1alpha1.LabelManagedBy: vmv1alpha1.ManagedByValue}); err != nil {
 		return err
 	}
 	var errs []error

@@ -1,7 +1,8 @@
-// Package metrics defines the Prometheus metrics of vmop-controller (and,
-// later, the node metrics of vmop-agent). Metrics are registered on a
-// registry the caller passes in; nothing here is global.
-package metrics
+// Package controllermetrics defines the Prometheus metrics of
+// vmop-controller; agentmetrics has vmop-agent's, and metrics/ the alerts
+// on both. Metrics are registered on a registry the caller passes in;
+// nothing here is global.
+package controllermetrics
 
 import (
 	"context"
@@ -174,4 +175,11 @@ func (c *agentLeases) Collect(ch chan<- prometheus.Metric) {
 		}
 		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(expiry.Unix()), lease.Name)
 	}
+}
+
+func boolValue(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
 }

@@ -1,4 +1,4 @@
-package main
+package daemon
 
 import (
 	"context"
@@ -25,7 +25,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	vmv1alpha1 "github.com/jianfenliu/vmoperator/api/v1alpha1"
-	"github.com/jianfenliu/vmoperator/metrics"
+	"github.com/jianfenliu/vmoperator/metrics/agentmetrics"
 	"github.com/jianfenliu/vmoperator/test/controlplane"
 	"github.com/jianfenliu/vmoperator/test/netnstest"
 )
@@ -104,10 +104,10 @@ func TestFlags(t *testing.T) {
 			}
 		})
 	}
-	if code := run(nil); code != 2 {
+	if code := Run(nil); code != 2 {
 		t.Errorf("run without a node name exited %d, want 2", code)
 	}
-	if code := run([]string{"--node-name=n", "--log-level=loud"}); code != 2 {
+	if code := Run([]string{"--node-name=n", "--log-level=loud"}); code != 2 {
 		t.Errorf("run with a bad log level exited %d, want 2", code)
 	}
 }
@@ -232,7 +232,7 @@ func TestRunServesAndShutsDown(t *testing.T) {
 	ns := setupNode(t, node)
 	metricsAddr, healthAddr := freeAddr(t), freeAddr(t)
 	exit := make(chan int, 1)
-	go func() { exit <- run(agentArgs(t, node, ns, metricsAddr, healthAddr)) }()
+	go func() { exit <- Run(agentArgs(t, node, ns, metricsAddr, healthAddr)) }()
 
 	deadline := time.Now().Add(20 * time.Second)
 	for {
@@ -359,7 +359,7 @@ func cpuTime(t *testing.T, pid int) time.Duration {
 // filter) by default and none with --metrics-secure=false; an empty
 // address makes no server.
 func TestMetricsServerTLSUnlessTurnedOff(t *testing.T) {
-	m := metrics.NewNode("test")
+	m := agentmetrics.NewNode("test")
 	for _, secure := range []bool{true, false} {
 		server, err := newMetricsServer(context.Background(), options{metricsAddr: "127.0.0.1:0", metricsSecure: secure}, cp.Config, m, logr.Discard())
 		if err != nil {

@@ -1,4 +1,4 @@
-package main
+package daemon
 
 import (
 	"context"
@@ -72,9 +72,9 @@ func TestAgentRunsWithItsRBACOnly(t *testing.T) {
 	healthAddr, metricsAddr := freeAddr(t), freeAddr(t)
 	args := append(agentArgs(t, node, ns, metricsAddr, healthAddr), "--kubeconfig="+impersonatingKubeconfig(t))
 	exit := make(chan int, 1)
-	go func() { exit <- run(args) }()
+	go func() { exit <- Run(args) }()
 	t.Cleanup(func() {
-		_ = syscall.Kill(os.Getpid(), syscall.SIGTERM) // run() has the handler installed
+		_ = syscall.Kill(os.Getpid(), syscall.SIGTERM) // Run has the handler installed
 		select {
 		case <-exit:
 		case <-time.After(10 * time.Second):

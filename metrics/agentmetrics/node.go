@@ -1,4 +1,6 @@
-package metrics
+// Package agentmetrics defines the Prometheus metrics of vmop-agent: probe
+// results, link statistics and per-VLAN counters of its node.
+package agentmetrics
 
 import (
 	"runtime"

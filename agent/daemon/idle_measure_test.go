@@ -1,6 +1,6 @@
 //go:build measure
 
-package main
+package daemon
 
 import (
 	"os"
@@ -25,7 +25,7 @@ func TestIdleFootprint(t *testing.T) {
 		t.Fatal(err)
 	}
 	bin := filepath.Join(t.TempDir(), "vmop-agent")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+	if out, err := exec.Command("go", "build", "-o", bin, "../../cmd/vmop-agent").CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
 	const node = "node-idle"

@@ -1,4 +1,4 @@
-package main
+package daemon
 
 import (
 	"context"
@@ -31,7 +31,7 @@ import (
 	"github.com/jianfenliu/vmoperator/agent/vlantraffic"
 	"github.com/jianfenliu/vmoperator/agent/watch"
 	vmv1alpha1 "github.com/jianfenliu/vmoperator/api/v1alpha1"
-	"github.com/jianfenliu/vmoperator/metrics"
+	"github.com/jianfenliu/vmoperator/metrics/agentmetrics"
 	"github.com/jianfenliu/vmoperator/metrics/secure"
 	"github.com/jianfenliu/vmoperator/version"
 )
@@ -90,7 +90,7 @@ func serve(ctx context.Context, o options, log logr.Logger) error {
 		return err
 	}
 	defer source.Close()
-	m := metrics.NewNode(version.Version)
+	m := agentmetrics.NewNode(version.Version)
 
 	w := watch.New(watch.Config{Debounce: o.debounce, MinInterval: o.minInterval, Resync: o.resync},
 		m.SubscriptionRestarts, func(err error) { log.Error(err, "netlink subscription") },
@@ -261,7 +261,7 @@ func healthServer(address string, handler http.Handler) *http.Server {
 // /metrics (per-VLAN byte counts are the tenants' business), unless
 // --metrics-secure=false. nil when --metrics-bind-address is empty. A
 // mounted certificate is watched until ctx ends.
-func newMetricsServer(ctx context.Context, o options, cfg *rest.Config, m *metrics.Node, log logr.Logger) (*http.Server, error) {
+func newMetricsServer(ctx context.Context, o options, cfg *rest.Config, m *agentmetrics.Node, log logr.Logger) (*http.Server, error) {
 	if o.metricsAddr == "" {
 		return nil, nil
 	}

@@ -1,4 +1,4 @@
-package main
+package daemon
 
 import (
 	"context"
@@ -89,7 +89,7 @@ func startRestrictedAgent(t *testing.T, node string, privs []string, args ...str
 		t.Fatal(err)
 	}
 	binary := filepath.Join(dir, "vmop-agent")
-	build := exec.Command("go", "build", "-o", binary, ".")
+	build := exec.Command("go", "build", "-o", binary, "../../cmd/vmop-agent")
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("build: %v\n%s", err, out)
 	}

@@ -1,6 +1,6 @@
 //go:build measure
 
-package main
+package daemon
 
 import (
 	"context"
@@ -41,7 +41,7 @@ const vfLinks = 256
 func TestVFNodeFootprint(t *testing.T) {
 	memoryLimit, maxPorts := chartAgentLimits(t)
 	bin := filepath.Join(t.TempDir(), "vmop-agent")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+	if out, err := exec.Command("go", "build", "-o", bin, "../../cmd/vmop-agent").CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
 	var runs []footprint

@@ -150,6 +150,9 @@ func stepsReconciler(t *testing.T, rec *recorder) (*Reconciler, client.Client) {
 			return extract(obj.(*vmv1alpha1.VirtualMachineProfile))
 		})
 	}
+	builder = builder.WithIndex(&kubevirtv1.VirtualMachineInstance{}, indexLiveIdentity, func(obj client.Object) []string {
+		return liveValues(obj.(*kubevirtv1.VirtualMachineInstance))
+	})
 	store := builder.Build()
 	name := func(key client.ObjectKey) string { return key.String() }
 	objName := func(obj client.Object) string { return name(client.ObjectKeyFromObject(obj)) }

@@ -14,7 +14,7 @@ import (
 	"github.com/jianfenliu/vmoperator/agent/capability"
 	"github.com/jianfenliu/vmoperator/agent/probe"
 	"github.com/jianfenliu/vmoperator/agent/vlantraffic"
-	"github.com/jianfenliu/vmoperator/test/netnstest"
+	"github.com/jianfenliu/vmoperator/internal/testing/netnstest"
 )
 
 // TestKernelCountsThroughAVLANFilteringBridge sends frames into a trunk

@@ -16,8 +16,8 @@ import (
 
 	vmv1alpha1 "github.com/jianfenliu/vmoperator/api/v1alpha1"
 	"github.com/jianfenliu/vmoperator/controller/desired"
-	"github.com/jianfenliu/vmoperator/test/consumers"
-	"github.com/jianfenliu/vmoperator/test/netnstest"
+	"github.com/jianfenliu/vmoperator/internal/testing/consumers"
+	"github.com/jianfenliu/vmoperator/internal/testing/netnstest"
 )
 
 // TestKernelBridgeNADWithVLAN: the bridge plugin runs the operator's NAD

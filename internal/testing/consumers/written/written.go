@@ -16,7 +16,7 @@ import (
 
 	vmv1alpha1 "github.com/jianfenliu/vmoperator/api/v1alpha1"
 	"github.com/jianfenliu/vmoperator/controller/desired"
-	"github.com/jianfenliu/vmoperator/test/consumers"
+	"github.com/jianfenliu/vmoperator/internal/testing/consumers"
 )
 
 // Judged counts the objects each consumer judged.

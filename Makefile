@@ -291,7 +291,7 @@ $(BIN)/promtool $(BIN)/prometheus &:
 
 .PHONY: measure-idle
 measure-idle: $(CONTROL_PLANE) ## Measure the agent's idle RSS and CPU over VMOP_MEASURE_IDLE (default 60s); prints numbers, asserts nothing.
-	KUBEBUILDER_ASSETS=$(BIN) go test -count=1 -tags measure -run TestIdleFootprint -v ./cmd/vmop-agent/
+	KUBEBUILDER_ASSETS=$(BIN) go test -count=1 -tags integration,measure -run TestIdleFootprint -v ./cmd/vmop-agent/
 
 .PHONY: bench
 bench: $(CONTROL_PLANE) ## Run the benchmarks and print their numbers: vmop-controller against a raw client at BENCH_PROFILES (1,000) profiles on one control plane (table and bin/bench-scale.json; writes counted at rest for BENCH_REST, 1m), profile re-queues per capability change and label projection at 10,000 nodes, placement over 1,000 and 10,000 nodes, frames/s through a veth without and with the per-VLAN eBPF counters, and the agent's memory on a node with 256 VF-like links with and without its port limit, checked against the chart's memory limit (as root).
@@ -299,7 +299,7 @@ bench: $(CONTROL_PLANE) ## Run the benchmarks and print their numbers: vmop-cont
 	go test -run '^$$' -bench . -benchtime 20x ./controller/profile/
 	go test -run '^$$' -bench . -benchmem ./controller/placement/
 	go test -tags integration -run '^$$' -bench . -benchtime 500000x -count 5 ./agent/vlantraffic/
-	KUBEBUILDER_ASSETS=$(BIN) go test -count=1 -tags measure -run TestVFNodeFootprint -v ./cmd/vmop-agent/
+	KUBEBUILDER_ASSETS=$(BIN) go test -count=1 -tags integration,measure -run TestVFNodeFootprint -v ./cmd/vmop-agent/
 
 # make bench's scale run: how many profiles, how long writes are counted at
 # rest (10m for the record), and extra vmop-controller flags.

@@ -1,4 +1,4 @@
-//go:build kernelvm
+//go:build integration && kernelvm
 
 // Tests for link kinds the host kernel here lacks (802.1Q, bridge VLAN
 // filtering, bonding, dummy, OVS). They run in a Debian kernel under qemu:

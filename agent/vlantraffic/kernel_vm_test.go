@@ -1,4 +1,4 @@
-//go:build kernelvm
+//go:build integration && kernelvm
 
 // Runs in Debian's stock kernel under qemu (make test-kernel): the host
 // kernel here has no bridge VLAN filtering, and the VM's 6.1 kernel

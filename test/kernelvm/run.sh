@@ -79,7 +79,7 @@ build_initramfs() {
 		# Packages under test/ belong to the test module (test/go.mod): built from there.
 		local dir=$ROOT rel=$pkg
 		if [[ $pkg == ./test/* ]]; then dir=$ROOT/test rel=./${pkg#./test/}; fi
-		(cd "$dir" && CGO_ENABLED=0 go test -c -tags kernelvm -ldflags='-s -w' -o "$work/tests/$(basename "$pkg").test" "$rel")
+		(cd "$dir" && CGO_ENABLED=0 go test -c -tags integration,kernelvm -ldflags='-s -w' -o "$work/tests/$(basename "$pkg").test" "$rel")
 	done
 	{
 		echo '#!/bin/busybox sh'

@@ -1,4 +1,4 @@
-//go:build kernelvm
+//go:build integration && kernelvm
 
 // Runs in Debian's stock kernel under qemu (make test-kernel), for the NADs
 // whose plugin needs what the host kernel lacks: bridge VLAN filtering and

@@ -204,6 +204,10 @@ docker-push: ## Push both images docker-build made to IMG_REGISTRY.
 #   integration  control plane, root and network namespaces, the consumers;
 #   kernelvm     link kinds the host kernel lacks, run under qemu (test-kernel);
 #   measure      the agent's footprint (measure-idle, bench).
+# kernelvm and measure files use integration's helpers, so they say
+# `integration && kernelvm` and are built with -tags integration,kernelvm.
+# Files split out of a package's unit tests for the integration tier are
+# named *_integration_test.go.
 # Their helpers (internal/testing/...) live in the product module too, as
 # Cluster API's internal/test does: a product test importing the test module
 # would put the test module's requirements into the product's go.mod.

@@ -84,6 +84,7 @@ func TestCleanupRemovesOnlyWhatTheOperatorNeeds(t *testing.T) {
 }
 
 func TestCleanupWaitsForTheComponents(t *testing.T) {
+	t.Parallel() // each case waits out its 1.5 s timeout on a fake client of its own
 	now := time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
 	for name, extra := range map[string]client.Object{
 		"controller Pod": &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "vmop-controller-1", Namespace: ns,
@@ -92,6 +93,7 @@ func TestCleanupWaitsForTheComponents(t *testing.T) {
 			Labels: map[string]string{"app.kubernetes.io/instance": "vmop", "app.kubernetes.io/component": "agent"}}},
 	} {
 		t.Run(name, func(t *testing.T) {
+			t.Parallel()
 			c := installed(extra)
 			_, err := Cleanup{Client: c, Namespace: ns, Release: "vmop", Timeout: 1500 * time.Millisecond, Now: func() time.Time { return now }}.Run(context.Background())
 			if err == nil || !strings.Contains(err.Error(), extra.GetName()) || !strings.Contains(err.Error(), "nothing was cleaned up") {
@@ -214,6 +216,7 @@ func TestCleanupKeepsTheFinalizerOfADeletingHostNetwork(t *testing.T) {
 // node, or on a node that is gone, stays Terminating forever; the cleanup
 // logs it and proceeds. An agent on a Ready node is still waited for.
 func TestCleanupDoesNotWaitForAgentsOnDownNodes(t *testing.T) {
+	t.Parallel() // a fake client of its own; it waits on timers, not the CPU
 	agent := func(name, node string) *corev1.Pod {
 		return &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns,
 			Labels: map[string]string{"app.kubernetes.io/instance": "vmop", "app.kubernetes.io/component": "agent"}},

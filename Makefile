@@ -65,8 +65,11 @@ manifests: $(CONTROLLER_GEN) ## Generate our CRDs (deploy/crds), the RBAC roles 
 	$(CONTROLLER_GEN) rbac:roleName=vmop-controller paths=./controller/... output:rbac:dir=deploy/rbac/controller
 	$(CONTROLLER_GEN) rbac:roleName=vmop-agent paths=./agent/... output:rbac:dir=deploy/rbac/agent
 	tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && \
-	$(CONTROLLER_GEN) crd:crdVersions=v1,maxDescLen=0,allowDangerousTypes=true 'paths=$(THIRD_PARTY_APIS)' output:crd:dir=$$tmp && \
-	go run ./test/crds/postprocess -in $$tmp -out test/crds
+	cd test && $(CONTROLLER_GEN) crd:crdVersions=v1,maxDescLen=0,allowDangerousTypes=true 'paths=$(THIRD_PARTY_APIS)' output:crd:dir=$$tmp && \
+	go run ./crds/postprocess -in $$tmp -out crds
+
+# The build tags of the test tiers (see Test below), vetted together.
+VET_TAGS := integration,kernelvm,measure,e2e,scale
 
 .PHONY: api-docs
 api-docs: $(CRD_REF_DOCS) ## Generate the API reference docs/api.md from the types of api/v1alpha1 (crd-ref-docs; templates in build/apidocs).
@@ -74,7 +77,7 @@ api-docs: $(CRD_REF_DOCS) ## Generate the API reference docs/api.md from the typ
 		--templates-dir build/apidocs/templates --output-path docs/api.md --log-level ERROR
 
 .PHONY: verify
-verify: ## Fail when generated files (docs/api.md included) are stale, code is not gofmt'ed, or go vet complains.
+verify: ## Fail when generated files (docs/api.md included) are stale, code is not gofmt'ed, go vet complains or a go.mod is untidy (both modules, every test tag).
 	@before=$$(find $(GENERATED) -type f | sort | xargs sha256sum); \
 	$(MAKE) --no-print-directory generate manifests api-docs >/dev/null; \
 	after=$$(find $(GENERATED) -type f | sort | xargs sha256sum); \
@@ -83,13 +86,20 @@ verify: ## Fail when generated files (docs/api.md included) are stale, code is n
 		diff <(echo "$$before") <(echo "$$after") || true; exit 1; fi
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); \
 	if [ -n "$$unformatted" ]; then echo "not gofmt'ed: $$unformatted"; exit 1; fi
+	# Both modules, without tags and with every one: go vet skips the files a
+	# tag excludes, and a unit test leaning on an integration file's helper
+	# compiles only with the tag.
 	go vet ./...
+	go vet -tags $(VET_TAGS) ./...
+	cd test && go vet ./...
+	cd test && go vet -tags $(VET_TAGS) ./...
 	go mod tidy -diff
+	cd test && go mod tidy -diff
 
 .PHONY: dev
 dev: $(CONTROL_PLANE) $(BIN)/prometheus prometheus-web cloud-init ## Bring up the local environment (control plane, simulator, controller, three nodes with agents, Prometheus); Ctrl-C tears it down. Needs root.
 	go build -o $(BIN)/vmop-agent ./cmd/vmop-agent
-	go run ./test/devenv/vmop-dev
+	cd test && go run ./devenv/vmop-dev
 
 # Debian's Prometheus serves its web pages from /usr/share/prometheus/web,
 # a path compiled in, with JavaScript from other packages: only installing the
@@ -100,12 +110,12 @@ prometheus-web:
 		DEBIAN_FRONTEND=noninteractive apt-get install -y prometheus >/dev/null; }
 
 # Debian's cloud-init renders the network-data the operator writes, for a
-# Debian and a RHEL-family guest (test/consumers). Installed when missing;
+# Debian and a RHEL-family guest (internal/testing/consumers). Installed when missing;
 # /etc/cloud/cloud-init.disabled, made first, keeps it from configuring this
 # machine at its next boot.
 .PHONY: cloud-init
 cloud-init:
-	@command -v cloud-init >/dev/null || { echo "installing Debian's cloud-init (test/consumers renders network-data with it; disabled at boot)"; \
+	@command -v cloud-init >/dev/null || { echo "installing Debian's cloud-init (internal/testing/consumers renders network-data with it; disabled at boot)"; \
 		mkdir -p /etc/cloud && touch /etc/cloud/cloud-init.disabled && \
 		{ compgen -G '/var/lib/apt/lists/*_Packages*' >/dev/null || apt-get update >/dev/null; } && \
 		DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends cloud-init >/dev/null; }
@@ -125,7 +135,7 @@ nftables:
 screenshot: $(CONTROL_PLANE) $(BIN)/prometheus prometheus-web cloud-init ## Bring up the environment, take br-lan down and up, and save Chromium's screenshot of Prometheus' graph of the Carrier panel (docs/images/prometheus-carrier.png). Needs root.
 	command -v chromium >/dev/null || apt-get install -y chromium
 	go build -o $(BIN)/vmop-agent ./cmd/vmop-agent
-	go run ./test/devenv/screenshot -out docs/images/prometheus-carrier.png
+	cd test && go run ./devenv/screenshot -out $(CURDIR)/docs/images/prometheus-carrier.png
 
 .PHONY: build
 build: ## Build vmop-controller and vmop-agent into bin/.
@@ -204,14 +214,68 @@ docker-push: ## Push both images docker-build made to IMG_REGISTRY.
 
 ##@ Test
 
+# Two modules, five tiers.
+# The product module (the root, go.mod) holds the product's packages and
+# their own tests. A plain `go test ./...` there is the unit tier: Go alone,
+# no root, no network namespaces, no etcd/kube-apiserver, no cloud-init, CNI
+# plugins, KubeVirt's admitters or promtool. The tests of product packages
+# that need any of those carry a build tag, so the unit tier never compiles
+# them (none of them skips itself and passes):
+#   integration  control plane, root and network namespaces, the consumers;
+#   kernelvm     link kinds the host kernel lacks, run under qemu (test-kernel);
+#   measure      the agent's footprint (measure-idle, bench).
+# kernelvm and measure files use integration's helpers, so they say
+# `integration && kernelvm` and are built with -tags integration,kernelvm.
+# Files split out of a package's unit tests for the integration tier are
+# named *_integration_test.go.
+# Their helpers (internal/testing/...) live in the product module too, as
+# Cluster API's internal/test does: a product test importing the test module
+# would put the test module's requirements into the product's go.mod.
+# The test module (test/go.mod, `replace` to the root) holds the rest, and
+# with it what only tests need (Helm's SDK, for one): integration, chart,
+# validation, maketargets... run untagged; the e2e suite carries the tag e2e
+# and test/scale's fault tests the tag scale. There is no go.work: it would
+# put the test module's requirements into the product's builds, so every
+# target that runs the test module's packages does so from test/ (go test
+# ./... in the root no longer reaches them).
+# make test runs every tier, fuzz targets included; .ci/run runs test-unit
+# first so that a unit failure costs seconds.
+
+# What the integration, e2e and scale tiers run: both control planes aside.
+TEST_TOOLS := $(CONTROL_PLANE) $(BIN)/promtool $(BIN)/prometheus $(HELM) $(CONTROLLER_GEN) $(CNI_PLUGINS) $(KUBEVIRT_ADMIT) images cloud-init nftables
+# `go test -count=1 -timeout 30m`: test/scale's fault tests take about 8
+# minutes alone on 2 cores, longer beside the other packages: more than go
+# test's default 10-minute limit.
+GO_TEST_LONG := go test -count=1 -timeout 30m
+
 .PHONY: test
-test: $(CONTROL_PLANE) $(OLDEST_CONTROL_PLANE) $(BIN)/promtool $(BIN)/prometheus $(HELM) $(CONTROLLER_GEN) $(CNI_PLUGINS) $(KUBEVIRT_ADMIT) images cloud-init nftables ## Run every test: builds what the tests need into bin/ first (both control planes, promtool, helm, controller-gen, the reference CNI plugins, KubeVirt's admitters, the images; cloud-init and nftables are apt-installed when missing), then runs unit, integration and e2e tests, every fuzz target for TEST_FUZZTIME (20 s) each, test-oldest and test-kernel.
-	# test/scale's fault tests take about 8 minutes alone on 2 cores, longer
-	# beside the other packages: more than go test's default 10-minute limit.
-	KUBEBUILDER_ASSETS=$(BIN) go test -count=1 -timeout 30m ./...
+test: $(TEST_TOOLS) $(OLDEST_CONTROL_PLANE) ## Run every test: builds what the tests need into bin/ first (both control planes, promtool, helm, controller-gen, the reference CNI plugins, KubeVirt's admitters, the images; cloud-init and nftables are apt-installed when missing), then runs the unit and integration tests of the product module and every test of the test module (integration, chart, validation, e2e, scale), every fuzz target for TEST_FUZZTIME (20 s) each, test-oldest and test-kernel.
+	KUBEBUILDER_ASSETS=$(BIN) $(GO_TEST_LONG) -tags integration ./...
+	cd test && KUBEBUILDER_ASSETS=$(BIN) $(GO_TEST_LONG) -tags e2e,scale ./...
 	$(MAKE) --no-print-directory fuzz FUZZTIME=$(TEST_FUZZTIME)
 	$(MAKE) --no-print-directory test-oldest
 	$(MAKE) --no-print-directory test-kernel
+
+.PHONY: test-unit
+test-unit: ## Run the product module's unit tests (the builders, status rules, placement, apply, attach, the API helpers...): Go alone, no root, no control plane, no other binary; prints the time taken.
+	@start=$$(date +%s); rc=0; \
+	go test -count=1 ./... || rc=$$?; \
+	echo "test-unit: $$(( $$(date +%s) - start )) s"; exit $$rc
+
+.PHONY: test-integration
+test-integration: $(TEST_TOOLS) ## Run the product module's unit and integration-tagged tests (control plane, network namespaces as root, cloud-init, the CNI plugins, KubeVirt's admitters, promtool) and the test module's untagged tests (integration, chart, validation, make targets, ...). Needs root.
+	# go test selects files by tag, not tests: the root's unit tests run
+	# again beside the integration-tagged ones of their packages.
+	KUBEBUILDER_ASSETS=$(BIN) $(GO_TEST_LONG) -tags integration ./...
+	cd test && KUBEBUILDER_ASSETS=$(BIN) $(GO_TEST_LONG) ./...
+
+.PHONY: test-e2e
+test-e2e: $(TEST_TOOLS) ## Run the e2e suite (test/e2e, build tag e2e). Needs root.
+	cd test && KUBEBUILDER_ASSETS=$(BIN) $(GO_TEST_LONG) -tags e2e ./e2e/...
+
+.PHONY: test-scale
+test-scale: $(CONTROL_PLANE) ## Run test/scale's tests, its fault tests (build tag scale) included: about 8 minutes on 2 cores.
+	cd test && KUBEBUILDER_ASSETS=$(BIN) $(GO_TEST_LONG) -tags scale ./scale/...
 
 # How long make fuzz runs each fuzz target; make test runs each for TEST_FUZZTIME.
 TEST_FUZZTIME ?= 20s
@@ -225,14 +289,14 @@ fuzz: $(KUBEVIRT_ADMIT) cloud-init $(ETCD) $(KUBE_APISERVER) ## Run every fuzz t
 	# less: a run of the consumers' target takes about 0.5 s (two cloud-init
 	# renders; 5 tries keep 220 runs a minute instead of 8), of the
 	# projection's under 1 ms, of the API's about 6 ms (one dry-run create).
-	go test -run '^$$' -fuzz '^FuzzBuiltObjectsPassTheConsumers$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 5x ./controller/desired/
+	go test -tags integration -run '^$$' -fuzz '^FuzzBuiltObjectsPassTheConsumers$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 5x ./controller/desired/
 	go test -run '^$$' -fuzz '^FuzzNodeLabels$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 1000x ./controller/placement/
-	KUBEBUILDER_ASSETS=$(BIN) go test -run '^$$' -fuzz '^FuzzAdmittedProfilesBuild$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 100x ./test/validation/
+	cd test && KUBEBUILDER_ASSETS=$(BIN) go test -run '^$$' -fuzz '^FuzzAdmittedProfilesBuild$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 100x ./validation/
 
 .PHONY: test-oldest
 test-oldest: $(OLDEST_CONTROL_PLANE) ## Run the CRD validation catalogue and the chart tests (trust boundaries included) on the oldest Kubernetes the chart admits (bin/kube-1.32, with bin/etcd).
 	$(OLDEST_ASSETS)/kube-apiserver --version
-	KUBEBUILDER_ASSETS=$(OLDEST_ASSETS) go test -count=1 ./test/validation/ ./test/chart/
+	cd test && KUBEBUILDER_ASSETS=$(OLDEST_ASSETS) go test -count=1 ./validation/ ./chart/
 
 .PHONY: test-kernel
 test-kernel: $(CNI_PLUGINS) ## Run the kernelvm-tagged tests (VLAN, vlan_filtering, bond, dummy, OVS, per-VLAN eBPF counters on clsact, the CNI plugins on VLAN NADs) in Debian's kernel under qemu; downloads cached in bin/kernelvm.
@@ -251,15 +315,15 @@ $(BIN)/promtool $(BIN)/prometheus &:
 
 .PHONY: measure-idle
 measure-idle: $(CONTROL_PLANE) ## Measure the agent's idle RSS and CPU over VMOP_MEASURE_IDLE (default 60s); prints numbers, asserts nothing.
-	KUBEBUILDER_ASSETS=$(BIN) go test -count=1 -tags measure -run TestIdleFootprint -v ./agent/daemon/
+	KUBEBUILDER_ASSETS=$(BIN) go test -count=1 -tags integration,measure -run TestIdleFootprint -v ./agent/daemon/
 
 .PHONY: bench
 bench: $(CONTROL_PLANE) ## Run the benchmarks and print their numbers: vmop-controller against a raw client at BENCH_PROFILES (1,000) profiles on one control plane (table and bin/bench-scale.json; writes counted at rest for BENCH_REST, 1m), profile re-queues per capability change and label projection at 10,000 nodes, placement over 1,000 and 10,000 nodes, frames/s through a veth without and with the per-VLAN eBPF counters, and the agent's memory on a node with 256 VF-like links with and without its port limit, checked against the chart's memory limit (as root).
-	KUBEBUILDER_ASSETS=$(BIN) go run ./test/scale/bench -profiles $(BENCH_PROFILES) -rest $(BENCH_REST) -json $(BIN)/bench-scale.json $(if $(BENCH_CONTROLLER_ARGS),-controller-args "$(BENCH_CONTROLLER_ARGS)")
+	cd test && KUBEBUILDER_ASSETS=$(BIN) go run ./scale/bench -profiles $(BENCH_PROFILES) -rest $(BENCH_REST) -json $(BIN)/bench-scale.json $(if $(BENCH_CONTROLLER_ARGS),-controller-args "$(BENCH_CONTROLLER_ARGS)")
 	go test -run '^$$' -bench . -benchtime 20x ./controller/profile/
 	go test -run '^$$' -bench . -benchmem ./controller/placement/
-	go test -run '^$$' -bench . -benchtime 500000x -count 5 ./agent/vlantraffic/
-	KUBEBUILDER_ASSETS=$(BIN) go test -count=1 -tags measure -run TestVFNodeFootprint -v ./agent/daemon/
+	go test -tags integration -run '^$$' -bench . -benchtime 500000x -count 5 ./agent/vlantraffic/
+	KUBEBUILDER_ASSETS=$(BIN) go test -count=1 -tags integration,measure -run TestVFNodeFootprint -v ./agent/daemon/
 
 # make bench's scale run: how many profiles, how long writes are counted at
 # rest (10m for the record), and extra vmop-controller flags.
@@ -332,7 +396,7 @@ $(OLDEST_ASSETS)/etcd: | $(ETCD)
 $(OLDEST_ASSETS)/helm: | $(HELM)
 	mkdir -p $(@D) && ln -sf ../helm $@
 
-# The reference CNI plugins test/consumers runs on every NAD the operator
+# The reference CNI plugins internal/testing/consumers runs on every NAD the operator
 # writes; static, so the kernel VM's initramfs can hold them too.
 $(CNI_PLUGINS) &: test/tools/cni/go.mod test/tools/cni/go.sum
 	mkdir -p $(BIN)/cni
@@ -341,7 +405,7 @@ $(CNI_PLUGINS) &: test/tools/cni/go.mod test/tools/cni/go.sum
 		github.com/containernetworking/plugins/plugins/main/macvlan
 
 # KubeVirt's own VM validation (virt-api's admitters, v1.8.0) as a command,
-# for test/consumers. About 6 minutes cold on 2 cores. KubeVirt's go.mod
+# for internal/testing/consumers. About 6 minutes cold on 2 cores. KubeVirt's go.mod
 # needs a module the checksum database does not know (rhobs).
 $(KUBEVIRT_ADMIT): test/tools/kubevirt-admit/go.mod test/tools/kubevirt-admit/go.sum test/tools/kubevirt-admit/main.go
 	cd test/tools/kubevirt-admit && GONOSUMDB=github.com/rhobs go build -o $@ .

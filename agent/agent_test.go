@@ -1,3 +1,5 @@
+//go:build integration
+
 package agent
 
 import (
@@ -20,9 +22,9 @@ import (
 	"github.com/jianfenliu/vmoperator/agent/publish"
 	"github.com/jianfenliu/vmoperator/agent/watch"
 	vmv1alpha1 "github.com/jianfenliu/vmoperator/api/v1alpha1"
+	"github.com/jianfenliu/vmoperator/internal/testing/controlplane"
+	"github.com/jianfenliu/vmoperator/internal/testing/netnstest"
 	"github.com/jianfenliu/vmoperator/metrics/agentmetrics"
-	"github.com/jianfenliu/vmoperator/test/controlplane"
-	"github.com/jianfenliu/vmoperator/test/netnstest"
 )
 
 var cp *controlplane.ControlPlane
@@ -225,17 +227,6 @@ func TestAgentEndToEnd(t *testing.T) {
 	time.Sleep(cfg.Resync * 2) // and a resync or two
 	if w := testutil.ToFloat64(restarted.metrics.CapabilityWrites); w != 0 || stored(t, node).ResourceVersion != rvBefore {
 		t.Errorf("restarted agent wrote %v times (resourceVersion %s → %s); want 0", w, rvBefore, stored(t, node).ResourceVersion)
-	}
-}
-
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(10 * time.Millisecond)
 	}
 }
 

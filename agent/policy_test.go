@@ -1,3 +1,5 @@
+//go:build integration
+
 package agent
 
 import (
@@ -16,7 +18,7 @@ import (
 	"github.com/jianfenliu/vmoperator/agent/verify"
 	"github.com/jianfenliu/vmoperator/agent/watch"
 	vmv1alpha1 "github.com/jianfenliu/vmoperator/api/v1alpha1"
-	"github.com/jianfenliu/vmoperator/test/netnstest"
+	"github.com/jianfenliu/vmoperator/internal/testing/netnstest"
 )
 
 func nncp(name string, selector map[string]string, desired string) *nmstatev1.NodeNetworkConfigurationPolicy {

@@ -1,3 +1,5 @@
+//go:build integration
+
 package agent
 
 import (
@@ -13,7 +15,7 @@ import (
 	"github.com/jianfenliu/vmoperator/agent/vlantraffic"
 	"github.com/jianfenliu/vmoperator/agent/watch"
 	vmv1alpha1 "github.com/jianfenliu/vmoperator/api/v1alpha1"
-	"github.com/jianfenliu/vmoperator/test/netnstest"
+	"github.com/jianfenliu/vmoperator/internal/testing/netnstest"
 )
 
 // TestAgentCountsVLANsOnItsUplinks runs the agent with real counters: it

@@ -1,3 +1,5 @@
+//go:build integration
+
 package daemon
 
 import (
@@ -21,7 +23,7 @@ import (
 	"github.com/jianfenliu/vmoperator/agent/capability"
 	"github.com/jianfenliu/vmoperator/agent/probe"
 	vmv1alpha1 "github.com/jianfenliu/vmoperator/api/v1alpha1"
-	"github.com/jianfenliu/vmoperator/test/netnstest"
+	"github.com/jianfenliu/vmoperator/internal/testing/netnstest"
 )
 
 // TestProbesNeedNoCapability measures what the agent needs from the

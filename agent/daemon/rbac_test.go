@@ -1,3 +1,5 @@
+//go:build integration
+
 package daemon
 
 import (
@@ -17,7 +19,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	vmv1alpha1 "github.com/jianfenliu/vmoperator/api/v1alpha1"
-	"github.com/jianfenliu/vmoperator/test/controlplane"
+	"github.com/jianfenliu/vmoperator/internal/testing/controlplane"
 )
 
 const agentUser = "system:serviceaccount:vmop-system:vmop-agent"

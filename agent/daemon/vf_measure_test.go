@@ -1,4 +1,4 @@
-//go:build measure
+//go:build integration && measure
 
 package daemon
 
@@ -22,7 +22,7 @@ import (
 
 	"github.com/jianfenliu/vmoperator/agent/vlantraffic"
 	vmv1alpha1 "github.com/jianfenliu/vmoperator/api/v1alpha1"
-	"github.com/jianfenliu/vmoperator/test/controlplane"
+	"github.com/jianfenliu/vmoperator/internal/testing/controlplane"
 )
 
 // vfLinks is how many VF-like links the measured node has. Real VFs are

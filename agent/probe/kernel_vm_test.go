@@ -1,4 +1,4 @@
-//go:build kernelvm
+//go:build integration && kernelvm
 
 // Tests for link kinds the host kernel here lacks (802.1Q, bridge VLAN
 // filtering, bonding, dummy, OVS). They run in a Debian kernel under qemu:
@@ -14,7 +14,7 @@ import (
 	"github.com/jianfenliu/vmoperator/agent/capability"
 	"github.com/jianfenliu/vmoperator/agent/probe"
 	vmv1alpha1 "github.com/jianfenliu/vmoperator/api/v1alpha1"
-	"github.com/jianfenliu/vmoperator/test/netnstest"
+	"github.com/jianfenliu/vmoperator/internal/testing/netnstest"
 )
 
 func probeNS(t *testing.T, ns *netnstest.Namespace) probe.Snapshot {

@@ -1,3 +1,5 @@
+//go:build integration
+
 package probe
 
 import (
@@ -11,7 +13,7 @@ import (
 	"github.com/vishvananda/netlink/nl"
 	"golang.org/x/sys/unix"
 
-	"github.com/jianfenliu/vmoperator/test/netnstest"
+	"github.com/jianfenliu/vmoperator/internal/testing/netnstest"
 )
 
 // fakeSource answers from a real namespace, but lets a test rewrite the

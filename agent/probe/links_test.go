@@ -1,3 +1,5 @@
+//go:build integration
+
 package probe
 
 import (
@@ -7,7 +9,7 @@ import (
 
 	"github.com/vishvananda/netlink"
 
-	"github.com/jianfenliu/vmoperator/test/netnstest"
+	"github.com/jianfenliu/vmoperator/internal/testing/netnstest"
 )
 
 // linkProbe probes ns through sockets opened in it, closed when the test ends.

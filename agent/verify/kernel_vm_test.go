@@ -1,4 +1,4 @@
-//go:build kernelvm
+//go:build integration && kernelvm
 
 package verify_test
 
@@ -7,7 +7,7 @@ import (
 
 	"github.com/jianfenliu/vmoperator/agent/probe"
 	"github.com/jianfenliu/vmoperator/agent/verify"
-	"github.com/jianfenliu/vmoperator/test/netnstest"
+	"github.com/jianfenliu/vmoperator/internal/testing/netnstest"
 )
 
 // TestKernelPolicies verifies VLAN and bond policies against real kernel

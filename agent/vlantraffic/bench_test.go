@@ -1,10 +1,12 @@
+//go:build integration
+
 package vlantraffic_test
 
 import (
 	"testing"
 
 	"github.com/jianfenliu/vmoperator/agent/vlantraffic"
-	"github.com/jianfenliu/vmoperator/test/netnstest"
+	"github.com/jianfenliu/vmoperator/internal/testing/netnstest"
 )
 
 // BenchmarkVethFrames measures the programs' overhead as frames per second

@@ -1,3 +1,5 @@
+//go:build integration
+
 package vlantraffic_test
 
 import (
@@ -10,7 +12,7 @@ import (
 	"github.com/vishvananda/netlink"
 
 	"github.com/jianfenliu/vmoperator/agent/vlantraffic"
-	"github.com/jianfenliu/vmoperator/test/netnstest"
+	"github.com/jianfenliu/vmoperator/internal/testing/netnstest"
 )
 
 // newCounter builds a Counter in ns that is closed when the test ends.

@@ -1,4 +1,4 @@
-//go:build kernelvm
+//go:build integration && kernelvm
 
 // Runs in Debian's stock kernel under qemu (make test-kernel): the host
 // kernel here has no bridge VLAN filtering, and the VM's 6.1 kernel
@@ -14,7 +14,7 @@ import (
 	"github.com/jianfenliu/vmoperator/agent/capability"
 	"github.com/jianfenliu/vmoperator/agent/probe"
 	"github.com/jianfenliu/vmoperator/agent/vlantraffic"
-	"github.com/jianfenliu/vmoperator/test/netnstest"
+	"github.com/jianfenliu/vmoperator/internal/testing/netnstest"
 )
 
 // TestKernelCountsThroughAVLANFilteringBridge sends frames into a trunk

@@ -1,3 +1,5 @@
+//go:build integration
+
 package desired
 
 import (
@@ -10,7 +12,7 @@ import (
 	kubevirtv1 "kubevirt.io/api/core/v1"
 
 	vmv1alpha1 "github.com/jianfenliu/vmoperator/api/v1alpha1"
-	"github.com/jianfenliu/vmoperator/test/consumers"
+	"github.com/jianfenliu/vmoperator/internal/testing/consumers"
 )
 
 // fuzzBytes hands out a fuzz input byte by byte, zeros once it runs out.

@@ -18,7 +18,7 @@ import (
 
 	vmv1alpha1 "github.com/jianfenliu/vmoperator/api/v1alpha1"
 	"github.com/jianfenliu/vmoperator/controller/lifecycle"
-	"github.com/jianfenliu/vmoperator/test/controlplane"
+	"github.com/jianfenliu/vmoperator/internal/testing/controlplane"
 )
 
 // TestCleanupHookUnderItsOwnRBAC runs the uninstall cleanup on a real

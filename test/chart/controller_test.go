@@ -20,7 +20,7 @@ import (
 	vmv1alpha1 "github.com/jianfenliu/vmoperator/api/v1alpha1"
 	"github.com/jianfenliu/vmoperator/controller/apply"
 	"github.com/jianfenliu/vmoperator/controller/desired"
-	"github.com/jianfenliu/vmoperator/test/controlplane"
+	"github.com/jianfenliu/vmoperator/internal/testing/controlplane"
 	"github.com/jianfenliu/vmoperator/test/observe"
 )
 

@@ -22,7 +22,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
 
-	"github.com/jianfenliu/vmoperator/test/controlplane"
+	"github.com/jianfenliu/vmoperator/internal/testing/controlplane"
 )
 
 // TestMonitoring renders the PodMonitor and PrometheusRule for a release

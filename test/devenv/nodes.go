@@ -22,8 +22,8 @@ import (
 	ctrlconfig "sigs.k8s.io/controller-runtime/pkg/config"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
-	"github.com/jianfenliu/vmoperator/test/controlplane"
-	"github.com/jianfenliu/vmoperator/test/netnstest"
+	"github.com/jianfenliu/vmoperator/internal/testing/controlplane"
+	"github.com/jianfenliu/vmoperator/internal/testing/netnstest"
 	"github.com/jianfenliu/vmoperator/test/simulator/nmstatesim"
 )
 

@@ -17,8 +17,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"sigs.k8s.io/yaml"
 
+	"github.com/jianfenliu/vmoperator/internal/testing/controlplane"
 	"github.com/jianfenliu/vmoperator/metrics/secure"
-	"github.com/jianfenliu/vmoperator/test/controlplane"
 )
 
 // TestPrometheusScrapesWithTheScraperToken runs the environment's

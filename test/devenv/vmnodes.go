@@ -13,7 +13,7 @@ import (
 
 	"k8s.io/client-go/tools/clientcmd"
 
-	"github.com/jianfenliu/vmoperator/test/controlplane"
+	"github.com/jianfenliu/vmoperator/internal/testing/controlplane"
 	"github.com/jianfenliu/vmoperator/test/simulator/nmstatesim"
 )
 
@@ -93,10 +93,11 @@ func metricsForwards() string {
 // buildNodeVM builds the static binaries, the VM's kubeconfig and its boot files.
 func (env *Env) buildNodeVM() (kernel, initramfs string, err error) {
 	root := controlplane.RepoRoot()
-	binaries := map[string]string{"vmnode": "./test/devenv/vmnode", "vmop-agent": "./cmd/vmop-agent"}
-	for name, pkg := range binaries {
-		build := exec.Command("go", "build", "-ldflags=-s -w", "-o", env.path(name), pkg)
-		build.Dir, build.Env = root, append(os.Environ(), "CGO_ENABLED=0")
+	// Each is built in its own module: vmnode in test/ (test/go.mod), the agent in the root.
+	binaries := map[string][2]string{"vmnode": {"test", "./devenv/vmnode"}, "vmop-agent": {".", "./cmd/vmop-agent"}}
+	for name, built := range binaries {
+		build := exec.Command("go", "build", "-ldflags=-s -w", "-o", env.path(name), built[1])
+		build.Dir, build.Env = filepath.Join(root, built[0]), append(os.Environ(), "CGO_ENABLED=0")
 		if out, err := build.CombinedOutput(); err != nil {
 			return "", "", fmt.Errorf("build %s: %w: %s", name, err, out)
 		}

@@ -1,3 +1,5 @@
+//go:build e2e
+
 // Package e2e runs the placement scenarios on the development environment
 // of `make dev` itself (package devenv): real agents probing their own
 // kernel links — two nodes in a VM booting Debian's stock kernel (VLAN
@@ -19,8 +21,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	vmv1alpha1 "github.com/jianfenliu/vmoperator/api/v1alpha1"
-	"github.com/jianfenliu/vmoperator/test/consumers/written"
-	"github.com/jianfenliu/vmoperator/test/controlplane"
+	"github.com/jianfenliu/vmoperator/internal/testing/consumers/written"
+	"github.com/jianfenliu/vmoperator/internal/testing/controlplane"
 	"github.com/jianfenliu/vmoperator/test/devenv"
 	"github.com/jianfenliu/vmoperator/test/observe"
 )

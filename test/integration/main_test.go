@@ -23,8 +23,8 @@ import (
 
 	vmv1alpha1 "github.com/jianfenliu/vmoperator/api/v1alpha1"
 	"github.com/jianfenliu/vmoperator/controller/manager"
-	"github.com/jianfenliu/vmoperator/test/consumers/written"
-	"github.com/jianfenliu/vmoperator/test/controlplane"
+	"github.com/jianfenliu/vmoperator/internal/testing/consumers/written"
+	"github.com/jianfenliu/vmoperator/internal/testing/controlplane"
 	"github.com/jianfenliu/vmoperator/test/observe"
 	"github.com/jianfenliu/vmoperator/test/simulator"
 )

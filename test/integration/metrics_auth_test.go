@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jianfenliu/vmoperator/test/controlplane"
+	"github.com/jianfenliu/vmoperator/internal/testing/controlplane"
 )
 
 // freeLoopbackAddress is a loopback port free right now, for the suite's

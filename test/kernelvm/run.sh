@@ -10,7 +10,7 @@ set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 CACHE=${KERNELVM_CACHE:-$ROOT/bin/kernelvm}
-PACKAGES=("${@:-./agent/probe ./agent/verify ./agent/vlantraffic ./test/consumers ./test/simulator/nmstatesim}")
+PACKAGES=("${@:-./agent/probe ./agent/verify ./agent/vlantraffic ./internal/testing/consumers ./test/simulator/nmstatesim}")
 TIMEOUT=${KERNELVM_TIMEOUT:-300}
 # Modules to load, in order; modprobe pulls the dependencies from modules.dep.
 # crc32c_generic first: libcrc32c needs it through the crypto API, which
@@ -92,13 +92,16 @@ build_initramfs() {
 	cp "$bb" "$work/bin/busybox"
 	for m in "${MODULES[@]}"; do copy_module "$kroot" "$ver" "${m%% *}" "$work"; done
 	"$bb" depmod -b "$work" "$ver"
-	# The reference CNI plugins test/consumers runs (make builds them, static).
+	# The reference CNI plugins internal/testing/consumers runs (make builds them, static).
 	mkdir -p "$work/cni"
 	cp "$ROOT"/bin/cni/* "$work/cni/"
 	copy_binary "$(command -v nft)" "$work"
 	for pkg in ${PACKAGES[@]}; do
 		log "building tests of $pkg"
-		(cd "$ROOT" && CGO_ENABLED=0 go test -c -tags kernelvm -ldflags='-s -w' -o "$work/tests/$(basename "$pkg").test" "$pkg")
+		# Packages under test/ belong to the test module (test/go.mod): built from there.
+		local dir=$ROOT rel=$pkg
+		if [[ $pkg == ./test/* ]]; then dir=$ROOT/test rel=./${pkg#./test/}; fi
+		(cd "$dir" && CGO_ENABLED=0 go test -c -tags integration,kernelvm -ldflags='-s -w' -o "$work/tests/$(basename "$pkg").test" "$rel")
 	done
 	{
 		echo '#!/bin/busybox sh'

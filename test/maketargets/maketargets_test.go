@@ -36,7 +36,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
 
-	"github.com/jianfenliu/vmoperator/test/controlplane"
+	"github.com/jianfenliu/vmoperator/internal/testing/controlplane"
 )
 
 // The Makefile's defaults for deploy and undeploy.
@@ -580,9 +580,9 @@ func TestMakeTestBuildsEveryToolTheTestsUse(t *testing.T) {
 	}
 	// Only what comes before the tests counts: sub-makes (test-kernel)
 	// build their own prerequisites later.
-	before, _, found := strings.Cut(string(out), "go test -count=1 -timeout 30m ./...")
+	before, _, found := strings.Cut(string(out), "go test -count=1 -timeout 30m -tags integration ./...")
 	if !found {
-		t.Fatalf("make -n test runs no go test -timeout 30m ./...:\n%s", out)
+		t.Fatalf("make -n test runs no go test -timeout 30m -tags integration ./...:\n%s", out)
 	}
 	for _, want := range []string{
 		"-o " + bin + "/etcd ",
@@ -624,8 +624,13 @@ func TestMakeFuzzRunsEveryFuzzTarget(t *testing.T) {
 			return err
 		}
 		dir, _ := filepath.Rel(root, filepath.Dir(path))
+		// test/ is a module of its own: make runs its targets from there.
+		module := `^`
+		if rel, ok := strings.CutPrefix(dir, "test/"); ok {
+			module, dir = `^cd test && `, rel
+		}
 		for _, m := range declared.FindAllStringSubmatch(string(raw), -1) {
-			targets = append(targets, `(?m)^.*go test -run '\^\$' -fuzz '\^`+m[1]+`\$' -fuzztime 7m .*\./`+regexp.QuoteMeta(dir)+`/$`)
+			targets = append(targets, `(?m)`+module+`.*go test .*-run '\^\$' -fuzz '\^`+m[1]+`\$' -fuzztime 7m .*\./`+regexp.QuoteMeta(dir)+`/$`)
 		}
 		return nil
 	})

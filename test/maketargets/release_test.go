@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/jianfenliu/vmoperator/test/controlplane"
+	"github.com/jianfenliu/vmoperator/internal/testing/controlplane"
 )
 
 // TestReleaseTagChecksBeforeTagging: make release-tag tags only a clean

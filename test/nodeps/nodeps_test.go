@@ -21,7 +21,7 @@ import (
 
 	vmv1alpha1 "github.com/jianfenliu/vmoperator/api/v1alpha1"
 	"github.com/jianfenliu/vmoperator/controller/manager"
-	"github.com/jianfenliu/vmoperator/test/controlplane"
+	"github.com/jianfenliu/vmoperator/internal/testing/controlplane"
 )
 
 func TestMissingKubeVirtAndCDIAreReportedNotFatal(t *testing.T) {

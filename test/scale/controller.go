@@ -13,7 +13,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/jianfenliu/vmoperator/test/controlplane"
+	"github.com/jianfenliu/vmoperator/internal/testing/controlplane"
 )
 
 // BuildController builds cmd/vmop-controller into dir and returns its path.

@@ -20,8 +20,8 @@ import (
 	"sigs.k8s.io/yaml"
 
 	vmv1alpha1 "github.com/jianfenliu/vmoperator/api/v1alpha1"
-	"github.com/jianfenliu/vmoperator/test/consumers"
-	"github.com/jianfenliu/vmoperator/test/controlplane"
+	"github.com/jianfenliu/vmoperator/internal/testing/consumers"
+	"github.com/jianfenliu/vmoperator/internal/testing/controlplane"
 	"github.com/jianfenliu/vmoperator/test/simulator"
 )
 

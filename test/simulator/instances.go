@@ -19,7 +19,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
-	"github.com/jianfenliu/vmoperator/test/consumers"
+	"github.com/jianfenliu/vmoperator/internal/testing/consumers"
 )
 
 func (s *Simulator) setupInstances(mgr ctrl.Manager) error {
@@ -214,7 +214,7 @@ func claimNames(vmi *kubevirtv1.VirtualMachineInstance) []string {
 // data would report: each NIC's name and static address, or a DHCP lease
 // from the benchmarking range 198.18.0.0/15 that no real network uses. The
 // addresses are those cloud-init itself renders for a Debian guest
-// (test/consumers), not a re-reading of the operator's YAML.
+// (internal/testing/consumers), not a re-reading of the operator's YAML.
 func (s *Simulator) guestInterfaces(ctx context.Context, vmi *kubevirtv1.VirtualMachineInstance) ([]kubevirtv1.VirtualMachineInstanceNetworkInterface, error) {
 	networkData, err := s.networkData(ctx, vmi)
 	if err != nil {

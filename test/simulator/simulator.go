@@ -27,8 +27,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
-	"github.com/jianfenliu/vmoperator/test/consumers"
-	"github.com/jianfenliu/vmoperator/test/controlplane"
+	"github.com/jianfenliu/vmoperator/internal/testing/consumers"
+	"github.com/jianfenliu/vmoperator/internal/testing/controlplane"
 )
 
 // FieldOwner marks every write of the simulator.

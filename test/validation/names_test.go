@@ -18,7 +18,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	vmv1alpha1 "github.com/jianfenliu/vmoperator/api/v1alpha1"
-	"github.com/jianfenliu/vmoperator/test/controlplane"
+	"github.com/jianfenliu/vmoperator/internal/testing/controlplane"
 )
 
 // servedResource is one resource the apiserver serves, with every name a

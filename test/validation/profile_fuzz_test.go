@@ -31,7 +31,7 @@ import (
 	"github.com/jianfenliu/vmoperator/controller/attach"
 	"github.com/jianfenliu/vmoperator/controller/desired"
 	"github.com/jianfenliu/vmoperator/controller/placement"
-	"github.com/jianfenliu/vmoperator/test/controlplane"
+	"github.com/jianfenliu/vmoperator/internal/testing/controlplane"
 )
 
 // fuzzNamespace holds the fuzzed profiles; they are only ever dry-run

@@ -24,7 +24,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	vmv1alpha1 "github.com/jianfenliu/vmoperator/api/v1alpha1"
-	"github.com/jianfenliu/vmoperator/test/controlplane"
+	"github.com/jianfenliu/vmoperator/internal/testing/controlplane"
 )
 
 // cluster is the control plane shared by every test in this package.

@@ -13,7 +13,7 @@ import (
 	vmv1alpha1 "github.com/jianfenliu/vmoperator/api/v1alpha1"
 	"github.com/jianfenliu/vmoperator/controller/desired"
 	"github.com/jianfenliu/vmoperator/controller/hostnetwork"
-	"github.com/jianfenliu/vmoperator/test/netnstest"
+	"github.com/jianfenliu/vmoperator/internal/testing/netnstest"
 )
 
 // groupPolicies are the group policies the operator writes for a spec.

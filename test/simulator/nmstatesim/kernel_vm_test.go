@@ -12,7 +12,7 @@ import (
 	"github.com/jianfenliu/vmoperator/agent/verify"
 	vmv1alpha1 "github.com/jianfenliu/vmoperator/api/v1alpha1"
 	"github.com/jianfenliu/vmoperator/controller/desired"
-	"github.com/jianfenliu/vmoperator/test/netnstest"
+	"github.com/jianfenliu/vmoperator/internal/testing/netnstest"
 )
 
 // TestKernelStandInBuildsWhatTheOperatorAsksAndTheAgentAgrees takes the policies

@@ -1,5 +1,5 @@
 // Module cni pins the reference CNI plugins (bridge, macvlan), built into
-// bin/cni/ for test/consumers.
+// bin/cni/ for internal/testing/consumers.
 module github.com/jianfenliu/vmoperator/test/tools/cni
 
 go 1.26.8

@@ -1,6 +1,6 @@
 //go:build tools
 
-// Package tools pins the reference CNI plugins that test/consumers runs on
+// Package tools pins the reference CNI plugins that internal/testing/consumers runs on
 // every NetworkAttachmentDefinition the operator writes, as Multus would.
 package tools
 

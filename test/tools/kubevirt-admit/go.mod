@@ -1,5 +1,5 @@
 // Module kubevirt-admit builds KubeVirt's own VirtualMachine validation
-// (the admitters of virt-api, v1.8.0) as a command that test/consumers runs
+// (the admitters of virt-api, v1.8.0) as a command that internal/testing/consumers runs
 // on every VM the operator writes. It is a module of its own because
 // KubeVirt pins Kubernetes v0.34.2 and replaces its staging modules; this
 // module repeats KubeVirt's replace set, with kubevirt.io/api and

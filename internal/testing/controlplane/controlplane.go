@@ -54,7 +54,7 @@ type ControlPlane struct {
 // RepoRoot is the root of this repository, found from this source file.
 func RepoRoot() string {
 	_, file, _, _ := runtime.Caller(0)
-	return filepath.Clean(filepath.Join(filepath.Dir(file), "..", ".."))
+	return filepath.Clean(filepath.Join(filepath.Dir(file), "..", "..", ".."))
 }
 
 // BinDir is where make builds etcd, kube-apiserver and kube-controller-manager.

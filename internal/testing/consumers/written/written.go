@@ -15,7 +15,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	vmv1alpha1 "github.com/jianfenliu/vmoperator/api/v1alpha1"
-	"github.com/jianfenliu/vmoperator/test/consumers"
+	"github.com/jianfenliu/vmoperator/internal/testing/consumers"
 )
 
 // Judged counts the objects each consumer judged.

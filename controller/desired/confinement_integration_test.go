@@ -1,3 +1,5 @@
+//go:build integration
+
 package desired
 
 import (
@@ -9,8 +11,8 @@ import (
 	"github.com/containernetworking/cni/pkg/types"
 
 	vmv1alpha1 "github.com/jianfenliu/vmoperator/api/v1alpha1"
-	"github.com/jianfenliu/vmoperator/test/consumers"
-	"github.com/jianfenliu/vmoperator/test/netnstest"
+	"github.com/jianfenliu/vmoperator/internal/testing/consumers"
+	"github.com/jianfenliu/vmoperator/internal/testing/netnstest"
 )
 
 // TestBridgeNADDropsFramesNotFromTheVMsMAC: the operator's bridge NAD,
@@ -19,7 +21,7 @@ import (
 // MAC out of the uplink and drops every frame from any other source MAC,
 // so a guest cannot pose as another host on the segment. The host kernel
 // has no VLAN filtering; the VLAN side runs in the kernel VM
-// (test/consumers, TestKernelBridgeNADConfinesTheVMToItsVLAN).
+// (internal/testing/consumers, TestKernelBridgeNADConfinesTheVMToItsVLAN).
 func TestBridgeNADDropsFramesNotFromTheVMsMAC(t *testing.T) {
 	binDir, err := consumers.CNIBinDir()
 	if err != nil {

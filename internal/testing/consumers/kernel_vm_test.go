@@ -1,4 +1,4 @@
-//go:build kernelvm
+//go:build integration && kernelvm
 
 // Runs in Debian's stock kernel under qemu (make test-kernel), for the NADs
 // whose plugin needs what the host kernel lacks: bridge VLAN filtering and
@@ -20,8 +20,8 @@ import (
 
 	vmv1alpha1 "github.com/jianfenliu/vmoperator/api/v1alpha1"
 	"github.com/jianfenliu/vmoperator/controller/desired"
-	"github.com/jianfenliu/vmoperator/test/consumers"
-	"github.com/jianfenliu/vmoperator/test/netnstest"
+	"github.com/jianfenliu/vmoperator/internal/testing/consumers"
+	"github.com/jianfenliu/vmoperator/internal/testing/netnstest"
 )
 
 // TestKernelBridgeNADWithVLAN: the bridge plugin runs the operator's NAD

@@ -7,6 +7,7 @@ ETCD         := $(BIN)/etcd
 KUBE_APISERVER := $(BIN)/kube-apiserver
 KUBE_CONTROLLER_MANAGER := $(BIN)/kube-controller-manager
 HELM         := $(BIN)/helm
+GOLANGCI_LINT := $(BIN)/golangci-lint
 KUBEVIRT_ADMIT := $(BIN)/kubevirt-admit
 # Defined before any rule names them: make expands prerequisites as it reads.
 CNI_PLUGINS  := $(BIN)/cni/bridge $(BIN)/cni/macvlan
@@ -20,6 +21,8 @@ OLDEST_CONTROL_PLANE := $(OLDEST_ASSETS)/kube-apiserver $(OLDEST_ASSETS)/kube-co
 
 # Upstream API packages whose CRDs the test control plane installs.
 THIRD_PARTY_APIS := kubevirt.io/api/core/v1;kubevirt.io/api/instancetype/v1beta1;kubevirt.io/containerized-data-importer-api/pkg/apis/core/v1beta1;github.com/k8snetworkplumbingwg/network-attachment-definition-client/pkg/apis/k8s.cni.cncf.io/v1;github.com/nmstate/kubernetes-nmstate/api/v1;github.com/nmstate/kubernetes-nmstate/api/v1beta1;github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1
+# Go module dirs make lint checks, each with ./... and the one .golangci.yml.
+LINT_MODULES := .
 # Files `make generate manifests` writes; `make verify` checks they are current.
 GENERATED := api/v1alpha1/zz_generated.deepcopy.go deploy/crds deploy/rbac deploy/dashboards test/crds
 
@@ -67,8 +70,12 @@ manifests: $(CONTROLLER_GEN) ## Generate our CRDs (deploy/crds), the RBAC roles 
 	$(CONTROLLER_GEN) crd:crdVersions=v1,maxDescLen=0,allowDangerousTypes=true 'paths=$(THIRD_PARTY_APIS)' output:crd:dir=$$tmp && \
 	go run ./test/crds/postprocess -in $$tmp -out test/crds
 
+.PHONY: lint
+lint: $(GOLANGCI_LINT) ## Run golangci-lint (.golangci.yml) on the product and its tests, in every module of LINT_MODULES.
+	for dir in $(LINT_MODULES); do (cd $$dir && $(GOLANGCI_LINT) run --config $(CURDIR)/.golangci.yml ./...); done
+
 .PHONY: verify
-verify: ## Fail when generated files are stale, code is not gofmt'ed, or go vet complains.
+verify: ## Fail when generated files are stale, code is not gofmt'ed, go vet or golangci-lint (make lint) complains.
 	@before=$$(find $(GENERATED) -type f | sort | xargs sha256sum); \
 	$(MAKE) --no-print-directory generate manifests >/dev/null; \
 	after=$$(find $(GENERATED) -type f | sort | xargs sha256sum); \
@@ -79,6 +86,7 @@ verify: ## Fail when generated files are stale, code is not gofmt'ed, or go vet 
 	if [ -n "$$unformatted" ]; then echo "not gofmt'ed: $$unformatted"; exit 1; fi
 	go vet ./...
 	go mod tidy -diff
+	$(MAKE) --no-print-directory lint
 
 .PHONY: dev
 dev: $(CONTROL_PLANE) $(BIN)/prometheus prometheus-web cloud-init ## Bring up the local environment (control plane, simulator, controller, three nodes with agents, Prometheus); Ctrl-C tears it down. Needs root.
@@ -304,6 +312,9 @@ $(CNI_PLUGINS) &: test/tools/cni/go.mod test/tools/cni/go.sum
 # needs a module the checksum database does not know (rhobs).
 $(KUBEVIRT_ADMIT): test/tools/kubevirt-admit/go.mod test/tools/kubevirt-admit/go.sum test/tools/kubevirt-admit/main.go
 	cd test/tools/kubevirt-admit && GONOSUMDB=github.com/rhobs go build -o $@ .
+
+$(GOLANGCI_LINT): test/tools/golangci-lint/go.mod test/tools/golangci-lint/go.sum
+	cd test/tools/golangci-lint && go build -o $@ github.com/golangci/golangci-lint/v2/cmd/golangci-lint
 
 $(HELM): test/tools/helm/go.mod test/tools/helm/go.sum
 	cd test/tools/helm && go build -o $@ helm.sh/helm/v3/cmd/helm

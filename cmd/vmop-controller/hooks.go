@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -40,7 +41,8 @@ func runHook(command string, args []string) int {
 	}
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "vmop-controller %s: %v\n", command, err)
-		if _, bad := err.(flagError); bad {
+		var bad flagError
+		if errors.As(err, &bad) {
 			return 2
 		}
 		return 1

@@ -7,7 +7,6 @@ package manager
 import (
 	"crypto/tls"
 	"fmt"
-
 	"time"
 
 	"github.com/go-logr/logr"

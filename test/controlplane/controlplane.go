@@ -153,7 +153,7 @@ func Start(options ...Option) (*ControlPlane, error) {
 func thirdPartyCRDs(root string, without []string) ([]*apiextensionsv1.CustomResourceDefinition, error) {
 	files, err := filepath.Glob(filepath.Join(root, "test", "crds", "*.yaml"))
 	if err != nil || len(files) == 0 {
-		return nil, fmt.Errorf("test control plane: no CRDs in test/crds (%v)", err)
+		return nil, fmt.Errorf("test control plane: no CRDs in test/crds (%w)", err)
 	}
 	var crds []*apiextensionsv1.CustomResourceDefinition
 	for _, file := range files {

@@ -159,7 +159,7 @@ func waitReady(ctx context.Context, url string, exited <-chan error, timeout tim
 		}
 		select {
 		case err := <-exited:
-			return fmt.Errorf("exited: %v", err)
+			return fmt.Errorf("exited: %w", err)
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-time.After(200 * time.Millisecond):

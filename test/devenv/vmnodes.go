@@ -156,7 +156,7 @@ func waitForConsole(console, ready, failed string, exited <-chan error, timeout 
 		}
 		select {
 		case err := <-exited:
-			return fmt.Errorf("node VM exited before its nodes were ready: %v (console %s)", err, console)
+			return fmt.Errorf("node VM exited before its nodes were ready: %w (console %s)", err, console)
 		case <-deadline:
 			return fmt.Errorf("node VM not ready after %v (console %s)", timeout, console)
 		case <-time.After(200 * time.Millisecond):

@@ -210,7 +210,7 @@ func installChartPolicies(ctx context.Context) error {
 			return nil
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("the chart's admission policies are not in effect after 30 s: an unlabelled claim by the controller: %v", err)
+			return fmt.Errorf("the chart's admission policies are not in effect after 30 s: an unlabelled claim by the controller: %w", err)
 		}
 		time.Sleep(200 * time.Millisecond)
 	}

@@ -173,6 +173,6 @@ func NormalEventReasons() []string {
 	return []string{EventAdopted, EventReleased, EventImportDetached, EventDeleted, EventResizing}
 }
 
-// ReasonHostNetworkNotAccepting: the HostNetwork is being deleted, in
+// ReasonHostNetworkNotAccepting says the HostNetwork is being deleted, in
 // conflict or not Ready, and takes no new users (existing ones stay).
 const ReasonHostNetworkNotAccepting = "HostNetworkNotAccepting"

@@ -22,21 +22,21 @@ const (
 	LabelSRIOV = LabelPrefix + "sriov"
 )
 
-// BridgeLabel: a Linux bridge of this name is up.
+// BridgeLabel says a Linux bridge of this name is up.
 func BridgeLabel(bridge string) string { return LabelPrefix + "bridge." + bridge }
 
-// VLANLabel: VLAN id passes the bridge's uplink port.
+// VLANLabel says VLAN id passes the bridge's uplink port.
 func VLANLabel(bridge string, vlan int32) string {
 	return fmt.Sprintf("%svlan.%s.%d", LabelPrefix, bridge, vlan)
 }
 
-// OVSLabel: an Open vSwitch bridge of this name exists and is up.
+// OVSLabel says an Open vSwitch bridge of this name exists and is up.
 func OVSLabel(bridge string) string { return LabelPrefix + "ovs." + bridge }
 
-// LinkLabel: an interface of this name (macvlan master) is up with carrier.
+// LinkLabel says an interface of this name (macvlan master) is up with carrier.
 func LinkLabel(name string) string { return LabelPrefix + "link." + name }
 
-// HostNetworkLabel: the node offers this declared host network, ready to
+// HostNetworkLabel says the node offers this declared host network, ready to
 // use (built and verified by its agent when managed; present and up when not).
 func HostNetworkLabel(hostNetwork string) string { return LabelPrefix + "hostnetwork." + hostNetwork }
 

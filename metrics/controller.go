@@ -5,6 +5,7 @@ package metrics
 
 import (
 	"context"
+	"fmt"
 	"runtime"
 	"time"
 
@@ -72,7 +73,7 @@ func NewController(registry prometheus.Registerer, in ControllerInputs) (*Contro
 	}}
 	for _, c := range []prometheus.Collector{m.timeToReady, buildInfo, leader, byPhase, agents} {
 		if err := registry.Register(c); err != nil {
-			return nil, err
+			return nil, fmt.Errorf("register metric: %w", err)
 		}
 	}
 	return m, nil

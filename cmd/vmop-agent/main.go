@@ -84,7 +84,7 @@ func parseFlags(args []string) (options, error) {
 		return err
 	})
 	if err := fs.Parse(args); err != nil {
-		return o, err
+		return o, fmt.Errorf("flags: %w", err)
 	}
 	if o.printVersion {
 		return o, nil

@@ -2,6 +2,7 @@ package profile
 
 import (
 	"errors"
+	"fmt"
 
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -25,7 +26,10 @@ func DiscoverDependencies(mapper meta.RESTMapper) (Dependencies, error) {
 		if meta.IsNoMatchError(err) {
 			return false, nil
 		}
-		return err == nil, err
+		if err != nil {
+			return false, fmt.Errorf("discover %s: %w", gvk.GroupKind(), err)
+		}
+		return true, nil
 	}
 	var deps Dependencies
 	var errs []error

@@ -53,15 +53,15 @@ func (r *Reconciler) reconcilePlacement(ctx context.Context, profile *vmv1alpha1
 func (r *Reconciler) placementNodes(ctx context.Context) ([]placement.Node, error) {
 	var nodes corev1.NodeList
 	if err := r.Client.List(ctx, &nodes); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("list Nodes: %w", err)
 	}
 	var capabilities vmv1alpha1.NodeCapabilityList
 	if err := r.Client.List(ctx, &capabilities); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("list NodeCapabilities: %w", err)
 	}
 	var leases coordinationv1.LeaseList
 	if err := r.Client.List(ctx, &leases, client.InNamespace(r.LeaseNamespace)); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("list agent Leases in %s: %w", r.LeaseNamespace, err)
 	}
 	byName := make(map[string]*vmv1alpha1.NodeCapabilityStatus, len(capabilities.Items))
 	for i := range capabilities.Items {
@@ -94,7 +94,7 @@ func (r *Reconciler) placementNodes(ctx context.Context) ([]placement.Node, erro
 func (r *Reconciler) spreadShortage(ctx context.Context, profile *vmv1alpha1.VirtualMachineProfile, eligible []string) (string, error) {
 	var instances kubevirtv1.VirtualMachineInstanceList
 	if err := r.Client.List(ctx, &instances, client.MatchingLabels{desired.LabelSpread: "true"}); err != nil {
-		return "", err
+		return "", fmt.Errorf("profile %s: list spread VirtualMachineInstances: %w", client.ObjectKeyFromObject(profile), err)
 	}
 	taken := map[string]bool{}
 	for i := range instances.Items {

@@ -2,6 +2,7 @@ package profile
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"time"
 
@@ -115,7 +116,7 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 			return extract(obj.(*vmv1alpha1.VirtualMachineProfile))
 		})
 		if err != nil {
-			return err
+			return fmt.Errorf("index VirtualMachineProfiles by %s: %w", name, err)
 		}
 	}
 	// Children are mapped to their profile by label, not by owner reference:
@@ -146,7 +147,10 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 		b = b.Watches(&nadv1.NetworkAttachmentDefinition{}, children).
 			Watches(&nadv1.NetworkAttachmentDefinition{}, r.profilesByIndex(indexNAD, namespacedKey))
 	}
-	return b.Complete(r)
+	if err := b.Complete(r); err != nil {
+		return fmt.Errorf("set up the VirtualMachineProfile controller: %w", err)
+	}
+	return nil
 }
 
 // profilesAffectedByCapability wakes only the profiles that need something

@@ -225,8 +225,6 @@ func (cp *ControlPlane) StartGarbageCollector() error {
 	return nil
 }
 
-// Stop ends kube-controller-manager (if started), kube-apiserver and etcd and
-// removes their files.
 // ServerVersion is what the apiserver says it is (its /version).
 func (cp *ControlPlane) ServerVersion() (*version.Info, error) {
 	discoveryClient, err := discovery.NewDiscoveryClientForConfig(cp.Config)
@@ -236,6 +234,8 @@ func (cp *ControlPlane) ServerVersion() (*version.Info, error) {
 	return discoveryClient.ServerVersion()
 }
 
+// Stop ends kube-controller-manager (if started), kube-apiserver and etcd and
+// removes their files.
 func (cp *ControlPlane) Stop() error {
 	var errs []error
 	if cp.controllerManager != nil {

@@ -59,7 +59,7 @@ func cleanLeftovers() {
 	out, _ := exec.Command("ip", "netns", "list").Output()
 	for _, line := range strings.Split(string(out), "\n") {
 		if name, _, _ := strings.Cut(strings.TrimSpace(line), " "); strings.HasPrefix(name, netnsPrefix) {
-			_ = run("ip", "netns", "del", name)
+			_ = ip("netns", "del", name)
 		}
 	}
 	// A host end outlives its namespace while a killed run's processes
@@ -67,7 +67,7 @@ func cleanLeftovers() {
 	links, _ := net.Interfaces()
 	for _, link := range links {
 		if strings.HasPrefix(link.Name, hostLinkPrefix) {
-			_ = run("ip", "link", "del", link.Name)
+			_ = ip("link", "del", link.Name)
 		}
 	}
 }
@@ -141,20 +141,20 @@ func (env *Env) startNetnsNode(ctx context.Context, node netnsNode, agentBinary 
 		{"-n", namespace, "link", "set", "eth1", "up"},
 	}
 	env.onStop(func() error {
-		_ = run("ip", "link", "del", hostEnd)
-		return run("ip", "netns", "del", namespace)
+		_ = ip("link", "del", hostEnd)
+		return ip("netns", "del", namespace)
 	})
 	if env.wires == nil {
 		env.wires = map[string]string{}
 	}
 	env.wires[node.name] = hostEnd
 	for _, step := range steps {
-		if err := run("ip", step...); err != nil {
+		if err := ip(step...); err != nil {
 			return nil, err
 		}
 	}
 	for _, link := range node.links {
-		if err := run("ip", append([]string{"-n", namespace}, link...)...); err != nil {
+		if err := ip(append([]string{"-n", namespace}, link...)...); err != nil {
 			return nil, err
 		}
 	}
@@ -309,5 +309,5 @@ func (env *Env) SetLink(node, link string, up bool) error {
 	if up {
 		state = "up"
 	}
-	return run("ip", "-n", netnsPrefix+node, "link", "set", link, state)
+	return ip("-n", netnsPrefix+node, "link", "set", link, state)
 }

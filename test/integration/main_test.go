@@ -69,7 +69,11 @@ func run(m *testing.M) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	defer cluster.Stop()
+	defer func() {
+		if err := cluster.Stop(); err != nil {
+			fmt.Fprintf(os.Stderr, "stopping the test control plane: %v\n", err)
+		}
+	}()
 	if err := cluster.StartGarbageCollector(); err != nil {
 		return 0, err
 	}

@@ -1,6 +1,8 @@
 // Package profile reconciles VirtualMachineProfiles into their children —
-// network attachments, shared host-network policies, disks, cloud-init and the
-// KubeVirt VM — and writes the profile's status once per reconcile, only when
-// it changed. Reconcile reads like a table of contents: each step is a small
-// method that records a check in status.Observed.
+// network attachments, disks, the cloud-init Secret and the KubeVirt VM —
+// and places the VM on a node that offers what it needs. Host networks and
+// their nmstate policies are the hostnetwork controller's: a profile only
+// resolves its networks against them (attach). Reconcile runs a table of
+// steps (runSteps), each a small method that records what it found in a
+// status.Observed, and writes the profile's status once per reconcile.
 package profile

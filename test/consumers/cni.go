@@ -119,7 +119,7 @@ func (e *nodeExec) ExecPlugin(ctx context.Context, pluginPath string, stdinData 
 	}); err != nil {
 		return nil, err
 	}
-	return out, runErr
+	return out, runErr //nolint:wrapcheck // libcni reads the plugin's own *types.Error from here.
 }
 
 // repoRoot is the nearest directory upwards holding the operator's go.mod.

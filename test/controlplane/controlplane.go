@@ -189,7 +189,7 @@ func (cp *ControlPlane) finishSetup() error {
 	}
 	kubeconfig, err := admin.KubeConfig()
 	if err != nil {
-		return err
+		return fmt.Errorf("test control plane: admin kubeconfig: %w", err)
 	}
 	cp.Kubeconfig = filepath.Join(cp.workDir, "kubeconfig")
 	return os.WriteFile(cp.Kubeconfig, kubeconfig, 0o600)
@@ -229,9 +229,13 @@ func (cp *ControlPlane) StartGarbageCollector() error {
 func (cp *ControlPlane) ServerVersion() (*version.Info, error) {
 	discoveryClient, err := discovery.NewDiscoveryClientForConfig(cp.Config)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("discovery client for %s: %w", cp.Config.Host, err)
 	}
-	return discoveryClient.ServerVersion()
+	info, err := discoveryClient.ServerVersion()
+	if err != nil {
+		return nil, fmt.Errorf("version of %s: %w", cp.Config.Host, err)
+	}
+	return info, nil
 }
 
 // Stop ends kube-controller-manager (if started), kube-apiserver and etcd and

@@ -100,7 +100,7 @@ func (env *Env) startStandIn(ctx context.Context, nodes []nmstatesim.Node) error
 	mgr, err := ctrl.NewManager(env.ControlPlane.Config, ctrl.Options{Scheme: controlplane.NewScheme(),
 		Metrics: metricsserver.Options{BindAddress: "0"}, Controller: ctrlconfig.Controller{SkipNameValidation: ptr.To(true)}})
 	if err != nil {
-		return err
+		return fmt.Errorf("nmstate stand-in manager: %w", err)
 	}
 	if err := nmstatesim.Setup(mgr, nodes...); err != nil {
 		return err
@@ -123,7 +123,10 @@ func (env *Env) createNode(ctx context.Context, name string, extra map[string]st
 	labels := map[string]string{"kubernetes.io/arch": "amd64", "kubernetes.io/os": "linux", corev1.LabelHostname: name}
 	maps.Copy(labels, extra)
 	node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: labels}}
-	return env.ControlPlane.Client.Create(ctx, node)
+	if err := env.ControlPlane.Client.Create(ctx, node); err != nil {
+		return fmt.Errorf("create node %s: %w", name, err)
+	}
+	return nil
 }
 
 // startNetnsNode builds a host node's namespace and links, registers it and
@@ -164,7 +167,7 @@ func (env *Env) startNetnsNode(ctx context.Context, node netnsNode, agentBinary 
 	env.Nodes = append(env.Nodes, NodeInfo{Name: node.name, Description: node.description})
 	ns, err := netns.GetFromName(namespace)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("network namespace %s: %w", namespace, err)
 	}
 	handle, err := netlink.NewHandleAt(ns, unix.NETLINK_ROUTE)
 	ns.Close()
@@ -268,7 +271,7 @@ func (env *Env) RestartAgent(node string) error {
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	if err := cmd.Start(); err != nil {
 		logFile.Close()
-		return err
+		return fmt.Errorf("restart the agent of %s: %w", node, err)
 	}
 	agent := &agentProcess{cmd: cmd, exited: make(chan struct{})}
 	go func() { _ = cmd.Wait(); logFile.Close(); close(agent.exited) }()
@@ -286,7 +289,7 @@ func (env *Env) SendFrames(node string, vid, count int) error {
 	}
 	link, err := netlink.LinkByName(wire)
 	if err != nil {
-		return err
+		return fmt.Errorf("link %s: %w", wire, err)
 	}
 	socket, err := netnstest.OpenSendSocket(link.Attrs().Index)
 	if err != nil {

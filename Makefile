@@ -7,6 +7,7 @@ ETCD         := $(BIN)/etcd
 KUBE_APISERVER := $(BIN)/kube-apiserver
 KUBE_CONTROLLER_MANAGER := $(BIN)/kube-controller-manager
 HELM         := $(BIN)/helm
+GOLANGCI_LINT := $(BIN)/golangci-lint
 KUBEVIRT_ADMIT := $(BIN)/kubevirt-admit
 CRD_REF_DOCS := $(BIN)/crd-ref-docs
 # Defined before any rule names them: make expands prerequisites as it reads.
@@ -21,6 +22,8 @@ OLDEST_CONTROL_PLANE := $(OLDEST_ASSETS)/kube-apiserver $(OLDEST_ASSETS)/kube-co
 
 # Upstream API packages whose CRDs the test control plane installs.
 THIRD_PARTY_APIS := kubevirt.io/api/core/v1;kubevirt.io/api/instancetype/v1beta1;kubevirt.io/containerized-data-importer-api/pkg/apis/core/v1beta1;github.com/k8snetworkplumbingwg/network-attachment-definition-client/pkg/apis/k8s.cni.cncf.io/v1;github.com/nmstate/kubernetes-nmstate/api/v1;github.com/nmstate/kubernetes-nmstate/api/v1beta1;github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1
+# Go module dirs make lint checks, each with ./... and the one .golangci.yml.
+LINT_MODULES := . test
 # Files `make generate manifests api-docs` writes; `make verify` checks they are current.
 GENERATED := api/v1alpha1/zz_generated.deepcopy.go deploy/crds deploy/rbac deploy/dashboards test/crds docs/api.md
 
@@ -76,8 +79,12 @@ api-docs: $(CRD_REF_DOCS) ## Generate the API reference docs/api.md from the typ
 	$(CRD_REF_DOCS) --config build/apidocs/config.yaml --source-path ./api/v1alpha1 --renderer markdown \
 		--templates-dir build/apidocs/templates --output-path docs/api.md --log-level ERROR
 
+.PHONY: lint
+lint: $(GOLANGCI_LINT) ## Run golangci-lint (.golangci.yml) on the product and its tests, in every module of LINT_MODULES.
+	for dir in $(LINT_MODULES); do (cd $$dir && $(GOLANGCI_LINT) run --config $(CURDIR)/.golangci.yml ./...); done
+
 .PHONY: verify
-verify: ## Fail when generated files (docs/api.md included) are stale, code is not gofmt'ed, go vet complains or a go.mod is untidy (both modules, every test tag).
+verify: ## Fail when generated files (docs/api.md included) are stale, code is not gofmt'ed, go vet or golangci-lint (make lint) complains, or a go.mod is untidy (both modules, every test tag).
 	@before=$$(find $(GENERATED) -type f | sort | xargs sha256sum); \
 	$(MAKE) --no-print-directory generate manifests api-docs >/dev/null; \
 	after=$$(find $(GENERATED) -type f | sort | xargs sha256sum); \
@@ -95,6 +102,7 @@ verify: ## Fail when generated files (docs/api.md included) are stale, code is n
 	cd test && go vet -tags $(VET_TAGS) ./...
 	go mod tidy -diff
 	cd test && go mod tidy -diff
+	$(MAKE) --no-print-directory lint
 
 .PHONY: dev
 dev: $(CONTROL_PLANE) $(BIN)/prometheus prometheus-web cloud-init ## Bring up the local environment (control plane, simulator, controller, three nodes with agents, Prometheus); Ctrl-C tears it down. Needs root.
@@ -415,6 +423,9 @@ $(KUBEVIRT_ADMIT): test/tools/kubevirt-admit/go.mod test/tools/kubevirt-admit/go
 # the tool then finds no API at all and writes an empty reference.
 $(CRD_REF_DOCS): test/tools/apidocs/go.mod test/tools/apidocs/go.sum
 	cd test/tools/apidocs && go build -o $@ github.com/elastic/crd-ref-docs
+
+$(GOLANGCI_LINT): test/tools/golangci-lint/go.mod test/tools/golangci-lint/go.sum
+	cd test/tools/golangci-lint && go build -o $@ github.com/golangci/golangci-lint/v2/cmd/golangci-lint
 
 $(HELM): test/tools/helm/go.mod test/tools/helm/go.sum
 	cd test/tools/helm && go build -o $@ helm.sh/helm/v3/cmd/helm

@@ -95,9 +95,9 @@ func WithPolicyVerifier(v PolicyVerifier) Option { return func(a *Agent) { a.ver
 // ports, re-planned every round whose link dump succeeded.
 func WithVLANCounter(v VLANCounter) Option { return func(a *Agent) { a.vlans = v } }
 
-// WithVLANPortLimit counts on at most max ports (vlantraffic.Limit), so
+// WithVLANPortLimit counts on at most limit ports (vlantraffic.Limit), so
 // the counters' memory does not grow with the node's links.
-func WithVLANPortLimit(max int) Option { return func(a *Agent) { a.vlanMaxPorts = max } }
+func WithVLANPortLimit(limit int) Option { return func(a *Agent) { a.vlanMaxPorts = limit } }
 
 // WithRoundLiveness reports the start and end of every round to l, so a
 // health check can tell when the round loop is wedged.

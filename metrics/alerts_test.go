@@ -42,9 +42,9 @@ func TestEveryAlertIsCompleteAndTested(t *testing.T) {
 	readYAML(t, "alerts_test.yaml", &tests)
 	fired := map[string]bool{}
 	for _, test := range tests.Tests {
-		for _, case_ := range test.AlertRuleTest {
-			if len(case_.ExpAlerts) > 0 {
-				fired[case_.AlertName] = true
+		for _, tc := range test.AlertRuleTest {
+			if len(tc.ExpAlerts) > 0 {
+				fired[tc.AlertName] = true
 			}
 		}
 	}

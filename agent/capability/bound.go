@@ -113,10 +113,10 @@ func truncatedCondition(lists []*inventoryList) metav1.Condition {
 	var parts []string
 	for _, l := range lists {
 		missing := len(l.names) - l.keep
-		switch {
-		case missing == 0:
+		switch missing {
+		case 0:
 			continue
-		case missing == 1:
+		case 1:
 			parts = append(parts, fmt.Sprintf("the last of %d %s (%s)", len(l.names), l.noun, l.names[l.keep]))
 		default:
 			parts = append(parts, fmt.Sprintf("the last %d of %d %s (%s to %s)", missing, len(l.names), l.noun, l.names[l.keep], l.names[len(l.names)-1]))

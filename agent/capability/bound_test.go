@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"testing"
 
-	"k8s.io/apimachinery/pkg/api/equality"
+	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/api/meta"
 
 	"github.com/jianfenliu/vmoperator/agent/probe/probetest"
@@ -65,7 +65,7 @@ func TestOversizedNodeIsCutAndSaysSo(t *testing.T) {
 		t.Fatalf("%d of %d bridges and %d of %d VLAN interfaces kept: the longest lists should both be cut",
 			len(s.Bridges), len(full.Bridges), len(s.VLANs), len(full.VLANs))
 	}
-	if !equality.Semantic.DeepEqual(s.Bridges, full.Bridges[:len(s.Bridges)]) || !equality.Semantic.DeepEqual(s.VLANs, full.VLANs[:len(s.VLANs)]) {
+	if !apiequality.Semantic.DeepEqual(s.Bridges, full.Bridges[:len(s.Bridges)]) || !apiequality.Semantic.DeepEqual(s.VLANs, full.VLANs[:len(s.VLANs)]) {
 		t.Fatal("what is kept must be the lists' beginnings, unchanged")
 	}
 	if len(s.Uplinks) != 5 || s.KVM == nil {
@@ -77,7 +77,7 @@ func TestOversizedNodeIsCutAndSaysSo(t *testing.T) {
 	if c.Message != want {
 		t.Errorf("message %q\nwant    %q", c.Message, want)
 	}
-	if !equality.Semantic.DeepEqual(s, Build(in)) {
+	if !apiequality.Semantic.DeepEqual(s, Build(in)) {
 		t.Error("two builds of the same node are cut differently")
 	}
 }

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"k8s.io/apimachinery/pkg/api/equality"
+	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/jianfenliu/vmoperator/agent/probe"
@@ -65,7 +65,7 @@ func TestBuildInventory(t *testing.T) {
 						Ports: []vmv1alpha1.BridgePort{{Name: "eth1", Up: true, VLANs: "1,100-102,200", PVID: 1}}},
 					{Name: "br-plain", Up: true, MTU: 1500, Ports: []vmv1alpha1.BridgePort{{Name: "veth0", Up: false}}},
 				}
-				if !equality.Semantic.DeepEqual(s.Bridges, want) {
+				if !apiequality.Semantic.DeepEqual(s.Bridges, want) {
 					t.Errorf("bridges = %+v\nwant      %+v", s.Bridges, want)
 				}
 			},
@@ -101,7 +101,7 @@ func TestBuildInventory(t *testing.T) {
 					"vlans": {s.VLANs, wantVLANs}, "bonds": {s.Bonds, wantBonds},
 					"ovs": {s.OVSBridges, wantOVS}, "uplinks": {s.Uplinks, wantUplinks},
 				} {
-					if !equality.Semantic.DeepEqual(pair[0], pair[1]) {
+					if !apiequality.Semantic.DeepEqual(pair[0], pair[1]) {
 						t.Errorf("%s = %+v\nwant %+v", what, pair[0], pair[1])
 					}
 				}
@@ -148,7 +148,7 @@ func TestVMPortsDoNotChangeTheStatus(t *testing.T) {
 	}
 	idle := Build(Input{KVM: kvmOK, Links: snapshot(node...)})
 	busy := Build(Input{KVM: kvmOK, Links: snapshot(append(slices.Clone(node), vms...)...)})
-	if !equality.Semantic.DeepEqual(idle, busy) {
+	if !apiequality.Semantic.DeepEqual(idle, busy) {
 		t.Errorf("VM ports changed the status:\nwithout %+v\nwith    %+v", idle.Bridges, busy.Bridges)
 	}
 	ports := map[string][]string{}
@@ -158,7 +158,7 @@ func TestVMPortsDoNotChangeTheStatus(t *testing.T) {
 		}
 	}
 	want := map[string][]string{"br-trunk": {"bond0", "patch-b"}, "br-300": {"eth1.300", "vxlan10", "patch-a"}}
-	if !equality.Semantic.DeepEqual(ports, want) {
+	if !apiequality.Semantic.DeepEqual(ports, want) {
 		t.Errorf("ports %v, want %v", ports, want)
 	}
 }
@@ -363,7 +363,7 @@ func TestBuildIsDeterministic(t *testing.T) {
 		},
 	}
 	for name, in := range inputs {
-		if !equality.Semantic.DeepEqual(Build(in()), Build(in())) {
+		if !apiequality.Semantic.DeepEqual(Build(in()), Build(in())) {
 			t.Errorf("%s: two builds of the same input differ", name)
 		}
 	}

@@ -17,7 +17,7 @@ import (
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
-	"k8s.io/apimachinery/pkg/runtime"
+	k8sruntime "k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
@@ -36,9 +36,9 @@ import (
 	"github.com/jianfenliu/vmoperator/version"
 )
 
-func newScheme() (*runtime.Scheme, error) {
-	scheme := runtime.NewScheme()
-	for _, add := range []func(*runtime.Scheme) error{
+func newScheme() (*k8sruntime.Scheme, error) {
+	scheme := k8sruntime.NewScheme()
+	for _, add := range []func(*k8sruntime.Scheme) error{
 		clientgoscheme.AddToScheme, vmv1alpha1.AddToScheme, nmstatev1.AddToScheme, nmstatev1beta1.AddToScheme,
 	} {
 		if err := add(scheme); err != nil {
@@ -50,9 +50,17 @@ func newScheme() (*runtime.Scheme, error) {
 
 func restConfig(kubeconfig string) (*rest.Config, error) {
 	if kubeconfig == "" {
-		return rest.InClusterConfig()
+		config, err := rest.InClusterConfig()
+		if err != nil {
+			return nil, fmt.Errorf("in-cluster config: %w", err)
+		}
+		return config, nil
 	}
-	return clientcmd.BuildConfigFromFlags("", kubeconfig)
+	config, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
+	if err != nil {
+		return nil, fmt.Errorf("kubeconfig %s: %w", kubeconfig, err)
+	}
+	return config, nil
 }
 
 // namespace opens the namespace to probe and netlink sockets inside it.
@@ -154,7 +162,7 @@ func vlanCounter(o options, ns netns.NsHandle, log logr.Logger) (agent.VLANCount
 // context: controller-runtime's lazy RESTMapper would run discovery without
 // it, so the client gets a fixed mapper of the three kinds it touches. The
 // policy cache keeps the unbounded cfg, because its watches are long requests.
-func apiClient(cfg *rest.Config, scheme *runtime.Scheme, timeout time.Duration) (client.Client, error) {
+func apiClient(cfg *rest.Config, scheme *k8sruntime.Scheme, timeout time.Duration) (client.Client, error) {
 	bounded := rest.CopyConfig(cfg)
 	bounded.Timeout = timeout
 	mapper := meta.NewDefaultRESTMapper(nil)
@@ -202,7 +210,7 @@ const verifierSyncTimeout = time.Minute
 
 // startVerifier returns nil, and says why, when nmstate is not installed:
 // the agent still reports everything else.
-func startVerifier(ctx context.Context, cfg *rest.Config, scheme *runtime.Scheme, node string, w *watch.Watcher, log logr.Logger) *verify.Verifier {
+func startVerifier(ctx context.Context, cfg *rest.Config, scheme *k8sruntime.Scheme, node string, w *watch.Watcher, log logr.Logger) *verify.Verifier {
 	v, err := verify.NewVerifier(cfg, scheme, node)
 	if err == nil {
 		err = v.OnChange(ctx, w.Kick)
@@ -265,7 +273,7 @@ func newMetricsServer(ctx context.Context, o options, cfg *rest.Config, m *agent
 	if o.metricsAddr == "" {
 		return nil, nil
 	}
-	var handler http.Handler = promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{})
+	handler := promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{})
 	server := &http.Server{Addr: o.metricsAddr, ReadHeaderTimeout: 5 * time.Second}
 	if o.metricsSecure {
 		cert, err := secure.LoadCertificate(o.metricsCertDir, "vmop-agent")

@@ -59,12 +59,20 @@ func (n *Netlink) LinkMessages() ([][]byte, error) {
 	}
 	req.AddData(nl.NewIfInfomsg(unix.AF_UNSPEC))
 	req.AddData(nl.NewRtAttr(unix.IFLA_EXT_MASK, nl.Uint32Attr(nl.RTEXT_FILTER_VF)))
-	return req.Execute(unix.NETLINK_ROUTE, unix.RTM_NEWLINK)
+	msgs, err := req.Execute(unix.NETLINK_ROUTE, unix.RTM_NEWLINK)
+	if err != nil {
+		return nil, fmt.Errorf("netlink link dump: %w", err)
+	}
+	return msgs, nil
 }
 
 // BridgeVlanList is netlink's bridge VLAN dump.
 func (n *Netlink) BridgeVlanList() (map[int32][]*nl.BridgeVlanInfo, error) {
-	return n.handle.BridgeVlanList()
+	vlans, err := n.handle.BridgeVlanList()
+	if err != nil {
+		return nil, fmt.Errorf("netlink bridge VLAN dump: %w", err)
+	}
+	return vlans, nil
 }
 
 // dumpAttempts bounds the repeats of a dump the kernel marked interrupted

@@ -140,7 +140,7 @@ func (s *SRIOV) probePF(name string) (vmv1alpha1.SRIOVPF, bool, error) {
 func countVFsInUse(pfDevice string) (int, error) {
 	vfs, err := filepath.Glob(filepath.Join(pfDevice, "virtfn*"))
 	if err != nil {
-		return 0, err
+		return 0, fmt.Errorf("list VFs of %s: %w", pfDevice, err)
 	}
 	inUse := 0
 	for _, vf := range vfs {

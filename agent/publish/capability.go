@@ -7,7 +7,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/equality"
+	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/util/retry"
@@ -53,7 +53,7 @@ func (p *Publisher) publishOnce(ctx context.Context, built vmv1alpha1.NodeCapabi
 	}
 	desired := built
 	desired.Conditions = capability.MergeConditions(stored.Status.Conditions, built.Conditions, metav1.NewTime(p.now().Truncate(time.Second)))
-	if equality.Semantic.DeepEqual(stored.Status, desired) {
+	if apiequality.Semantic.DeepEqual(stored.Status, desired) {
 		return created, nil
 	}
 	stored.Status = desired

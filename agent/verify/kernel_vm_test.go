@@ -39,7 +39,9 @@ func TestKernelPolicies(t *testing.T) {
 	}
 	ns.Delete(t, "bond0.100")
 	ns.SetDown(t, "eth1")
-	ns.Handle.LinkSetNoMaster(ns.Link(t, "eth1"))
+	if err := ns.Handle.LinkSetNoMaster(ns.Link(t, "eth1")); err != nil {
+		t.Fatalf("detach eth1 from its bond: %v", err)
+	}
 	cases := map[string]string{
 		vlan: "nmstate reports Available but VLAN bond0.100 does not exist",
 		bond: "nmstate reports Available but eth1 is not a member of bond bond0",

@@ -14,7 +14,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/labels"
-	"k8s.io/apimachinery/pkg/runtime"
+	k8sruntime "k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/rest"
 	toolscache "k8s.io/client-go/tools/cache"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
@@ -45,7 +45,7 @@ type Verifier struct {
 }
 
 // NewVerifier builds the cache; call OnChange (optional) and then Start.
-func NewVerifier(cfg *rest.Config, scheme *runtime.Scheme, nodeName string) (*Verifier, error) {
+func NewVerifier(cfg *rest.Config, scheme *k8sruntime.Scheme, nodeName string) (*Verifier, error) {
 	c, err := cache.New(cfg, cache.Options{
 		Scheme: scheme,
 		ByObject: map[client.Object]cache.ByObject{

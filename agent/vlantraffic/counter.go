@@ -290,7 +290,10 @@ func allowedBytes(p Port) []byte {
 
 func (a *attachment) setAllowed(p Port) error {
 	_, err := a.allowed.WriteAt(allowedBytes(p), 0)
-	return err
+	if err != nil {
+		return fmt.Errorf("write allowed VLANs of port %s: %w", p.Name, err)
+	}
+	return nil
 }
 
 func (a *attachment) close() {
@@ -346,7 +349,7 @@ func (c *Counter) attachTCX(ifindex int, in, out *ebpf.Program) (func() error, e
 		}{{in, ebpf.AttachTCXIngress}, {out, ebpf.AttachTCXEgress}} {
 			l, err := link.AttachTCX(link.TCXOptions{Interface: ifindex, Program: side.prog, Attach: side.attach})
 			if err != nil {
-				return err
+				return fmt.Errorf("attach TCX program to ifindex %d: %w", ifindex, err)
 			}
 			links = append(links, l)
 		}

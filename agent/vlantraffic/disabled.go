@@ -16,7 +16,7 @@ type Disabled struct {
 }
 
 // Sync returns the reason counting is off, marked ErrUnavailable.
-func (d Disabled) Sync([]Port, []int) error { return fmt.Errorf("%w: %v", ErrUnavailable, d.Reason) }
+func (d Disabled) Sync([]Port, []int) error { return fmt.Errorf("%w: %w", ErrUnavailable, d.Reason) }
 
 // Samples is empty.
 func (Disabled) Samples() []Sample { return nil }

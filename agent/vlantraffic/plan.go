@@ -53,14 +53,14 @@ func Plan(snap probe.Snapshot, relevant []capability.RoleLink) (ports []Port, in
 	return ports, slices.Compact(inUse)
 }
 
-// Limit keeps the first max ports of a plan (max > 0) and says how many it
+// Limit keeps the first limit ports of a plan (limit > 0) and says how many it
 // cut: the agent's memory grows by PortCost per counted port, and its
 // limit must not depend on how many links a node has.
-func Limit(ports []Port, max int) (kept []Port, cut int) {
-	if max <= 0 || len(ports) <= max {
+func Limit(ports []Port, limit int) (kept []Port, cut int) {
+	if limit <= 0 || len(ports) <= limit {
 		return ports, 0
 	}
-	return ports[:max], len(ports) - max
+	return ports[:limit], len(ports) - limit
 }
 
 // portOf says which VLANs a link accepts from the wire:

@@ -32,22 +32,22 @@ const (
 // Ellipsis marks a string cut to its bound.
 const Ellipsis = "…"
 
-// Truncate cuts s to at most max characters (runes, as the apiserver's
+// Truncate cuts s to at most limit characters (runes, as the apiserver's
 // maxLength counts them), ending a cut string with Ellipsis. It never
 // splits a multi-byte character; invalid UTF-8 bytes count as one
 // character each, as utf8.RuneCountInString counts them.
-func Truncate(s string, max int) string {
-	if max <= 0 {
+func Truncate(s string, limit int) string {
+	if limit <= 0 {
 		return ""
 	}
-	if utf8.RuneCountInString(s) <= max {
+	if utf8.RuneCountInString(s) <= limit {
 		return s
 	}
-	if max == 1 {
+	if limit == 1 {
 		return Ellipsis
 	}
 	kept, end := 0, 0
-	for end < len(s) && kept < max-1 {
+	for end < len(s) && kept < limit-1 {
 		_, size := utf8.DecodeRuneInString(s[end:])
 		end += size
 		kept++

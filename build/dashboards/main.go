@@ -44,12 +44,12 @@ func dashboards() map[string]*dashboard.DashboardBuilder {
 func write(path string, builder *dashboard.DashboardBuilder) error {
 	board, err := builder.Build()
 	if err != nil {
-		return err
+		return fmt.Errorf("dashboard %s: %w", path, err)
 	}
 	numberPanels(&board)
 	raw, err := json.MarshalIndent(board, "", "  ")
 	if err != nil {
-		return err
+		return fmt.Errorf("dashboard %s: encode: %w", path, err)
 	}
 	return os.WriteFile(path, append(raw, '\n'), 0o644)
 }
@@ -117,12 +117,13 @@ func graph(title, description, unit string, queries ...*prometheus.DataqueryBuil
 	return panel
 }
 
-func single(title, description, unit string, q *prometheus.DataqueryBuilder) *stat.PanelBuilder {
+// single is a stat panel of one count (unit none).
+func single(title, description string, q *prometheus.DataqueryBuilder) *stat.PanelBuilder {
 	return stat.NewPanelBuilder().
 		Title(title).
 		Description(description).
 		Datasource(datasource()).
-		Unit(unit).
+		Unit("none").
 		Height(5).
 		Span(6).
 		WithTarget(q.Instant())
@@ -140,13 +141,13 @@ func nodeNetwork() *dashboard.DashboardBuilder {
 		WithVariable(queryVariable("interface", "Bridge or uplink", `label_values(vmop_node_link_up{node=~"$node"}, interface)`)).
 		WithVariable(queryVariable("vlan", "VLAN", `label_values(vmop_node_vlan_packets_total{node=~"$node", interface=~"$interface"}, vlan)`)).
 		WithRow(dashboard.NewRowBuilder("Agents")).
-		WithPanel(single("Nodes reporting", "Agents whose Lease is current, as the controller's leader sees them.", "none",
+		WithPanel(single("Nodes reporting", "Agents whose Lease is current, as the controller's leader sees them.",
 			query(`count(vmop_agent_lease_expiry_timestamp_seconds{node=~"$node"} > time())`, "reporting"))).
-		WithPanel(single("Nodes with KVM", "Agents that opened /dev/kvm and got KVM API 12.", "none",
+		WithPanel(single("Nodes with KVM", "Agents that opened /dev/kvm and got KVM API 12.",
 			query(`sum(vmop_node_kvm_available{node=~"$node"})`, "KVM"))).
-		WithPanel(single("Policies not verified", "nmstate policies that select a node and that the node's kernel does not match.", "none",
+		WithPanel(single("Policies not verified", "nmstate policies that select a node and that the node's kernel does not match.",
 			query(`sum(vmop_node_policies{node=~"$node", state="unverified"})`, "unverified"))).
-		WithPanel(single("Links without carrier", "Administratively up, no carrier.", "none",
+		WithPanel(single("Links without carrier", "Administratively up, no carrier.",
 			query(`count((vmop_node_link_carrier{`+links+`} == 0) and on(node, interface) (vmop_node_link_up == 1)) or vector(0)`, "no carrier"))).
 		WithRow(dashboard.NewRowBuilder("Links")).
 		WithPanel(graph("Carrier", "1 with carrier, 0 without, per node and interface (role in brackets).", "none",
@@ -169,7 +170,7 @@ func nodeNetwork() *dashboard.DashboardBuilder {
 			query(`rate(vmop_node_vlan_packets_total{`+vlans+`}[$__rate_interval])`, "{{node}} {{interface}} VLAN {{vlan}} {{direction}}"))).
 		WithPanel(graph("Frames dropped for a VLAN the port does not carry", "Received with a VLAN the port does not carry, so the bridge or the kernel drops them: usually a switch port trunking VLANs the host does not expect (alert VmopVLANFramesDropped).", "pps",
 			query(`rate(vmop_node_vlan_disallowed_packets_total{`+vlans+`}[$__rate_interval])`, "{{node}} {{interface}} VLAN {{vlan}}"))).
-		WithPanel(single("Nodes not counting per VLAN", "Agents whose eBPF counters are not attached everywhere (no BPF, no CAP_BPF/CAP_NET_ADMIN, or a port failed): their NodeCapability's VLANCountersReady says why.", "none",
+		WithPanel(single("Nodes not counting per VLAN", "Agents whose eBPF counters are not attached everywhere (no BPF, no CAP_BPF/CAP_NET_ADMIN, or a port failed): their NodeCapability's VLANCountersReady says why.",
 			query(`count(vmop_node_vlan_counters_available{node=~"$node"} == 0) or vector(0)`, "not counting"))).
 		WithRow(dashboard.NewRowBuilder("SR-IOV and policies")).
 		WithPanel(graph("VFs in use", "Virtual functions in use against configured, per PF.", "none",
@@ -186,11 +187,11 @@ func profiles() *dashboard.DashboardBuilder {
 	return newDashboard("vmoperator / Profiles", "vmop-profiles",
 		"VirtualMachineProfiles by phase, time to Ready, reasons for not being Ready (NoEligibleNodes: placement), reconcile errors and the controller's writes.").
 		WithRow(dashboard.NewRowBuilder("Profiles")).
-		WithPanel(single("Running", "Profiles in phase Running.", "none", query(`sum(vmop_profiles{phase="Running"})`, "Running"))).
-		WithPanel(single("In Error", "Profiles in phase Error.", "none", query(`sum(vmop_profiles{phase="Error"})`, "Error"))).
-		WithPanel(single("Not placed", "Profiles no node can host (Ready=False, NoEligibleNodes).", "none",
+		WithPanel(single("Running", "Profiles in phase Running.", query(`sum(vmop_profiles{phase="Running"})`, "Running"))).
+		WithPanel(single("In Error", "Profiles in phase Error.", query(`sum(vmop_profiles{phase="Error"})`, "Error"))).
+		WithPanel(single("Not placed", "Profiles no node can host (Ready=False, NoEligibleNodes).",
 			query(`sum(vmop_profiles_not_ready{reason="NoEligibleNodes"}) or vector(0)`, "NoEligibleNodes"))).
-		WithPanel(single("Leader", "Replicas that lead: 1 when healthy.", "none", query(`sum(vmop_controller_leader)`, "leader"))).
+		WithPanel(single("Leader", "Replicas that lead: 1 when healthy.", query(`sum(vmop_controller_leader)`, "leader"))).
 		WithPanel(graph("Phases", "Profiles per phase.", "none", query(`sum by (phase) (vmop_profiles)`, "{{phase}}"))).
 		WithPanel(graph("Not Ready, by reason", "Profiles whose Ready condition is not True, by reason; NoEligibleNodes is a placement failure.", "none",
 			query(`sum by (reason) (vmop_profiles_not_ready)`, "{{reason}}"))).

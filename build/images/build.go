@@ -126,18 +126,18 @@ func buildComponent(ctx context.Context, o Options, c Component) (Result, error)
 			return r, err
 		}
 		if r.Manifests[p.String()], err = img.Digest(); err != nil {
-			return r, err
+			return r, fmt.Errorf("digest of image %s: %w", p.String(), err)
 		}
 		platform := p
 		index = mutate.AppendManifests(index, mutate.IndexAddendum{Add: img, Descriptor: v1.Descriptor{Platform: &platform}})
 	}
 	if r.Index, err = index.Digest(); err != nil {
-		return r, err
+		return r, fmt.Errorf("digest of index %s: %w", r.Reference, err)
 	}
 	dir := filepath.Join(work, "layout")
 	path, err := layout.Write(dir, empty.Index)
 	if err != nil {
-		return r, err
+		return r, fmt.Errorf("OCI layout %s: %w", dir, err)
 	}
 	// The names importers use: containerd (k3s' airgap images, ctr import)
 	// reads io.containerd.image.name, skopeo and the OCI spec the tag.
@@ -145,7 +145,7 @@ func buildComponent(ctx context.Context, o Options, c Component) (Result, error)
 		"io.containerd.image.name":          r.Reference,
 		"org.opencontainers.image.ref.name": o.Version,
 	})); err != nil {
-		return r, err
+		return r, fmt.Errorf("append index %s to layout %s: %w", r.Reference, dir, err)
 	}
 	if err := tarDirectory(dir, r.Archive, o.Created); err != nil {
 		return r, err
@@ -179,7 +179,7 @@ func image(o Options, c Component, p v1.Platform, binary string) (v1.Image, erro
 	layer, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return binaryLayer(binary, "/"+c.Name, o.Created) },
 		tarball.WithMediaType(types.OCILayer))
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("layer of %s: %w", binary, err)
 	}
 	base := mutate.MediaType(mutate.ConfigMediaType(empty.Image, types.OCIConfigJSON), types.OCIManifestSchema1)
 	img, err := mutate.ConfigFile(base, &v1.ConfigFile{
@@ -195,15 +195,19 @@ func image(o Options, c Component, p v1.Platform, binary string) (v1.Image, erro
 		},
 	})
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("config of image %s for %s: %w", c.Name, p.String(), err)
 	}
 	img, err = mutate.Append(img, mutate.Addendum{Layer: layer, History: v1.History{
 		Created: v1.Time{Time: o.Created}, CreatedBy: "make images: go build " + c.Package,
 	}})
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("append layer of %s: %w", binary, err)
 	}
-	return mutate.CreatedAt(img, v1.Time{Time: o.Created})
+	img, err = mutate.CreatedAt(img, v1.Time{Time: o.Created})
+	if err != nil {
+		return nil, fmt.Errorf("date image %s for %s: %w", c.Name, p.String(), err)
+	}
+	return img, nil
 }
 
 // labels are the OCI annotations every image carries in its config.
@@ -232,13 +236,13 @@ func binaryLayer(binary, name string, created time.Time) (io.ReadCloser, error) 
 	w := tar.NewWriter(&buf)
 	header := &tar.Header{Name: name[1:], Mode: 0o755, Size: int64(len(content)), ModTime: created, Typeflag: tar.TypeReg, Format: tar.FormatPAX}
 	if err := w.WriteHeader(header); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("layer of %s: %w", binary, err)
 	}
 	if _, err := w.Write(content); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("layer of %s: %w", binary, err)
 	}
 	if err := w.Close(); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("layer of %s: %w", binary, err)
 	}
 	return io.NopCloser(&buf), nil
 }
@@ -247,16 +251,19 @@ func binaryLayer(binary, name string, created time.Time) (io.ReadCloser, error) 
 // owners and times, so that equal layouts give equal archives.
 func tarDirectory(dir, archive string, created time.Time) error {
 	var names []string
-	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+	err := filepath.WalkDir(dir, func(path string, _ fs.DirEntry, err error) error {
 		if err != nil || path == dir {
 			return err
 		}
 		rel, err := filepath.Rel(dir, path)
 		names = append(names, rel)
-		return err
+		if err != nil {
+			return fmt.Errorf("path of %s in %s: %w", path, dir, err)
+		}
+		return nil
 	})
 	if err != nil {
-		return err
+		return fmt.Errorf("walk %s: %w", dir, err)
 	}
 	sort.Strings(names)
 	f, err := os.Create(archive)
@@ -272,7 +279,7 @@ func tarDirectory(dir, archive string, created time.Time) error {
 	}
 	if err := w.Close(); err != nil {
 		f.Close()
-		return err
+		return fmt.Errorf("archive %s: %w", archive, err)
 	}
 	return f.Close()
 }
@@ -286,11 +293,14 @@ func addFile(w *tar.Writer, dir, name string, created time.Time) error {
 	header := &tar.Header{Name: filepath.ToSlash(name), ModTime: created, Format: tar.FormatPAX}
 	if info.IsDir() {
 		header.Typeflag, header.Name, header.Mode = tar.TypeDir, header.Name+"/", 0o755
-		return w.WriteHeader(header)
+		if err := w.WriteHeader(header); err != nil {
+			return fmt.Errorf("archive %s: %w", name, err)
+		}
+		return nil
 	}
 	header.Typeflag, header.Mode, header.Size = tar.TypeReg, 0o644, info.Size()
 	if err := w.WriteHeader(header); err != nil {
-		return err
+		return fmt.Errorf("archive %s: %w", name, err)
 	}
 	f, err := os.Open(path)
 	if err != nil {
@@ -298,5 +308,8 @@ func addFile(w *tar.Writer, dir, name string, created time.Time) error {
 	}
 	defer f.Close()
 	_, err = io.Copy(w, f)
-	return err
+	if err != nil {
+		return fmt.Errorf("archive %s: %w", name, err)
+	}
+	return nil
 }

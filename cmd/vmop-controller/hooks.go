@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -40,7 +41,8 @@ func runHook(command string, args []string) int {
 	}
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "vmop-controller %s: %v\n", command, err)
-		if _, bad := err.(flagError); bad {
+		var bad flagError
+		if errors.As(err, &bad) {
 			return 2
 		}
 		return 1
@@ -64,13 +66,17 @@ func parseHookFlags(fs *flag.FlagSet, args []string) error {
 func hookClient() (client.Client, error) {
 	config, err := ctrl.GetConfig()
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("kubeconfig: %w", err)
 	}
 	scheme := manager.NewScheme()
 	if err := apiextensionsv1.AddToScheme(scheme); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("add apiextensions/v1 to the scheme: %w", err)
 	}
-	return client.New(config, client.Options{Scheme: scheme})
+	c, err := client.New(config, client.Options{Scheme: scheme})
+	if err != nil {
+		return nil, fmt.Errorf("client for %s: %w", config.Host, err)
+	}
+	return c, nil
 }
 
 func applyCRDs(ctx context.Context, args []string) error {

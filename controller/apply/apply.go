@@ -59,13 +59,13 @@ func UpToDate(existing client.Object, want map[string]any) (bool, error) {
 		wantMeta, _ := want["metadata"].(map[string]any)
 		have, err := k8sruntime.DefaultUnstructuredConverter.ToUnstructured(&partial.ObjectMeta)
 		if err != nil {
-			return false, err
+			return false, fmt.Errorf("metadata of %s to unstructured: %w", client.ObjectKeyFromObject(existing), err)
 		}
 		return Contains(have, wantMeta) && managedByUsAlone(partial.ManagedFields, want), nil
 	}
 	have, err := k8sruntime.DefaultUnstructuredConverter.ToUnstructured(existing)
 	if err != nil {
-		return false, err
+		return false, fmt.Errorf("%s to unstructured: %w", client.ObjectKeyFromObject(existing), err)
 	}
 	return Contains(have, want), nil
 }
@@ -75,7 +75,7 @@ func UpToDate(existing client.Object, want map[string]any) (bool, error) {
 func Content(want client.Object) (map[string]any, error) {
 	content, err := k8sruntime.DefaultUnstructuredConverter.ToUnstructured(want)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%s to unstructured: %w", client.ObjectKeyFromObject(want), err)
 	}
 	delete(content, "status")
 	return pruneNulls(content).(map[string]any), nil
@@ -102,7 +102,7 @@ func pruneNulls(value any) any {
 func hashOf(content map[string]any) (string, error) {
 	raw, err := json.Marshal(content) // map keys marshal sorted: the hash is stable
 	if err != nil {
-		return "", err
+		return "", fmt.Errorf("hash content: %w", err)
 	}
 	sum := sha256.Sum256(raw)
 	return hex.EncodeToString(sum[:])[:16], nil

@@ -71,7 +71,7 @@ func TestUpToDateJudgesMetadataOnlyObjectsByTheirManagers(t *testing.T) {
 		"type":     "Opaque",
 	}
 	ours := metav1.ManagedFieldsEntry{Manager: FieldOwner, Operation: metav1.ManagedFieldsOperationApply,
-		FieldsV1: &metav1.FieldsV1{Raw: []byte(`{"f:data":{"f:networkdata":{},"f:userdata":{}},"f:metadata":{"f:labels":{"f:app":{}}},"f:type":{}}`)}}
+		FieldsV1: metav1.NewFieldsV1(`{"f:data":{"f:networkdata":{},"f:userdata":{}},"f:metadata":{"f:labels":{"f:app":{}}},"f:type":{}}`)}
 	cases := []struct {
 		name    string
 		entries []metav1.ManagedFieldsEntry
@@ -80,17 +80,17 @@ func TestUpToDateJudgesMetadataOnlyObjectsByTheirManagers(t *testing.T) {
 		{"only we manage it", []metav1.ManagedFieldsEntry{ours}, true},
 		{"kubectl edit changed the network data", []metav1.ManagedFieldsEntry{
 			{Manager: FieldOwner, Operation: metav1.ManagedFieldsOperationApply,
-				FieldsV1: &metav1.FieldsV1{Raw: []byte(`{"f:data":{"f:userdata":{}},"f:type":{}}`)}},
+				FieldsV1: metav1.NewFieldsV1(`{"f:data":{"f:userdata":{}},"f:type":{}}`)},
 			{Manager: "kubectl-edit", Operation: metav1.ManagedFieldsOperationUpdate,
-				FieldsV1: &metav1.FieldsV1{Raw: []byte(`{"f:data":{"f:networkdata":{}}}`)}},
+				FieldsV1: metav1.NewFieldsV1(`{"f:data":{"f:networkdata":{}}}`)},
 		}, false},
 		{"a key of ours was removed", []metav1.ManagedFieldsEntry{
 			{Manager: FieldOwner, Operation: metav1.ManagedFieldsOperationApply,
-				FieldsV1: &metav1.FieldsV1{Raw: []byte(`{"f:data":{"f:userdata":{}},"f:type":{}}`)}},
+				FieldsV1: metav1.NewFieldsV1(`{"f:data":{"f:userdata":{}},"f:type":{}}`)},
 		}, false},
 		{"someone else labels it: fine", []metav1.ManagedFieldsEntry{ours,
 			{Manager: "kubectl-label", Operation: metav1.ManagedFieldsOperationUpdate,
-				FieldsV1: &metav1.FieldsV1{Raw: []byte(`{"f:metadata":{"f:labels":{"f:team":{}}}}`)}},
+				FieldsV1: metav1.NewFieldsV1(`{"f:metadata":{"f:labels":{"f:team":{}}}}`)},
 		}, true},
 	}
 	for _, c := range cases {

@@ -95,7 +95,7 @@ func managedByUsAlone(entries []metav1.ManagedFieldsEntry, want map[string]any) 
 			continue
 		}
 		var fields map[string]any
-		if err := json.Unmarshal(entry.FieldsV1.Raw, &fields); err != nil {
+		if err := json.Unmarshal(entry.FieldsV1.GetRawBytes(), &fields); err != nil {
 			return false
 		}
 		if entry.Manager == FieldOwner && entry.Operation == metav1.ManagedFieldsOperationApply {

@@ -2,6 +2,7 @@ package hostnetwork
 
 import (
 	"context"
+	"fmt"
 
 	nmstateshared "github.com/nmstate/kubernetes-nmstate/api/shared"
 	nmstatev1 "github.com/nmstate/kubernetes-nmstate/api/v1"
@@ -45,7 +46,10 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 		b = b.Watches(&nmstatev1.NodeNetworkConfigurationPolicy{}, handler.EnqueueRequestsFromMapFunc(hostNetworkOfPolicy)).
 			Watches(&nmstatev1beta1.NodeNetworkConfigurationEnactment{}, handler.EnqueueRequestsFromMapFunc(r.hostNetworkOfEnactment))
 	}
-	return b.Complete(r)
+	if err := b.Complete(r); err != nil {
+		return fmt.Errorf("set up the HostNetwork controller: %w", err)
+	}
+	return nil
 }
 
 func (r *Reconciler) allHostNetworks(ctx context.Context, _ client.Object) []reconcile.Request {

@@ -41,6 +41,7 @@ func ApplyCRDs(ctx context.Context, c client.Client, configMap client.ObjectKey,
 		if err != nil {
 			return names, err
 		}
+		//nolint:staticcheck // SA1019: client.Client.Apply takes apply configurations; the CRDs come as YAML from the chart's ConfigMap.
 		if err := c.Patch(ctx, crd, client.Apply, client.FieldOwner(CRDFieldOwner), client.ForceOwnership); err != nil {
 			return names, fmt.Errorf("apply CRD %s: %w", crd.Name, err)
 		}

@@ -8,7 +8,6 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-
 	"time"
 
 	"github.com/go-logr/logr"
@@ -185,13 +184,13 @@ func New(config *rest.Config, options Options) (ctrl.Manager, error) {
 		Controller:                    ctrlconfig.Controller{SkipNameValidation: &options.SkipControllerNameValidation},
 	})
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("manager for %s: %w", config.Host, err)
 	}
 	if certWatcher != nil {
 		// Every replica serves metrics, so the watcher runs without the
 		// lead (it says so itself: NeedLeaderElection is false).
 		if err := mgr.Add(certWatcher); err != nil {
-			return nil, err
+			return nil, fmt.Errorf("add the metrics certificate watcher: %w", err)
 		}
 	}
 	deps, err := DiscoverDependencies(mgr.GetRESTMapper())
@@ -250,10 +249,10 @@ func New(config *rest.Config, options Options) (ctrl.Manager, error) {
 		return nil, err
 	}
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("add healthz check: %w", err)
 	}
 	if err := mgr.AddReadyzCheck("readyz", healthz.Ping); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("add readyz check: %w", err)
 	}
 	return mgr, nil
 }
@@ -284,7 +283,7 @@ func metricsServer(options Options) (metricsserver.Options, *certwatcher.CertWat
 func Run(options Options) error {
 	config, err := ctrl.GetConfig()
 	if err != nil {
-		return err
+		return fmt.Errorf("kubeconfig: %w", err)
 	}
 	mgr, err := New(config, options)
 	if err != nil {
@@ -297,7 +296,10 @@ func Run(options Options) error {
 		options.Logger.Info("exiting to restart", "reason", err.Error())
 		return nil
 	}
-	return err
+	if err != nil {
+		return fmt.Errorf("run the manager: %w", err)
+	}
+	return nil
 }
 
 // stripManagedFields drops managedFields from every cached object but those

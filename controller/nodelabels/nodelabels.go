@@ -13,6 +13,7 @@ package nodelabels
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"maps"
 	"time"
 
@@ -76,7 +77,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	if err := r.patch(ctx, &node, plan); err != nil {
 		return ctrl.Result{}, err
 	}
-	return ctrl.Result{RequeueAfter: plan.nextCheck(now, expiry, reporting, r.Grace)}, nil
+	return ctrl.Result{RequeueAfter: plan.nextCheck(now, expiry, reporting)}, nil
 }
 
 func (r *Reconciler) capability(ctx context.Context, name string) (*vmv1alpha1.NodeCapability, error) {
@@ -85,7 +86,10 @@ func (r *Reconciler) capability(ctx context.Context, name string) (*vmv1alpha1.N
 	if apierrors.IsNotFound(err) {
 		return nil, nil
 	}
-	return &capability, err
+	if err != nil {
+		return nil, fmt.Errorf("get NodeCapability %s: %w", name, err)
+	}
+	return &capability, nil
 }
 
 func (r *Reconciler) leaseExpiry(ctx context.Context, name string) (time.Time, error) {
@@ -156,7 +160,7 @@ func planLabels(current map[string]string, since map[string]time.Time, offered m
 
 // nextCheck is the next moment something changes without an event: a
 // grace period ending, or the Lease lapsing.
-func (p plan) nextCheck(now, leaseExpiry time.Time, reporting bool, grace time.Duration) time.Duration {
+func (p plan) nextCheck(now, leaseExpiry time.Time, reporting bool) time.Duration {
 	var next time.Time
 	if reporting {
 		next = leaseExpiry
@@ -195,7 +199,7 @@ func (r *Reconciler) patch(ctx context.Context, node *corev1.Node, p plan) error
 	if len(p.absentSince) > 0 {
 		raw, err := json.Marshal(p.absentSince)
 		if err != nil {
-			return err
+			return fmt.Errorf("node %s: encode %s: %w", node.Name, vmv1alpha1.AnnotationAbsentSince, err)
 		}
 		annotation = string(raw)
 	}
@@ -209,7 +213,10 @@ func (r *Reconciler) patch(ctx context.Context, node *corev1.Node, p plan) error
 	}
 	raw, err := json.Marshal(map[string]any{"metadata": metadata})
 	if err != nil {
-		return err
+		return fmt.Errorf("node %s: encode label patch: %w", node.Name, err)
 	}
-	return r.Client.Patch(ctx, node, client.RawPatch(types.MergePatchType, raw))
+	if err := r.Client.Patch(ctx, node, client.RawPatch(types.MergePatchType, raw)); err != nil {
+		return fmt.Errorf("patch labels of node %s: %w", node.Name, err)
+	}
+	return nil
 }

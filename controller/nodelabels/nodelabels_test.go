@@ -57,7 +57,7 @@ func TestPlanLabels(t *testing.T) {
 	}
 	// The grace period ends are timers: the next check comes when the first ends.
 	p := planLabels(current, nil, map[string]string{kvm: "true"}, true, now, grace)
-	if got := p.nextCheck(now, now.Add(time.Hour), true, grace); got < grace || got > grace+time.Second {
+	if got := p.nextCheck(now, now.Add(time.Hour), true); got < grace || got > grace+time.Second {
 		t.Fatalf("next check in %v", got)
 	}
 }

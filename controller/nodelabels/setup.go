@@ -2,6 +2,7 @@ package nodelabels
 
 import (
 	"context"
+	"fmt"
 
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -11,6 +12,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
@@ -44,9 +46,9 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 			}
 		}
 	})); err != nil {
-		return err
+		return fmt.Errorf("add the node label watch: %w", err)
 	}
-	return ctrl.NewControllerManagedBy(mgr).
+	err := ctrl.NewControllerManagedBy(mgr).
 		Named("nodelabels").
 		For(&corev1.Node{}, builder.WithPredicates(predicate.Or(predicate.LabelChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
 		Watches(&vmv1alpha1.NodeCapability{}, sameName).
@@ -54,6 +56,10 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Watches(&vmv1alpha1.HostNetwork{}, handler.EnqueueRequestsFromMapFunc(r.allNodes)).
 		WatchesRawSource(source.Channel(wantedChanged, handler.EnqueueRequestsFromMapFunc(r.allNodes))).
 		Complete(r)
+	if err != nil {
+		return fmt.Errorf("set up the nodelabels controller: %w", err)
+	}
+	return nil
 }
 
 // leaseRevived passes Lease events of the agents' namespace that can change
@@ -77,9 +83,13 @@ func (r *Reconciler) leaseRevived() predicate.Predicate {
 	}
 }
 
+// allNodes requeues every node. A map function cannot return an error: a
+// failed List (from the cache, so only when the cache itself fails) is
+// logged, and the nodes wait for their next own event.
 func (r *Reconciler) allNodes(ctx context.Context, _ client.Object) []reconcile.Request {
 	var nodes corev1.NodeList
 	if err := r.Client.List(ctx, &nodes); err != nil {
+		log.FromContext(ctx).Error(err, "List Nodes to requeue them all: their labels wait for their next event")
 		return nil
 	}
 	requests := make([]reconcile.Request, 0, len(nodes.Items))

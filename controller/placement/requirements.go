@@ -11,7 +11,7 @@ import (
 // BridgeLabel: a Linux bridge of this name is up.
 func BridgeLabel(bridge string) string { return vmv1alpha1.CapabilityLabelPrefix + "bridge." + bridge }
 
-// VLANLabel: VLAN id passes the bridge's uplink port.
+// VLANLabel says VLAN id passes the bridge's uplink port.
 func VLANLabel(bridge string, vlan int32) string {
 	return fmt.Sprintf("%svlan.%s.%d", vmv1alpha1.CapabilityLabelPrefix, bridge, vlan)
 }
@@ -22,7 +22,7 @@ func OVSLabel(bridge string) string { return vmv1alpha1.CapabilityLabelPrefix + 
 // LinkLabel: an interface of this name (macvlan master) is up with carrier.
 func LinkLabel(name string) string { return vmv1alpha1.CapabilityLabelPrefix + "link." + name }
 
-// HostNetworkLabel: the node offers this declared host network, ready to
+// HostNetworkLabel says the node offers this declared host network, ready to
 // use (built and verified by its agent when managed; present and up when not).
 func HostNetworkLabel(hostNetwork string) string {
 	return vmv1alpha1.CapabilityLabelPrefix + "hostnetwork." + hostNetwork

@@ -46,7 +46,7 @@ func (r *Reconciler) liveForAdoption(ctx context.Context, profile *vmv1alpha1.Vi
 func (r *Reconciler) get(ctx context.Context, want client.Object) (client.Object, error) {
 	fresh, err := r.Scheme.New(want.GetObjectKind().GroupVersionKind())
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%s %s: %w", want.GetObjectKind().GroupVersionKind().Kind, client.ObjectKeyFromObject(want), err)
 	}
 	existing := fresh.(client.Object)
 	err = r.Client.Get(ctx, client.ObjectKeyFromObject(want), existing)

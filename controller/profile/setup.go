@@ -2,6 +2,7 @@ package profile
 
 import (
 	"context"
+	"fmt"
 	"slices"
 
 	nadv1 "github.com/k8snetworkplumbingwg/network-attachment-definition-client/pkg/apis/k8s.cni.cncf.io/v1"
@@ -55,7 +56,7 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 			return extract(obj.(*vmv1alpha1.VirtualMachineProfile))
 		})
 		if err != nil {
-			return err
+			return fmt.Errorf("index VirtualMachineProfiles by %s: %w", name, err)
 		}
 	}
 	// Children are mapped to their profile by label, not by owner reference:
@@ -90,7 +91,10 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 		b = b.Watches(&nadv1.NetworkAttachmentDefinition{}, children).
 			Watches(&nadv1.NetworkAttachmentDefinition{}, r.profilesByIndex(indexNAD, namespacedKey))
 	}
-	return b.Complete(r)
+	if err := b.Complete(r); err != nil {
+		return fmt.Errorf("set up the VirtualMachineProfile controller: %w", err)
+	}
+	return nil
 }
 
 func (r *Reconciler) profilesInNamespace(ctx context.Context, obj client.Object) []reconcile.Request {

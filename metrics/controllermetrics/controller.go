@@ -6,6 +6,7 @@ package controllermetrics
 
 import (
 	"context"
+	"fmt"
 	"runtime"
 	"time"
 
@@ -73,7 +74,7 @@ func NewController(registry prometheus.Registerer, in ControllerInputs) (*Contro
 	}}
 	for _, c := range []prometheus.Collector{m.timeToReady, buildInfo, leader, byPhase, agents} {
 		if err := registry.Register(c); err != nil {
-			return nil, err
+			return nil, fmt.Errorf("register metric: %w", err)
 		}
 	}
 	return m, nil

@@ -75,11 +75,11 @@ const selfSignedValidity = 365 * 24 * time.Hour
 func SelfSigned(host string, now time.Time) (tls.Certificate, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
-		return tls.Certificate{}, err
+		return tls.Certificate{}, fmt.Errorf("self-signed certificate for %s: key: %w", host, err)
 	}
 	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
 	if err != nil {
-		return tls.Certificate{}, err
+		return tls.Certificate{}, fmt.Errorf("self-signed certificate for %s: serial: %w", host, err)
 	}
 	template := &x509.Certificate{
 		SerialNumber:          serial,
@@ -93,7 +93,7 @@ func SelfSigned(host string, now time.Time) (tls.Certificate, error) {
 	}
 	der, err := x509.CreateCertificate(rand.Reader, template, template, &key.PublicKey, key)
 	if err != nil {
-		return tls.Certificate{}, err
+		return tls.Certificate{}, fmt.Errorf("self-signed certificate for %s: %w", host, err)
 	}
 	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}, nil
 }

@@ -84,6 +84,7 @@ func TestChartObjectsAreAcceptedByTheAPIServer(t *testing.T) {
 			// Installed already by the test control plane from the same files:
 			// a dry-run update shows the rendered copy is identical and valid.
 			obj.SetResourceVersion("")
+			//nolint:staticcheck // SA1019: client.Client.Apply takes apply configurations; these objects are the chart's rendered YAML.
 			err := cp.Client.Patch(ctx, obj, client.Apply, client.FieldOwner("chart-test"), client.ForceOwnership, client.DryRunAll)
 			if err != nil {
 				t.Errorf("CRD %s: %v", obj.GetName(), err)

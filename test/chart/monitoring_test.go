@@ -2,6 +2,7 @@ package chart
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -261,7 +262,7 @@ func decodeAll(t *testing.T, manifests string) []*unstructured.Unstructured {
 	for {
 		obj := &unstructured.Unstructured{}
 		if err := decoder.Decode(&obj.Object); err != nil {
-			if err == io.EOF {
+			if errors.Is(err, io.EOF) {
 				return objects
 			}
 			t.Fatal(err)

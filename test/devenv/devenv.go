@@ -21,13 +21,12 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	nadv1 "github.com/k8snetworkplumbingwg/network-attachment-definition-client/pkg/apis/k8s.cni.cncf.io/v1"
 	corev1 "k8s.io/api/core/v1"
 	storagev1 "k8s.io/api/storage/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-
-	nadv1 "github.com/k8snetworkplumbingwg/network-attachment-definition-client/pkg/apis/k8s.cni.cncf.io/v1"
 
 	vmv1alpha1 "github.com/jianfenliu/vmoperator/api/v1alpha1"
 	"github.com/jianfenliu/vmoperator/controller/manager"
@@ -234,11 +233,11 @@ func (env *Env) startSimulatorAndController(ctx context.Context, logger logr.Log
 // in a cluster: HTTPS, self-signed, to bearer tokens allowed GET /metrics.
 const controllerMetricsAddress = "127.0.0.1:18443"
 
-// run runs a command, returning its output in the error when it fails.
-func run(name string, args ...string) error {
-	out, err := exec.Command(name, args...).CombinedOutput()
+// ip runs ip(8), returning its output in the error when it fails.
+func ip(args ...string) error {
+	out, err := exec.Command("ip", args...).CombinedOutput()
 	if err != nil {
-		return fmt.Errorf("%s %s: %w: %s", name, strings.Join(args, " "), err, strings.TrimSpace(string(out)))
+		return fmt.Errorf("ip %s: %w: %s", strings.Join(args, " "), err, strings.TrimSpace(string(out)))
 	}
 	return nil
 }

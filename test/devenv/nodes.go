@@ -59,7 +59,7 @@ func cleanLeftovers() {
 	out, _ := exec.Command("ip", "netns", "list").Output()
 	for _, line := range strings.Split(string(out), "\n") {
 		if name, _, _ := strings.Cut(strings.TrimSpace(line), " "); strings.HasPrefix(name, netnsPrefix) {
-			_ = run("ip", "netns", "del", name)
+			_ = ip("netns", "del", name)
 		}
 	}
 	// A host end outlives its namespace while a killed run's processes
@@ -67,7 +67,7 @@ func cleanLeftovers() {
 	links, _ := net.Interfaces()
 	for _, link := range links {
 		if strings.HasPrefix(link.Name, hostLinkPrefix) {
-			_ = run("ip", "link", "del", link.Name)
+			_ = ip("link", "del", link.Name)
 		}
 	}
 }
@@ -100,7 +100,7 @@ func (env *Env) startStandIn(ctx context.Context, nodes []nmstatesim.Node) error
 	mgr, err := ctrl.NewManager(env.ControlPlane.Config, ctrl.Options{Scheme: controlplane.NewScheme(),
 		Metrics: metricsserver.Options{BindAddress: "0"}, Controller: ctrlconfig.Controller{SkipNameValidation: ptr.To(true)}})
 	if err != nil {
-		return err
+		return fmt.Errorf("nmstate stand-in manager: %w", err)
 	}
 	if err := nmstatesim.Setup(mgr, nodes...); err != nil {
 		return err
@@ -123,7 +123,10 @@ func (env *Env) createNode(ctx context.Context, name string, extra map[string]st
 	labels := map[string]string{"kubernetes.io/arch": "amd64", "kubernetes.io/os": "linux", corev1.LabelHostname: name}
 	maps.Copy(labels, extra)
 	node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: labels}}
-	return env.ControlPlane.Client.Create(ctx, node)
+	if err := env.ControlPlane.Client.Create(ctx, node); err != nil {
+		return fmt.Errorf("create node %s: %w", name, err)
+	}
+	return nil
 }
 
 // startNetnsNode builds a host node's namespace and links, registers it and
@@ -141,20 +144,20 @@ func (env *Env) startNetnsNode(ctx context.Context, node netnsNode, agentBinary 
 		{"-n", namespace, "link", "set", "eth1", "up"},
 	}
 	env.onStop(func() error {
-		_ = run("ip", "link", "del", hostEnd)
-		return run("ip", "netns", "del", namespace)
+		_ = ip("link", "del", hostEnd)
+		return ip("netns", "del", namespace)
 	})
 	if env.wires == nil {
 		env.wires = map[string]string{}
 	}
 	env.wires[node.name] = hostEnd
 	for _, step := range steps {
-		if err := run("ip", step...); err != nil {
+		if err := ip(step...); err != nil {
 			return nil, err
 		}
 	}
 	for _, link := range node.links {
-		if err := run("ip", append([]string{"-n", namespace}, link...)...); err != nil {
+		if err := ip(append([]string{"-n", namespace}, link...)...); err != nil {
 			return nil, err
 		}
 	}
@@ -164,7 +167,7 @@ func (env *Env) startNetnsNode(ctx context.Context, node netnsNode, agentBinary 
 	env.Nodes = append(env.Nodes, NodeInfo{Name: node.name, Description: node.description})
 	ns, err := netns.GetFromName(namespace)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("network namespace %s: %w", namespace, err)
 	}
 	handle, err := netlink.NewHandleAt(ns, unix.NETLINK_ROUTE)
 	ns.Close()
@@ -268,7 +271,7 @@ func (env *Env) RestartAgent(node string) error {
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	if err := cmd.Start(); err != nil {
 		logFile.Close()
-		return err
+		return fmt.Errorf("restart the agent of %s: %w", node, err)
 	}
 	agent := &agentProcess{cmd: cmd, exited: make(chan struct{})}
 	go func() { _ = cmd.Wait(); logFile.Close(); close(agent.exited) }()
@@ -286,7 +289,7 @@ func (env *Env) SendFrames(node string, vid, count int) error {
 	}
 	link, err := netlink.LinkByName(wire)
 	if err != nil {
-		return err
+		return fmt.Errorf("link %s: %w", wire, err)
 	}
 	socket, err := netnstest.OpenSendSocket(link.Attrs().Index)
 	if err != nil {
@@ -309,5 +312,5 @@ func (env *Env) SetLink(node, link string, up bool) error {
 	if up {
 		state = "up"
 	}
-	return run("ip", "-n", netnsPrefix+node, "link", "set", link, state)
+	return ip("-n", netnsPrefix+node, "link", "set", link, state)
 }

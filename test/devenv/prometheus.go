@@ -68,11 +68,15 @@ func prometheusConfig(targets []metricsTarget, tokenFile string) ([]byte, error)
 			"authorization": map[string]string{"type": "Bearer", "credentials_file": tokenFile},
 		})
 	}
-	return yaml.Marshal(map[string]any{
+	config, err := yaml.Marshal(map[string]any{
 		"global":         map[string]string{"scrape_interval": prometheusInterval, "evaluation_interval": prometheusInterval},
 		"rule_files":     []string{filepath.Join(controlplane.RepoRoot(), "metrics", "alerts.yaml")},
 		"scrape_configs": scrapeConfigs,
 	})
+	if err != nil {
+		return nil, fmt.Errorf("prometheus config: %w", err)
+	}
+	return config, nil
 }
 
 // startPrometheus runs Debian's Prometheus (bin/prometheus, which make
@@ -149,7 +153,7 @@ func waitReady(ctx context.Context, url string, exited <-chan error, timeout tim
 	for {
 		request, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 		if err != nil {
-			return err
+			return fmt.Errorf("request %s: %w", url, err)
 		}
 		if response, err := http.DefaultClient.Do(request); err == nil {
 			response.Body.Close()
@@ -159,9 +163,9 @@ func waitReady(ctx context.Context, url string, exited <-chan error, timeout tim
 		}
 		select {
 		case err := <-exited:
-			return fmt.Errorf("exited: %v", err)
+			return fmt.Errorf("exited: %w", err)
 		case <-ctx.Done():
-			return ctx.Err()
+			return fmt.Errorf("waiting for %s: %w", url, ctx.Err())
 		case <-time.After(200 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {

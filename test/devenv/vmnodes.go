@@ -129,18 +129,21 @@ func (env *Env) buildNodeVM() (kernel, initramfs string, err error) {
 func (env *Env) writeVMKubeconfig(path string) error {
 	config, err := clientcmd.LoadFromFile(env.ControlPlane.Kubeconfig)
 	if err != nil {
-		return err
+		return fmt.Errorf("kubeconfig %s: %w", env.ControlPlane.Kubeconfig, err)
 	}
 	for _, cluster := range config.Clusters {
 		server, err := url.Parse(cluster.Server)
 		if err != nil {
-			return err
+			return fmt.Errorf("server of cluster %s: %w", cluster.Server, err)
 		}
 		server.Host = "10.0.2.2:" + server.Port()
 		cluster.Server = server.String()
 		cluster.TLSServerName = "localhost"
 	}
-	return clientcmd.WriteToFile(*config, path)
+	if err := clientcmd.WriteToFile(*config, path); err != nil {
+		return fmt.Errorf("write kubeconfig %s: %w", path, err)
+	}
+	return nil
 }
 
 // waitForConsole waits until the VM's serial console shows ready, fails on
@@ -157,7 +160,7 @@ func waitForConsole(console, ready, failed string, exited <-chan error, timeout 
 		}
 		select {
 		case err := <-exited:
-			return fmt.Errorf("node VM exited before its nodes were ready: %v (console %s)", err, console)
+			return fmt.Errorf("node VM exited before its nodes were ready: %w (console %s)", err, console)
 		case <-deadline:
 			return fmt.Errorf("node VM not ready after %v (console %s)", timeout, console)
 		case <-time.After(200 * time.Millisecond):

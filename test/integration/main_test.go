@@ -69,7 +69,11 @@ func run(m *testing.M) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	defer cluster.Stop()
+	defer func() {
+		if err := cluster.Stop(); err != nil {
+			fmt.Fprintf(os.Stderr, "stopping the test control plane: %v\n", err)
+		}
+	}()
 	if err := cluster.StartGarbageCollector(); err != nil {
 		return 0, err
 	}
@@ -210,7 +214,7 @@ func installChartPolicies(ctx context.Context) error {
 			return nil
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("the chart's admission policies are not in effect after 30 s: an unlabelled claim by the controller: %v", err)
+			return fmt.Errorf("the chart's admission policies are not in effect after 30 s: an unlabelled claim by the controller: %w", err)
 		}
 		time.Sleep(200 * time.Millisecond)
 	}

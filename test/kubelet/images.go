@@ -33,7 +33,7 @@ type Images map[string]Image
 func ImportArchives(dir, workDir string) (Images, error) {
 	archives, err := filepath.Glob(filepath.Join(dir, "*.tar"))
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("image archives in %s: %w", dir, err)
 	}
 	if len(archives) == 0 {
 		return nil, fmt.Errorf("no image archives in %s: run make images", dir)
@@ -57,15 +57,15 @@ func (images Images) importArchive(archive, workDir string) error {
 	}
 	path, err := layout.FromPath(dir)
 	if err != nil {
-		return err
+		return fmt.Errorf("OCI layout of %s: %w", archive, err)
 	}
 	top, err := path.ImageIndex()
 	if err != nil {
-		return err
+		return fmt.Errorf("index of %s: %w", archive, err)
 	}
 	manifest, err := top.IndexManifest()
 	if err != nil {
-		return err
+		return fmt.Errorf("index manifest of %s: %w", archive, err)
 	}
 	for _, entry := range manifest.Manifests {
 		ref := entry.Annotations["io.containerd.image.name"]
@@ -74,7 +74,7 @@ func (images Images) importArchive(archive, workDir string) error {
 		}
 		index, err := top.ImageIndex(entry.Digest)
 		if err != nil {
-			return err
+			return fmt.Errorf("index %s in %s: %w", entry.Digest, archive, err)
 		}
 		img, err := imageForThisMachine(index)
 		if err != nil {
@@ -92,11 +92,15 @@ func (images Images) importArchive(archive, workDir string) error {
 func imageForThisMachine(index v1.ImageIndex) (v1.Image, error) {
 	manifest, err := index.IndexManifest()
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("image index manifest: %w", err)
 	}
 	for _, m := range manifest.Manifests {
 		if m.Platform != nil && m.Platform.OS == "linux" && m.Platform.Architecture == runtime.GOARCH {
-			return index.Image(m.Digest)
+			img, err := index.Image(m.Digest)
+			if err != nil {
+				return nil, fmt.Errorf("image %s: %w", m.Digest, err)
+			}
+			return img, nil
 		}
 	}
 	return nil, fmt.Errorf("no linux/%s image", runtime.GOARCH)
@@ -107,7 +111,7 @@ func imageForThisMachine(index v1.ImageIndex) (v1.Image, error) {
 func unpack(img v1.Image, ref, workDir string) (Image, error) {
 	config, err := img.ConfigFile()
 	if err != nil {
-		return Image{}, err
+		return Image{}, fmt.Errorf("config of image %s: %w", ref, err)
 	}
 	root, err := os.MkdirTemp(workDir, "rootfs-")
 	if err != nil {
@@ -118,12 +122,12 @@ func unpack(img v1.Image, ref, workDir string) (Image, error) {
 	}
 	layers, err := img.Layers()
 	if err != nil {
-		return Image{}, err
+		return Image{}, fmt.Errorf("layers of image %s: %w", ref, err)
 	}
 	for _, layer := range layers {
 		rc, err := layer.Uncompressed()
 		if err != nil {
-			return Image{}, err
+			return Image{}, fmt.Errorf("layer of image %s: %w", ref, err)
 		}
 		err = extract(tar.NewReader(rc), root)
 		rc.Close()
@@ -152,7 +156,7 @@ func extract(r *tar.Reader, dir string) error {
 			return nil
 		}
 		if err != nil {
-			return err
+			return fmt.Errorf("untar into %s: %w", dir, err)
 		}
 		target := filepath.Join(dir, filepath.FromSlash(header.Name))
 		if !strings.HasPrefix(target, filepath.Clean(dir)+string(filepath.Separator)) {
@@ -183,7 +187,7 @@ func writeFile(path string, r io.Reader, mode os.FileMode) error {
 	}
 	if _, err := io.Copy(f, r); err != nil {
 		f.Close()
-		return err
+		return fmt.Errorf("write %s: %w", path, err)
 	}
 	return f.Close()
 }

@@ -64,7 +64,7 @@ func (n *Node) Run(ctx context.Context, config *rest.Config) error {
 	n.processes = map[types.UID]*process{}
 	mgr, err := ctrl.NewManager(config, ctrl.Options{Metrics: metricsserver.Options{BindAddress: "0"}})
 	if err != nil {
-		return err
+		return fmt.Errorf("stand-in kubelet %s: manager: %w", n.Name, err)
 	}
 	n.client = mgr.GetClient()
 	workloads := []struct {
@@ -78,13 +78,13 @@ func (n *Node) Run(ctx context.Context, config *rest.Config) error {
 	}
 	for _, w := range workloads {
 		if err := ctrl.NewControllerManagedBy(mgr).Named(w.name).For(w.obj).Owns(&corev1.Pod{}).Complete(w.fn); err != nil {
-			return err
+			return fmt.Errorf("stand-in kubelet %s: %s controller: %w", n.Name, w.name, err)
 		}
 	}
 	onThisNode := predicate.NewPredicateFuncs(func(obj client.Object) bool { return obj.(*corev1.Pod).Spec.NodeName == n.Name })
 	if err := ctrl.NewControllerManagedBy(mgr).Named("standin-kubelet").
 		For(&corev1.Pod{}, builder.WithPredicates(onThisNode)).Complete(reconcile.Func(n.reconcilePod)); err != nil {
-		return err
+		return fmt.Errorf("stand-in kubelet %s: pod controller: %w", n.Name, err)
 	}
 	go func() {
 		if err := mgr.Start(ctx); err != nil {

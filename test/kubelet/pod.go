@@ -184,7 +184,7 @@ func (n *Node) command(pod *corev1.Pod, container corev1.Container, image Image)
 func (n *Node) serviceAccountKubeconfig(pod *corev1.Pod, path string) (string, error) {
 	config, err := clientcmd.LoadFromFile(n.Kubeconfig)
 	if err != nil {
-		return "", err
+		return "", fmt.Errorf("kubeconfig %s: %w", n.Kubeconfig, err)
 	}
 	account := pod.Spec.ServiceAccountName
 	if account == "" {
@@ -200,7 +200,7 @@ func (n *Node) serviceAccountKubeconfig(pod *corev1.Pod, path string) (string, e
 		}
 	}
 	if err := clientcmd.WriteToFile(*config, path); err != nil {
-		return "", err
+		return "", fmt.Errorf("pod %s/%s: write kubeconfig %s: %w", pod.Namespace, pod.Name, path, err)
 	}
 	return path, os.Chmod(path, 0o644) // readable by a non-root container user
 }

@@ -38,7 +38,7 @@ func (n *Node) reconcileDaemonSet(ctx context.Context, req reconcile.Request) (r
 	}
 	var node corev1.Node
 	if err := n.client.Get(ctx, client.ObjectKey{Name: n.Name}, &node); err != nil {
-		return reconcile.Result{}, err
+		return reconcile.Result{}, fmt.Errorf("get node %s: %w", n.Name, err)
 	}
 	want := 0
 	if labels.SelectorFromSet(ds.Spec.Template.Spec.NodeSelector).Matches(labels.Set(node.Labels)) {
@@ -61,7 +61,7 @@ func (n *Node) keepPods(ctx context.Context, owner client.Object, selector *meta
 		if pod.Labels[labelTemplateHash] != hash || current >= want {
 			if pod.DeletionTimestamp.IsZero() {
 				if err := n.client.Delete(ctx, pod); client.IgnoreNotFound(err) != nil {
-					return err
+					return fmt.Errorf("delete pod %s/%s: %w", pod.Namespace, pod.Name, err)
 				}
 			}
 			continue
@@ -77,11 +77,11 @@ func (n *Node) keepPods(ctx context.Context, owner client.Object, selector *meta
 func (n *Node) ownedPods(ctx context.Context, owner client.Object, selector *metav1.LabelSelector) ([]corev1.Pod, error) {
 	s, err := metav1.LabelSelectorAsSelector(selector)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("selector of %s/%s: %w", owner.GetNamespace(), owner.GetName(), err)
 	}
 	var list corev1.PodList
 	if err := n.client.List(ctx, &list, client.InNamespace(owner.GetNamespace()), client.MatchingLabelsSelector{Selector: s}); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("list pods of %s/%s: %w", owner.GetNamespace(), owner.GetName(), err)
 	}
 	var owned []corev1.Pod
 	for _, pod := range list.Items {
@@ -104,7 +104,7 @@ func (n *Node) createPod(ctx context.Context, owner client.Object, template core
 	maps.Copy(pod.Labels, extra)
 	pod.Spec.NodeName = n.Name
 	if err := controllerutil.SetControllerReference(owner, pod, n.client.Scheme()); err != nil {
-		return err
+		return fmt.Errorf("owner of pod %s: %w", name, err)
 	}
 	err := n.client.Create(ctx, pod)
 	if apierrors.IsAlreadyExists(err) {

@@ -149,15 +149,15 @@ func Bench(ctx context.Context, options BenchOptions) (*BenchResult, error) {
 	}
 	result.ProfilesCreated = seconds(created)
 	progress("%d profiles created in %.2f s", options.Profiles, created.Seconds())
-	allVMs, allRunning, cpu, err := waitForRunning(ctx, observer, namespace, controller, options.Profiles, start, 30*time.Minute)
+	vmsExist, allRunning, cpu, err := waitForRunning(ctx, observer, namespace, controller, options.Profiles, start, 30*time.Minute)
 	if err != nil {
 		return nil, errors.Join(err, fmt.Errorf("controller log: %s", env.LogPath("bench")))
 	}
-	result.AllVMs, result.AllRunning = seconds(allVMs), seconds(allRunning)
+	result.AllVMs, result.AllRunning = seconds(vmsExist), seconds(allRunning)
 	result.ControllerCPUToVMs = Seconds(cpu.controller - controllerBefore)
 	result.APIServerCPUToVMs = Seconds(cpu.server - serverBefore)
-	result.Ratio = allVMs.Seconds() / raw.Seconds()
-	progress("every VM after %.2f s (%.2f× the raw client), every profile Running after %.2f s", allVMs.Seconds(), result.Ratio, allRunning.Seconds())
+	result.Ratio = vmsExist.Seconds() / raw.Seconds()
+	progress("every VM after %.2f s (%.2f× the raw client), every profile Running after %.2f s", vmsExist.Seconds(), result.Ratio, allRunning.Seconds())
 	atRunning := proxy.Writes()
 	result.Writes, result.LeaseWrites = splitLeases(diffCounts(atRunning, before))
 	result.WritesPerProfile = float64(total(result.Writes)) / float64(options.Profiles)
@@ -209,7 +209,7 @@ func serverCPU() float64 { return ProcessCPUSeconds("kube-apiserver") + ProcessC
 
 // waitForRunning polls the observer's cache until every VM exists and
 // every profile is Running; it fails when the controller exits.
-func waitForRunning(ctx context.Context, observer *Observer, namespace string, controller *Controller, n int, start time.Time, timeout time.Duration) (allVMs, allRunning time.Duration, cpu cpuAt, err error) {
+func waitForRunning(ctx context.Context, observer *Observer, namespace string, controller *Controller, n int, start time.Time, timeout time.Duration) (vmsExist, allRunning time.Duration, cpu cpuAt, err error) {
 	deadline := start.Add(timeout)
 	var counts Counts
 	for time.Now().Before(deadline) {
@@ -220,15 +220,15 @@ func waitForRunning(ctx context.Context, observer *Observer, namespace string, c
 		if err != nil {
 			return 0, 0, cpu, err
 		}
-		if allVMs == 0 && counts.VMs >= n {
-			allVMs = time.Since(start)
+		if vmsExist == 0 && counts.VMs >= n {
+			vmsExist = time.Since(start)
 			cpu.server = serverCPU()
 			if cpu.controller, err = controller.CPUSeconds(); err != nil {
 				return 0, 0, cpu, err
 			}
 		}
 		if counts.Running >= n {
-			return allVMs, time.Since(start), cpu, nil
+			return vmsExist, time.Since(start), cpu, nil
 		}
 		time.Sleep(50 * time.Millisecond)
 	}

@@ -22,7 +22,7 @@ func BuildController(dir string) (string, error) {
 	cmd := exec.Command("go", "build", "-o", binary, "./cmd/vmop-controller")
 	cmd.Dir = controlplane.RepoRoot()
 	if out, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("build vmop-controller: %v\n%s", err, out)
+		return "", fmt.Errorf("build vmop-controller: %w\n%s", err, out)
 	}
 	return binary, nil
 }

@@ -21,7 +21,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
+	k8sruntime "k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/validation"
 	kubevirtv1 "kubevirt.io/api/core/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -469,7 +469,7 @@ func profileSeeds(f *testing.F) []*vmv1alpha1.VirtualMachineProfile {
 				continue
 			}
 			var read vmv1alpha1.VirtualMachineProfile
-			if err := runtime.DefaultUnstructuredConverter.FromUnstructured(obj, &read); err != nil {
+			if err := k8sruntime.DefaultUnstructuredConverter.FromUnstructured(obj, &read); err != nil {
 				continue // a field of the wrong type: the catalogue's to try, not a fuzz input's
 			}
 			seeds = append(seeds, &vmv1alpha1.VirtualMachineProfile{
@@ -510,7 +510,7 @@ func sampleHostNetworks(f *testing.F) []vmv1alpha1.HostNetwork {
 			continue
 		}
 		var h vmv1alpha1.HostNetwork
-		if err := runtime.DefaultUnstructuredConverter.FromUnstructured(obj, &h); err != nil {
+		if err := k8sruntime.DefaultUnstructuredConverter.FromUnstructured(obj, &h); err != nil {
 			f.Fatal(err)
 		}
 		out = append(out, h)

@@ -78,17 +78,20 @@ func CheckNAD(t testing.TB, binDir string, config []byte, mac string) (skipped s
 func defaultRoute(node *netnstest.Namespace, link string) error {
 	l, err := node.Handle.LinkByName(link)
 	if err != nil {
-		return err
+		return fmt.Errorf("link %s: %w", link, err)
 	}
 	addr, err := netlink.ParseAddr("192.0.2.2/24")
 	if err != nil {
-		return err
+		return fmt.Errorf("address for %s: %w", link, err)
 	}
 	if err := node.Handle.AddrAdd(l, addr); err != nil {
-		return err
+		return fmt.Errorf("add address to %s: %w", link, err)
 	}
 	gw, _ := netlink.ParseAddr("192.0.2.1/32")
-	return node.Handle.RouteAdd(&netlink.Route{LinkIndex: l.Attrs().Index, Gw: gw.IP})
+	if err := node.Handle.RouteAdd(&netlink.Route{LinkIndex: l.Attrs().Index, Gw: gw.IP}); err != nil {
+		return fmt.Errorf("default route via %s: %w", link, err)
+	}
+	return nil
 }
 
 // InspectBridgePort checks that bridge has exactly one port besides uplink
@@ -117,11 +120,11 @@ func InspectBridgePort(node, pod *netnstest.Namespace, bridge, uplink string, mt
 func BridgePorts(node *netnstest.Namespace, bridge, uplink string) ([]netlink.Link, error) {
 	br, err := node.Handle.LinkByName(bridge)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("bridge %s: %w", bridge, err)
 	}
 	links, err := node.Handle.LinkList()
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("links of the node with bridge %s: %w", bridge, err)
 	}
 	var ports []netlink.Link
 	for _, l := range links {
@@ -145,7 +148,7 @@ func InspectMacvlan(node, pod *netnstest.Namespace, master, mac string, mtu int)
 	}
 	parent, err := node.Handle.LinkByName(master)
 	if err != nil {
-		return err
+		return fmt.Errorf("macvlan master %s: %w", master, err)
 	}
 	var errs []error
 	if err := podMTU(pod, mtu); err != nil {

@@ -150,13 +150,16 @@ func readINI(path string) ([]iniSection, error) {
 			sections[len(sections)-1].values[key] = append(sections[len(sections)-1].values[key], value)
 		}
 	}
-	return sections, scanner.Err()
+	if err := scanner.Err(); err != nil {
+		return nil, fmt.Errorf("read %s: %w", path, err)
+	}
+	return sections, nil
 }
 
 func readNetworkd(dir string) (map[string]GuestInterface, error) {
 	files, err := filepath.Glob(filepath.Join(dir, "*.network"))
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("networkd files in %s: %w", dir, err)
 	}
 	out := map[string]GuestInterface{}
 	for _, file := range files {
@@ -202,7 +205,7 @@ func addRoute(g *GuestInterface, destination, gateway string) {
 func readSysconfig(dir string) (map[string]GuestInterface, error) {
 	files, err := filepath.Glob(filepath.Join(dir, "ifcfg-*"))
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("ifcfg files in %s: %w", dir, err)
 	}
 	out := map[string]GuestInterface{}
 	for _, file := range files {

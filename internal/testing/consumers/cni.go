@@ -55,11 +55,13 @@ func CNIBinDir() (string, error) {
 // and stops at the first that fails; the error names the command and keeps
 // the plugin's own message.
 func (d Delegate) AddCheckDel(ctx context.Context, config []byte, ifName, mac string, inspect func(types.Result) error) error {
-	conf, err := libcni.ConfFromBytes(config)
+	// A NAD holds one plugin's config, as the operator writes it; Multus
+	// turns it into a list the same way.
+	conf, err := libcni.ConfFromBytes(config) //nolint:staticcheck // SA1019: single-plugin NAD configs are what Multus accepts and the operator writes.
 	if err != nil {
 		return fmt.Errorf("parsing the NAD config: %w", err)
 	}
-	list, err := libcni.ConfListFromConf(conf)
+	list, err := libcni.ConfListFromConf(conf) //nolint:staticcheck // SA1019: as above.
 	if err != nil {
 		return fmt.Errorf("NAD config as a list: %w", err)
 	}
@@ -117,7 +119,7 @@ func (e *nodeExec) ExecPlugin(ctx context.Context, pluginPath string, stdinData 
 	}); err != nil {
 		return nil, err
 	}
-	return out, runErr
+	return out, runErr //nolint:wrapcheck // libcni reads the plugin's own *types.Error from here.
 }
 
 // repoRoot is the nearest directory upwards holding the operator's go.mod.

@@ -57,11 +57,11 @@ func StartKubeVirtAdmitter() (*KubeVirtAdmitter, error) {
 	a := &KubeVirtAdmitter{cmd: exec.Command(binary), stderr: &bytes.Buffer{}}
 	a.cmd.Stderr = a.stderr
 	if a.stdin, err = a.cmd.StdinPipe(); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("stdin of %s: %w", binary, err)
 	}
 	stdout, err := a.cmd.StdoutPipe()
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("stdout of %s: %w", binary, err)
 	}
 	a.out = json.NewDecoder(stdout)
 	if err := a.cmd.Start(); err != nil {
@@ -94,7 +94,10 @@ func (a *KubeVirtAdmitter) Admit(vms []kubevirtv1.VirtualMachine) ([]KubeVirtVer
 // Close ends the process.
 func (a *KubeVirtAdmitter) Close() error {
 	a.stdin.Close()
-	return a.cmd.Wait()
+	if err := a.cmd.Wait(); err != nil {
+		return fmt.Errorf("%s: %w: %s", a.cmd.Path, err, a.stderr.String())
+	}
+	return nil
 }
 
 // RefusedVMs is an error listing each refused VM with KubeVirt's exact

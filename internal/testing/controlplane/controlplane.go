@@ -153,7 +153,7 @@ func Start(options ...Option) (*ControlPlane, error) {
 func thirdPartyCRDs(root string, without []string) ([]*apiextensionsv1.CustomResourceDefinition, error) {
 	files, err := filepath.Glob(filepath.Join(root, "test", "crds", "*.yaml"))
 	if err != nil || len(files) == 0 {
-		return nil, fmt.Errorf("test control plane: no CRDs in test/crds (%v)", err)
+		return nil, fmt.Errorf("test control plane: no CRDs in test/crds (%w)", err)
 	}
 	var crds []*apiextensionsv1.CustomResourceDefinition
 	for _, file := range files {
@@ -189,7 +189,7 @@ func (cp *ControlPlane) finishSetup() error {
 	}
 	kubeconfig, err := admin.KubeConfig()
 	if err != nil {
-		return err
+		return fmt.Errorf("test control plane: admin kubeconfig: %w", err)
 	}
 	cp.Kubeconfig = filepath.Join(cp.workDir, "kubeconfig")
 	return os.WriteFile(cp.Kubeconfig, kubeconfig, 0o600)
@@ -225,17 +225,21 @@ func (cp *ControlPlane) StartGarbageCollector() error {
 	return nil
 }
 
-// Stop ends kube-controller-manager (if started), kube-apiserver and etcd and
-// removes their files.
 // ServerVersion is what the apiserver says it is (its /version).
 func (cp *ControlPlane) ServerVersion() (*version.Info, error) {
 	discoveryClient, err := discovery.NewDiscoveryClientForConfig(cp.Config)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("discovery client for %s: %w", cp.Config.Host, err)
 	}
-	return discoveryClient.ServerVersion()
+	info, err := discoveryClient.ServerVersion()
+	if err != nil {
+		return nil, fmt.Errorf("version of %s: %w", cp.Config.Host, err)
+	}
+	return info, nil
 }
 
+// Stop ends kube-controller-manager (if started), kube-apiserver and etcd and
+// removes their files.
 func (cp *ControlPlane) Stop() error {
 	var errs []error
 	if cp.controllerManager != nil {

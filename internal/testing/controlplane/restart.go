@@ -56,7 +56,7 @@ func (cp *ControlPlane) RestartAPIServer(down time.Duration) (*exec.Cmd, error) 
 func (cp *ControlPlane) apiserverProcess() (int, []string, error) {
 	host, err := url.Parse(cp.Config.Host)
 	if err != nil {
-		return 0, nil, err
+		return 0, nil, fmt.Errorf("apiserver address %q: %w", cp.Config.Host, err)
 	}
 	flag := "--secure-port=" + host.Port()
 	entries, err := os.ReadDir("/proc")
@@ -102,7 +102,7 @@ func processAlive(pid int) bool {
 func (cp *ControlPlane) waitReady(timeout time.Duration) error {
 	client, err := discovery.NewDiscoveryClientForConfig(cp.Config)
 	if err != nil {
-		return err
+		return fmt.Errorf("discovery client for %s: %w", cp.Config.Host, err)
 	}
 	deadline := time.Now().Add(timeout)
 	for {

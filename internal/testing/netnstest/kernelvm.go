@@ -101,7 +101,10 @@ func (n *Namespace) OVSDatapath(t testing.TB, name string) {
 		req.AddData(nl.NewRtAttr(ovsDPAttrName, nl.ZeroTerminated(name)))
 		req.AddData(nl.NewRtAttr(ovsDPAttrUpcallPID, nl.Uint32Attr(0)))
 		_, err = req.Execute(unix.NETLINK_GENERIC, 0)
-		return err
+		if err != nil {
+			return fmt.Errorf("OVS datapath %s: %w", name, err)
+		}
+		return nil
 	})
 	n.must(t, "create OVS datapath "+name, err)
 	n.SetUp(t, name)

@@ -194,12 +194,12 @@ func (n *Namespace) Do(fn func() error) error {
 	orig, err := netns.Get()
 	if err != nil {
 		runtime.UnlockOSThread()
-		return err
+		return fmt.Errorf("current network namespace: %w", err)
 	}
 	defer orig.Close()
 	if err := netns.Set(n.NS); err != nil {
 		runtime.UnlockOSThread()
-		return err
+		return fmt.Errorf("enter network namespace %s: %w", n.NS, err)
 	}
 	fnErr := fn()
 	if err := netns.Set(orig); err != nil {

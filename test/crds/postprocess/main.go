@@ -126,7 +126,7 @@ func process(want wantedCRD, in, out string) error {
 	}
 	var crd apiextensionsv1.CustomResourceDefinition
 	if err := yaml.UnmarshalStrict(raw, &crd); err != nil {
-		return err
+		return fmt.Errorf("%s: %w", want.generatedFile, err)
 	}
 	apply(want, &crd)
 	data, err := marshalWithoutStatus(&crd)
@@ -178,15 +178,19 @@ func apply(want wantedCRD, crd *apiextensionsv1.CustomResourceDefinition) {
 func marshalWithoutStatus(crd *apiextensionsv1.CustomResourceDefinition) ([]byte, error) {
 	data, err := yaml.Marshal(crd)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("CRD %s: %w", crd.Name, err)
 	}
 	var generic map[string]any
 	if err := yaml.Unmarshal(data, &generic); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("CRD %s: %w", crd.Name, err)
 	}
 	delete(generic, "status")
 	if metadata, ok := generic["metadata"].(map[string]any); ok {
 		delete(metadata, "creationTimestamp")
 	}
-	return yaml.Marshal(generic)
+	out, err := yaml.Marshal(generic)
+	if err != nil {
+		return nil, fmt.Errorf("CRD %s: %w", crd.Name, err)
+	}
+	return out, nil
 }

@@ -24,7 +24,7 @@ import (
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
-	"k8s.io/apimachinery/pkg/runtime"
+	k8sruntime "k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/tools/clientcmd"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -93,20 +93,24 @@ func main() {
 func linksOf(name string) (*netlink.Handle, error) {
 	ns, err := netns.GetFromName(name)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("network namespace %s: %w", name, err)
 	}
 	defer ns.Close()
-	return netlink.NewHandleAt(ns, unix.NETLINK_ROUTE)
+	h, err := netlink.NewHandleAt(ns, unix.NETLINK_ROUTE)
+	if err != nil {
+		return nil, fmt.Errorf("netlink handle in %s: %w", name, err)
+	}
+	return h, nil
 }
 
 // runStandIn runs the nmstate stand-in for the VM's nodes in the background.
 func runStandIn(kubeconfig string, nodes []nmstatesim.Node) error {
 	config, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
 	if err != nil {
-		return err
+		return fmt.Errorf("kubeconfig %s: %w", kubeconfig, err)
 	}
-	scheme := runtime.NewScheme()
-	for _, add := range []func(*runtime.Scheme) error{clientgoscheme.AddToScheme, nmstatev1.AddToScheme, nmstatev1beta1.AddToScheme} {
+	scheme := k8sruntime.NewScheme()
+	for _, add := range []func(*k8sruntime.Scheme) error{clientgoscheme.AddToScheme, nmstatev1.AddToScheme, nmstatev1beta1.AddToScheme} {
 		if err := add(scheme); err != nil {
 			return err
 		}
@@ -114,7 +118,7 @@ func runStandIn(kubeconfig string, nodes []nmstatesim.Node) error {
 	mgr, err := ctrl.NewManager(config, ctrl.Options{Scheme: scheme, Metrics: metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: "0", Logger: logr.FromSlogHandler(slog.NewTextHandler(os.Stdout, &slog.HandlerOptions{Level: slog.LevelWarn}))})
 	if err != nil {
-		return err
+		return fmt.Errorf("nmstate stand-in manager: %w", err)
 	}
 	if err := nmstatesim.Setup(mgr, nodes...); err != nil {
 		return err
@@ -138,19 +142,19 @@ func build(n node) error {
 	defer goruntime.UnlockOSThread()
 	host, err := netns.Get()
 	if err != nil {
-		return err
+		return fmt.Errorf("node %s: current network namespace: %w", n.name, err)
 	}
 	defer host.Close()
 	ns, err := netns.NewNamed(n.name) // also switches this thread into it
 	if err != nil {
-		return err
+		return fmt.Errorf("node %s: new network namespace: %w", n.name, err)
 	}
 	defer ns.Close()
 	defer netns.Set(host) //nolint:errcheck // best effort; the thread is unlocked right after
 	// Route only: the VM's kernel has no xfrm or netfilter netlink loaded.
 	handle, err := netlink.NewHandleAt(ns, unix.NETLINK_ROUTE)
 	if err != nil {
-		return err
+		return fmt.Errorf("node %s: netlink handle: %w", n.name, err)
 	}
 	defer handle.Close()
 	steps := []struct {
@@ -174,9 +178,12 @@ func build(n node) error {
 func up(h *netlink.Handle, name string) error {
 	link, err := h.LinkByName(name)
 	if err != nil {
-		return err
+		return fmt.Errorf("link %s: %w", name, err)
 	}
-	return h.LinkSetUp(link)
+	if err := h.LinkSetUp(link); err != nil {
+		return fmt.Errorf("set %s up: %w", name, err)
+	}
+	return nil
 }
 
 // fakeSysfs writes the part of sysfs the agent's SR-IOV probe reads: no

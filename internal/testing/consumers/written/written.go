@@ -70,7 +70,7 @@ func CheckNamespace(t testing.TB, c client.Reader, namespace string, with Consum
 	judged := Judged{NADsNotRun: map[string]int{}}
 	var vms kubevirtv1.VirtualMachineList
 	if err := c.List(ctx, &vms, client.InNamespace(namespace), client.MatchingLabels{vmv1alpha1.LabelManagedBy: vmv1alpha1.ManagedByValue}); err != nil {
-		return judged, err
+		return judged, fmt.Errorf("list the VirtualMachines in %s: %w", namespace, err)
 	}
 	var errs []error
 	if len(vms.Items) > 0 {
@@ -114,7 +114,7 @@ func CheckNamespace(t testing.TB, c client.Reader, namespace string, with Consum
 func checkNADs(t testing.TB, c client.Reader, namespace, binDir string, vms []kubevirtv1.VirtualMachine, judged *Judged) error {
 	var nads nadv1.NetworkAttachmentDefinitionList
 	if err := c.List(context.Background(), &nads, client.InNamespace(namespace), client.MatchingLabels{vmv1alpha1.LabelManagedBy: vmv1alpha1.ManagedByValue}); err != nil {
-		return err
+		return fmt.Errorf("list the NADs in %s: %w", namespace, err)
 	}
 	var errs []error
 	for _, nad := range nads.Items {

@@ -246,8 +246,9 @@ docker-push: ## Push both images docker-build made to IMG_REGISTRY.
 # put the test module's requirements into the product's builds, so every
 # target that runs the test module's packages does so from test/ (go test
 # ./... in the root no longer reaches them).
-# make test runs every tier, fuzz targets included; .ci/run runs test-unit
-# first so that a unit failure costs seconds.
+# make test runs lint and the unit tier first (prerequisites are made left to
+# right), so that a style or unit failure costs seconds, then every other
+# tier, fuzz targets included.
 
 # What the integration, e2e and scale tiers run: both control planes aside.
 TEST_TOOLS := $(CONTROL_PLANE) $(BIN)/promtool $(BIN)/prometheus $(HELM) $(CONTROLLER_GEN) $(CNI_PLUGINS) $(KUBEVIRT_ADMIT) images cloud-init nftables
@@ -257,7 +258,7 @@ TEST_TOOLS := $(CONTROL_PLANE) $(BIN)/promtool $(BIN)/prometheus $(HELM) $(CONTR
 GO_TEST_LONG := go test -count=1 -timeout 30m
 
 .PHONY: test
-test: $(TEST_TOOLS) $(OLDEST_CONTROL_PLANE) ## Run every test: builds what the tests need into bin/ first (both control planes, promtool, helm, controller-gen, the reference CNI plugins, KubeVirt's admitters, the images; cloud-init and nftables are apt-installed when missing), then runs the unit and integration tests of the product module and every test of the test module (integration, chart, validation, e2e, scale), every fuzz target for TEST_FUZZTIME (20 s) each, test-oldest and test-kernel.
+test: lint test-unit $(TEST_TOOLS) $(OLDEST_CONTROL_PLANE) ## Run every test: make lint and make test-unit first (seconds, so a style or unit failure stops it early), then builds what the tests need into bin/ first (both control planes, promtool, helm, controller-gen, the reference CNI plugins, KubeVirt's admitters, the images; cloud-init and nftables are apt-installed when missing), then runs the unit and integration tests of the product module and every test of the test module (integration, chart, validation, e2e, scale), every fuzz target for TEST_FUZZTIME (20 s) each, test-oldest and test-kernel.
 	KUBEBUILDER_ASSETS=$(BIN) $(GO_TEST_LONG) -tags integration ./...
 	cd test && KUBEBUILDER_ASSETS=$(BIN) $(GO_TEST_LONG) -tags e2e,scale ./...
 	$(MAKE) --no-print-directory fuzz FUZZTIME=$(TEST_FUZZTIME)

@@ -86,7 +86,7 @@ func parseFlags(args []string) (options, error) {
 		return err
 	})
 	if err := fs.Parse(args); err != nil {
-		return o, err
+		return o, fmt.Errorf("parse the flags: %w", err)
 	}
 	if o.printVersion {
 		return o, nil

@@ -191,7 +191,7 @@ func NormalEventReasons() []string {
 	return []string{EventAdopted, EventReleased, EventImportDetached, EventDeleted, EventResizing, EventAccessRestored}
 }
 
-// ReasonHostNetworkNotAccepting: the HostNetwork is in conflict or not
+// ReasonHostNetworkNotAccepting says the HostNetwork is in conflict or not
 // Ready and takes no new users (existing ones stay), or is being deleted
 // and takes its users off the segment.
 const ReasonHostNetworkNotAccepting = "HostNetworkNotAccepting"

@@ -4,13 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	corev1 "k8s.io/api/core/v1"
 	"maps"
 	"slices"
 	"strings"
 	"time"
 
 	nmstatev1 "github.com/nmstate/kubernetes-nmstate/api/v1"
+	corev1 "k8s.io/api/core/v1"
 	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -71,7 +71,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		if apierrors.IsNotFound(err) {
 			return ctrl.Result{}, r.deleteLeftReverts(ctx, req.Name)
 		}
-		return ctrl.Result{}, err
+		return ctrl.Result{}, fmt.Errorf("read HostNetwork %s: %w", req.Name, err)
 	}
 	if !hostNetwork.DeletionTimestamp.IsZero() {
 		return r.reconcileDeletion(ctx, &hostNetwork)

@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
-
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/rest"
@@ -24,7 +23,10 @@ func DiscoverDependencies(mapper meta.RESTMapper) (profile.Dependencies, error) 
 		if meta.IsNoMatchError(err) {
 			return false, nil
 		}
-		return err == nil, err
+		if err != nil {
+			return false, fmt.Errorf("discover %s: %w", gvk.GroupKind(), err)
+		}
+		return true, nil
 	}
 	var deps profile.Dependencies
 	var errs []error
@@ -110,11 +112,11 @@ func freshDiscovery(config *rest.Config) func() (profile.Dependencies, error) {
 	return func() (profile.Dependencies, error) {
 		httpClient, err := rest.HTTPClientFor(config)
 		if err != nil {
-			return profile.Dependencies{}, err
+			return profile.Dependencies{}, fmt.Errorf("HTTP client for discovery: %w", err)
 		}
 		mapper, err := apiutil.NewDynamicRESTMapper(config, httpClient)
 		if err != nil {
-			return profile.Dependencies{}, err
+			return profile.Dependencies{}, fmt.Errorf("REST mapper for discovery: %w", err)
 		}
 		return DiscoverDependencies(mapper)
 	}

@@ -199,7 +199,7 @@ func New(config *rest.Config, options Options) (ctrl.Manager, error) {
 	}
 	options.Logger.Info("discovered dependencies", "kubevirt", deps.KubeVirt, "cdi", deps.CDI, "multus", deps.Multus, "nmstate", deps.NMState)
 	if err := mgr.Add(NewDependencyWatch(config, deps, options.DependencyInterval, options.Logger)); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("add the dependency watch: %w", err)
 	}
 	registry := options.MetricsRegistry
 	if registry == nil {

@@ -27,16 +27,16 @@ import (
 type Relation int
 
 const (
-	// Ours: made by the operator for a profile of this name, and either
+	// Ours is an object made by the operator for a profile of this name, and either
 	// owned by this profile or by no profile at all (a retained disk, or a
 	// child an orphan deletion left without owner: the VM, still running,
 	// its attachments, cloud-init Secret and disks): this profile adopts it,
 	// as a Deployment adopts its ReplicaSets after --cascade=orphan.
 	Ours Relation = iota
-	// PreviousProfile: still owned by a deleted profile of the same name;
+	// PreviousProfile is an object still owned by a deleted profile of the same name;
 	// the garbage collector is about to remove it. Wait, never take it.
 	PreviousProfile
-	// Foreign: someone else's object; never modified, adopted or deleted.
+	// Foreign is someone else's object; never modified, adopted or deleted.
 	Foreign
 )
 

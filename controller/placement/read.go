@@ -19,15 +19,15 @@ import (
 func ReadNodes(ctx context.Context, c client.Reader, leaseNamespace string, now time.Time) ([]Node, error) {
 	var nodes corev1.NodeList
 	if err := c.List(ctx, &nodes); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("list Nodes: %w", err)
 	}
 	var capabilities vmv1alpha1.NodeCapabilityList
 	if err := c.List(ctx, &capabilities); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("list NodeCapabilities: %w", err)
 	}
 	var leases coordinationv1.LeaseList
 	if err := c.List(ctx, &leases, client.InNamespace(leaseNamespace)); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("list agent Leases in %s: %w", leaseNamespace, err)
 	}
 	byName := make(map[string]*vmv1alpha1.NodeCapabilityStatus, len(capabilities.Items))
 	for i := range capabilities.Items {
@@ -59,7 +59,7 @@ func ReadNodes(ctx context.Context, c client.Reader, leaseNamespace string, now 
 func SpreadShortage(ctx context.Context, c client.Reader, profile *vmv1alpha1.VirtualMachineProfile, eligible []string) (string, error) {
 	var instances kubevirtv1.VirtualMachineInstanceList
 	if err := c.List(ctx, &instances, client.MatchingLabels{vmv1alpha1.LabelSpread: "true"}); err != nil {
-		return "", err
+		return "", fmt.Errorf("list the instances of spread profiles: %w", err)
 	}
 	taken := map[string]bool{}
 	for i := range instances.Items {

@@ -8,7 +8,7 @@ import (
 	"github.com/jianfenliu/vmoperator/controller/desired"
 )
 
-// BridgeLabel: a Linux bridge of this name is up.
+// BridgeLabel says a Linux bridge of this name is up.
 func BridgeLabel(bridge string) string { return vmv1alpha1.CapabilityLabelPrefix + "bridge." + bridge }
 
 // VLANLabel says VLAN id passes the bridge's uplink port.
@@ -16,10 +16,10 @@ func VLANLabel(bridge string, vlan int32) string {
 	return fmt.Sprintf("%svlan.%s.%d", vmv1alpha1.CapabilityLabelPrefix, bridge, vlan)
 }
 
-// OVSLabel: an Open vSwitch bridge of this name exists and is up.
+// OVSLabel says an Open vSwitch bridge of this name exists and is up.
 func OVSLabel(bridge string) string { return vmv1alpha1.CapabilityLabelPrefix + "ovs." + bridge }
 
-// LinkLabel: an interface of this name (macvlan master) is up with carrier.
+// LinkLabel says an interface of this name (macvlan master) is up with carrier.
 func LinkLabel(name string) string { return vmv1alpha1.CapabilityLabelPrefix + "link." + name }
 
 // HostNetworkLabel says the node offers this declared host network, ready to

@@ -38,9 +38,13 @@ func liveValues(vmi *kubevirtv1.VirtualMachineInstance) []string {
 
 // indexInstances registers indexLiveIdentity (KubeVirt installed only).
 func (r *Reconciler) indexInstances(ctx context.Context, mgr ctrl.Manager) error {
-	return mgr.GetFieldIndexer().IndexField(ctx, &kubevirtv1.VirtualMachineInstance{}, indexLiveIdentity, func(obj client.Object) []string {
+	err := mgr.GetFieldIndexer().IndexField(ctx, &kubevirtv1.VirtualMachineInstance{}, indexLiveIdentity, func(obj client.Object) []string {
 		return liveValues(obj.(*kubevirtv1.VirtualMachineInstance))
 	})
+	if err != nil {
+		return fmt.Errorf("index VirtualMachineInstances by %s: %w", indexLiveIdentity, err)
+	}
+	return nil
 }
 
 // profilesOfInstance maps an instance to its profile and to the profiles

@@ -156,7 +156,7 @@ func stepsReconciler(t *testing.T, rec *recorder) (*Reconciler, client.Client) {
 	store := builder.Build()
 	name := func(key client.ObjectKey) string { return key.String() }
 	objName := func(obj client.Object) string { return name(client.ObjectKeyFromObject(obj)) }
-	c := interceptor.NewClient(store.(client.WithWatch), interceptor.Funcs{
+	c := interceptor.NewClient(store, interceptor.Funcs{
 		Get: func(ctx context.Context, c client.WithWatch, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
 			if err := rec.do(call{"get", kindOfValue(obj), name(key)}); err != nil {
 				return err

@@ -296,9 +296,12 @@ func ptrEqual(a, b *bool) bool { return (a == nil) == (b == nil) && (a == nil ||
 func (r *Reconciler) patchMetadata(ctx context.Context, obj client.Object, metadata map[string]any) error {
 	raw, err := json.Marshal(map[string]any{"metadata": metadata})
 	if err != nil {
-		return err
+		return fmt.Errorf("metadata patch of %s: %w", obj.GetName(), err)
 	}
-	return r.Client.Patch(ctx, obj, client.RawPatch(types.MergePatchType, raw), client.FieldOwner(apply.FieldOwner))
+	if err := r.Client.Patch(ctx, obj, client.RawPatch(types.MergePatchType, raw), client.FieldOwner(apply.FieldOwner)); err != nil {
+		return fmt.Errorf("patch the metadata of %s/%s: %w", obj.GetNamespace(), obj.GetName(), err)
+	}
+	return nil
 }
 
 // importDone: a DataVolume that finished importing into its bound claim.
@@ -414,7 +417,7 @@ func (r *Reconciler) growClaim(ctx context.Context, profile *vmv1alpha1.VirtualM
 		"requests": map[string]string{string(corev1.ResourceStorage): size.String()},
 	}}})
 	if err != nil {
-		return "", err
+		return "", fmt.Errorf("resize patch of claim %s: %w", claim.Name, err)
 	}
 	if err := r.Client.Patch(ctx, claim, client.RawPatch(types.MergePatchType, patch), client.FieldOwner(apply.FieldOwner)); err != nil {
 		return "", fmt.Errorf("grow claim %s: %w", claim.Name, err)

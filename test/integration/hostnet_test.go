@@ -3,6 +3,7 @@ package integration
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -289,18 +290,23 @@ func TestDeletingAHostNetwork(t *testing.T) {
 		_, ok := policyState(t, "vmop-stuck")
 		return ok, "no policy yet"
 	})
+	// Every version of the HostNetwork is recorded through a watch: the wait
+	// lasts the revert timeout (5 s here), which a poll of a loaded machine
+	// can miss entirely.
+	deletingSeen := recordDeletingConditions(t, "stuck")
 	start := time.Now()
 	if err := cluster.Client.Delete(ctx, stuck); err != nil {
 		t.Fatal(err)
 	}
 	observe.Eventually(t, 30*time.Second, "the wait is in a condition with its deadline", func() (bool, string) {
-		var h vmv1alpha1.HostNetwork
-		if !getObject(t, &h, "", "stuck") {
-			return false, "gone before the condition was seen"
+		seen := deletingSeen()
+		for _, deleting := range seen {
+			if deleting.Reason == vmv1alpha1.ReasonReverting && strings.Contains(deleting.Message, "(policy vmop-stuck) on stuck-a") &&
+				strings.Contains(deleting.Message, "until ") {
+				return true, ""
+			}
 		}
-		deleting := meta.FindStatusCondition(h.Status.Conditions, vmv1alpha1.ConditionDeleting)
-		return deleting != nil && deleting.Reason == vmv1alpha1.ReasonReverting && strings.Contains(deleting.Message, "(policy vmop-stuck) on stuck-a") &&
-			strings.Contains(deleting.Message, "until "), fmt.Sprintf("%+v", deleting)
+		return false, fmt.Sprintf("Deleting conditions seen: %+v", seen)
 	})
 	observe.Eventually(t, 30*time.Second, "gone after the deadline", func() (bool, string) {
 		return !getObject(t, &vmv1alpha1.HostNetwork{}, "", "stuck"), "still there"
@@ -401,5 +407,40 @@ func TestSegmentIsTheL2Domain(t *testing.T) {
 	p := waitForCondition(t, ns, "generated", vmv1alpha1.ConditionNetworksConfigured, metav1.ConditionFalse, vmv1alpha1.ReasonStaticIPConflict)
 	if msg := conditionMessage(p, vmv1alpha1.ConditionNetworksConfigured); !strings.Contains(msg, "the older profile named") {
 		t.Fatalf("same namespace: the message names the other profile: %q", msg)
+	}
+}
+
+// recordDeletingConditions watches one HostNetwork and returns a function
+// that lists every Deleting condition any of its versions carried.
+func recordDeletingConditions(t *testing.T, name string) func() []metav1.Condition {
+	t.Helper()
+	watcher, err := client.NewWithWatch(cluster.Config, client.Options{Scheme: cluster.Scheme})
+	if err != nil {
+		t.Fatal(err)
+	}
+	events, err := watcher.Watch(context.Background(), &vmv1alpha1.HostNetworkList{}, client.MatchingFields{"metadata.name": name})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(events.Stop)
+	var mu sync.Mutex
+	var seen []metav1.Condition
+	go func() {
+		for event := range events.ResultChan() {
+			h, ok := event.Object.(*vmv1alpha1.HostNetwork)
+			if !ok {
+				continue
+			}
+			if deleting := meta.FindStatusCondition(h.Status.Conditions, vmv1alpha1.ConditionDeleting); deleting != nil {
+				mu.Lock()
+				seen = append(seen, *deleting)
+				mu.Unlock()
+			}
+		}
+	}()
+	return func() []metav1.Condition {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Clone(seen)
 	}
 }

@@ -129,7 +129,7 @@ cloud-init:
 		DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends cloud-init >/dev/null; }
 
 # The bridge plugin's macspoofchk, which every bridge NAD the operator
-# writes sets, runs nft; test/consumers runs the plugin. Installed when
+# writes sets, runs nft; internal/testing/consumers runs the plugin. Installed when
 # missing (the nftables service stays disabled: the tests' rules live in
 # their own network namespaces).
 .PHONY: nftables

@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"sync"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -106,3 +108,99 @@ func (s *SendSocket) Send(frame []byte) error {
 
 // Close closes the socket.
 func (s *SendSocket) Close() { unix.Close(s.fd) }
+
+// Capture counts, by source MAC, the test frames (experimentalEthertype,
+// tagged or not) a link receives. Counting only test frames from one
+// source keeps a count exact on a loaded machine, where a link's packet
+// counter also sees late frames of an earlier burst.
+type Capture struct {
+	fd       int
+	mu       sync.Mutex
+	bySource map[string]int
+	stopped  chan struct{}
+}
+
+// Capture starts counting on link until the test ends.
+func (n *Namespace) Capture(t testing.TB, link string) *Capture {
+	t.Helper()
+	c := &Capture{fd: -1, bySource: map[string]int{}, stopped: make(chan struct{})}
+	all := int(htons(unix.ETH_P_ALL))
+	n.must(t, "capture on "+link, n.Do(func() error {
+		l, err := n.Handle.LinkByName(link)
+		if err != nil {
+			return fmt.Errorf("link %s: %w", link, err)
+		}
+		fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW, all)
+		if err != nil {
+			return fmt.Errorf("AF_PACKET socket on %s: %w", link, err)
+		}
+		c.fd = fd
+		if err := unix.Bind(fd, &unix.SockaddrLinklayer{Protocol: htons(unix.ETH_P_ALL), Ifindex: l.Attrs().Index}); err != nil {
+			return fmt.Errorf("bind to %s: %w", link, err)
+		}
+		// A read returns at least every 100 ms, so that Close is noticed.
+		return unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &unix.Timeval{Usec: 100_000})
+	}))
+	done := make(chan struct{})
+	go c.read(done)
+	t.Cleanup(func() {
+		close(c.stopped)
+		<-done
+		unix.Close(c.fd)
+	})
+	return c
+}
+
+func (c *Capture) read(done chan<- struct{}) {
+	defer close(done)
+	buf := make([]byte, 2048)
+	for {
+		select {
+		case <-c.stopped:
+			return
+		default:
+		}
+		size, from, err := unix.Recvfrom(c.fd, buf, 0)
+		if err != nil {
+			continue // the timeout, or an interrupted read: look at stopped again
+		}
+		if ll, ok := from.(*unix.SockaddrLinklayer); ok && ll.Pkttype == unix.PACKET_OUTGOING {
+			continue
+		}
+		if size < 14 {
+			continue
+		}
+		typeAt := 12
+		if binary.BigEndian.Uint16(buf[12:]) == unix.ETH_P_8021Q && size >= 18 {
+			typeAt = 16
+		}
+		if binary.BigEndian.Uint16(buf[typeAt:]) != experimentalEthertype {
+			continue
+		}
+		c.mu.Lock()
+		c.bySource[net.HardwareAddr(buf[6:12]).String()]++
+		c.mu.Unlock()
+	}
+}
+
+// From is how many test frames from src arrived, once no new one has for
+// settle (at most 5 s of waiting).
+func (c *Capture) From(src string, settle time.Duration) int {
+	count := func() int {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		return c.bySource[src]
+	}
+	last := count()
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); {
+		time.Sleep(settle)
+		now := count()
+		if now == last {
+			return now
+		}
+		last = now
+	}
+	return last
+}
+
+func htons(v uint16) uint16 { return v<<8 | v>>8 }

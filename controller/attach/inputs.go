@@ -138,6 +138,17 @@ func (r Reader) heldAttachments(ctx context.Context, profile *vmv1alpha1.Virtual
 	return attachments, nil
 }
 
+// Resolve reads what resolution needs and resolves the profile's networks
+// (see the function Resolve).
+func (r Reader) Resolve(ctx context.Context, profile *vmv1alpha1.VirtualMachineProfile) ([]desired.Attachment, *Refusal, error) {
+	in, err := r.Inputs(ctx, profile)
+	if err != nil {
+		return nil, nil, err
+	}
+	attachments, refusal := Resolve(profile, in)
+	return attachments, refusal, nil
+}
+
 // Held reads what resolution needs and returns where the profile's
 // networks are attached (see heldAttachments).
 func (r Reader) Held(ctx context.Context, profile *vmv1alpha1.VirtualMachineProfile) ([]desired.Attachment, error) {

@@ -15,16 +15,12 @@ import (
 	"github.com/jianfenliu/vmoperator/controller/status"
 )
 
-// ownership, ours, previousProfile, foreign, ownershipOf, kindOf and
-// ownershipCheck name the ownership package's rules here, where networks,
-// cloud-init and the VM use them.
+// ownership, foreign, ownershipOf, kindOf and ownershipCheck name the
+// ownership package's rules here, where networks, cloud-init and the VM
+// use them.
 type ownership = owner.Relation
 
-const (
-	ours            = owner.Ours
-	previousProfile = owner.PreviousProfile
-	foreign         = owner.Foreign
-)
+const foreign = owner.Foreign
 
 func ownershipOf(existing client.Object, profile *vmv1alpha1.VirtualMachineProfile) ownership {
 	return owner.Of(existing, profile)

@@ -8,5 +8,6 @@
 // only when it changed. The work of the steps lives by concern elsewhere:
 // disks in volumes, ownership rules in owner, placement decisions and
 // reads in placement, the status rules in status, node-change wakes in
-// nodewake.
+// nodewake, who holds a static address or MAC in identity, halting and
+// restoring a revoked VM in revoke.
 package profile

@@ -22,28 +22,27 @@ import (
 
 	vmv1alpha1 "github.com/jianfenliu/vmoperator/api/v1alpha1"
 	"github.com/jianfenliu/vmoperator/controller/attach"
+	"github.com/jianfenliu/vmoperator/controller/identity"
 	"github.com/jianfenliu/vmoperator/controller/nodewake"
 	"github.com/jianfenliu/vmoperator/controller/owner"
 	"github.com/jianfenliu/vmoperator/controller/volumes"
 )
 
 // Field indexes on profiles, so that an event on another object wakes only
-// the profiles it concerns.
+// the profiles it concerns (those of static addresses and MACs: identity).
 const (
 	indexHostNetwork  = "vmop.hostNetwork"
-	indexStaticIP     = "vmop.staticIP"
-	indexMAC          = "vmop.mac"
 	indexNAD          = "vmop.nad"
 	indexStorageClass = "vmop.storageClass"
 )
 
 func profileIndexes() map[string]func(*vmv1alpha1.VirtualMachineProfile) []string {
 	return map[string]func(*vmv1alpha1.VirtualMachineProfile) []string{
-		indexHostNetwork:  attach.HostNetworkKeys,
-		indexStaticIP:     indexKeys(staticIPIdentity()),
-		indexMAC:          indexKeys(macIdentity()),
-		indexNAD:          attach.NADKeys,
-		indexStorageClass: volumes.StorageClassNames,
+		indexHostNetwork:       attach.HostNetworkKeys,
+		identity.IndexStaticIP: identity.StaticIPKeys,
+		identity.IndexMAC:      identity.MACKeys,
+		indexNAD:               attach.NADKeys,
+		indexStorageClass:      volumes.StorageClassNames,
 	}
 }
 
@@ -76,7 +75,7 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Watches(&vmv1alpha1.HostNetwork{}, handler.EnqueueRequestsFromMapFunc(r.profilesOfHostNetwork)).
 		Watches(&vmv1alpha1.VirtualMachineProfile{}, handler.EnqueueRequestsFromMapFunc(r.profilesSharingIdentities))
 	if r.Deps.KubeVirt {
-		if err := r.indexInstances(ctx, mgr); err != nil {
+		if err := identity.IndexInstances(ctx, mgr.GetFieldIndexer()); err != nil {
 			return err
 		}
 		b = b.Watches(&kubevirtv1.VirtualMachine{}, children).
@@ -165,14 +164,27 @@ func (r *Reconciler) profilesByIndex(index string, key func(client.Object) strin
 func (r *Reconciler) profilesSharingIdentities(ctx context.Context, obj client.Object) []reconcile.Request {
 	profile := obj.(*vmv1alpha1.VirtualMachineProfile)
 	var requests []reconcile.Request
-	for _, id := range identities() {
-		for _, key := range indexKeys(id)(profile) {
-			for _, request := range r.listByIndex(ctx, id.index, key) {
-				if request.NamespacedName != client.ObjectKeyFromObject(profile) && !slices.Contains(requests, request) {
-					requests = append(requests, request)
-				}
+	for _, key := range identity.ClaimedKeys(profile) {
+		for _, request := range r.listByIndex(ctx, key.Index, key.Value) {
+			if request.NamespacedName != client.ObjectKeyFromObject(profile) && !slices.Contains(requests, request) {
+				requests = append(requests, request)
 			}
 		}
+	}
+	return requests
+}
+
+// profilesOfInstance maps an instance to its profile and to the profiles
+// that ask for a value it uses: one refused while the instance held it
+// tries again when the instance changes or goes.
+func (r *Reconciler) profilesOfInstance(ctx context.Context, obj client.Object) []reconcile.Request {
+	requests := owner.ProfileOfInstance(ctx, obj)
+	vmi, ok := obj.(*kubevirtv1.VirtualMachineInstance)
+	if !ok {
+		return requests
+	}
+	for _, key := range identity.UsedKeys(vmi) {
+		requests = append(requests, r.listByIndex(ctx, key.Index, key.Value)...)
 	}
 	return requests
 }

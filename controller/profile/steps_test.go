@@ -29,6 +29,7 @@ import (
 	vmv1alpha1 "github.com/jianfenliu/vmoperator/api/v1alpha1"
 	"github.com/jianfenliu/vmoperator/controller/attach"
 	"github.com/jianfenliu/vmoperator/controller/desired"
+	"github.com/jianfenliu/vmoperator/controller/identity"
 	"github.com/jianfenliu/vmoperator/controller/placement"
 )
 
@@ -150,8 +151,8 @@ func stepsReconciler(t *testing.T, rec *recorder) (*Reconciler, client.Client) {
 			return extract(obj.(*vmv1alpha1.VirtualMachineProfile))
 		})
 	}
-	builder = builder.WithIndex(&kubevirtv1.VirtualMachineInstance{}, indexLiveIdentity, func(obj client.Object) []string {
-		return liveValues(obj.(*kubevirtv1.VirtualMachineInstance))
+	builder = builder.WithIndex(&kubevirtv1.VirtualMachineInstance{}, identity.IndexLive, func(obj client.Object) []string {
+		return identity.LiveValues(obj.(*kubevirtv1.VirtualMachineInstance))
 	})
 	store := builder.Build()
 	name := func(key client.ObjectKey) string { return key.String() }

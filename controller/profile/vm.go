@@ -40,7 +40,7 @@ func (r *Reconciler) applyVM(ctx context.Context, profile *vmv1alpha1.VirtualMac
 		observed.Blockers = append(observed.Blockers, *check)
 	}
 	if revoked && err == nil && check == nil {
-		err = r.restoreRevoked(ctx, profile, existing)
+		err = r.revoker().Restore(ctx, profile, existing)
 	}
 	if err == nil && check == nil && existing == nil {
 		// Just created: the cache cannot hold it yet, but the status can

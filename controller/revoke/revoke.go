@@ -1,4 +1,10 @@
-package profile
+// Package revoke takes a profile whose access to a host network was
+// revoked off the segment — its VM halted, the attachments the operator
+// made for it deleted — and gives the VM its run strategy back once access
+// is restored. The profile reconciler decides when (a refusal from attach);
+// this package does the writes and says what it did, in events and in the
+// profile's networks check.
+package revoke
 
 import (
 	"context"
@@ -13,31 +19,53 @@ import (
 	vmv1alpha1 "github.com/jianfenliu/vmoperator/api/v1alpha1"
 	"github.com/jianfenliu/vmoperator/controller/attach"
 	"github.com/jianfenliu/vmoperator/controller/desired"
+	"github.com/jianfenliu/vmoperator/controller/owner"
 	"github.com/jianfenliu/vmoperator/controller/status"
 )
 
-// revoke takes a profile whose network a HostNetwork's rule now excludes
+// Event records an event on the profile about related, the child object
+// it concerns (nil for none), as the profile reconciler records them.
+type Event func(profile *vmv1alpha1.VirtualMachineProfile, related client.Object, eventType, reason, format string, args ...any)
+
+// Revoker halts, restores and cleans up after one profile's VM.
+type Revoker struct {
+	Client client.Client
+	// KubeVirt and Multus say whether VMs and NetworkAttachmentDefinitions
+	// exist to be read: without them there is nothing to halt or delete.
+	KubeVirt bool
+	Multus   bool
+	// Event records what was done (nil: nothing is recorded).
+	Event Event
+}
+
+func (v Revoker) event(profile *vmv1alpha1.VirtualMachineProfile, related client.Object, eventType, reason, format string, args ...any) {
+	if v.Event != nil {
+		v.Event(profile, related, eventType, reason, format, args...)
+	}
+}
+
+// Revoke takes a profile whose network a HostNetwork's rule now excludes
 // (or whose HostNetwork is being deleted) off the segment: its VM is
 // halted and the attachments the operator made for it are deleted. A
 // refusal that is no revocation (a HostNetwork not found, not Ready, a
 // cache not synced yet) may be transient and touches nothing, unless the
 // VM was already revoked: it then stays halted until access is restored.
 // The instance keeps its address, MAC and HostNetwork until it is gone
-// (claimsOfOther, attach.Reader.Users).
-func (r *Reconciler) revoke(ctx context.Context, profile *vmv1alpha1.VirtualMachineProfile, refusal *attach.Refusal, observed *status.Observed) error {
+// (identity.Checker, attach.Reader.Users).
+func (v Revoker) Revoke(ctx context.Context, profile *vmv1alpha1.VirtualMachineProfile, refusal *attach.Refusal, observed *status.Observed) error {
 	observed.Networks = status.Problem(refusal.Reason, "%s", refusal.Message)
-	vm, err := r.ownVM(ctx, profile)
+	vm, err := v.ownVM(ctx, profile)
 	if err != nil {
 		return err
 	}
 	if !refusal.Revokes && (vm == nil || vm.Annotations[vmv1alpha1.AnnotationRevoked] == "") {
 		return nil
 	}
-	halted, err := r.haltRevoked(ctx, vm, refusal)
+	halted, err := v.haltRevoked(ctx, vm, refusal)
 	if err != nil {
 		return err
 	}
-	deleted, err := r.deleteNADs(ctx, profile, nil, "access to its host network was revoked")
+	deleted, err := v.DeleteNADs(ctx, profile, nil, "access to its host network was revoked")
 	if err != nil {
 		return err
 	}
@@ -55,20 +83,20 @@ func (r *Reconciler) revoke(ctx context.Context, profile *vmv1alpha1.VirtualMach
 	}
 	observed.Networks = status.Problem(refusal.Reason, "%s; %s %s", refusal.Message, consequence, restore)
 	if halted || deleted > 0 {
-		r.event(profile, vm, corev1.EventTypeWarning, vmv1alpha1.EventAccessRevoked,
+		v.event(profile, vm, corev1.EventTypeWarning, vmv1alpha1.EventAccessRevoked,
 			"%s: halted the VM and deleted %d attachment(s); it starts again once %s", refusal.Message, deleted, restore)
 	}
 	return nil
 }
 
 // ownVM reads the profile's VM when the profile controls it; nil otherwise.
-func (r *Reconciler) ownVM(ctx context.Context, profile *vmv1alpha1.VirtualMachineProfile) (*kubevirtv1.VirtualMachine, error) {
-	if !r.Deps.KubeVirt {
+func (v Revoker) ownVM(ctx context.Context, profile *vmv1alpha1.VirtualMachineProfile) (*kubevirtv1.VirtualMachine, error) {
+	if !v.KubeVirt {
 		return nil, nil
 	}
 	key := client.ObjectKey{Namespace: profile.Namespace, Name: vmv1alpha1.VMName(profile.Name)}
 	var vm kubevirtv1.VirtualMachine
-	if err := r.Client.Get(ctx, key, &vm); err != nil {
+	if err := v.Client.Get(ctx, key, &vm); err != nil {
 		if client.IgnoreNotFound(err) != nil {
 			return nil, fmt.Errorf("read VirtualMachine %s: %w", key, err)
 		}
@@ -84,7 +112,7 @@ func (r *Reconciler) ownVM(ctx context.Context, profile *vmv1alpha1.VirtualMachi
 // A VM already halted is left alone: halted by this (marked), or stopped
 // by its user (virtctl stop), left unmarked so that restoring access does
 // not start it. It says whether it wrote.
-func (r *Reconciler) haltRevoked(ctx context.Context, vm *kubevirtv1.VirtualMachine, refusal *attach.Refusal) (bool, error) {
+func (v Revoker) haltRevoked(ctx context.Context, vm *kubevirtv1.VirtualMachine, refusal *attach.Refusal) (bool, error) {
 	if vm == nil || (vm.Spec.RunStrategy != nil && *vm.Spec.RunStrategy == kubevirtv1.RunStrategyHalted) {
 		return false, nil
 	}
@@ -97,48 +125,48 @@ func (r *Reconciler) haltRevoked(ctx context.Context, vm *kubevirtv1.VirtualMach
 		}
 		vm.Annotations[vmv1alpha1.AnnotationRevoked] = refusal.Message
 	}
-	if err := r.Client.Patch(ctx, vm, patch); err != nil {
+	if err := v.Client.Patch(ctx, vm, patch); err != nil {
 		return false, fmt.Errorf("halt VirtualMachine %s/%s: %w", vm.Namespace, vm.Name, err)
 	}
 	return true, nil
 }
 
-// restoreRevoked removes the revoked mark of a VM the apply step has just
-// given the profile's run strategy back.
-func (r *Reconciler) restoreRevoked(ctx context.Context, profile *vmv1alpha1.VirtualMachineProfile, vm *kubevirtv1.VirtualMachine) error {
+// Restore removes the revoked mark of a VM the apply step has just given
+// the profile's run strategy back.
+func (v Revoker) Restore(ctx context.Context, profile *vmv1alpha1.VirtualMachineProfile, vm *kubevirtv1.VirtualMachine) error {
 	patch := client.MergeFrom(vm.DeepCopy())
 	delete(vm.Annotations, vmv1alpha1.AnnotationRevoked)
-	if err := r.Client.Patch(ctx, vm, patch); client.IgnoreNotFound(err) != nil {
+	if err := v.Client.Patch(ctx, vm, patch); client.IgnoreNotFound(err) != nil {
 		return fmt.Errorf("unmark revoked VirtualMachine %s/%s: %w", vm.Namespace, vm.Name, err)
 	}
-	r.event(profile, vm, corev1.EventTypeNormal, vmv1alpha1.EventAccessRestored,
+	v.event(profile, vm, corev1.EventTypeNormal, vmv1alpha1.EventAccessRestored,
 		"access to its host networks is restored: the VM runs with runStrategy %s again and its attachments are made again", profile.Spec.EffectiveRunStrategy())
 	return nil
 }
 
-// deleteNADs deletes the attachments the operator made for the profile
+// DeleteNADs deletes the attachments the operator made for the profile
 // that are not wanted (by name), and says how many. Only ours: a user's
 // named attachment, or one of the same name made by someone else, is
 // never touched.
-func (r *Reconciler) deleteNADs(ctx context.Context, profile *vmv1alpha1.VirtualMachineProfile, wanted map[string]bool, why string) (int, error) {
-	if !r.Deps.Multus {
+func (v Revoker) DeleteNADs(ctx context.Context, profile *vmv1alpha1.VirtualMachineProfile, wanted map[string]bool, why string) (int, error) {
+	if !v.Multus {
 		return 0, nil
 	}
 	var nads nadv1.NetworkAttachmentDefinitionList
-	if err := r.Client.List(ctx, &nads, client.InNamespace(profile.Namespace), client.MatchingLabels(desired.OwnedLabels(profile))); err != nil {
+	if err := v.Client.List(ctx, &nads, client.InNamespace(profile.Namespace), client.MatchingLabels(desired.OwnedLabels(profile))); err != nil {
 		return 0, fmt.Errorf("list attachments of profile %s: %w", profile.Name, err)
 	}
 	deleted := 0
 	for i := range nads.Items {
 		nad := &nads.Items[i]
-		if wanted[nad.Name] || ownershipOf(nad, profile) != ours {
+		if wanted[nad.Name] || owner.Of(nad, profile) != owner.Ours {
 			continue
 		}
-		if err := r.Client.Delete(ctx, nad, client.Preconditions{UID: &nad.UID}); client.IgnoreNotFound(err) != nil {
+		if err := v.Client.Delete(ctx, nad, client.Preconditions{UID: &nad.UID}); client.IgnoreNotFound(err) != nil {
 			return deleted, fmt.Errorf("delete NetworkAttachmentDefinition %s: %w", nad.Name, err)
 		}
 		deleted++
-		r.event(profile, nad, corev1.EventTypeNormal, vmv1alpha1.EventDeleted, "deleted NetworkAttachmentDefinition %s: %s", nad.Name, why)
+		v.event(profile, nad, corev1.EventTypeNormal, vmv1alpha1.EventDeleted, "deleted NetworkAttachmentDefinition %s: %s", nad.Name, why)
 	}
 	return deleted, nil
 }

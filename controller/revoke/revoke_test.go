@@ -1,4 +1,4 @@
-package profile
+package revoke
 
 import (
 	"context"
@@ -57,9 +57,8 @@ func TestOnlyARevocationHalts(t *testing.T) {
 				}
 			}
 			cl := fake.NewClientBuilder().WithScheme(scheme).WithObjects(c.vm, ours.DeepCopy(), users.DeepCopy()).Build()
-			r := &Reconciler{Client: cl, Deps: Dependencies{KubeVirt: true, Multus: true}}
 			observed := &status.Observed{}
-			if err := r.revoke(context.Background(), profile, c.refusal, observed); err != nil {
+			if err := (Revoker{Client: cl, KubeVirt: true, Multus: true}).Revoke(context.Background(), profile, c.refusal, observed); err != nil {
 				t.Fatal(err)
 			}
 			var vm kubevirtv1.VirtualMachine

@@ -55,20 +55,21 @@ func (r *Reconciler) reconcileDeletion(ctx context.Context, h *vmv1alpha1.HostNe
 		return ctrl.Result{}, err
 	}
 	groups, reverts := splitPolicies(all)
-	started, err := r.startReverts(ctx, h, planOf(h, w), groups, reverts)
+	started, err := r.startReverts(ctx, h, planOf(h, w), groups, reverts, w.nodes)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
-	waits, err := r.followReverts(ctx, h, reverts, nil, w.nodes, nil, true)
+	followed, err := r.followReverts(ctx, h, reverts, nil, w.nodes, nil, true)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
-	if started || len(waits) > 0 {
+	waits := append(started, followed...)
+	if len(waits) > 0 {
 		status := h.Status.DeepCopy()
 		status.Conditions = []metav1.Condition{revertingCondition(waits)}
 		err := r.writeStatus(ctx, original, h, *status)
 		result := requeueAt(r.now(), waits)
-		if result.IsZero() {
+		if len(started) > 0 && (result.IsZero() || result.RequeueAfter > time.Second) {
 			result.RequeueAfter = time.Second // the reverts just started are followed once the cache has them
 		}
 		return result, err
@@ -90,11 +91,8 @@ func revertingCondition(waits []revertWait) metav1.Condition {
 			next = w.deadline
 		}
 	}
-	message := "waits for nmstate to start reverting the host side"
-	if len(waits) > 0 {
-		message = fmt.Sprintf("waits for nmstate to revert the host side (%s) until %s; after that the policies are deleted and what is left on those nodes is the admin's to remove",
-			strings.Join(parts, "; "), next.UTC().Format(time.RFC3339))
-	}
+	message := fmt.Sprintf("waits for nmstate to revert the host side (%s) until %s; after that the policies are deleted and what is left on those nodes is the admin's to remove",
+		strings.Join(parts, "; "), next.UTC().Format(time.RFC3339))
 	return metav1.Condition{Type: vmv1alpha1.ConditionDeleting, Status: metav1.ConditionTrue, Reason: vmv1alpha1.ReasonReverting, Message: message}
 }
 
@@ -104,13 +102,14 @@ func revertingCondition(waits []revertWait) metav1.Condition {
 // garbage collector deletes the owned group policies before this runs,
 // and the spec (kept by the finalizer) still says what they built. The
 // reverts are owned by nothing, so that collection cannot take them. It
-// says whether a revert was written (or found under way but not yet in
-// the cache): the finalizer goes only in a reconcile that wrote none and
-// waits for none. Applied reverts stay until the HostNetwork is gone, so
+// returns a wait for each revert it wrote (or found under way but not yet
+// in the cache), so that the Deleting condition names its policy, nodes
+// and deadline at once: the finalizer goes only in a reconcile that wrote
+// none and waits for none. Applied reverts stay until the HostNetwork is gone, so
 // that a reconcile reading a stale HostNetwork finds them and writes none
 // again; the reconcile of the gone HostNetwork deletes them.
 func (r *Reconciler) startReverts(ctx context.Context, h *vmv1alpha1.HostNetwork, p plan,
-	groups, reverts []*nmstatev1.NodeNetworkConfigurationPolicy) (bool, error) {
+	groups, reverts []*nmstatev1.NodeNetworkConfigurationPolicy, nodes []corev1.Node) ([]revertWait, error) {
 	sources := map[string]*nmstatev1.NodeNetworkConfigurationPolicy{}
 	if h.Spec.Managed && r.NMState && p.conflict == nil {
 		for _, policy := range p.policies {
@@ -124,7 +123,7 @@ func (r *Reconciler) startReverts(ctx context.Context, h *vmv1alpha1.HostNetwork
 	for _, policy := range reverts {
 		under[policy.Name] = true
 	}
-	started := false
+	var started []revertWait
 	for _, name := range slices.Sorted(maps.Keys(sources)) {
 		source := sources[name]
 		what := "policy " + name
@@ -133,7 +132,7 @@ func (r *Reconciler) startReverts(ctx context.Context, h *vmv1alpha1.HostNetwork
 		}
 		state, err := desired.RevertState(source.Spec.DesiredState)
 		if err != nil {
-			return false, fmt.Errorf("policy %s: %w", name, err)
+			return nil, fmt.Errorf("policy %s: %w", name, err)
 		}
 		if undone, err := desired.Reverted(state); err != nil || len(undone) == 0 {
 			continue // it built nothing a revert takes away (a NIC's MTU)
@@ -141,10 +140,14 @@ func (r *Reconciler) startReverts(ctx context.Context, h *vmv1alpha1.HostNetwork
 		want := desired.RevertPolicy(h.Name, what, source.Spec.NodeSelector, state, r.revertAnnotations(what))
 		wrote, err := r.ensureRevert(ctx, want, nil)
 		if err != nil {
-			return false, err
+			return nil, err
 		}
 		if wrote {
-			started = true
+			deadline, err := time.Parse(time.RFC3339, want.Annotations[vmv1alpha1.AnnotationRevertDeadline])
+			if err != nil {
+				deadline = r.now().Add(r.revertTimeout())
+			}
+			started = append(started, revertWait{policy: want.Name, what: what, pending: selectedNodes(want, nodes), deadline: deadline})
 			r.event(h, want, corev1.EventTypeNormal, vmv1alpha1.ReasonReverting, "asked nmstate to revert what policy %s built (revert policy %s); waiting until %s",
 				name, want.Name, want.Annotations[vmv1alpha1.AnnotationRevertDeadline])
 		}

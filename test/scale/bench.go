@@ -185,7 +185,7 @@ func rawChildren(ctx context.Context, env *Env, options BenchOptions) (time.Dura
 	config.QPS = -1 // no client-side limit
 	c, err := client.New(config, client.Options{Scheme: env.Plane.Scheme})
 	if err != nil {
-		return 0, err
+		return 0, fmt.Errorf("create an unthrottled client for %s: %w", config.Host, err)
 	}
 	return ForEach(ctx, options.Profiles, options.Workers, func(ctx context.Context, i int) error {
 		children, err := Children(Profile(rawNamespace, i))
@@ -194,7 +194,7 @@ func rawChildren(ctx context.Context, env *Env, options BenchOptions) (time.Dura
 		}
 		for _, child := range children {
 			if err := c.Create(ctx, child); err != nil {
-				return err
+				return fmt.Errorf("create %T %s/%s: %w", child, child.GetNamespace(), child.GetName(), err)
 			}
 		}
 		return nil
@@ -249,7 +249,7 @@ func Leader(ctx context.Context, c client.Client, notHolder string, timeout time
 		var lease coordinationv1.Lease
 		err := c.Get(ctx, client.ObjectKey{Namespace: LeaseNamespace, Name: manager.LeaderElectionID}, &lease)
 		if client.IgnoreNotFound(err) != nil {
-			return "", err
+			return "", fmt.Errorf("get Lease %s/%s: %w", LeaseNamespace, manager.LeaderElectionID, err)
 		}
 		if err == nil && lease.Spec.HolderIdentity != nil && *lease.Spec.HolderIdentity != "" && *lease.Spec.HolderIdentity != notHolder {
 			return *lease.Spec.HolderIdentity, nil

@@ -73,7 +73,7 @@ func StartControllerWithEnv(binary, kubeconfig, logPath string, extraEnv []strin
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	if err := cmd.Start(); err != nil {
 		logFile.Close()
-		return nil, err
+		return nil, fmt.Errorf("start %s: %w", binary, err)
 	}
 	c := &Controller{cmd: cmd, exited: make(chan struct{}), log: logFile}
 	go func() {

@@ -38,7 +38,7 @@ func (o *Observer) Problems(ctx context.Context, c client.Reader, namespace stri
 	var problems []string
 	var profiles vmv1alpha1.VirtualMachineProfileList
 	if err := o.cache.List(ctx, &profiles, client.InNamespace(namespace)); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("list VirtualMachineProfiles in %s: %w", namespace, err)
 	}
 	seen := map[string]bool{}
 	attachments := map[string]int{} // profile → NADs it should have
@@ -94,7 +94,7 @@ func (o *Observer) Problems(ctx context.Context, c client.Reader, namespace stri
 		err := c.Get(ctx, client.ObjectKey{Namespace: namespace, Name: claimName}, &claim)
 		switch {
 		case client.IgnoreNotFound(err) != nil:
-			return nil, err
+			return nil, fmt.Errorf("get PersistentVolumeClaim %s/%s: %w", namespace, claimName, err)
 		case err != nil:
 			problems = append(problems, "retained claim "+claimName+" was deleted")
 		case claim.UID != uid:

@@ -123,18 +123,18 @@ func NodeName(i int) string { return fmt.Sprintf("scale-node-%03d", i) }
 func (e *Env) seed(ctx context.Context, nodes int) error {
 	c := e.Client
 	if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: LeaseNamespace}}); err != nil {
-		return err
+		return fmt.Errorf("create Namespace %s: %w", LeaseNamespace, err)
 	}
 	class := &storagev1.StorageClass{ObjectMeta: metav1.ObjectMeta{Name: StorageClass},
 		Provisioner: "huamei.example.com/csi", AllowVolumeExpansion: ptr.To(true)}
 	if err := c.Create(ctx, class); err != nil {
-		return err
+		return fmt.Errorf("create StorageClass %s: %w", class.Name, err)
 	}
 	mgmt := &vmv1alpha1.HostNetwork{ObjectMeta: metav1.ObjectMeta{Name: "mgmt"}, Spec: vmv1alpha1.HostNetworkSpec{
 		Type: vmv1alpha1.NetworkTypeBridge, BridgeName: "br-mgmt",
 		AllowedVLANs: []vmv1alpha1.VLANRange{"1-4094"}, Untagged: vmv1alpha1.UntaggedAllowed, NamespaceSelector: metav1.LabelSelector{}}}
 	if err := c.Create(ctx, mgmt); err != nil {
-		return err
+		return fmt.Errorf("create HostNetwork %s: %w", mgmt.Name, err)
 	}
 	for i := range nodes {
 		if err := addNode(ctx, c, NodeName(i)); err != nil {
@@ -150,11 +150,11 @@ func addNode(ctx context.Context, c client.Client, name string) error {
 	node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{
 		corev1.LabelHostname: name, "kubernetes.io/arch": "amd64"}}}
 	if err := c.Create(ctx, node); err != nil {
-		return err
+		return fmt.Errorf("create Node %s: %w", name, err)
 	}
 	capability := &vmv1alpha1.NodeCapability{ObjectMeta: metav1.ObjectMeta{Name: name}}
 	if err := c.Create(ctx, capability); err != nil {
-		return err
+		return fmt.Errorf("create NodeCapability %s: %w", name, err)
 	}
 	capability.Status = vmv1alpha1.NodeCapabilityStatus{
 		KVM:     &vmv1alpha1.KVMStatus{Available: true, APIVersion: 12},
@@ -163,7 +163,7 @@ func addNode(ctx context.Context, c client.Client, name string) error {
 			Ports: []vmv1alpha1.BridgePort{{Name: "eth1", Up: true, VLANs: "1-4094", PVID: 1}}}},
 	}
 	if err := c.Status().Update(ctx, capability); err != nil {
-		return err
+		return fmt.Errorf("update the status of NodeCapability %s: %w", name, err)
 	}
 	lease := &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: LeaseNamespace},
 		Spec: coordinationv1.LeaseSpec{
@@ -171,7 +171,10 @@ func addNode(ctx context.Context, c client.Client, name string) error {
 			LeaseDurationSeconds: ptr.To(int32((6 * time.Hour).Seconds())),
 			RenewTime:            &metav1.MicroTime{Time: time.Now()},
 		}}
-	return c.Create(ctx, lease)
+	if err := c.Create(ctx, lease); err != nil {
+		return fmt.Errorf("create Lease %s/%s: %w", LeaseNamespace, name, err)
+	}
+	return nil
 }
 
 // StartController starts a vmop-controller process that reaches the

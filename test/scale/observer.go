@@ -30,13 +30,13 @@ func Observe(ctx context.Context, config *rest.Config, namespaces ...string) (*O
 	}
 	c, err := cache.New(config, cache.Options{Scheme: controlplane.NewScheme(), DefaultNamespaces: scope})
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("create an informer cache of %v: %w", namespaces, err)
 	}
 	// Informers start on first use: ask for each kind before syncing.
 	for _, list := range []client.ObjectList{&vmv1alpha1.VirtualMachineProfileList{}, &kubevirtv1.VirtualMachineList{},
 		&corev1.PersistentVolumeClaimList{}, &nadv1.NetworkAttachmentDefinitionList{}, secretsMetadata()} {
 		if _, err := c.GetInformer(ctx, listItem(list)); err != nil {
-			return nil, err
+			return nil, fmt.Errorf("get the informer of %T in %v: %w", listItem(list), namespaces, err)
 		}
 	}
 	go func() { _ = c.Start(ctx) }()
@@ -77,11 +77,11 @@ type Counts struct {
 func (o *Observer) Count(ctx context.Context, namespace string) (Counts, error) {
 	var profiles vmv1alpha1.VirtualMachineProfileList
 	if err := o.cache.List(ctx, &profiles, client.InNamespace(namespace)); err != nil {
-		return Counts{}, err
+		return Counts{}, fmt.Errorf("list VirtualMachineProfiles in %s: %w", namespace, err)
 	}
 	var vms kubevirtv1.VirtualMachineList
 	if err := o.cache.List(ctx, &vms, client.InNamespace(namespace)); err != nil {
-		return Counts{}, err
+		return Counts{}, fmt.Errorf("list VirtualMachines in %s: %w", namespace, err)
 	}
 	counts := Counts{Profiles: len(profiles.Items), VMs: len(vms.Items)}
 	for i := range profiles.Items {
@@ -114,7 +114,7 @@ func (o *Observer) Children(ctx context.Context, namespace string) (map[string]m
 	secrets := secretsMetadata()
 	for _, list := range []client.ObjectList{&vms, &pvcs, &nads, secrets} {
 		if err := o.cache.List(ctx, list, client.InNamespace(namespace)); err != nil {
-			return nil, err
+			return nil, fmt.Errorf("list %T in %s: %w", list, namespace, err)
 		}
 	}
 	add("VirtualMachine", objectsOf(vms.Items))

@@ -40,15 +40,15 @@ func StartProxy(config *rest.Config, impersonate string) (*Proxy, error) {
 	upstream.Impersonate = rest.ImpersonationConfig{UserName: impersonate}
 	transport, err := rest.TransportFor(upstream)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("make a transport to %s as %s: %w", config.Host, impersonate, err)
 	}
 	target, err := url.Parse(config.Host)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("parse the apiserver address %q: %w", config.Host, err)
 	}
 	listener, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("listen on a loopback port for the proxy to %s: %w", config.Host, err)
 	}
 	p := &Proxy{
 		listener: listener,
@@ -129,7 +129,10 @@ func (p *Proxy) Close() error {
 	if errors.Is(err, http.ErrServerClosed) {
 		return nil
 	}
-	return err
+	if err != nil {
+		return fmt.Errorf("close the proxy on %s: %w", p.listener.Addr(), err)
+	}
+	return nil
 }
 
 func (p *Proxy) handler(forward http.Handler) http.Handler {

@@ -97,7 +97,10 @@ func ForEach(ctx context.Context, n, workers int, do func(ctx context.Context, i
 
 // CreateNamespace creates a namespace for a run.
 func CreateNamespace(ctx context.Context, c client.Client, name string) error {
-	return c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}})
+	if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}); err != nil {
+		return fmt.Errorf("create Namespace %s: %w", name, err)
+	}
+	return nil
 }
 
 // DeleteNamespace deletes a namespace and waits until the namespace
@@ -111,7 +114,7 @@ func DeleteNamespace(ctx context.Context, c client.Client, name string, timeout 
 	for {
 		err := c.Get(ctx, client.ObjectKeyFromObject(ns), ns)
 		if client.IgnoreNotFound(err) != nil {
-			return err
+			return fmt.Errorf("get Namespace %s: %w", name, err)
 		}
 		if err != nil {
 			return nil

@@ -23,12 +23,16 @@ import (
 )
 
 func (s *Simulator) setupInstances(mgr ctrl.Manager) error {
-	return ctrl.NewControllerManagedBy(mgr).Named("sim-virt-handler").
+	err := ctrl.NewControllerManagedBy(mgr).Named("sim-virt-handler").
 		For(&kubevirtv1.VirtualMachineInstance{}).
 		// A claim binding or a node appearing can let a waiting instance on.
 		Watches(&corev1.PersistentVolumeClaim{}, handler.EnqueueRequestsFromMapFunc(s.waitingInstances)).
 		Watches(&corev1.Node{}, handler.EnqueueRequestsFromMapFunc(s.waitingInstances)).
 		Complete(ctrlFunc(s.reconcileInstance))
+	if err != nil {
+		return fmt.Errorf("set up controller sim-virt-handler: %w", err)
+	}
+	return nil
 }
 
 func (s *Simulator) waitingInstances(ctx context.Context, _ client.Object) []reconcile.Request {
@@ -84,7 +88,10 @@ func (s *Simulator) reconcileInstance(ctx context.Context, req ctrl.Request) (ct
 		return ctrl.Result{}, nil
 	}
 	vmi.Status = *next
-	return ctrl.Result{}, s.client.Update(ctx, &vmi, client.FieldOwner(FieldOwner))
+	if err := s.client.Update(ctx, &vmi, client.FieldOwner(FieldOwner)); err != nil {
+		return ctrl.Result{}, fmt.Errorf("update VirtualMachineInstance %s/%s: %w", vmi.Namespace, vmi.Name, err)
+	}
+	return ctrl.Result{}, nil
 }
 
 // pickNode returns the first Node (by name) the instance may run on, or
@@ -92,7 +99,7 @@ func (s *Simulator) reconcileInstance(ctx context.Context, req ctrl.Request) (ct
 func (s *Simulator) pickNode(ctx context.Context, vmi *kubevirtv1.VirtualMachineInstance) (string, string, error) {
 	var nodes corev1.NodeList
 	if err := s.client.List(ctx, &nodes); err != nil {
-		return "", "", err
+		return "", "", fmt.Errorf("list Nodes to place VirtualMachineInstance %s/%s: %w", vmi.Namespace, vmi.Name, err)
 	}
 	if len(nodes.Items) == 0 {
 		return DefaultNode, "", nil
@@ -100,7 +107,7 @@ func (s *Simulator) pickNode(ctx context.Context, vmi *kubevirtv1.VirtualMachine
 	sort.Slice(nodes.Items, func(i, j int) bool { return nodes.Items[i].Name < nodes.Items[j].Name })
 	var instances kubevirtv1.VirtualMachineInstanceList
 	if err := s.client.List(ctx, &instances); err != nil {
-		return "", "", err
+		return "", "", fmt.Errorf("list VirtualMachineInstances to place %s/%s: %w", vmi.Namespace, vmi.Name, err)
 	}
 	reasons := map[string]int{}
 	for i := range nodes.Items {

@@ -16,9 +16,13 @@ import (
 )
 
 func (s *Simulator) setupPolicies(mgr ctrl.Manager) error {
-	return ctrl.NewControllerManagedBy(mgr).Named("sim-nmstate").
+	err := ctrl.NewControllerManagedBy(mgr).Named("sim-nmstate").
 		For(&nmstatev1.NodeNetworkConfigurationPolicy{}).
 		Complete(ctrlFunc(s.reconcilePolicy))
+	if err != nil {
+		return fmt.Errorf("set up controller sim-nmstate: %w", err)
+	}
+	return nil
 }
 
 // LabelNMStateStuck on a Node makes the simulated nmstate never finish there:
@@ -35,7 +39,7 @@ func (s *Simulator) reconcilePolicy(ctx context.Context, req ctrl.Request) (ctrl
 	}
 	var nodes corev1.NodeList
 	if err := s.client.List(ctx, &nodes, client.MatchingLabelsSelector{Selector: labels.SelectorFromSet(policy.Spec.NodeSelector)}); err != nil {
-		return ctrl.Result{}, err
+		return ctrl.Result{}, fmt.Errorf("list the Nodes of NodeNetworkConfigurationPolicy %s: %w", policy.Name, err)
 	}
 	for i := range nodes.Items {
 		if err := s.enact(ctx, &nodes.Items[i], &policy); err != nil {
@@ -50,7 +54,10 @@ func (s *Simulator) reconcilePolicy(ctx context.Context, req ctrl.Request) (ctrl
 	}
 	policy.Status.Conditions = conditions(nmstateshared.NodeNetworkConfigurationPolicyConditionAvailable,
 		nmstateshared.NodeNetworkConfigurationPolicyConditionDegraded, applied)
-	return ctrl.Result{}, s.client.Status().Update(ctx, &policy, client.FieldOwner(FieldOwner))
+	if err := s.client.Status().Update(ctx, &policy, client.FieldOwner(FieldOwner)); err != nil {
+		return ctrl.Result{}, fmt.Errorf("update the status of NodeNetworkConfigurationPolicy %s: %w", policy.Name, err)
+	}
+	return ctrl.Result{}, nil
 }
 
 func conditions(available, notThere nmstateshared.ConditionType, message string) nmstateshared.ConditionList {
@@ -73,10 +80,10 @@ func (s *Simulator) enact(ctx context.Context, node *corev1.Node, policy *nmstat
 			OwnerReferences: []metav1.OwnerReference{{APIVersion: "v1", Kind: "Node", Name: node.Name, UID: node.UID}},
 		}}
 		if err := s.client.Create(ctx, enactment, client.FieldOwner(FieldOwner)); err != nil {
-			return err
+			return fmt.Errorf("create NodeNetworkConfigurationEnactment %s: %w", key.Name, err)
 		}
 	} else if err != nil {
-		return err
+		return fmt.Errorf("get NodeNetworkConfigurationEnactment %s: %w", key.Name, err)
 	}
 	if enactment.Status.PolicyGeneration == policy.Generation {
 		return nil
@@ -89,5 +96,8 @@ func (s *Simulator) enact(ctx context.Context, node *corev1.Node, policy *nmstat
 		enactment.Status.Conditions = conditions(nmstateshared.NodeNetworkConfigurationEnactmentConditionProgressing,
 			nmstateshared.NodeNetworkConfigurationEnactmentConditionAvailable, "applying (simulated, never finishes on this node)")
 	}
-	return s.client.Status().Update(ctx, enactment, client.FieldOwner(FieldOwner))
+	if err := s.client.Status().Update(ctx, enactment, client.FieldOwner(FieldOwner)); err != nil {
+		return fmt.Errorf("update the status of NodeNetworkConfigurationEnactment %s: %w", key.Name, err)
+	}
+	return nil
 }

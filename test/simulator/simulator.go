@@ -80,7 +80,7 @@ func Start(ctx context.Context, config *rest.Config, options ...Option) error {
 		Metrics: metricsserver.Options{BindAddress: "0"},
 	})
 	if err != nil {
-		return err
+		return fmt.Errorf("simulator: create a manager for %s: %w", config.Host, err)
 	}
 	sim := &Simulator{client: mgr.GetClient(), guests: guestCache{renderer: set.renderGuest}}
 	if err := sim.setup(mgr, set); err != nil {

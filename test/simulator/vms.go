@@ -2,6 +2,7 @@ package simulator
 
 import (
 	"context"
+	"fmt"
 
 	corev1 "k8s.io/api/core/v1"
 	apiequality "k8s.io/apimachinery/pkg/api/equality"
@@ -13,10 +14,14 @@ import (
 )
 
 func (s *Simulator) setupVMs(mgr ctrl.Manager) error {
-	return ctrl.NewControllerManagedBy(mgr).Named("sim-virt-controller").
+	err := ctrl.NewControllerManagedBy(mgr).Named("sim-virt-controller").
 		For(&kubevirtv1.VirtualMachine{}).
 		Owns(&kubevirtv1.VirtualMachineInstance{}).
 		Complete(ctrlFunc(s.reconcileVM))
+	if err != nil {
+		return fmt.Errorf("set up controller sim-virt-controller: %w", err)
+	}
+	return nil
 }
 
 // shouldRun is KubeVirt's reading of a run strategy for a VM without an instance.
@@ -42,11 +47,14 @@ func (s *Simulator) reconcileVM(ctx context.Context, req ctrl.Request) (ctrl.Res
 	err := s.client.Get(ctx, req.NamespacedName, &vmi)
 	found := err == nil
 	if err != nil && !apierrors.IsNotFound(err) {
-		return ctrl.Result{}, err
+		return ctrl.Result{}, fmt.Errorf("get VirtualMachineInstance %s: %w", req.NamespacedName, err)
 	}
 	switch {
 	case !found && shouldRun(&vm):
-		return ctrl.Result{}, s.client.Create(ctx, instanceFor(&vm), client.FieldOwner(FieldOwner))
+		if err := s.client.Create(ctx, instanceFor(&vm), client.FieldOwner(FieldOwner)); err != nil {
+			return ctrl.Result{}, fmt.Errorf("create VirtualMachineInstance %s: %w", req.NamespacedName, err)
+		}
+		return ctrl.Result{}, nil
 	case found && !shouldRun(&vm) && *vm.Spec.RunStrategy == kubevirtv1.RunStrategyHalted:
 		return ctrl.Result{}, client.IgnoreNotFound(s.client.Delete(ctx, &vmi))
 	}
@@ -93,5 +101,8 @@ func (s *Simulator) writeVMStatus(ctx context.Context, vm *kubevirtv1.VirtualMac
 		return nil
 	}
 	vm.Status = *next
-	return s.client.Status().Update(ctx, vm, client.FieldOwner(FieldOwner))
+	if err := s.client.Status().Update(ctx, vm, client.FieldOwner(FieldOwner)); err != nil {
+		return fmt.Errorf("update the status of VirtualMachine %s/%s: %w", vm.Namespace, vm.Name, err)
+	}
+	return nil
 }

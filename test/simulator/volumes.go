@@ -2,6 +2,7 @@ package simulator
 
 import (
 	"context"
+	"fmt"
 
 	corev1 "k8s.io/api/core/v1"
 	storagev1 "k8s.io/api/storage/v1"
@@ -22,13 +23,17 @@ func (s *Simulator) setupVolumes(mgr ctrl.Manager) error {
 		Owns(&corev1.PersistentVolumeClaim{}).
 		Complete(ctrlFunc(s.reconcileDataVolume))
 	if err != nil {
-		return err
+		return fmt.Errorf("set up controller sim-cdi: %w", err)
 	}
-	return ctrl.NewControllerManagedBy(mgr).Named("sim-pv-binder").
+	err = ctrl.NewControllerManagedBy(mgr).Named("sim-pv-binder").
 		For(&corev1.PersistentVolumeClaim{}).
 		// A WaitForFirstConsumer claim binds once an instance using it is scheduled.
 		Watches(&kubevirtv1.VirtualMachineInstance{}, handler.EnqueueRequestsFromMapFunc(claimsOfInstance)).
 		Complete(ctrlFunc(s.reconcileClaim))
+	if err != nil {
+		return fmt.Errorf("set up controller sim-pv-binder: %w", err)
+	}
+	return nil
 }
 
 func claimsOfInstance(_ context.Context, obj client.Object) []reconcile.Request {
@@ -49,10 +54,13 @@ func (s *Simulator) reconcileDataVolume(ctx context.Context, req ctrl.Request) (
 	var claim corev1.PersistentVolumeClaim
 	err := s.client.Get(ctx, req.NamespacedName, &claim)
 	if apierrors.IsNotFound(err) {
-		return ctrl.Result{}, s.client.Create(ctx, claimFor(&dv), client.FieldOwner(FieldOwner))
+		if err := s.client.Create(ctx, claimFor(&dv), client.FieldOwner(FieldOwner)); err != nil {
+			return ctrl.Result{}, fmt.Errorf("create PersistentVolumeClaim %s for its DataVolume: %w", req.NamespacedName, err)
+		}
+		return ctrl.Result{}, nil
 	}
 	if err != nil {
-		return ctrl.Result{}, err
+		return ctrl.Result{}, fmt.Errorf("get PersistentVolumeClaim %s: %w", req.NamespacedName, err)
 	}
 	next := dv.Status.DeepCopy()
 	next.ClaimName = claim.Name
@@ -68,7 +76,10 @@ func (s *Simulator) reconcileDataVolume(ctx context.Context, req ctrl.Request) (
 		return ctrl.Result{}, nil
 	}
 	dv.Status = *next
-	return ctrl.Result{}, s.client.Status().Update(ctx, &dv, client.FieldOwner(FieldOwner))
+	if err := s.client.Status().Update(ctx, &dv, client.FieldOwner(FieldOwner)); err != nil {
+		return ctrl.Result{}, fmt.Errorf("update the status of DataVolume %s/%s: %w", dv.Namespace, dv.Name, err)
+	}
+	return ctrl.Result{}, nil
 }
 
 func claimFor(dv *cdiv1.DataVolume) *corev1.PersistentVolumeClaim {
@@ -124,13 +135,16 @@ func (s *Simulator) reconcileClaim(ctx context.Context, req ctrl.Request) (ctrl.
 		return ctrl.Result{}, nil
 	}
 	claim.Status = *next
-	return ctrl.Result{}, s.client.Status().Update(ctx, &claim, client.FieldOwner(FieldOwner))
+	if err := s.client.Status().Update(ctx, &claim, client.FieldOwner(FieldOwner)); err != nil {
+		return ctrl.Result{}, fmt.Errorf("update the status of PersistentVolumeClaim %s/%s: %w", claim.Namespace, claim.Name, err)
+	}
+	return ctrl.Result{}, nil
 }
 
 func (s *Simulator) consumedByScheduledInstance(ctx context.Context, claim *corev1.PersistentVolumeClaim) (bool, error) {
 	var instances kubevirtv1.VirtualMachineInstanceList
 	if err := s.client.List(ctx, &instances, client.InNamespace(claim.Namespace)); err != nil {
-		return false, err
+		return false, fmt.Errorf("list VirtualMachineInstances in %s: %w", claim.Namespace, err)
 	}
 	for i := range instances.Items {
 		if instances.Items[i].Status.NodeName != "" && contains(claimNames(&instances.Items[i]), claim.Name) {

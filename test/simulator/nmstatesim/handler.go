@@ -67,10 +67,14 @@ func Setup(mgr ctrl.Manager, nodes ...Node) error {
 	for _, n := range nodes {
 		h.nodes[n.Name] = n
 	}
-	return ctrl.NewControllerManagedBy(mgr).Named("nmstate-standin").
+	err := ctrl.NewControllerManagedBy(mgr).Named("nmstate-standin").
 		For(&nmstatev1.NodeNetworkConfigurationPolicy{}).
 		Watches(&corev1.Node{}, handler.EnqueueRequestsFromMapFunc(h.allPolicies)).
 		Complete(reconcile.Func(h.reconcile))
+	if err != nil {
+		return fmt.Errorf("set up controller nmstate-standin: %w", err)
+	}
+	return nil
 }
 
 func (h *Handler) allPolicies(ctx context.Context, obj client.Object) []reconcile.Request {
@@ -111,7 +115,7 @@ func (h *Handler) enact(ctx context.Context, n Node, policy *nmstatev1.NodeNetwo
 	err := h.client.Get(ctx, key, enactment)
 	exists := err == nil
 	if err != nil && !apierrors.IsNotFound(err) {
-		return err
+		return fmt.Errorf("get NodeNetworkConfigurationEnactment %s: %w", key.Name, err)
 	}
 	if !labels.SelectorFromSet(policy.Spec.NodeSelector).Matches(labels.Set(node.Labels)) {
 		if exists {
@@ -134,10 +138,10 @@ func (h *Handler) enact(ctx context.Context, n Node, policy *nmstatev1.NodeNetwo
 	enactment.Annotations = map[string]string{annotationDrift: strconv.FormatBool(drift)}
 	if !exists {
 		if err := h.client.Create(ctx, enactment, client.FieldOwner(FieldOwner)); err != nil {
-			return err
+			return fmt.Errorf("create NodeNetworkConfigurationEnactment %s: %w", key.Name, err)
 		}
 	} else if err := h.client.Update(ctx, enactment, client.FieldOwner(FieldOwner)); err != nil {
-		return err
+		return fmt.Errorf("update NodeNetworkConfigurationEnactment %s: %w", key.Name, err)
 	}
 	result := "successfully configured the kernel (nmstate stand-in)"
 	var applyErr error
@@ -149,7 +153,10 @@ func (h *Handler) enact(ctx context.Context, n Node, policy *nmstatev1.NodeNetwo
 	enactment.Status.PolicyGeneration = policy.Generation
 	enactment.Status.DesiredState = policy.Spec.DesiredState
 	enactment.Status.Conditions = conditions(applyErr, result)
-	return h.client.Status().Update(ctx, enactment, client.FieldOwner(FieldOwner))
+	if err := h.client.Status().Update(ctx, enactment, client.FieldOwner(FieldOwner)); err != nil {
+		return fmt.Errorf("update the status of NodeNetworkConfigurationEnactment %s: %w", key.Name, err)
+	}
+	return nil
 }
 
 // annotationDrift records whether a generation was enacted in drift mode,
@@ -198,7 +205,10 @@ func applyInterface(n Node, i nmstate.Interface) error {
 		if err != nil {
 			return nil // already gone
 		}
-		return n.Links.LinkDel(link)
+		if err := n.Links.LinkDel(link); err != nil {
+			return fmt.Errorf("delete link %s: %w", i.Name, err)
+		}
+		return nil
 	}
 	switch i.Type {
 	case nmstate.TypeLinuxBridge:
@@ -228,7 +238,7 @@ func ensure(n Node, want netlink.Link, mtu int) error {
 			return fmt.Errorf("create: %w", err)
 		}
 		if link, err = n.Links.LinkByName(want.Attrs().Name); err != nil {
-			return err
+			return fmt.Errorf("find link %s after creating it: %w", want.Attrs().Name, err)
 		}
 	}
 	if mtu > 0 && link.Attrs().MTU != mtu {
@@ -236,7 +246,10 @@ func ensure(n Node, want netlink.Link, mtu int) error {
 			return fmt.Errorf("set MTU %d: %w", mtu, err)
 		}
 	}
-	return n.Links.LinkSetUp(link)
+	if err := n.Links.LinkSetUp(link); err != nil {
+		return fmt.Errorf("bring up link %s: %w", want.Attrs().Name, err)
+	}
+	return nil
 }
 
 func applyBridge(n Node, i nmstate.Interface) error {
@@ -246,7 +259,7 @@ func applyBridge(n Node, i nmstate.Interface) error {
 	}
 	bridge, err := n.Links.LinkByName(i.Name)
 	if err != nil {
-		return err
+		return fmt.Errorf("find bridge %s: %w", i.Name, err)
 	}
 	if current, ok := bridge.(*netlink.Bridge); !ok || current.VlanFiltering == nil || *current.VlanFiltering != filtering {
 		if err := n.Links.BridgeSetVlanFiltering(bridge, filtering); err != nil {
@@ -262,7 +275,7 @@ func applyBridge(n Node, i nmstate.Interface) error {
 			return fmt.Errorf("attach port %s: %w", p.Name, err)
 		}
 		if err := n.Links.LinkSetUp(port); err != nil {
-			return err
+			return fmt.Errorf("bring up port %s: %w", p.Name, err)
 		}
 		if p.VLAN == nil {
 			continue
@@ -290,8 +303,11 @@ func applyBond(n Node, i nmstate.Interface) error {
 		return err
 	}
 	master, err := n.Links.LinkByName(i.Name)
-	if err != nil || i.LinkAggregation == nil {
-		return err
+	if err != nil {
+		return fmt.Errorf("find bond %s: %w", i.Name, err)
+	}
+	if i.LinkAggregation == nil {
+		return nil
 	}
 	for _, name := range i.LinkAggregation.Port {
 		port, err := n.Links.LinkByName(name)
@@ -303,13 +319,13 @@ func applyBond(n Node, i nmstate.Interface) error {
 		}
 		// A port joins a bond while down.
 		if err := n.Links.LinkSetDown(port); err != nil {
-			return err
+			return fmt.Errorf("take down bond port %s: %w", name, err)
 		}
 		if err := n.Links.LinkSetMaster(port, master); err != nil {
 			return fmt.Errorf("enslave %s: %w", name, err)
 		}
 		if err := n.Links.LinkSetUp(port); err != nil {
-			return err
+			return fmt.Errorf("bring up bond port %s: %w", name, err)
 		}
 	}
 	return nil
@@ -331,5 +347,8 @@ func applyEthernet(n Node, i nmstate.Interface) error {
 			return fmt.Errorf("set the VF count: %w", err)
 		}
 	}
-	return n.Links.LinkSetUp(link)
+	if err := n.Links.LinkSetUp(link); err != nil {
+		return fmt.Errorf("bring up NIC %s: %w", i.Name, err)
+	}
+	return nil
 }

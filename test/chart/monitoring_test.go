@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	authorizationv1 "k8s.io/api/authorization/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -69,16 +70,29 @@ func TestMonitoring(t *testing.T) {
 			}
 		}
 		// The scraper's token is good for what both components' metrics
-		// filter asks the apiserver: may this user GET /metrics?
-		for user, want := range map[string]bool{"system:serviceaccount:ops:edge-metrics-scraper": true, "system:serviceaccount:ops:edge-agent": false} {
+		// filter asks the apiserver: may this user GET /metrics? The RBAC
+		// authorizer learns new bindings through its informers, so the
+		// allowed user is asked until the answer settles (at most 30 s),
+		// and only then the user that must stay refused.
+		mayGetMetrics := func(user string) (bool, string) {
 			review := &authorizationv1.SubjectAccessReview{Spec: authorizationv1.SubjectAccessReviewSpec{
 				User: user, NonResourceAttributes: &authorizationv1.NonResourceAttributes{Path: "/metrics", Verb: "get"}}}
 			if err := cp.Client.Create(ctx, review); err != nil {
 				t.Fatal(err)
 			}
-			if review.Status.Allowed != want {
-				t.Errorf("%s may GET /metrics: %v, want %v (%s)", user, review.Status.Allowed, want, review.Status.Reason)
-			}
+			return review.Status.Allowed, review.Status.Reason
+		}
+		const scraper, agent = "system:serviceaccount:ops:edge-metrics-scraper", "system:serviceaccount:ops:edge-agent"
+		allowed, reason := mayGetMetrics(scraper)
+		for deadline := time.Now().Add(30 * time.Second); !allowed && time.Now().Before(deadline); {
+			time.Sleep(200 * time.Millisecond)
+			allowed, reason = mayGetMetrics(scraper)
+		}
+		if !allowed {
+			t.Errorf("%s may GET /metrics: false within 30 s, want true (%s)", scraper, reason)
+		}
+		if allowed, reason := mayGetMetrics(agent); allowed {
+			t.Errorf("%s may GET /metrics: true, want false (%s)", agent, reason)
 		}
 	})
 

@@ -8,6 +8,7 @@ import (
 
 	nadv1 "github.com/k8snetworkplumbingwg/network-attachment-definition-client/pkg/apis/k8s.cni.cncf.io/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/ptr"
 	kubevirtv1 "kubevirt.io/api/core/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -20,8 +21,17 @@ import (
 // another field manager.
 func handEdit(t *testing.T, obj client.Object, change func()) {
 	t.Helper()
-	change()
-	if err := cluster.Client.Update(context.Background(), obj, client.FieldOwner("kubectl-edit")); err != nil {
+	// The simulator and the controller write the object too; like kubectl
+	// edit, read it again and redo the change when the write conflicts.
+	ctx := context.Background()
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		if err := cluster.Client.Get(ctx, client.ObjectKeyFromObject(obj), obj); err != nil {
+			return err
+		}
+		change()
+		return cluster.Client.Update(ctx, obj, client.FieldOwner("kubectl-edit"))
+	})
+	if err != nil {
 		t.Fatalf("hand edit of %s: %v", obj.GetName(), err)
 	}
 }

@@ -87,6 +87,17 @@ func (s *Supervisor) Kill() {
 	}
 }
 
+// Fail SIGKILLs the running process and starts no other, as when its node
+// dies: another replica, not this one's restart, must take over.
+func (s *Supervisor) Fail() {
+	s.mu.Lock()
+	s.stopping = true
+	current := s.current
+	s.mu.Unlock()
+	current.Kill()
+	<-s.done
+}
+
 // Stop ends the current process and stops restarting it.
 func (s *Supervisor) Stop() {
 	s.mu.Lock()

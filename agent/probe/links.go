@@ -63,6 +63,12 @@ type Link struct {
 	VLANID        int
 	// VLANFiltering is set on bridges.
 	VLANFiltering bool
+	// DefaultPVID is a bridge's default PVID (IFLA_BR_VLAN_DEFAULT_PVID):
+	// the VLAN the kernel gives each new port, PVID and egress-untagged,
+	// once filtering is on. 0 means the bridge gives none. A kernel that
+	// does not report it is read as 1, its default, as nmstate reads it
+	// (rust/src/lib/nispor/linux_bridge_port_vlan.rs).
+	DefaultPVID int
 	// PortVLANs are the VLANs the bridge VLAN API lists for this link; PVID
 	// its untagged VLAN. ProbeLinks leaves them empty: Snapshot.WithVLANs
 	// fills them from ProbeBridgeVLANs.
@@ -283,6 +289,10 @@ func (p *Links) convert(l netlink.Link, names map[int]string) Link {
 	switch link := l.(type) {
 	case *netlink.Bridge:
 		out.VLANFiltering = link.VlanFiltering != nil && *link.VlanFiltering
+		out.DefaultPVID = 1
+		if link.VlanDefaultPVID != nil {
+			out.DefaultPVID = int(*link.VlanDefaultPVID)
+		}
 	case *netlink.Vlan:
 		out.VLANID = link.VlanId
 		out.Parent = parent

@@ -160,7 +160,8 @@ func checkBridge(iface nmstate.Interface, snap probe.Snapshot) check {
 	if len(c.problems) > 0 || iface.State == nmstate.StateAbsent {
 		return c
 	}
-	if bridge := snap.ByName(iface.Name); iface.Filtering() && !bridge.VLANFiltering {
+	bridge := snap.ByName(iface.Name)
+	if iface.Filtering() && !bridge.VLANFiltering {
 		c.problems = append(c.problems, fmt.Sprintf("bridge %s does not filter VLANs, but its trunk ports need it", iface.Name))
 	}
 	var enslaved []string
@@ -173,7 +174,7 @@ func checkBridge(iface nmstate.Interface, snap probe.Snapshot) check {
 			c.problems = append(c.problems, fmt.Sprintf("port %s is not attached to bridge %s", port.Name, iface.Name))
 		default:
 			enslaved = append(enslaved, port.Name)
-			c.problems = append(c.problems, checkTrunk(port, l)...)
+			c.problems = append(c.problems, checkTrunk(port, l, bridge.DefaultPVID)...)
 		}
 	}
 	if len(enslaved) > 0 {
@@ -219,19 +220,44 @@ func checkBond(iface nmstate.Interface, snap probe.Snapshot) check {
 
 // checkTrunk: a trunk port allows exactly its trunk tags (a VLAN missing
 // drops the traffic of VMs on it; an extra one leaks a segment the admin
-// did not declare).
-func checkTrunk(port nmstate.Port, l *probe.Link) []string {
+// did not declare), apart from the bridge's default PVID.
+//
+// The default PVID is judged as nmstate reports it, not as the policy
+// spells it. NetworkManager gives every port of a filtering bridge the
+// bridge's default PVID (vlan-default-pvid, 1 unless set), PVID and
+// egress-untagged, and adds the trunk VLANs beside it
+// (src/core/devices/nm-device-bridge.c, bridge_set_vlan_options and
+// merge_bridge_vlan_default_pvid); nmstate leaves that one VLAN out when it
+// reports a port (rust/src/lib/nispor/linux_bridge_port_vlan.rs). So a
+// trunk built by real nmstate lists VLAN 1 in the kernel besides its
+// tags, and nmstate itself calls it applied. The agent tolerates it
+// rather than writing vlan-default-pvid into the policy: a default PVID
+// of 0 would also strip the bridge's own untagged VLAN, and every port
+// kubernetes-nmstate defaults to trunk 2-4094 (pkg/bridge/bridge.go)
+// would lose untagged traffic the admin never asked to drop. The VLAN is
+// tolerated only as the bridge's default PVID: any other extra VLAN, or a
+// bridge whose default PVID is another VLAN, still fails.
+func checkTrunk(port nmstate.Port, l *probe.Link, defaultPVID int) []string {
 	want := port.Trunked()
 	if want == nil {
 		return nil
 	}
 	slices.Sort(want)
 	want = slices.Compact(want)
-	if slices.Equal(want, l.PortVLANs) {
+	if slices.Equal(want, withoutDefaultPVID(l.PortVLANs, want, defaultPVID)) {
 		return nil
 	}
 	return []string{fmt.Sprintf("port %s trunks VLANs %s, want %s", port.Name,
 		orNone(vmv1alpha1.FormatVLANs(l.PortVLANs)), vmv1alpha1.FormatVLANs(want))}
+}
+
+// withoutDefaultPVID drops the bridge's default PVID from a port's VLANs,
+// unless the policy asks for that VLAN itself.
+func withoutDefaultPVID(have, want []int, defaultPVID int) []int {
+	if defaultPVID == 0 || slices.Contains(want, defaultPVID) {
+		return have
+	}
+	return slices.DeleteFunc(slices.Clone(have), func(id int) bool { return id == defaultPVID })
 }
 
 func orNone(list string) string {

@@ -25,12 +25,27 @@ func vlanOn(parent string, id int) func(*probe.Link) {
 func mode(m string) func(*probe.Link) { return func(l *probe.Link) { l.BondMode = m } }
 func mtu(n int) func(*probe.Link)     { return func(l *probe.Link) { l.MTU = n } }
 func filtering(l *probe.Link)         { l.VLANFiltering = true }
+func defaultPVID(id int) func(*probe.Link) {
+	return func(l *probe.Link) { l.VLANFiltering, l.DefaultPVID = true, id }
+}
+func vlanRange(lo, hi int) []int {
+	var ids []int
+	for id := lo; id <= hi; id++ {
+		ids = append(ids, id)
+	}
+	return ids
+}
 func trunk(ids ...int) func(*probe.Link) {
 	return func(l *probe.Link) { l.PortVLANs = ids }
 }
 
 const trunkPolicy = `{"interfaces":[{"name":"br-mgmt","type":"linux-bridge","state":"up","bridge":{"port":[
   {"name":"eth1","vlan":{"mode":"trunk","trunk-tags":[{"id":100},{"id-range":{"min":200,"max":202}}]}}]}}]}`
+
+// portDefaultPolicy is a bridge port as kubernetes-nmstate renders a port
+// without vlan: into the enactment (pkg/bridge/bridge.go).
+const portDefaultPolicy = `{"interfaces":[{"name":"br-mgmt","type":"linux-bridge","state":"up","bridge":{"port":[
+  {"name":"eth1","vlan":{"mode":"trunk","trunk-tags":[{"id-range":{"min":2,"max":4094}}]}}]}}]}`
 
 const bridgePolicy = `
 interfaces:
@@ -149,6 +164,30 @@ func TestCompare(t *testing.T) {
 		{
 			name: "a trunk missing a VLAN and leaking another", enactment: "Available", raw: trunkPolicy,
 			links: snap(ln("br-mgmt", probe.KindBridge, filtering), ln("eth1", probe.KindDevice, under("br-mgmt"), trunk(1, 100, 200, 201))),
+			want: vmv1alpha1.PolicyVerification{Kernel: "bridge br-mgmt up, ports eth1",
+				Message: "nmstate reports Available but port eth1 trunks VLANs 1,100,200-201, want 100,200-202"},
+		},
+		{
+			// NetworkManager adds the bridge's default PVID beside the trunk
+			// tags; nmstate does not report it, nor does the agent count it.
+			name: "a trunk beside NetworkManager's default PVID", enactment: "Available", raw: trunkPolicy,
+			links: snap(ln("br-mgmt", probe.KindBridge, defaultPVID(1)), ln("eth1", probe.KindDevice, under("br-mgmt"), trunk(1, 100, 200, 201, 202))),
+			want:  vmv1alpha1.PolicyVerification{Kernel: "bridge br-mgmt up, ports eth1", Verified: true},
+		},
+		{
+			name: "kubernetes-nmstate's port default beside the default PVID", enactment: "Available", raw: portDefaultPolicy,
+			links: snap(ln("br-mgmt", probe.KindBridge, defaultPVID(1)), ln("eth1", probe.KindDevice, under("br-mgmt"), trunk(vlanRange(1, 4094)...))),
+			want:  vmv1alpha1.PolicyVerification{Kernel: "bridge br-mgmt up, ports eth1", Verified: true},
+		},
+		{
+			name: "VLAN 1 leaks when the bridge's default PVID is another", enactment: "Available", raw: trunkPolicy,
+			links: snap(ln("br-mgmt", probe.KindBridge, defaultPVID(7)), ln("eth1", probe.KindDevice, under("br-mgmt"), trunk(1, 100, 200, 201, 202))),
+			want: vmv1alpha1.PolicyVerification{Kernel: "bridge br-mgmt up, ports eth1",
+				Message: "nmstate reports Available but port eth1 trunks VLANs 1,100,200-202, want 100,200-202"},
+		},
+		{
+			name: "the default PVID excuses no missing tag", enactment: "Available", raw: trunkPolicy,
+			links: snap(ln("br-mgmt", probe.KindBridge, defaultPVID(1)), ln("eth1", probe.KindDevice, under("br-mgmt"), trunk(1, 100, 200, 201))),
 			want: vmv1alpha1.PolicyVerification{Kernel: "bridge br-mgmt up, ports eth1",
 				Message: "nmstate reports Available but port eth1 trunks VLANs 1,100,200-201, want 100,200-202"},
 		},

@@ -71,8 +71,16 @@ type STP struct {
 	Enabled bool `json:"enabled"`
 }
 
-// Port is one port of a bridge; a trunk port makes nmstate turn VLAN
-// filtering on and allow exactly its trunk tags.
+// Port is one port of a bridge. A trunk port makes nmstate turn VLAN
+// filtering on and allow its trunk tags, and NetworkManager also keeps the
+// bridge's default PVID (VLAN 1, PVID and egress-untagged) on every port
+// (src/core/devices/nm-device-bridge.c), which nmstate leaves out when it
+// reports the port (rust/src/lib/nispor/linux_bridge_port_vlan.rs). So the
+// kernel shows the trunk tags plus the default PVID, and the agent judges
+// a trunk as nmstate reports it (agent/verify, checkTrunk). A port without
+// VLAN settings is not left alone either: kubernetes-nmstate writes it into
+// the enactment as trunk 2-4094 (pkg/bridge/bridge.go, ApplyDefaultVlanFiltering),
+// so filtering goes on for every linux-bridge it brings up.
 type Port struct {
 	Name string    `json:"name"`
 	VLAN *PortVLAN `json:"vlan,omitempty"`
@@ -146,8 +154,9 @@ func (i Interface) Ports() []Port {
 	return i.Bridge.Port
 }
 
-// Filtering says whether nmstate turns VLAN filtering on for the bridge:
-// when some port has VLAN settings.
+// Filtering says whether the policy asks for VLAN filtering on the bridge:
+// when some port has VLAN settings. (kubernetes-nmstate turns it on for
+// every bridge that is up, by its port default; see Port.)
 func (i Interface) Filtering() bool {
 	for _, p := range i.Ports() {
 		if p.VLAN != nil {

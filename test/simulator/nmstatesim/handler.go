@@ -7,7 +7,11 @@
 // the node's sysfs — and only then reports the node's enactment: Available,
 // or Failing with the kernel's error. So the agent verifies a kernel, not
 // the stand-in's word. A node labelled LabelDrift plays a broken nmstate:
-// it reports Available and leaves the kernel alone.
+// it reports Available and leaves the kernel alone. Fidelity switches the
+// behaviours of NetworkManager, nmstate and kubernetes-nmstate it plays
+// (the bridge's default PVID, the port default, the checkpoint rollback);
+// a node the policy stops selecting loses its enactment and keeps its
+// kernel, as with kubernetes-nmstate.
 //
 // It understands the subset of nmstate's schema the operator writes.
 package nmstatesim
@@ -16,8 +20,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strconv"
 
 	nmstateshared "github.com/nmstate/kubernetes-nmstate/api/shared"
@@ -33,8 +35,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
-
-	"github.com/jianfenliu/vmoperator/api/nmstate"
 )
 
 // LabelDrift on a Node makes the stand-in claim every policy Available
@@ -55,15 +55,22 @@ type Node struct {
 
 // Handler applies policies to the kernels of the nodes it serves.
 type Handler struct {
-	client client.Client
-	nodes  map[string]Node
+	client   client.Client
+	nodes    map[string]Node
+	fidelity Fidelity
 }
 
-// Setup registers the stand-in with a manager: it reconciles policies, and
-// all of them again when one of its nodes changes (labels may select or
-// deselect a policy, or turn drift on).
+// Setup registers the stand-in with a manager, playing DefaultFidelity.
 func Setup(mgr ctrl.Manager, nodes ...Node) error {
-	h := &Handler{client: mgr.GetClient(), nodes: map[string]Node{}}
+	return SetupWith(mgr, DefaultFidelity(), nodes...)
+}
+
+// SetupWith registers the stand-in with a manager: it reconciles policies,
+// and all of them again when one of its nodes changes (labels may select
+// or deselect a policy, or turn drift on). f chooses the upstream
+// behaviours it plays.
+func SetupWith(mgr ctrl.Manager, f Fidelity, nodes ...Node) error {
+	h := &Handler{client: mgr.GetClient(), nodes: map[string]Node{}, fidelity: f}
 	for _, n := range nodes {
 		h.nodes[n.Name] = n
 	}
@@ -117,6 +124,10 @@ func (h *Handler) enact(ctx context.Context, n Node, policy *nmstatev1.NodeNetwo
 	if err != nil && !apierrors.IsNotFound(err) {
 		return fmt.Errorf("get NodeNetworkConfigurationEnactment %s: %w", key.Name, err)
 	}
+	// A node the policy no longer selects loses its enactment and keeps its
+	// kernel as it is, as kubernetes-nmstate's handler does
+	// (controllers/handler/nodenetworkconfigurationpolicy_controller.go:
+	// UnmatchedNodeLabels, then deleteEnactmentForPolicy).
 	if !labels.SelectorFromSet(policy.Spec.NodeSelector).Matches(labels.Set(node.Labels)) {
 		if exists {
 			return client.IgnoreNotFound(h.client.Delete(ctx, enactment))
@@ -143,20 +154,36 @@ func (h *Handler) enact(ctx context.Context, n Node, policy *nmstatev1.NodeNetwo
 	} else if err := h.client.Update(ctx, enactment, client.FieldOwner(FieldOwner)); err != nil {
 		return fmt.Errorf("update NodeNetworkConfigurationEnactment %s: %w", key.Name, err)
 	}
+	desiredState, applyErr := h.render(policy.Spec.DesiredState)
 	result := "successfully configured the kernel (nmstate stand-in)"
-	var applyErr error
-	if drift {
+	switch {
+	case applyErr != nil:
+	case drift:
 		result = "claims success without touching the kernel (nmstate stand-in in drift mode)"
-	} else {
-		applyErr = apply(n, policy.Spec.DesiredState.Raw)
+	default:
+		applyErr = applyWith(n, h.fidelity, desiredState.Raw)
 	}
 	enactment.Status.PolicyGeneration = policy.Generation
-	enactment.Status.DesiredState = policy.Spec.DesiredState
+	enactment.Status.DesiredState = desiredState
 	enactment.Status.Conditions = conditions(applyErr, result)
 	if err := h.client.Status().Update(ctx, enactment, client.FieldOwner(FieldOwner)); err != nil {
 		return fmt.Errorf("update the status of NodeNetworkConfigurationEnactment %s: %w", key.Name, err)
 	}
 	return nil
+}
+
+// render is the desired state the handler hands nmstate and writes into
+// the enactment: the policy's, with kubernetes-nmstate's port default when
+// Fidelity.PortDefault is on.
+func (h *Handler) render(policy nmstateshared.State) (nmstateshared.State, error) {
+	if !h.fidelity.PortDefault {
+		return policy, nil
+	}
+	raw, err := renderPortDefault(policy.Raw)
+	if err != nil {
+		return policy, err
+	}
+	return nmstateshared.NewState(string(raw)), nil
 }
 
 // annotationDrift records whether a generation was enacted in drift mode,
@@ -183,172 +210,4 @@ func conditions(err error, success string) nmstateshared.ConditionList {
 		status(nmstateshared.NodeNetworkConfigurationEnactmentConditionAvailable, true, "SuccessfullyConfigured", success),
 		status(nmstateshared.NodeNetworkConfigurationEnactmentConditionFailing, false, "SuccessfullyConfigured", ""),
 	}
-}
-
-// apply makes the node's kernel match a desired state, interface by interface.
-func apply(n Node, raw []byte) error {
-	state, err := nmstate.Parse(raw)
-	if err != nil {
-		return err
-	}
-	for _, i := range state.Interfaces {
-		if err := applyInterface(n, i); err != nil {
-			return fmt.Errorf("interface %s (%s): %w", i.Name, i.Type, err)
-		}
-	}
-	return nil
-}
-
-func applyInterface(n Node, i nmstate.Interface) error {
-	if i.State == nmstate.StateAbsent {
-		link, err := n.Links.LinkByName(i.Name)
-		if err != nil {
-			return nil // already gone
-		}
-		if err := n.Links.LinkDel(link); err != nil {
-			return fmt.Errorf("delete link %s: %w", i.Name, err)
-		}
-		return nil
-	}
-	switch i.Type {
-	case nmstate.TypeLinuxBridge:
-		return applyBridge(n, i)
-	case nmstate.TypeVLAN:
-		if i.VLAN == nil {
-			return errors.New("vlan settings missing")
-		}
-		parent, err := n.Links.LinkByName(i.VLAN.BaseIface)
-		if err != nil {
-			return fmt.Errorf("base interface %s: %w", i.VLAN.BaseIface, err)
-		}
-		return ensure(n, &netlink.Vlan{LinkAttrs: netlink.LinkAttrs{Name: i.Name, ParentIndex: parent.Attrs().Index}, VlanId: int(i.VLAN.ID)}, int(i.MTU))
-	case nmstate.TypeBond:
-		return applyBond(n, i)
-	case nmstate.TypeEthernet:
-		return applyEthernet(n, i)
-	}
-	return fmt.Errorf("the nmstate stand-in cannot build interfaces of type %s", i.Type)
-}
-
-// ensure creates a link that does not exist yet, then sets its MTU and brings it up.
-func ensure(n Node, want netlink.Link, mtu int) error {
-	link, err := n.Links.LinkByName(want.Attrs().Name)
-	if err != nil {
-		if err := n.Links.LinkAdd(want); err != nil {
-			return fmt.Errorf("create: %w", err)
-		}
-		if link, err = n.Links.LinkByName(want.Attrs().Name); err != nil {
-			return fmt.Errorf("find link %s after creating it: %w", want.Attrs().Name, err)
-		}
-	}
-	if mtu > 0 && link.Attrs().MTU != mtu {
-		if err := n.Links.LinkSetMTU(link, mtu); err != nil {
-			return fmt.Errorf("set MTU %d: %w", mtu, err)
-		}
-	}
-	if err := n.Links.LinkSetUp(link); err != nil {
-		return fmt.Errorf("bring up link %s: %w", want.Attrs().Name, err)
-	}
-	return nil
-}
-
-func applyBridge(n Node, i nmstate.Interface) error {
-	filtering := i.Filtering()
-	if err := ensure(n, &netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: i.Name}, VlanFiltering: &filtering}, int(i.MTU)); err != nil {
-		return err
-	}
-	bridge, err := n.Links.LinkByName(i.Name)
-	if err != nil {
-		return fmt.Errorf("find bridge %s: %w", i.Name, err)
-	}
-	if current, ok := bridge.(*netlink.Bridge); !ok || current.VlanFiltering == nil || *current.VlanFiltering != filtering {
-		if err := n.Links.BridgeSetVlanFiltering(bridge, filtering); err != nil {
-			return fmt.Errorf("vlan_filtering: %w", err)
-		}
-	}
-	for _, p := range i.Ports() {
-		port, err := n.Links.LinkByName(p.Name)
-		if err != nil {
-			return fmt.Errorf("port %s: %w", p.Name, err)
-		}
-		if err := n.Links.LinkSetMaster(port, bridge); err != nil {
-			return fmt.Errorf("attach port %s: %w", p.Name, err)
-		}
-		if err := n.Links.LinkSetUp(port); err != nil {
-			return fmt.Errorf("bring up port %s: %w", p.Name, err)
-		}
-		if p.VLAN == nil {
-			continue
-		}
-		// A trunk port carries exactly its trunk tags: the default VLAN 1
-		// the kernel gives every port goes unless listed.
-		if err := n.Links.BridgeVlanDel(port, 1, true, true, false, true); err != nil {
-			return fmt.Errorf("port %s: drop default VLAN 1: %w", p.Name, err)
-		}
-		for _, id := range p.Trunked() {
-			if err := n.Links.BridgeVlanAdd(port, uint16(id), false, false, false, true); err != nil {
-				return fmt.Errorf("port %s: trunk VLAN %d: %w", p.Name, id, err)
-			}
-		}
-	}
-	return nil
-}
-
-func applyBond(n Node, i nmstate.Interface) error {
-	bond := netlink.NewLinkBond(netlink.LinkAttrs{Name: i.Name})
-	if i.LinkAggregation != nil {
-		bond.Mode = netlink.StringToBondMode(i.LinkAggregation.Mode)
-	}
-	if err := ensure(n, bond, int(i.MTU)); err != nil {
-		return err
-	}
-	master, err := n.Links.LinkByName(i.Name)
-	if err != nil {
-		return fmt.Errorf("find bond %s: %w", i.Name, err)
-	}
-	if i.LinkAggregation == nil {
-		return nil
-	}
-	for _, name := range i.LinkAggregation.Port {
-		port, err := n.Links.LinkByName(name)
-		if err != nil {
-			return fmt.Errorf("bond port %s: %w", name, err)
-		}
-		if port.Attrs().MasterIndex == master.Attrs().Index {
-			continue
-		}
-		// A port joins a bond while down.
-		if err := n.Links.LinkSetDown(port); err != nil {
-			return fmt.Errorf("take down bond port %s: %w", name, err)
-		}
-		if err := n.Links.LinkSetMaster(port, master); err != nil {
-			return fmt.Errorf("enslave %s: %w", name, err)
-		}
-		if err := n.Links.LinkSetUp(port); err != nil {
-			return fmt.Errorf("bring up bond port %s: %w", name, err)
-		}
-	}
-	return nil
-}
-
-func applyEthernet(n Node, i nmstate.Interface) error {
-	link, err := n.Links.LinkByName(i.Name)
-	if err != nil {
-		return fmt.Errorf("no such NIC: %w", err)
-	}
-	if mtu := int(i.MTU); mtu > 0 && link.Attrs().MTU != mtu {
-		if err := n.Links.LinkSetMTU(link, mtu); err != nil {
-			return fmt.Errorf("set MTU %d: %w", i.MTU, err)
-		}
-	}
-	if i.Ethernet != nil && i.Ethernet.SRIOV != nil && i.Ethernet.SRIOV.TotalVFs != nil {
-		path := filepath.Join(n.SysfsRoot, "class", "net", i.Name, "device", "sriov_numvfs")
-		if err := os.WriteFile(path, []byte(strconv.Itoa(int(*i.Ethernet.SRIOV.TotalVFs))+"\n"), 0o644); err != nil {
-			return fmt.Errorf("set the VF count: %w", err)
-		}
-	}
-	if err := n.Links.LinkSetUp(link); err != nil {
-		return fmt.Errorf("bring up NIC %s: %w", i.Name, err)
-	}
-	return nil
 }

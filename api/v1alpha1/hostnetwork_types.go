@@ -268,6 +268,25 @@ type HostNetworkStatus struct {
 	// +listType=atomic
 	// +kubebuilder:validation:MaxItems=10
 	Problems []NodeProblem `json:"problems,omitempty"`
+	// builtOn records, for each policy of a managed network, the nodes it
+	// was last written for. A node whose labels change so that a policy no
+	// longer selects it keeps what was built: kubernetes-nmstate deletes
+	// its enactment and reverts nothing. This record is how the operator
+	// still knows what the node has, and reverts it there.
+	// +optional
+	// +listType=map
+	// +listMapKey=policy
+	BuiltOn []PolicyNodes `json:"builtOn,omitempty"`
+}
+
+// PolicyNodes are the nodes one policy was written for.
+type PolicyNodes struct {
+	// policy is the NodeNetworkConfigurationPolicy's name.
+	Policy string `json:"policy"`
+	// nodes are the names of the nodes it selected, sorted.
+	// +optional
+	// +listType=set
+	Nodes []string `json:"nodes,omitempty"`
 }
 
 // The name rule matches format.dns1123Label()'s own expression instead of

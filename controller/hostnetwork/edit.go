@@ -12,6 +12,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/labels"
 
+	vmv1alpha1 "github.com/jianfenliu/vmoperator/api/v1alpha1"
 	"github.com/jianfenliu/vmoperator/controller/desired"
 )
 
@@ -63,6 +64,75 @@ func builtOn(policies []*nmstatev1.NodeNetworkConfigurationPolicy, nodes []corev
 		}
 	}
 	return out, nil
+}
+
+// departed adds to what was built on each node what a group policy built
+// on the nodes it was written for (the status's builtOn record) and no
+// longer selects: their labels changed. kubernetes-nmstate deletes such a
+// node's enactment and reverts nothing
+// (controllers/handler/nodenetworkconfigurationpolicy_controller.go), so
+// the record is the only trace of what the node has; with it, a node that
+// leaves the nodeSelector loses its interfaces like any other edit, through
+// a revert of its own and behind the same EditHeld gate. Nodes gone from
+// the cluster are skipped. Pure.
+func departed(before map[string]*built, groups []*nmstatev1.NodeNetworkConfigurationPolicy, record []vmv1alpha1.PolicyNodes,
+	nodes []corev1.Node) error {
+	byName := map[string]*nmstatev1.NodeNetworkConfigurationPolicy{}
+	for _, policy := range groups {
+		byName[policy.Name] = policy
+	}
+	byNode := map[string]*corev1.Node{}
+	for i := range nodes {
+		byNode[nodes[i].Name] = &nodes[i]
+	}
+	for _, entry := range record {
+		policy := byName[entry.Policy]
+		if policy == nil {
+			continue // deleted: it builds nothing to compare
+		}
+		selector := labels.SelectorFromSet(policy.Spec.NodeSelector)
+		var interfaces []desired.BuiltInterface
+		for _, name := range entry.Nodes {
+			node := byNode[name]
+			if node == nil || selector.Matches(labels.Set(node.Labels)) {
+				continue
+			}
+			if interfaces == nil {
+				var err error
+				if interfaces, err = desired.Built(policy.Spec.DesiredState); err != nil {
+					return fmt.Errorf("policy %s: %w", policy.Name, err)
+				}
+			}
+			b := before[name]
+			if b == nil {
+				b = &built{}
+				before[name] = b
+			}
+			for _, iface := range interfaces {
+				b.add(iface)
+			}
+		}
+	}
+	return nil
+}
+
+// builtRecord is the builtOn record of a plan once written: each policy
+// with the nodes it selects. Pure.
+func builtRecord(policies []*nmstatev1.NodeNetworkConfigurationPolicy, nodes []corev1.Node) []vmv1alpha1.PolicyNodes {
+	out := []vmv1alpha1.PolicyNodes{}
+	for _, policy := range policies {
+		selector := labels.SelectorFromSet(policy.Spec.NodeSelector)
+		entry := vmv1alpha1.PolicyNodes{Policy: policy.Name}
+		for i := range nodes {
+			if selector.Matches(labels.Set(nodes[i].Labels)) {
+				entry.Nodes = append(entry.Nodes, nodes[i].Name)
+			}
+		}
+		slices.Sort(entry.Nodes)
+		out = append(out, entry)
+	}
+	slices.SortFunc(out, func(a, b vmv1alpha1.PolicyNodes) int { return strings.Compare(a.Policy, b.Policy) })
+	return out
 }
 
 // loss is what an edit takes from one node.

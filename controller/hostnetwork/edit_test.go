@@ -136,3 +136,41 @@ func TestRevertIsAimedAtOneNode(t *testing.T) {
 		t.Errorf("a pending revert keeps what the plan builds again: %+v", kept)
 	}
 }
+
+// TestANodeLeavingTheSelectorLosesWhatWasBuilt: the spec does not change,
+// but b1's labels do, so group b's policy no longer selects it. The
+// builtOn record remembers it: b1 loses the bridge, alone.
+// Without the record the loss is invisible (kubernetes-nmstate deletes
+// b1's enactment and reverts nothing).
+func TestANodeLeavingTheSelectorLosesWhatWasBuilt(t *testing.T) {
+	policies := policiesOfSpec(t, bridgeSpec(group("a", "a", "eth1"), group("b", "b", "eth2")))
+	record := builtRecord(policies, editNodes)
+	if len(record) != 2 || record[1].Policy != "vmop-lab.b" || strings.Join(record[1].Nodes, ",") != "b1" {
+		t.Fatalf("record: %+v", record)
+	}
+	moved := []corev1.Node{editNodes[0], editNodes[1], node("b1", map[string]string{"grp": "elsewhere"}), editNodes[3]}
+	before, err := builtOn(policies, moved)
+	if err != nil {
+		t.Fatal(err)
+	}
+	after, err := builtOn(policies, moved)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if losses := lossesOf(before, after); len(losses) != 0 {
+		t.Fatalf("without the record: %v", losses)
+	}
+	if err := departed(before, policies, record, moved); err != nil {
+		t.Fatal(err)
+	}
+	losses := lossesOf(before, after)
+	if len(losses) != 1 || strings.Join(losses["b1"].what(), ",") != "br-lab" {
+		t.Fatalf("losses with the record: %+v, want b1 to lose br-lab", losses)
+	}
+	// A node gone from the cluster, and a policy gone, are no loss.
+	gone := []corev1.Node{editNodes[0], editNodes[1], editNodes[3]}
+	empty := map[string]*built{}
+	if err := departed(empty, policies[:1], record, gone); err != nil || len(empty) != 0 {
+		t.Fatalf("gone node or policy: %v, %v", empty, err)
+	}
+}

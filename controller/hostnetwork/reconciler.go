@@ -92,6 +92,10 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	edit, applyErr := r.applyPolicies(ctx, &hostNetwork, world, plan)
 	report := statusOf(&hostNetwork, world, plan)
 	report.ObservedGeneration = hostNetwork.Generation
+	report.BuiltOn = original.Status.BuiltOn
+	if edit.builtOn != nil {
+		report.BuiltOn = edit.builtOn
+	}
 	if applyErr != nil {
 		reason, _ := apply.Classify(applyErr)
 		report.Conditions = []metav1.Condition{{Type: vmv1alpha1.ConditionReady, Status: metav1.ConditionUnknown, Reason: reason,
@@ -128,6 +132,10 @@ type edit struct {
 	held *metav1.Condition
 	// waits are the reverts still under way.
 	waits []revertWait
+	// builtOn, when set, is the new builtOn record: the plan was written.
+	// Unset (an edit held, a write failed), the record stays, and so does
+	// what it remembers of nodes that left the nodeSelector.
+	builtOn []vmv1alpha1.PolicyNodes
 }
 
 // applyPolicies applies a managed network's plan node by node. It compares
@@ -150,6 +158,9 @@ func (r *Reconciler) applyPolicies(ctx context.Context, h *vmv1alpha1.HostNetwor
 	groups, reverts := splitPolicies(all)
 	before, err := builtOn(groups, w.nodes)
 	if err != nil {
+		return edit{}, err
+	}
+	if err := departed(before, groups, h.Status.BuiltOn, w.nodes); err != nil {
 		return edit{}, err
 	}
 	after, err := builtOn(plan.policies, w.nodes)
@@ -176,7 +187,11 @@ func (r *Reconciler) applyPolicies(ctx context.Context, h *vmv1alpha1.HostNetwor
 		return edit{}, err
 	}
 	waits, err := r.followReverts(ctx, h, reverts, after, w.nodes, written, false)
-	return edit{waits: waits}, err
+	if err != nil {
+		return edit{}, err
+	}
+	// A node that left is now remembered by its revert policy, not the record.
+	return edit{waits: waits, builtOn: builtRecord(plan.policies, w.nodes)}, nil
 }
 
 // heldCondition says which nodes hold an edit back (at most maxProblems).

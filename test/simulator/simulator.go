@@ -44,6 +44,8 @@ type Simulator struct {
 	// instance reconciles again on every event, and a render costs a
 	// cloud-init process (about 0.3 s) for the same answer.
 	guests guestCache
+	// policies are the kubernetes-nmstate behaviours the simulated nmstate plays.
+	policies PolicyFidelity
 }
 
 // Option adjusts what the simulator plays.
@@ -51,6 +53,7 @@ type Option func(*settings)
 
 type settings struct {
 	withoutNMState bool
+	policies       *PolicyFidelity
 	renderGuest    GuestRenderer
 }
 
@@ -82,7 +85,10 @@ func Start(ctx context.Context, config *rest.Config, options ...Option) error {
 	if err != nil {
 		return fmt.Errorf("simulator: create a manager for %s: %w", config.Host, err)
 	}
-	sim := &Simulator{client: mgr.GetClient(), guests: guestCache{renderer: set.renderGuest}}
+	sim := &Simulator{client: mgr.GetClient(), guests: guestCache{renderer: set.renderGuest}, policies: UpstreamPolicies()}
+	if set.policies != nil {
+		sim.policies = *set.policies
+	}
 	if err := sim.setup(mgr, set); err != nil {
 		return err
 	}

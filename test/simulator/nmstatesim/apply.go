@@ -240,12 +240,8 @@ func (k *kernel) trunk(port netlink.Link, p nmstate.Port) error {
 		}
 	}
 	for _, tag := range p.VLAN.TrunkTags {
-		lo, hi := tag.ID, tag.ID
-		if tag.IDRange != nil {
-			lo, hi = tag.IDRange.Min, tag.IDRange.Max
-		}
-		if err := k.n.Links.BridgeVlanAddRange(port, uint16(lo), uint16(hi), false, false, false, true); err != nil {
-			return fmt.Errorf("trunk VLANs %d-%d: %w", lo, hi, err)
+		if err := k.addTrunkTag(port, tag); err != nil {
+			return err
 		}
 	}
 	if keepDefault {
@@ -258,6 +254,27 @@ func (k *kernel) trunk(port netlink.Link, p nmstate.Port) error {
 
 // defaultPVID is the kernel's default PVID of a new bridge.
 const defaultPVID = 1
+
+// addTrunkTag lets one trunk tag through a port, tagged: a range in one
+// message (2-4094 would take 4,093 otherwise); a single VLAN alone, since
+// the kernel refuses a range whose ends are equal (EINVAL).
+func (k *kernel) addTrunkTag(port netlink.Link, tag nmstate.TrunkTag) error {
+	if tag.IDRange == nil || tag.IDRange.Min == tag.IDRange.Max {
+		id := tag.ID
+		if tag.IDRange != nil {
+			id = tag.IDRange.Min
+		}
+		if err := k.n.Links.BridgeVlanAdd(port, uint16(id), false, false, false, true); err != nil {
+			return fmt.Errorf("trunk VLAN %d: %w", id, err)
+		}
+		return nil
+	}
+	lo, hi := tag.IDRange.Min, tag.IDRange.Max
+	if err := k.n.Links.BridgeVlanAddRange(port, uint16(lo), uint16(hi), false, false, false, true); err != nil {
+		return fmt.Errorf("trunk VLANs %d-%d: %w", lo, hi, err)
+	}
+	return nil
+}
 
 // portVLANs reads a port's VLAN entries.
 func (k *kernel) portVLANs(port netlink.Link) ([]portVLAN, error) {

@@ -96,7 +96,8 @@ type VirtualMachineProfileSpec struct {
 	// +kubebuilder:validation:Maximum=1024
 	CPU int32 `json:"cpu"`
 
-	// memory is the guest memory as a Kubernetes quantity, for example 4Gi or 512Mi.
+	// memory is the guest memory as a Kubernetes quantity, for example 4Gi or 512Mi;
+	// at least 1M, KubeVirt's smallest memory request.
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=32
 	// +kubebuilder:validation:XValidation:rule="isQuantity(self) && quantity(self).isGreaterThan(quantity('0'))",message="memory must be a positive quantity such as 4Gi or 512Mi"
@@ -259,7 +260,9 @@ type IPConfigSpec struct {
 	Mode IPMode `json:"mode"`
 
 	// address with prefix length in CIDR form, such as 192.168.100.10/24 or
-	// 2001:db8::10/64. Required for static, forbidden for dhcp.
+	// 2001:db8::10/64. Required for static, forbidden for dhcp. A host
+	// address: not the subnet's network or broadcast address (IPv4 /0 to
+	// /30), nor its subnet-router or reserved anycast address (IPv6).
 	// +optional
 	// +kubebuilder:validation:MaxLength=49
 	// +kubebuilder:validation:XValidation:rule="isCIDR(self)",message="address must be an IP address with prefix length in CIDR form, such as 192.168.100.10/24 or 2001:db8::10/64"

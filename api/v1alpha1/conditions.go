@@ -83,6 +83,14 @@ const (
 	// fully succeeded; otherwise its message names the probes that did not.
 )
 
+// ReasonImportRetrying says that CDI's importer stopped on an error that
+// is not fatal (a bad URL, credentials, a pull error) and that CDI retries
+// it forever, as KubeVirt's DataVolumeError sees it (Running=False, reason
+// Error or ImagePullFailed); the message carries CDI's. The VM is not held:
+// KubeVirt waits for the DataVolume itself and starts once an import
+// succeeds.
+const ReasonImportRetrying = "ImportRetrying"
+
 // Reasons used on conditions. Each says in one CamelCase word why a condition has its status.
 const (
 	ReasonReconciling         = "Reconciling"

@@ -20,6 +20,11 @@ const (
 	// AnnotationProfileUID is the UID of the profile that last took a volume
 	// (volumes may outlive profiles), so adoption by a new one is visible.
 	AnnotationProfileUID = "vm.example.com/profile-uid"
+	// AnnotationDiskSize on a disk's volume is the size the operator last
+	// asked for. CDI inflates a DataVolume claim's request by the filesystem
+	// overhead (and copies the DataVolume's annotations to the claim), so
+	// the request alone does not say what was asked.
+	AnnotationDiskSize = "vm.example.com/disk-size"
 	// LabelManagedBy marks objects the operator created; it never touches others.
 	LabelManagedBy = "app.kubernetes.io/managed-by"
 	// ManagedByValue is the value of LabelManagedBy.

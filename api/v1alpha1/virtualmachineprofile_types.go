@@ -96,10 +96,12 @@ type VirtualMachineProfileSpec struct {
 	// +kubebuilder:validation:Maximum=1024
 	CPU int32 `json:"cpu"`
 
-	// memory is the guest memory as a Kubernetes quantity, for example 4Gi or 512Mi.
+	// memory is the guest memory as a Kubernetes quantity, for example 4Gi or 512Mi;
+	// at least 1M, KubeVirt's smallest memory request.
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=32
 	// +kubebuilder:validation:XValidation:rule="isQuantity(self) && quantity(self).isGreaterThan(quantity('0'))",message="memory must be a positive quantity such as 4Gi or 512Mi"
+	// +kubebuilder:validation:XValidation:rule="!isQuantity(self) || !quantity(self).isGreaterThan(quantity('0')) || quantity(self).compareTo(quantity('1M')) >= 0",message="memory must be at least 1M: KubeVirt refuses smaller memory requests (virt-api's admitter), and no guest boots in less"
 	Memory string `json:"memory"`
 
 	// osImage is a container registry image holding the OS disk, for example
@@ -212,6 +214,7 @@ type NetworkConfig struct {
 	// +optional
 	// +kubebuilder:validation:MaxLength=17
 	// +kubebuilder:validation:XValidation:rule="self.matches('^[0-9a-fA-F][02468aceACE](:[0-9a-fA-F]{2}){5}$')",message="macAddress must be a unicast MAC address written as six colon-separated hex pairs, such as 02:00:00:00:00:01"
+	// +kubebuilder:validation:XValidation:rule="!self.matches('^00(:00){5}$')",message="macAddress must not be 00:00:00:00:00:00: the all-zero address is no NIC's (IEEE 802; Linux refuses it as a device address)"
 	MACAddress string `json:"macAddress,omitempty"`
 
 	// sriov holds SR-IOV settings; only for type sriov.
@@ -248,16 +251,25 @@ type IPAddress string
 // +kubebuilder:validation:XValidation:rule="!has(self.gateway) || !has(self.address) || !isCIDR(self.address) || !isIP(self.gateway) || ip(self.gateway).family() == cidr(self.address).ip().family()",message="gateway must be of the same IP family as address",fieldPath=".gateway"
 // +kubebuilder:validation:XValidation:rule="!has(self.gateway) || !has(self.address) || !isCIDR(self.address) || !isIP(self.gateway) || ip(self.gateway).family() != cidr(self.address).ip().family() || cidr(self.address).containsIP(self.gateway)",message="gateway must lie inside the subnet of address",fieldPath=".gateway"
 // +kubebuilder:validation:XValidation:rule="!has(self.gateway) || !has(self.address) || !isCIDR(self.address) || !isIP(self.gateway) || !cidr(self.gateway + (ip(self.gateway).family() == 4 ? '/32' : '/128')).containsIP(self.address.split('/')[0])",message="gateway must differ from the interface's own address",fieldPath=".gateway"
+// +kubebuilder:validation:XValidation:rule="!has(self.gateway) || !has(self.address) || !isCIDR(self.address) || !isIP(self.gateway) || (ip(self.gateway).isGlobalUnicast() && !cidr('0.0.0.0/8').containsIP(self.gateway))",message="gateway must be a unicast host address, not loopback, link-local, multicast, broadcast, unspecified or in 0.0.0.0/8 (this network)",fieldPath=".gateway"
+// +kubebuilder:validation:XValidation:rule="!has(self.gateway) || !has(self.address) || !isCIDR(self.address) || !isIP(self.gateway) || ip(self.gateway).family() != cidr(self.address).ip().family() || cidr(self.address).prefixLength() > (cidr(self.address).ip().family() == 4 ? 30 : 126) || !cidr(self.gateway + (ip(self.gateway).family() == 4 ? '/32' : '/128')).containsIP(cidr(self.address).masked().ip())",message="gateway must not be the subnet's own address (host bits all zero): the IPv4 network address, or the IPv6 subnet-router anycast address",fieldPath=".gateway"
+// +kubebuilder:validation:XValidation:rule="!has(self.gateway) || !has(self.address) || !isCIDR(self.address) || !isIP(self.gateway) || ip(self.gateway).family() != 4 || cidr(self.address).ip().family() != 4 || cidr(self.address).prefixLength() > 30 || (int(self.gateway.split('.')[0]) * 16777216 + int(self.gateway.split('.')[1]) * 65536 + int(self.gateway.split('.')[2]) * 256 + int(self.gateway.split('.')[3]) + 1) % [4294967296, 2147483648, 1073741824, 536870912, 268435456, 134217728, 67108864, 33554432, 16777216, 8388608, 4194304, 2097152, 1048576, 524288, 262144, 131072, 65536, 32768, 16384, 8192, 4096, 2048, 1024, 512, 256, 128, 64, 32, 16, 8, 4, 2, 1][cidr(self.address).prefixLength()] != 0",message="gateway must not be the subnet's broadcast address (host bits all one)",fieldPath=".gateway"
+// +kubebuilder:validation:XValidation:rule="!has(self.gateway) || !has(self.address) || !isCIDR(self.address) || !isIP(self.gateway) || cidr(self.address).prefixLength() != 64 || !self.gateway.matches('(?i):fdff:ffff:ffff:ff[89a-f][0-9a-f]$')",message="gateway must not be a reserved subnet anycast address (RFC 2526: interface identifiers fdff:ffff:ffff:ff80 to fdff:ffff:ffff:ffff in a /64)",fieldPath=".gateway"
 type IPConfigSpec struct {
 	// mode is static (address set here) or dhcp (address from the network's DHCP server).
 	Mode IPMode `json:"mode"`
 
 	// address with prefix length in CIDR form, such as 192.168.100.10/24 or
-	// 2001:db8::10/64. Required for static, forbidden for dhcp.
+	// 2001:db8::10/64. Required for static, forbidden for dhcp. A host
+	// address: not the subnet's network or broadcast address (IPv4 /0 to
+	// /30), nor its subnet-router or reserved anycast address (IPv6).
 	// +optional
 	// +kubebuilder:validation:MaxLength=49
 	// +kubebuilder:validation:XValidation:rule="isCIDR(self)",message="address must be an IP address with prefix length in CIDR form, such as 192.168.100.10/24 or 2001:db8::10/64"
-	// +kubebuilder:validation:XValidation:rule="!isCIDR(self) || cidr(self).ip().isGlobalUnicast()",message="address must be a unicast host address, not loopback, link-local, multicast or unspecified"
+	// +kubebuilder:validation:XValidation:rule="!isCIDR(self) || (cidr(self).ip().isGlobalUnicast() && !cidr('0.0.0.0/8').containsIP(cidr(self).ip()))",message="address must be a unicast host address, not loopback, link-local, multicast, broadcast, unspecified or in 0.0.0.0/8 (this network)"
+	// +kubebuilder:validation:XValidation:rule="!isCIDR(self) || cidr(self).prefixLength() > (cidr(self).ip().family() == 4 ? 30 : 126) || !cidr(self.split('/')[0] + (cidr(self).ip().family() == 4 ? '/32' : '/128')).containsIP(cidr(self).masked().ip())",message="address must not be its subnet's own address (host bits all zero): the IPv4 network address, or the IPv6 subnet-router anycast address; only /31 and /32 (IPv6 /127 and /128) subnets use it for a host"
+	// +kubebuilder:validation:XValidation:rule="!isCIDR(self) || cidr(self).ip().family() != 4 || cidr(self).prefixLength() > 30 || (int(self.replace('/', '.').split('.')[0]) * 16777216 + int(self.replace('/', '.').split('.')[1]) * 65536 + int(self.replace('/', '.').split('.')[2]) * 256 + int(self.replace('/', '.').split('.')[3]) + 1) % [4294967296, 2147483648, 1073741824, 536870912, 268435456, 134217728, 67108864, 33554432, 16777216, 8388608, 4194304, 2097152, 1048576, 524288, 262144, 131072, 65536, 32768, 16384, 8192, 4096, 2048, 1024, 512, 256, 128, 64, 32, 16, 8, 4, 2, 1][cidr(self).prefixLength()] != 0",message="address must not be its subnet's broadcast address (host bits all one); only /31 and /32 subnets use it for a host"
+	// +kubebuilder:validation:XValidation:rule="!isCIDR(self) || !self.matches('(?i):fdff:ffff:ffff:ff[89a-f][0-9a-f]/64$')",message="address must not be a reserved subnet anycast address (RFC 2526: interface identifiers fdff:ffff:ffff:ff80 to fdff:ffff:ffff:ffff in a /64)"
 	Address *string `json:"address,omitempty"`
 
 	// gateway is the default gateway, an IP inside address's subnet and of the
@@ -269,6 +281,7 @@ type IPConfigSpec struct {
 	// +optional
 	// +listType=atomic
 	// +kubebuilder:validation:MaxItems=3
+	// +kubebuilder:validation:XValidation:rule="self.all(s, !isIP(s) || !(ip(s).isUnspecified() || s == '255.255.255.255' || cidr('224.0.0.0/4').containsIP(s) || cidr('ff00::/8').containsIP(s)))",message="dnsServers must be unicast addresses: not unspecified (0.0.0.0, ::), broadcast or multicast"
 	DNSServers []IPAddress `json:"dnsServers,omitempty"`
 }
 

@@ -51,12 +51,18 @@ func VolumeOwnerReferences(profile *vmv1alpha1.VirtualMachineProfile, disk *vmv1
 	return []metav1.OwnerReference{OwnerReference(profile)}
 }
 
-func volumeMeta(profile *vmv1alpha1.VirtualMachineProfile, disk *vmv1alpha1.DiskConfig) metav1.ObjectMeta {
+// volumeMeta is a new volume's metadata. It records the size asked for:
+// CDI copies a DataVolume's annotations to the claim it makes, whose
+// request it inflates by the filesystem overhead.
+func volumeMeta(profile *vmv1alpha1.VirtualMachineProfile, disk *vmv1alpha1.DiskConfig, size resource.Quantity) metav1.ObjectMeta {
 	return metav1.ObjectMeta{
-		Name:            vmv1alpha1.VolumeName(profile.Name, disk.Name),
-		Namespace:       profile.Namespace,
-		Labels:          VolumeLabels(profile, disk),
-		Annotations:     map[string]string{vmv1alpha1.AnnotationProfileUID: string(profile.UID)},
+		Name:      vmv1alpha1.VolumeName(profile.Name, disk.Name),
+		Namespace: profile.Namespace,
+		Labels:    VolumeLabels(profile, disk),
+		Annotations: map[string]string{
+			vmv1alpha1.AnnotationProfileUID: string(profile.UID),
+			vmv1alpha1.AnnotationDiskSize:   size.String(),
+		},
 		OwnerReferences: VolumeOwnerReferences(profile, disk),
 	}
 }
@@ -73,7 +79,7 @@ func storageClass(disk *vmv1alpha1.DiskConfig) *string {
 func PVC(profile *vmv1alpha1.VirtualMachineProfile, disk *vmv1alpha1.DiskConfig, size resource.Quantity) *corev1.PersistentVolumeClaim {
 	return &corev1.PersistentVolumeClaim{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "PersistentVolumeClaim"},
-		ObjectMeta: volumeMeta(profile, disk),
+		ObjectMeta: volumeMeta(profile, disk, size),
 		Spec: corev1.PersistentVolumeClaimSpec{
 			AccessModes:      []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
 			Resources:        corev1.VolumeResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceStorage: size}},
@@ -88,7 +94,7 @@ func DataVolume(profile *vmv1alpha1.VirtualMachineProfile, disk *vmv1alpha1.Disk
 	url := RegistryURL(image)
 	return &cdiv1.DataVolume{
 		TypeMeta:   metav1.TypeMeta{APIVersion: cdiv1.SchemeGroupVersion.String(), Kind: "DataVolume"},
-		ObjectMeta: volumeMeta(profile, disk),
+		ObjectMeta: volumeMeta(profile, disk, size),
 		Spec: cdiv1.DataVolumeSpec{
 			Source: &cdiv1.DataVolumeSource{Registry: &cdiv1.DataVolumeSourceRegistry{URL: &url}},
 			Storage: &cdiv1.StorageSpec{

@@ -34,7 +34,11 @@ type Check struct {
 	// Brief marks a wait of a second or two that ends by itself (a new
 	// profile's static address settling): a status showing only that is not
 	// written, the reconcile after the wait writes the next one.
-	Brief   bool
+	Brief bool
+	// Warn marks a failure that does not hold the VM but needs the user to
+	// look (an import CDI keeps retrying on an error): a Warning event,
+	// the phase unchanged.
+	Warn    bool
 	Reason  string
 	Message string
 }
@@ -123,7 +127,7 @@ func Warns(o *Observed) bool {
 	if problem == nil {
 		return Phase(o) == vmv1alpha1.PhaseError
 	}
-	return !problem.Quiet && (problem.Fatal || problem.Unknown || problem.Holds)
+	return !problem.Quiet && (problem.Fatal || problem.Unknown || problem.Holds || problem.Warn)
 }
 
 // OnlyBrief says whether the first thing keeping the profile back is a
@@ -258,7 +262,11 @@ func Scheduled(o *Observed) *metav1.Condition {
 	}
 	for _, c := range o.VMI.Status.Conditions {
 		if c.Type == kubevirtv1.VirtualMachineInstanceConditionType("PodScheduled") && c.Status == "False" {
-			unscheduled := condition(vmv1alpha1.ConditionScheduled, false, vmv1alpha1.ReasonNoEligibleNodes, c.Message)
+			reason := vmv1alpha1.ReasonNoEligibleNodes
+			if claimMissing(c.Message) {
+				reason = vmv1alpha1.ReasonVolumesPending
+			}
+			unscheduled := condition(vmv1alpha1.ConditionScheduled, false, reason, c.Message)
 			return &unscheduled
 		}
 	}
@@ -271,6 +279,17 @@ func Scheduled(o *Observed) *metav1.Condition {
 	c := condition(vmv1alpha1.ConditionScheduled, true, vmv1alpha1.ReasonNodesEligible,
 		fmt.Sprintf("%d eligible node(s)", o.Placement.EligibleNodes))
 	return &c
+}
+
+// claimMissing says whether an instance's PodScheduled=False is KubeVirt
+// waiting for a claim that does not exist yet, not a placement failure:
+// virt-controller sets it, reason Unschedulable, when CDI has not made a
+// DataVolume's claim yet (pkg/virt-controller/watch/vmi/lifecycle.go on a
+// FailedPvcNotFound sync error, with the message of datavolumes.go
+// areDataVolumesReady or of storagetypes.PvcNotFoundError). The reason does
+// not tell them apart; only the message does.
+func claimMissing(message string) bool {
+	return strings.Contains(message, "does not exist, waiting for it to appear") || strings.Contains(message, "didn't find PVC")
 }
 
 // placementSummary names the first excluded nodes and their reasons.

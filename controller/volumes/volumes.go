@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"math/big"
 	"slices"
 	"strings"
 
@@ -392,13 +393,17 @@ func (r *Reconciler) observeDisk(ctx context.Context, profile *vmv1alpha1.Virtua
 	return state, nil
 }
 
-// growClaim raises a bound claim's request to the disk's size when the class
-// allows expansion, and otherwise says why it cannot. It returns the message
-// for the volume's status (empty when nothing is pending).
+// growClaim raises a bound claim's request when the disk's size grew past
+// the size last asked for, when the class allows expansion, and otherwise
+// says why it cannot. It returns the message for the volume's status
+// (empty when nothing is pending). The comparison is with the size asked
+// for, not the request: CDI inflates a DataVolume claim's request by the
+// filesystem overhead (6 % by default), which hid growth below it.
 func (r *Reconciler) growClaim(ctx context.Context, profile *vmv1alpha1.VirtualMachineProfile, claim *corev1.PersistentVolumeClaim,
 	class *storagev1.StorageClass, size resource.Quantity) (string, error) {
 	current := claim.Spec.Resources.Requests[corev1.ResourceStorage]
-	if size.Cmp(current) <= 0 {
+	asked := askedSize(claim)
+	if size.Cmp(asked) <= 0 {
 		return "", nil
 	}
 	if class == nil || class.AllowVolumeExpansion == nil || !*class.AllowVolumeExpansion {
@@ -406,24 +411,64 @@ func (r *Reconciler) growClaim(ctx context.Context, profile *vmv1alpha1.VirtualM
 		if class != nil {
 			className = "StorageClass " + class.Name
 		}
-		message := fmt.Sprintf("cannot grow from %s to %s: %s does not allow volume expansion", current.String(), size.String(), className)
+		message := fmt.Sprintf("cannot grow from %s to %s: %s does not allow volume expansion", asked.String(), size.String(), className)
 		// Once per change, not once per reconcile: an event is a write.
 		if previousVolumeMessage(profile, claim.Labels[vmv1alpha1.LabelDisk]) != message {
 			r.event(profile, claim, corev1.EventTypeWarning, vmv1alpha1.ReasonResizeNotSupported, "claim %s: %s", claim.Name, message)
 		}
 		return message, nil
 	}
-	patch, err := json.Marshal(map[string]any{"spec": map[string]any{"resources": map[string]any{
-		"requests": map[string]string{string(corev1.ResourceStorage): size.String()},
-	}}})
+	request := grownRequest(current, asked, size)
+	patch, err := json.Marshal(map[string]any{
+		"metadata": map[string]any{"annotations": map[string]string{vmv1alpha1.AnnotationDiskSize: size.String()}},
+		"spec": map[string]any{"resources": map[string]any{
+			"requests": map[string]string{string(corev1.ResourceStorage): request.String()},
+		}},
+	})
 	if err != nil {
 		return "", fmt.Errorf("resize patch of claim %s: %w", claim.Name, err)
 	}
 	if err := r.Client.Patch(ctx, claim, client.RawPatch(types.MergePatchType, patch), client.FieldOwner(apply.FieldOwner)); err != nil {
 		return "", fmt.Errorf("grow claim %s: %w", claim.Name, err)
 	}
-	r.event(profile, claim, corev1.EventTypeNormal, vmv1alpha1.EventResizing, "growing claim %s from %s to %s", claim.Name, current.String(), size.String())
+	r.event(profile, claim, corev1.EventTypeNormal, vmv1alpha1.EventResizing, "growing claim %s from %s to %s (request %s)", claim.Name, asked.String(), size.String(), request.String())
 	return "", nil
+}
+
+// askedSize is the disk size a claim was last asked for: its annotation
+// (see AnnotationDiskSize), else, for claims made before it, the request.
+func askedSize(claim *corev1.PersistentVolumeClaim) resource.Quantity {
+	current := claim.Spec.Resources.Requests[corev1.ResourceStorage]
+	asked, err := resource.ParseQuantity(claim.Annotations[vmv1alpha1.AnnotationDiskSize])
+	if err != nil || asked.Sign() <= 0 || asked.Cmp(current) > 0 {
+		return current
+	}
+	return asked
+}
+
+// grownRequest is the request that gives size the headroom the claim has
+// now over what was asked (CDI's filesystem overhead; none for a blank
+// disk): current × size / asked, rounded up to a byte. KubeVirt grows the
+// guest's disk image to the claim's capacity less that overhead, so the
+// guest sees the size asked for. Never below size, never below current.
+func grownRequest(current, asked, size resource.Quantity) resource.Quantity {
+	if asked.Sign() <= 0 || current.Cmp(asked) <= 0 {
+		return size
+	}
+	product := new(big.Int).Mul(big.NewInt(current.Value()), big.NewInt(size.Value()))
+	divisor := big.NewInt(asked.Value())
+	quotient, remainder := new(big.Int).QuoRem(product, divisor, new(big.Int))
+	if remainder.Sign() > 0 {
+		quotient.Add(quotient, big.NewInt(1))
+	}
+	if !quotient.IsInt64() {
+		return size
+	}
+	request := *resource.NewQuantity(quotient.Int64(), resource.BinarySI)
+	if request.Cmp(current) < 0 {
+		return current
+	}
+	return request
 }
 
 // releaseRemovedDisks keeps the volumes of disks taken out of the spec:

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	k8sruntime "k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
@@ -64,5 +65,33 @@ func TestReconcileCreatesAndReleases(t *testing.T) {
 	}
 	if len(removed.OwnerReferences) != 0 || removed.Labels[vmv1alpha1.LabelRetainPolicy] != string(vmv1alpha1.RetainPolicyRetain) {
 		t.Fatalf("the removed disk's claim must be released: %+v", removed.ObjectMeta)
+	}
+}
+
+// TestGrowthComparesTheAskedSize: CDI inflates a DataVolume claim's
+// request by the filesystem overhead, so a disk grown by less than that
+// overhead must still grow, keeping the same headroom.
+func TestGrowthComparesTheAskedSize(t *testing.T) {
+	q := resource.MustParse
+	inflated := &corev1.PersistentVolumeClaim{ObjectMeta: metav1.ObjectMeta{Annotations: map[string]string{vmv1alpha1.AnnotationDiskSize: "1Gi"}},
+		Spec: corev1.PersistentVolumeClaimSpec{Resources: corev1.VolumeResourceRequirements{Requests: corev1.ResourceList{
+			corev1.ResourceStorage: q("1138166334")}}}} // 1Gi × 1.06, rounded up
+	if asked := askedSize(inflated); asked.Cmp(q("1Gi")) != 0 {
+		t.Fatalf("asked %s, want 1Gi", asked.String())
+	}
+	plain := &corev1.PersistentVolumeClaim{Spec: corev1.PersistentVolumeClaimSpec{Resources: corev1.VolumeResourceRequirements{Requests: corev1.ResourceList{
+		corev1.ResourceStorage: q("10Gi")}}}}
+	if asked := askedSize(plain); asked.Cmp(q("10Gi")) != 0 {
+		t.Fatalf("a claim without the annotation is asked its request: %s", asked.String())
+	}
+	for _, tc := range []struct{ current, asked, size, want string }{
+		{"1138166334", "1Gi", "1040Mi", "1155950183"}, // 1040Mi × 1138166334 / 1Gi, rounded up
+		{"10Gi", "10Gi", "20Gi", "20Gi"},              // a blank disk: no overhead
+		{"2Gi", "1Gi", "1Mi", "2Gi"},                  // never below the current request
+	} {
+		got := grownRequest(q(tc.current), q(tc.asked), q(tc.size))
+		if got.Cmp(q(tc.want)) != 0 {
+			t.Errorf("grownRequest(%s, %s, %s) = %s, want %s", tc.current, tc.asked, tc.size, got.String(), tc.want)
+		}
 	}
 }

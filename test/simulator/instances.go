@@ -56,6 +56,9 @@ func (s *Simulator) reconcileInstance(ctx context.Context, req ctrl.Request) (ct
 	if err := s.client.Get(ctx, req.NamespacedName, &vmi); err != nil || !vmi.DeletionTimestamp.IsZero() {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
+	if waiting, err := s.waitForMissingClaims(ctx, &vmi); err != nil || waiting {
+		return ctrl.Result{}, err
+	}
 	next := vmi.Status.DeepCopy()
 	if next.NodeName == "" {
 		node, why, err := s.pickNode(ctx, &vmi)

@@ -81,17 +81,17 @@ func Pack(files map[string][]byte) ([]byte, error) {
 		}
 		header := &tar.Header{Name: name, Mode: mode, Size: int64(len(content)), ModTime: time.Unix(0, 0), Format: tar.FormatPAX}
 		if err := tw.WriteHeader(header); err != nil {
-			return nil, err
+			return nil, fmt.Errorf("archive: header of %s: %w", name, err)
 		}
 		if _, err := tw.Write(content); err != nil {
-			return nil, err
+			return nil, fmt.Errorf("archive: %s: %w", name, err)
 		}
 	}
 	if err := tw.Close(); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("archive: close tar: %w", err)
 	}
 	if err := gz.Close(); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("archive: close gzip: %w", err)
 	}
 	return buf.Bytes(), nil
 }

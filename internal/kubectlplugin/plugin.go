@@ -133,7 +133,7 @@ func parseFlags(f *flags, args []string) ([]string, error) {
 	var positional []string
 	for {
 		if err := set.Parse(args); err != nil {
-			return nil, err
+			return nil, fmt.Errorf("flags: %w", err)
 		}
 		rest := set.Args()
 		if len(rest) == 0 {

@@ -69,7 +69,8 @@ func create(t *testing.T, c client.Client, objects ...client.Object) {
 }
 
 // agentNode makes a node whose agent reports capability and renews its
-// Lease in vmop-system; a nil capability makes a node without an agent.
+// Lease in vmop-system (an hour long: the suite outlasts a real 40 s
+// Lease); a nil capability makes a node without an agent.
 func agentNode(t *testing.T, c client.Client, name string, capability *vmv1alpha1.NodeCapabilityStatus, unschedulable bool) {
 	t.Helper()
 	ctx := context.Background()
@@ -87,7 +88,7 @@ func agentNode(t *testing.T, c client.Client, name string, capability *vmv1alpha
 	create(t, c, &coordinationv1.Lease{
 		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "vmop-system",
 			OwnerReferences: []metav1.OwnerReference{{APIVersion: "v1", Kind: "Node", Name: name, UID: node.UID}}},
-		Spec: coordinationv1.LeaseSpec{HolderIdentity: ptr.To(name), LeaseDurationSeconds: ptr.To[int32](40),
+		Spec: coordinationv1.LeaseSpec{HolderIdentity: ptr.To(name), LeaseDurationSeconds: ptr.To[int32](3600),
 			RenewTime: &metav1.MicroTime{Time: time.Now()}},
 	})
 }
@@ -383,6 +384,9 @@ func TestWideColumnsAndThePluginThroughKubectl(t *testing.T) {
 		row[6] != "192.168.100.10/24,10.0.0.7/16" || row[7] != "1" || row[8] != "2" {
 		t.Errorf("wide row: %q", wide[1])
 	}
+
+	describe := kubectlOut("describe", "vmprofile", "test-vm", "-n", "demo")
+	mustContain(t, describe, "Vm Name:", "test-vm-vm", "Addresses:", "192.168.100.10/24,10.0.0.7/16")
 
 	bin := t.TempDir()
 	build := exec.Command("go", "build", "-o", filepath.Join(bin, "kubectl-vmprofile"), "../../cmd/kubectl-vmprofile")

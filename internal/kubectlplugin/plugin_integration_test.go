@@ -306,7 +306,8 @@ func TestDoctorOnAFullControlPlane(t *testing.T) {
 
 // TestDoctorNamesMissingMultusAndNMState: on a control plane without
 // Multus and nmstate, doctor names both, with how to install them, and
-// why still explains (undeclared networks need no NAD to be judged).
+// why still explains (undeclared networks need no NAD to be judged), also
+// for a controller run outside the cluster.
 func TestDoctorNamesMissingMultusAndNMState(t *testing.T) {
 	cp, err := controlplane.Start(controlplane.WithoutCRDs("k8s.cni.cncf.io_", "nmstate.io_"))
 	if err != nil {
@@ -339,6 +340,44 @@ func TestDoctorNamesMissingMultusAndNMState(t *testing.T) {
 		t.Fatalf("why without Multus: exit %d:\n%s", code, out)
 	}
 	mustContain(t, out, "1 of 3 node(s) can host the VM.")
+
+	// A controller run outside the cluster (make dev) shows no flags: its
+	// defaults refuse the undeclared bridge, so the user passes that flag.
+	// With node-2 offering VLAN 100 but no KVM, and the profile's status
+	// counting 2 eligible nodes, why infers the controller emulates.
+	ctx := context.Background()
+	if err := cp.Client.Delete(ctx, controllerDeployment()); err != nil {
+		t.Fatal(err)
+	}
+	nc := &vmv1alpha1.NodeCapability{}
+	if err := cp.Client.Get(ctx, client.ObjectKey{Name: "node-2"}, nc); err != nil {
+		t.Fatal(err)
+	}
+	nc.Status = *bridgeCapability("100")
+	nc.Status.KVM = &vmv1alpha1.KVMStatus{Reason: "/dev/kvm: no such device"}
+	if err := cp.Client.Status().Update(ctx, nc); err != nil {
+		t.Fatal(err)
+	}
+	_, out, _ = run(t, cp, Env{}, "why", "test-vm", "-n", "demo")
+	mustContain(t, out, "Network mgmt cannot attach (HostNetworkNotDeclared): network mgmt: no HostNetwork of type bridge declares bridge br-mgmt",
+		"No node is judged until every network resolves.")
+	_, out, _ = run(t, cp, Env{}, "why", "test-vm", "-n", "demo", "--allow-undeclared-host-networks")
+	mustContain(t, out, "No controller Deployment found: judged with the controller's defaults: KVM required\n",
+		"  node-2: excluded: KVM unavailable: /dev/kvm: no such device\n      fix: give node-2 KVM")
+	profile := &vmv1alpha1.VirtualMachineProfile{}
+	if err := cp.Client.Get(ctx, client.ObjectKey{Namespace: "demo", Name: "test-vm"}, profile); err != nil {
+		t.Fatal(err)
+	}
+	profile.Status.Placement = &vmv1alpha1.PlacementStatus{EligibleNodes: 2, ExcludedNodes: 1}
+	if err := cp.Client.Status().Update(ctx, profile); err != nil {
+		t.Fatal(err)
+	}
+	_, out, _ = run(t, cp, Env{}, "why", "test-vm", "-n", "demo", "--allow-undeclared-host-networks")
+	mustContain(t, out, "No controller Deployment found: judged with the controller's defaults, with emulation inferred from the profile's status "+
+		"(2 eligible, as with --allow-emulation): emulation allowed, KVM not required\n", "2 of 3 node(s) can host the VM.\n", "  node-2: eligible\n")
+	if strings.Contains(out, "Note:") {
+		t.Errorf("the inferred judgement still disagrees with the status:\n%s", out)
+	}
 }
 
 // TestWideColumnsAndThePluginThroughKubectl: kubectl finds the built

@@ -41,12 +41,12 @@ func why(ctx context.Context, s *session, env Env, args []string) (int, error) {
 	if err != nil {
 		return ExitProblems, err
 	}
-	printSettings(w, cfg)
 	attachments, refusal, err := attach.Reader{Client: s.client, Multus: deps.Multus, Policy: cfg.policy}.Resolve(ctx, profile)
 	if err != nil {
 		return ExitProblems, err
 	}
 	if refusal != nil {
+		printSettings(w, cfg)
 		printRefusal(w, refusal)
 		return ExitProblems, nil
 	}
@@ -55,6 +55,10 @@ func why(ctx context.Context, s *session, env Env, args []string) (int, error) {
 		return ExitProblems, err
 	}
 	needs := placement.Requirements(attachments)
+	if cfg.controller == "" && cfg.emulationSource == "" {
+		cfg = inferEmulation(cfg, profile, needs, nodes)
+	}
+	printSettings(w, cfg)
 	fmt.Fprintf(w, "Needs: %s\n", strings.Join(describeNeeds(profile, needs, cfg.allowEmulation), "; "))
 	verdicts := placement.Explain(profile, needs, nodes, placement.Options{AllowEmulation: cfg.allowEmulation})
 	eligible := printVerdicts(w, verdicts)
@@ -110,6 +114,25 @@ func printSettings(w io.Writer, cfg settings) {
 		from += ", with " + cfg.emulationSource
 	}
 	fmt.Fprintf(w, "%s: %s\n", from, emulation)
+}
+
+// inferEmulation serves a controller run outside the cluster (make dev
+// runs it with --allow-emulation, on hosts without /dev/kvm too), whose
+// flags nothing shows: when the profile's status counts the eligible nodes
+// that emulation gives and not those that KVM gives, the controller emulates.
+func inferEmulation(cfg settings, profile *vmv1alpha1.VirtualMachineProfile, needs []placement.Requirement, nodes []placement.Node) settings {
+	recorded := profile.Status.Placement
+	if recorded == nil {
+		return cfg
+	}
+	count := func(emulation bool) int32 {
+		return placement.Evaluate(profile, needs, nodes, placement.Options{AllowEmulation: emulation}).Status.EligibleNodes
+	}
+	if count(false) != recorded.EligibleNodes && count(true) == recorded.EligibleNodes {
+		cfg.allowEmulation = true
+		cfg.emulationSource = fmt.Sprintf("emulation inferred from the profile's status (%d eligible, as with --allow-emulation)", recorded.EligibleNodes)
+	}
+	return cfg
 }
 
 func printRefusal(w io.Writer, refusal *attach.Refusal) {

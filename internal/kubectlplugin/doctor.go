@@ -323,11 +323,11 @@ func agents(ctx context.Context, c client.Reader, state *cluster) ([]finding, er
 	for i := range capabilities.Items {
 		written[capabilities.Items[i].Name] = lastWrite(&capabilities.Items[i])
 	}
+	// By name, as placement.ReadNodes reads them: what the controller
+	// judges liveness from.
 	byNode := map[string]*coordinationv1.Lease{}
 	for i := range leases.Items {
-		if agentlease.Is(&leases.Items[i]) {
-			byNode[leases.Items[i].Name] = &leases.Items[i]
-		}
+		byNode[leases.Items[i].Name] = &leases.Items[i]
 	}
 	var findings []finding
 	for i := range nodes.Items {

@@ -72,3 +72,34 @@ func TestExplainGivesEachExcludedNodeAFix(t *testing.T) {
 		t.Errorf("Explain changed the caller's needs: %+v", needs)
 	}
 }
+
+// TestFixOfAHostNetwork: a declared network's remedy follows what the node
+// lacks: a policy that did not take, a policy that does not cover the
+// node, the bridge, or VLAN filtering on an unmanaged bridge.
+func TestFixOfAHostNetwork(t *testing.T) {
+	managed := &HostNetworkOffer{Name: "edge", Type: vmv1alpha1.NetworkTypeBridge, Managed: true, Policies: []string{"vmop-edge"}, Bridge: "br-edge"}
+	unmanaged := &HostNetworkOffer{Name: "lan", Type: vmv1alpha1.NetworkTypeBridge, Bridge: "br-lan", VLANFiltering: true}
+	for _, c := range []struct {
+		name  string
+		node  Node
+		offer *HostNetworkOffer
+		want  string
+	}{
+		{"policy failed", Node{Name: "n1", Capability: capability(withPolicy("vmop-edge", false, "bond0 missing"))}, managed,
+			"see why HostNetwork edge's policy did not take on n1: kubectl get hostnetwork edge -o yaml"},
+		{"no policy here", Node{Name: "n2", Capability: capability()}, managed,
+			"HostNetwork edge builds nothing on n2: add an uplink (or nodeSelector) that covers the node"},
+		{"bridge missing", Node{Name: "n3", Capability: capability()}, unmanaged,
+			"create Linux bridge br-lan on n3 and bring it up"},
+		{"no VLAN filtering", Node{Name: "n4", Capability: capability(withBridge("br-lan", true, "eth1", ""))}, unmanaged,
+			"turn on VLAN filtering on bridge br-lan on n4 (ip link set br-lan type bridge vlan_filtering 1)"},
+	} {
+		need := Requirement{Kind: NeedHostNetwork, Name: c.offer.Name, HostNetwork: c.offer}
+		if ok, _ := Offers(c.node.Capability, need); ok {
+			t.Fatalf("%s: the node offers %s", c.name, c.offer.Name)
+		}
+		if got := fixRequirement(&c.node, need); !strings.HasPrefix(got, c.want) {
+			t.Errorf("%s: %q, want it to start with %q", c.name, got, c.want)
+		}
+	}
+}

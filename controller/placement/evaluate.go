@@ -33,9 +33,12 @@ type Options struct {
 // excluded node is its reason.
 func Evaluate(profile *vmv1alpha1.VirtualMachineProfile, needs []Requirement, nodes []Node, options Options) Result {
 	needs = effectiveNeeds(needs, options)
+	selector := nodeSelector(profile)
 	var result Result
 	var excluded []vmv1alpha1.NodeExclusion
-	for _, verdict := range verdicts(profile, needs, nodes, false) {
+	for i := range nodes {
+		// The node's verdict as Explain gives it, without the remedy.
+		verdict := explainNode(&nodes[i], needs, selector, false)
 		if verdict.Eligible {
 			result.Eligible = append(result.Eligible, verdict.Node)
 			continue

@@ -26,21 +26,18 @@ type Verdict struct {
 // keeps for each excluded node its reason and the remedy of the failing
 // check. The verdicts are sorted by node name.
 func Explain(profile *vmv1alpha1.VirtualMachineProfile, needs []Requirement, nodes []Node, options Options) []Verdict {
-	return verdicts(profile, effectiveNeeds(needs, options), nodes, true)
-}
-
-// verdicts runs the chain over nodes; withFix adds the remedies, which
-// the controller, placing over thousands of nodes, does not print.
-func verdicts(profile *vmv1alpha1.VirtualMachineProfile, needs []Requirement, nodes []Node, withFix bool) []Verdict {
+	needs = effectiveNeeds(needs, options)
 	selector := nodeSelector(profile)
 	out := make([]Verdict, 0, len(nodes))
 	for i := range nodes {
-		out = append(out, explainNode(&nodes[i], needs, selector, withFix))
+		out = append(out, explainNode(&nodes[i], needs, selector, true))
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Node < out[j].Node })
 	return out
 }
 
+// explainNode runs the chain over one node; withFix adds the remedy,
+// which Evaluate, placing over thousands of nodes, does not need.
 func explainNode(node *Node, needs []Requirement, selector map[string]string, withFix bool) Verdict {
 	for _, l := range chain() {
 		reason := l.check(node, needs, selector)

@@ -146,8 +146,12 @@ screenshot: $(CONTROL_PLANE) $(BIN)/prometheus prometheus-web cloud-init ## Brin
 	cd test && go run ./devenv/screenshot -out $(CURDIR)/docs/images/prometheus-carrier.png
 
 .PHONY: build
-build: ## Build vmop-controller and vmop-agent into bin/.
+build: ## Build vmop-controller, vmop-agent and the kubectl plugin kubectl-vmprofile into bin/.
 	go build -o $(BIN)/ ./cmd/...
+
+.PHONY: plugin
+plugin: ## Build the kubectl vmprofile release into bin/plugin/: kubectl-vmprofile_<os>_<arch>.tar.gz for linux and darwin (amd64, arm64), stamped VERSION, and the Krew manifest (deploy/krew/vmprofile.yaml) with their SHA-256.
+	go run ./build/plugin -out $(BIN)/plugin -version $(VERSION)
 
 ##@ Deployment (to the cluster of the current kubeconfig)
 

@@ -449,7 +449,9 @@ type VirtualMachineProfileStatus struct {
 	// phase is a one-word summary: Pending, Creating, Running, Stopped or Error.
 	// +optional
 	Phase Phase `json:"phase,omitempty"`
-	// vmName is the KubeVirt VirtualMachine created for this profile.
+	// vmName is the KubeVirt VirtualMachine created for this profile,
+	// <profile>-vm: the name virtctl console, vnc and ssh take (kubectl
+	// vmprofile console <profile> passes it on).
 	// +optional
 	VMName string `json:"vmName,omitempty"`
 	// nodeName is the node the VM runs on.
@@ -463,6 +465,10 @@ type VirtualMachineProfileStatus struct {
 	// +listType=map
 	// +listMapKey=type
 	Conditions []metav1.Condition `json:"conditions,omitempty"`
+	// addresses lists every network's ipAddress, comma separated, in the
+	// order of spec.networks: the Addresses column of kubectl get -o wide.
+	// +optional
+	Addresses string `json:"addresses,omitempty"`
 	// networks reports each interface's address and MAC.
 	// +optional
 	// +listType=map
@@ -492,10 +498,14 @@ type VirtualMachineProfileStatus struct {
 // +kubebuilder:subresource:status
 // +kubebuilder:resource:shortName=vmprofile,categories=all;vmoperator
 // +kubebuilder:printcolumn:name="Phase",type=string,JSONPath=`.status.phase`
+// +kubebuilder:printcolumn:name="VM",type=string,JSONPath=`.status.vmName`,description="the KubeVirt VirtualMachine, the name virtctl takes"
 // +kubebuilder:printcolumn:name="Node",type=string,JSONPath=`.status.nodeName`
 // +kubebuilder:printcolumn:name="IP",type=string,JSONPath=`.status.networks[0].ipAddress`
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+// +kubebuilder:printcolumn:name="Addresses",type=string,JSONPath=`.status.addresses`,priority=1,description="every network's address"
+// +kubebuilder:printcolumn:name="Eligible",type=integer,JSONPath=`.status.placement.eligibleNodes`,priority=1,description="nodes that can host the VM"
+// +kubebuilder:printcolumn:name="Excluded",type=integer,JSONPath=`.status.placement.excludedNodes`,priority=1,description="nodes that cannot; status.placement.excluded says why"
 // +kubebuilder:validation:XValidation:rule="size(self.metadata.name) <= 60 && self.metadata.name.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?$')",message="metadata.name must be a DNS-1123 label of at most 60 characters: the VM is named <name>-vm and KubeVirt puts that name in labels (63 characters at most)"
 type VirtualMachineProfile struct {
 	metav1.TypeMeta   `json:",inline"`

@@ -30,8 +30,26 @@ type Node struct {
 // check is one link of the eligibility chain: the reason the node fails, or "".
 type check func(node *Node, needs []Requirement, selector map[string]string) string
 
-func chain() []check {
-	return []check{agentReporting, schedulable, matchesSelector, selectedByHostNetworks, labelsExist, probesHealthy, offersEverything}
+// remedy says what to change so that a node passes the check it failed;
+// it runs only for a failing node (explain.go).
+type remedy func(node *Node, needs []Requirement, selector map[string]string) string
+
+// link is a check with the remedy that answers it.
+type link struct {
+	check check
+	fix   remedy
+}
+
+func chain() []link {
+	return []link{
+		{agentReporting, fixAgent},
+		{schedulable, fixCordon},
+		{matchesSelector, fixSelector},
+		{selectedByHostNetworks, fixHostNetworkSelector},
+		{labelsExist, fixLabelName},
+		{probesHealthy, fixProbe},
+		{offersEverything, fixOffer},
+	}
 }
 
 func agentReporting(node *Node, _ []Requirement, _ map[string]string) string {

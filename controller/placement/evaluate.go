@@ -2,7 +2,6 @@ package placement
 
 import (
 	"maps"
-	"slices"
 	"sort"
 
 	vmv1alpha1 "github.com/jianfenliu/vmoperator/api/v1alpha1"
@@ -33,23 +32,22 @@ type Options struct {
 // lists (see Requirements), over nodes. The first failing check of each
 // excluded node is its reason.
 func Evaluate(profile *vmv1alpha1.VirtualMachineProfile, needs []Requirement, nodes []Node, options Options) Result {
-	if options.AllowEmulation {
-		needs = slices.DeleteFunc(needs, func(r Requirement) bool { return r.Kind == NeedKVM })
-	}
+	needs = effectiveNeeds(needs, options)
 	selector := nodeSelector(profile)
 	var result Result
 	var excluded []vmv1alpha1.NodeExclusion
 	for i := range nodes {
-		reason := firstFailure(&nodes[i], needs, selector)
-		if reason == "" {
-			result.Eligible = append(result.Eligible, nodes[i].Name)
+		// The node's verdict as Explain gives it, without the remedy.
+		verdict := explainNode(&nodes[i], needs, selector, false)
+		if verdict.Eligible {
+			result.Eligible = append(result.Eligible, verdict.Node)
 			continue
 		}
 		// The reason may carry the agent's own words (kvm.reason, a probe's
 		// error, a policy's message), up to kilobytes; cut, ten of them
 		// keep the status and its Scheduled message small.
-		excluded = append(excluded, vmv1alpha1.NodeExclusion{Node: nodes[i].Name,
-			Reason: vmv1alpha1.Truncate(reason, vmv1alpha1.MaxExclusionReasonLength)})
+		excluded = append(excluded, vmv1alpha1.NodeExclusion{Node: verdict.Node,
+			Reason: vmv1alpha1.Truncate(verdict.Reason, vmv1alpha1.MaxExclusionReasonLength)})
 	}
 	sort.Strings(result.Eligible)
 	sort.Slice(excluded, func(i, j int) bool { return excluded[i].Node < excluded[j].Node })
@@ -67,15 +65,6 @@ func Evaluate(profile *vmv1alpha1.VirtualMachineProfile, needs []Requirement, no
 		result.Placement.RequiredNodeLabels[need.Label] = "true"
 	}
 	return result
-}
-
-func firstFailure(node *Node, needs []Requirement, selector map[string]string) string {
-	for _, run := range chain() {
-		if reason := run(node, needs, selector); reason != "" {
-			return reason
-		}
-	}
-	return ""
 }
 
 func nodeSelector(profile *vmv1alpha1.VirtualMachineProfile) map[string]string {

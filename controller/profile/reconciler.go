@@ -190,6 +190,7 @@ func (r *Reconciler) writeStatus(ctx context.Context, profile *vmv1alpha1.Virtua
 	previousReady := meta.FindStatusCondition(original.Status.Conditions, vmv1alpha1.ConditionReady)
 	next.Phase = status.Phase(observed)
 	next.Networks = status.Networks(profile, observed.VMI, observed.Attachments)
+	next.Addresses = status.Addresses(next.Networks)
 	next.Volumes = observed.VolumeStatuses
 	next.VMName, next.NodeName = "", ""
 	if observed.VM != nil {

@@ -2,6 +2,7 @@ package status
 
 import (
 	"net/netip"
+	"strings"
 
 	kubevirtv1 "kubevirt.io/api/core/v1"
 
@@ -23,8 +24,10 @@ func Networks(profile *vmv1alpha1.VirtualMachineProfile, vmi *kubevirtv1.Virtual
 		}
 	}
 	hostNetworks := map[string]string{}
-	for _, a := range attachments {
-		hostNetworks[a.Network.Name] = a.HostNetworkName()
+	byNetwork := map[string]*desired.Attachment{}
+	for i := range attachments {
+		hostNetworks[attachments[i].Network.Name] = attachments[i].HostNetworkName()
+		byNetwork[attachments[i].Network.Name] = &attachments[i]
 	}
 	statuses := make([]vmv1alpha1.NetworkStatus, 0, len(profile.Spec.Networks))
 	for i := range profile.Spec.Networks {
@@ -44,7 +47,7 @@ func Networks(profile *vmv1alpha1.VirtualMachineProfile, vmi *kubevirtv1.Virtual
 				status.MACAddress = iface.MAC
 			}
 			if iface.IP != "" {
-				status.IPAddress, status.IPSource = withPrefix(iface.IP, static), vmv1alpha1.IPSourceGuest
+				status.IPAddress, status.IPSource = withPrefix(iface.IP, static, byNetwork[network.Name]), vmv1alpha1.IPSourceGuest
 			}
 		}
 		if status.IPAddress == "" && static != "" {
@@ -62,16 +65,55 @@ func staticAddress(network *vmv1alpha1.NetworkConfig) string {
 	return *network.IPConfig.Address
 }
 
-// withPrefix adds the configured prefix length to an address the guest
-// reported without one, when it is the configured address.
-func withPrefix(reported, static string) string {
-	prefix, err := netip.ParsePrefix(static)
-	if err != nil {
+// withPrefix gives an address the guest reported its prefix length, which
+// KubeVirt's interface status leaves out (the guest agent's prefix is not
+// passed on): kept when the report has one, the configured one when it is
+// the static address, else that of the declaring HostNetwork's subnet on the
+// attachment's VLAN that holds it (a DHCP lease on a declared segment).
+// Without any, the bare address: a guessed prefix would be wrong.
+func withPrefix(reported, static string, attachment *desired.Attachment) string {
+	if _, err := netip.ParsePrefix(reported); err == nil {
 		return reported
 	}
 	addr, err := netip.ParseAddr(reported)
-	if err != nil || addr != prefix.Addr() {
+	if err != nil {
 		return reported
 	}
-	return static
+	if prefix, err := netip.ParsePrefix(static); err == nil && addr == prefix.Addr() {
+		return static
+	}
+	if bits, ok := subnetBits(addr, attachment); ok {
+		return netip.PrefixFrom(addr, bits).String()
+	}
+	return reported
+}
+
+// subnetBits is the prefix length of the declared subnet holding addr on
+// the attachment's VLAN: a subnet without vlanId applies on every VLAN.
+func subnetBits(addr netip.Addr, attachment *desired.Attachment) (int, bool) {
+	if attachment == nil || attachment.Declared == nil {
+		return 0, false
+	}
+	for _, subnet := range attachment.Declared.Spec.Subnets {
+		if subnet.VLANID != nil && *subnet.VLANID != attachment.VLAN {
+			continue
+		}
+		prefix, err := netip.ParsePrefix(subnet.CIDR)
+		if err == nil && prefix.Contains(addr) {
+			return prefix.Bits(), true
+		}
+	}
+	return 0, false
+}
+
+// Addresses joins every network's address, in spec.networks order, for
+// the wide table's Addresses column (a printer column shows one value).
+func Addresses(networks []vmv1alpha1.NetworkStatus) string {
+	var addresses []string
+	for _, network := range networks {
+		if network.IPAddress != "" {
+			addresses = append(addresses, network.IPAddress)
+		}
+	}
+	return strings.Join(addresses, ",")
 }

@@ -121,6 +121,9 @@ func TestSeedFullExample(t *testing.T) {
 	if businessStatus.IPAddress == "" || businessStatus.Interface != "eth1" || businessStatus.MACAddress == "" {
 		t.Fatalf("business status: %+v", businessStatus)
 	}
+	if want := mgmt.IPAddress + "," + businessStatus.IPAddress; profile.Status.Addresses != want {
+		t.Errorf("status.addresses %q, want %q", profile.Status.Addresses, want)
+	}
 	for _, volume := range profile.Status.Volumes {
 		if !volume.Bound {
 			t.Fatalf("volume %s not bound: %+v", volume.Name, volume)

@@ -8,6 +8,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"os"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -193,6 +194,11 @@ func New(config *rest.Config, options Options) (ctrl.Manager, error) {
 			return nil, fmt.Errorf("add the metrics certificate watcher: %w", err)
 		}
 	}
+	if options.LeaderElection {
+		if err := addLeaderLog(mgr, config, options); err != nil {
+			return nil, err
+		}
+	}
 	deps, err := DiscoverDependencies(mgr.GetRESTMapper())
 	if err != nil {
 		return nil, fmt.Errorf("discover installed APIs: %w", err)
@@ -329,4 +335,22 @@ func electedFunc(elected <-chan struct{}) func() bool {
 			return false
 		}
 	}
+}
+
+// addLeaderLog adds the runnable that logs which pod leads (LeaderLog).
+func addLeaderLog(mgr ctrl.Manager, config *rest.Config, options Options) error {
+	namespace, err := leaderElectionNamespace(options.LeaderElectionNamespace)
+	if err != nil {
+		return err
+	}
+	self, err := os.Hostname()
+	if err != nil {
+		return fmt.Errorf("leader log: host name: %w", err)
+	}
+	leaderLog := &LeaderLog{Config: config, Namespace: namespace, Name: LeaderElectionID, Self: self,
+		Logger: options.Logger.WithName("leader")}
+	if err := mgr.Add(leaderLog); err != nil {
+		return fmt.Errorf("add the leader log: %w", err)
+	}
+	return nil
 }

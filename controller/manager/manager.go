@@ -21,6 +21,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	k8sruntime "k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	"k8s.io/client-go/kubernetes"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	kubevirtv1 "kubevirt.io/api/core/v1"
@@ -226,7 +227,11 @@ func New(config *rest.Config, options Options) (ctrl.Manager, error) {
 		DefaultSRIOVResource: options.DefaultSRIOVResource,
 	}
 	index := placement.NewIndex()
-	recorder := mgr.GetEventRecorder("vmop-controller")
+	recording, err := startEventRecording(mgr, config)
+	if err != nil {
+		return nil, err
+	}
+	recorder := recording.broadcaster.NewRecorder(scheme, "vmop-controller")
 	reconciler := &profile.Reconciler{
 		Client:                 mgr.GetClient(),
 		APIReader:              mgr.GetAPIReader(),
@@ -353,4 +358,23 @@ func addLeaderLog(mgr ctrl.Manager, config *rest.Config, options Options) error 
 		return fmt.Errorf("add the leader log: %w", err)
 	}
 	return nil
+}
+
+// startEventRecording records the reconcilers' events through the core/v1
+// API (coreEventSink) rather than controller-runtime's recorder, which
+// writes through events.k8s.io/v1 and so leaves lastTimestamp empty.
+func startEventRecording(mgr ctrl.Manager, config *rest.Config) (*eventRecording, error) {
+	clientset, err := kubernetes.NewForConfig(config)
+	if err != nil {
+		return nil, fmt.Errorf("event recording: client for %s: %w", config.Host, err)
+	}
+	recording, err := newEventRecording(clientset.CoreV1())
+	if err != nil {
+		return nil, err
+	}
+	if err := mgr.Add(recording); err != nil {
+		recording.stop()
+		return nil, fmt.Errorf("add the event recording: %w", err)
+	}
+	return recording, nil
 }

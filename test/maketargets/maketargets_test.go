@@ -361,6 +361,30 @@ func TestDeployUndeploy(t *testing.T) {
 	if revisions := releaseRevisions(t, cp.Client); revisions != 2 {
 		t.Errorf("release %s has %d revisions after two deploys, want 2", release, revisions)
 	}
+	// The original request's checks after make deploy, verbatim. No kubelet
+	// runs here, so no pod starts (kubectl get pods -n vmoperator-system
+	// and kubectl logs need the chart test's nodes).
+	for command, want := range map[string][]string{
+		"kubectl get crd | grep virtualmachineprofile": {"virtualmachineprofiles.vm.example.com"},
+		"kubectl get clusterrole,clusterrolebinding | grep vmoperator": {
+			"clusterrole.rbac.authorization.k8s.io/vmoperator-controller ", "clusterrole.rbac.authorization.k8s.io/vmoperator-agent ",
+			"clusterrolebinding.rbac.authorization.k8s.io/vmoperator-controller ", "clusterrolebinding.rbac.authorization.k8s.io/vmoperator-agent ",
+			"clusterrole.rbac.authorization.k8s.io/vmoperator-profiles-view "},
+		"kubectl get deployment,daemonset -n vmoperator-system": {"deployment.apps/vmoperator-controller-manager ", "daemonset.apps/vmoperator-agent "},
+	} {
+		cmd := exec.Command("bash", "-o", "pipefail", "-c", command)
+		cmd.Env = append(os.Environ(), "KUBECONFIG="+cp.Kubeconfig, "KUBECACHEDIR="+filepath.Join(t.TempDir(), "cache"))
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Errorf("%s: %v\n%s", command, err, out)
+			continue
+		}
+		for _, w := range want {
+			if !strings.Contains(string(out), w) {
+				t.Errorf("%s printed:\n%s\nwant a line with %q", command, out, w)
+			}
+		}
+	}
 
 	runMake(t, cp.Kubeconfig, "undeploy", "UNDEPLOY_ARGS=--no-hooks")
 	if revisions := releaseRevisions(t, cp.Client); revisions != 0 {

@@ -76,6 +76,20 @@ func TestRequestCommands(t *testing.T) {
 		t.Logf("$ %s\n%s", command, out)
 		return out
 	}
+	// fails runs one command that must fail, and checks its output.
+	fails := func(command string, want ...string) {
+		t.Helper()
+		out, err := shellIn(t, kubeconfig, command)
+		if err == nil {
+			t.Errorf("%s succeeded, want it to fail:\n%s", command, out)
+		}
+		for _, w := range want {
+			if !regexp.MustCompile(w).MatchString(out) {
+				t.Errorf("%s printed:\n%s\nwant a match of %q", command, out, w)
+			}
+		}
+		t.Logf("$ %s\n%s", command, out)
+	}
 	// eventually reruns command until its output holds every one of want.
 	eventually := func(command string, want ...string) {
 		t.Helper()
@@ -100,8 +114,12 @@ func TestRequestCommands(t *testing.T) {
 		`hostnetwork.vm.example.com/mgmt unchanged`, `virtualmachineprofile.vm.example.com/test-vm created`)
 	// 2. 检查状态
 	eventually("kubectl get vmprofile test-vm -o yaml", `(?m)^  phase: Running$`, `(?m)^  nodeName: node-a$`)
-	// 3. 检查 NAD
-	run("kubectl get networkattachmentdefinition", `(?m)^test-vm-mgmt\s`)
+	// 3. 检查 NAD. Multus' CRD is network-attachment-definitions, singular
+	// network-attachment-definition (short names nad, net-attach-def): the
+	// request's unhyphenated name matches none, on any cluster with Multus.
+	// docs/operations.md gives the forms that work.
+	fails("kubectl get networkattachmentdefinition", `the server doesn't have a resource type "networkattachmentdefinition"`)
+	run("kubectl get network-attachment-definitions", `(?m)^test-vm-mgmt\s`)
 	// 4. 检查 PVC
 	eventually("kubectl get pvc", `(?m)^test-vm-system\s+Bound\s`)
 	// 5. 检查 VM

@@ -11,6 +11,7 @@ package devenv
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -188,12 +189,32 @@ func sampleHostNetwork(path string) (*vmv1alpha1.HostNetwork, error) {
 	if err := yaml.UnmarshalStrict(raw, &h); err != nil {
 		return nil, fmt.Errorf("sample HostNetwork %s: %w", path, err)
 	}
-	applied, err := yaml.YAMLToJSON(raw)
+	applied, err := lastAppliedConfiguration(raw)
 	if err != nil {
 		return nil, fmt.Errorf("sample HostNetwork %s: %w", path, err)
 	}
-	h.Annotations = map[string]string{"kubectl.kubernetes.io/last-applied-configuration": string(applied)}
+	h.Annotations = map[string]string{"kubectl.kubernetes.io/last-applied-configuration": applied}
 	return &h, nil
+}
+
+// lastAppliedConfiguration is the annotation kubectl apply writes for the
+// manifest raw: its JSON with metadata.annotations present (without this
+// one, so empty here), keys sorted, and a newline.
+func lastAppliedConfiguration(raw []byte) (string, error) {
+	var manifest map[string]any
+	if err := yaml.Unmarshal(raw, &manifest); err != nil {
+		return "", err
+	}
+	metadata, ok := manifest["metadata"].(map[string]any)
+	if !ok {
+		return "", errors.New("no metadata")
+	}
+	metadata["annotations"] = map[string]any{}
+	out, err := json.Marshal(manifest)
+	if err != nil {
+		return "", err
+	}
+	return string(out) + "\n", nil
 }
 
 // seed creates what the samples expect to exist: the agents' namespace, the

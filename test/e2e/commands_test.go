@@ -124,14 +124,16 @@ func TestRequestCommands(t *testing.T) {
 	eventually("kubectl get pvc", `(?m)^test-vm-system\s+Bound\s`)
 	// 5. 检查 VM
 	run("kubectl get virtualmachine", `(?m)^test-vm\S*\s`)
-	eventually("kubectl get virtualmachineinstance", `(?m)^test-vm\S*\s.*Running`)
+	// The test CRDs carry no printer columns of KubeVirt's (NAME and AGE
+	// only, docs/fidelity.md): describe shows the phase.
+	eventually("kubectl get virtualmachineinstance", `(?m)^test-vm\S*\s`)
 	// 6. 检查 VM 状态
 	eventually("kubectl describe vmprofile test-vm", `(?m)^Name:\s+test-vm$`, `Phase:\s+Running`, `node-b`, `node-c`)
 
 	// 故障排查 1: VM 无法启动.
-	vmis := run("kubectl get vmi", `(?m)^test-vm\S*\s.*Running`)
+	vmis := run("kubectl get vmi", `(?m)^test-vm\S*\s`)
 	vmi := strings.Fields(strings.Split(strings.TrimSpace(vmis), "\n")[1])[0]
-	run("kubectl describe vmi "+vmi, `(?m)^Name:\s+`+vmi+`$`, `node-a`)
+	eventually("kubectl describe vmi "+vmi, `(?m)^Name:\s+`+vmi+`$`, `Phase:\s+Running`, `node-a`)
 	// A refusal gives our Warning event: a second profile claiming the test
 	// VM's address, as the request's full example does.
 	clash := observe.Sample(t, "vm_v1alpha1_virtualmachineprofile.yaml", ns)

@@ -203,7 +203,7 @@ func sampleHostNetwork(path string) (*vmv1alpha1.HostNetwork, error) {
 func lastAppliedConfiguration(raw []byte) (string, error) {
 	var manifest map[string]any
 	if err := yaml.Unmarshal(raw, &manifest); err != nil {
-		return "", err
+		return "", fmt.Errorf("read manifest: %w", err)
 	}
 	metadata, ok := manifest["metadata"].(map[string]any)
 	if !ok {
@@ -212,7 +212,7 @@ func lastAppliedConfiguration(raw []byte) (string, error) {
 	metadata["annotations"] = map[string]any{}
 	out, err := json.Marshal(manifest)
 	if err != nil {
-		return "", err
+		return "", fmt.Errorf("encode manifest: %w", err)
 	}
 	return string(out) + "\n", nil
 }

@@ -29,20 +29,40 @@ GENERATED := api/v1alpha1/zz_generated.deepcopy.go deploy/crds deploy/rbac deplo
 
 # Deploying to the cluster of the current kubeconfig ($KUBECONFIG or ~/.kube/config).
 KUBECTL      ?= kubectl
-NAMESPACE    ?= vmop-system
-RELEASE      ?= vmop
+# kubebuilder's layout: release vmoperator in vmoperator-system names the
+# Deployment vmoperator-controller-manager and the DaemonSet vmoperator-agent.
+NAMESPACE    ?= vmoperator-system
+RELEASE      ?= vmoperator
 # Extra flags: `make run RUN_ARGS=--allow-emulation`, `make deploy HELM_ARGS='--set controller.replicas=1'`,
 # `make undeploy UNDEPLOY_ARGS=--no-hooks`.
 RUN_ARGS      ?=
 HELM_ARGS     ?=
 UNDEPLOY_ARGS ?=
-# Images: IMG_REGISTRY/vmop-controller:VERSION and IMG_REGISTRY/vmop-agent:VERSION,
-# the names the chart pulls (its image.registry default, and its appVersion as the tag).
+# Images, as kubebuilder names them: IMG is the controller's whole reference
+# (make docker-build docker-push deploy IMG=registry.example.com/vmoperator:v1.0.0),
+# AGENT_IMG the agent's, by default IMG's repository with -agent appended and
+# IMG's tag (registry.example.com/vmoperator-agent:v1.0.0). Without IMG they
+# are IMG_REGISTRY/vmop-controller:VERSION and IMG_REGISTRY/vmop-agent:VERSION,
+# the names the chart pulls by default (its image.registry, its appVersion).
 DOCKER       ?= docker
 IMG_REGISTRY ?= registry.local/vmoperator
 # VERSION defaults to the chart's appVersion, also where it is set but empty.
 ifeq ($(strip $(VERSION)),)
 override VERSION := $(shell awk '/^appVersion:/ { gsub(/"/, "", $$2); print $$2 }' deploy/chart/Chart.yaml)
+endif
+ifeq ($(strip $(IMG)),)
+override IMG := $(IMG_REGISTRY)/vmop-controller:$(VERSION)
+AGENT_IMG    ?= $(IMG_REGISTRY)/vmop-agent:$(VERSION)
+else
+# The repository ends at the last ':' after the last '/' (a registry's port
+# is not a tag). A digest (@sha256:...) names one image: the agent's cannot
+# be derived from it.
+ifneq ($(findstring @,$(IMG)),)
+ifeq ($(strip $(AGENT_IMG)),)
+$(error IMG=$(IMG) names a digest: give the agent's image too, AGENT_IMG=...)
+endif
+endif
+AGENT_IMG    ?= $(shell printf '%s' '$(IMG)' | sed -E 's,^(([^/]*/)*[^/:@]+)(:[^/:@]+)?$$,\1-agent\3,')
 endif
 
 .DEFAULT_GOAL := help
@@ -189,11 +209,11 @@ run: ## Run vmop-controller from source, leader election off, plain-HTTP metrics
 # The namespace is labelled first: the agent uses hostNetwork and a hostPath,
 # which Pod Security admits only at "privileged".
 .PHONY: deploy
-deploy: $(HELM) ## Install or upgrade the chart as release vmop in vmop-system, with the images docker-build makes (more flags in HELM_ARGS).
+deploy: $(HELM) ## Install or upgrade the chart as release vmoperator in vmoperator-system, with the images IMG and AGENT_IMG (more flags in HELM_ARGS).
 	$(KUBECTL) create namespace $(NAMESPACE) --dry-run=client -o yaml | $(KUBECTL) apply -f -
 	$(KUBECTL) label namespace $(NAMESPACE) --overwrite pod-security.kubernetes.io/enforce=privileged
 	$(HELM) upgrade --install $(RELEASE) deploy/chart --namespace $(NAMESPACE) \
-		--set image.registry=$(IMG_REGISTRY) --set image.tag=$(VERSION) $(HELM_ARGS)
+		--set-string image.controller=$(IMG) --set-string image.agent=$(AGENT_IMG) $(HELM_ARGS)
 
 .PHONY: undeploy
 undeploy: $(HELM) ## Uninstall the release; Helm leaves the CRDs (and so every profile) and the namespace (more flags in UNDEPLOY_ARGS).
@@ -213,16 +233,16 @@ define require-docker-engine
 endef
 
 .PHONY: docker-build
-docker-build: ## Build IMG_REGISTRY/vmop-controller and vmop-agent, tagged VERSION (default: the chart's appVersion), with a Docker engine.
+docker-build: ## Build the images IMG and AGENT_IMG (default: IMG_REGISTRY/vmop-{controller,agent}:VERSION, VERSION the chart's appVersion) with a Docker engine.
 	$(require-docker-engine)
-	$(DOCKER) build -f Dockerfile.controller --build-arg VERSION=$(VERSION) -t $(IMG_REGISTRY)/vmop-controller:$(VERSION) .
-	$(DOCKER) build -f Dockerfile.agent --build-arg VERSION=$(VERSION) -t $(IMG_REGISTRY)/vmop-agent:$(VERSION) .
+	$(DOCKER) build -f Dockerfile.controller --build-arg VERSION=$(VERSION) -t $(IMG) .
+	$(DOCKER) build -f Dockerfile.agent --build-arg VERSION=$(VERSION) -t $(AGENT_IMG) .
 
 .PHONY: docker-push
-docker-push: ## Push both images docker-build made to IMG_REGISTRY.
+docker-push: ## Push both images docker-build made, IMG and AGENT_IMG.
 	$(require-docker-engine)
-	$(DOCKER) push $(IMG_REGISTRY)/vmop-controller:$(VERSION)
-	$(DOCKER) push $(IMG_REGISTRY)/vmop-agent:$(VERSION)
+	$(DOCKER) push $(IMG)
+	$(DOCKER) push $(AGENT_IMG)
 
 ##@ Test
 

@@ -8,6 +8,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"os"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -20,6 +21,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	k8sruntime "k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	"k8s.io/client-go/kubernetes"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	kubevirtv1 "kubevirt.io/api/core/v1"
@@ -193,6 +195,11 @@ func New(config *rest.Config, options Options) (ctrl.Manager, error) {
 			return nil, fmt.Errorf("add the metrics certificate watcher: %w", err)
 		}
 	}
+	if options.LeaderElection {
+		if err := addLeaderLog(mgr, config, options); err != nil {
+			return nil, err
+		}
+	}
 	deps, err := DiscoverDependencies(mgr.GetRESTMapper())
 	if err != nil {
 		return nil, fmt.Errorf("discover installed APIs: %w", err)
@@ -220,7 +227,11 @@ func New(config *rest.Config, options Options) (ctrl.Manager, error) {
 		DefaultSRIOVResource: options.DefaultSRIOVResource,
 	}
 	index := placement.NewIndex()
-	recorder := mgr.GetEventRecorder("vmop-controller")
+	recording, err := startEventRecording(mgr, config)
+	if err != nil {
+		return nil, err
+	}
+	recorder := recording.broadcaster.NewRecorder(scheme, "vmop-controller")
 	reconciler := &profile.Reconciler{
 		Client:                 mgr.GetClient(),
 		APIReader:              mgr.GetAPIReader(),
@@ -329,4 +340,41 @@ func electedFunc(elected <-chan struct{}) func() bool {
 			return false
 		}
 	}
+}
+
+// addLeaderLog adds the runnable that logs which pod leads (LeaderLog).
+func addLeaderLog(mgr ctrl.Manager, config *rest.Config, options Options) error {
+	namespace, err := leaderElectionNamespace(options.LeaderElectionNamespace)
+	if err != nil {
+		return err
+	}
+	self, err := os.Hostname()
+	if err != nil {
+		return fmt.Errorf("leader log: host name: %w", err)
+	}
+	leaderLog := &LeaderLog{Config: config, Namespace: namespace, Name: LeaderElectionID, Self: self,
+		Logger: options.Logger.WithName("leader")}
+	if err := mgr.Add(leaderLog); err != nil {
+		return fmt.Errorf("add the leader log: %w", err)
+	}
+	return nil
+}
+
+// startEventRecording records the reconcilers' events through the core/v1
+// API (coreEventSink) rather than controller-runtime's recorder, which
+// writes through events.k8s.io/v1 and so leaves lastTimestamp empty.
+func startEventRecording(mgr ctrl.Manager, config *rest.Config) (*eventRecording, error) {
+	clientset, err := kubernetes.NewForConfig(config)
+	if err != nil {
+		return nil, fmt.Errorf("event recording: client for %s: %w", config.Host, err)
+	}
+	recording, err := newEventRecording(clientset.CoreV1())
+	if err != nil {
+		return nil, err
+	}
+	if err := mgr.Add(recording); err != nil {
+		recording.stop()
+		return nil, fmt.Errorf("add the event recording: %w", err)
+	}
+	return recording, nil
 }

@@ -32,8 +32,10 @@ package manager
 // children carry blockOwnerDeletion where the OwnerReferencesPermission-
 // Enforcement admission plugin runs (OpenShift). Leases (the agents'
 // liveness, and leader election) only in the release namespace: a
-// namespaced Role, which the chart places there; leader election also
-// records its "became leader" events there, through the core events API. Node patches are narrowed
+// namespaced Role, which the chart places there. Events, the profiles' and
+// HostNetworks' and leader election's "became leader", go through the core
+// events API, which alone stores lastTimestamp (controller/manager's
+// coreEventSink). Node patches are narrowed
 // to labels under cap.vm.example.com/ by a ValidatingAdmissionPolicy.
 //
 // +kubebuilder:rbac:groups=vm.example.com,resources=virtualmachineprofiles,verbs=get;list;watch;update;patch
@@ -48,8 +50,7 @@ package manager
 // +kubebuilder:rbac:groups="",resources=persistentvolumeclaims,verbs=get;list;watch;create;update;patch
 // +kubebuilder:rbac:groups="",resources=secrets,verbs=create;patch
 // +kubebuilder:rbac:groups=storage.k8s.io,resources=storageclasses,verbs=get;list;watch
-// +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;update;patch
+// +kubebuilder:rbac:groups="",resources=events,verbs=create;update;patch
 // +kubebuilder:rbac:groups="",resources=nodes,verbs=get;list;watch;patch
 // +kubebuilder:rbac:groups=vm.example.com,resources=nodecapabilities,verbs=get;list;watch
 // +kubebuilder:rbac:groups=coordination.k8s.io,resources=leases,verbs=get;list;watch;create;update,namespace=vmop-system
-// +kubebuilder:rbac:groups="",resources=events,verbs=create;patch,namespace=vmop-system

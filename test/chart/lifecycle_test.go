@@ -158,6 +158,17 @@ func TestInstallUpgradeUninstall(t *testing.T) {
 		}
 		return profile.Status.Phase == vmv1alpha1.PhaseRunning, observe.Describe(profile) + "\n" + node.Logs()
 	})
+	// The one replica the stand-in runs leads, and says so in its log
+	// (`kubectl logs deployment/<release>-controller-manager` shows it).
+	observe.Eventually(t, 30*time.Second, "the controller logs that it leads", func() (bool, string) {
+		logs, _ := filepath.Glob(filepath.Join(node.WorkDir, "pods", releaseName+"-controller-manager-*.log"))
+		for _, file := range logs {
+			if raw, err := os.ReadFile(file); err == nil && strings.Contains(string(raw), "this replica leads") {
+				return true, ""
+			}
+		}
+		return false, fmt.Sprintf("controller logs %v:\n%s", logs, node.LogsOf(releaseName+"-controller-manager-"))
+	})
 	observe.Eventually(t, 30*time.Second, "the controller holds its finalizer on the HostNetwork", func() (bool, string) {
 		_ = cp.Client.Get(ctx, client.ObjectKeyFromObject(hostNetwork), hostNetwork)
 		return len(hostNetwork.Finalizers) > 0, fmt.Sprint(hostNetwork.Finalizers)

@@ -172,7 +172,7 @@ func TestMonitoring(t *testing.T) {
 			t.Fatal(err)
 		}
 		var want map[string]any
-		bound := strings.NewReplacer(`daemonset="vmop-agent"`, `daemonset="edge-agent"`, `namespace="vmop-system"`, `namespace="ops"`).Replace(string(source))
+		bound := strings.NewReplacer(`daemonset="vmoperator-agent"`, `daemonset="edge-agent"`, `namespace="vmoperator-system"`, `namespace="ops"`).Replace(string(source))
 		if err := yaml.Unmarshal([]byte(bound), &want); err != nil {
 			t.Fatal(err)
 		}

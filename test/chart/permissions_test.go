@@ -138,7 +138,7 @@ func chartAccounts() []audited {
 			// No delete on claims, Secrets or VMs: a deleted profile's go with
 			// the garbage collector, or stay after an orphan deletion.
 			writesElsewhere: map[string][]string{
-				"events.events.k8s.io":        {"create", "patch", "update"},
+				"events":                      {"create", "patch", "update"},
 				"nodes":                       {"patch"},
 				"persistentvolumeclaims":      {"create", "patch", "update"},
 				"secrets":                     {"create", "patch"},

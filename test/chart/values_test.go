@@ -110,8 +110,8 @@ func TestPriorityClassAndPullSecrets(t *testing.T) {
 		t.Errorf("an existing class: created %v, agent runs at %q", classes, used["DaemonSet/vmop-agent"])
 	}
 	_, used = priorities(render(t, "priorityClass.create=false"))
-	if used["Deployment/vmop-controller"] != "" {
-		t.Errorf("no class wanted, controller runs at %q", used["Deployment/vmop-controller"])
+	if used["Deployment/vmop-controller-manager"] != "" {
+		t.Errorf("no class wanted, controller runs at %q", used["Deployment/vmop-controller-manager"])
 	}
 	for name, spec := range podSpecs(t, render(t, "image.pullSecrets={regcred}")) {
 		if len(spec.ImagePullSecrets) != 1 || spec.ImagePullSecrets[0].Name != "regcred" {
@@ -124,7 +124,7 @@ func TestExtraArgsEnvAndPodDisruptionBudget(t *testing.T) {
 	objects := render(t, "controller.extraArgs={--kube-api-qps=50}", "controller.extraEnv[0].name=GOMEMLIMIT", "controller.extraEnv[0].value=200MiB",
 		"agent.extraArgs={--debounce=1s}", "controller.replicas=1")
 	specs := podSpecs(t, objects)
-	controller := specs["Deployment/vmop-controller"].Containers[0]
+	controller := specs["Deployment/vmop-controller-manager"].Containers[0]
 	// extraEnv follows the chart's own POD_IP (the metrics bind address).
 	if !strings.Contains(strings.Join(controller.Args, " "), "--kube-api-qps=50") || len(controller.Env) != 2 ||
 		controller.Env[0].Name != "POD_IP" || controller.Env[1].Name != "GOMEMLIMIT" || controller.Env[1].Value != "200MiB" {
@@ -276,9 +276,66 @@ func TestCapabilityWakeInterval(t *testing.T) {
 		if set != "" {
 			sets = append(sets, set)
 		}
-		controller := podSpecs(t, render(t, sets...))["Deployment/vmop-controller"].Containers[0]
+		controller := podSpecs(t, render(t, sets...))["Deployment/vmop-controller-manager"].Containers[0]
 		if !slices.Contains(controller.Args, want) {
 			t.Errorf("with %q: controller args %v, want %s", set, controller.Args, want)
 		}
 	}
+}
+
+// TestKubebuilderNames: release vmoperator (what make deploy installs), or
+// any release with fullnameOverride=vmoperator, names the Deployment
+// vmoperator-controller-manager and the DaemonSet vmoperator-agent, and
+// every ClusterRole and binding carries vmoperator, so the original request's
+// `kubectl logs deployment/vmoperator-controller-manager` and
+// `kubectl get clusterrole,clusterrolebinding | grep vmoperator` find them.
+// image.controller and image.agent, whole references, win over registry
+// and tag.
+func TestKubebuilderNames(t *testing.T) {
+	sets := []string{"image.controller=registry.example.com/vmoperator:v1.0.0", "image.agent=registry.example.com/vmoperator-agent:v1.0.0"}
+	for _, release := range []string{"vmoperator", "other"} {
+		args := []string{"template", release, "deploy/chart", "--kube-version", "1.37.2", "--namespace", "vmoperator-system"}
+		if release != "vmoperator" {
+			args = append(args, "--set", "fullnameOverride=vmoperator")
+		}
+		for _, set := range sets {
+			args = append(args, "--set", set)
+		}
+		objects := decodeAll(t, helm(t, args...))
+		specs := podSpecs(t, objects)
+		controller, ok := specs["Deployment/vmoperator-controller-manager"]
+		if !ok {
+			t.Fatalf("release %s: no Deployment vmoperator-controller-manager among %v", release, keys(specs))
+		}
+		agent, ok := specs["DaemonSet/vmoperator-agent"]
+		if !ok {
+			t.Fatalf("release %s: no DaemonSet vmoperator-agent among %v", release, keys(specs))
+		}
+		if got := controller.Containers[0].Image; got != "registry.example.com/vmoperator:v1.0.0" {
+			t.Errorf("release %s: controller image %s", release, got)
+		}
+		if got := agent.Containers[0].Image; got != "registry.example.com/vmoperator-agent:v1.0.0" {
+			t.Errorf("release %s: agent image %s", release, got)
+		}
+		roles := 0
+		for _, obj := range objects {
+			if obj.GetKind() == "ClusterRole" || obj.GetKind() == "ClusterRoleBinding" {
+				roles++
+				if !strings.Contains(obj.GetName(), "vmoperator") {
+					t.Errorf("release %s: %s %s lacks vmoperator in its name", release, obj.GetKind(), obj.GetName())
+				}
+			}
+		}
+		if roles == 0 {
+			t.Errorf("release %s renders no ClusterRole", release)
+		}
+	}
+}
+
+func keys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	return out
 }

@@ -11,6 +11,7 @@ package devenv
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -27,6 +28,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/yaml"
 
 	vmv1alpha1 "github.com/jianfenliu/vmoperator/api/v1alpha1"
 	"github.com/jianfenliu/vmoperator/controller/manager"
@@ -141,37 +143,89 @@ func (env *Env) startControlPlane() error {
 }
 
 // Node labels of the environment: which HostNetworks select which node.
+// LabelMgmt is the nodeSelector of config/samples' HostNetwork mgmt.
 const (
-	LabelMgmt = "vmop.dev/mgmt"
+	LabelMgmt = "network.example.com/mgmt"
 	LabelLAN  = "vmop.dev/lan"
 )
 
+// MgmtSample is the HostNetwork mgmt the environment declares: the request's
+// test VM's, config/samples/vm_v1alpha1_hostnetwork.yaml, so that
+// `kubectl apply -f config/samples/` finds it unchanged.
+const MgmtSample = "config/samples/vm_v1alpha1_hostnetwork.yaml"
+
 // HostNetworks are what the environment's cluster admin declared:
-//   - mgmt: a managed VLAN-filtering bridge br-mgmt on eth1 trunking VLANs
-//     1, 100 and 200, on node-a and node-b, built by the nmstate stand-in
-//     in their kernels;
+//   - mgmt: config/samples' managed VLAN-filtering bridge br-mgmt on eth1
+//     trunking VLANs 1, 100, 101 and 200, on node-a and node-b (LabelMgmt),
+//     built by the nmstate stand-in in their kernels;
 //   - lan: the existing bridge br-lan of node-c, untagged;
 //   - business: the SR-IOV PF ens1f0 of node-a, the default SR-IOV network,
 //     VLAN 200.
-func HostNetworks() []*vmv1alpha1.HostNetwork {
+func HostNetworks() ([]*vmv1alpha1.HostNetwork, error) {
+	mgmt, err := sampleHostNetwork(filepath.Join(controlplane.RepoRoot(), MgmtSample))
+	if err != nil {
+		return nil, err
+	}
 	everyone := metav1.LabelSelector{}
 	return []*vmv1alpha1.HostNetwork{
-		{ObjectMeta: metav1.ObjectMeta{Name: "mgmt"}, Spec: vmv1alpha1.HostNetworkSpec{Type: vmv1alpha1.NetworkTypeBridge, BridgeName: "br-mgmt",
-			Managed: true, Uplinks: []vmv1alpha1.Uplink{{Interface: "eth1"}}, AllowedVLANs: []vmv1alpha1.VLANRange{"1", "100", "200"},
-			NodeSelector: map[string]string{LabelMgmt: "true"}, NamespaceSelector: everyone}},
+		mgmt,
 		{ObjectMeta: metav1.ObjectMeta{Name: "lan"}, Spec: vmv1alpha1.HostNetworkSpec{Type: vmv1alpha1.NetworkTypeBridge, BridgeName: "br-lan",
 			NodeSelector: map[string]string{LabelLAN: "true"}, NamespaceSelector: everyone}},
 		{ObjectMeta: metav1.ObjectMeta{Name: "business"}, Spec: vmv1alpha1.HostNetworkSpec{Type: vmv1alpha1.NetworkTypeSRIOV, Default: true,
 			Uplinks: []vmv1alpha1.Uplink{{Interface: "ens1f0"}}, AllowedVLANs: []vmv1alpha1.VLANRange{"200"}, NamespaceSelector: everyone,
 			SRIOV: &vmv1alpha1.HostSRIOV{ResourceName: "intel.com/sriov_netdevice"}}},
+	}, nil
+}
+
+// sampleHostNetwork reads the HostNetwork of a sample file, annotated with
+// the configuration kubectl apply records, so that applying the same file
+// later finds nothing to change.
+func sampleHostNetwork(path string) (*vmv1alpha1.HostNetwork, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("sample HostNetwork: %w", err)
 	}
+	var h vmv1alpha1.HostNetwork
+	if err := yaml.UnmarshalStrict(raw, &h); err != nil {
+		return nil, fmt.Errorf("sample HostNetwork %s: %w", path, err)
+	}
+	applied, err := lastAppliedConfiguration(raw)
+	if err != nil {
+		return nil, fmt.Errorf("sample HostNetwork %s: %w", path, err)
+	}
+	h.Annotations = map[string]string{"kubectl.kubernetes.io/last-applied-configuration": applied}
+	return &h, nil
+}
+
+// lastAppliedConfiguration is the annotation kubectl apply writes for the
+// manifest raw: its JSON with metadata.annotations present (without this
+// one, so empty here), keys sorted, and a newline.
+func lastAppliedConfiguration(raw []byte) (string, error) {
+	var manifest map[string]any
+	if err := yaml.Unmarshal(raw, &manifest); err != nil {
+		return "", fmt.Errorf("read manifest: %w", err)
+	}
+	metadata, ok := manifest["metadata"].(map[string]any)
+	if !ok {
+		return "", errors.New("no metadata")
+	}
+	metadata["annotations"] = map[string]any{}
+	out, err := json.Marshal(manifest)
+	if err != nil {
+		return "", fmt.Errorf("encode manifest: %w", err)
+	}
+	return string(out) + "\n", nil
 }
 
 // seed creates what the samples expect to exist: the agents' namespace, the
 // host networks, the storage classes, the seed example's mgmt-net
 // attachment and SSH key Secret.
 func (env *Env) seed(ctx context.Context) error {
-	for _, h := range HostNetworks() {
+	hostNetworks, err := HostNetworks()
+	if err != nil {
+		return err
+	}
+	for _, h := range hostNetworks {
 		if err := env.ControlPlane.Client.Create(ctx, h); err != nil {
 			return fmt.Errorf("seed HostNetwork %s: %w", h.Name, err)
 		}

@@ -31,7 +31,7 @@ import (
 func TestSeedExamplesArePlacedOnlyWhereTheyCanRun(t *testing.T) {
 	ns := newNamespace(t)
 	start := time.Now()
-	create(t, observe.Sample(t, "seed-test-vm.yaml", ns))
+	create(t, observe.Sample(t, "vm_v1alpha1_virtualmachineprofile.yaml", ns))
 	p := waitForPhase(t, ns, "test-vm", vmv1alpha1.PhaseRunning)
 	t.Logf("seed test sample Running on %s %v after apply", p.Status.NodeName, time.Since(start).Round(time.Millisecond))
 	if p.Status.NodeName != "node-a" {

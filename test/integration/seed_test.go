@@ -144,7 +144,7 @@ func TestSeedFullExample(t *testing.T) {
 // network on VLAN 100 without bridgeName gets the default bridge br-mgmt.
 func TestSeedTestSample(t *testing.T) {
 	ns := newNamespace(t)
-	create(t, observe.Sample(t, "seed-test-vm.yaml", ns))
+	create(t, observe.Sample(t, "vm_v1alpha1_virtualmachineprofile.yaml", ns))
 	profile := waitForPhase(t, ns, "test-vm", vmv1alpha1.PhaseRunning)
 	var nad nadv1.NetworkAttachmentDefinition
 	if err := cluster.Client.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: "test-vm-mgmt"}, &nad); err != nil {

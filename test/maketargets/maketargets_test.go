@@ -41,8 +41,8 @@ import (
 
 // The Makefile's defaults for deploy and undeploy.
 const (
-	namespace = "vmop-system"
-	release   = "vmop"
+	namespace = "vmoperator-system"
+	release   = "vmoperator"
 )
 
 // makeCommand is `make TARGET...` in the repository root against the cluster
@@ -317,12 +317,14 @@ func stopGroup(t *testing.T, cmd *exec.Cmd, exited chan error) {
 
 // TestDeployUndeploy runs make deploy twice (install, then upgrade), checks
 // the labelled namespace and the release's workloads with the images named
-// by IMG_REGISTRY and VERSION, and make undeploy twice (the second finds no
-// release and still succeeds). No kubelet runs, so no pod starts: what is
-// checked is what Helm and the Makefile hand the apiserver. The chart's hook
-// Jobs (CRDs before install and upgrade, cleanup after uninstall) would wait
-// for a Pod that never runs, so they are skipped with --no-hooks; the test
-// of the chart (test/chart) runs them under a kubelet.
+// first by IMG_REGISTRY and VERSION, then by IMG alone (the agent's derived
+// from it, as the original request's `make deploy IMG=...` has it), and make
+// undeploy twice (the second finds no release and still succeeds). No kubelet
+// runs, so no pod starts: what is checked is what Helm and the Makefile hand
+// the apiserver. The chart's hook Jobs (CRDs before install and upgrade,
+// cleanup after uninstall) would wait for a Pod that never runs, so they are
+// skipped with --no-hooks; the test of the chart (test/chart) runs them under
+// a kubelet.
 func TestDeployUndeploy(t *testing.T) {
 	cp, err := controlplane.Start()
 	if err != nil {
@@ -331,29 +333,57 @@ func TestDeployUndeploy(t *testing.T) {
 	t.Cleanup(func() { _ = cp.Stop() })
 	requireStampedVersion(t, cp)
 	ctx := context.Background()
-	vars := []string{"IMG_REGISTRY=registry.test/vmop", "VERSION=9.9.9", "HELM_ARGS=--no-hooks"}
-
-	runMake(t, cp.Kubeconfig, append([]string{"deploy"}, vars...)...)
-	runMake(t, cp.Kubeconfig, append([]string{"deploy"}, vars...)...)
 
 	ns := &corev1.Namespace{}
-	if err := cp.Client.Get(ctx, client.ObjectKey{Name: namespace}, ns); err != nil {
-		t.Fatal(err)
-	}
-	if got := ns.Labels["pod-security.kubernetes.io/enforce"]; got != "privileged" {
-		t.Errorf("namespace %s: pod-security enforce label %q, want privileged", namespace, got)
-	}
-	deployment := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: release + "-controller"}}
+	deployment := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: release + "-controller-manager"}}
 	daemonSet := &appsv1.DaemonSet{ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: release + "-agent"}}
-	for _, obj := range []client.Object{deployment, daemonSet} {
-		if err := cp.Client.Get(ctx, client.ObjectKeyFromObject(obj), obj); err != nil {
+	deployed := func(controllerImage, agentImage string) {
+		t.Helper()
+		if err := cp.Client.Get(ctx, client.ObjectKey{Name: namespace}, ns); err != nil {
 			t.Fatal(err)
 		}
+		if got := ns.Labels["pod-security.kubernetes.io/enforce"]; got != "privileged" {
+			t.Errorf("namespace %s: pod-security enforce label %q, want privileged", namespace, got)
+		}
+		for _, obj := range []client.Object{deployment, daemonSet} {
+			if err := cp.Client.Get(ctx, client.ObjectKeyFromObject(obj), obj); err != nil {
+				t.Fatal(err)
+			}
+		}
+		checkImage(t, deployment.Spec.Template.Spec, controllerImage)
+		checkImage(t, daemonSet.Spec.Template.Spec, agentImage)
 	}
-	checkImage(t, deployment.Spec.Template.Spec, "registry.test/vmop/vmop-controller:9.9.9")
-	checkImage(t, daemonSet.Spec.Template.Spec, "registry.test/vmop/vmop-agent:9.9.9")
+
+	runMake(t, cp.Kubeconfig, "deploy", "IMG_REGISTRY=registry.test/vmop", "VERSION=9.9.9", "HELM_ARGS=--no-hooks")
+	deployed("registry.test/vmop/vmop-controller:9.9.9", "registry.test/vmop/vmop-agent:9.9.9")
+	runMake(t, cp.Kubeconfig, "deploy", "IMG=registry.example.com/vmoperator:v1.0.0", "HELM_ARGS=--no-hooks")
+	deployed("registry.example.com/vmoperator:v1.0.0", "registry.example.com/vmoperator-agent:v1.0.0")
 	if revisions := releaseRevisions(t, cp.Client); revisions != 2 {
 		t.Errorf("release %s has %d revisions after two deploys, want 2", release, revisions)
+	}
+	// The original request's checks after make deploy, verbatim. No kubelet
+	// runs here, so no pod starts (kubectl get pods -n vmoperator-system
+	// and kubectl logs need the chart test's nodes).
+	for command, want := range map[string][]string{
+		"kubectl get crd | grep virtualmachineprofile": {"virtualmachineprofiles.vm.example.com"},
+		"kubectl get clusterrole,clusterrolebinding | grep vmoperator": {
+			"clusterrole.rbac.authorization.k8s.io/vmoperator-controller ", "clusterrole.rbac.authorization.k8s.io/vmoperator-agent ",
+			"clusterrolebinding.rbac.authorization.k8s.io/vmoperator-controller ", "clusterrolebinding.rbac.authorization.k8s.io/vmoperator-agent ",
+			"clusterrole.rbac.authorization.k8s.io/vmoperator-profiles-view "},
+		"kubectl get deployment,daemonset -n vmoperator-system": {"deployment.apps/vmoperator-controller-manager ", "daemonset.apps/vmoperator-agent "},
+	} {
+		cmd := exec.Command("bash", "-o", "pipefail", "-c", command)
+		cmd.Env = append(os.Environ(), "KUBECONFIG="+cp.Kubeconfig, "KUBECACHEDIR="+filepath.Join(t.TempDir(), "cache"))
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Errorf("%s: %v\n%s", command, err, out)
+			continue
+		}
+		for _, w := range want {
+			if !strings.Contains(string(out), w) {
+				t.Errorf("%s printed:\n%s\nwant a line with %q", command, out, w)
+			}
+		}
 	}
 
 	runMake(t, cp.Kubeconfig, "undeploy", "UNDEPLOY_ARGS=--no-hooks")
@@ -439,6 +469,64 @@ func TestDockerTargetsWithoutAnEngineSaySoAndFail(t *testing.T) {
 			t.Logf("make %s (exit %d):\n%s", target, exit.ExitCode(), out)
 		})
 	}
+}
+
+// TestDockerTargetsBuildAndPushIMG runs the original request's
+// `make docker-build IMG=...` and `make docker-push IMG=...` to the end
+// against a stand-in for the docker CLI (DOCKER=), which answers `info` and
+// records every other command: no engine or registry is reachable here, so
+// what is checked is what the Makefile asks of Docker. IMG names the
+// controller's image; the agent's is IMG's repository with -agent and IMG's
+// tag, or AGENT_IMG where given.
+func TestDockerTargetsBuildAndPushIMG(t *testing.T) {
+	dir := t.TempDir()
+	calls := filepath.Join(dir, "calls")
+	standIn := filepath.Join(dir, "docker")
+	script := "#!/bin/sh\n[ \"$1\" = info ] && exit 0\necho \"$*\" >> " + calls + "\n"
+	if err := os.WriteFile(standIn, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		vars                   []string
+		controller, agentImage string
+	}{
+		{[]string{"IMG=registry.example.com/vmoperator:v1.0.0"}, "registry.example.com/vmoperator:v1.0.0", "registry.example.com/vmoperator-agent:v1.0.0"},
+		{[]string{"IMG=localhost:5000/team/vmoperator"}, "localhost:5000/team/vmoperator", "localhost:5000/team/vmoperator-agent"},
+		{[]string{"IMG=r.example.com/op:1", "AGENT_IMG=r.example.com/node:2"}, "r.example.com/op:1", "r.example.com/node:2"},
+	} {
+		if err := os.RemoveAll(calls); err != nil {
+			t.Fatal(err)
+		}
+		for _, target := range []string{"docker-build", "docker-push"} {
+			runMake(t, "", append([]string{target, "DOCKER=" + standIn}, c.vars...)...)
+		}
+		raw, err := os.ReadFile(calls)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := fmt.Sprintf("build -f Dockerfile.controller --build-arg VERSION=%[3]s -t %[1]s .\n"+
+			"build -f Dockerfile.agent --build-arg VERSION=%[3]s -t %[2]s .\npush %[1]s\npush %[2]s\n",
+			c.controller, c.agentImage, chartAppVersion(t))
+		if string(raw) != want {
+			t.Errorf("make docker-build docker-push %v ran:\n%s\nwant:\n%s", c.vars, raw, want)
+		}
+	}
+}
+
+// chartAppVersion reads deploy/chart/Chart.yaml's appVersion.
+func chartAppVersion(t *testing.T) string {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join(controlplane.RepoRoot(), "deploy", "chart", "Chart.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var chart struct {
+		AppVersion string `json:"appVersion"`
+	}
+	if err := yaml.Unmarshal(raw, &chart); err != nil || chart.AppVersion == "" {
+		t.Fatalf("Chart.yaml: appVersion %q (%v)", chart.AppVersion, err)
+	}
+	return chart.AppVersion
 }
 
 // TestImagesAreTaggedWithTheChartsAppVersion: without VERSION, docker-build

@@ -61,10 +61,29 @@ func Exclusion(p *vmv1alpha1.VirtualMachineProfile, node string) string {
 	return ""
 }
 
-// Sample reads a profile from deploy/samples into namespace.
+// SampleDirs are where the samples live: config/samples, the request's
+// test VM and its HostNetwork (kubebuilder's layout; `kubectl apply -f
+// config/samples/` runs on make dev), and deploy/samples, the other examples.
+func SampleDirs() []string { return []string{"config/samples", "deploy/samples"} }
+
+// SamplePath is the path of the sample file named file, in whichever of
+// SampleDirs holds it.
+func SamplePath(t testing.TB, file string) string {
+	t.Helper()
+	for _, dir := range SampleDirs() {
+		path := filepath.Join(controlplane.RepoRoot(), dir, file)
+		if _, err := os.Stat(path); err == nil {
+			return path
+		}
+	}
+	t.Fatalf("no sample %s in %v", file, SampleDirs())
+	return ""
+}
+
+// Sample reads a profile from a sample file (SampleDirs) into namespace.
 func Sample(t testing.TB, file, namespace string) *vmv1alpha1.VirtualMachineProfile {
 	t.Helper()
-	raw, err := os.ReadFile(filepath.Join(controlplane.RepoRoot(), "deploy", "samples", file))
+	raw, err := os.ReadFile(SamplePath(t, file))
 	if err != nil {
 		t.Fatal(err)
 	}

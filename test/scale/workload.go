@@ -19,7 +19,7 @@ import (
 	"github.com/jianfenliu/vmoperator/controller/desired"
 )
 
-// Profile is the seed's test VM (deploy/samples/seed-test-vm.yaml: one
+// Profile is the seed's test VM (config/samples/vm_v1alpha1_virtualmachineprofile.yaml: one
 // bridge network on VLAN 100, a 20Gi boot disk) named and addressed for
 // the i-th profile of a run: every address is unique, so no two profiles
 // contend for one.

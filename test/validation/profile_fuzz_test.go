@@ -32,6 +32,7 @@ import (
 	"github.com/jianfenliu/vmoperator/controller/desired"
 	"github.com/jianfenliu/vmoperator/controller/placement"
 	"github.com/jianfenliu/vmoperator/internal/testing/controlplane"
+	"github.com/jianfenliu/vmoperator/test/observe"
 )
 
 // fuzzNamespace holds the fuzzed profiles; they are only ever dry-run
@@ -450,13 +451,17 @@ func encodeProfile(p *vmv1alpha1.VirtualMachineProfile) ([]byte, error) {
 	return e.input(), e.err()
 }
 
-// profileSeeds are every profile of deploy/samples and of the invalid
+// profileSeeds are every profile of the samples and of the invalid
 // catalogue (testdata/invalid).
 func profileSeeds(f *testing.F) []*vmv1alpha1.VirtualMachineProfile {
 	f.Helper()
-	files, err := filepath.Glob(filepath.Join(controlplane.RepoRoot(), "deploy", "samples", "*.yaml"))
-	if err != nil {
-		f.Fatal(err)
+	var files []string
+	for _, dir := range observe.SampleDirs() {
+		found, err := filepath.Glob(filepath.Join(controlplane.RepoRoot(), dir, "*.yaml"))
+		if err != nil {
+			f.Fatal(err)
+		}
+		files = append(files, found...)
 	}
 	invalid, err := filepath.Glob(filepath.Join("testdata", "invalid", "*.yaml"))
 	if err != nil {

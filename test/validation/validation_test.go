@@ -25,6 +25,7 @@ import (
 
 	vmv1alpha1 "github.com/jianfenliu/vmoperator/api/v1alpha1"
 	"github.com/jianfenliu/vmoperator/internal/testing/controlplane"
+	"github.com/jianfenliu/vmoperator/test/observe"
 )
 
 // cluster is the control plane shared by every test in this package.
@@ -169,13 +170,16 @@ func errorNames(err error, field, message string) bool {
 
 func loadSamples(t *testing.T) map[string][]*unstructured.Unstructured {
 	t.Helper()
-	dir := filepath.Join(controlplane.RepoRoot(), "deploy", "samples")
-	files, err := filepath.Glob(filepath.Join(dir, "*.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(files) == 0 {
-		t.Fatalf("no samples in %s", dir)
+	var files []string
+	for _, dir := range observe.SampleDirs() {
+		found, err := filepath.Glob(filepath.Join(controlplane.RepoRoot(), dir, "*.yaml"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(found) == 0 {
+			t.Fatalf("no samples in %s", dir)
+		}
+		files = append(files, found...)
 	}
 	samples := map[string][]*unstructured.Unstructured{}
 	for _, file := range files {
@@ -190,9 +194,9 @@ func loadSamples(t *testing.T) map[string][]*unstructured.Unstructured {
 
 func TestEverySampleIsAccepted(t *testing.T) {
 	samples := loadSamples(t)
-	for _, seed := range []string{"seed-web-vm-01.yaml", "seed-test-vm.yaml"} {
+	for _, seed := range []string{"seed-web-vm-01.yaml", "vm_v1alpha1_virtualmachineprofile.yaml"} {
 		if samples[seed] == nil {
-			t.Fatalf("deploy/samples must hold the seed's example %s", seed)
+			t.Fatalf("the samples must hold the seed's example %s", seed)
 		}
 	}
 	namespace := newNamespace(t)

@@ -1,6 +1,9 @@
-{{/* Name prefix of every object of the release: the release name. */}}
+{{/* Name prefix of every object of the release: fullnameOverride, or else
+the release name. `make deploy` installs release vmoperator, so its objects
+are vmoperator-controller-manager, vmoperator-agent, ... as kubebuilder's
+layout names them; fullnameOverride gives those names under any release. */}}
 {{- define "vmoperator.name" -}}
-{{- .Release.Name | trunc 50 | trimSuffix "-" -}}
+{{- default .Release.Name .Values.fullnameOverride | trunc 50 | trimSuffix "-" -}}
 {{- end -}}
 
 {{/* Labels every object carries. */}}
@@ -12,9 +15,16 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 {{- end -}}
 
-{{/* image COMPONENT: the image reference of vmop-COMPONENT. */}}
+{{/* image COMPONENT: the image reference of vmop-COMPONENT: image.COMPONENT
+when set (a whole reference, as `make deploy IMG=...` passes), else
+<image.registry>/vmop-COMPONENT:<image.tag or appVersion>. */}}
 {{- define "vmoperator.image" -}}
+{{- $whole := get .root.Values.image .component -}}
+{{- if $whole -}}
+{{- $whole -}}
+{{- else -}}
 {{- printf "%s/vmop-%s:%s" .root.Values.image.registry .component (default .root.Chart.AppVersion .root.Values.image.tag) -}}
+{{- end -}}
 {{- end -}}
 
 {{/* The priority class both components run at, "" for none. */}}

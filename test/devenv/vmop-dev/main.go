@@ -51,7 +51,7 @@ Try:
   export KUBECONFIG=%s
   kubectl get hostnetworks          # what the admin declared; mgmt is verified on node-a only
   kubectl get nodecap
-  kubectl apply -f deploy/samples/seed-test-vm.yaml
+  kubectl apply -f config/samples/   # the request's test VM and the HostNetwork it needs
   kubectl get vmprofile -w          # Running on node-a
   kubectl describe vmprofile test-vm   # why not node-b (its nmstate drifts) or node-c
   kubectl get nodes --show-labels

@@ -34,7 +34,10 @@ type Check struct {
 	// Brief marks a wait of a second or two that ends by itself (a new
 	// profile's static address settling): a status showing only that is not
 	// written, the reconcile after the wait writes the next one.
-	Brief   bool
+	Brief bool
+	// Alert marks a failure that neither needs the user nor holds the VM
+	// but still deserves a Warning: KubeVirt cannot place or start it yet.
+	Alert   bool
 	Reason  string
 	Message string
 }
@@ -87,11 +90,15 @@ type Observed struct {
 	RecheckAfter time.Duration
 }
 
-// firstProblem is the first failed check among blockers, networks and
-// volumes: fatal ones first, then unknown ones.
+// firstProblem is the first failed check among blockers, networks,
+// volumes and what KubeVirt reports of the VM: fatal ones first, then
+// unknown ones.
 func (o *Observed) firstProblem() *Check {
 	all := append([]Check{}, o.Blockers...)
 	all = append(all, o.Networks, o.Volumes)
+	if vm := vmProblem(o); vm != nil {
+		all = append(all, *vm)
+	}
 	// What needs the user first, then what could not be checked, then waits.
 	for _, matches := range []func(Check) bool{
 		func(c Check) bool { return c.Fatal },
@@ -123,7 +130,7 @@ func Warns(o *Observed) bool {
 	if problem == nil {
 		return Phase(o) == vmv1alpha1.PhaseError
 	}
-	return !problem.Quiet && (problem.Fatal || problem.Unknown || problem.Holds)
+	return !problem.Quiet && (problem.Fatal || problem.Unknown || problem.Holds || problem.Alert)
 }
 
 // OnlyBrief says whether the first thing keeping the profile back is a

@@ -48,6 +48,9 @@ type vmSync struct {
 	created bool
 	// deleted: the instance was just deleted (a stop or a restart).
 	deleted bool
+	// ended is the instance just deleted, whose end still counts as a
+	// start failure when it never ran.
+	ended *kubevirtv1.VirtualMachineInstance
 	// failure is the error of a refused instance create, "" for none.
 	failure string
 	// retryAfter is when a VM in start backoff tries again; zero for none.
@@ -143,7 +146,7 @@ func (s *Simulator) syncRunStrategy(ctx context.Context, vm *kubevirtv1.VirtualM
 		if err := s.client.Delete(ctx, vmi); client.IgnoreNotFound(err) != nil {
 			return sync, fmt.Errorf("delete VirtualMachineInstance %s/%s: %w", vmi.Namespace, vmi.Name, err)
 		}
-		sync.deleted = true
+		sync.deleted, sync.ended = true, vmi
 		if strategy == kubevirtv1.RunStrategyRerunOnFailure && vmi.Status.Phase == kubevirtv1.Failed && !hasStartRequest(vm) {
 			// vm.go's addStartRequest: the next pass starts it again.
 			vm.Status.StateChangeRequests = append(vm.Status.StateChangeRequests, kubevirtv1.VirtualMachineStateChangeRequest{Action: kubevirtv1.StartRequest})
@@ -151,6 +154,17 @@ func (s *Simulator) syncRunStrategy(ctx context.Context, vm *kubevirtv1.VirtualM
 		return sync, nil
 	}
 	if !startsInstance(vm) {
+		return sync, nil
+	}
+	// The cache may not hold the start failure this controller just
+	// recorded (KubeVirt's expectations guard the same race): decide a
+	// start on the VM as stored.
+	var stored kubevirtv1.VirtualMachine
+	if err := s.reader.Get(ctx, client.ObjectKeyFromObject(vm), &stored); err != nil {
+		return sync, fmt.Errorf("read VirtualMachine %s/%s: %w", vm.Namespace, vm.Name, err)
+	}
+	if stored.ResourceVersion != vm.ResourceVersion {
+		sync.retryAfter = 100 * time.Millisecond // the next pass sees the stored VM
 		return sync, nil
 	}
 	if left := startBackoffLeft(vm, time.Now()); left > 0 {
@@ -162,7 +176,9 @@ func (s *Simulator) syncRunStrategy(ctx context.Context, vm *kubevirtv1.VirtualM
 			"vmi-refuse.simulator.vmoperator.test", vm.Namespace, vm.Name)
 		return sync, nil
 	}
-	if err := s.client.Create(ctx, instanceFor(vm), client.FieldOwner(FieldOwner)); err != nil {
+	if err := s.client.Create(ctx, instanceFor(vm), client.FieldOwner(FieldOwner)); apierrors.IsAlreadyExists(err) {
+		return sync, nil // the cache has not seen it yet
+	} else if err != nil {
 		return sync, fmt.Errorf("create VirtualMachineInstance %s/%s: %w", vm.Namespace, vm.Name, err)
 	}
 	sync.created = true
@@ -233,7 +249,11 @@ func (s *Simulator) writeVMStatus(ctx context.Context, vm *kubevirtv1.VirtualMac
 	if len(next.StateChangeRequests) == 0 {
 		next.StateChangeRequests = nil
 	}
-	next.StartFailure = startFailure(vm, vmi, time.Now())
+	counted := vmi
+	if sync.ended != nil {
+		counted = sync.ended
+	}
+	next.StartFailure = startFailure(vm, counted, time.Now())
 	next.Conditions = vmConditions(vm, vmi, sync)
 	next.PrintableStatus = printableStatus(vm, vmi, next, sync, dataVolumeError)
 	if apiequality.Semantic.DeepEqual(&vm.Status, next) {

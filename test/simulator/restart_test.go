@@ -40,12 +40,17 @@ func TestRestartRequiredFollowsKubeVirtsLiveFields(t *testing.T) {
 		{"nothing", func(*kubevirtv1.VirtualMachineInstanceSpec) {}, ""},
 		{"cores", func(s *kubevirtv1.VirtualMachineInstanceSpec) { s.Domain.CPU.Cores = 2 }, restartNonLiveField},
 		{"sockets are live", func(s *kubevirtv1.VirtualMachineInstanceSpec) { s.Domain.CPU.Sockets = 2 }, ""},
-		{"memory", func(s *kubevirtv1.VirtualMachineInstanceSpec) { m := resource.MustParse("2Gi"); s.Domain.Memory.Guest = &m }, restartMemory},
+		{"memory", func(s *kubevirtv1.VirtualMachineInstanceSpec) {
+			m := resource.MustParse("2Gi")
+			s.Domain.Memory.Guest = &m
+		}, restartMemory},
 		{"node selector is live", func(s *kubevirtv1.VirtualMachineInstanceSpec) { s.NodeSelector = map[string]string{"a": "b"} }, ""},
 		{"tolerations are live", func(s *kubevirtv1.VirtualMachineInstanceSpec) {
 			s.Tolerations = []corev1.Toleration{{Key: "k", Operator: corev1.TolerationOpExists}}
 		}, ""},
-		{"MAC", func(s *kubevirtv1.VirtualMachineInstanceSpec) { s.Domain.Devices.Interfaces[0].MacAddress = "02:00:00:00:00:02" }, restartNonLiveField},
+		{"MAC", func(s *kubevirtv1.VirtualMachineInstanceSpec) {
+			s.Domain.Devices.Interfaces[0].MacAddress = "02:00:00:00:00:02"
+		}, restartNonLiveField},
 		{"network changed", func(s *kubevirtv1.VirtualMachineInstanceSpec) { s.Networks[0].Multus.NetworkName = "other" }, restartNonLiveField},
 		{"interface added is hotplugged", func(s *kubevirtv1.VirtualMachineInstanceSpec) {
 			s.Domain.Devices.Interfaces = append(s.Domain.Devices.Interfaces, kubevirtv1.Interface{Name: "biz"})

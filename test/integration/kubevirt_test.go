@@ -264,6 +264,9 @@ func TestRunStrategiesRestartAsKubeVirtDoes(t *testing.T) {
 				return got.Status.Phase == c.phase && restarted == c.restarts,
 					fmt.Sprintf("%s; instance exists=%v new=%v phase=%s", observe.Describe(got), exists, exists && vmi.UID != first.UID, vmi.Status.Phase)
 			})
+			if c.phase == vmv1alpha1.PhaseError {
+				expectEvent(t, ns, name, vmv1alpha1.ReasonVMFailed) // the crash, once
+			}
 			// Nothing more follows: a VM that stays down stays down.
 			time.Sleep(2 * time.Second)
 			if got := getProfile(t, ns, name); got.Status.Phase != c.phase {

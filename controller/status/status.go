@@ -306,7 +306,8 @@ func restartRequired(vm *kubevirtv1.VirtualMachine) bool {
 }
 
 // RestartRequired surfaces KubeVirt's RestartRequired condition of the VM
-// (set when CPU or memory changed), or nil when KubeVirt does not report it.
+// (set when a field it cannot change live changed: CPU cores, memory, a
+// disk, a NIC), or nil when KubeVirt does not report it.
 func RestartRequired(o *Observed) *metav1.Condition {
 	if o.VM == nil || !restartRequired(o.VM) {
 		return nil

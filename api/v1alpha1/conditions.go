@@ -115,6 +115,17 @@ const (
 	ReasonNodesEligible       = "NodesEligible"
 	ReasonNoEligibleNodes     = "NoEligibleNodes"
 	ReasonTooFewNodes         = "TooFewNodesForAntiAffinity"
+	// ReasonVMStartFailed: KubeVirt could not create the VM's instance (its
+	// VM condition Failure=True: an admission webhook or a quota refused
+	// it); the message is KubeVirt's.
+	ReasonVMStartFailed = "VMStartFailed"
+	// ReasonVMCrashLoopBackOff: the VM's instances keep failing before they
+	// run, and KubeVirt waits before it starts the next one.
+	ReasonVMCrashLoopBackOff = "VMCrashLoopBackOff"
+	// ReasonVMImagePullFailed: the node cannot pull the VM's container disk
+	// (osImage without a boot disk): KubeVirt's ErrImagePull or
+	// ImagePullBackOff, with the kubelet's message.
+	ReasonVMImagePullFailed = "VMImagePullFailed"
 	// ReasonPreviousProfileVolume: a volume of this name still belongs to a
 	// deleted profile of the same name and is waiting for garbage collection.
 	ReasonPreviousProfileVolume = "PreviousProfileVolume"

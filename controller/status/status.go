@@ -35,9 +35,9 @@ type Check struct {
 	// profile's static address settling): a status showing only that is not
 	// written, the reconcile after the wait writes the next one.
 	Brief bool
-	// Warn marks a failure that does not hold the VM but needs the user to
-	// look (an import CDI keeps retrying on an error): a Warning event,
-	// the phase unchanged.
+	// Warn marks a failure that does not hold the VM and is no Error, but
+	// deserves a Warning event: an import CDI keeps retrying on an error,
+	// or KubeVirt cannot place or start the VM yet.
 	Warn    bool
 	Reason  string
 	Message string
@@ -91,11 +91,15 @@ type Observed struct {
 	RecheckAfter time.Duration
 }
 
-// firstProblem is the first failed check among blockers, networks and
-// volumes: fatal ones first, then unknown ones.
+// firstProblem is the first failed check among blockers, networks,
+// volumes and what KubeVirt reports of the VM: fatal ones first, then
+// unknown ones.
 func (o *Observed) firstProblem() *Check {
 	all := append([]Check{}, o.Blockers...)
 	all = append(all, o.Networks, o.Volumes)
+	if vm := vmProblem(o); vm != nil {
+		all = append(all, *vm)
+	}
 	// What needs the user first, then what could not be checked, then waits.
 	for _, matches := range []func(Check) bool{
 		func(c Check) bool { return c.Fatal },
@@ -318,7 +322,8 @@ func restartRequired(vm *kubevirtv1.VirtualMachine) bool {
 }
 
 // RestartRequired surfaces KubeVirt's RestartRequired condition of the VM
-// (set when CPU or memory changed), or nil when KubeVirt does not report it.
+// (set when a field it cannot change live changed: CPU cores, memory, a
+// disk, a NIC), or nil when KubeVirt does not report it.
 func RestartRequired(o *Observed) *metav1.Condition {
 	if o.VM == nil || !restartRequired(o.VM) {
 		return nil

@@ -1,6 +1,7 @@
 package status
 
 import (
+	"strings"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
@@ -51,7 +52,7 @@ func TestPhaseAndReady(t *testing.T) {
 			vmv1alpha1.PhaseRunning, metav1.ConditionTrue, vmv1alpha1.ReasonRestartRequired, false},
 		{"halted", Observed{RunStrategy: vmv1alpha1.RunStrategyHalted, VM: vm(kubevirtv1.VirtualMachineStatusStopped)},
 			vmv1alpha1.PhaseStopped, metav1.ConditionFalse, vmv1alpha1.ReasonVMStopped, false},
-		{"instance failed", Observed{VM: vm(kubevirtv1.VirtualMachineStatusCrashLoopBackOff), VMI: vmi(kubevirtv1.Failed, "node-a")},
+		{"instance failed", Observed{RunStrategy: vmv1alpha1.RunStrategyOnce, VM: vm(kubevirtv1.VirtualMachineStatusStopped), VMI: vmi(kubevirtv1.Failed, "node-a")},
 			vmv1alpha1.PhaseError, metav1.ConditionFalse, vmv1alpha1.ReasonVMFailed, false},
 		{"run once, finished", Observed{RunStrategy: vmv1alpha1.RunStrategyOnce, VM: vm(kubevirtv1.VirtualMachineStatusStopped), VMI: vmi(kubevirtv1.Succeeded, "node-a")},
 			vmv1alpha1.PhaseStopped, metav1.ConditionFalse, vmv1alpha1.ReasonVMStopped, false},
@@ -116,5 +117,65 @@ func TestNetworksFallsBackToTheConfiguredAddress(t *testing.T) {
 	}
 	if after[1].IPAddress != "10.0.0.7" || after[1].IPSource != vmv1alpha1.IPSourceGuest || after[1].Interface != "eth1" {
 		t.Fatalf("biz: %+v", after[1])
+	}
+}
+
+func synchronizedFalse(reason, message string) kubevirtv1.VirtualMachineCondition {
+	return kubevirtv1.VirtualMachineCondition{Type: kubevirtv1.VirtualMachineConditionType(kubevirtv1.VirtualMachineInstanceSynchronized),
+		Status: corev1.ConditionFalse, Reason: reason, Message: message}
+}
+
+// TestKubeVirtFailuresTakePrecedence: what KubeVirt says is wrong with the
+// VM wins over the instance's phase and over Stopped, with the VM's own
+// message; a VM that cannot start is an Error, one waiting for the cluster
+// stays Creating; each warns unless it is normal progress.
+func TestKubeVirtFailuresTakePrecedence(t *testing.T) {
+	refused := vm(kubevirtv1.VirtualMachineStatusStopped, kubevirtv1.VirtualMachineCondition{Type: kubevirtv1.VirtualMachineFailure,
+		Status: corev1.ConditionTrue, Reason: "FailedCreate", Message: "failure while starting VMI: quota exceeded"})
+	pulling := vm(kubevirtv1.VirtualMachineStatusErrImagePull, synchronizedFalse("ErrImagePull", "failed to pull image \"x\": not found"))
+	crashing := vm(kubevirtv1.VirtualMachineStatusCrashLoopBackOff)
+	crashing.Status.StartFailure = &kubevirtv1.VirtualMachineStartFailure{ConsecutiveFailCount: 2}
+	unschedulable := vm(kubevirtv1.VirtualMachineStatusUnschedulable, kubevirtv1.VirtualMachineCondition{Type: "PodScheduled",
+		Status: corev1.ConditionFalse, Reason: "Unschedulable", Message: "0/3 nodes are available"})
+	noClaim := vm(kubevirtv1.VirtualMachineStatusPvcNotFound, synchronizedFalse("FailedPvcNotFound", "PVC ns/p-root does not exist, waiting for it to appear"))
+	retrying := Check{Failed: true, Reason: "ImportRetrying", Message: "CDI: importer failed: 404"}
+	cases := []struct {
+		name     string
+		observed Observed
+		phase    vmv1alpha1.Phase
+		reason   string
+		message  string
+		warns    bool
+	}{
+		{"create refused is not Stopped", Observed{VM: refused}, vmv1alpha1.PhaseError, vmv1alpha1.ReasonVMStartFailed, "quota exceeded", true},
+		{"image pull beats Scheduling", Observed{VM: pulling, VMI: vmi(kubevirtv1.Scheduling, "")}, vmv1alpha1.PhaseError, vmv1alpha1.ReasonVMImagePullFailed, "not found", true},
+		{"crash loop is not Creating", Observed{VM: crashing}, vmv1alpha1.PhaseError, vmv1alpha1.ReasonVMCrashLoopBackOff, "failed 2 time(s) in a row", true},
+		{"crash loop beats the failed instance", Observed{VM: crashing, VMI: vmi(kubevirtv1.Failed, "node-a")}, vmv1alpha1.PhaseError, vmv1alpha1.ReasonVMCrashLoopBackOff, "KubeVirt waits", true},
+		{"DataVolumeError says what VolumesBound says", Observed{VM: vm(kubevirtv1.VirtualMachineStatusDataVolumeError), Volumes: retrying, VMI: vmi(kubevirtv1.Pending, "")},
+			vmv1alpha1.PhaseError, "ImportRetrying", "404", true},
+		{"DataVolumeError alone", Observed{VM: vm(kubevirtv1.VirtualMachineStatusDataVolumeError)}, vmv1alpha1.PhaseError, vmv1alpha1.ReasonImportFailed, "DataVolumeError", true},
+		{"unschedulable waits and warns", Observed{VM: unschedulable, VMI: vmi(kubevirtv1.Scheduling, "")}, vmv1alpha1.PhaseCreating, vmv1alpha1.ReasonNoEligibleNodes, "0/3 nodes", true},
+		{"missing claim while disks are prepared", Observed{VM: noClaim, VMI: vmi(kubevirtv1.Pending, ""), Volumes: Check{Failed: true, Reason: vmv1alpha1.ReasonImportInProgress, Message: "importing"}},
+			vmv1alpha1.PhaseCreating, vmv1alpha1.ReasonImportInProgress, "importing", false},
+		{"missing claim after the disks were ready", Observed{VM: noClaim, VMI: vmi(kubevirtv1.Pending, "")}, vmv1alpha1.PhaseCreating, vmv1alpha1.ReasonVolumesPending, "does not exist", true},
+		{"a running VM ignores a stale failure", Observed{VM: vm(kubevirtv1.VirtualMachineStatusRunning, refused.Status.Conditions...), VMI: vmi(kubevirtv1.Running, "node-a")},
+			vmv1alpha1.PhaseRunning, vmv1alpha1.ReasonVMRunning, "running", false},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			if got := Phase(&c.observed); got != c.phase {
+				t.Errorf("phase %s, want %s", got, c.phase)
+			}
+			ready := Ready(&c.observed)
+			if ready.Reason != c.reason || !strings.Contains(ready.Message, c.message) {
+				t.Errorf("Ready %s %q, want %s with %q", ready.Reason, ready.Message, c.reason, c.message)
+			}
+			if got := Warns(&c.observed); got != c.warns {
+				t.Errorf("warns %v, want %v", got, c.warns)
+			}
+			if c.observed.Holds() {
+				t.Error("what KubeVirt reports never holds the VM: the operator keeps applying it")
+			}
+		})
 	}
 }

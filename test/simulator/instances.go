@@ -11,6 +11,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	apiequality "k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	kubevirtv1 "kubevirt.io/api/core/v1"
@@ -50,42 +51,26 @@ func (s *Simulator) waitingInstances(ctx context.Context, _ client.Object) []rec
 }
 
 // reconcileInstance plays the scheduler, virt-handler and the guest agent:
-// place the instance, start it once its claims are bound, report its addresses.
+// place the instance, start it once its claims are bound, report its
+// addresses. A final instance (Failed, Succeeded) is left as it is: the VM
+// controller decides what follows. The namespace's switches (faults.go)
+// make it fail as KubeVirt's instances do.
 func (s *Simulator) reconcileInstance(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	var vmi kubevirtv1.VirtualMachineInstance
-	if err := s.client.Get(ctx, req.NamespacedName, &vmi); err != nil || !vmi.DeletionTimestamp.IsZero() {
+	if err := s.client.Get(ctx, req.NamespacedName, &vmi); err != nil || !vmi.DeletionTimestamp.IsZero() || isFinal(&vmi) {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
-	if waiting, err := s.waitForMissingClaims(ctx, &vmi); err != nil || waiting {
+	set, err := s.switchesOf(ctx, vmi.Namespace)
+	if err != nil {
 		return ctrl.Result{}, err
 	}
-	next := vmi.Status.DeepCopy()
-	if next.NodeName == "" {
-		node, why, err := s.pickNode(ctx, &vmi)
-		if err != nil {
-			return ctrl.Result{}, err
-		}
-		next.Phase = kubevirtv1.Scheduling
-		next.Conditions = []kubevirtv1.VirtualMachineInstanceCondition{{
-			Type: "PodScheduled", Status: corev1.ConditionFalse, Reason: "Unschedulable", Message: why,
-		}}
-		if node != "" {
-			next.NodeName, next.Phase, next.Conditions = node, kubevirtv1.Scheduled, nil
-		}
+	next, err := s.nextInstanceStatus(ctx, &vmi, set)
+	if err != nil {
+		return ctrl.Result{}, err
 	}
-	if next.NodeName != "" {
-		bound, err := s.claimsBound(ctx, &vmi)
-		if err != nil {
-			return ctrl.Result{}, err
-		}
-		if bound {
-			interfaces, err := s.guestInterfaces(ctx, &vmi)
-			if err != nil {
-				return ctrl.Result{}, err
-			}
-			next.Phase, next.Interfaces = kubevirtv1.Running, interfaces
-			next.Conditions = []kubevirtv1.VirtualMachineInstanceCondition{{Type: kubevirtv1.VirtualMachineInstanceReady, Status: corev1.ConditionTrue}}
-		}
+	if next.Phase != vmi.Status.Phase {
+		next.PhaseTransitionTimestamps = append(next.PhaseTransitionTimestamps,
+			kubevirtv1.VirtualMachineInstancePhaseTransitionTimestamp{Phase: next.Phase, PhaseTransitionTimestamp: metav1.Now()})
 	}
 	if apiequality.Semantic.DeepEqual(&vmi.Status, next) {
 		return ctrl.Result{}, nil
@@ -95,6 +80,116 @@ func (s *Simulator) reconcileInstance(ctx context.Context, req ctrl.Request) (ct
 		return ctrl.Result{}, fmt.Errorf("update VirtualMachineInstance %s/%s: %w", vmi.Namespace, vmi.Name, err)
 	}
 	return ctrl.Result{}, nil
+}
+
+func (s *Simulator) nextInstanceStatus(ctx context.Context, vmi *kubevirtv1.VirtualMachineInstance, set switches) (*kubevirtv1.VirtualMachineInstanceStatus, error) {
+	next := vmi.Status.DeepCopy()
+	// An instance whose claim does not exist yet stays Pending, unscheduled:
+	// pkg/virt-controller/watch/vmi/datavolumes.go (areDataVolumesReady)
+	// and lifecycle.go (updateStatus) set PodScheduled=False/Unschedulable
+	// and Synchronized=False/FailedPvcNotFound, both with "PVC <ns>/<name>
+	// does not exist, waiting for it to appear"; the VM's printableStatus
+	// is ErrorPvcNotFound. Always on, as upstream.
+	if next.NodeName == "" {
+		missing, err := s.missingClaim(ctx, vmi)
+		if err != nil || missing != "" {
+			pending(next, missing)
+			return next, err
+		}
+	}
+	if next.NodeName == "" {
+		node, why, err := s.pickNode(ctx, vmi)
+		if err != nil {
+			return nil, err
+		}
+		next.Phase = kubevirtv1.Scheduling
+		next.Conditions = []kubevirtv1.VirtualMachineInstanceCondition{{
+			Type: "PodScheduled", Status: corev1.ConditionFalse, Reason: corev1.PodReasonUnschedulable, Message: why,
+		}}
+		if node == "" {
+			return next, nil
+		}
+		if reason := set[SwitchImagePull]; reason == ImagePullErr || reason == ImagePullBackOff {
+			if image := containerDiskImage(vmi); image != "" {
+				imagePullFailing(next, reason, image)
+				return next, nil
+			}
+		}
+		next.NodeName, next.Phase, next.Conditions = node, kubevirtv1.Scheduled, nil
+	}
+	bound, err := s.claimsBound(ctx, vmi)
+	if err != nil || !bound {
+		return next, err
+	}
+	if set.on(SwitchVMIStart, VMIStartFails) {
+		// virt-launcher died before the guest ran (lifecycle.go: the pod
+		// went down while the instance was scheduled).
+		next.Phase = kubevirtv1.Failed
+		next.Conditions = []kubevirtv1.VirtualMachineInstanceCondition{notReady("PodTerminating", "virt-launcher pod is terminating (simulated start failure)")}
+		return next, nil
+	}
+	interfaces, err := s.guestInterfaces(ctx, vmi, !set.on(SwitchGuestAgent, GuestAgentAbsent))
+	if err != nil {
+		return nil, err
+	}
+	next.Phase, next.Interfaces = kubevirtv1.Running, interfaces
+	next.Conditions = []kubevirtv1.VirtualMachineInstanceCondition{{Type: kubevirtv1.VirtualMachineInstanceReady, Status: corev1.ConditionTrue}}
+	return next, nil
+}
+
+// pending is an instance waiting for a claim that does not exist yet, as
+// virt-controller reports it (vmi/datavolumes.go, vmi/lifecycle.go).
+func pending(status *kubevirtv1.VirtualMachineInstanceStatus, missing string) {
+	if missing == "" {
+		return
+	}
+	message := fmt.Sprintf("PVC %s does not exist, waiting for it to appear", missing)
+	status.Phase = kubevirtv1.Pending
+	status.Conditions = []kubevirtv1.VirtualMachineInstanceCondition{
+		notReady("PodNotExists", "virt-launcher pod has not yet been scheduled"),
+		{Type: "PodScheduled", Status: corev1.ConditionFalse, Reason: corev1.PodReasonUnschedulable, Message: message},
+		{Type: kubevirtv1.VirtualMachineInstanceSynchronized, Status: corev1.ConditionFalse, Reason: reasonFailedPvcNotFound, Message: message},
+	}
+}
+
+// imagePullFailing is an instance whose pod cannot pull its container
+// disk: still Scheduling, with the kubelet's reason (vmi/lifecycle.go,
+// checkForContainerImageError; the messages are the kubelet's).
+func imagePullFailing(status *kubevirtv1.VirtualMachineInstanceStatus, reason, image string) {
+	message := fmt.Sprintf("Back-off pulling image %q (simulated)", image)
+	if reason == ImagePullErr {
+		message = fmt.Sprintf("rpc error: code = NotFound desc = failed to pull and unpack image %q: not found (simulated)", image)
+	}
+	status.Phase = kubevirtv1.Scheduling
+	status.Conditions = []kubevirtv1.VirtualMachineInstanceCondition{
+		notReady("GuestNotRunning", "Guest VM is not reported as running"),
+		{Type: kubevirtv1.VirtualMachineInstanceSynchronized, Status: corev1.ConditionFalse, Reason: reason, Message: message},
+	}
+}
+
+func containerDiskImage(vmi *kubevirtv1.VirtualMachineInstance) string {
+	for _, volume := range vmi.Spec.Volumes {
+		if volume.ContainerDisk != nil {
+			return volume.ContainerDisk.Image
+		}
+	}
+	return ""
+}
+
+// missingClaim names the first claim of the instance that does not exist
+// (namespace/name), "" when all do.
+func (s *Simulator) missingClaim(ctx context.Context, vmi *kubevirtv1.VirtualMachineInstance) (string, error) {
+	for _, name := range claimNames(vmi) {
+		var claim corev1.PersistentVolumeClaim
+		err := s.client.Get(ctx, client.ObjectKey{Namespace: vmi.Namespace, Name: name}, &claim)
+		if apierrors.IsNotFound(err) {
+			return vmi.Namespace + "/" + name, nil
+		}
+		if err != nil {
+			return "", fmt.Errorf("read claim %s/%s of VirtualMachineInstance %s: %w", vmi.Namespace, name, vmi.Name, err)
+		}
+	}
+	return "", nil
 }
 
 // pickNode returns the first Node (by name) the instance may run on, or
@@ -149,7 +244,8 @@ func unfit(vmi *kubevirtv1.VirtualMachineInstance, node *corev1.Node, instances 
 			}
 			for i := range instances {
 				other := &instances[i]
-				if other.UID != vmi.UID && other.Status.NodeName == node.Name && selector.Matches(labels.Set(other.Labels)) &&
+				// A final instance's pod is gone: it holds no node.
+				if other.UID != vmi.UID && !isFinal(other) && other.Status.NodeName == node.Name && selector.Matches(labels.Set(other.Labels)) &&
 					(term.NamespaceSelector != nil || other.Namespace == vmi.Namespace) {
 					return "didn't match pod anti-affinity rules"
 				}
@@ -225,7 +321,10 @@ func claimNames(vmi *kubevirtv1.VirtualMachineInstance) []string {
 // from the benchmarking range 198.18.0.0/15 that no real network uses. The
 // addresses are those cloud-init itself renders for a Debian guest
 // (internal/testing/consumers), not a re-reading of the operator's YAML.
-func (s *Simulator) guestInterfaces(ctx context.Context, vmi *kubevirtv1.VirtualMachineInstance) ([]kubevirtv1.VirtualMachineInstanceNetworkInterface, error) {
+func (s *Simulator) guestInterfaces(ctx context.Context, vmi *kubevirtv1.VirtualMachineInstance, guestAgent bool) ([]kubevirtv1.VirtualMachineInstanceNetworkInterface, error) {
+	if !guestAgent {
+		return domainInterfaces(vmi), nil
+	}
 	networkData, err := s.networkData(ctx, vmi)
 	if err != nil {
 		return nil, err
@@ -259,6 +358,19 @@ func (s *Simulator) guestInterfaces(ctx context.Context, vmi *kubevirtv1.Virtual
 		interfaces = append(interfaces, status)
 	}
 	return interfaces, nil
+}
+
+// domainInterfaces is what KubeVirt reports of a guest without
+// qemu-guest-agent (pkg/network/setup/netstat.go): each interface's name
+// and MAC from the domain and Multus, no guest interface name, no address.
+func domainInterfaces(vmi *kubevirtv1.VirtualMachineInstance) []kubevirtv1.VirtualMachineInstanceNetworkInterface {
+	interfaces := make([]kubevirtv1.VirtualMachineInstanceNetworkInterface, 0, len(vmi.Spec.Domain.Devices.Interfaces))
+	for _, iface := range vmi.Spec.Domain.Devices.Interfaces {
+		interfaces = append(interfaces, kubevirtv1.VirtualMachineInstanceNetworkInterface{
+			Name: iface.Name, MAC: iface.MacAddress, InfoSource: "domain, multus-status",
+		})
+	}
+	return interfaces
 }
 
 // guestCache remembers cloud-init's Debian rendering of each network-data.

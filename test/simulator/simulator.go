@@ -40,6 +40,8 @@ const DefaultNode = "sim-node-0"
 // Simulator runs the simulated cluster components.
 type Simulator struct {
 	client client.Client
+	// reader reads from the apiserver, past the cache.
+	reader client.Reader
 	// guests caches cloud-init's rendering of each network-data: a running
 	// instance reconciles again on every event, and a render costs a
 	// cloud-init process (about 0.3 s) for the same answer.
@@ -85,7 +87,7 @@ func Start(ctx context.Context, config *rest.Config, options ...Option) error {
 	if err != nil {
 		return fmt.Errorf("simulator: create a manager for %s: %w", config.Host, err)
 	}
-	sim := &Simulator{client: mgr.GetClient(), guests: guestCache{renderer: set.renderGuest}, policies: UpstreamPolicies()}
+	sim := &Simulator{client: mgr.GetClient(), reader: mgr.GetAPIReader(), guests: guestCache{renderer: set.renderGuest}, policies: UpstreamPolicies()}
 	if set.policies != nil {
 		sim.policies = *set.policies
 	}

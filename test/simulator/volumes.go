@@ -299,39 +299,3 @@ func (s *Simulator) consumedByScheduledInstance(ctx context.Context, claim *core
 	return false, nil
 }
 
-// waitForMissingClaims plays virt-controller's wait for a claim that does
-// not exist yet (CDI has not made it): the instance stays Pending, without
-// a node, with PodScheduled=False, reason Unschedulable and KubeVirt's
-// message (pkg/virt-controller/watch/vmi/datavolumes.go areDataVolumesReady,
-// lifecycle.go on a FailedPvcNotFound sync error). It says whether the
-// instance waits; the claim's creation wakes the instance again.
-func (s *Simulator) waitForMissingClaims(ctx context.Context, vmi *kubevirtv1.VirtualMachineInstance) (bool, error) {
-	if vmi.Status.NodeName != "" {
-		return false, nil
-	}
-	for _, name := range claimNames(vmi) {
-		var claim corev1.PersistentVolumeClaim
-		err := s.client.Get(ctx, client.ObjectKey{Namespace: vmi.Namespace, Name: name}, &claim)
-		if err == nil {
-			continue
-		}
-		if !apierrors.IsNotFound(err) {
-			return false, fmt.Errorf("get claim %s/%s of VirtualMachineInstance %s: %w", vmi.Namespace, name, vmi.Name, err)
-		}
-		next := vmi.Status.DeepCopy()
-		next.Phase = kubevirtv1.Pending
-		next.Conditions = []kubevirtv1.VirtualMachineInstanceCondition{{
-			Type: "PodScheduled", Status: corev1.ConditionFalse, Reason: "Unschedulable",
-			Message: fmt.Sprintf("PVC %s/%s does not exist, waiting for it to appear", vmi.Namespace, name),
-		}}
-		if apiequality.Semantic.DeepEqual(&vmi.Status, next) {
-			return true, nil
-		}
-		vmi.Status = *next
-		if err := s.client.Update(ctx, vmi, client.FieldOwner(FieldOwner)); err != nil {
-			return true, fmt.Errorf("update VirtualMachineInstance %s/%s: %w", vmi.Namespace, vmi.Name, err)
-		}
-		return true, nil
-	}
-	return false, nil
-}

@@ -107,6 +107,13 @@ const (
 	ReasonNodesEligible       = "NodesEligible"
 	ReasonNoEligibleNodes     = "NoEligibleNodes"
 	ReasonTooFewNodes         = "TooFewNodesForAntiAffinity"
+	// ReasonNodeLost: the node the VM instance runs on is lost (NotReady,
+	// and its agent's Lease expired). The Ready condition says what the VM
+	// waits for before it restarts elsewhere; a Warning event records it.
+	ReasonNodeLost = "NodeLost"
+	// ReasonRestartedElsewhere: the instance on a lost node was deleted so
+	// that KubeVirt starts the VM on another node (event only).
+	ReasonRestartedElsewhere = "RestartedElsewhere"
 	// ReasonPreviousProfileVolume: a volume of this name still belongs to a
 	// deleted profile of the same name and is waiting for garbage collection.
 	ReasonPreviousProfileVolume = "PreviousProfileVolume"

@@ -51,7 +51,7 @@ func (r *Reconciler) recoverFromNodeLoss(ctx context.Context, profile *vmv1alpha
 			return fmt.Errorf("delete VirtualMachineInstance %s/%s on lost node %s: %w", vmi.Namespace, vmi.Name, vmi.Status.NodeName, err)
 		}
 		log.FromContext(ctx).Info("restarting the VM elsewhere", "node", vmi.Status.NodeName)
-		r.event(profile, vmi, corev1.EventTypeNormal, vmv1alpha1.ReasonRestartedElsewhere, "%s", decision.Message)
+		r.event(profile, vmi, corev1.EventTypeNormal, vmv1alpha1.EventRestartedElsewhere, "%s", decision.Message)
 		observed.VMI = nil // gone: the status says the VM restarts
 	} else if previous := meta.FindStatusCondition(profile.Status.Conditions, vmv1alpha1.ConditionReady); previous == nil || previous.Message != check.Message {
 		// Once per node loss, not once per reconcile.

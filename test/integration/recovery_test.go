@@ -65,7 +65,7 @@ func TestLostNodeRestartsOnlyWhatItsDisksAllow(t *testing.T) {
 	}
 	p := waitForNode(t, ns, "stateless", "lost-2")
 	t.Logf("stateless restarted on lost-2 %v after its node was lost: %s", time.Since(lost).Round(time.Millisecond), observe.Describe(p))
-	expectEvent(t, ns, "stateless", vmv1alpha1.ReasonRestartedElsewhere)
+	expectEvent(t, ns, "stateless", vmv1alpha1.EventRestartedElsewhere)
 
 	p = waitForCondition(t, ns, "stateful", vmv1alpha1.ConditionReady, metav1.ConditionFalse, vmv1alpha1.ReasonNodeLost)
 	message := readyMessage(p)
@@ -86,7 +86,7 @@ func TestLostNodeRestartsOnlyWhatItsDisksAllow(t *testing.T) {
 	fence(t, "lost-1")
 	p = waitForNode(t, ns, "stateful", "lost-2")
 	t.Logf("stateful restarted on lost-2 %v after lost-1 was fenced", time.Since(fenced).Round(time.Millisecond))
-	expectEvent(t, ns, "stateful", vmv1alpha1.ReasonRestartedElsewhere)
+	expectEvent(t, ns, "stateful", vmv1alpha1.EventRestartedElsewhere)
 	if len(p.Status.Volumes) != 1 || p.Status.Volumes[0].PVCName != "stateful-system" {
 		t.Errorf("stateful's volumes after the restart: %+v", p.Status.Volumes)
 	}
@@ -100,9 +100,11 @@ func setNodeReady(t *testing.T, name string, status corev1.ConditionStatus) {
 	if err := cluster.Client.Get(context.Background(), client.ObjectKey{Name: name}, &node); err != nil {
 		t.Fatal(err)
 	}
+	original := node.DeepCopy()
 	node.Status.Conditions = []corev1.NodeCondition{{Type: corev1.NodeReady, Status: status,
 		LastHeartbeatTime: metav1.Now(), LastTransitionTime: metav1.Now(), Reason: "Test", Message: "set by the test"}}
-	if err := cluster.Client.Status().Update(context.Background(), &node); err != nil {
+	// A patch: the node labeller writes the node's labels meanwhile.
+	if err := cluster.Client.Status().Patch(context.Background(), &node, client.MergeFrom(original)); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -114,8 +116,9 @@ func fence(t *testing.T, name string) {
 	if err := cluster.Client.Get(context.Background(), client.ObjectKey{Name: name}, &node); err != nil {
 		t.Fatal(err)
 	}
+	original := node.DeepCopy()
 	node.Spec.Taints = append(node.Spec.Taints, corev1.Taint{Key: recovery.TaintOutOfService, Value: "nodeshutdown", Effect: corev1.TaintEffectNoExecute})
-	if err := cluster.Client.Update(context.Background(), &node); err != nil {
+	if err := cluster.Client.Patch(context.Background(), &node, client.MergeFrom(original)); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -95,11 +95,11 @@ func Restarts(strategy *kubevirtv1.VirtualMachineRunStrategy) bool {
 type Action int
 
 const (
-	// None: the node is not lost.
+	// None means the node is not lost.
 	None Action = iota
-	// Wait: the instance stays where it is; Message says what for.
+	// Wait keeps the instance where it is; Message says what for.
 	Wait
-	// Restart: delete the instance so that KubeVirt starts it elsewhere.
+	// Restart deletes the instance so that KubeVirt starts it elsewhere.
 	Restart
 )
 

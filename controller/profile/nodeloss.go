@@ -57,7 +57,9 @@ func (r *Reconciler) recoverFromNodeLoss(ctx context.Context, profile *vmv1alpha
 		// Once per node loss, not once per reconcile.
 		r.event(profile, vmi, corev1.EventTypeWarning, vmv1alpha1.ReasonNodeLost, "%s", decision.Message)
 	}
-	observed.Blockers = append(observed.Blockers, check)
+	// First among the waits: a VM pinned to the lost node also waits for
+	// an eligible node, but the loss is what the user needs to read.
+	observed.Blockers = append([]status.Check{check}, observed.Blockers...)
 	return nil
 }
 

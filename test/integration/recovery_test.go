@@ -20,13 +20,14 @@ import (
 	"github.com/jianfenliu/vmoperator/test/observe"
 )
 
-// TestLostNodeRestartsOnlyWhatItsDisksAllow: two VMs run on node lost-1,
-// one without disks, one with a ReadWriteOnce disk. lost-1 goes NotReady
-// and its agent's Lease expires. The diskless VM restarts on lost-2 at
-// once; the other stays where it is (its claim may still be attached on
-// lost-1) and its Ready condition says what it waits for, until an admin
-// fences lost-1 (taint out-of-service): then it restarts on lost-2 with
-// the same claim.
+// TestLostNodeRestartsOnlyWhatItsDisksAllow: three VMs run on node lost-1:
+// one without disks, one with a ReadWriteOnce disk, and one pinned to
+// lost-1 with a disk. lost-1 goes NotReady and its agent's Lease expires.
+// The diskless VM restarts on lost-2 at once; the one with a disk stays
+// where it is (its claim may still be attached on lost-1) and its Ready
+// condition says what it waits for, until an admin fences lost-1 (taint
+// out-of-service): then it restarts on lost-2 with the same claim. The
+// pinned one, which no node can take, says first that its node is lost.
 func TestLostNodeRestartsOnlyWhatItsDisksAllow(t *testing.T) {
 	ctx := context.Background()
 	ns := newNamespace(t)
@@ -47,10 +48,14 @@ func TestLostNodeRestartsOnlyWhatItsDisksAllow(t *testing.T) {
 	withDisk := func(p *vmv1alpha1.VirtualMachineProfile) {
 		p.Spec.Disks = []vmv1alpha1.DiskConfig{{Name: "system", Size: "1Gi", StorageClassName: "huamei-sc-ssd", Boot: true}}
 	}
+	pinned := func(p *vmv1alpha1.VirtualMachineProfile) {
+		p.Spec.HighAvailability.NodeSelector[corev1.LabelHostname] = "lost-1"
+	}
 	create(t, profile("stateless", ns, inZone))
 	create(t, profile("stateful", ns, inZone, withDisk))
+	create(t, profile("pinned", ns, inZone, pinned, withDisk))
 	before := map[string]*kubevirtv1.VirtualMachineInstance{}
-	for _, name := range []string{"stateless", "stateful"} {
+	for _, name := range []string{"stateless", "stateful", "pinned"} {
 		if p := waitForPhase(t, ns, name, vmv1alpha1.PhaseRunning); p.Status.NodeName != "lost-1" {
 			t.Fatalf("%s runs on %s, want lost-1 (the first node of the zone)", name, p.Status.NodeName)
 		}
@@ -75,6 +80,8 @@ func TestLostNodeRestartsOnlyWhatItsDisksAllow(t *testing.T) {
 		}
 	}
 	expectEvent(t, ns, "stateful", vmv1alpha1.ReasonNodeLost)
+	// A VM that no other node can take says first that its node is lost.
+	waitForCondition(t, ns, "pinned", vmv1alpha1.ConditionReady, metav1.ConditionFalse, vmv1alpha1.ReasonNodeLost)
 	// It stays: the same instance on lost-1, a few reconciles later too.
 	for deadline := time.Now().Add(3 * time.Second); time.Now().Before(deadline); time.Sleep(250 * time.Millisecond) {
 		if now := instance(t, ns, "stateful"); now.UID != before["stateful"].UID || now.Status.NodeName != "lost-1" {

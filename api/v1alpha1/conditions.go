@@ -126,6 +126,10 @@ const (
 	// (osImage without a boot disk): KubeVirt's ErrImagePull or
 	// ImagePullBackOff, with the kubelet's message.
 	ReasonVMImagePullFailed = "VMImagePullFailed"
+	// ReasonNodeLost: the node the VM instance runs on is lost (NotReady,
+	// and its agent's Lease expired). The Ready condition says what the VM
+	// waits for before it restarts elsewhere; a Warning event records it.
+	ReasonNodeLost = "NodeLost"
 	// ReasonPreviousProfileVolume: a volume of this name still belongs to a
 	// deleted profile of the same name and is waiting for garbage collection.
 	ReasonPreviousProfileVolume = "PreviousProfileVolume"
@@ -197,6 +201,13 @@ const (
 	// VM is given back the profile's run strategy (its attachment is made
 	// again).
 	EventAccessRestored = "AccessRestored"
+	// EventRestartedElsewhere: the instance on a lost node was deleted so
+	// that KubeVirt starts the VM on another node (no ReadWriteOnce claim
+	// held it there, or the node was fenced).
+	EventRestartedElsewhere = "RestartedElsewhere"
+	// EventRecreated: the profile's VirtualMachine was deleted from under
+	// it (kubectl delete vm) and was created again, with the same disks.
+	EventRecreated = "Recreated"
 )
 
 // EventAccessRevoked (Warning): a HostNetwork's rule now excludes a
@@ -207,7 +218,8 @@ const EventAccessRevoked = "AccessRevoked"
 
 // NormalEventReasons lists the reasons of the Normal events above.
 func NormalEventReasons() []string {
-	return []string{EventAdopted, EventReleased, EventImportDetached, EventDeleted, EventResizing, EventAccessRestored}
+	return []string{EventAdopted, EventReleased, EventImportDetached, EventDeleted, EventResizing, EventAccessRestored,
+		EventRestartedElsewhere, EventRecreated}
 }
 
 // ReasonHostNetworkNotAccepting says the HostNetwork is in conflict or not

@@ -2,6 +2,7 @@ package profile
 
 import (
 	"context"
+	"fmt"
 
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -40,4 +41,30 @@ func (r *Reconciler) reconcilePlacement(ctx context.Context, profile *vmv1alpha1
 		observed.SpreadShortage = shortage
 	}
 	return nil
+}
+
+// explainRunningExclusion rewords the NoEligibleNodes wait of a VM that
+// runs on a node placement now excludes (its bridge went down, its agent
+// went silent): "no node can host the VM" would read as if it did not
+// run. The VM is not touched; the status says its node no longer
+// qualifies and why, until it does again.
+func explainRunningExclusion(observed *status.Observed) {
+	if observed.VMI == nil || observed.VMI.Status.NodeName == "" || observed.Placement == nil {
+		return
+	}
+	node, why := observed.VMI.Status.NodeName, ""
+	for _, excluded := range observed.Placement.Excluded {
+		if excluded.Node == node {
+			why = excluded.Reason
+		}
+	}
+	if why == "" {
+		return
+	}
+	for i := range observed.Blockers {
+		if observed.Blockers[i].Reason == vmv1alpha1.ReasonNoEligibleNodes {
+			observed.Blockers[i].Message = fmt.Sprintf("the VM keeps running on node %s, which no longer qualifies (%s); "+
+				"no node could host it if it restarted: status.placement says why for each", node, why)
+		}
+	}
 }

@@ -157,6 +157,13 @@ func (r *Reconciler) runSteps(ctx context.Context, profile *vmv1alpha1.VirtualMa
 		logger.Error(err, "reconcile step failed", "step", "observe VM")
 		blocker(observed, failedCheck("VM", err)) // else the status would report the VM as not made
 		errs = append(errs, err)
+	} else {
+		explainRunningExclusion(observed)
+		if err := r.recoverFromNodeLoss(ctx, profile, observed); err != nil {
+			logger.Error(err, "reconcile step failed", "step", "node loss")
+			blocker(observed, failedCheck("node loss", err))
+			errs = append(errs, err)
+		}
 	}
 	return errors.Join(errs...)
 }

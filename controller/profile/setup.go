@@ -78,10 +78,14 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 		if err := identity.IndexInstances(ctx, mgr.GetFieldIndexer()); err != nil {
 			return err
 		}
+		if err := mgr.GetFieldIndexer().IndexField(ctx, &kubevirtv1.VirtualMachineInstance{}, indexInstanceNode, instanceNode); err != nil {
+			return fmt.Errorf("index VirtualMachineInstances by %s: %w", indexInstanceNode, err)
+		}
 		b = b.Watches(&kubevirtv1.VirtualMachine{}, children).
 			Watches(&kubevirtv1.VirtualMachineInstance{}, handler.EnqueueRequestsFromMapFunc(r.profilesOfInstance)).
 			Watches(&vmv1alpha1.NodeCapability{}, wakes.Capabilities()).
-			Watches(&corev1.Node{}, wakes.Nodes())
+			Watches(&corev1.Node{}, wakes.Nodes()).
+			Watches(&corev1.Node{}, r.nodeLossWakes())
 	}
 	if r.Deps.CDI {
 		b = b.Watches(&cdiv1.DataVolume{}, children)

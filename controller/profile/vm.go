@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	kubevirtv1 "kubevirt.io/api/core/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -46,6 +47,12 @@ func (r *Reconciler) applyVM(ctx context.Context, profile *vmv1alpha1.VirtualMac
 		// Just created: the cache cannot hold it yet, but the status can
 		// already say the VM is being created rather than not made.
 		observed.VM = vm
+		if profile.Status.VMName != "" {
+			// The status named a VM, so this one replaces a VM deleted
+			// from under the profile: say so, where the user looks.
+			r.event(profile, vm, corev1.EventTypeNormal, vmv1alpha1.EventRecreated,
+				"VirtualMachine %s was deleted from under the profile; created it again with the same disks", vm.Name)
+		}
 	}
 	return err
 }

@@ -92,6 +92,23 @@ func controllerOwnObjects(ctx context.Context, t *testing.T, cp *controlplane.Co
 		denied(t, "a VM taking cloud-init from another Secret", err, "cloud-init only inline or from a <profile>-cloudinit Secret")
 	})
 
+	t.Run("deletes only its profiles' VM instances", func(t *testing.T) {
+		// It deletes the instance of a VM whose node is lost, so that
+		// KubeVirt restarts the VM elsewhere: the instance carries the
+		// profile label of its VM's template.
+		for name, labels := range map[string]map[string]string{
+			"of-profile": {vmv1alpha1.LabelProfile: profile.Name},
+			"foreign":    {"app.kubernetes.io/managed-by": "someone-else"},
+		} {
+			vmi := &kubevirtv1.VirtualMachineInstance{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "tenant", Labels: labels}}
+			if err := cp.Client.Create(ctx, vmi); err != nil {
+				t.Fatalf("create VirtualMachineInstance %s: %v", name, err)
+			}
+		}
+		allowed(t, "delete its profile's instance", controller.Delete(ctx, &kubevirtv1.VirtualMachineInstance{ObjectMeta: metav1.ObjectMeta{Name: "of-profile", Namespace: "tenant"}}))
+		denied(t, "delete someone else's instance", controller.Delete(ctx, &kubevirtv1.VirtualMachineInstance{ObjectMeta: metav1.ObjectMeta{Name: "foreign", Namespace: "tenant"}}), storedNotOur)
+	})
+
 	t.Run("makes and changes its own objects, deletes only some", func(t *testing.T) {
 		applier := apply.Applier{Client: controller}
 		for _, obj := range ownObjects(t, profile, hostNetwork) {

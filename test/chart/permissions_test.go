@@ -144,6 +144,8 @@ func chartAccounts() []audited {
 				"secrets":                     {"create", "patch"},
 				"datavolumes.cdi.kubevirt.io": {"create", "delete", "patch", "update"},
 				"virtualmachines.kubevirt.io": {"create", "patch", "update"},
+				// Of a VM whose node is lost, for KubeVirt to restart it elsewhere.
+				"virtualmachineinstances.kubevirt.io":              {"delete"},
 				"network-attachment-definitions.k8s.cni.cncf.io":   {"create", "delete", "patch", "update"},
 				"nodenetworkconfigurationpolicies.nmstate.io":      {"create", "delete", "patch", "update"},
 				"hostnetworks.vm.example.com":                      {"patch", "update"},

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 	kubevirtv1 "kubevirt.io/api/core/v1"
@@ -97,7 +98,9 @@ const driftOnNodeB = "HostNetwork mgmt not verified: policy vmop-mgmt: nmstate r
 
 // TestBridgeDownExcludesTheNodeFromNewPlacements: br-lan (only on node-c)
 // goes down in node-c's namespace; within seconds a new profile needing it is
-// not placed and says why; the running VM stays; br-lan up again lets it run.
+// not placed and says why; the running VM stays, and its status says its
+// node no longer qualifies; br-lan up again lets the new one run and the
+// running one's status recovers.
 func TestBridgeDownExcludesTheNodeFromNewPlacements(t *testing.T) {
 	ns := newNamespace(t)
 	create(t, profile("lan-1", ns, "br-lan", false))
@@ -142,13 +145,32 @@ func TestBridgeDownExcludesTheNodeFromNewPlacements(t *testing.T) {
 	if err := c().Get(context.Background(), client.ObjectKey{Namespace: ns, Name: "lan-1-vm"}, &still); err != nil || still.UID != vmi.UID {
 		t.Fatalf("the running VM was disturbed: %v", err)
 	}
+	// The running VM's own status says its node no longer qualifies, and why.
+	observe.Eventually(t, 30*time.Second, "lan-1 says its node no longer qualifies", func() (bool, string) {
+		first = get(t, ns, "lan-1")
+		ready := meta.FindStatusCondition(first.Status.Conditions, vmv1alpha1.ConditionReady)
+		return first.Status.Phase == vmv1alpha1.PhaseRunning && ready != nil && ready.Status == metav1.ConditionFalse &&
+			ready.Reason == vmv1alpha1.ReasonNoEligibleNodes &&
+			strings.Contains(ready.Message, "keeps running on node node-c, which no longer qualifies (bridge br-lan is down)"), observe.Describe(first)
+	})
 
 	if err := env.SetLink("node-c", "br-lan", true); err != nil {
 		t.Fatal(err)
 	}
+	up := time.Now()
 	p := waitForPhase(t, ns, "lan-2", vmv1alpha1.PhaseRunning)
 	if p.Status.NodeName != "node-c" {
 		t.Fatalf("lan-2 on %s", p.Status.NodeName)
+	}
+	// lan-1's status recovers, on the instance it had all along.
+	observe.Eventually(t, 30*time.Second, "lan-1 Ready again", func() (bool, string) {
+		first = get(t, ns, "lan-1")
+		return meta.IsStatusConditionTrue(first.Status.Conditions, vmv1alpha1.ConditionReady) && observe.Exclusion(first, "node-c") == "" &&
+			meta.IsStatusConditionTrue(first.Status.Conditions, vmv1alpha1.ConditionScheduled), observe.Describe(first)
+	})
+	t.Logf("bridge up → running VM's status recovered in %v", time.Since(up).Round(time.Millisecond))
+	if err := c().Get(context.Background(), client.ObjectKey{Namespace: ns, Name: "lan-1-vm"}, &still); err != nil || still.UID != vmi.UID {
+		t.Fatalf("the running VM was disturbed: %v", err)
 	}
 }
 

@@ -84,6 +84,7 @@ func TestVMDeletedFromUnderTheProfileIsRecreatedWithTheSameDisks(t *testing.T) {
 		return getObject(t, &again, ns, "recover-vm") && again.UID != oldUID, "old VM still there or none yet"
 	})
 	waitForPhase(t, ns, "recover", vmv1alpha1.PhaseRunning)
+	expectEvent(t, ns, "recover", vmv1alpha1.EventRecreated)
 	var systemAfter, dataAfter corev1.PersistentVolumeClaim
 	getObject(t, &systemAfter, ns, "recover-system")
 	getObject(t, &dataAfter, ns, "recover-data")

@@ -21,6 +21,12 @@ import (
 // command everyone types, sorted our events as if they had no time. The
 // object stored is the same either way (one Event kind, two views): readers
 // of events.k8s.io still see eventTime, series, action, regarding and note.
+//
+// The sink returns the API's errors as they come: the broadcaster decides
+// whether to retry by the error's concrete type (a *errors.StatusError, such
+// as a namespace being deleted, is dropped; anything else is retried up to
+// 12 times). Wrapped, every refusal was retried, and each retry counted as a
+// write. The broadcaster's log line names the event.
 type coreEventSink struct {
 	events typedcorev1.EventsGetter
 }
@@ -32,7 +38,7 @@ func (s coreEventSink) Create(ctx context.Context, event *eventsv1.Event) (*even
 	core := coreEvent(event)
 	created, err := s.events.Events(core.Namespace).Create(ctx, core, metav1.CreateOptions{})
 	if err != nil {
-		return nil, fmt.Errorf("create Event %s/%s (%s): %w", event.Namespace, event.Name, event.Reason, err)
+		return nil, err //nolint:wrapcheck // the broadcaster switches on the concrete type
 	}
 	return eventsEvent(created), nil
 }
@@ -42,7 +48,7 @@ func (s coreEventSink) Update(ctx context.Context, event *eventsv1.Event) (*even
 	core := coreEvent(event)
 	updated, err := s.events.Events(core.Namespace).Update(ctx, core, metav1.UpdateOptions{})
 	if err != nil {
-		return nil, fmt.Errorf("update Event %s/%s (%s): %w", event.Namespace, event.Name, event.Reason, err)
+		return nil, err //nolint:wrapcheck // the broadcaster switches on the concrete type
 	}
 	return eventsEvent(updated), nil
 }
@@ -57,7 +63,7 @@ func (s coreEventSink) Patch(ctx context.Context, event *eventsv1.Event, data []
 	}
 	patched, err := s.events.Events(event.Namespace).Patch(ctx, event.Name, types.StrategicMergePatchType, withTimes, metav1.PatchOptions{})
 	if err != nil {
-		return nil, fmt.Errorf("patch Event %s/%s (%s): %w", event.Namespace, event.Name, event.Reason, err)
+		return nil, err //nolint:wrapcheck // the broadcaster switches on the concrete type (NotFound: create instead)
 	}
 	return eventsEvent(patched), nil
 }

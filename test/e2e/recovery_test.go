@@ -39,7 +39,7 @@ import (
 func TestBasicSeedTestVM(t *testing.T) {
 	ns := newNamespace(t)
 	start := time.Now()
-	create(t, observe.Sample(t, "seed-test-vm.yaml", ns))
+	create(t, observe.Sample(t, "vm_v1alpha1_virtualmachineprofile.yaml", ns))
 	p := waitForReady(t, ns, "test-vm")
 	t.Logf("seed test VM Ready on %s %v after apply", p.Status.NodeName, time.Since(start).Round(time.Millisecond))
 	if p.Status.NodeName != "node-a" || p.Status.Phase != vmv1alpha1.PhaseRunning || p.Status.VMName != "test-vm-vm" {

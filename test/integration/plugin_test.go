@@ -33,7 +33,7 @@ func runPlugin(t *testing.T, args ...string) (int, string) {
 // Ready and our CRDs current.
 func TestPluginAgreesWithTheController(t *testing.T) {
 	ns := newNamespace(t)
-	create(t, observe.Sample(t, "seed-test-vm.yaml", ns))
+	create(t, observe.Sample(t, "vm_v1alpha1_virtualmachineprofile.yaml", ns))
 	waitForPhase(t, ns, "test-vm", vmv1alpha1.PhaseRunning)
 	observe.Eventually(t, 30*time.Second, "why agrees with status.placement", func() (bool, string) {
 		p := getProfile(t, ns, "test-vm")

@@ -11,8 +11,20 @@ GOLANGCI_LINT := $(BIN)/golangci-lint
 KUBEVIRT_ADMIT := $(BIN)/kubevirt-admit
 CRD_REF_DOCS := $(BIN)/crd-ref-docs
 # Defined before any rule names them: make expands prerequisites as it reads.
-CNI_PLUGINS  := $(BIN)/cni/bridge $(BIN)/cni/macvlan
+CNI_PLUGINS  := $(BIN)/cni/bridge $(BIN)/cni/macvlan $(BIN)/cni/host-local $(BIN)/cni/loopback $(BIN)/cni/portmap
 CONTROL_PLANE := $(ETCD) $(KUBE_APISERVER) $(KUBE_CONTROLLER_MANAGER)
+# The node stack internal/testing/nodestack runs beside the control plane: the
+# real scheduler, kubelet and kube-proxy (test/tools/kube), containerd 2 with
+# its runc shim and ctr (test/tools/containerd), runc (test/tools/runc), the
+# pod network's CNI plugins and the images its pods run (build/images -node:
+# the sandbox's pause image and a test server).
+KUBE_SCHEDULER := $(BIN)/kube-scheduler
+KUBELET      := $(BIN)/kubelet
+KUBE_PROXY   := $(BIN)/kube-proxy
+CONTAINERD   := $(BIN)/containerd $(BIN)/containerd-shim-runc-v2 $(BIN)/ctr
+RUNC         := $(BIN)/runc
+NODE_IMAGES  := $(BIN)/node-images/pause.tar $(BIN)/node-images/nodestack-hello.tar
+NODE_STACK   := $(KUBE_SCHEDULER) $(KUBELET) $(KUBE_PROXY) $(CONTAINERD) $(RUNC) $(CNI_PLUGINS) $(NODE_IMAGES)
 # The oldest Kubernetes the chart's kubeVersion admits (test/tools/kube-oldest)
 # gets a directory of its own: its kube-apiserver and kube-controller-manager,
 # links to bin/etcd and bin/helm, so KUBEBUILDER_ASSETS=$(OLDEST_ASSETS) points
@@ -368,6 +380,13 @@ release-tag: ## Tag vVERSION (make release-tag VERSION=0.3.0) after checking the
 .PHONY: controlplane
 controlplane: $(CONTROL_PLANE) ## Build etcd, kube-apiserver and kube-controller-manager into bin/ (cached).
 
+.PHONY: nodestack
+nodestack: $(NODE_STACK) ## Build the node stack into bin/ (cached): kube-scheduler, kubelet, kube-proxy, containerd with its runc shim and ctr, runc, the pod network's CNI plugins and the pause and test images (bin/node-images).
+
+.PHONY: test-nodestack
+test-nodestack: $(CONTROL_PLANE) $(NODE_STACK) ## Run the node stack's own test (internal/testing/nodestack): a real scheduler, kubelet, containerd and kube-proxy run a pod from an imported image behind a Service. Needs root.
+	KUBEBUILDER_ASSETS=$(BIN) go test -count=1 -tags integration -v -run TestNodeStack ./internal/testing/nodestack/
+
 ##@ Tools (built from the pinned modules in test/tools; rebuilt only when those change)
 
 $(CONTROLLER_GEN): test/tools/codegen/go.mod test/tools/codegen/go.sum
@@ -391,6 +410,44 @@ OLDEST_LDFLAGS = $(call kube_ldflags,test/tools/kube-oldest)
 $(KUBE_APISERVER): test/tools/kube/go.mod test/tools/kube/go.sum
 	cd test/tools/kube && go build -ldflags '$(KUBE_LDFLAGS)' -o $@ k8s.io/kubernetes/cmd/kube-apiserver
 
+# The node's Kubernetes commands, from the same module and version as the
+# apiserver (their packages are mostly the apiserver's, cached: kubelet takes
+# about 30 s, kube-scheduler 10 s once it is built).
+$(KUBE_SCHEDULER) $(KUBELET) $(KUBE_PROXY): $(BIN)/%: test/tools/kube/go.mod test/tools/kube/go.sum
+	cd test/tools/kube && go build -ldflags '$(KUBE_LDFLAGS)' -o $@ k8s.io/kubernetes/cmd/$*
+
+# containerd 2 and its runc shim, static and stamped as containerd's Makefile
+# does (containerd --version, and the node's containerRuntimeVersion, say
+# v2.4.2). CGO_ENABLED=0 leaves out the btrfs snapshotter, which needs C
+# headers; the node stack uses the native snapshotter.
+CONTAINERD_VERSION = $(shell cd test/tools/containerd && go list -m -f '{{.Version}}' github.com/containerd/containerd/v2)
+$(CONTAINERD) &: test/tools/containerd/go.mod test/tools/containerd/go.sum
+	cd test/tools/containerd && CGO_ENABLED=0 go build -tags no_btrfs,urfave_cli_no_docs \
+		-ldflags '-X github.com/containerd/containerd/v2/version.Version=$(CONTAINERD_VERSION)' -o $(BIN)/ \
+		github.com/containerd/containerd/v2/cmd/containerd \
+		github.com/containerd/containerd/v2/cmd/containerd-shim-runc-v2 \
+		github.com/containerd/containerd/v2/cmd/ctr
+
+# runc with cgo and libseccomp, as its releases (seccomp profiles need it:
+# the kubelet's RuntimeDefault is one), without libpathrs, a Rust library
+# Debian does not package; runc then resolves paths in Go.
+RUNC_VERSION = $(shell cd test/tools/runc && go list -m -f '{{.Version}}' github.com/opencontainers/runc)
+$(RUNC): test/tools/runc/go.mod test/tools/runc/go.sum | libseccomp
+	cd test/tools/runc && CGO_ENABLED=1 go build -tags seccomp,urfave_cli_no_docs \
+		-ldflags '-X main.version=$(patsubst v%,%,$(RUNC_VERSION))' -o $@ github.com/opencontainers/runc
+
+# runc's seccomp support links libseccomp: Debian's libseccomp-dev, installed
+# when missing.
+.PHONY: libseccomp
+libseccomp:
+	@pkg-config --exists libseccomp 2>/dev/null || { echo "installing Debian's libseccomp-dev and pkg-config (runc links libseccomp)"; \
+		{ compgen -G '/var/lib/apt/lists/*_Packages*' >/dev/null || apt-get update >/dev/null; } && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends libseccomp-dev pkg-config >/dev/null; }
+
+# The images the node stack's pods run, built as make images builds ours.
+$(NODE_IMAGES) &: build/images/*.go build/pause/*.go internal/testing/nodestack/hello/*.go
+	go run ./build/images -node -out $(BIN)/node-images
+
 $(OLDEST_ASSETS)/kube-apiserver: test/tools/kube-oldest/go.mod test/tools/kube-oldest/go.sum
 	cd test/tools/kube-oldest && go build -ldflags '$(OLDEST_LDFLAGS)' -o $@ k8s.io/kubernetes/cmd/kube-apiserver
 
@@ -411,7 +468,10 @@ $(CNI_PLUGINS) &: test/tools/cni/go.mod test/tools/cni/go.sum
 	mkdir -p $(BIN)/cni
 	cd test/tools/cni && CGO_ENABLED=0 go build -ldflags='-s -w' -o $(BIN)/cni/ \
 		github.com/containernetworking/plugins/plugins/main/bridge \
-		github.com/containernetworking/plugins/plugins/main/macvlan
+		github.com/containernetworking/plugins/plugins/main/macvlan \
+		github.com/containernetworking/plugins/plugins/ipam/host-local \
+		github.com/containernetworking/plugins/plugins/main/loopback \
+		github.com/containernetworking/plugins/plugins/meta/portmap
 
 # KubeVirt's own VM validation (virt-api's admitters, v1.8.0) as a command,
 # for internal/testing/consumers. About 6 minutes cold on 2 cores. KubeVirt's go.mod

@@ -18,6 +18,7 @@
 package nodestack
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -29,7 +30,10 @@ import (
 
 	"github.com/vishvananda/netlink"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/util/httpstream"
 	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/tools/remotecommand"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/jianfenliu/vmoperator/internal/testing/controlplane"
@@ -562,6 +566,35 @@ func (s *Stack) PodLogs(ctx context.Context, namespace, pod, container string) (
 		return "", fmt.Errorf("logs of pod %s/%s: %w", namespace, pod, err)
 	}
 	return string(raw), nil
+}
+
+// Exec runs command in a container and returns its standard output and
+// error, through the apiserver and the kubelet to containerd's streaming
+// server, as kubectl exec does (WebSocket, falling back to SPDY).
+func (s *Stack) Exec(ctx context.Context, namespace, pod, container string, command ...string) (string, string, error) {
+	clientset, err := s.clientset()
+	if err != nil {
+		return "", "", err
+	}
+	request := clientset.CoreV1().RESTClient().Post().Resource("pods").Namespace(namespace).Name(pod).SubResource("exec").
+		VersionedParams(&corev1.PodExecOptions{Container: container, Command: command, Stdout: true, Stderr: true}, scheme.ParameterCodec)
+	websocket, err := remotecommand.NewWebSocketExecutor(s.ControlPlane.Config, "GET", request.URL().String())
+	if err != nil {
+		return "", "", fmt.Errorf("exec in pod %s/%s: %w", namespace, pod, err)
+	}
+	spdy, err := remotecommand.NewSPDYExecutor(s.ControlPlane.Config, "POST", request.URL())
+	if err != nil {
+		return "", "", fmt.Errorf("exec in pod %s/%s: %w", namespace, pod, err)
+	}
+	executor, err := remotecommand.NewFallbackExecutor(websocket, spdy, httpstream.IsUpgradeFailure)
+	if err != nil {
+		return "", "", fmt.Errorf("exec in pod %s/%s: %w", namespace, pod, err)
+	}
+	var stdout, stderr bytes.Buffer
+	if err := executor.StreamWithContext(ctx, remotecommand.StreamOptions{Stdout: &stdout, Stderr: &stderr}); err != nil {
+		return stdout.String(), stderr.String(), fmt.Errorf("exec %v in pod %s/%s: %w", command, namespace, pod, err)
+	}
+	return stdout.String(), stderr.String(), nil
 }
 
 // Node is the node object as the apiserver has it.

@@ -26,8 +26,9 @@ import (
 // TestNodeStack runs a pod the way a cluster does: the kubelet registers
 // its node Ready on containerd, the real scheduler places a pod from an
 // imported image, runc runs it with a restricted securityContext, its
-// readiness probe passes over the pod network, its logs come through the
-// apiserver from the kubelet, and a Service reaches it through kube-proxy.
+// readiness probe passes over the pod network, its logs and an exec come
+// through the apiserver from the kubelet, and a Service reaches it through
+// kube-proxy.
 // Stop then leaves nothing behind.
 func TestNodeStack(t *testing.T) {
 	started := time.Now()
@@ -85,6 +86,14 @@ func TestNodeStack(t *testing.T) {
 	}
 	if want := "hello from " + pod.Name; !strings.Contains(logs, want) {
 		t.Errorf("pod logs %q do not contain %q", logs, want)
+	}
+
+	stdout, stderr, err := stack.Exec(ctx, pod.Namespace, pod.Name, "hello", "/nodestack-hello", "hostname")
+	if err != nil {
+		t.Fatalf("exec through the apiserver and the kubelet: %v (stderr %q)", err, stderr)
+	}
+	if strings.TrimSpace(stdout) != pod.Name {
+		t.Errorf("exec hostname in pod %s printed %q", pod.Name, stdout)
 	}
 
 	service := &corev1.Service{

@@ -263,14 +263,14 @@ docker-push: ## Push both images docker-build made to IMG_REGISTRY.
 # tier, fuzz targets included.
 
 # What the integration, e2e and scale tiers run: both control planes aside.
-TEST_TOOLS := $(CONTROL_PLANE) $(BIN)/promtool $(BIN)/prometheus $(HELM) $(CONTROLLER_GEN) $(CNI_PLUGINS) $(KUBEVIRT_ADMIT) images cloud-init nftables
+TEST_TOOLS := $(CONTROL_PLANE) $(BIN)/promtool $(BIN)/prometheus $(HELM) $(CONTROLLER_GEN) $(CNI_PLUGINS) $(KUBEVIRT_ADMIT) images cloud-init nftables $(NODE_STACK)
 # `go test -count=1 -timeout 30m`: test/scale's fault tests take about 8
 # minutes alone on 2 cores, longer beside the other packages: more than go
 # test's default 10-minute limit.
 GO_TEST_LONG := go test -count=1 -timeout 30m
 
 .PHONY: test
-test: lint test-unit $(TEST_TOOLS) $(OLDEST_CONTROL_PLANE) ## Run every test: make lint and make test-unit first (seconds, so a style or unit failure stops it early), then builds what the tests need into bin/ first (both control planes, promtool, helm, controller-gen, the reference CNI plugins, KubeVirt's admitters, the images; cloud-init and nftables are apt-installed when missing), then runs the unit and integration tests of the product module and every test of the test module (integration, chart, validation, e2e, scale), every fuzz target for TEST_FUZZTIME (20 s) each, test-oldest and test-kernel.
+test: lint test-unit $(TEST_TOOLS) $(OLDEST_CONTROL_PLANE) ## Run every test: make lint and make test-unit first (seconds, so a style or unit failure stops it early), then builds what the tests need into bin/ first (both control planes, the node stack of make nodestack, promtool, helm, controller-gen, the reference CNI plugins, KubeVirt's admitters, the images; cloud-init, nftables and libseccomp-dev are apt-installed when missing), then runs the unit and integration tests of the product module and every test of the test module (integration, chart, validation, e2e, scale), every fuzz target for TEST_FUZZTIME (20 s) each, test-oldest and test-kernel.
 	KUBEBUILDER_ASSETS=$(BIN) $(GO_TEST_LONG) -tags integration ./...
 	cd test && KUBEBUILDER_ASSETS=$(BIN) $(GO_TEST_LONG) -tags e2e,scale ./...
 	$(MAKE) --no-print-directory fuzz FUZZTIME=$(TEST_FUZZTIME)
@@ -444,7 +444,8 @@ libseccomp:
 		{ compgen -G '/var/lib/apt/lists/*_Packages*' >/dev/null || apt-get update >/dev/null; } && \
 		DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends libseccomp-dev pkg-config >/dev/null; }
 
-# The images the node stack's pods run, built as make images builds ours.
+# The images the node stack's pods run, built as make images builds ours
+# (this machine's platform only; a few seconds).
 $(NODE_IMAGES) &: build/images/*.go build/pause/*.go internal/testing/nodestack/hello/*.go
 	go run ./build/images -node -out $(BIN)/node-images
 
@@ -463,7 +464,8 @@ $(OLDEST_ASSETS)/helm: | $(HELM)
 	mkdir -p $(@D) && ln -sf ../helm $@
 
 # The reference CNI plugins internal/testing/consumers runs on every NAD the operator
-# writes; static, so the kernel VM's initramfs can hold them too.
+# writes, and the node stack's pod network (bridge, host-local, loopback,
+# portmap); static, so the kernel VM's initramfs can hold them too.
 $(CNI_PLUGINS) &: test/tools/cni/go.mod test/tools/cni/go.sum
 	mkdir -p $(BIN)/cni
 	cd test/tools/cni && CGO_ENABLED=0 go build -ldflags='-s -w' -o $(BIN)/cni/ \

@@ -30,10 +30,10 @@ import (
 
 	"github.com/vishvananda/netlink"
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/util/httpstream"
 	"k8s.io/apimachinery/pkg/util/wait"
-	"k8s.io/client-go/kubernetes/scheme"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/tools/remotecommand"
+	"k8s.io/streaming/pkg/httpstream"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/jianfenliu/vmoperator/internal/testing/controlplane"
@@ -484,11 +484,18 @@ func (s *Stack) Stop() error {
 	}
 	s.stopped = true
 	var errs []error
+	// The controllers and the scheduler first, so that no DaemonSet or
+	// ReplicaSet replaces the pods drainPods deletes; then the reverse of
+	// start: kube-proxy, kubelet, containerd last (the kubelet tears pods
+	// down through it).
+	for _, p := range s.processes {
+		if p.name == "kube-controller-manager" || p.name == "kube-scheduler" {
+			errs = append(errs, p.stop(10*time.Second))
+		}
+	}
 	if s.ControlPlane != nil && s.kubeProxy != nil {
 		errs = append(errs, s.drainPods(60*time.Second))
 	}
-	// The reverse of start: kube-proxy, kubelet, scheduler, controllers,
-	// containerd last (the kubelet tears pods down through it).
 	for i := len(s.processes) - 1; i >= 0; i-- {
 		errs = append(errs, s.processes[i].stop(10*time.Second))
 	}
@@ -577,7 +584,7 @@ func (s *Stack) Exec(ctx context.Context, namespace, pod, container string, comm
 		return "", "", err
 	}
 	request := clientset.CoreV1().RESTClient().Post().Resource("pods").Namespace(namespace).Name(pod).SubResource("exec").
-		VersionedParams(&corev1.PodExecOptions{Container: container, Command: command, Stdout: true, Stderr: true}, scheme.ParameterCodec)
+		VersionedParams(&corev1.PodExecOptions{Container: container, Command: command, Stdout: true, Stderr: true}, clientgoscheme.ParameterCodec)
 	websocket, err := remotecommand.NewWebSocketExecutor(s.ControlPlane.Config, "GET", request.URL().String())
 	if err != nil {
 		return "", "", fmt.Errorf("exec in pod %s/%s: %w", namespace, pod, err)

@@ -244,4 +244,3 @@ func getThroughService(ctx context.Context, t *testing.T, url string) string {
 	}
 	return body
 }
-

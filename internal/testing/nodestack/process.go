@@ -12,10 +12,11 @@ import (
 
 // process is one command the stack started, its output in a log file.
 type process struct {
-	name   string
-	cmd    *exec.Cmd
-	log    string
-	exited chan error
+	name    string
+	cmd     *exec.Cmd
+	log     string
+	exited  chan error
+	stopped bool
 }
 
 // startProcess runs path with args, writing its output to dir/<name>.log.
@@ -54,6 +55,10 @@ func (p *process) alive() bool {
 // stop sends SIGTERM to the process group and SIGKILL after grace. An exit
 // caused by either signal is no error.
 func (p *process) stop(grace time.Duration) error {
+	if p.stopped {
+		return nil
+	}
+	p.stopped = true
 	if !p.alive() {
 		if state := p.cmd.ProcessState; state != nil && !state.Success() {
 			return fmt.Errorf("%s had exited with %v before it was stopped (log %s)", p.name, state, p.log)

@@ -14,7 +14,11 @@
 // failure: processes (containers and shims through the stack's own cgroup
 // tree), mounts under its directory (volumes, rootfs, network namespaces),
 // its bridge, kube-proxy's and portmap's nftables tables, its cgroups, and
-// the kernel sysctls the kubelet sets. Tests using it must run as root.
+// the kernel sysctls the kubelet sets. What a test binary that died without
+// Stop left (go test -timeout runs no cleanup), the next Start sweeps; its
+// processes die with it (SIGKILL as parent-death signal), but for the
+// containers and shims, which the sweep kills through their cgroups. Tests
+// using it must run as root.
 package nodestack
 
 import (
@@ -134,9 +138,15 @@ func prepare(o Options) (*Stack, error) {
 			return nil, fmt.Errorf("node stack: %s not found in %s; run `make nodestack`: %w", name, bin, err)
 		}
 	}
+	if err := sweepStale(); err != nil {
+		return nil, err
+	}
 	dir, err := os.MkdirTemp("", "nodestack-")
 	if err != nil {
 		return nil, err
+	}
+	if err := writeOwner(dir); err != nil {
+		return nil, errors.Join(err, os.RemoveAll(dir))
 	}
 	// The directory's random suffix names the stack's cgroup tree and
 	// bridge, so two stacks (or a stack and its leftovers) never share them.
@@ -193,6 +203,9 @@ func (s *Stack) start(o Options) error {
 		return err
 	}
 	s.sysctls = readSysctls(sysctlsKubeletSets)
+	if err := writeSysctls(s.Dir, s.sysctls); err != nil {
+		return err
+	}
 	if err := createCgroup(s.cgroupMounts, s.cgroupRoot+"/runtime"); err != nil {
 		return err
 	}

@@ -35,6 +35,9 @@ var chartDir = flag.String("chart", filepath.Join(controlplane.RepoRoot(), "depl
 
 const namespace = "vmop-system"
 
+// clusterScoped are the kinds installAgent creates without a namespace.
+var clusterScoped = map[string]bool{"PriorityClass": true, "ClusterRole": true, "ClusterRoleBinding": true}
+
 // TestAgentRunsOnANodeWithoutKVMDevice: where no device plugin offers
 // devices.kubevirt.io/kvm (control planes, nodes before KubeVirt's
 // virt-handler, clusters without KubeVirt), the agent must still be
@@ -130,14 +133,14 @@ func installAgent(ctx context.Context, t *testing.T, stack *nodestack.Stack) *ap
 	var daemonSet *appsv1.DaemonSet
 	for _, obj := range objects {
 		switch obj.GetKind() {
-		case "PriorityClass", "ServiceAccount":
+		case "PriorityClass", "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding":
 		case "DaemonSet":
 			daemonSet = &appsv1.DaemonSet{}
 			daemonSet.Name, daemonSet.Namespace = obj.GetName(), namespace
 		default:
 			continue
 		}
-		if obj.GetNamespace() == "" && obj.GetKind() != "PriorityClass" {
+		if obj.GetNamespace() == "" && !clusterScoped[obj.GetKind()] {
 			obj.SetNamespace(namespace)
 		}
 		if err := c.Create(ctx, obj); err != nil {
@@ -263,4 +266,38 @@ func events(ctx context.Context, t *testing.T, stack *nodestack.Stack) string {
 		lines = append(lines, fmt.Sprintf("%s %s: %s", event.InvolvedObject.Name, event.Reason, event.Message))
 	}
 	return strings.Join(lines, "; ")
+}
+
+// TestAgentReadyOnTheRealNode: the agent from make images, with the chart's
+// exact securityContext, mounts, probes, priority class, roles and
+// projected token, becomes Ready on a real kubelet: it publishes its
+// NodeCapability through the kubernetes Service and kube-proxy.
+func TestAgentReadyOnTheRealNode(t *testing.T) {
+	stack := startStack(t, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	daemonSet := installAgent(ctx, t, stack)
+	var pods []corev1.Pod
+	err := wait.PollUntilContextTimeout(ctx, time.Second, 75*time.Second, false, func(context.Context) (bool, error) {
+		pods = agentPods(ctx, t, stack, daemonSet)
+		for _, pod := range pods {
+			for _, condition := range pod.Status.Conditions {
+				if condition.Type == corev1.PodReady && condition.Status == corev1.ConditionTrue {
+					return true, nil
+				}
+			}
+		}
+		return false, nil
+	})
+	if err != nil {
+		logs := ""
+		for _, pod := range pods {
+			out, err := stack.PodLogs(ctx, pod.Namespace, pod.Name, "agent")
+			if err != nil {
+				out = err.Error()
+			}
+			logs += out
+		}
+		t.Fatalf("agent not Ready: %v; pods %s; events %s; logs:\n%s", err, podStates(pods), events(ctx, t, stack), logs)
+	}
 }

@@ -78,6 +78,17 @@ type settings struct {
 	withoutOwnCRDs bool
 	stopAtOnce     bool
 	apiserverFlags map[string][]string
+	certDir        string
+	servingCA      []byte
+}
+
+// WithAPIServerCerts makes kube-apiserver serve the certificate in
+// certDir (apiserver.crt and apiserver.key, with sa-signer.crt and
+// sa-signer.key for service account tokens), signed by ca, instead of the
+// one envtest makes, which names only localhost and 127.0.0.1: the node
+// stack's pods reach the apiserver as 10.0.0.1, the kubernetes Service.
+func WithAPIServerCerts(certDir string, ca []byte) Option {
+	return func(s *settings) { s.certDir, s.servingCA = certDir, ca }
 }
 
 // WithAPIServerFlags sets kube-apiserver flags over envtest's defaults; a
@@ -148,6 +159,11 @@ func Start(options ...Option) (*ControlPlane, error) {
 	}
 	if s.withoutOwnCRDs {
 		env.CRDDirectoryPaths = nil
+	}
+	if s.certDir != "" {
+		apiserver := env.ControlPlane.GetAPIServer()
+		apiserver.CertDir = s.certDir
+		apiserver.SecureServing.CA = s.servingCA
 	}
 	apiserverArgs := env.ControlPlane.GetAPIServer().Configure()
 	for name, values := range s.apiserverFlags {

@@ -74,19 +74,21 @@ type Stack struct {
 	// archive path.
 	ImageRefs map[string]string
 
-	bin          string
-	certs        kubeletClientCerts
-	cgroupMounts []string
-	cgroupRoot   string
-	bridge       string
-	socket       string
-	nftBefore    map[string]bool
-	sysctls      map[string]string
-	processes    []*process // in start order
-	containerd   *process
-	kubeProxy    *process
-	proxyConfig  string
-	stopped      bool
+	bin              string
+	certs            kubeletClientCerts
+	apiserverCertDir string
+	servingCA        []byte
+	cgroupMounts     []string
+	cgroupRoot       string
+	bridge           string
+	socket           string
+	nftBefore        map[string]bool
+	sysctls          map[string]string
+	processes        []*process // in start order
+	containerd       *process
+	kubeProxy        *process
+	proxyConfig      string
+	stopped          bool
 }
 
 // sysctlsKubeletSets are the kernel settings the kubelet writes at start
@@ -117,7 +119,8 @@ func Start(o Options) (*Stack, error) {
 	if err != nil {
 		return nil, err
 	}
-	cpOptions := append([]controlplane.Option{controlplane.WithAPIServerFlags(s.apiserverFlags())}, o.ControlPlane...)
+	cpOptions := append([]controlplane.Option{controlplane.WithAPIServerFlags(s.apiserverFlags()),
+		controlplane.WithAPIServerCerts(s.apiserverCertDir, s.servingCA)}, o.ControlPlane...)
 	s.ControlPlane, err = controlplane.Start(cpOptions...)
 	if err != nil {
 		return nil, errors.Join(err, s.Stop())
@@ -165,6 +168,13 @@ func prepare(o Options) (*Stack, error) {
 	if s.certs, err = writeKubeletClientCerts(dir); err != nil {
 		return nil, errors.Join(err, os.RemoveAll(dir))
 	}
+	s.apiserverCertDir = filepath.Join(dir, "apiserver")
+	if err := os.MkdirAll(s.apiserverCertDir, 0o700); err != nil {
+		return nil, errors.Join(err, os.RemoveAll(dir))
+	}
+	if s.servingCA, err = writeAPIServerCerts(s.apiserverCertDir, nodeIPs()); err != nil {
+		return nil, errors.Join(err, os.RemoveAll(dir))
+	}
 	return s, nil
 }
 
@@ -181,7 +191,7 @@ func shorten(s string, n int) string {
 // projected tokens; envtest disables it), and the client certificate it
 // shows the kubelet for logs and exec.
 func (s *Stack) apiserverFlags() map[string][]string {
-	return map[string][]string{
+	flags := map[string][]string{
 		"authorization-mode":         {"Node,RBAC"},
 		"enable-admission-plugins":   {"NodeRestriction"},
 		"disable-admission-plugins":  nil,
@@ -191,6 +201,14 @@ func (s *Stack) apiserverFlags() map[string][]string {
 		// here; kubeadm prefers InternalIP too.
 		"kubelet-preferred-address-types": {"InternalIP,ExternalIP,Hostname"},
 	}
+	// The kubernetes Service's endpoint is the advertised address: on
+	// loopback, as envtest has it, kube-proxy has nowhere to send pods'
+	// connections. envtest's own clients keep dialing 127.0.0.1.
+	if ips := nodeIPs(); len(ips) > 0 {
+		flags["advertise-address"] = []string{ips[0].String()}
+		flags["bind-address"] = []string{"0.0.0.0"}
+	}
+	return flags
 }
 
 // start runs the node's processes in dependency order.

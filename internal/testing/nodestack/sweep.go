@@ -52,6 +52,10 @@ func sweepStale() error {
 	var errs []error
 	alive := 0
 	for _, dir := range dirs {
+		// Only the stacks' own directories: each names its owner.
+		if _, err := os.Stat(filepath.Join(dir, ownerFile)); err != nil {
+			continue
+		}
 		if ownerAlive(dir) {
 			alive++
 			continue

@@ -163,7 +163,7 @@ func Start(options ...Option) (*ControlPlane, error) {
 	if s.certDir != "" {
 		apiserver := env.ControlPlane.GetAPIServer()
 		apiserver.CertDir = s.certDir
-		apiserver.SecureServing.CA = s.servingCA
+		apiserver.CA = s.servingCA
 	}
 	apiserverArgs := env.ControlPlane.GetAPIServer().Configure()
 	for name, values := range s.apiserverFlags {

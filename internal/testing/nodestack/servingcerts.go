@@ -63,7 +63,7 @@ func writeAPIServerCerts(dir string, ips []net.IP) ([]byte, error) {
 	}
 	keyDER, err := x509.MarshalECPrivateKey(key)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("apiserver serving key: %w", err)
 	}
 	saKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -71,11 +71,11 @@ func writeAPIServerCerts(dir string, ips []net.IP) ([]byte, error) {
 	}
 	saKeyDER, err := x509.MarshalECPrivateKey(saKey)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("service account signing key: %w", err)
 	}
 	saPublicDER, err := x509.MarshalPKIXPublicKey(&saKey.PublicKey)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("service account public key: %w", err)
 	}
 	caPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER})
 	for name, block := range map[string]*pem.Block{

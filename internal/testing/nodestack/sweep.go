@@ -43,7 +43,7 @@ func ownerAlive(dir string) bool {
 func sweepStale() error {
 	dirs, err := filepath.Glob(filepath.Join(os.TempDir(), "nodestack-*"))
 	if err != nil {
-		return err
+		return fmt.Errorf("stale node stacks: %w", err)
 	}
 	mounts, err := cgroupMounts()
 	if err != nil {
@@ -92,7 +92,7 @@ func sweepDir(dir string, mounts []string) error {
 func writeSysctls(dir string, values map[string]string) error {
 	raw, err := json.Marshal(values)
 	if err != nil {
-		return err
+		return fmt.Errorf("sysctls of %s: %w", dir, err)
 	}
 	return os.WriteFile(filepath.Join(dir, sysctlsFile), raw, 0o644)
 }

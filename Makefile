@@ -384,7 +384,7 @@ controlplane: $(CONTROL_PLANE) ## Build etcd, kube-apiserver and kube-controller
 nodestack: $(NODE_STACK) ## Build the node stack into bin/ (cached): kube-scheduler, kubelet, kube-proxy, containerd with its runc shim and ctr, runc, the pod network's CNI plugins and the pause and test images (bin/node-images).
 
 .PHONY: test-nodestack
-test-nodestack: $(CONTROL_PLANE) $(NODE_STACK) $(HELM) images ## Run the node stack's tests: its own (internal/testing/nodestack: a real scheduler, kubelet, containerd and kube-proxy run a pod from an imported image behind a Service) and the chart's agent on it (test/nodestack: a node without a kvm device, a tainted control plane). Needs root.
+test-nodestack: $(CONTROL_PLANE) $(NODE_STACK) $(HELM) images ## Run the node stack's tests: its own (internal/testing/nodestack: a real scheduler, kubelet, containerd and kube-proxy run a pod from an imported image behind a Service) and the chart's agent on it (test/nodestack: Ready from the image with the chart's roles and securityContext, on a node without a kvm device, off a tainted control plane). Needs root.
 	KUBEBUILDER_ASSETS=$(BIN) go test -count=1 -tags integration -v -run TestNodeStack ./internal/testing/nodestack/
 	cd test && KUBEBUILDER_ASSETS=$(BIN) go test -count=1 -v ./nodestack/
 

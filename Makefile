@@ -11,8 +11,20 @@ GOLANGCI_LINT := $(BIN)/golangci-lint
 KUBEVIRT_ADMIT := $(BIN)/kubevirt-admit
 CRD_REF_DOCS := $(BIN)/crd-ref-docs
 # Defined before any rule names them: make expands prerequisites as it reads.
-CNI_PLUGINS  := $(BIN)/cni/bridge $(BIN)/cni/macvlan
+CNI_PLUGINS  := $(BIN)/cni/bridge $(BIN)/cni/macvlan $(BIN)/cni/host-local $(BIN)/cni/loopback $(BIN)/cni/portmap
 CONTROL_PLANE := $(ETCD) $(KUBE_APISERVER) $(KUBE_CONTROLLER_MANAGER)
+# The node stack internal/testing/nodestack runs beside the control plane: the
+# real scheduler, kubelet and kube-proxy (test/tools/kube), containerd 2 with
+# its runc shim and ctr (test/tools/containerd), runc (test/tools/runc), the
+# pod network's CNI plugins and the images its pods run (build/images -node:
+# the sandbox's pause image and a test server).
+KUBE_SCHEDULER := $(BIN)/kube-scheduler
+KUBELET      := $(BIN)/kubelet
+KUBE_PROXY   := $(BIN)/kube-proxy
+CONTAINERD   := $(BIN)/containerd $(BIN)/containerd-shim-runc-v2 $(BIN)/ctr
+RUNC         := $(BIN)/runc
+NODE_IMAGES  := $(BIN)/node-images/pause.tar $(BIN)/node-images/nodestack-hello.tar
+NODE_STACK   := $(KUBE_SCHEDULER) $(KUBELET) $(KUBE_PROXY) $(CONTAINERD) $(RUNC) $(CNI_PLUGINS) $(NODE_IMAGES)
 # The oldest Kubernetes the chart's kubeVersion admits (test/tools/kube-oldest)
 # gets a directory of its own: its kube-apiserver and kube-controller-manager,
 # links to bin/etcd and bin/helm, so KUBEBUILDER_ASSETS=$(OLDEST_ASSETS) points
@@ -275,14 +287,14 @@ docker-push: ## Push both images docker-build made, IMG and AGENT_IMG.
 # tier, fuzz targets included.
 
 # What the integration, e2e and scale tiers run: both control planes aside.
-TEST_TOOLS := $(CONTROL_PLANE) $(BIN)/promtool $(BIN)/prometheus $(HELM) $(CONTROLLER_GEN) $(CNI_PLUGINS) $(KUBEVIRT_ADMIT) images cloud-init nftables
+TEST_TOOLS := $(CONTROL_PLANE) $(BIN)/promtool $(BIN)/prometheus $(HELM) $(CONTROLLER_GEN) $(CNI_PLUGINS) $(KUBEVIRT_ADMIT) images cloud-init nftables $(NODE_STACK)
 # `go test -count=1 -timeout 30m`: test/scale's fault tests take about 8
 # minutes alone on 2 cores, longer beside the other packages: more than go
 # test's default 10-minute limit.
 GO_TEST_LONG := go test -count=1 -timeout 30m
 
 .PHONY: test
-test: lint test-unit $(TEST_TOOLS) $(OLDEST_CONTROL_PLANE) ## Run every test: make lint and make test-unit first (seconds, so a style or unit failure stops it early), then builds what the tests need into bin/ first (both control planes, promtool, helm, controller-gen, the reference CNI plugins, KubeVirt's admitters, the images; cloud-init and nftables are apt-installed when missing), then runs the unit and integration tests of the product module and every test of the test module (integration, chart, validation, e2e, scale), every fuzz target for TEST_FUZZTIME (20 s) each, test-oldest and test-kernel.
+test: lint test-unit $(TEST_TOOLS) $(OLDEST_CONTROL_PLANE) ## Run every test: make lint and make test-unit first (seconds, so a style or unit failure stops it early), then builds what the tests need into bin/ first (both control planes, the node stack of make nodestack, promtool, helm, controller-gen, the reference CNI plugins, KubeVirt's admitters, the images; cloud-init, nftables and libseccomp-dev are apt-installed when missing), then runs the unit and integration tests of the product module and every test of the test module (integration, chart, validation, e2e, scale), every fuzz target for TEST_FUZZTIME (20 s) each, test-oldest and test-kernel.
 	KUBEBUILDER_ASSETS=$(BIN) $(GO_TEST_LONG) -tags integration ./...
 	cd test && KUBEBUILDER_ASSETS=$(BIN) $(GO_TEST_LONG) -tags e2e,scale ./...
 	$(MAKE) --no-print-directory fuzz FUZZTIME=$(TEST_FUZZTIME)
@@ -392,6 +404,14 @@ release-tag: ## Tag vVERSION (make release-tag VERSION=0.3.0) after checking the
 .PHONY: controlplane
 controlplane: $(CONTROL_PLANE) ## Build etcd, kube-apiserver and kube-controller-manager into bin/ (cached).
 
+.PHONY: nodestack
+nodestack: $(NODE_STACK) ## Build the node stack into bin/ (cached): kube-scheduler, kubelet, kube-proxy, containerd with its runc shim and ctr, runc, the pod network's CNI plugins and the pause and test images (bin/node-images).
+
+.PHONY: test-nodestack
+test-nodestack: $(CONTROL_PLANE) $(NODE_STACK) $(HELM) images ## Run the node stack's tests: its own (internal/testing/nodestack: a real scheduler, kubelet, containerd and kube-proxy run a pod from an imported image behind a Service) and the chart's agent on it (test/nodestack: Ready from the image with the chart's roles and securityContext, on a node without a kvm device, off a tainted control plane). Needs root.
+	KUBEBUILDER_ASSETS=$(BIN) go test -count=1 -tags integration -v -run TestNodeStack ./internal/testing/nodestack/
+	cd test && KUBEBUILDER_ASSETS=$(BIN) go test -count=1 -v ./nodestack/
+
 ##@ Tools (built from the pinned modules in test/tools; rebuilt only when those change)
 
 $(CONTROLLER_GEN): test/tools/codegen/go.mod test/tools/codegen/go.sum
@@ -415,6 +435,45 @@ OLDEST_LDFLAGS = $(call kube_ldflags,test/tools/kube-oldest)
 $(KUBE_APISERVER): test/tools/kube/go.mod test/tools/kube/go.sum
 	cd test/tools/kube && go build -ldflags '$(KUBE_LDFLAGS)' -o $@ k8s.io/kubernetes/cmd/kube-apiserver
 
+# The node's Kubernetes commands, from the same module and version as the
+# apiserver (their packages are mostly the apiserver's, cached: kubelet takes
+# about 30 s, kube-scheduler 10 s once it is built).
+$(KUBE_SCHEDULER) $(KUBELET) $(KUBE_PROXY): $(BIN)/%: test/tools/kube/go.mod test/tools/kube/go.sum
+	cd test/tools/kube && go build -ldflags '$(KUBE_LDFLAGS)' -o $@ k8s.io/kubernetes/cmd/$*
+
+# containerd 2 and its runc shim, static and stamped as containerd's Makefile
+# does (containerd --version, and the node's containerRuntimeVersion, say
+# v2.4.2). CGO_ENABLED=0 leaves out the btrfs snapshotter, which needs C
+# headers; the node stack uses the native snapshotter.
+CONTAINERD_VERSION = $(shell cd test/tools/containerd && go list -m -f '{{.Version}}' github.com/containerd/containerd/v2)
+$(CONTAINERD) &: test/tools/containerd/go.mod test/tools/containerd/go.sum
+	cd test/tools/containerd && CGO_ENABLED=0 go build -tags no_btrfs,urfave_cli_no_docs \
+		-ldflags '-X github.com/containerd/containerd/v2/version.Version=$(CONTAINERD_VERSION)' -o $(BIN)/ \
+		github.com/containerd/containerd/v2/cmd/containerd \
+		github.com/containerd/containerd/v2/cmd/containerd-shim-runc-v2 \
+		github.com/containerd/containerd/v2/cmd/ctr
+
+# runc with cgo and libseccomp, as its releases (seccomp profiles need it:
+# the kubelet's RuntimeDefault is one), without libpathrs, a Rust library
+# Debian does not package; runc then resolves paths in Go.
+RUNC_VERSION = $(shell cd test/tools/runc && go list -m -f '{{.Version}}' github.com/opencontainers/runc)
+$(RUNC): test/tools/runc/go.mod test/tools/runc/go.sum | libseccomp
+	cd test/tools/runc && CGO_ENABLED=1 go build -tags seccomp,urfave_cli_no_docs \
+		-ldflags '-X main.version=$(patsubst v%,%,$(RUNC_VERSION))' -o $@ github.com/opencontainers/runc
+
+# runc's seccomp support links libseccomp: Debian's libseccomp-dev, installed
+# when missing.
+.PHONY: libseccomp
+libseccomp:
+	@pkg-config --exists libseccomp 2>/dev/null || { echo "installing Debian's libseccomp-dev and pkg-config (runc links libseccomp)"; \
+		{ compgen -G '/var/lib/apt/lists/*_Packages*' >/dev/null || apt-get update >/dev/null; } && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends libseccomp-dev pkg-config >/dev/null; }
+
+# The images the node stack's pods run, built as make images builds ours
+# (this machine's platform only; a few seconds).
+$(NODE_IMAGES) &: build/images/*.go build/pause/*.go internal/testing/nodestack/hello/*.go
+	go run ./build/images -node -out $(BIN)/node-images
+
 $(OLDEST_ASSETS)/kube-apiserver: test/tools/kube-oldest/go.mod test/tools/kube-oldest/go.sum
 	cd test/tools/kube-oldest && go build -ldflags '$(OLDEST_LDFLAGS)' -o $@ k8s.io/kubernetes/cmd/kube-apiserver
 
@@ -430,12 +489,16 @@ $(OLDEST_ASSETS)/helm: | $(HELM)
 	mkdir -p $(@D) && ln -sf ../helm $@
 
 # The reference CNI plugins internal/testing/consumers runs on every NAD the operator
-# writes; static, so the kernel VM's initramfs can hold them too.
+# writes, and the node stack's pod network (bridge, host-local, loopback,
+# portmap); static, so the kernel VM's initramfs can hold them too.
 $(CNI_PLUGINS) &: test/tools/cni/go.mod test/tools/cni/go.sum
 	mkdir -p $(BIN)/cni
 	cd test/tools/cni && CGO_ENABLED=0 go build -ldflags='-s -w' -o $(BIN)/cni/ \
 		github.com/containernetworking/plugins/plugins/main/bridge \
-		github.com/containernetworking/plugins/plugins/main/macvlan
+		github.com/containernetworking/plugins/plugins/main/macvlan \
+		github.com/containernetworking/plugins/plugins/ipam/host-local \
+		github.com/containernetworking/plugins/plugins/main/loopback \
+		github.com/containernetworking/plugins/plugins/meta/portmap
 
 # KubeVirt's own VM validation (virt-api's admitters, v1.8.0) as a command,
 # for internal/testing/consumers. About 6 minutes cold on 2 cores. KubeVirt's go.mod

@@ -47,6 +47,19 @@ func Components() []Component {
 	}
 }
 
+// NodeComponents are the images of the node stack's tests
+// (internal/testing/nodestack), named under the same registry: the pod
+// sandbox containerd starts first in every pod (nobody, as Kubernetes'
+// pause runs) and a test server.
+func NodeComponents() []Component {
+	return []Component{
+		{Name: "pause", Package: "./build/pause", User: "65535:65535",
+			Description: "pod sandbox for the node stack's tests: holds a pod's namespaces, reaps orphans"},
+		{Name: "nodestack-hello", Package: "./internal/testing/nodestack/hello", User: "65532:65532",
+			Description: "test server of the node stack's tests: logs a line, answers HTTP on :8080"},
+	}
+}
+
 // Platforms the images are built for.
 func Platforms() []v1.Platform {
 	return []v1.Platform{{OS: "linux", Architecture: "amd64"}, {OS: "linux", Architecture: "arm64"}}

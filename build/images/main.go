@@ -15,10 +15,12 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"runtime"
 	"strconv"
 	"strings"
 	"time"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"sigs.k8s.io/yaml"
 )
 
@@ -34,7 +36,11 @@ func run() error {
 	flag.StringVar(&o.Out, "out", "bin/images", "directory for the archives")
 	flag.StringVar(&o.Registry, "registry", "registry.local/vmoperator", "registry and path the archives name their images under (the chart's image.registry)")
 	flag.StringVar(&o.Version, "version", "", "version stamped into the binaries and used as tag (default: the chart's appVersion)")
+	node := flag.Bool("node", false, "build the node stack's images instead (pause and nodestack-hello, this machine's platform only; internal/testing/nodestack)")
 	flag.Parse()
+	if *node {
+		o.Components, o.Platforms = NodeComponents(), []v1.Platform{{OS: "linux", Architecture: runtime.GOARCH}}
+	}
 	var err error
 	if o.Version == "" {
 		if o.Version, err = chartAppVersion("deploy/chart/Chart.yaml"); err != nil {

@@ -77,6 +77,34 @@ type settings struct {
 	withoutCRDs    []string
 	withoutOwnCRDs bool
 	stopAtOnce     bool
+	apiserverFlags map[string][]string
+	certDir        string
+	servingCA      []byte
+}
+
+// WithAPIServerCerts makes kube-apiserver serve the certificate in
+// certDir (apiserver.crt and apiserver.key, with sa-signer.crt and
+// sa-signer.key for service account tokens), signed by ca, instead of the
+// one envtest makes, which names only localhost and 127.0.0.1: the node
+// stack's pods reach the apiserver as 10.0.0.1, the kubernetes Service.
+func WithAPIServerCerts(certDir string, ca []byte) Option {
+	return func(s *settings) { s.certDir, s.servingCA = certDir, ca }
+}
+
+// WithAPIServerFlags sets kube-apiserver flags over envtest's defaults; a
+// nil value removes a default flag. The node stack (internal/testing/nodestack)
+// uses it for what a real cluster's apiserver has and envtest's lacks: the
+// Node authorizer, the ServiceAccount admission plugin and a client
+// certificate for the kubelets.
+func WithAPIServerFlags(flags map[string][]string) Option {
+	return func(s *settings) {
+		if s.apiserverFlags == nil {
+			s.apiserverFlags = map[string][]string{}
+		}
+		for name, values := range flags {
+			s.apiserverFlags[name] = values
+		}
+	}
 }
 
 // WithoutCRDs leaves out the third-party CRD files of test/crds whose names
@@ -131,6 +159,19 @@ func Start(options ...Option) (*ControlPlane, error) {
 	}
 	if s.withoutOwnCRDs {
 		env.CRDDirectoryPaths = nil
+	}
+	if s.certDir != "" {
+		apiserver := env.ControlPlane.GetAPIServer()
+		apiserver.CertDir = s.certDir
+		apiserver.CA = s.servingCA
+	}
+	apiserverArgs := env.ControlPlane.GetAPIServer().Configure()
+	for name, values := range s.apiserverFlags {
+		if values == nil {
+			apiserverArgs.Disable(name)
+			continue
+		}
+		apiserverArgs.Set(name, values...)
 	}
 	if s.stopAtOnce {
 		// Zero means the 20 s default: 1 ns is SIGKILL right after SIGTERM.
@@ -193,6 +234,22 @@ func (cp *ControlPlane) finishSetup() error {
 	}
 	cp.Kubeconfig = filepath.Join(cp.workDir, "kubeconfig")
 	return os.WriteFile(cp.Kubeconfig, kubeconfig, 0o600)
+}
+
+// UserKubeconfig is a kubeconfig authenticating with a client certificate
+// for user in groups, signed by the CA the apiserver trusts: how the node
+// stack's kubelet (system:node:<name> in system:nodes), kube-scheduler and
+// kube-proxy identify themselves, as on a kubeadm cluster.
+func (cp *ControlPlane) UserKubeconfig(user string, groups ...string) ([]byte, error) {
+	added, err := cp.env.AddUser(envtest.User{Name: user, Groups: groups}, nil)
+	if err != nil {
+		return nil, fmt.Errorf("test control plane: user %s: %w", user, err)
+	}
+	kubeconfig, err := added.KubeConfig()
+	if err != nil {
+		return nil, fmt.Errorf("test control plane: kubeconfig of user %s: %w", user, err)
+	}
+	return kubeconfig, nil
 }
 
 // StartGarbageCollector runs the real kube-controller-manager with only the

@@ -320,8 +320,13 @@ func TestDeclaredHostNetworkEndToEnd(t *testing.T) {
 	})
 	t.Logf("HostNetwork declared → built and verified on node-a in %v", time.Since(declared).Round(time.Millisecond))
 	bridge := kernelBridge(t, "node-a", "br-e2e")
-	if bridge == nil || !bridge.VLANFiltering || len(bridge.Ports) != 1 || bridge.Ports[0].Name != "eth2" || bridge.Ports[0].VLANs != "300-301" {
-		t.Fatalf("node-a's agent reports br-e2e as %+v, want eth2 trunking 300-301", bridge)
+	// The kernel holds what NetworkManager makes of a trunk: the bridge's
+	// default PVID (VLAN 1, untagged) beside the trunk tags. The agent
+	// reports the kernel as it is, and verifies the policy as nmstate
+	// would report it (see docs/fidelity.md, nmstate).
+	if bridge == nil || !bridge.VLANFiltering || len(bridge.Ports) != 1 || bridge.Ports[0].Name != "eth2" ||
+		bridge.Ports[0].VLANs != "1,300-301" || bridge.Ports[0].PVID != 1 {
+		t.Fatalf("node-a's agent reports br-e2e as %+v, want eth2 trunking 300-301 beside the default PVID 1", bridge)
 	}
 
 	ns := newNamespace(t)

@@ -298,4 +298,3 @@ func (s *Simulator) consumedByScheduledInstance(ctx context.Context, claim *core
 	}
 	return false, nil
 }
-

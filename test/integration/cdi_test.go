@@ -3,6 +3,7 @@ package integration
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -12,6 +13,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
+	kubevirtv1 "kubevirt.io/api/core/v1"
 	cdiv1 "kubevirt.io/containerized-data-importer-api/pkg/apis/core/v1beta1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -37,8 +39,9 @@ func switchCDI(t *testing.T, namespace, key string, value *string) {
 // TestRetriedImportWarns: CDI keeps an import that fails on a pull error
 // in ImportScheduled and retries it forever, Running=False with reason
 // ImagePullFailed and a growing restartCount. The profile says so with
-// CDI's message and a Warning, instead of "importing" forever, and runs
-// once an import succeeds.
+// CDI's message and a Warning, instead of "importing" forever, is an
+// Error while KubeVirt reports DataVolumeError, and runs once an import
+// succeeds.
 func TestRetriedImportWarns(t *testing.T) {
 	ns := newNamespace(t)
 	switchCDI(t, ns, simulator.LabelCDIImportError, ptr.To("ImagePullFailed"))
@@ -48,8 +51,11 @@ func TestRetriedImportWarns(t *testing.T) {
 	if !strings.Contains(volumes.Message, "failed to pull image: docker://registry.local/missing:1") {
 		t.Fatalf("VolumesBound does not carry CDI's message: %q", volumes.Message)
 	}
-	if p.Status.Phase == vmv1alpha1.PhaseError {
-		t.Fatalf("CDI still retries: phase %s", p.Status.Phase)
+	// KubeVirt reads the retrying import as DataVolumeError and does not
+	// start the VM: Ready says what VolumesBound says, phase Error.
+	p = waitForPhase(t, ns, "pull", vmv1alpha1.PhaseError)
+	if ready := conditionOf(p, vmv1alpha1.ConditionReady); ready.Reason != vmv1alpha1.ReasonImportRetrying || ready.Message != volumes.Message {
+		t.Fatalf("Ready %s %q while CDI retries, want what VolumesBound says: %s", ready.Reason, ready.Message, observe.Describe(p))
 	}
 	expectEvent(t, ns, "pull", vmv1alpha1.ReasonImportRetrying)
 	observe.Eventually(t, 30*time.Second, "importer restarted", func() (bool, string) {
@@ -118,4 +124,50 @@ func conditionOf(p *vmv1alpha1.VirtualMachineProfile, conditionType string) meta
 		}
 	}
 	return metav1.Condition{}
+}
+
+// TestDataVolumeErrorIsAnError: CDI retries an import that fails with
+// reason Error; KubeVirt reads the DataVolume as DataVolumeError and does
+// not start the VM. The profile is an Error whose Ready says what
+// VolumesBound says (ImportRetrying, CDI's message), with a Warning.
+func TestDataVolumeErrorIsAnError(t *testing.T) {
+	ns := newNamespace(t)
+	switchCDI(t, ns, simulator.LabelCDIImportError, ptr.To("Error"))
+	create(t, profile("dverror", ns, withImage("registry.local/private:1"), withDisk("system", "10Gi", "huamei-sc-ssd", "")))
+	const cdiMessage = "Unable to process data: docker://registry.local/private:1: unexpected status code 401 Unauthorized"
+	observe.Eventually(t, 30*time.Second, "VM dverror-vm DataVolumeError", func() (bool, string) {
+		var vm kubevirtv1.VirtualMachine
+		getObject(t, &vm, ns, "dverror-vm")
+		return vm.Status.PrintableStatus == kubevirtv1.VirtualMachineStatusDataVolumeError, string(vm.Status.PrintableStatus)
+	})
+	p := waitForPhase(t, ns, "dverror", vmv1alpha1.PhaseError)
+	ready, volumes := conditionOf(p, vmv1alpha1.ConditionReady), conditionOf(p, vmv1alpha1.ConditionVolumesBound)
+	if ready.Status != metav1.ConditionFalse || ready.Reason != vmv1alpha1.ReasonImportRetrying || !strings.Contains(ready.Message, cdiMessage) {
+		t.Fatalf("Ready %s %s %q, want False ImportRetrying with CDI's message", ready.Status, ready.Reason, ready.Message)
+	}
+	if ready.Message != volumes.Message {
+		t.Fatalf("Ready %q should say what VolumesBound says: %q", ready.Message, volumes.Message)
+	}
+	expectEvent(t, ns, "dverror", vmv1alpha1.ReasonImportRetrying)
+
+	// Retries do not start the VM: KubeVirt creates no launcher pod while
+	// a DataVolume is not ready (virt-controller vmi/datavolumes.go).
+	observe.Eventually(t, 30*time.Second, "importer restarted twice", func() (bool, string) {
+		var dv cdiv1.DataVolume
+		getObject(t, &dv, ns, "dverror-system")
+		return dv.Status.RestartCount >= 2, fmt.Sprintf("%s restartCount %d", dv.Status.Phase, dv.Status.RestartCount)
+	})
+	if vm := getVM(t, ns, "dverror-vm"); vm.Status.PrintableStatus != kubevirtv1.VirtualMachineStatusDataVolumeError {
+		t.Fatalf("printableStatus %s while the import retries, want DataVolumeError", vm.Status.PrintableStatus)
+	}
+	var vmi kubevirtv1.VirtualMachineInstance
+	if getObject(t, &vmi, ns, "dverror-vm") && vmi.Status.Phase == kubevirtv1.Running {
+		t.Fatal("the instance runs while its DataVolume's import retries")
+	}
+	if p = getProfile(t, ns, "dverror"); p.Status.Phase != vmv1alpha1.PhaseError {
+		t.Fatalf("phase %s while the import retries, want Error: %s", p.Status.Phase, observe.Describe(p))
+	}
+
+	switchCDI(t, ns, simulator.LabelCDIImportError, nil)
+	waitForPhase(t, ns, "dverror", vmv1alpha1.PhaseRunning)
 }

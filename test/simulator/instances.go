@@ -15,6 +15,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	kubevirtv1 "kubevirt.io/api/core/v1"
+	cdiv1 "kubevirt.io/containerized-data-importer-api/pkg/apis/core/v1beta1"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
@@ -26,8 +27,10 @@ import (
 func (s *Simulator) setupInstances(mgr ctrl.Manager) error {
 	err := ctrl.NewControllerManagedBy(mgr).Named("sim-virt-handler").
 		For(&kubevirtv1.VirtualMachineInstance{}).
-		// A claim binding or a node appearing can let a waiting instance on.
+		// A claim binding, an import ending or a node appearing can let a
+		// waiting instance on.
 		Watches(&corev1.PersistentVolumeClaim{}, handler.EnqueueRequestsFromMapFunc(s.waitingInstances)).
+		Watches(&cdiv1.DataVolume{}, handler.EnqueueRequestsFromMapFunc(s.waitingInstances)).
 		Watches(&corev1.Node{}, handler.EnqueueRequestsFromMapFunc(s.waitingInstances)).
 		Complete(ctrlFunc(s.reconcileInstance))
 	if err != nil {
@@ -94,6 +97,18 @@ func (s *Simulator) nextInstanceStatus(ctx context.Context, vmi *kubevirtv1.Virt
 		missing, err := s.missingClaim(ctx, vmi)
 		if err != nil || missing != "" {
 			pending(next, missing)
+			return next, err
+		}
+	}
+	// Nor does virt-controller create the launcher pod while a DataVolume is
+	// not ready (vmi/vmi.go sync, vmi/datavolumes.go handleSyncDataVolumes):
+	// an import CDI keeps retrying leaves the instance Pending and the VM
+	// DataVolumeError, it does not start.
+	if next.NodeName == "" {
+		waiting, err := s.dataVolumeNotReady(ctx, vmi)
+		if err != nil || waiting {
+			next.Phase = kubevirtv1.Pending
+			next.Conditions = []kubevirtv1.VirtualMachineInstanceCondition{notReady("PodNotExists", "virt-launcher pod has not yet been scheduled")}
 			return next, err
 		}
 	}
@@ -287,6 +302,31 @@ func contains(values []string, value string) bool {
 		}
 	}
 	return false
+}
+
+// dataVolumeNotReady says whether a DataVolume of the instance is neither
+// imported nor waiting for its first consumer (storage/types/dv.go
+// IsDataVolumeReady); one that does not exist is the claim's business.
+func (s *Simulator) dataVolumeNotReady(ctx context.Context, vmi *kubevirtv1.VirtualMachineInstance) (bool, error) {
+	for _, volume := range vmi.Spec.Volumes {
+		if volume.DataVolume == nil {
+			continue
+		}
+		var dv cdiv1.DataVolume
+		err := s.client.Get(ctx, client.ObjectKey{Namespace: vmi.Namespace, Name: volume.DataVolume.Name}, &dv)
+		if apierrors.IsNotFound(err) {
+			continue
+		}
+		if err != nil {
+			return false, fmt.Errorf("read DataVolume %s/%s of VirtualMachineInstance %s: %w", vmi.Namespace, volume.DataVolume.Name, vmi.Name, err)
+		}
+		switch dv.Status.Phase {
+		case cdiv1.Succeeded, cdiv1.WaitForFirstConsumer, cdiv1.PendingPopulation:
+		default:
+			return true, nil
+		}
+	}
+	return false, nil
 }
 
 // claimsBound says whether every claim the instance uses is bound.

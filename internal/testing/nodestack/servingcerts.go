@@ -8,11 +8,8 @@ import (
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"fmt"
-	"math/big"
 	"net"
-	"os"
 	"path/filepath"
-	"time"
 
 	"github.com/vishvananda/netlink"
 )
@@ -26,44 +23,14 @@ var kubernetesServiceIP = net.IPv4(10, 0, 0, 1)
 // as envtest would but naming also the kubernetes Service's address and the
 // node's, and the service account signing key; it returns the CA's PEM.
 func writeAPIServerCerts(dir string, ips []net.IP) ([]byte, error) {
-	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, fmt.Errorf("apiserver CA key: %w", err)
-	}
-	now := time.Now()
-	caTemplate := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "nodestack-apiserver-ca"},
-		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour),
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
-		BasicConstraintsValid: true, IsCA: true,
-	}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTemplate, caTemplate, &caKey.PublicKey, caKey)
-	if err != nil {
-		return nil, fmt.Errorf("apiserver CA: %w", err)
-	}
-	ca, err := x509.ParseCertificate(caDER)
-	if err != nil {
-		return nil, fmt.Errorf("apiserver CA: %w", err)
-	}
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, fmt.Errorf("apiserver serving key: %w", err)
-	}
-	template := &x509.Certificate{
-		SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "kube-apiserver"},
-		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour),
-		KeyUsage:    x509.KeyUsageDigitalSignature,
+	serving, err := issueFromNewCA("nodestack-apiserver-ca", &x509.Certificate{
+		Subject:     pkix.Name{CommonName: "kube-apiserver"},
 		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 		DNSNames:    []string{"localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc"},
 		IPAddresses: append([]net.IP{net.IPv4(127, 0, 0, 1), kubernetesServiceIP}, ips...),
-	}
-	der, err := x509.CreateCertificate(rand.Reader, template, ca, &key.PublicKey, caKey)
+	})
 	if err != nil {
 		return nil, fmt.Errorf("apiserver serving certificate: %w", err)
-	}
-	keyDER, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		return nil, fmt.Errorf("apiserver serving key: %w", err)
 	}
 	saKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -77,19 +44,17 @@ func writeAPIServerCerts(dir string, ips []net.IP) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("service account public key: %w", err)
 	}
-	caPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER})
-	for name, block := range map[string]*pem.Block{
-		"apiserver.crt":  {Type: "CERTIFICATE", Bytes: der},
-		"apiserver.key":  {Type: "EC PRIVATE KEY", Bytes: keyDER},
-		"sa-signer.crt":  {Type: "PUBLIC KEY", Bytes: saPublicDER},
-		"sa-signer.key":  {Type: "EC PRIVATE KEY", Bytes: saKeyDER},
-		"serving-ca.crt": {Type: "CERTIFICATE", Bytes: caDER},
-	} {
-		if err := os.WriteFile(filepath.Join(dir, name), pem.EncodeToMemory(block), 0o600); err != nil {
-			return nil, err
-		}
+	err = writePEMFiles(map[string]*pem.Block{
+		filepath.Join(dir, "apiserver.crt"):  {Type: "CERTIFICATE", Bytes: serving.certDER},
+		filepath.Join(dir, "apiserver.key"):  {Type: "EC PRIVATE KEY", Bytes: serving.keyDER},
+		filepath.Join(dir, "sa-signer.crt"):  {Type: "PUBLIC KEY", Bytes: saPublicDER},
+		filepath.Join(dir, "sa-signer.key"):  {Type: "EC PRIVATE KEY", Bytes: saKeyDER},
+		filepath.Join(dir, "serving-ca.crt"): {Type: "CERTIFICATE", Bytes: serving.caDER},
+	})
+	if err != nil {
+		return nil, err
 	}
-	return caPEM, nil
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: serving.caDER}), nil
 }
 
 // nodeIPs are the host's addresses on the interface of its default route,

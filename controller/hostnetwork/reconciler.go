@@ -292,7 +292,10 @@ func (r *Reconciler) policiesOf(ctx context.Context, name string) ([]nmstatev1.N
 // writeStatus writes the status when it changed, keeping condition
 // transition times of conditions whose status did not change.
 func (r *Reconciler) writeStatus(ctx context.Context, original, hostNetwork *vmv1alpha1.HostNetwork, next vmv1alpha1.HostNetworkStatus) error {
-	conditions := original.Status.Conditions
+	// A copy: SetStatusCondition changes a condition in place, and changing
+	// original's would leave a new message out of the patch from original
+	// (and, when only a message changed, skip the write altogether).
+	conditions := slices.Clone(original.Status.Conditions)
 	for _, c := range next.Conditions {
 		c.ObservedGeneration = hostNetwork.Generation
 		meta.SetStatusCondition(&conditions, c)

@@ -65,6 +65,27 @@ func instantQuery(t *testing.T, expr string) (int, error) {
 }
 
 // scalarQuery returns the value of expr, which must yield one series.
+// settledScalar is expr's value once three scrapes in a row saw no
+// change: frames an earlier test sent may reach Prometheus a scrape or two
+// after it ended, and counted from a stale start they look like ours.
+func settledScalar(t *testing.T, expr string) float64 {
+	t.Helper()
+	last, same := scalarQuery(t, expr), 0
+	for deadline := time.Now().Add(time.Minute); same < 3 && time.Now().Before(deadline); {
+		time.Sleep(2 * time.Second) // the environment's scrape interval
+		now := scalarQuery(t, expr)
+		if now == last {
+			same++
+		} else {
+			last, same = now, 0
+		}
+	}
+	if same < 3 {
+		t.Fatalf("%s kept changing for a minute (last %v)", expr, last)
+	}
+	return last
+}
+
 func scalarQuery(t *testing.T, expr string) float64 {
 	t.Helper()
 	var data struct {
@@ -248,7 +269,7 @@ func TestVLANTrafficShowsInThePerVLANPanel(t *testing.T) {
 	counter := `sum(vmop_node_vlan_packets_total{node="node-c", interface="eth1", vlan="other", direction="receive"}) or vector(0)`
 	// One frame first, so the series exists before the burst: rate() does
 	// not count what a series holds at its first sample.
-	initial := scalarQuery(t, counter)
+	initial := settledScalar(t, counter)
 	if err := env.SendFrames("node-c", 3001, 1); err != nil {
 		t.Fatal(err)
 	}
